@@ -1,0 +1,83 @@
+"""The Typer application and its single error boundary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from msi_cli import __version__
+from msi_cli.cli import options
+from msi_cli.errors import MsiError
+
+
+def _fail(message: str, code: int, hint: str | None = None) -> None:
+    line = " ".join(message.split())
+    if hint:
+        line += f" ({' '.join(hint.split())})"
+    sys.stderr.write(f"error: {line}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+class MsiGroup(TyperGroup):
+    """Maps every error a user can cause to one `error:` line on stderr and a documented exit code:
+    1 domain error, 2 usage error, 3 not found, 130 interrupted. No traceback, no locals."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except MsiError as exc:
+            _fail(exc.message, exc.exit_code, exc.hint)
+        except (KeyboardInterrupt, typer.Abort):
+            _fail("interrupted", 130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(1)
+        except Exception as exc:
+            if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's usage errors
+                ctx = getattr(exc, "ctx", None)
+                hint = f"see '{ctx.command_path} --help'" if ctx is not None else None
+                _fail(exc.format_message(), exc.exit_code, hint)
+            if type(exc).__name__ == "Abort":
+                _fail("aborted", 1)
+            raise
+        code = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=MsiGroup,
+    name="msi",
+    help="Simulate Azure managed identities: resources, identities, principals, tokens, moves.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"msi {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    state: Annotated[
+        Optional[Path],
+        typer.Option("--state", envvar="MSI_STATE", help="State file (default: state.toml in the user's app dir).", show_default=False),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
+) -> None:
+    options.set_state_path(state)

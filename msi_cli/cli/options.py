@@ -1,0 +1,55 @@
+"""Options shared by many commands, and where the state file is."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from msi_cli.cli.render import Output
+
+_state_override: Path | None = None
+
+
+def set_state_path(path: Path | None) -> None:
+    global _state_override
+    _state_override = path
+
+
+def state_path() -> Path:
+    """`--state`, else MSI_STATE, else state.toml in the user's app dir; resolved on every call."""
+    if _state_override is not None:
+        return _state_override
+    env = os.environ.get("MSI_STATE")
+    if env:
+        return Path(env).expanduser()
+    return Path(typer.get_app_dir("msi-cli")) / "state.toml"
+
+
+def state_file():
+    from msi_cli.store.statefile import StateFile
+
+    return StateFile(state_path())
+
+
+OutputOpt = Annotated[
+    Output,
+    typer.Option("--output", "-o", envvar="MSI_OUTPUT", help="Output format: table, json, tsv or none.", case_sensitive=False),
+]
+QueryOpt = Annotated[
+    Optional[str],
+    typer.Option("--query", envvar="MSI_QUERY", help="JMESPath query applied to the result before it is printed, as in az."),
+]
+GroupOpt = Annotated[Optional[str], typer.Option("--resource-group", "-g", help="Resource group (default: 'default').")]
+SubscriptionOpt = Annotated[
+    Optional[str], typer.Option("--subscription", envvar="MSI_SUBSCRIPTION", help="Subscription name or id (default: the default subscription).")
+]
+LocationOpt = Annotated[Optional[str], typer.Option("--location", "-l", help="Azure region (default: eastus).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+UserAssignedOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--user-assigned", help="A user-assigned identity, by name or resource id. Repeat for several."),
+]
+SystemAssignedOpt = Annotated[bool, typer.Option("--system-assigned", help="The resource's system-assigned identity.")]

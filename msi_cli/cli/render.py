@@ -1,0 +1,138 @@
+"""The one renderer: data (dicts and lists, in az's shapes) to a rich table, JSON, TSV or nothing.
+
+Results go to stdout, everything else to stderr. Values from the state are printed as plain text,
+never as rich markup, so a name like `[red]` is shown as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Any
+
+
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+    tsv = "tsv"
+    none = "none"
+
+
+Columns = list[tuple[str, str]]  # (header, dotted path into each item)
+
+
+def _get(item: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(item, dict):
+            return None
+        item = item.get(part)
+    return item
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "\n".join(value) if all(isinstance(v, dict) for v in value.values()) else json.dumps(value)
+    if isinstance(value, list):
+        return "\n".join(_cell(v) for v in value)
+    return str(value)
+
+
+def _tsv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def to_tsv(data: Any) -> str:
+    """az's TSV: one row per item, scalar values tab-separated in key order, nested values left out."""
+    if data is None:
+        return ""
+    if isinstance(data, list):
+        return "".join(to_tsv(item) for item in data)
+    if isinstance(data, dict):
+        cells = [_tsv_value(v) for v in data.values() if not isinstance(v, (dict, list))]
+        return "\t".join(cells) + "\n"
+    return _tsv_value(data) + "\n"
+
+
+def flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not all(isinstance(v, dict) for v in value.values()):
+            rows.extend(flatten(value, name + "."))
+        elif isinstance(value, dict) and value:
+            for sub, inner in value.items():
+                rows.append((name, sub))
+                rows.extend(flatten(inner, "  ") if isinstance(inner, dict) else [])
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for n, inner in enumerate(value):
+                rows.extend(flatten(inner, f"{name}[{n}]."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _table(data: Any, columns: Columns | None, title: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=False)
+    if isinstance(data, list):
+        if columns is None:
+            keys: list[str] = []
+            for item in data:
+                if isinstance(item, dict):
+                    keys.extend(k for k, v in item.items() if k not in keys and not isinstance(v, (dict, list)))
+            columns = [(k, k) for k in keys]
+        table = Table(title=title, show_lines=False)
+        if not columns or not all(isinstance(item, dict) for item in data):
+            table.add_column("value")
+            for item in data:
+                table.add_row(Text(_cell(item)))
+        else:
+            for header, _ in columns:
+                table.add_column(header, overflow="fold")
+            for item in data:
+                table.add_row(*(Text(_cell(_get(item, path))) for _, path in columns))
+        console.print(table)
+        if not data:
+            console.print(Text("(none)", style="dim"))
+    elif isinstance(data, dict):
+        table = Table(title=title, show_header=False, box=None, padding=(0, 2, 0, 0))
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for key, value in flatten(data):
+            table.add_row(Text(key), Text(_cell(value)))
+        console.print(table)
+    else:
+        console.print(Text(_cell(data)))
+
+
+def emit(data: Any, output: Output, columns: Columns | None = None, title: str | None = None, query: str | None = None) -> None:
+    """Print a command's result in the chosen format."""
+    if query:
+        from msi_cli.cli.query import apply_query
+
+        data = apply_query(data, query)
+    if output is Output.none:
+        return
+    if output is Output.json:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    elif output is Output.tsv:
+        sys.stdout.write(to_tsv(data))
+    else:
+        _table(data, columns, title)
+
+
+def note(message: str) -> None:
+    """Progress and narration for people: stderr, plain text."""
+    sys.stderr.write(message + "\n")

@@ -1,0 +1,153 @@
+"""Azure Resource Manager vocabulary: resource types, resource ids and Azure's naming rules."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from msi_cli.errors import InvalidArgument, InvalidName
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    key: str  # the short name used on the command line
+    arm_type: str  # Microsoft.Namespace/type
+    kind: str | None  # ARM `kind` where Azure sets one (web and function apps)
+    label: str  # what Azure's docs call it, for messages
+    supports_identity: bool
+    host: str | None  # which token endpoint its code uses: "imds" or "appservice"
+    name_rule: str  # regex for the name
+    name_help: str  # Azure's rule, as a sentence
+
+
+_VM_RULE = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?"
+_VM_HELP = "1-64 characters: letters, digits, '_', '.', '-'; starting with a letter, digit or '_' and ending with a letter, digit or '_'"
+
+RESOURCE_TYPES: dict[str, ResourceType] = {
+    t.key: t
+    for t in (
+        ResourceType("vm", "Microsoft.Compute/virtualMachines", None, "virtual machine", True, "imds", _VM_RULE, _VM_HELP),
+        ResourceType("vmss", "Microsoft.Compute/virtualMachineScaleSets", None, "virtual machine scale set", True, "imds", _VM_RULE, _VM_HELP),
+        ResourceType(
+            "webapp", "Microsoft.Web/sites", "app", "App Service app", True, "appservice",
+            r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,58}[A-Za-z0-9])",
+            "2-60 characters: letters, digits and '-', not starting or ending with '-'",
+        ),
+        ResourceType(
+            "functionapp", "Microsoft.Web/sites", "functionapp", "Function app", True, "appservice",
+            r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,58}[A-Za-z0-9])",
+            "2-60 characters: letters, digits and '-', not starting or ending with '-'",
+        ),
+        ResourceType(
+            "containerapp", "Microsoft.App/containerApps", None, "Container App", True, "imds",
+            r"[a-z](?!.*--)(?:[a-z0-9-]{0,30}[a-z0-9])",
+            "2-32 characters: lower-case letters, digits and '-', starting with a letter, ending with a letter or digit, no '--'",
+        ),
+        ResourceType(
+            "keyvault", "Microsoft.KeyVault/vaults", None, "key vault", False, None,
+            r"[A-Za-z](?!.*--)[A-Za-z0-9-]{1,22}[A-Za-z0-9]",
+            "3-24 characters: letters, digits and '-', starting with a letter, ending with a letter or digit, no '--'",
+        ),
+        ResourceType(
+            "storage", "Microsoft.Storage/storageAccounts", None, "storage account", True, None,
+            r"[a-z0-9]{3,24}",
+            "3-24 characters: lower-case letters and digits only",
+        ),
+    )
+}
+
+IDENTITY_ARM_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
+_IDENTITY_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}")
+_IDENTITY_HELP = "3-128 characters: letters, digits, '-' and '_', starting with a letter or digit"
+_RG_RULE = re.compile(r"[-\w._()]{0,89}[-\w_()]", re.UNICODE)
+_LOCATION_RULE = re.compile(r"[a-z][a-z0-9]{1,39}")
+_GUID_RULE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+_COMPILED = {key: re.compile(t.name_rule) for key, t in RESOURCE_TYPES.items()}
+
+
+def resource_type(key: str) -> ResourceType:
+    try:
+        return RESOURCE_TYPES[key]
+    except KeyError:
+        raise InvalidArgument(
+            f"unknown resource type '{key}'", hint="use one of: " + ", ".join(RESOURCE_TYPES)
+        ) from None
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+def is_guid(value: str) -> bool:
+    return _GUID_RULE.fullmatch(value) is not None
+
+
+def validate_resource_name(type_key: str, name: str) -> None:
+    rtype = resource_type(type_key)
+    if not _COMPILED[type_key].fullmatch(name):
+        raise InvalidName(f"invalid {rtype.label} name '{name}': {rtype.name_help}")
+
+
+def validate_identity_name(name: str) -> None:
+    if not _IDENTITY_RULE.fullmatch(name):
+        raise InvalidName(f"invalid user-assigned identity name '{name}': {_IDENTITY_HELP}")
+
+
+def validate_resource_group(name: str) -> None:
+    if not _RG_RULE.fullmatch(name):
+        raise InvalidName(
+            f"invalid resource group name '{name}': 1-90 characters: letters, digits, '_', '-', "
+            "'.', '(' and ')', not ending with '.'"
+        )
+
+
+def validate_location(name: str) -> None:
+    if not _LOCATION_RULE.fullmatch(name):
+        raise InvalidName(f"invalid location '{name}': use a region name such as eastus or westeurope")
+
+
+def validate_display_name(what: str, name: str, limit: int) -> None:
+    if not name.strip() or len(name) > limit or any(ord(c) < 32 for c in name):
+        raise InvalidName(f"invalid {what} name '{name}': 1-{limit} printable characters")
+
+
+def resource_id(subscription_id: str, resource_group: str, arm_type: str, name: str) -> str:
+    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/{arm_type}/{name}"
+
+
+def subscription_scope(subscription_id: str) -> str:
+    return f"/subscriptions/{subscription_id}"
+
+
+def resource_group_scope(subscription_id: str, resource_group: str) -> str:
+    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedId:
+    subscription_id: str
+    resource_group: str | None
+    arm_type: str | None
+    name: str | None
+
+
+_ID_RULE = re.compile(
+    r"/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/(?P<rg>[^/]+)"
+    r"(?:/providers/(?P<ns>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+))?)?/?",
+    re.IGNORECASE,
+)
+
+
+def parse_id(value: str) -> ParsedId | None:
+    """Split an ARM id (subscription, resource group or resource scope); None if it is not one."""
+    m = _ID_RULE.fullmatch(value)
+    if not m:
+        return None
+    arm_type = f"{m['ns']}/{m['type']}" if m["ns"] else None
+    return ParsedId(m["sub"], m["rg"], arm_type, m["name"])
+
+
+def looks_like_id(value: str) -> bool:
+    return value.startswith("/")

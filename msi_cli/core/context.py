@@ -1,0 +1,49 @@
+"""What every core operation works on: the state, the simulated time, the key ring, the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from msi_cli.core.clock import iso
+from msi_cli.core.model import KeyCredential, SigningKey, State
+
+
+class KeyRing(Protocol):
+    """Holds private key material outside the state. The store provides the real one."""
+
+    def new_signing_key(self, tenant_id: str, created: int, signs_until: int, published_until: int) -> SigningKey: ...
+
+    def new_identity_certificate(self, app_id: str, start: int, end: int) -> KeyCredential: ...
+
+    def signing_key_pem(self, kid: str) -> bytes: ...
+
+    def certificate_pem(self, thumbprint: str) -> bytes: ...
+
+    def public_certificate_der(self, kid: str) -> bytes: ...
+
+
+@dataclass(slots=True)
+class Event:
+    """One entry of the activity log."""
+
+    time: str
+    operation: str
+    target: str
+    outcome: str = "Succeeded"
+    detail: str = ""
+
+
+@dataclass
+class Ctx:
+    state: State
+    now: int  # simulated epoch seconds
+    keys: KeyRing
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def now_iso(self) -> str:
+        return iso(self.now)
+
+    def log(self, operation: str, target: str, detail: str = "", outcome: str = "Succeeded") -> None:
+        self.events.append(Event(self.now_iso, operation, target, outcome, detail))

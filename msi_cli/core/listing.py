@@ -1,0 +1,71 @@
+"""What `msi list` shows: each collection in az's shape, filtered."""
+
+from __future__ import annotations
+
+from msi_cli.core import lookup, roles, shapes
+from msi_cli.core.model import State
+
+
+def collect(
+    state: State,
+    kind: str,
+    resource_group: str | None = None,
+    subscription: str | None = None,
+    tenant: str | None = None,
+    type_key: str | None = None,
+    principal: str | None = None,
+    scope: str | None = None,
+) -> list[dict]:
+    sub_id = lookup.subscription(state, subscription).id if subscription else None
+    tenant_id = lookup.tenant(state, tenant).id if tenant else None
+    rg = resource_group.lower() if resource_group else None
+
+    def in_scope(sub: str, group: str | None) -> bool:
+        if sub_id is not None and sub != sub_id:
+            return False
+        if rg is not None and (group or "").lower() != rg:
+            return False
+        return tenant_id is None or state.subscriptions[sub].tenant_id == tenant_id
+
+    if kind == "resources":
+        index = shapes.identity_index(state)
+        return [
+            shapes.resource(state, r, index)
+            for r in state.resources.values()
+            if in_scope(r.subscription_id, r.resource_group) and (type_key is None or r.type == type_key)
+        ]
+    if kind == "identities":
+        out = []
+        for i in lookup.user_identities(state):
+            shape = shapes.user_identity(i)
+            if in_scope(shape["subscriptionId"], shape["resourceGroup"]):
+                out.append(shape)
+        return out
+    if kind == "principals":
+        return [shapes.principal(sp) for sp in state.principals.values() if tenant_id is None or sp.tenant_id == tenant_id]
+    if kind == "tenants":
+        return [shapes.tenant(t) for t in state.tenants.values()]
+    if kind == "subscriptions":
+        return [shapes.subscription(state, s) for s in state.subscriptions.values() if tenant_id is None or s.tenant_id == tenant_id]
+    if kind == "role-assignments":
+        principal_id = roles.resolve_principal(state, principal) if principal else None
+        target = roles.resolve_scope(state, scope) if scope else None
+        out = []
+        for a in state.role_assignments.values():
+            parsed_sub = roles.subscription_of_scope(a.scope)
+            if parsed_sub in state.subscriptions and not in_scope(parsed_sub, _group(a.scope)):
+                continue
+            if principal_id is not None and a.principal_id != principal_id:
+                continue
+            if target is not None and not roles.scope_covers(a.scope, target):
+                continue
+            out.append(roles.assignment_shape(state, a))
+        return out
+    raise ValueError(kind)
+
+
+def _group(scope: str) -> str | None:
+    from msi_cli.core import arm
+
+    parsed = arm.parse_id(scope)
+    return parsed.resource_group if parsed else None

@@ -1,0 +1,135 @@
+"""Finding objects by name or id, with Azure-style not-found and ambiguity errors."""
+
+from __future__ import annotations
+
+from msi_cli.core import arm
+from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant
+from msi_cli.errors import Ambiguous, NotFound
+
+
+def _one(matches: list, what: str, name: str, ident) -> object:
+    if not matches:
+        raise NotFound(f"{what} '{name}' not found")
+    if len(matches) > 1:
+        ids = ", ".join(sorted(ident(m) for m in matches))
+        raise Ambiguous(f"'{name}' matches {len(matches)} {what}s: {ids}", hint="give the full id instead")
+    return matches[0]
+
+
+def tenant(state: State, ref: str) -> Tenant:
+    if ref in state.tenants:
+        return state.tenants[ref]
+    low = ref.lower()
+    matches = [t for t in state.tenants.values() if t.id == low or t.name.lower() == low]
+    return _one(matches, "tenant", ref, lambda t: t.id)  # type: ignore[return-value]
+
+
+def subscription(state: State, ref: str | None) -> Subscription:
+    if ref is None:
+        ref = state.default_subscription_id
+    if ref in state.subscriptions:
+        return state.subscriptions[ref]
+    low = ref.lower()
+    if low.startswith("/subscriptions/"):
+        low = low.removeprefix("/subscriptions/").rstrip("/")
+    matches = [s for s in state.subscriptions.values() if s.id == low or s.name.lower() == low]
+    return _one(matches, "subscription", ref, lambda s: s.id)  # type: ignore[return-value]
+
+
+def tenant_of(state: State, sub_id: str) -> Tenant:
+    return state.tenants[state.subscriptions[sub_id].tenant_id]
+
+
+def user_identities(state: State) -> list[Identity]:
+    return [i for i in state.identities.values() if i.kind == USER]
+
+
+def find_user_identity_by_id(state: State, ident: str) -> Identity | None:
+    low = ident.lower()
+    for i in state.identities.values():
+        if i.kind == USER and i.resource_id.lower() == low:
+            return i
+    return None
+
+
+def _scope_filter(parsed: arm.ParsedId, resource_group: str | None, subscription_id: str | None) -> bool:
+    if resource_group is not None and (parsed.resource_group or "").lower() != resource_group.lower():
+        return False
+    return subscription_id is None or parsed.subscription_id == subscription_id
+
+
+def resource(
+    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None
+) -> Resource:
+    if arm.looks_like_id(ref):
+        found = state.resources.get(ref.lower().rstrip("/"))
+        if found is None:
+            raise NotFound(f"resource '{ref}' not found")
+        return found
+    low = ref.lower()
+    matches = [
+        r
+        for r in state.resources.values()
+        if r.name.lower() == low
+        and (resource_group is None or r.resource_group.lower() == resource_group.lower())
+        and (subscription_id is None or r.subscription_id == subscription_id)
+    ]
+    return _one(matches, "resource", ref, lambda r: r.id)  # type: ignore[return-value]
+
+
+def user_identity(
+    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None
+) -> Identity:
+    if arm.looks_like_id(ref):
+        found = find_user_identity_by_id(state, ref.rstrip("/"))
+        if found is None:
+            raise NotFound(f"user-assigned identity '{ref}' not found")
+        return found
+    low = ref.lower()
+    matches = []
+    for i in user_identities(state):
+        if i.name.lower() != low:
+            continue
+        parsed = arm.parse_id(i.resource_id)
+        if parsed and _scope_filter(parsed, resource_group, subscription_id):
+            matches.append(i)
+    return _one(matches, "user-assigned identity", ref, lambda i: i.resource_id)  # type: ignore[return-value]
+
+
+def principal(state: State, ref: str) -> ServicePrincipal:
+    """A service principal by object id or app (client) id."""
+    low = ref.lower()
+    if low in state.principals:
+        return state.principals[low]
+    for sp in state.principals.values():
+        if sp.app_id == low:
+            return sp
+    raise NotFound(f"service principal '{ref}' not found")
+
+
+def target(
+    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None
+) -> Resource | Identity:
+    """A resource or a user-assigned identity, by name or full id."""
+    if arm.looks_like_id(ref):
+        key = ref.lower().rstrip("/")
+        if key in state.resources:
+            return state.resources[key]
+        found = find_user_identity_by_id(state, key)
+        if found is not None:
+            return found
+        raise NotFound(f"resource '{ref}' not found")
+    low = ref.lower()
+    matches: list[Resource | Identity] = [
+        r
+        for r in state.resources.values()
+        if r.name.lower() == low
+        and (resource_group is None or r.resource_group.lower() == resource_group.lower())
+        and (subscription_id is None or r.subscription_id == subscription_id)
+    ]
+    for i in user_identities(state):
+        if i.name.lower() == low:
+            parsed = arm.parse_id(i.resource_id)
+            if parsed and _scope_filter(parsed, resource_group, subscription_id):
+                matches.append(i)
+    return _one(matches, "resource", ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id)  # type: ignore[return-value]

@@ -1,0 +1,118 @@
+"""The simulated world as plain data. Rules live in the lifecycle modules, not here.
+
+Times are ISO 8601 strings in UTC (`2026-11-27T01:25:52Z`): they sort as they compare, read well
+in the state file, and survive a TOML round trip unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from msi_cli.core import arm
+
+SYSTEM = "SystemAssigned"
+USER = "UserAssigned"
+
+
+@dataclass(slots=True)
+class SigningKey:
+    """A tenant's token-signing key. Its private part lives in the key store, never here."""
+
+    kid: str  # base64url SHA-1 thumbprint of the key's certificate (also the JWT `x5t`)
+    created: str
+    signs_until: str  # a newer key takes over signing at this time
+    published_until: str  # kept in the JWKS until then, so older tokens still verify
+
+
+@dataclass(slots=True)
+class Tenant:
+    id: str
+    name: str
+    created: str
+    signing_keys: list[SigningKey] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Subscription:
+    id: str
+    name: str
+    tenant_id: str
+    created: str
+
+
+@dataclass(slots=True)
+class Resource:
+    name: str
+    type: str  # key into arm.RESOURCE_TYPES
+    subscription_id: str
+    resource_group: str
+    location: str
+    created: str
+    system_principal_id: str | None = None  # the system-assigned identity, when enabled
+    user_identity_ids: list[str] = field(default_factory=list)  # attached user-assigned identities
+
+    @property
+    def rtype(self) -> arm.ResourceType:
+        return arm.RESOURCE_TYPES[self.type]
+
+    @property
+    def id(self) -> str:
+        return arm.resource_id(self.subscription_id, self.resource_group, self.rtype.arm_type, self.name)
+
+
+@dataclass(slots=True)
+class Identity:
+    """A managed identity: the object MSRP keeps for a resource (system) or on its own (user)."""
+
+    principal_id: str
+    client_id: str
+    tenant_id: str  # the directory its service principal was created in
+    kind: str  # SYSTEM or USER
+    name: str
+    # For a user-assigned identity, its own resource id. For a system-assigned one, the id of the
+    # resource it was enabled on, as MSRP recorded it then (the token's `xms_mirid`).
+    resource_id: str
+    location: str
+    created: str
+
+
+@dataclass(slots=True)
+class KeyCredential:
+    """A certificate MSRP issued to an identity, as its service principal lists it."""
+
+    key_id: str
+    thumbprint: str  # hex SHA-1 of the certificate, upper case (`customKeyIdentifier`)
+    start: str
+    end: str
+
+
+@dataclass(slots=True)
+class ServicePrincipal:
+    id: str  # the identity's principalId (object id)
+    app_id: str  # the identity's clientId
+    tenant_id: str
+    display_name: str
+    alternative_names: list[str]
+    key_credentials: list[KeyCredential] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RoleAssignment:
+    id: str  # GUID, the last segment of the assignment's ARM id
+    principal_id: str
+    role_definition_id: str  # GUID of the role definition
+    scope: str
+    created: str
+
+
+@dataclass(slots=True)
+class State:
+    schema: int
+    clock_offset: int  # simulated time = real time + this many seconds
+    default_subscription_id: str
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    resources: dict[str, Resource] = field(default_factory=dict)  # key: lower-case resource id
+    identities: dict[str, Identity] = field(default_factory=dict)  # key: principal id
+    principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # key: object id
+    role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)  # key: GUID

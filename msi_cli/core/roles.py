@@ -1,0 +1,241 @@
+"""Azure RBAC: built-in role definitions, role assignments at hierarchical scopes, access checks.
+
+Access is decided by permissions, as Azure does, not by role names: a role is granted at a scope
+when the assignments on that scope or above it allow every action and data action the role holds.
+So Owner does not include Key Vault Secrets User (Owner has no data actions), while Key Vault
+Secrets Officer does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from msi_cli.core import arm, lookup
+from msi_cli.core.context import Ctx
+from msi_cli.core.model import Identity, Resource, RoleAssignment, State
+from msi_cli.errors import Conflict, InvalidArgument, MsiError, NotFound
+
+
+@dataclass(frozen=True)
+class RoleDefinition:
+    name: str
+    id: str  # GUID, the same in every subscription
+    actions: tuple[str, ...] = ()
+    not_actions: tuple[str, ...] = ()
+    data_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
+
+
+_KV_SECRETS = "Microsoft.KeyVault/vaults/secrets"
+_BLOB = "Microsoft.Storage/storageAccounts/blobServices"
+
+BUILT_IN_ROLES: tuple[RoleDefinition, ...] = (
+    RoleDefinition(
+        "Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", actions=("*",)
+    ),
+    RoleDefinition(
+        "Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c", actions=("*",),
+        not_actions=("Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action"),
+    ),
+    RoleDefinition("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7", actions=("*/read",)),
+    RoleDefinition(
+        "User Access Administrator", "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+        actions=("*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"),
+    ),
+    RoleDefinition(
+        "Key Vault Administrator", "00482a5a-887f-4fb3-b363-3b7fe8e74483",
+        actions=("Microsoft.Authorization/*/read", "Microsoft.KeyVault/vaults/*/read", "Microsoft.Resources/subscriptions/resourceGroups/read"),
+        data_actions=("Microsoft.KeyVault/vaults/*",),
+    ),
+    RoleDefinition(
+        "Key Vault Secrets Officer", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+        actions=("Microsoft.Authorization/*/read", "Microsoft.KeyVault/vaults/*/read", "Microsoft.Resources/subscriptions/resourceGroups/read"),
+        data_actions=(f"{_KV_SECRETS}/*",),
+    ),
+    RoleDefinition(
+        "Key Vault Secrets User", "4633458b-17de-408a-b874-0445c86b69e6",
+        data_actions=(f"{_KV_SECRETS}/getSecret/action", f"{_KV_SECRETS}/readMetadata/action"),
+    ),
+    RoleDefinition(
+        "Storage Blob Data Owner", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+        actions=(f"{_BLOB}/containers/*", f"{_BLOB}/generateUserDelegationKey/action"),
+        data_actions=(f"{_BLOB}/containers/blobs/*",),
+    ),
+    RoleDefinition(
+        "Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+        actions=(f"{_BLOB}/containers/delete", f"{_BLOB}/containers/read", f"{_BLOB}/containers/write", f"{_BLOB}/generateUserDelegationKey/action"),
+        data_actions=(
+            f"{_BLOB}/containers/blobs/delete", f"{_BLOB}/containers/blobs/read", f"{_BLOB}/containers/blobs/write",
+            f"{_BLOB}/containers/blobs/move/action", f"{_BLOB}/containers/blobs/add/action",
+        ),
+    ),
+    RoleDefinition(
+        "Storage Blob Data Reader", "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+        actions=(f"{_BLOB}/containers/read", f"{_BLOB}/generateUserDelegationKey/action"),
+        data_actions=(f"{_BLOB}/containers/blobs/read",),
+    ),
+)
+ROLES_BY_ID = {r.id: r for r in BUILT_IN_ROLES}
+
+
+def role(ref: str) -> RoleDefinition:
+    """A built-in role by name (any case), GUID, or role definition resource id."""
+    low = ref.strip().lower().rstrip("/").rsplit("/", 1)[-1]
+    for r in BUILT_IN_ROLES:
+        if r.id == low or r.name.lower() == ref.strip().lower():
+            return r
+    raise NotFound(f"role '{ref}' not found", hint="built-in roles: " + ", ".join(r.name for r in BUILT_IN_ROLES))
+
+
+def role_definition_id(scope: str, role_id: str) -> str:
+    parsed = arm.parse_id(scope)
+    sub = parsed.subscription_id if parsed else ""
+    return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_id}"
+
+
+def assignment_arm_id(a: RoleAssignment) -> str:
+    return f"{a.scope}/providers/Microsoft.Authorization/roleAssignments/{a.id}"
+
+
+def principal_type(state: State, principal_id: str) -> str:
+    """`ServicePrincipal` while the principal exists; `Unknown` once it is gone (orphaned)."""
+    return "ServicePrincipal" if principal_id in state.principals else "Unknown"
+
+
+def assignment_shape(state: State, a: RoleAssignment) -> dict:
+    definition = ROLES_BY_ID.get(a.role_definition_id)
+    return {
+        "id": assignment_arm_id(a),
+        "name": a.id,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "principalId": a.principal_id,
+        "principalType": principal_type(state, a.principal_id),
+        "roleDefinitionName": definition.name if definition else "",
+        "roleDefinitionId": role_definition_id(a.scope, a.role_definition_id),
+        "scope": a.scope,
+        "createdOn": a.created,
+    }
+
+
+# ---- scopes ----------------------------------------------------------------------------------------
+
+
+def scope_exists(state: State, scope: str) -> bool:
+    parsed = arm.parse_id(scope)
+    if parsed is None or parsed.subscription_id.lower() not in state.subscriptions:
+        return False
+    if parsed.name is None:
+        return True  # subscriptions exist; resource groups exist implicitly
+    return scope.lower().rstrip("/") in state.resources or lookup.find_user_identity_by_id(state, scope) is not None
+
+
+def resolve_scope(state: State, ref: str) -> str:
+    """A scope given as an ARM id (subscription, resource group, resource) or a resource's name."""
+    if not arm.looks_like_id(ref):
+        found = lookup.target(state, ref)
+        return found.id if isinstance(found, Resource) else found.resource_id
+    parsed = arm.parse_id(ref)
+    if parsed is None:
+        raise InvalidArgument(f"invalid scope '{ref}'", hint="use /subscriptions/ID[/resourceGroups/RG[/providers/NS/TYPE/NAME]]")
+    sub = state.subscriptions.get(parsed.subscription_id.lower())
+    if sub is None:
+        raise NotFound(f"subscription '{parsed.subscription_id}' in scope '{ref}' not found")
+    if parsed.name is not None:
+        found = lookup.target(state, ref)
+        return found.id if isinstance(found, Resource) else found.resource_id
+    if parsed.resource_group is not None:
+        arm.validate_resource_group(parsed.resource_group)
+        return arm.resource_group_scope(sub.id, parsed.resource_group)
+    return arm.subscription_scope(sub.id)
+
+
+def scope_covers(outer: str, inner: str) -> bool:
+    """True when an assignment at `outer` applies at `inner` (same scope or a parent of it)."""
+    o, i = outer.lower().rstrip("/"), inner.lower().rstrip("/")
+    return i == o or i.startswith(o + "/")
+
+
+def subscription_of_scope(scope: str) -> str:
+    parsed = arm.parse_id(scope)
+    return parsed.subscription_id.lower() if parsed else ""
+
+
+# ---- principals --------------------------------------------------------------------------------------
+
+
+def resolve_principal(state: State, ref: str) -> str:
+    """A principal id from a principal/client id, a resource (its system-assigned identity) or a
+    user-assigned identity. A GUID that no longer resolves is returned as it is."""
+    if arm.is_guid(ref):
+        low = ref.lower()
+        for sp in state.principals.values():
+            if sp.app_id == low:
+                return sp.id
+        return low
+    found = lookup.target(state, ref)
+    if isinstance(found, Identity):
+        return found.principal_id
+    if found.system_principal_id is None:
+        raise MsiError(f"resource '{found.name}' has no system-assigned identity", hint="enable it with 'msi assign'")
+    return found.system_principal_id
+
+
+def grant(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str) -> RoleAssignment:
+    state = ctx.state
+    definition = role(role_ref)
+    scope = resolve_scope(state, scope_ref)
+    principal_id = resolve_principal(state, principal_ref)
+    tenant = lookup.tenant_of(state, subscription_of_scope(scope))
+    sp = state.principals.get(principal_id)
+    if sp is None or sp.tenant_id != tenant.id:
+        raise MsiError(f"PrincipalNotFound: Principal {principal_id} does not exist in the directory {tenant.id}.")
+    for a in state.role_assignments.values():
+        if a.principal_id == principal_id and a.role_definition_id == definition.id and a.scope.lower() == scope.lower():
+            raise Conflict("RoleAssignmentExists: The role assignment already exists.", hint=assignment_arm_id(a))
+    assignment = RoleAssignment(arm.new_guid(), principal_id, definition.id, scope, ctx.now_iso)
+    state.role_assignments[assignment.id] = assignment
+    ctx.log("Create role assignment", scope, f"{definition.name} for {principal_id}")
+    return assignment
+
+
+def revoke(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str) -> list[RoleAssignment]:
+    state = ctx.state
+    definition = role(role_ref)
+    scope = scope_ref if arm.looks_like_id(scope_ref) else resolve_scope(state, scope_ref)
+    principal_id = resolve_principal(state, principal_ref)
+    removed = [
+        a for a in state.role_assignments.values()
+        if a.principal_id == principal_id and a.role_definition_id == definition.id and a.scope.lower() == scope.lower().rstrip("/")
+    ]
+    if not removed:
+        raise NotFound(f"no '{definition.name}' assignment for principal {principal_id} at scope '{scope}'")
+    for a in removed:
+        del state.role_assignments[a.id]
+        ctx.log("Delete role assignment", a.scope, f"{definition.name} for {principal_id}")
+    return removed
+
+
+# ---- access checks --------------------------------------------------------------------------------------
+
+
+def _granted(wanted: str, allow: tuple[str, ...], deny: tuple[str, ...]) -> bool:
+    w = wanted.lower()
+    if not any(fnmatchcase(w, a.lower()) for a in allow):
+        return False
+    return not any(fnmatchcase(w, d.lower()) or fnmatchcase(d.lower(), w) for d in deny)
+
+
+def covers(held: list[RoleDefinition], wanted: RoleDefinition) -> bool:
+    """Do the held roles together allow every action and data action of the wanted role?"""
+    for action in wanted.actions:
+        if not any(_granted(action, r.actions, r.not_actions) for r in held):
+            return False
+    for action in wanted.data_actions:
+        if not any(_granted(action, r.data_actions, r.not_data_actions) for r in held):
+            return False
+    return True
+
+
+def assignments_for(state: State, principal_id: str, scope: str) -> list[RoleAssignment]:
+    return [a for a in state.role_assignments.values() if a.principal_id == principal_id and scope_covers(a.scope, scope)]

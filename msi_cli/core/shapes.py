@@ -1,0 +1,103 @@
+"""The JSON shapes `az` prints (ARM and Microsoft Graph), built from the model. Key order is fixed."""
+
+from __future__ import annotations
+
+from msi_cli.core import arm, lookup
+from msi_cli.core.model import (
+    Identity,
+    Resource,
+    RoleAssignment,
+    ServicePrincipal,
+    State,
+    Subscription,
+    Tenant,
+)
+
+
+def identity_index(state: State) -> dict[str, Identity]:
+    """User-assigned identities by lower-case resource id, for bulk rendering."""
+    return {i.resource_id.lower(): i for i in lookup.user_identities(state)}
+
+
+def resource(state: State, r: Resource, index: dict[str, Identity] | None = None) -> dict:
+    rtype = r.rtype
+    out: dict = {"id": r.id, "name": r.name, "type": rtype.arm_type}
+    if rtype.kind:
+        out["kind"] = rtype.kind
+    out["resourceGroup"] = r.resource_group
+    out["subscriptionId"] = r.subscription_id
+    out["location"] = r.location
+    if r.system_principal_id is None and not r.user_identity_ids:
+        if rtype.supports_identity:
+            out["identity"] = {"type": "None"}
+        return out
+    kinds = []
+    block: dict = {}
+    if r.system_principal_id is not None:
+        kinds.append("SystemAssigned")
+        system = state.identities[r.system_principal_id]
+        block["principalId"] = system.principal_id
+        block["tenantId"] = system.tenant_id
+    if r.user_identity_ids:
+        kinds.append("UserAssigned")
+        users = {}
+        for rid in r.user_identity_ids:
+            identity = index.get(rid.lower()) if index is not None else lookup.find_user_identity_by_id(state, rid)
+            if identity is not None:
+                users[rid] = {"principalId": identity.principal_id, "clientId": identity.client_id}
+        block["userAssignedIdentities"] = users
+    out["identity"] = {"type": ", ".join(kinds), **block}
+    return out
+
+
+def user_identity(i: Identity) -> dict:
+    parsed = arm.parse_id(i.resource_id)
+    assert parsed is not None
+    return {
+        "id": i.resource_id,
+        "name": i.name,
+        "type": arm.IDENTITY_ARM_TYPE,
+        "resourceGroup": parsed.resource_group,
+        "subscriptionId": parsed.subscription_id,
+        "location": i.location,
+        "principalId": i.principal_id,
+        "clientId": i.client_id,
+        "tenantId": i.tenant_id,
+    }
+
+
+def principal(sp: ServicePrincipal) -> dict:
+    return {
+        "id": sp.id,
+        "appId": sp.app_id,
+        "displayName": sp.display_name,
+        "servicePrincipalType": "ManagedIdentity",
+        "accountEnabled": True,
+        "alternativeNames": list(sp.alternative_names),
+        "keyCredentials": [
+            {
+                "customKeyIdentifier": c.thumbprint,
+                "displayName": f"CN={sp.app_id}",
+                "endDateTime": c.end,
+                "keyId": c.key_id,
+                "startDateTime": c.start,
+                "type": "AsymmetricX509Cert",
+                "usage": "Verify",
+            }
+            for c in sp.key_credentials
+        ],
+    }
+
+
+def tenant(t: Tenant) -> dict:
+    return {"tenantId": t.id, "displayName": t.name, "createdDateTime": t.created}
+
+
+def subscription(state: State, s: Subscription) -> dict:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "tenantId": s.tenant_id,
+        "isDefault": s.id == state.default_subscription_id,
+        "state": "Enabled",
+    }

@@ -1,0 +1,97 @@
+"""Key material: generating keys and certificates, thumbprints, JWKs. Imports `cryptography`
+only when called, so commands that never touch keys start fast."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime, timezone
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_uint(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def _when(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def _self_signed(private_key, common_name: str, start: int, end: int, hash_alg):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_when(start))
+        .not_valid_after(_when(end))
+        .sign(private_key, hash_alg)
+    )
+
+
+def _pem_bundle(private_key, cert) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives import serialization
+
+    key_pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return key_pem + cert.public_bytes(serialization.Encoding.PEM), der
+
+
+def new_rsa_signing_certificate(common_name: str, start: int, end: int) -> tuple[bytes, bytes]:
+    """An RSA-2048 key with a self-signed certificate: (PEM of key and certificate, certificate DER)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _pem_bundle(key, _self_signed(key, common_name, start, end, hashes.SHA256()))
+
+
+def new_ec_certificate(common_name: str, start: int, end: int) -> tuple[bytes, bytes]:
+    """A P-256 key with a self-signed certificate (cheap to make in bulk)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return _pem_bundle(key, _self_signed(key, common_name, start, end, hashes.SHA256()))
+
+
+def certificate_der(pem: bytes) -> bytes:
+    """The DER of the first certificate in a PEM bundle (no `cryptography` needed)."""
+    text = pem.decode("ascii")
+    begin = text.index("-----BEGIN CERTIFICATE-----") + len("-----BEGIN CERTIFICATE-----")
+    end = text.index("-----END CERTIFICATE-----", begin)
+    return base64.b64decode("".join(text[begin:end].split()))
+
+
+def sha1_thumbprint_b64url(der: bytes) -> str:
+    return b64url(hashlib.sha1(der).digest())
+
+
+def sha1_thumbprint_hex(der: bytes) -> str:
+    return hashlib.sha1(der).hexdigest().upper()
+
+
+def jwk_from_certificate(der: bytes, kid: str) -> dict:
+    """The public JWK Azure publishes for a signing certificate: kty, use, kid, x5t, n, e, x5c."""
+    from cryptography import x509
+
+    numbers = x509.load_der_x509_certificate(der).public_key().public_numbers()
+    return {
+        "kty": "RSA",
+        "use": "sig",
+        "kid": kid,
+        "x5t": kid,
+        "n": b64url_uint(numbers.n),
+        "e": b64url_uint(numbers.e),
+        "x5c": [base64.b64encode(der).decode("ascii")],
+    }

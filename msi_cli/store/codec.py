@@ -1,0 +1,371 @@
+"""State <-> plain documents (what TOML holds), with validation and the schema upgrade chain.
+
+A document is a dict of TOML-able values. Optional fields are left out rather than written as a
+null (TOML has none), so `load(dump(s)) == s` holds for every state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from msi_cli.core import arm
+from msi_cli.core.lifecycle import SCHEMA_VERSION
+from msi_cli.core.model import (
+    SYSTEM,
+    USER,
+    Identity,
+    KeyCredential,
+    Resource,
+    RoleAssignment,
+    ServicePrincipal,
+    SigningKey,
+    State,
+    Subscription,
+    Tenant,
+)
+
+COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments")
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_THUMB = re.compile(r"[0-9A-F]{40}")
+
+
+class InvalidDocument(Exception):
+    """The document breaks the schema. `path` locates the value: ("resources", 3, "type")."""
+
+    def __init__(self, path: tuple, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+# ---- schema upgrades: UPGRADES[n] turns a version-n document into a version-(n+1) one ----------
+
+UPGRADES: dict[int, Callable[[dict], dict]] = {}
+
+
+def upgrade(doc: dict, upgrades: dict[int, Callable[[dict], dict]] | None = None) -> dict:
+    chain = UPGRADES if upgrades is None else upgrades
+    version = doc.get("schema")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidDocument(("schema",), "no valid 'schema' version: this is not an msi-cli state file")
+    if version > SCHEMA_VERSION:
+        raise InvalidDocument(
+            ("schema",),
+            f"schema version {version} is newer than this msi-cli understands ({SCHEMA_VERSION}); upgrade msi-cli",
+        )
+    while version < SCHEMA_VERSION:
+        doc = chain[version](doc)
+        version += 1
+        doc["schema"] = version
+    return doc
+
+
+# ---- records -------------------------------------------------------------------------------------
+
+
+def _opt(rec: dict, key: str, value) -> dict:
+    if value is not None:
+        rec[key] = value
+    return rec
+
+
+def tenant_rec(t: Tenant) -> dict:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "created": t.created,
+        "signing_keys": [
+            {"kid": k.kid, "created": k.created, "signs_until": k.signs_until, "published_until": k.published_until}
+            for k in t.signing_keys
+        ],
+    }
+
+
+def subscription_rec(s: Subscription) -> dict:
+    return {"id": s.id, "name": s.name, "tenant": s.tenant_id, "created": s.created}
+
+
+def resource_rec(r: Resource) -> dict:
+    rec = {
+        "name": r.name,
+        "type": r.type,
+        "subscription": r.subscription_id,
+        "resource_group": r.resource_group,
+        "location": r.location,
+        "created": r.created,
+    }
+    _opt(rec, "system_principal_id", r.system_principal_id)
+    rec["user_identities"] = list(r.user_identity_ids)
+    return rec
+
+
+def identity_rec(i: Identity) -> dict:
+    return {
+        "principal_id": i.principal_id,
+        "client_id": i.client_id,
+        "tenant": i.tenant_id,
+        "kind": i.kind,
+        "name": i.name,
+        "resource_id": i.resource_id,
+        "location": i.location,
+        "created": i.created,
+    }
+
+
+def principal_rec(p: ServicePrincipal) -> dict:
+    return {
+        "id": p.id,
+        "app_id": p.app_id,
+        "tenant": p.tenant_id,
+        "display_name": p.display_name,
+        "alternative_names": list(p.alternative_names),
+        "key_credentials": [
+            {"key_id": c.key_id, "thumbprint": c.thumbprint, "start": c.start, "end": c.end} for c in p.key_credentials
+        ],
+    }
+
+
+def role_assignment_rec(a: RoleAssignment) -> dict:
+    return {
+        "id": a.id,
+        "principal_id": a.principal_id,
+        "role_definition_id": a.role_definition_id,
+        "scope": a.scope,
+        "created": a.created,
+    }
+
+
+def header(state: State) -> dict:
+    return {
+        "schema": state.schema,
+        "clock_offset": state.clock_offset,
+        "default_subscription": state.default_subscription_id,
+    }
+
+
+def records(state: State) -> dict[str, list[tuple[str, dict]]]:
+    """Each collection's records, in order, with the key that identifies each."""
+    return {
+        "tenants": [(k, tenant_rec(v)) for k, v in state.tenants.items()],
+        "subscriptions": [(k, subscription_rec(v)) for k, v in state.subscriptions.items()],
+        "resources": [(k, resource_rec(v)) for k, v in state.resources.items()],
+        "identities": [(k, identity_rec(v)) for k, v in state.identities.items()],
+        "principals": [(k, principal_rec(v)) for k, v in state.principals.items()],
+        "role_assignments": [(k, role_assignment_rec(v)) for k, v in state.role_assignments.items()],
+    }
+
+
+def dump(state: State) -> dict:
+    doc = header(state)
+    for coll, recs in records(state).items():
+        if recs:
+            doc[coll] = [rec for _, rec in recs]
+    return doc
+
+
+# ---- loading and validation ----------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one record, raising InvalidDocument with the value's path."""
+
+    __slots__ = ("rec", "path")
+
+    def __init__(self, rec: object, path: tuple) -> None:
+        if not isinstance(rec, dict):
+            raise InvalidDocument(path, "expected a table")
+        self.rec = rec
+        self.path = path
+
+    def str(self, key: str, pattern: re.Pattern | None = None, optional: bool = False) -> str | None:
+        value = self.rec.get(key)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise InvalidDocument(self.path + (key,), f"'{key}' must be a string" if key in self.rec else f"'{key}' is missing")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise InvalidDocument(self.path + (key,), f"'{key}' has an invalid value '{value}'")
+        return value
+
+    def guid(self, key: str, optional: bool = False) -> str | None:
+        value = self.str(key, optional=optional)
+        if value is not None and not (arm.is_guid(value) and value == value.lower()):
+            raise InvalidDocument(self.path + (key,), f"'{key}' must be a lower-case GUID, not '{value}'")
+        return value
+
+    def time(self, key: str) -> str:
+        return self.str(key, _ISO)  # type: ignore[return-value]
+
+    def strings(self, key: str) -> list[str]:
+        value = self.rec.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidDocument(self.path + (key,), f"'{key}' must be a list of strings")
+        return list(value)
+
+    def tables(self, key: str) -> list[_Reader]:
+        value = self.rec.get(key, [])
+        if not isinstance(value, list):
+            raise InvalidDocument(self.path + (key,), f"'{key}' must be a list of tables")
+        return [_Reader(v, self.path + (key, n)) for n, v in enumerate(value)]
+
+
+def _collection(doc: dict, name: str) -> list[_Reader]:
+    value = doc.get(name, [])
+    if not isinstance(value, list):
+        raise InvalidDocument((name,), f"'{name}' must be an array of tables")
+    return [_Reader(rec, (name, n)) for n, rec in enumerate(value)]
+
+
+def _unique(seen: dict, key: str, path: tuple, what: str) -> None:
+    if key in seen:
+        raise InvalidDocument(path, f"duplicate {what} '{key}'")
+    seen[key] = True
+
+
+def load(doc: dict) -> State:
+    """Build and validate a State from an up-to-date document."""
+    top = _Reader(doc, ())
+    offset = doc.get("clock_offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise InvalidDocument(("clock_offset",), "'clock_offset' must be a whole number of seconds")
+    state = State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))  # type: ignore[arg-type]
+
+    for r in _collection(doc, "tenants"):
+        t = Tenant(r.guid("id"), r.str("name"), r.time("created"))  # type: ignore[arg-type]
+        for k in r.tables("signing_keys"):
+            t.signing_keys.append(
+                SigningKey(k.str("kid", re.compile(r"[A-Za-z0-9_-]{27}")), k.time("created"), k.time("signs_until"), k.time("published_until"))  # type: ignore[arg-type]
+            )
+        _unique(state.tenants, t.id, r.path + ("id",), "tenant id")
+        state.tenants[t.id] = t
+
+    for r in _collection(doc, "subscriptions"):
+        s = Subscription(r.guid("id"), r.str("name"), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
+        if s.tenant_id not in state.tenants:
+            raise InvalidDocument(r.path + ("tenant",), f"subscription '{s.name}' names an unknown tenant {s.tenant_id}")
+        _unique(state.subscriptions, s.id, r.path + ("id",), "subscription id")
+        state.subscriptions[s.id] = s
+    if state.default_subscription_id not in state.subscriptions:
+        raise InvalidDocument(("default_subscription",), "'default_subscription' names an unknown subscription")
+
+    for r in _collection(doc, "identities"):
+        kind = r.str("kind")
+        if kind not in (SYSTEM, USER):
+            raise InvalidDocument(r.path + ("kind",), f"'kind' must be {SYSTEM} or {USER}, not '{kind}'")
+        i = Identity(
+            r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.str("name"),  # type: ignore[arg-type]
+            r.str("resource_id"), r.str("location"), r.time("created"),  # type: ignore[arg-type]
+        )
+        if i.tenant_id not in state.tenants:
+            raise InvalidDocument(r.path + ("tenant",), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
+        parsed = arm.parse_id(i.resource_id)
+        if parsed is None or parsed.name is None:
+            raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' is not a resource id: '{i.resource_id}'")
+        if kind == USER:
+            if parsed.arm_type is None or parsed.arm_type.lower() != arm.IDENTITY_ARM_TYPE.lower() or parsed.name != i.name:
+                raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' does not name identity '{i.name}'")
+            try:
+                arm.validate_identity_name(i.name)
+            except Exception as exc:
+                raise InvalidDocument(r.path + ("name",), str(exc)) from None
+        _unique(state.identities, i.principal_id, r.path + ("principal_id",), "principal id")
+        state.identities[i.principal_id] = i
+
+    user_ids = {i.resource_id.lower(): i for i in state.identities.values() if i.kind == USER}
+    if len(user_ids) != sum(1 for i in state.identities.values() if i.kind == USER):
+        raise InvalidDocument(("identities",), "two user-assigned identities share one resource id")
+    system_owner: dict[str, str] = {}
+    for r in _collection(doc, "resources"):
+        type_key = r.str("type")
+        if type_key not in arm.RESOURCE_TYPES:
+            raise InvalidDocument(r.path + ("type",), f"unknown resource type '{type_key}'")
+        res = Resource(
+            r.str("name"), type_key, r.guid("subscription"), r.str("resource_group"), r.str("location"),  # type: ignore[arg-type]
+            r.time("created"), r.guid("system_principal_id", optional=True), r.strings("user_identities"),
+        )
+        try:
+            arm.validate_resource_name(type_key, res.name)  # type: ignore[arg-type]
+            arm.validate_resource_group(res.resource_group)
+        except Exception as exc:
+            raise InvalidDocument(r.path + ("name",), str(exc)) from None
+        if res.subscription_id not in state.subscriptions:
+            raise InvalidDocument(r.path + ("subscription",), f"resource '{res.name}' names an unknown subscription")
+        pid = res.system_principal_id
+        if pid is not None:
+            owner = state.identities.get(pid)
+            if owner is None or owner.kind != SYSTEM:
+                raise InvalidDocument(r.path + ("system_principal_id",), f"resource '{res.name}' names a missing system-assigned identity {pid}")
+            if pid in system_owner:
+                raise InvalidDocument(r.path + ("system_principal_id",), f"system-assigned identity {pid} is held by two resources")
+            system_owner[pid] = res.name
+        for rid in res.user_identity_ids:
+            if rid.lower() not in user_ids:
+                raise InvalidDocument(r.path + ("user_identities",), f"resource '{res.name}' names a missing user-assigned identity {rid}")
+        key = res.id.lower()
+        _unique(state.resources, key, r.path + ("name",), "resource")
+        state.resources[key] = res
+    for pid, identity in state.identities.items():
+        if identity.kind == SYSTEM and pid not in system_owner:
+            raise InvalidDocument(("identities",), f"system-assigned identity {pid} belongs to no resource")
+
+    for r in _collection(doc, "principals"):
+        sp = ServicePrincipal(
+            r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.str("display_name"), r.strings("alternative_names"),  # type: ignore[arg-type]
+        )
+        for c in r.tables("key_credentials"):
+            sp.key_credentials.append(KeyCredential(c.guid("key_id"), c.str("thumbprint", _THUMB), c.time("start"), c.time("end")))  # type: ignore[arg-type]
+        identity = state.identities.get(sp.id)
+        if identity is None or identity.client_id != sp.app_id:
+            raise InvalidDocument(r.path + ("id",), f"service principal {sp.id} has no matching identity")
+        if sp.tenant_id not in state.tenants:
+            raise InvalidDocument(r.path + ("tenant",), f"service principal {sp.id} names an unknown tenant")
+        _unique(state.principals, sp.id, r.path + ("id",), "service principal")
+        state.principals[sp.id] = sp
+    for pid in state.identities:
+        if pid not in state.principals:
+            raise InvalidDocument(("identities",), f"identity {pid} has no service principal")
+
+    for r in _collection(doc, "role_assignments"):
+        a = RoleAssignment(r.guid("id"), r.guid("principal_id"), r.guid("role_definition_id"), r.str("scope"), r.time("created"))  # type: ignore[arg-type]
+        if arm.parse_id(a.scope) is None:
+            raise InvalidDocument(r.path + ("scope",), f"'scope' is not a subscription, resource group or resource id: '{a.scope}'")
+        _unique(state.role_assignments, a.id, r.path + ("id",), "role assignment")
+        state.role_assignments[a.id] = a
+    return state
+
+
+def locate(text: str, path: tuple) -> int | None:
+    """The 1-based line of the value at `path` in a TOML text written as this store writes it."""
+    if not path:
+        return None
+    lines = text.splitlines()
+    if len(path) == 1 or not isinstance(path[1], int):
+        key = path[0]
+        for n, line in enumerate(lines, 1):
+            s = line.strip()
+            if s.startswith(f"{key} ") or s.startswith(f"{key}=") or s in (f"[[{key}]]", f"[{key}]"):
+                return n
+        return None
+    coll, index = path[0], path[1]
+    header = f"[[{coll}]]"
+    count = -1
+    start = None
+    for n, line in enumerate(lines, 1):
+        if line.strip() == header:
+            count += 1
+            if count == index:
+                start = n
+                break
+    if start is None:
+        return None
+    if len(path) < 3:
+        return start
+    key = path[2]
+    for n in range(start, len(lines)):
+        s = lines[n].strip()
+        if s.startswith("[") and not s.startswith(f"[[{coll}."):
+            break
+        if s.startswith(f"{key} ") or s.startswith(f"{key}=") or s == f"[[{coll}.{key}]]":
+            return n + 1
+    return start
