@@ -1,13 +1,59 @@
-"""The `msi` command line: parses, calls the core, renders. Importing it registers every command."""
+"""The `msi` command line: parses, calls the core, renders.
+
+Commands live in modules by topic and register themselves on import. Typer turns every registered
+command into a click command at start-up, which costs time per command, so `main` imports only the
+module of the command being run (all of them for `--help`, completion, or an unknown name).
+"""
 
 from __future__ import annotations
 
-from msi_cli.cli import lifecycle as _lifecycle  # noqa: F401  (registers commands)
+import importlib
+import os
+import sys
+
 from msi_cli.cli.app import app
+
+COMMAND_MODULES: dict[str, str] = {
+    "create-tenant": "lifecycle",
+    "create-subscription": "lifecycle",
+    "create-resource": "lifecycle",
+    "create-identity": "lifecycle",
+    "assign": "lifecycle",
+    "unassign": "lifecycle",
+    "delete": "lifecycle",
+    "show": "lifecycle",
+    "list": "lifecycle",
+}
+
+
+def load(names: list[str] | None = None) -> None:
+    """Register the commands in `names` (every command when None)."""
+    modules = sorted(set(COMMAND_MODULES.values())) if names is None else sorted({COMMAND_MODULES[n] for n in names})
+    for module in modules:
+        importlib.import_module(f"msi_cli.cli.{module}")
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The subcommand in argv, skipping the global options that come before it."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--state":
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg
+    return None
 
 
 def main() -> None:
+    name = command_name(sys.argv[1:])
+    completing = any(key.startswith("_MSI_COMPLETE") for key in os.environ)
+    load([name] if name in COMMAND_MODULES and not completing else None)
     app(prog_name="msi")
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "load", "main"]

@@ -1,6 +1,5 @@
 """The Typer application and its single error boundary."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Commands for the lifecycle: tenants, subscriptions, resources, identities; show and list."""
 
-from __future__ import annotations
 
 from enum import Enum
 from typing import Annotated, Optional

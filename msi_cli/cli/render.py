@@ -80,7 +80,24 @@ def flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
+RICH_TABLE_LIMIT = 200
+
+
+def _plain_table(data: list, columns: Columns) -> None:
+    """az's own table style (aligned columns, a dashed rule): for long listings, where a rich
+    table costs about half a millisecond per row."""
+    rows = [[_cell(_get(item, path)).replace("\n", ", ") for _, path in columns] for item in data]
+    widths = [max([len(h)] + [len(r[n]) for r in rows]) for n, (h, _) in enumerate(columns)]
+    out = ["  ".join(h.ljust(w) for (h, _), w in zip(columns, widths)).rstrip()]
+    out.append("  ".join("-" * w for w in widths))
+    out.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    sys.stdout.write("\n".join(out) + "\n")
+
+
 def _table(data: Any, columns: Columns | None, title: str | None) -> None:
+    if isinstance(data, list) and len(data) > RICH_TABLE_LIMIT and columns and all(isinstance(i, dict) for i in data):
+        _plain_table(data, columns)
+        return
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

@@ -14,6 +14,7 @@ from __future__ import annotations
 from msi_cli.core import arm, credentials, lookup
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import (
+    SCHEMA_VERSION,
     SYSTEM,
     USER,
     Identity,
@@ -25,7 +26,6 @@ from msi_cli.core.model import (
 )
 from msi_cli.errors import Conflict, InvalidArgument, MsiError
 
-SCHEMA_VERSION = 1
 DEFAULT_TENANT = "Default Directory"
 DEFAULT_SUBSCRIPTION = "default"
 DEFAULT_RESOURCE_GROUP = "default"

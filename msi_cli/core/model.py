@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from msi_cli.core import arm
 
+SCHEMA_VERSION = 1  # of the state document; the store upgrades older ones
+
 SYSTEM = "SystemAssigned"
 USER = "UserAssigned"
 

@@ -10,8 +10,8 @@ import re
 from collections.abc import Callable
 
 from msi_cli.core import arm
-from msi_cli.core.lifecycle import SCHEMA_VERSION
 from msi_cli.core.model import (
+    SCHEMA_VERSION,
     SYSTEM,
     USER,
     Identity,
@@ -217,121 +217,199 @@ def _collection(doc: dict, name: str) -> list[_Reader]:
     return [_Reader(rec, (name, n)) for n, rec in enumerate(value)]
 
 
-def _unique(seen: dict, key: str, path: tuple, what: str) -> None:
-    if key in seen:
-        raise InvalidDocument(path, f"duplicate {what} '{key}'")
-    seen[key] = True
+_KID = re.compile(r"[A-Za-z0-9_-]{27}")
 
 
-def load(doc: dict) -> State:
-    """Build and validate a State from an up-to-date document."""
+def _tenant(r: _Reader) -> Tenant:
+    t = Tenant(r.guid("id"), r.str("name"), r.time("created"))  # type: ignore[arg-type]
+    for k in r.tables("signing_keys"):
+        t.signing_keys.append(SigningKey(k.str("kid", _KID), k.time("created"), k.time("signs_until"), k.time("published_until")))  # type: ignore[arg-type]
+    return t
+
+
+def _subscription(r: _Reader) -> Subscription:
+    return Subscription(r.guid("id"), r.str("name"), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
+
+
+def _identity(r: _Reader) -> Identity:
+    kind = r.str("kind")
+    if kind not in (SYSTEM, USER):
+        raise InvalidDocument(r.path + ("kind",), f"'kind' must be {SYSTEM} or {USER}, not '{kind}'")
+    i = Identity(
+        r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.str("name"),  # type: ignore[arg-type]
+        r.str("resource_id"), r.str("location"), r.time("created"),  # type: ignore[arg-type]
+    )
+    parsed = arm.parse_id(i.resource_id)
+    if parsed is None or parsed.name is None:
+        raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' is not a resource id: '{i.resource_id}'")
+    if kind == USER:
+        if parsed.arm_type is None or parsed.arm_type.lower() != arm.IDENTITY_ARM_TYPE.lower() or parsed.name != i.name:
+            raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' does not name identity '{i.name}'")
+        try:
+            arm.validate_identity_name(i.name)
+        except Exception as exc:
+            raise InvalidDocument(r.path + ("name",), str(exc)) from None
+    return i
+
+
+def _resource(r: _Reader) -> Resource:
+    type_key = r.str("type")
+    if type_key not in arm.RESOURCE_TYPES:
+        raise InvalidDocument(r.path + ("type",), f"unknown resource type '{type_key}'")
+    res = Resource(
+        r.str("name"), type_key, r.guid("subscription"), r.str("resource_group"), r.str("location"),  # type: ignore[arg-type]
+        r.time("created"), r.guid("system_principal_id", optional=True), r.strings("user_identities"),
+    )
+    try:
+        arm.validate_resource_name(type_key, res.name)  # type: ignore[arg-type]
+    except Exception as exc:
+        raise InvalidDocument(r.path + ("name",), str(exc)) from None
+    try:
+        arm.validate_resource_group(res.resource_group)
+    except Exception as exc:
+        raise InvalidDocument(r.path + ("resource_group",), str(exc)) from None
+    return res
+
+
+def _principal(r: _Reader) -> ServicePrincipal:
+    sp = ServicePrincipal(
+        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.str("display_name"), r.strings("alternative_names"),  # type: ignore[arg-type]
+    )
+    for c in r.tables("key_credentials"):
+        sp.key_credentials.append(KeyCredential(c.guid("key_id"), c.str("thumbprint", _THUMB), c.time("start"), c.time("end")))  # type: ignore[arg-type]
+    return sp
+
+
+def _role_assignment(r: _Reader) -> RoleAssignment:
+    a = RoleAssignment(r.guid("id"), r.guid("principal_id"), r.guid("role_definition_id"), r.str("scope"), r.time("created"))  # type: ignore[arg-type]
+    if arm.parse_id(a.scope) is None:
+        raise InvalidDocument(r.path + ("scope",), f"'scope' is not a subscription, resource group or resource id: '{a.scope}'")
+    return a
+
+
+PARSERS = {
+    "tenants": _tenant,
+    "subscriptions": _subscription,
+    "resources": _resource,
+    "identities": _identity,
+    "principals": _principal,
+    "role_assignments": _role_assignment,
+}
+
+
+def _state_key(coll: str, obj) -> str:
+    if coll == "resources":
+        return obj.id.lower()
+    if coll == "identities":
+        return obj.principal_id
+    return obj.id
+
+
+def check_header(doc: dict) -> State:
     top = _Reader(doc, ())
     offset = doc.get("clock_offset", 0)
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise InvalidDocument(("clock_offset",), "'clock_offset' must be a whole number of seconds")
-    state = State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))  # type: ignore[arg-type]
+    return State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))  # type: ignore[arg-type]
 
-    for r in _collection(doc, "tenants"):
-        t = Tenant(r.guid("id"), r.str("name"), r.time("created"))  # type: ignore[arg-type]
-        for k in r.tables("signing_keys"):
-            t.signing_keys.append(
-                SigningKey(k.str("kid", re.compile(r"[A-Za-z0-9_-]{27}")), k.time("created"), k.time("signs_until"), k.time("published_until"))  # type: ignore[arg-type]
-            )
-        _unique(state.tenants, t.id, r.path + ("id",), "tenant id")
-        state.tenants[t.id] = t
 
-    for r in _collection(doc, "subscriptions"):
-        s = Subscription(r.guid("id"), r.str("name"), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
+def check_record(coll: str, rec: object, index: int):
+    """Field checks for one record; returns the model object it describes."""
+    return PARSERS[coll](_Reader(rec, (coll, index)))
+
+
+def check_links(state: State) -> None:
+    """The invariants that tie records together, over the whole state."""
+    for n, s in enumerate(state.subscriptions.values()):
         if s.tenant_id not in state.tenants:
-            raise InvalidDocument(r.path + ("tenant",), f"subscription '{s.name}' names an unknown tenant {s.tenant_id}")
-        _unique(state.subscriptions, s.id, r.path + ("id",), "subscription id")
-        state.subscriptions[s.id] = s
+            raise InvalidDocument(("subscriptions", n, "tenant"), f"subscription '{s.name}' names an unknown tenant {s.tenant_id}")
     if state.default_subscription_id not in state.subscriptions:
         raise InvalidDocument(("default_subscription",), "'default_subscription' names an unknown subscription")
-
-    for r in _collection(doc, "identities"):
-        kind = r.str("kind")
-        if kind not in (SYSTEM, USER):
-            raise InvalidDocument(r.path + ("kind",), f"'kind' must be {SYSTEM} or {USER}, not '{kind}'")
-        i = Identity(
-            r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.str("name"),  # type: ignore[arg-type]
-            r.str("resource_id"), r.str("location"), r.time("created"),  # type: ignore[arg-type]
-        )
+    user_ids: dict[str, Identity] = {}
+    for n, i in enumerate(state.identities.values()):
         if i.tenant_id not in state.tenants:
-            raise InvalidDocument(r.path + ("tenant",), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
-        parsed = arm.parse_id(i.resource_id)
-        if parsed is None or parsed.name is None:
-            raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' is not a resource id: '{i.resource_id}'")
-        if kind == USER:
-            if parsed.arm_type is None or parsed.arm_type.lower() != arm.IDENTITY_ARM_TYPE.lower() or parsed.name != i.name:
-                raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' does not name identity '{i.name}'")
-            try:
-                arm.validate_identity_name(i.name)
-            except Exception as exc:
-                raise InvalidDocument(r.path + ("name",), str(exc)) from None
-        _unique(state.identities, i.principal_id, r.path + ("principal_id",), "principal id")
-        state.identities[i.principal_id] = i
-
-    user_ids = {i.resource_id.lower(): i for i in state.identities.values() if i.kind == USER}
-    if len(user_ids) != sum(1 for i in state.identities.values() if i.kind == USER):
-        raise InvalidDocument(("identities",), "two user-assigned identities share one resource id")
+            raise InvalidDocument(("identities", n, "tenant"), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
+        if i.kind == USER:
+            if i.resource_id.lower() in user_ids:
+                raise InvalidDocument(("identities", n, "resource_id"), f"two user-assigned identities share the id {i.resource_id}")
+            user_ids[i.resource_id.lower()] = i
     system_owner: dict[str, str] = {}
-    for r in _collection(doc, "resources"):
-        type_key = r.str("type")
-        if type_key not in arm.RESOURCE_TYPES:
-            raise InvalidDocument(r.path + ("type",), f"unknown resource type '{type_key}'")
-        res = Resource(
-            r.str("name"), type_key, r.guid("subscription"), r.str("resource_group"), r.str("location"),  # type: ignore[arg-type]
-            r.time("created"), r.guid("system_principal_id", optional=True), r.strings("user_identities"),
-        )
-        try:
-            arm.validate_resource_name(type_key, res.name)  # type: ignore[arg-type]
-            arm.validate_resource_group(res.resource_group)
-        except Exception as exc:
-            raise InvalidDocument(r.path + ("name",), str(exc)) from None
+    for n, (key, res) in enumerate(state.resources.items()):
+        if key != res.id.lower():
+            raise InvalidDocument(("resources", n, "name"), f"resource '{res.name}' is filed under another id")
         if res.subscription_id not in state.subscriptions:
-            raise InvalidDocument(r.path + ("subscription",), f"resource '{res.name}' names an unknown subscription")
+            raise InvalidDocument(("resources", n, "subscription"), f"resource '{res.name}' names an unknown subscription")
         pid = res.system_principal_id
         if pid is not None:
             owner = state.identities.get(pid)
             if owner is None or owner.kind != SYSTEM:
-                raise InvalidDocument(r.path + ("system_principal_id",), f"resource '{res.name}' names a missing system-assigned identity {pid}")
+                raise InvalidDocument(("resources", n, "system_principal_id"), f"resource '{res.name}' names a missing system-assigned identity {pid}")
             if pid in system_owner:
-                raise InvalidDocument(r.path + ("system_principal_id",), f"system-assigned identity {pid} is held by two resources")
+                raise InvalidDocument(("resources", n, "system_principal_id"), f"system-assigned identity {pid} is held by two resources")
             system_owner[pid] = res.name
         for rid in res.user_identity_ids:
             if rid.lower() not in user_ids:
-                raise InvalidDocument(r.path + ("user_identities",), f"resource '{res.name}' names a missing user-assigned identity {rid}")
-        key = res.id.lower()
-        _unique(state.resources, key, r.path + ("name",), "resource")
-        state.resources[key] = res
-    for pid, identity in state.identities.items():
+                raise InvalidDocument(("resources", n, "user_identities"), f"resource '{res.name}' names a missing user-assigned identity {rid}")
+    for n, (pid, identity) in enumerate(state.identities.items()):
         if identity.kind == SYSTEM and pid not in system_owner:
-            raise InvalidDocument(("identities",), f"system-assigned identity {pid} belongs to no resource")
-
-    for r in _collection(doc, "principals"):
-        sp = ServicePrincipal(
-            r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.str("display_name"), r.strings("alternative_names"),  # type: ignore[arg-type]
-        )
-        for c in r.tables("key_credentials"):
-            sp.key_credentials.append(KeyCredential(c.guid("key_id"), c.str("thumbprint", _THUMB), c.time("start"), c.time("end")))  # type: ignore[arg-type]
+            raise InvalidDocument(("identities", n, "principal_id"), f"system-assigned identity {pid} belongs to no resource")
+        sp = state.principals.get(pid)
+        if sp is None:
+            raise InvalidDocument(("identities", n, "principal_id"), f"identity {pid} has no service principal")
+    for n, sp in enumerate(state.principals.values()):
         identity = state.identities.get(sp.id)
         if identity is None or identity.client_id != sp.app_id:
-            raise InvalidDocument(r.path + ("id",), f"service principal {sp.id} has no matching identity")
+            raise InvalidDocument(("principals", n, "id"), f"service principal {sp.id} has no matching identity")
         if sp.tenant_id not in state.tenants:
-            raise InvalidDocument(r.path + ("tenant",), f"service principal {sp.id} names an unknown tenant")
-        _unique(state.principals, sp.id, r.path + ("id",), "service principal")
-        state.principals[sp.id] = sp
-    for pid in state.identities:
-        if pid not in state.principals:
-            raise InvalidDocument(("identities",), f"identity {pid} has no service principal")
+            raise InvalidDocument(("principals", n, "tenant"), f"service principal {sp.id} names an unknown tenant")
 
-    for r in _collection(doc, "role_assignments"):
-        a = RoleAssignment(r.guid("id"), r.guid("principal_id"), r.guid("role_definition_id"), r.str("scope"), r.time("created"))  # type: ignore[arg-type]
-        if arm.parse_id(a.scope) is None:
-            raise InvalidDocument(r.path + ("scope",), f"'scope' is not a subscription, resource group or resource id: '{a.scope}'")
-        _unique(state.role_assignments, a.id, r.path + ("id",), "role assignment")
-        state.role_assignments[a.id] = a
+
+def load(doc: dict) -> State:
+    """Build and validate a State from an up-to-date document."""
+    state = check_header(doc)
+    for coll in COLLECTIONS:
+        target = getattr(state, coll)
+        for n, r in enumerate(_collection(doc, coll)):
+            obj = PARSERS[coll](r)
+            key = _state_key(coll, obj)
+            if key in target:
+                raise InvalidDocument(r.path, f"duplicate {coll[:-1].replace('_', ' ')} '{key}'")
+            target[key] = obj
+    check_links(state)
+    return state
+
+
+def load_trusted(doc: dict) -> State:
+    """Build a State from a document this store validated when it wrote it (the parse cache).
+
+    No checks: the cache is keyed by the SHA-1 of the state file, and only written from a
+    document that passed `load`.
+    """
+    state = State(doc["schema"], doc.get("clock_offset", 0), doc["default_subscription"])
+    for r in doc.get("tenants", ()):
+        state.tenants[r["id"]] = Tenant(
+            r["id"], r["name"], r["created"],
+            [SigningKey(k["kid"], k["created"], k["signs_until"], k["published_until"]) for k in r.get("signing_keys", ())],
+        )
+    for r in doc.get("subscriptions", ()):
+        state.subscriptions[r["id"]] = Subscription(r["id"], r["name"], r["tenant"], r["created"])
+    for r in doc.get("resources", ()):
+        res = Resource(
+            r["name"], r["type"], r["subscription"], r["resource_group"], r["location"], r["created"],
+            r.get("system_principal_id"), list(r.get("user_identities", ())),
+        )
+        state.resources[res.id.lower()] = res
+    for r in doc.get("identities", ()):
+        state.identities[r["principal_id"]] = Identity(
+            r["principal_id"], r["client_id"], r["tenant"], r["kind"], r["name"], r["resource_id"], r["location"], r["created"]
+        )
+    for r in doc.get("principals", ()):
+        state.principals[r["id"]] = ServicePrincipal(
+            r["id"], r["app_id"], r["tenant"], r["display_name"], list(r.get("alternative_names", ())),
+            [KeyCredential(c["key_id"], c["thumbprint"], c["start"], c["end"]) for c in r.get("key_credentials", ())],
+        )
+    for r in doc.get("role_assignments", ()):
+        state.role_assignments[r["id"]] = RoleAssignment(r["id"], r["principal_id"], r["role_definition_id"], r["scope"], r["created"])
     return state
 
 

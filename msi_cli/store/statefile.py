@@ -14,16 +14,20 @@ import hashlib
 import json
 import marshal
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 
-from msi_cli.core import credentials, lifecycle
+from msi_cli import __version__
 from msi_cli.core.clock import iso, real_now
-from msi_cli.core.context import Ctx
-from msi_cli.core.model import State
+from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError
 from msi_cli.store import codec, files
 
-CACHE_FORMAT = 1
+if TYPE_CHECKING:
+    from msi_cli.core.context import Ctx
+
+# The cache is trusted only when written by this very version of msi-cli.
+CACHE_FORMAT = f"1/{SCHEMA_VERSION}/{__version__}"
 Chunks = dict[str, dict[str, tuple[dict, str | None]]]
 
 
@@ -50,9 +54,9 @@ class StateFile:
                 if entries:
                     doc[coll] = [rec for rec, _ in entries.values()]
             try:
-                return codec.load(doc), chunks
-            except codec.InvalidDocument:
-                pass  # a cache from an older msi-cli: fall back to the file itself
+                return codec.load_trusted(doc), chunks
+            except (KeyError, TypeError, ValueError):
+                pass  # a cache this version cannot read: fall back to the file itself
         import tomllib
 
         try:
@@ -99,27 +103,45 @@ class StateFile:
     # ---- writing ---------------------------------------------------------------------------------
 
     def _encode(self, state: State, prev: Chunks) -> tuple[bytes, dict, Chunks]:
+        """TOML for the state, re-serialising only records that changed, which are validated
+        field by field; the links between all records are validated every time."""
         import tomli_w
 
         head = codec.header(state)
+        try:
+            codec.upgrade(dict(head))
+            codec.check_header(head)
+        except codec.InvalidDocument as exc:
+            raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
         parts = [tomli_w.dumps(head)]
         chunks: Chunks = {}
         for coll, recs in codec.records(state).items():
             old = prev.get(coll, {})
             entries: dict[str, tuple[dict, str | None]] = {}
-            for key, rec in recs:
+            for index, (key, rec) in enumerate(recs):
                 hit = old.get(key)
-                chunk = hit[1] if hit is not None and hit[1] is not None and hit[0] == rec else None
+                chunk = hit[1] if hit is not None and hit[0] == rec else None
                 if chunk is None:
+                    if hit is None or hit[0] != rec:
+                        self._check(lambda: codec.check_record(coll, rec, index))
                     chunk = "\n" + tomli_w.dumps({coll: [rec]})
                 entries[key] = (rec, chunk)
                 parts.append(chunk)
             chunks[coll] = entries
+        self._check(lambda: codec.check_links(state))
         return "".join(parts).encode("utf-8"), head, chunks
+
+    def _check(self, check) -> None:
+        try:
+            check()
+        except codec.InvalidDocument as exc:
+            raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Ctx]:
         """Lock, load (or start fresh), hand out a context, then validate and save if it changed."""
+        from msi_cli.core import credentials, lifecycle
+        from msi_cli.core.context import Ctx
         from msi_cli.store.keyring import FileKeyRing
 
         files.private_dir(self.path.parent)
@@ -138,7 +160,6 @@ class StateFile:
                 yield ctx
                 data, head, chunks = self._encode(ctx.state, prev)
                 if data != raw:
-                    self._validate(head, chunks)
                     files.write_atomic(self.path, data)
                     self._write_cache(hashlib.sha1(data).hexdigest(), head, chunks)
             except BaseException:
@@ -151,17 +172,6 @@ class StateFile:
                     for e in ctx.events
                 )
                 files.append_line(self.log_path, lines.encode("utf-8"))
-
-    def _validate(self, head: dict, chunks: Chunks) -> None:
-        """The whole new state must load back as valid before it replaces the old one."""
-        doc = dict(head)
-        for coll, entries in chunks.items():
-            if entries:
-                doc[coll] = [rec for rec, _ in entries.values()]
-        try:
-            codec.load(doc)
-        except codec.InvalidDocument as exc:
-            raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
 
     def log_entries(self) -> list[dict]:
         raw = files.read_bytes(self.log_path)

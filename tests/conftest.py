@@ -1,0 +1,79 @@
+"""Shared test harness: every test gets its own state file, plain output and a fixed width."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from msi_cli.cli import app, load
+from msi_cli.cli import options
+
+load()  # register every command on the app, as `msi --help` does
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    state = tmp_path / "state" / "state.toml"
+    monkeypatch.setenv("MSI_STATE", str(state))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    for var in ("MSI_OUTPUT", "MSI_QUERY", "MSI_SUBSCRIPTION", "FORCE_COLOR"):
+        monkeypatch.delenv(var, raising=False)
+    options.set_state_path(None)
+    return state
+
+
+class Cli:
+    """Runs `msi` in-process through Typer's CliRunner."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None):
+        options.set_state_path(None)
+        return self.runner.invoke(app, list(args), input=input, prog_name="msi")
+
+    def ok(self, *args: str, input: str | None = None):
+        result = self(*args, input=input)
+        assert result.exit_code == 0, f"msi {' '.join(args)} -> {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+        return result
+
+    def json(self, *args: str):
+        return json.loads(self.ok(*args, "-o", "json").stdout)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def msi_executable() -> list[str]:
+    """The installed `msi` console script next to this Python, else `python -m msi_cli`."""
+    exe = Path(sys.executable).with_name("msi")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("msi")
+    return [found] if found else [sys.executable, "-m", "msi_cli"]
+
+
+@pytest.fixture
+def msi_proc(isolated_state: Path):
+    """Runs the installed `msi` in a subprocess, as a user would."""
+
+    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        return subprocess.run(
+            [*msi_executable(), *args], input=input, capture_output=True, text=True, env=full_env, timeout=timeout
+        )
+
+    return run
