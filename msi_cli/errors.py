@@ -51,8 +51,9 @@ class TokenError(MsiError):
     endpoint answers with.
     """
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
+    def __init__(self, error: str, description: str, status: int = 400, reason: str | None = None) -> None:
+        super().__init__(description, hint=reason)
         self.error = error
         self.description = description
         self.status = status
+        self.reason = reason or description  # why, in the simulator's own words

@@ -23,6 +23,10 @@ COMMAND_MODULES: dict[str, str] = {
     "delete": "lifecycle",
     "show": "lifecycle",
     "list": "lifecycle",
+    "token": "tokens",
+    "verify": "tokens",
+    "jwks": "tokens",
+    "clock": "clock",
 }
 
 

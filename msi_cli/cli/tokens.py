@@ -1,0 +1,101 @@
+"""Commands for credentials and tokens: token, verify, jwks."""
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from msi_cli.cli.app import app
+from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, state_file
+from msi_cli.cli.render import Output, emit
+
+AudienceOpt = Annotated[str, typer.Option("--audience", "--resource", help="The resource URI the token is for, e.g. https://vault.azure.net.")]
+ClientIdOpt = Annotated[Optional[str], typer.Option("--client-id", help="Select the identity by client id.")]
+ObjectIdOpt = Annotated[Optional[str], typer.Option("--object-id", help="Select the identity by object (principal) id.")]
+ResIdOpt = Annotated[Optional[str], typer.Option("--msi-res-id", "--mi-res-id", help="Select a user-assigned identity by resource id.")]
+
+
+def selector(client_id, object_id, msi_res_id):
+    from msi_cli.core.tokens import Selector
+
+    return Selector(client_id, object_id, msi_res_id)
+
+
+@app.command(
+    "token",
+    epilog="Example: msi token vm1 --audience https://vault.azure.net -o tsv\n\n"
+    "Example: msi token vm1 --audience https://management.azure.com/ --client-id 00000000-0000-0000-0000-000000000000 -o json",
+)
+def token(
+    resource: Annotated[str, typer.Argument(help="The resource whose host asks for the token (name or id).")],
+    audience: AudienceOpt,
+    client_id: ClientIdOpt = None,
+    object_id: ObjectIdOpt = None,
+    msi_res_id: ResIdOpt = None,
+    resource_group: GroupOpt = None,
+    subscription: SubscriptionOpt = None,
+    output: OutputOpt = Output.table,
+    query: QueryOpt = None,
+) -> None:
+    """Get an access token as the resource's host hands it out (IMDS response shape).
+
+    Without a selector: the system-assigned identity if enabled, else the only user-assigned one.
+    The platform caches each token: asking again returns it with a smaller expires_in.
+    `-o tsv` prints the bare access token."""
+    from msi_cli import platform
+    from msi_cli.core import lookup
+
+    sf = state_file()
+    state = sf.read()
+    sub_id = lookup.subscription(state, subscription).id if subscription else None
+    res = lookup.resource(state, resource, resource_group, sub_id)
+    response = platform.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
+    if output is Output.tsv and not query:
+        sys.stdout.write(response["access_token"] + "\n")
+        return
+    emit(response, output, query=query)
+
+
+@app.command(
+    "verify",
+    epilog="Example: msi verify \"$(msi token vm1 --audience https://vault.azure.net -o tsv)\" --audience https://vault.azure.net",
+)
+def verify(
+    token: Annotated[str, typer.Argument(help="The access token (a JWT); '-' reads it from stdin.")],
+    audience: Annotated[Optional[str], typer.Option("--audience", help="Also require this audience.")] = None,
+    output: OutputOpt = Output.table,
+    query: QueryOpt = None,
+) -> None:
+    """Validate a token: signature against the issuing tenant's published keys, exp/nbf against the
+    simulated clock, and the audience if given. Exit 0 valid, 1 invalid."""
+    from msi_cli.core import tokens
+    from msi_cli.core.clock import real_now
+    from msi_cli.errors import MsiError
+    from msi_cli.store.keyring import FileKeyRing
+
+    if token == "-":
+        token = sys.stdin.read()
+    token = token.strip()
+    sf = state_file()
+    state = sf.read()
+    result = tokens.verify(state, FileKeyRing(sf.keys_dir), real_now() + state.clock_offset, token, audience)
+    emit(result, output, query=query)
+    if not result["valid"]:
+        raise MsiError(f"invalid token: {result['reason']}")
+
+
+@app.command("jwks", epilog="Example: msi jwks --tenant Contoso -o json")
+def jwks(
+    tenant: Annotated[Optional[str], typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).")] = None,
+    output: OutputOpt = Output.json,
+    query: QueryOpt = None,
+) -> None:
+    """Print a tenant's public signing keys as a JWKS (kty, use, kid, x5t, n, e, x5c)."""
+    from msi_cli.core import credentials, lookup, tokens
+
+    sf = state_file()
+    with sf.transaction() as ctx:
+        t = lookup.tenant(ctx.state, tenant) if tenant else lookup.tenant_of(ctx.state, ctx.state.default_subscription_id)
+        credentials.signing_key(ctx, t)  # a tenant always has a current key; roll it when due
+        data = tokens.jwks(ctx.keys, t, ctx.now_iso)
+    emit(data, output, columns=[("kid", "kid"), ("kty", "kty"), ("use", "use"), ("e", "e")], query=query)

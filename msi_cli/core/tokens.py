@@ -1,0 +1,319 @@
+"""Access tokens: which identity a host picks, whether the platform can get it a token, and the
+token itself, a v1 JWT signed RS256 by the tenant of the resource's subscription.
+
+The chain of trust, each link from the model:
+1. the host finds the identity: a system-assigned identity is bound to the resource id it was
+   enabled on (its `xms_mirid`); user-assigned ones are listed on the resource;
+2. the tenant that signs (the resource's subscription's directory) must hold the identity's
+   service principal;
+3. MSRP signs a client assertion with the identity's current certificate; the tenant checks it
+   against the certificates listed on the service principal, at the simulated time;
+4. the audience must be a resource the tenant knows.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass
+
+from msi_cli.core import credentials, lookup
+from msi_cli.core.context import Ctx
+from msi_cli.core.lifecycle import resource_identities
+from msi_cli.core.model import SYSTEM, Identity, Resource, State
+from msi_cli.errors import TokenError
+
+LIFETIME = 86400  # what IMDS reports as expires_in for a fresh token
+BACKDATE = 300  # iat and nbf sit five minutes before issue
+CACHE_MARGIN = 300  # the platform hands out a fresh token when the cached one has less left
+
+# Resource URIs of Microsoft's first-party services every tenant knows (with or without the
+# trailing slash), plus per-account hosts of Key Vault and Storage.
+KNOWN_AUDIENCES = (
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+    "https://vault.azure.net",
+    "https://storage.azure.com",
+    "https://graph.microsoft.com",
+    "https://graph.windows.net",
+    "https://database.windows.net",
+    "https://ossrdbms-aad.database.windows.net",
+    "https://servicebus.azure.net",
+    "https://eventhubs.azure.net",
+    "https://cognitiveservices.azure.com",
+    "https://monitor.azure.com",
+    "https://api.loganalytics.io",
+    "https://kusto.kusto.windows.net",
+    "https://containerregistry.azure.net",
+    "https://azurecontainerapps.dev",
+    "https://appconfig.azure.com",
+    "https://search.azure.com",
+    "https://cosmos.azure.com",
+    "https://redis.azure.com",
+    "https://batch.core.windows.net",
+    "https://digitaltwins.azure.net",
+    "https://api.fabric.microsoft.com",
+    "api://AzureADTokenExchange",
+)
+_KNOWN = {a.lower() for a in KNOWN_AUDIENCES}
+_ACCOUNT_SUFFIXES = (
+    ".vault.azure.net", ".blob.core.windows.net", ".queue.core.windows.net", ".table.core.windows.net",
+    ".file.core.windows.net", ".dfs.core.windows.net", ".azurecr.io", ".servicebus.windows.net",
+)
+
+
+def audience_known(audience: str) -> bool:
+    low = audience.strip().lower().rstrip("/")
+    if low.endswith("/.default"):
+        low = low[: -len("/.default")]
+    if low in _KNOWN:
+        return True
+    host = low.removeprefix("https://").split("/", 1)[0]
+    return low.startswith("https://") and any(host.endswith(s) and len(host) > len(s) for s in _ACCOUNT_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """At most one of client id, object (principal) id or user-assigned identity resource id."""
+
+    client_id: str | None = None
+    object_id: str | None = None
+    msi_res_id: str | None = None
+
+    def given(self) -> int:
+        return sum(v is not None for v in (self.client_id, self.object_id, self.msi_res_id))
+
+
+IDENTITY_NOT_FOUND = "Identity not found"
+MULTIPLE_USER_ASSIGNED = (
+    "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request"
+)
+
+
+def select(state: State, resource: Resource, selector: Selector) -> Identity:
+    """Azure's selection rules: a selector must match one of the resource's identities; without
+    one, the system-assigned identity if enabled, else the only user-assigned one."""
+    if selector.given() > 1:
+        raise TokenError("invalid_request", "Only one of client_id, object_id or msi_res_id may be given", reason="give at most one selector")
+    held = resource_identities(state, resource)
+    if selector.client_id is not None:
+        found = [i for i in held if i.client_id == selector.client_id.strip().lower()]
+    elif selector.object_id is not None:
+        found = [i for i in held if i.principal_id == selector.object_id.strip().lower()]
+    elif selector.msi_res_id is not None:
+        want = selector.msi_res_id.strip().lower().rstrip("/")
+        found = [i for i in held if i.kind != SYSTEM and i.resource_id.lower() == want]
+    else:
+        system = [i for i in held if i.kind == SYSTEM]
+        users = [i for i in held if i.kind != SYSTEM]
+        if system:
+            return system[0]
+        if len(users) > 1:
+            raise TokenError("invalid_request", MULTIPLE_USER_ASSIGNED, reason=f"'{resource.name}' holds {len(users)} user-assigned identities and no system-assigned one")
+        found = users
+    if not found:
+        why = f"'{resource.name}' has no managed identity" if not held else f"no identity of '{resource.name}' matches the selector"
+        raise TokenError("invalid_request", IDENTITY_NOT_FOUND, reason=why)
+    return found[0]
+
+
+def cache_key(state: State, resource: Resource, identity: Identity, audience: str) -> str:
+    tenant = lookup.tenant_of(state, resource.subscription_id)
+    return f"{identity.principal_id}|{tenant.id}|{resource.id.lower()}|{audience}"
+
+
+def _mirid(resource_id: str) -> str:
+    return resource_id.replace("/resourceGroups/", "/resourcegroups/")
+
+
+def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str):
+    """Walk the chain of trust; returns (tenant, service principal, current certificate) or raises."""
+    state = ctx.state
+    tenant = lookup.tenant_of(state, resource.subscription_id)
+    if identity.kind == SYSTEM and identity.resource_id.lower() != resource.id.lower():
+        raise TokenError(
+            "invalid_request", IDENTITY_NOT_FOUND,
+            reason=f"the system-assigned identity {identity.principal_id} was issued for {identity.resource_id}, "
+            f"not for the resource's current id {resource.id}; disable and re-enable it to get a new identity",
+        )
+    sp = state.principals.get(identity.principal_id)
+    if sp is None or sp.tenant_id != tenant.id:
+        raise TokenError(
+            "unauthorized_client",
+            f"AADSTS700016: Application with identifier '{identity.client_id}' was not found in the directory "
+            f"'{tenant.id}'. This can happen if the application has not been installed by the administrator of the "
+            "tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+            reason=f"tenant '{tenant.name}' ({tenant.id}), which signs tokens for '{resource.name}', does not hold the "
+            f"service principal of identity {identity.principal_id}"
+            + (f" (it lives in tenant {sp.tenant_id})" if sp is not None else ""),
+        )
+    cert = credentials.current_certificate(sp, ctx.now)
+    if cert is None:
+        raise TokenError(
+            "invalid_client",
+            "AADSTS700027: Client assertion contains an invalid signature. [Reason - The key used is expired., "
+            f"Thumbprint of key used by client: '{sp.key_credentials[-1].thumbprint if sp.key_credentials else ''}']",
+            reason=f"identity {identity.principal_id} has no certificate valid at {ctx.now_iso}",
+        )
+    _verify_client_assertion(ctx, sp, cert, tenant.id)
+    if not audience_known(audience):
+        raise TokenError(
+            "invalid_resource",
+            f"AADSTS500011: The resource principal named {audience} was not found in the tenant named {tenant.name}. "
+            "This can happen if the application has not been installed by the administrator of the tenant or consented "
+            "to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
+            reason=f"'{audience}' is not a resource the simulated tenants know",
+        )
+    return tenant, sp, cert
+
+
+def _verify_client_assertion(ctx: Ctx, sp, cert, tenant_id: str) -> None:
+    """MSRP signs an assertion with the identity's private key; the tenant verifies it with the
+    public certificate listed on the service principal (found by thumbprint)."""
+    import jwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from msi_cli import crypto
+
+    pem = ctx.keys.certificate_pem(cert.thumbprint)
+    key = load_pem_private_key(pem, password=None)
+    der = crypto.certificate_der(pem)
+    x5t = crypto.b64url(bytes.fromhex(cert.thumbprint))
+    claims = {"aud": f"https://login.microsoftonline.com/{tenant_id}/oauth2/token", "iss": sp.app_id, "sub": sp.app_id,
+              "jti": secrets.token_hex(8), "nbf": ctx.now - 60, "exp": ctx.now + 600}
+    assertion = jwt.encode(claims, key, algorithm="ES256", headers={"x5t": x5t})
+    # The tenant's side: find the credential by thumbprint, check its window, verify the signature.
+    listed = {c.thumbprint: c for c in sp.key_credentials}
+    thumb = base64.urlsafe_b64decode(jwt.get_unverified_header(assertion)["x5t"] + "==").hex().upper()
+    if thumb not in listed or crypto.sha1_thumbprint_hex(der) != thumb:
+        raise TokenError("invalid_client", "AADSTS700027: Client assertion contains an invalid signature. [Reason - The key was not found.]",
+                         reason="the identity's certificate is not registered on its service principal")
+    public = x509.load_der_x509_certificate(der).public_key()
+    jwt.decode(assertion, public, algorithms=["ES256"], audience=claims["aud"], options={"verify_exp": False, "verify_nbf": False})
+
+
+def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dict:
+    """A fresh token response in the IMDS shape (every value a string)."""
+    import jwt
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    tenant, sp, _ = check_chain(ctx, resource, identity, audience)
+    key = credentials.signing_key(ctx, tenant)
+    issuer = f"https://sts.windows.net/{tenant.id}/"
+    iat = ctx.now - BACKDATE
+    exp = ctx.now + LIFETIME
+    claims = {
+        "aud": audience,
+        "iss": issuer,
+        "iat": iat,
+        "nbf": iat,
+        "exp": exp,
+        "aio": base64.b64encode(os.urandom(42)).decode("ascii"),
+        "appid": identity.client_id,
+        "appidacr": "2",
+        "idp": issuer,
+        "idtyp": "app",
+        "oid": identity.principal_id,
+        "rh": "0.A" + base64.urlsafe_b64encode(os.urandom(54)).decode("ascii").rstrip("=") + ".",
+        "sub": identity.principal_id,
+        "tid": tenant.id,
+        "uti": base64.urlsafe_b64encode(os.urandom(16)).decode("ascii").rstrip("="),
+        "ver": "1.0",
+    }
+    if identity.kind != SYSTEM:
+        claims["xms_az_rid"] = _mirid(resource.id)
+    claims["xms_mirid"] = _mirid(identity.resource_id)
+    private = load_pem_private_key(ctx.keys.signing_key_pem(key.kid), password=None)
+    token = jwt.encode(claims, private, algorithm="RS256", headers={"typ": "JWT", "x5t": key.kid, "kid": key.kid})
+    ctx.log("Issue token", resource.id, f"{identity.kind} identity {identity.principal_id} for {audience}")
+    return {
+        "access_token": token,
+        "refresh_token": "",
+        "expires_in": str(exp - ctx.now),
+        "expires_on": str(exp),
+        "ext_expires_in": str(exp - ctx.now),
+        "not_before": str(iat),
+        "resource": audience,
+        "token_type": "Bearer",
+        "client_id": identity.client_id,
+    }
+
+
+def from_cache(entry: dict, now: int) -> dict | None:
+    """A cached response, with `expires_in` counted down, while it has more than the margin left."""
+    try:
+        expires_on = int(entry["expires_on"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if expires_on - now <= CACHE_MARGIN or int(entry.get("not_before", 0)) > now:
+        return None
+    return {**entry, "expires_in": str(expires_on - now), "ext_expires_in": str(expires_on - now)}
+
+
+# ---- published keys and verification -------------------------------------------------------------
+
+
+def published_keys(tenant, now_iso: str):
+    return [k for k in tenant.signing_keys if k.published_until > now_iso]
+
+
+def jwks(keys, tenant, now_iso: str) -> dict:
+    """The tenant's public signing keys, as Azure publishes them at its jwks_uri."""
+    from msi_cli import crypto
+
+    return {"keys": [crypto.jwk_from_certificate(keys.public_certificate_der(k.kid), k.kid) for k in published_keys(tenant, now_iso)]}
+
+
+def verify(state: State, keys, now: int, token: str, audience: str | None = None) -> dict:
+    """Check a token the way a resource server does, against the issuing tenant's published keys
+    and the simulated clock. Returns the verdict, the reason when invalid, header and claims."""
+    import jwt
+    from cryptography import x509
+
+    from msi_cli.core.clock import iso
+
+    result: dict = {"valid": False, "reason": "", "issuer": None, "principalExists": None, "header": {}, "claims": {}}
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        result["reason"] = "malformed: not a signed JWT"
+        return result
+    result["header"], result["claims"] = header, claims
+    oid = claims.get("oid")
+    result["principalExists"] = isinstance(oid, str) and oid in state.principals
+    tid = claims.get("tid")
+    tenant = state.tenants.get(tid) if isinstance(tid, str) else None
+    if tenant is None or claims.get("iss") != f"https://sts.windows.net/{tenant.id}/":
+        result["reason"] = f"unknown issuer: {claims.get('iss')!r} is not a simulated tenant"
+        return result
+    result["issuer"] = tenant.name
+    kid = header.get("kid")
+    key = next((k for k in published_keys(tenant, iso(now)) if k.kid == kid), None)
+    if key is None:
+        result["reason"] = f"unknown key: kid {kid!r} is not published by tenant '{tenant.name}'"
+        return result
+    public = x509.load_der_x509_certificate(keys.public_certificate_der(key.kid)).public_key()
+    try:
+        jwt.decode(token, public, algorithms=["RS256"],
+                   options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False})
+    except jwt.InvalidSignatureError:
+        result["reason"] = "bad signature"
+        return result
+    except jwt.PyJWTError as exc:
+        result["reason"] = f"bad token: {exc}"
+        return result
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if not isinstance(exp, int) or exp <= now:
+        result["reason"] = f"expired at {iso(exp) if isinstance(exp, int) else exp} (now {iso(now)})"
+        return result
+    if isinstance(nbf, int) and nbf > now:
+        result["reason"] = f"not valid before {iso(nbf)} (now {iso(now)})"
+        return result
+    if audience is not None and str(claims.get("aud", "")).rstrip("/").lower() != audience.rstrip("/").lower():
+        result["reason"] = f"wrong audience: the token is for {claims.get('aud')!r}, not {audience!r}"
+        return result
+    result["valid"] = True
+    return result

@@ -1,0 +1,33 @@
+"""The simulated platform's token service, shared by `msi token`, `msi check-access` and the local
+endpoint: select the identity, answer from the platform cache, or mint under the state lock."""
+
+from __future__ import annotations
+
+from msi_cli.core import lookup, tokens
+from msi_cli.core.clock import real_now
+from msi_cli.core.model import Resource, State
+from msi_cli.store.statefile import StateFile
+from msi_cli.store.tokencache import TokenCache
+
+
+def acquire(sf: StateFile, resource: Resource, audience: str, selector: tokens.Selector, state: State) -> dict:
+    """A token response for `resource` as its host's endpoint would hand it out."""
+    now = real_now() + state.clock_offset
+    identity = tokens.select(state, resource, selector)
+    cache = TokenCache(sf.tokens_path)
+    entry = cache.get(tokens.cache_key(state, resource, identity, audience))
+    hit = tokens.from_cache(entry, now) if entry else None
+    if hit is not None:
+        return hit
+    with sf.transaction() as ctx:
+        current = lookup.resource(ctx.state, resource.id)
+        identity = tokens.select(ctx.state, current, selector)
+        key = tokens.cache_key(ctx.state, current, identity, audience)
+        cache = TokenCache(sf.tokens_path)  # another process may have minted while we waited
+        entry = cache.get(key)
+        hit = tokens.from_cache(entry, ctx.now) if entry else None
+        if hit is not None:
+            return hit
+        response = tokens.mint(ctx, current, identity, audience)
+        cache.put(key, response, ctx.now)
+    return response

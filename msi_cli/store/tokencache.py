@@ -1,0 +1,40 @@
+"""The platform's token cache: responses by (identity, tenant, host, audience), in an owner-only
+JSON file beside the state. It holds live tokens, so it is never printed or logged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from msi_cli.store import files
+
+
+class TokenCache:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict | None = None
+
+    def _load(self) -> dict:
+        if self._entries is None:
+            raw = files.read_bytes(self.path)
+            try:
+                data = json.loads(raw) if raw else {}
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                data = {}  # a cache, not state: a damaged one is simply rebuilt
+            self._entries = data if isinstance(data, dict) else {}
+        return self._entries
+
+    def get(self, key: str) -> dict | None:
+        entry = self._load().get(key)
+        return entry if isinstance(entry, dict) else None
+
+    def put(self, key: str, response: dict, now: int) -> None:
+        """Store a response (call with the state lock held); expired entries are dropped."""
+        self._entries = None  # re-read under the lock
+        entries = {
+            k: v for k, v in self._load().items()
+            if isinstance(v, dict) and str(v.get("expires_on", "0")).isdigit() and int(v["expires_on"]) > now
+        }
+        entries[key] = response
+        self._entries = entries
+        files.write_atomic(self.path, json.dumps(entries).encode("utf-8"))
