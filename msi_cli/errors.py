@@ -52,7 +52,7 @@ class TokenError(MsiError):
     """
 
     def __init__(self, error: str, description: str, status: int = 400, reason: str | None = None) -> None:
-        super().__init__(description, hint=reason)
+        super().__init__(f"{error}: {description}", hint=reason)
         self.error = error
         self.description = description
         self.status = status

@@ -27,6 +27,13 @@ COMMAND_MODULES: dict[str, str] = {
     "verify": "tokens",
     "jwks": "tokens",
     "clock": "clock",
+    "grant": "access",
+    "revoke": "access",
+    "check-access": "access",
+    "migrate": "moves",
+    "move-subscription": "moves",
+    "log": "log",
+    "demo": "demo",
 }
 
 

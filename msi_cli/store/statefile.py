@@ -173,16 +173,34 @@ class StateFile:
                 )
                 files.append_line(self.log_path, lines.encode("utf-8"))
 
-    def log_entries(self) -> list[dict]:
-        raw = files.read_bytes(self.log_path)
-        if not raw:
+    def log_entries(self, last: int | None = None) -> list[dict]:
+        """Activity log entries, oldest first; with `last`, only the tail is read from disk."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                if last is None:
+                    raw = fh.read()
+                else:
+                    size = fh.seek(0, 2)
+                    block, raw = 64 * 1024, b""
+                    while size > 0 and raw.count(b"\n") <= last:
+                        step = min(block, size)
+                        size -= step
+                        fh.seek(size)
+                        raw = fh.read(step) + raw
+                    if size > 0:
+                        raw = raw.split(b"\n", 1)[1]  # drop a partial first line
+        except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise StateError(f"cannot read {self.log_path}: {exc.strerror}") from None
+        lines = [line for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
+        if last is not None:
+            lines = lines[-last:]
         entries = []
-        for n, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
-            if not line.strip():
-                continue
+        for line in lines:
             try:
-                entries.append(json.loads(line))
+                entry = json.loads(line)
             except json.JSONDecodeError:
-                raise StateError(f"{self.log_path}, line {n}: not a JSON log entry") from None
+                raise StateError(f"{self.log_path}: a line is not a JSON log entry: {line[:60]!r}") from None
+            entries.append(entry)
         return entries

@@ -1,0 +1,219 @@
+"""`msi demo`: narrated scenarios that run the real commands on a throwaway state.
+
+Every step prints the command (copyable) and what came back; the user's own state file is never
+touched. Scenarios: lifecycle, migration, shared-identity.
+"""
+
+import contextlib
+import io
+import json
+import shlex
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from msi_cli.cli.app import app
+
+
+class Scenario(str, Enum):
+    lifecycle = "lifecycle"
+    migration = "migration"
+    shared_identity = "shared-identity"
+
+
+class Narrator:
+    """Runs `msi` commands in-process against one throwaway state and tells what happened."""
+
+    def __init__(self, state: Path) -> None:
+        from rich.console import Console
+
+        self.state = state
+        self.console = Console(highlight=False)
+
+    def say(self, text: str) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(text), style="italic")
+
+    def title(self, text: str) -> None:
+        self.console.rule(text)
+
+    def fact(self, text: str) -> None:
+        from rich.text import Text
+
+        self.console.print(Text("  → " + text), style="bold")
+
+    def run(self, *args: str, ok: bool = True, shown: str | None = None) -> object:
+        """Run one command; print it and its outcome; return its JSON result (or the error line)."""
+        from rich.text import Text
+
+        from msi_cli.cli import load
+
+        load()
+        shown = "$ msi " + (shown or " ".join(shlex.quote(a) for a in args))
+        self.console.print(Text(shown), style="cyan")
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = app(args=["--state", str(self.state), *args, "-o", "json"], prog_name="msi", standalone_mode=False) or 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+        if (code == 0) != ok:
+            raise RuntimeError(f"demo step '{shown}' exited {code}: {err.getvalue().strip() or out.getvalue().strip()}")
+        for line in err.getvalue().splitlines():
+            self.console.print(Text("  " + line), style="red" if line.startswith("error") else "yellow")
+        text = out.getvalue().strip()
+        result = json.loads(text) if text else err.getvalue().strip()
+        if code == 0 and text:
+            self.console.print(Text("  " + summary(result)), style="green")
+        return result
+
+
+def summary(result: object) -> str:
+    """One line about a command's result; never a token."""
+    if isinstance(result, dict):
+        if "allowed" in result:
+            return ("allowed: " if result["allowed"] else "denied: ") + result["reason"]
+        if "access_token" in result:
+            return f"a token for {result['resource']}, expires_in {result['expires_in']} s"
+        if "valid" in result:
+            return "valid" if result["valid"] else f"invalid: {result['reason']}"
+        if "previousId" in result:
+            return f"moved to {result['id']}"
+        if "systemAssignedIdentity" in result:
+            return f"system-assigned principal: {result['systemAssignedIdentity'] or 'none'}"
+        if "deleted" in result:
+            return f"deleted {result['deleted']}"
+        if "roleDefinitionName" in result:
+            return f"{result['roleDefinitionName']} for {result['principalId']} at {result['scope']}"
+        if "principalId" in result and "clientId" in result:
+            return f"{result['name']}: principal {result['principalId']}"
+        if "identity" in result:
+            identity = result["identity"]
+            return f"{result['name']}: identity {identity.get('type')}" + (f", principal {identity['principalId']}" if "principalId" in identity else "")
+        if "tenantId" in result and "displayName" in result:
+            return f"tenant {result['displayName']}: {result['tenantId']}"
+        if "tenantId" in result and "name" in result:
+            return f"subscription {result['name']}: {result['id']}"
+        if "oid" in result:
+            return f"oid {result['oid']}, tid {result.get('tid')}"
+    if isinstance(result, list):
+        if result and isinstance(result[0], dict) and "principalType" in result[0]:
+            return "; ".join(f"{a['roleDefinitionName']} for {a['principalId']} ({a['principalType']})" for a in result)
+        return f"{len(result)} item(s)"
+    if isinstance(result, str) and result.startswith("eyJ"):
+        return "(an access token)"
+    return str(result)
+
+
+def _principal(result: dict) -> str:
+    return result["identity"]["principalId"]
+
+
+def lifecycle(n: Narrator) -> None:
+    n.title("lifecycle: system-assigned vs user-assigned identities")
+    n.say("A web app gets a system-assigned identity: it lives and dies with the app.")
+    web = n.run("create-resource", "web1", "--type", "webapp", "--system-assigned")
+    first = _principal(web)
+    n.fact(f"web1's identity: principal {first}")
+    n.say("Disabling it deletes the identity and its service principal; enabling it again makes a new one.")
+    n.run("unassign", "web1", "--system-assigned")
+    again = n.run("assign", "web1")["systemAssignedIdentity"]
+    n.fact(f"principal id changed: {first} -> {again} (the old principal is gone for good)")
+    n.say("A user-assigned identity stands alone, and two VMs share it.")
+    shared = n.run("create-identity", "shared-id", "-g", "workers")
+    n.fact(f"shared-id: principal {shared['principalId']}, client {shared['clientId']}")
+    for vm in ("vm1", "vm2"):
+        n.run("create-resource", vm, "--type", "vm", "-g", "workers", "--user-assigned", "shared-id")
+    n.say("Deleting a VM leaves the shared identity alone...")
+    n.run("delete", "vm1", "-g", "workers", "--yes")
+    n.fact(f"shared-id still exists: principal {n.run('show', 'shared-id')['principalId']}")
+    n.say("...deleting the web app deletes its system-assigned identity with it...")
+    gone = n.run("delete", "web1", "--yes")
+    n.fact(f"principal {again} deleted with web1: {gone['deletedPrincipals']}")
+    n.say("...and deleting the user-assigned identity detaches it from every resource.")
+    n.run("delete", "shared-id", "-g", "workers", "--yes")
+    vm2 = n.run("show", "vm2", "-g", "workers")
+    n.fact(f"vm2's identity is now: {vm2['identity']['type']}; principal {shared['principalId']} deleted")
+
+
+def migration(n: Narrator) -> None:
+    n.title("migration: an app moves to another tenant")
+    n.say("Contoso runs an app that reads a Key Vault secret with its system-assigned identity.")
+    n.run("create-tenant", "Fabrikam")
+    n.run("create-subscription", "fabrikam-prod", "--tenant", "Fabrikam")
+    n.run("create-resource", "kv1", "--type", "keyvault", "-g", "app-rg")
+    web = n.run("create-resource", "orders-app", "--type", "webapp", "-g", "app-rg", "--system-assigned")
+    old = _principal(web)
+    n.fact(f"orders-app's principal: {old} in tenant {web['identity']['tenantId']}")
+    n.run("grant", "orders-app", "--role", "Key Vault Secrets User", "--scope", "kv1")
+    n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User")
+    n.run("token", "orders-app", "--audience", "https://vault.azure.net", "--query", "expires_in")
+    n.fact("allowed, and it gets a token for https://vault.azure.net")
+    n.say("The app and its vault move to a subscription in the Fabrikam tenant.")
+    n.run("migrate", "kv1", "--subscription", "fabrikam-prod")
+    n.run("migrate", "orders-app", "--subscription", "fabrikam-prod")
+    n.say("The app's identity was issued for its old id in the old tenant: it stops working.")
+    n.run("token", "orders-app", "--audience", "https://vault.azure.net", ok=False)
+    n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User", ok=False)
+    orphans = n.run("list", "role-assignments", "--principal", old)
+    n.fact(f"the old assignment stays behind at the vault's old id: {orphans[0]['scope'] if orphans else 'none'}")
+    n.say("The fix Azure documents: disable and re-enable the system-assigned identity.")
+    n.run("unassign", "orders-app", "--system-assigned")
+    new = n.run("assign", "orders-app")["systemAssignedIdentity"]
+    n.fact(f"principal id changed: {old} -> {new}, now in Fabrikam")
+    n.say("The new identity has no access yet...")
+    n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User", ok=False)
+    n.say("...until it is granted again, downstream.")
+    n.run("grant", "orders-app", "--role", "Key Vault Secrets User", "--scope", "kv1")
+    n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User")
+    token = n.run("token", "orders-app", "--audience", "https://vault.azure.net", "--query", "access_token")
+    claims = n.run(
+        "verify", str(token), "--audience", "https://vault.azure.net", "--query", "claims.{oid: oid, tid: tid}",
+        shown="verify \"$(msi token orders-app --audience https://vault.azure.net -o tsv)\" --audience https://vault.azure.net",
+    )
+    n.fact(f"works again: the token's oid is {claims['oid']}, tid {claims['tid']}")
+
+
+def shared_identity(n: Narrator) -> None:
+    n.title("shared-identity: recycled VMs keep access with a user-assigned identity")
+    n.run("create-resource", "reports", "--type", "storage", "-g", "data")
+    ident = n.run("create-identity", "batch-id", "-g", "workers")
+    n.run("grant", "batch-id", "--role", "Storage Blob Data Reader", "--scope", "reports")
+    n.run("create-resource", "batch-vm1", "--type", "vm", "-g", "workers", "--user-assigned", "batch-id")
+    n.run("check-access", "batch-vm1", "--scope", "reports", "--role", "Storage Blob Data Reader")
+    n.say("The VM is recycled: deleted and replaced by a new one with the same identity attached.")
+    n.run("delete", "batch-vm1", "-g", "workers", "--yes")
+    n.run("create-resource", "batch-vm2", "--type", "vm", "-g", "workers", "--user-assigned", "batch-id")
+    n.run("check-access", "batch-vm2", "--scope", "reports", "--role", "Storage Blob Data Reader")
+    n.fact(f"the new VM acts as the same principal {ident['principalId']}: access kept, nothing re-granted")
+    n.say("The same with a system-assigned identity:")
+    first = _principal(n.run("create-resource", "sys-vm1", "--type", "vm", "-g", "workers", "--system-assigned"))
+    n.run("grant", "sys-vm1", "--role", "Storage Blob Data Reader", "--scope", "reports")
+    n.run("check-access", "sys-vm1", "--scope", "reports", "--role", "Storage Blob Data Reader")
+    n.run("delete", "sys-vm1", "-g", "workers", "--yes")
+    second = _principal(n.run("create-resource", "sys-vm2", "--type", "vm", "-g", "workers", "--system-assigned"))
+    n.fact(f"principal id changed: {first} -> {second} (a new VM, a new identity)")
+    n.run("check-access", "sys-vm2", "--scope", "reports", "--role", "Storage Blob Data Reader", ok=False)
+    n.run("list", "role-assignments", "--scope", "reports")
+    n.fact(f"the old grant is orphaned (principalType Unknown) and the new VM has no access")
+
+
+SCENARIOS = {Scenario.lifecycle: lifecycle, Scenario.migration: migration, Scenario.shared_identity: shared_identity}
+
+
+@app.command("demo", epilog="Example: msi demo\n\nExample: msi demo migration")
+def demo(
+    scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration or shared-identity (default: all).", case_sensitive=False)] = None,
+) -> None:
+    """Narrated walkthroughs on a throwaway state (your state file is never touched)."""
+    chosen = [scenario] if scenario else list(SCENARIOS)
+    with tempfile.TemporaryDirectory(prefix="msi-demo-") as tmp:
+        for n, name in enumerate(chosen):
+            narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml")
+            SCENARIOS[name](narrator)
+        narrator.console.rule("done")

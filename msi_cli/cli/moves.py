@@ -1,0 +1,63 @@
+"""Commands that move things: migrate (a resource) and move-subscription (to another tenant)."""
+
+from typing import Annotated
+
+import typer
+
+from msi_cli.cli.app import app
+from msi_cli.cli.confirm import confirm_or_refuse
+from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, YesOpt, state_file
+from msi_cli.cli.render import Output, emit, note
+
+
+def _warn_broken(identities: list[dict], where: str) -> None:
+    for entry in identities:
+        if not entry["works"]:
+            note(f"warning: {entry['kind']} identity {entry['principalId']} of {where} no longer gets tokens: {entry['reason']}")
+
+
+@app.command(
+    "migrate",
+    epilog="Example: msi migrate web1 --subscription other-sub\n\nExample: msi migrate vm1 --subscription prod -g rg2",
+)
+def migrate(
+    target: Annotated[str, typer.Argument(help="The resource to move (name or id).")],
+    to_subscription: Annotated[str, typer.Option("--subscription", help="Destination subscription (name or id); it may be in another tenant.")],
+    resource_group: GroupOpt = None,
+    output: OutputOpt = Output.table,
+    query: QueryOpt = None,
+) -> None:
+    """Move a resource to another subscription (and/or resource group); it gets a new id.
+
+    An App Service or Function app's system-assigned identity stops working until it is disabled
+    and re-enabled; role assignments at the old id are orphaned; user-assigned identities from
+    another tenant stop working. User-assigned identities themselves cannot be moved."""
+    from msi_cli.core import lookup, moves
+
+    with state_file().transaction() as ctx:
+        found = lookup.target(ctx.state, target)
+        result = moves.migrate(ctx, found, to_subscription, resource_group)
+    _warn_broken(result["identities"], result["id"])
+    emit(result, output, query=query)
+
+
+@app.command("move-subscription", epilog="Example: msi move-subscription prod --tenant Fabrikam --yes")
+def move_subscription(
+    subscription: Annotated[str, typer.Argument(help="The subscription to move (name or id).")],
+    tenant: Annotated[str, typer.Option("--tenant", help="Destination tenant (name or id).")],
+    yes: YesOpt = False,
+    output: OutputOpt = Output.table,
+    query: QueryOpt = None,
+) -> None:
+    """Move a subscription to another directory: every role assignment in it is deleted, its
+    system-assigned identities must be disabled and re-enabled, its user-assigned ones re-created."""
+    from msi_cli.core import lookup, moves
+
+    sf = state_file()
+    state = sf.read()
+    sub = lookup.subscription(state, subscription)
+    confirm_or_refuse(f"Move subscription '{sub.name}' to tenant '{lookup.tenant(state, tenant).name}' (deletes its role assignments)?", yes)
+    with sf.transaction() as ctx:
+        result = moves.move_subscription(ctx, sub.id, tenant)
+    _warn_broken(result["brokenIdentities"], f"subscription {result['subscriptionId']}")
+    emit(result, output, query=query)

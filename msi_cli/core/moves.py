@@ -1,0 +1,125 @@
+"""Moving resources across subscriptions (and tenants) and subscriptions across tenants.
+
+Nothing here marks anything as broken. A move changes ids and directories, as Azure's does, and
+the consequences follow from the model: a token is signed by the resource's subscription's tenant,
+which may not hold the identity's service principal any more; a system-assigned identity is bound
+to the resource id MSRP recorded for it, which App Service does not update on a move; role
+assignments stay at scopes that no longer exist.
+"""
+
+from __future__ import annotations
+
+from msi_cli.core import arm, lookup
+from msi_cli.core.context import Ctx
+from msi_cli.core.model import SYSTEM, Identity, Resource, State
+from msi_cli.errors import Conflict, MsiError
+from msi_cli.errors import TokenError
+
+WEB_SITES = "Microsoft.Web/sites"
+PROBE_AUDIENCE = "https://management.azure.com/"
+
+
+def identity_health(ctx: Ctx, resource: Resource) -> list[dict]:
+    """For each identity the resource holds: can its host still get a token, and if not, why."""
+    from msi_cli.core import lifecycle, tokens
+
+    report = []
+    for identity in lifecycle.resource_identities(ctx.state, resource):
+        entry = {"kind": identity.kind, "principalId": identity.principal_id, "works": True, "reason": ""}
+        try:
+            tokens.check_chain(ctx, resource, identity, PROBE_AUDIENCE)
+        except TokenError as exc:
+            entry["works"] = False
+            entry["reason"] = exc.reason
+            entry["fix"] = (
+                f"msi unassign {resource.name} --system-assigned && msi assign {resource.name}"
+                if identity.kind == SYSTEM
+                else f"delete and re-create {identity.name} in the resource's tenant, then re-attach it"
+            )
+        report.append(entry)
+    return report
+
+
+def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resource_group: str | None) -> dict:
+    """Move a resource to another subscription (maybe in another tenant) and/or resource group."""
+    state = ctx.state
+    if isinstance(target, Identity):
+        raise MsiError(
+            f"user-assigned identity '{target.name}' cannot be moved: Azure does not support moving user-assigned "
+            "managed identities to another resource group, subscription or region",
+            hint="create a new identity where it is needed and attach that",
+        )
+    resource = target
+    sub = lookup.subscription(state, subscription_ref)
+    rg = resource_group or resource.resource_group
+    arm.validate_resource_group(rg)
+    old_id = resource.id
+    old_tenant = lookup.tenant_of(state, resource.subscription_id).id
+    new_id = arm.resource_id(sub.id, rg, resource.rtype.arm_type, resource.name)
+    if new_id.lower() == old_id.lower():
+        raise Conflict(f"'{resource.name}' is already in subscription '{sub.name}', resource group '{rg}'")
+    if new_id.lower() in state.resources:
+        raise Conflict(f"a resource with id {new_id} already exists")
+    del state.resources[old_id.lower()]
+    resource.subscription_id = sub.id
+    resource.resource_group = rg
+    state.resources[new_id.lower()] = resource
+    if resource.system_principal_id is not None and resource.rtype.arm_type != WEB_SITES:
+        # ARM tells MSRP about the new id for most resource types; App Service does not (the
+        # documented limitation), so a web or function app's identity stays bound to the old id.
+        identity = state.identities[resource.system_principal_id]
+        identity.resource_id = new_id
+        state.principals[identity.principal_id].alternative_names[1:] = [new_id]
+    orphaned = [a.id for a in state.role_assignments.values() if _within(a.scope, old_id)]
+    ctx.log("Move resource", old_id, f"to {new_id}" + (f"; tenant {old_tenant} -> {sub.tenant_id}" if sub.tenant_id != old_tenant else ""))
+    return {
+        "id": new_id,
+        "previousId": old_id,
+        "tenantChanged": sub.tenant_id != old_tenant,
+        "orphanedRoleAssignments": orphaned,
+        "identities": identity_health(ctx, resource),
+    }
+
+
+def _within(scope: str, resource_id: str) -> bool:
+    s, r = scope.lower().rstrip("/"), resource_id.lower()
+    return s == r or s.startswith(r + "/")
+
+
+def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict:
+    """Transfer a subscription to another directory. Azure deletes every role assignment in it;
+    the identities' service principals stay behind in the old directory."""
+    state = ctx.state
+    sub = lookup.subscription(state, subscription_ref)
+    tenant = lookup.tenant(state, tenant_ref)
+    if sub.tenant_id == tenant.id:
+        raise Conflict(f"subscription '{sub.name}' is already in tenant '{tenant.name}'")
+    old = state.tenants[sub.tenant_id]
+    sub.tenant_id = tenant.id
+    prefix = arm.subscription_scope(sub.id).lower()
+    deleted = [a.id for a in state.role_assignments.values() if a.scope.lower() == prefix or a.scope.lower().startswith(prefix + "/")]
+    for aid in deleted:
+        del state.role_assignments[aid]
+    ctx.log("Move subscription", sub.name, f"tenant {old.name} -> {tenant.name}; {len(deleted)} role assignment(s) deleted")
+    broken = []
+    for resource in state.resources.values():
+        if resource.subscription_id == sub.id:
+            for entry in identity_health(ctx, resource):
+                if not entry["works"]:
+                    broken.append({"resource": resource.id, **entry})
+    stranded = [
+        i.resource_id for i in lookup.user_identities(state)
+        if (arm.parse_id(i.resource_id) or arm.ParsedId("", None, None, None)).subscription_id == sub.id and i.tenant_id != tenant.id
+    ]
+    return {
+        "subscriptionId": sub.id,
+        "previousTenantId": old.id,
+        "tenantId": tenant.id,
+        "deletedRoleAssignments": deleted,
+        "brokenIdentities": broken,
+        "userAssignedIdentitiesToRecreate": stranded,
+    }
+
+
+def subscription_resources(state: State, sub_id: str) -> list[Resource]:
+    return [r for r in state.resources.values() if r.subscription_id == sub_id]
