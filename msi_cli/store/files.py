@@ -21,14 +21,17 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old or the new content, never a part; mode 0600."""
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write a file so that readers see the old or the new content, never a part; mode 0600.
+
+    `durable=False` skips the fsync, for caches that are rebuilt when lost."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

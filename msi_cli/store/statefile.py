@@ -48,14 +48,14 @@ class StateFile:
         digest = hashlib.sha1(raw).hexdigest()
         cached = self._read_cache(digest)
         if cached is not None:
-            head, chunks = cached
-            doc = dict(head)
-            for coll, entries in chunks.items():
-                if entries:
-                    doc[coll] = [rec for rec, _ in entries.values()]
             try:
+                head, chunks = cached
+                doc = dict(head)
+                for coll, entries in chunks.items():
+                    if entries:
+                        doc[coll] = [rec for rec, _ in entries.values()]
                 return codec.load_trusted(doc), chunks
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, AttributeError):
                 pass  # a cache this version cannot read: fall back to the file itself
         import tomllib
 
@@ -84,13 +84,13 @@ class StateFile:
             return None
         if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or blob.get("sha1") != digest:
             return None
-        return blob["header"], blob["chunks"]
+        return blob.get("header"), blob.get("chunks")
 
     def _write_cache(self, digest: str, head: dict, chunks: Chunks) -> None:
         blob = marshal.dumps({"format": CACHE_FORMAT, "sha1": digest, "header": head, "chunks": chunks})
         with contextlib.suppress(StateError, OSError):
             files.private_dir(self.private)
-            files.write_atomic(self.cache_path, blob)
+            files.write_atomic(self.cache_path, blob, durable=False)  # keyed by hash: a lost one is rebuilt
 
     def read(self) -> State:
         """The current state, without taking the lock. A missing file is created fresh first."""

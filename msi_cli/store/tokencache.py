@@ -37,4 +37,4 @@ class TokenCache:
         }
         entries[key] = response
         self._entries = entries
-        files.write_atomic(self.path, json.dumps(entries).encode("utf-8"))
+        files.write_atomic(self.path, json.dumps(entries).encode("utf-8"), durable=False)  # lost: re-minted
