@@ -1,0 +1,121 @@
+"""Unit tests for the pure core helpers: names, ids, time, roles, audiences, line location."""
+
+from __future__ import annotations
+
+import pytest
+
+from msi_cli.core import arm, clock, roles, tokens
+from msi_cli.errors import InvalidArgument, InvalidName, NotFound
+from msi_cli.store import codec
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad"),
+    [
+        ("vm", ["a", "vm_1", "web.01", "_x"], ["-a", "a-", "a.", "a b", "x" * 65]),
+        ("webapp", ["ab", "my-app-1"], ["a", "-ab", "ab-", "a_b", "x" * 61]),
+        ("containerapp", ["ab", "a1-b2"], ["Ab", "1ab", "a--b", "ab-", "x" * 33]),
+        ("keyvault", ["kv1", "my-vault"], ["1kv", "kv", "k--v", "kv-", "x" * 25]),
+        ("storage", ["abc", "acct123"], ["ab", "Abc", "a-b", "x" * 25]),
+    ],
+)
+def test_resource_name_rules(kind, good, bad):
+    for name in good:
+        arm.validate_resource_name(kind, name)
+    for name in bad:
+        with pytest.raises(InvalidName):
+            arm.validate_resource_name(kind, name)
+
+
+def test_identity_and_group_names():
+    arm.validate_identity_name("id_1-x")
+    for name in ("ab", "-abc", "a" * 129, "a b c"):
+        with pytest.raises(InvalidName):
+            arm.validate_identity_name(name)
+    arm.validate_resource_group("rg.(1)_-")
+    for name in ("rg.", "", "a" * 91, "a/b"):
+        with pytest.raises(InvalidName):
+            arm.validate_resource_group(name)
+
+
+def test_unknown_type_is_a_usage_error():
+    with pytest.raises(InvalidArgument):
+        arm.resource_type("mainframe")
+
+
+def test_parse_id_levels():
+    sub = "00000000-0000-0000-0000-000000000001"
+    assert arm.parse_id(f"/subscriptions/{sub}") == arm.ParsedId(sub, None, None, None)
+    assert arm.parse_id(f"/subscriptions/{sub}/resourceGroups/rg") == arm.ParsedId(sub, "rg", None, None)
+    full = arm.parse_id(f"/subscriptions/{sub}/resourcegroups/rg/providers/Microsoft.Web/sites/w")
+    assert full == arm.ParsedId(sub, "rg", "Microsoft.Web/sites", "w")
+    assert arm.parse_id("not/an/id") is None
+
+
+def test_durations_and_instants():
+    assert clock.parse_duration("45d") == 45 * 86400
+    assert clock.parse_duration("1h30m") == 5400
+    assert clock.parse_duration("-2w") == -14 * 86400
+    for text in ("", "45", "d", "1x", "1d 2h", "--1d"):
+        with pytest.raises(InvalidArgument):
+            clock.parse_duration(text)
+    assert clock.parse_instant("2027-01-01T00:00:00Z") == 1798761600
+    assert clock.parse_instant("2027-01-01") == 1798761600
+    assert clock.iso(1798761600) == "2027-01-01T00:00:00Z"
+    assert clock.epoch("2027-01-01T00:00:00Z") == 1798761600
+    with pytest.raises(InvalidArgument):
+        clock.parse_instant("next tuesday")
+
+
+def test_roles_by_name_and_id():
+    assert roles.role("key vault secrets user").id == "4633458b-17de-408a-b874-0445c86b69e6"
+    assert roles.role("8e3af657-a8ff-443c-a75c-2fe8c4bcb635").name == "Owner"
+    assert roles.role("/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7").name == "Reader"
+    with pytest.raises(NotFound):
+        roles.role("Janitor")
+
+
+def test_permissions_decide_coverage():
+    r = roles.role
+    assert not roles.covers([r("Owner")], r("Key Vault Secrets User"))  # no data actions
+    assert roles.covers([r("Key Vault Secrets Officer")], r("Key Vault Secrets User"))
+    assert not roles.covers([r("Key Vault Secrets User")], r("Key Vault Secrets Officer"))
+    assert not roles.covers([r("Contributor")], r("Owner"))  # Microsoft.Authorization writes excluded
+    assert roles.covers([r("Owner")], r("Contributor"))
+    assert roles.covers([r("Contributor")], r("Reader"))
+    assert roles.covers([r("Storage Blob Data Contributor")], r("Storage Blob Data Reader"))
+    assert not roles.covers([r("Storage Blob Data Reader")], r("Storage Blob Data Contributor"))
+    assert roles.covers([r("Reader"), r("User Access Administrator")], r("Reader"))
+
+
+def test_scope_hierarchy():
+    sub = "/subscriptions/s"
+    rg = f"{sub}/resourceGroups/rg"
+    res = f"{rg}/providers/Microsoft.KeyVault/vaults/kv"
+    assert roles.scope_covers(sub, res) and roles.scope_covers(rg, res) and roles.scope_covers(res, res)
+    assert not roles.scope_covers(res, rg)
+    assert not roles.scope_covers(f"{sub}/resourceGroups/r", res)  # a prefix of the name is not a parent
+
+
+def test_known_audiences():
+    for aud in ("https://vault.azure.net", "https://management.azure.com/", "https://storage.azure.com/.default",
+                "https://kv1.vault.azure.net", "https://acct.blob.core.windows.net/", "api://AzureADTokenExchange"):
+        assert tokens.audience_known(aud), aud
+    for aud in ("https://example.com", "https://.vault.azure.net", "vault.azure.net", "https://evil.net/?x=.vault.azure.net"):
+        assert not tokens.audience_known(aud), aud
+
+
+def test_from_cache_counts_down_and_expires():
+    entry = {"access_token": "t", "expires_on": "1000", "not_before": "0", "expires_in": "900"}
+    assert tokens.from_cache(entry, 100)["expires_in"] == "900"
+    assert tokens.from_cache(entry, 600)["expires_in"] == "400"
+    assert tokens.from_cache(entry, 701) is None  # less than the 5-minute margin left
+    assert tokens.from_cache({"expires_on": "x"}, 0) is None
+
+
+def test_locate_finds_record_and_key_lines():
+    text = 'schema = 1\n\n[[resources]]\nname = "a"\ntype = "vm"\n\n[[resources]]\nname = "b"\ntype = "vmx"\n'
+    assert codec.locate(text, ("schema",)) == 1
+    assert codec.locate(text, ("resources", 1)) == 7
+    assert codec.locate(text, ("resources", 1, "type")) == 9
+    assert codec.locate(text, ("resources", 5, "type")) is None
