@@ -29,9 +29,9 @@ def show(output: OutputOpt = Output.table, query: QueryOpt = None) -> None:
     emit(timeline.describe(real_now(), state.clock_offset), output, query=query)
 
 
-@clock_app.command("advance", epilog="Example: msi clock advance 45d\n\nExample: msi clock advance 1h30m")
+@clock_app.command("advance", epilog="Example: msi clock advance 45d\n\nExample: msi clock advance 1h30m\n\nExample: msi clock advance -- -2d   (back two days; '--' ends the options)")
 def advance(
-    duration: Annotated[str, typer.Argument(help="How far: a number and unit s, m, h, d or w (e.g. 45d, 1h30m); '-' in front goes back.")],
+    duration: Annotated[str, typer.Argument(help="How far: a number and unit s, m, h, d or w (e.g. 45d, 1h30m); '-' in front goes back, after '--' (msi clock advance -- -2d).")],
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
