@@ -3,7 +3,6 @@ parse cache, atomic writes, the upgrade chain and transactions."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import os
@@ -16,7 +15,7 @@ from msi_cli.core import lifecycle
 from msi_cli.core.model import SCHEMA_VERSION
 from msi_cli.errors import StateError
 from msi_cli.store import codec, files
-from msi_cli.store.statefile import CACHE_FORMAT, StateFile
+from msi_cli.store.statefile import CACHE_FORMAT, StateFile, digest_of
 
 # Commands that read the state, and commands that would write it: neither may touch a bad file.
 COMMANDS = [
@@ -275,15 +274,15 @@ def test_key_files_hold_the_private_keys_named_in_the_state(cli, isolated_state)
 
 def cache_digest(path: Path) -> str | None:
     blob = marshal.loads((private_dir(path) / "cache").read_bytes())
-    return blob.get("sha1")
+    return blob.get("digest")
 
 
 def test_hand_edit_is_picked_up_despite_the_cache(cli, isolated_state):
     seed(cli)
     assert cli.json("show", "vm2")["location"] == "eastus"
     original = isolated_state.read_bytes()
-    # the cache holds the parsed file, keyed by the file's SHA-1
-    assert cache_digest(isolated_state) == hashlib.sha1(original).hexdigest()
+    # the cache holds the parsed file, keyed by a digest of the file's bytes
+    assert cache_digest(isolated_state) == digest_of(original)
     st = isolated_state.stat()
     text, _ = set_value(original.decode(), "resources", 1, "location", '"westus"')
     edited = text.encode()
@@ -293,7 +292,7 @@ def test_hand_edit_is_picked_up_despite_the_cache(cli, isolated_state):
     assert cli.json("show", "vm2")["location"] == "westus"
     reloaded = StateFile(isolated_state).read()
     assert {r.name: r.location for r in reloaded.resources.values()} == {"vm1": "eastus", "vm2": "westus"}
-    assert cache_digest(isolated_state) == hashlib.sha1(edited).hexdigest()
+    assert cache_digest(isolated_state) == digest_of(edited)
     # and a command that writes keeps the hand edit
     cli.ok("create-resource", "vm3", "--type", "vm")
     assert cli.json("show", "vm2")["location"] == "westus"
@@ -334,11 +333,11 @@ def _other_format(blob: bytes, digest: str) -> bytes:
 
 
 def _missing_parts(blob: bytes, digest: str) -> bytes:
-    return marshal.dumps({"format": CACHE_FORMAT, "sha1": digest})
+    return marshal.dumps({"format": CACHE_FORMAT, "digest": digest})
 
 
 def _wrong_structure(blob: bytes, digest: str) -> bytes:
-    return marshal.dumps({"format": CACHE_FORMAT, "sha1": digest, "header": {}, "chunks": {"resources": 5}})
+    return marshal.dumps({"format": CACHE_FORMAT, "digest": digest, "header": {}, "chunks": {"resources": 5}})
 
 
 @pytest.mark.parametrize(
@@ -348,7 +347,7 @@ def test_corrupt_cache_is_ignored(cli, isolated_state, corrupt):
     seed(cli)
     expected = cli.json("list", "resources")
     cache = private_dir(isolated_state) / "cache"
-    digest = hashlib.sha1(isolated_state.read_bytes()).hexdigest()
+    digest = digest_of(isolated_state.read_bytes())
     cache.write_bytes(corrupt(cache.read_bytes(), digest))
     before = isolated_state.read_bytes()
     result = cli("list", "resources", "-o", "json")

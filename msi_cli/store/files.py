@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,8 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     """Write a file so that readers see the old or the new content, never a part; mode 0600.
 
     `durable=False` skips the fsync, for caches that are rebuilt when lost."""
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -2,7 +2,7 @@
 
 The TOML file is the only source of truth. Parsing and writing TOML is slow for large states
 (about 0.2 s each at 1,000 resources), so beside it, in the owner-only folder `<state>.d/`, a
-parse cache holds the validated document and each record's TOML text, keyed by the SHA-1 of the
+parse cache holds the validated document and each record's TOML text, keyed by a BLAKE2 digest of the
 file's bytes. Any change to the file (a hand edit, another version of msi) changes the hash and the
 cache is ignored; a save re-serialises only the records that changed.
 """
@@ -10,8 +10,6 @@ cache is ignored; a save re-serialises only the records that changed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import marshal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -27,6 +25,16 @@ if TYPE_CHECKING:
     from msi_cli.core.context import Ctx
 
 # The cache is trusted only when written by this very version of msi-cli.
+try:  # CPython's built-in BLAKE2: a fraction of hashlib's import cost, on every call
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - other interpreters
+    from hashlib import blake2b
+
+
+def digest_of(data: bytes) -> str:
+    return blake2b(data, digest_size=20).hexdigest()
+
+
 CACHE_FORMAT = f"1/{SCHEMA_VERSION}/{__version__}"
 Chunks = dict[str, dict[str, tuple[dict, str | None]]]
 
@@ -45,7 +53,7 @@ class StateFile:
     # ---- reading ---------------------------------------------------------------------------------
 
     def _decode(self, raw: bytes) -> tuple[State, Chunks]:
-        digest = hashlib.sha1(raw).hexdigest()
+        digest = digest_of(raw)
         cached = self._read_cache(digest)
         if cached is not None:
             try:
@@ -82,12 +90,12 @@ class StateFile:
             blob = marshal.loads(self.cache_path.read_bytes())
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or blob.get("sha1") != digest:
+        if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or blob.get("digest") != digest:
             return None
         return blob.get("header"), blob.get("chunks")
 
     def _write_cache(self, digest: str, head: dict, chunks: Chunks) -> None:
-        blob = marshal.dumps({"format": CACHE_FORMAT, "sha1": digest, "header": head, "chunks": chunks})
+        blob = marshal.dumps({"format": CACHE_FORMAT, "digest": digest, "header": head, "chunks": chunks})
         with contextlib.suppress(StateError, OSError):
             files.private_dir(self.private)
             files.write_atomic(self.cache_path, blob, durable=False)  # keyed by hash: a lost one is rebuilt
@@ -161,11 +169,13 @@ class StateFile:
                 data, head, chunks = self._encode(ctx.state, prev)
                 if data != raw:
                     files.write_atomic(self.path, data)
-                    self._write_cache(hashlib.sha1(data).hexdigest(), head, chunks)
+                    self._write_cache(digest_of(data), head, chunks)
             except BaseException:
                 keys.discard_new()
                 raise
             if ctx.events:
+                import json
+
                 lines = "".join(
                     json.dumps({"time": e.time, "operation": e.operation, "target": e.target, "outcome": e.outcome, "detail": e.detail})
                     + "\n"
@@ -193,6 +203,8 @@ class StateFile:
             return []
         except OSError as exc:
             raise StateError(f"cannot read {self.log_path}: {exc.strerror}") from None
+        import json
+
         lines = [line for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
         if last is not None:
             lines = lines[-last:]
