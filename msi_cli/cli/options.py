@@ -34,13 +34,26 @@ def state_file():
     return StateFile(state_path())
 
 
+def _check_query(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
+    """Compile --query while parsing, as az does, so a bad expression is a usage error before the
+    command changes anything."""
+    if value and not ctx.resilient_parsing:
+        from msi_cli.cli.query import check_query
+
+        check_query(value)
+    return value
+
+
 OutputOpt = Annotated[
     Output,
     typer.Option("--output", "-o", envvar="MSI_OUTPUT", help="Output format: table, json, tsv or none.", case_sensitive=False),
 ]
 QueryOpt = Annotated[
     Optional[str],
-    typer.Option("--query", envvar="MSI_QUERY", help="JMESPath query applied to the result before it is printed, as in az."),
+    typer.Option(
+        "--query", envvar="MSI_QUERY", metavar="JMESPATH", callback=_check_query,
+        help="JMESPath query applied to the result before it is printed, as in az.",
+    ),
 ]
 GroupOpt = Annotated[Optional[str], typer.Option("--resource-group", "-g", help="Resource group (default: 'default').")]
 SubscriptionOpt = Annotated[

@@ -1,23 +1,105 @@
-"""`--query JMESPATH`, applied to a command's result before rendering, as `az` does."""
+"""`--query JMESPATH`, as `az` has it: compiled while the command line is parsed (a bad expression
+is a usage error, exit 2, before anything changes), then applied to the command's result before it
+is rendered. Objects built by the expression (`{name: name, id: id}`) keep the order written in
+it, which `-o tsv` follows, as in az.
+
+jmespath is imported only when a command is given `--query`.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
+
+import typer
 
 from msi_cli.errors import InvalidArgument
 
 
-def apply_query(data: Any, expression: str) -> Any:
+def _marked(expression: str, position: int) -> str:
+    """The expression on one line, with `^` inserted where it fails."""
+    position = max(0, min(position, len(expression)))
+    return expression[:position] + "^" + expression[position:]
+
+
+def _parse_error(exc: Any, expression: str) -> str:
+    from jmespath import exceptions
+
+    position = exc.lex_position if isinstance(getattr(exc, "lex_position", None), int) else len(expression)
+    if isinstance(exc, exceptions.IncompleteExpressionError):
+        what = "incomplete expression"
+    elif isinstance(exc, exceptions.LexerError):
+        what = exc.message or "unexpected character"
+    elif exc.msg == "invalid token" and exc.token_value:
+        what = f"unexpected {exc.token_value!r}"
+    else:
+        what = exc.msg or "invalid expression"
+    return f"{what} at column {position + 1} (marked ^): {_marked(expression, position)}"
+
+
+def _functions(node: Any) -> list[tuple[str, int]]:
+    """Every function call in a parsed expression: (name, number of arguments)."""
+    found: list[tuple[str, int]] = []
+    if isinstance(node, dict):
+        if node.get("type") == "function_expression":
+            found.append((node.get("value"), len(node.get("children", []))))
+        for child in node.get("children", []):
+            found.extend(_functions(child))
+    return found
+
+
+def _check_functions(parsed: Any) -> str | None:
+    """jmespath only finds unknown functions and wrong argument counts when it evaluates; az users
+    get those as errors from a half-run command. Find them while parsing instead."""
+    from jmespath import functions
+
+    table = functions.Functions().FUNCTION_TABLE
+    for name, count in _functions(parsed):
+        if name not in table:
+            return f"unknown function {name}()"
+        signature = table[name]["signature"]
+        variadic = bool(signature) and bool(signature[-1].get("variadic"))
+        if count < len(signature) or (count > len(signature) and not variadic):
+            expected = f"at least {len(signature)}" if variadic else str(len(signature))
+            return f"function {name}() takes {expected} argument{'s' if expected != '1' else ''}, got {count}"
+    return None
+
+
+def compile_query(expression: str) -> Any:
+    """The compiled expression; typer.BadParameter (a usage error, exit 2) when it is not valid."""
     import jmespath
     from jmespath import exceptions
 
     try:
-        return jmespath.search(expression, data)
+        compiled = jmespath.compile(expression)
     except exceptions.ParseError as exc:
-        pointer = " " * exc.lex_position + "^" if isinstance(exc.lex_position, int) else ""
-        raise InvalidArgument(
-            f"invalid --query '{expression}': {exc.msg} at column {exc.lex_position}",
-            hint=f"{expression} / {pointer.strip() and pointer}".strip(),
-        ) from None
+        problem = _parse_error(exc, expression)
+    except (exceptions.JMESPathError, KeyError, ValueError) as exc:
+        problem = f"{exc} in: {expression}"
+    else:
+        problem = _check_functions(compiled.parsed)
+        if problem is None:
+            return compiled
+        problem = f"{problem} in: {expression}"
+    # named '--query' whether it came from the command line or from MSI_QUERY
+    raise typer.BadParameter(problem, param_hint="'--query'")
+
+
+def check_query(expression: str) -> None:
+    compile_query(expression)
+
+
+def apply_query(data: Any, expression: str) -> Any:
+    """The result of the expression on `data`, as az computes it."""
+    import jmespath
+    from jmespath import exceptions
+
+    try:
+        compiled = compile_query(expression)
+    except typer.BadParameter as exc:
+        raise InvalidArgument(f"invalid --query: {exc.message}") from None
+    try:
+        return compiled.search(data, jmespath.Options(dict_cls=OrderedDict))
     except exceptions.JMESPathError as exc:
-        raise InvalidArgument(f"invalid --query '{expression}': {exc}") from None
+        # a type error that depends on the data, e.g. abs() of a string
+        raise InvalidArgument(f"--query failed on this result: {' '.join(str(exc).split())}") from None

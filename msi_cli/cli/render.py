@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import OrderedDict
 from enum import Enum
 from typing import Any
 
@@ -43,23 +44,37 @@ def _cell(value: Any) -> str:
 
 
 def _tsv_value(value: Any) -> str:
-    if value is None:
+    """One field, as az's TSV writes it: a nested object leaves its column empty (so the columns of
+    every row still line up), a list gives its length, anything else its Python text (`None`,
+    `True`, `False`), as az prints them. Tabs and newlines become spaces, to keep one row per item."""
+    if isinstance(value, dict):
         return ""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    return str(value).replace("\t", " ").replace("\n", " ")
+    if isinstance(value, list):
+        return str(len(value))
+    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def _tsv_row(item: Any) -> str:
+    if isinstance(item, dict):
+        # A plain dict's values in key order; an object built by --query ({a: x, b: y}, an
+        # OrderedDict) in the order it names them: az's rule, so the column order is stable.
+        values = list(item.values()) if isinstance(item, OrderedDict) else [item[k] for k in sorted(item)]
+        return "\t".join(_tsv_value(v) for v in values)
+    if isinstance(item, list):
+        return "\t".join(_tsv_value(v) for v in item)
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    return _tsv_value(item)
 
 
 def to_tsv(data: Any) -> str:
-    """az's TSV: one row per item, scalar values tab-separated in key order, nested values left out."""
+    """az's TSV (`knack` `_TsvOutput`): one row per item of a list (a single result is one row),
+    values tab-separated, no keys, nested objects not expanded; a scalar prints bare; nothing at all
+    for a null result."""
     if data is None:
         return ""
-    if isinstance(data, list):
-        return "".join(to_tsv(item) for item in data)
-    if isinstance(data, dict):
-        cells = [_tsv_value(v) for v in data.values() if not isinstance(v, (dict, list))]
-        return "\t".join(cells) + "\n"
-    return _tsv_value(data) + "\n"
+    rows = data if isinstance(data, list) else [data]
+    return "".join(_tsv_row(item) + "\n" for item in rows)
 
 
 def flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
@@ -135,12 +150,15 @@ def _table(data: Any, columns: Columns | None, title: str | None) -> None:
 
 
 def emit(data: Any, output: Output, columns: Columns | None = None, title: str | None = None, query: str | None = None) -> None:
-    """Print a command's result in the chosen format."""
+    """Print a command's result in the chosen format. As in az, `query` is applied first, and then
+    the table shows the query's result as it is (not the command's own columns); a null result
+    prints nothing in any format."""
     if query:
         from msi_cli.cli.query import apply_query
 
         data = apply_query(data, query)
-    if output is Output.none:
+        columns = None
+    if output is Output.none or data is None:
         return
     if output is Output.json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
