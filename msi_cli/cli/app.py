@@ -1,6 +1,7 @@
 """The Typer application and its single error boundary."""
 
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -50,6 +51,17 @@ class MsiGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+        # A shell asking for completions (the scripts in completions/ set _MSI_COMPLETE). Typer
+        # registers its bash/zsh/fish/PowerShell handlers only when add_completion=True; register
+        # them (with msi's scripts) here, and only here, so a normal run pays nothing for it.
+        var = complete_var or f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+        if os.environ.get(var):
+            from msi_cli.cli.complete import register_shells
+
+            register_shells()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
 
 app = typer.Typer(

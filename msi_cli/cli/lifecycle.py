@@ -17,6 +17,11 @@ from msi_cli.cli.options import (
     SystemAssignedOpt,
     UserAssignedOpt,
     YesOpt,
+    complete_resources,
+    complete_scopes,
+    complete_targets,
+    complete_tenants,
+    complete_types,
     state_file,
 )
 from msi_cli.cli.render import Columns, Output, emit
@@ -75,7 +80,10 @@ def create_tenant(
 @app.command("create-subscription", epilog="Example: msi create-subscription prod --tenant Contoso")
 def create_subscription(
     name: Annotated[str, typer.Argument(help="Name of the new subscription.")],
-    tenant: Annotated[Optional[str], typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).")] = None,
+    tenant: Annotated[
+        Optional[str],
+        typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
+    ] = None,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
@@ -95,7 +103,7 @@ def create_subscription(
 )
 def create_resource(
     name: Annotated[str, typer.Argument(help="Resource name, valid for its type as in Azure.")],
-    type_: Annotated[ResourceKind, typer.Option("--type", "-t", help="Resource type.", case_sensitive=False)],
+    type_: Annotated[ResourceKind, typer.Option("--type", "-t", help="Resource type.", case_sensitive=False, autocompletion=complete_types)],
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
     location: LocationOpt = None,
@@ -138,7 +146,7 @@ def create_identity(
     "Example: msi assign vm1 --user-assigned shared-id",
 )
 def assign(
-    resource: Annotated[str, typer.Argument(help="Resource name or id.")],
+    resource: Annotated[str, typer.Argument(help="Resource name or id.", autocompletion=complete_resources)],
     system_assigned: SystemAssignedOpt = False,
     user_assigned: UserAssignedOpt = None,
     resource_group: GroupOpt = None,
@@ -161,7 +169,7 @@ def assign(
     epilog="Example: msi unassign web1 --system-assigned\n\nExample: msi unassign vm1 --user-assigned shared-id",
 )
 def unassign(
-    resource: Annotated[str, typer.Argument(help="Resource name or id.")],
+    resource: Annotated[str, typer.Argument(help="Resource name or id.", autocompletion=complete_resources)],
     system_assigned: SystemAssignedOpt = False,
     user_assigned: UserAssignedOpt = None,
     resource_group: GroupOpt = None,
@@ -181,7 +189,7 @@ def unassign(
 
 @app.command("delete", epilog="Example: msi delete web1 --yes\n\nExample: msi delete shared-id --yes")
 def delete(
-    target: Annotated[str, typer.Argument(help="Resource or user-assigned identity, by name or id.")],
+    target: Annotated[str, typer.Argument(help="Resource or user-assigned identity, by name or id.", autocompletion=complete_targets)],
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
     yes: YesOpt = False,
@@ -235,7 +243,13 @@ def show_data(state, ref: str, resource_group: str | None, subscription: str | N
     epilog="Example: msi show web1 -o json\n\nExample: msi show 00000000-0000-0000-0000-000000000000   (a principal, tenant or subscription id)",
 )
 def show(
-    target: Annotated[str, typer.Argument(help="A resource or identity (name or id), or a principal, tenant, subscription or role assignment id.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A resource or identity (name or id), or a principal, tenant, subscription or role assignment id.",
+            autocompletion=complete_targets,
+        ),
+    ],
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
     output: OutputOpt = Output.table,
@@ -265,10 +279,21 @@ def list_(
     kind: Annotated[ListKind, typer.Argument(help="What to list.", case_sensitive=False)],
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
-    tenant: Annotated[Optional[str], typer.Option("--tenant", help="Only objects in this tenant.")] = None,
-    type_: Annotated[Optional[ResourceKind], typer.Option("--type", "-t", help="Only resources of this type.", case_sensitive=False)] = None,
-    principal: Annotated[Optional[str], typer.Option("--principal", help="Role assignments of this principal (resource, identity or principal id).")] = None,
-    scope: Annotated[Optional[str], typer.Option("--scope", help="Role assignments at or above this scope.")] = None,
+    tenant: Annotated[Optional[str], typer.Option("--tenant", help="Only objects in this tenant.", autocompletion=complete_tenants)] = None,
+    type_: Annotated[
+        Optional[ResourceKind],
+        typer.Option("--type", "-t", help="Only resources of this type.", case_sensitive=False, autocompletion=complete_types),
+    ] = None,
+    principal: Annotated[
+        Optional[str],
+        typer.Option(
+            "--principal", help="Role assignments of this principal (resource, identity or principal id).",
+            autocompletion=complete_targets,
+        ),
+    ] = None,
+    scope: Annotated[
+        Optional[str], typer.Option("--scope", help="Role assignments at or above this scope.", autocompletion=complete_scopes)
+    ] = None,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:

@@ -34,6 +34,30 @@ def state_file():
     return StateFile(state_path())
 
 
+def _lazy_completer(name: str):
+    """`autocompletion=` for Typer: msi_cli.cli.complete.<name>, imported only while completing."""
+
+    def complete(ctx, args, incomplete):
+        from msi_cli.cli import complete as completions
+
+        return getattr(completions, name)(ctx, args, incomplete)
+
+    complete.__name__ = complete.__qualname__ = name
+    return complete
+
+
+# Shell completion of dynamic values, for `typer.Argument/Option(..., autocompletion=...)`.
+complete_targets = _lazy_completer("complete_targets")  # resources and user-assigned identities
+complete_resources = _lazy_completer("complete_resources")
+complete_identities = _lazy_completer("complete_identities")  # user-assigned identities
+complete_tenants = _lazy_completer("complete_tenants")
+complete_subscriptions = _lazy_completer("complete_subscriptions")
+complete_groups = _lazy_completer("complete_groups")
+complete_scopes = _lazy_completer("complete_scopes")
+complete_roles = _lazy_completer("complete_roles")
+complete_types = _lazy_completer("complete_types")
+
+
 def _check_query(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
     """Compile --query while parsing, as az does, so a bad expression is a usage error before the
     command changes anything."""
@@ -55,14 +79,23 @@ QueryOpt = Annotated[
         help="JMESPath query applied to the result before it is printed, as in az.",
     ),
 ]
-GroupOpt = Annotated[Optional[str], typer.Option("--resource-group", "-g", help="Resource group (default: 'default').")]
+GroupOpt = Annotated[
+    Optional[str], typer.Option("--resource-group", "-g", help="Resource group (default: 'default').", autocompletion=complete_groups)
+]
 SubscriptionOpt = Annotated[
-    Optional[str], typer.Option("--subscription", envvar="MSI_SUBSCRIPTION", help="Subscription name or id (default: the default subscription).")
+    Optional[str],
+    typer.Option(
+        "--subscription", envvar="MSI_SUBSCRIPTION", help="Subscription name or id (default: the default subscription).",
+        autocompletion=complete_subscriptions,
+    ),
 ]
 LocationOpt = Annotated[Optional[str], typer.Option("--location", "-l", help="Azure region (default: eastus).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 UserAssignedOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--user-assigned", help="A user-assigned identity, by name or resource id. Repeat for several."),
+    typer.Option(
+        "--user-assigned", help="A user-assigned identity, by name or resource id. Repeat for several.",
+        autocompletion=complete_identities,
+    ),
 ]
 SystemAssignedOpt = Annotated[bool, typer.Option("--system-assigned", help="The resource's system-assigned identity.")]

@@ -1,0 +1,324 @@
+"""Shell completion of dynamic values: names from the current state, roles, resource types.
+
+Each `complete_*` function takes (ctx, args, incomplete), as Typer's `autocompletion=` expects, and
+returns the values that start with `incomplete` (case included, as Typer filters them), some as
+`(value, help)` pairs. They run while a shell completes a command line, so they never fail
+loudly: on any error they return nothing, and they never create or change the state file.
+
+Command modules should not import this module (it would cost start-up time on every run): use the
+lazy proxies of the same names in `msi_cli.cli.options`, which import it only while completing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+Completion = str | tuple[str, str]
+
+
+def _state(ctx: Any):
+    """The state the command line being completed refers to, or None (no file, unreadable...).
+
+    `--state PATH` may already be on the line; while completing, Typer parses it but does not run
+    the callback that records it, so it is read from the root context here."""
+    from msi_cli.cli import options
+
+    path = None
+    try:
+        path = ctx.find_root().params.get("state")
+    except Exception:
+        path = None
+    previous = options._state_override
+    try:
+        options.set_state_path(Path(path) if path else None)
+        if not options.state_path().is_file():
+            return None  # reading would create a fresh state, with new keys: not while completing
+        return options.state_file().read()
+    except BaseException:
+        return None
+    finally:
+        options.set_state_path(previous)
+
+
+def _param(ctx: Any, name: str) -> Any:
+    try:
+        return ctx.params.get(name)
+    except Exception:
+        return None
+
+
+def _matching(values: Iterable[Completion], incomplete: str) -> list[Completion]:
+    """Unique values in order, those starting with `incomplete`."""
+    prefix = incomplete or ""
+    seen: set[str] = set()
+    out: list[Completion] = []
+    for item in values:
+        value = item[0] if isinstance(item, tuple) else item
+        if value in seen or not value.startswith(prefix):
+            continue
+        seen.add(value)
+        out.append(item)
+    return out
+
+
+def _safely(produce: Callable[[], Iterable[Completion]], incomplete: str) -> list[Completion]:
+    try:
+        return _matching(produce(), incomplete)
+    except BaseException:
+        return []
+
+
+def _subscription_filter(state: Any, ctx: Any) -> str | None:
+    ref = _param(ctx, "subscription") or os.environ.get("MSI_SUBSCRIPTION")
+    if not ref:
+        return None
+    low = ref.lower()
+    for sub in state.subscriptions.values():
+        if sub.id == low or sub.name.lower() == low:
+            return sub.id
+    return None
+
+
+def _resources(state: Any, ctx: Any, incomplete: str) -> list[Completion]:
+    group = (_param(ctx, "resource_group") or "").lower()
+    sub_id = _subscription_filter(state, ctx)
+    out: list[Completion] = []
+    for res in state.resources.values():
+        if group and res.resource_group.lower() != group:
+            continue
+        if sub_id and res.subscription_id != sub_id:
+            continue
+        out.append(res.id if incomplete.startswith("/") else res.name)
+    return out
+
+
+def _id_scope(resource_id: str) -> tuple[str, str]:
+    """(subscription id, resource group) of an ARM id, lower-case; empty strings if not an id."""
+    from msi_cli.core import arm
+
+    parsed = arm.parse_id(resource_id)
+    if parsed is None:
+        return "", ""
+    return (parsed.subscription_id or "").lower(), parsed.resource_group or ""
+
+
+def _user_identities(state: Any) -> list[Any]:
+    from msi_cli.core.model import USER
+
+    return [i for i in state.identities.values() if i.kind == USER]
+
+
+def _identities(state: Any, ctx: Any, incomplete: str) -> list[Completion]:
+    group = (_param(ctx, "resource_group") or "").lower()
+    sub_id = _subscription_filter(state, ctx)
+    out: list[Completion] = []
+    for ident in _user_identities(state):
+        ident_sub, ident_group = _id_scope(ident.resource_id)
+        if group and ident_group.lower() != group:
+            continue
+        if sub_id and ident_sub != sub_id.lower():
+            continue
+        out.append(ident.resource_id if incomplete.startswith("/") else ident.name)
+    return out
+
+
+def complete_resources(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """Resource names (full ids once the word starts with '/'), narrowed by -g/--subscription."""
+    state = _state(ctx)
+    if state is None:
+        return []
+    return _safely(lambda: _resources(state, ctx, incomplete), incomplete)
+
+
+def complete_identities(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """User-assigned identity names (full ids once the word starts with '/')."""
+    state = _state(ctx)
+    if state is None:
+        return []
+    return _safely(lambda: _identities(state, ctx, incomplete), incomplete)
+
+
+def complete_targets(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """Resources and user-assigned identities: what `show` and `delete` take."""
+    state = _state(ctx)
+    if state is None:
+        return []
+    return _safely(lambda: _resources(state, ctx, incomplete) + _identities(state, ctx, incomplete), incomplete)
+
+
+def complete_tenants(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """Tenant display names, with the tenant id as help."""
+    state = _state(ctx)
+    if state is None:
+        return []
+    return _safely(lambda: [(t.name, t.id) for t in state.tenants.values()], incomplete)
+
+
+def complete_subscriptions(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """Subscription names, with the subscription id as help."""
+    state = _state(ctx)
+    if state is None:
+        return []
+    return _safely(lambda: [(s.name, s.id) for s in state.subscriptions.values()], incomplete)
+
+
+def complete_groups(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """Resource groups in use by resources and user-assigned identities."""
+    state = _state(ctx)
+    if state is None:
+        return []
+
+    def groups() -> list[str]:
+        names = [r.resource_group for r in state.resources.values()]
+        names += [_id_scope(i.resource_id)[1] for i in _user_identities(state)]
+        return sorted({n for n in names if n}, key=str.lower)
+
+    return _safely(groups, incomplete)
+
+
+def complete_scopes(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """Role-assignment scopes: subscriptions, resource groups, resources and identities, as ids."""
+    state = _state(ctx)
+    if state is None:
+        return []
+
+    def scopes() -> list[str]:
+        out = [f"/subscriptions/{s.id}" for s in state.subscriptions.values()]
+        groups = {(r.subscription_id, r.resource_group) for r in state.resources.values()}
+        groups |= {_id_scope(i.resource_id) for i in _user_identities(state)}
+        out += sorted(f"/subscriptions/{sub}/resourceGroups/{rg}" for sub, rg in groups if sub and rg)
+        out += [r.id for r in state.resources.values()]
+        out += [i.resource_id for i in _user_identities(state)]
+        return out
+
+    return _safely(scopes, incomplete)
+
+
+def complete_roles(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """Built-in role names, with the role definition id as help."""
+
+    def roles() -> list[Completion]:
+        from msi_cli.core.roles import BUILT_IN_ROLES
+
+        return [(r.name, r.id) for r in BUILT_IN_ROLES]
+
+    return _safely(roles, incomplete)
+
+
+def complete_types(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """`--type` values, with what Azure calls each as help."""
+
+    def types() -> list[Completion]:
+        from msi_cli.core.arm import RESOURCE_TYPES
+
+        return [(key, t.label) for key, t in RESOURCE_TYPES.items()]
+
+    return _safely(types, incomplete)
+
+
+# ---- the shell scripts ---------------------------------------------------------------------------
+# Typer's own scripts for zsh and fish; for bash and PowerShell, Typer's scripts with two changes:
+# a value with spaces (a role such as "Key Vault Secrets User", a tenant such as "Default
+# Directory") is inserted quoted, so it stays one argument, and the PowerShell script does not
+# rebind the Tab key for the whole session. All of them call back into `msi` through the same
+# _MSI_COMPLETE protocol; `_MSI_COMPLETE=source_<shell> msi` prints the same scripts.
+
+BASH_SCRIPT = r"""
+%(complete_func)s() {
+    local IFS=$'\n'
+    local cur="${COMP_WORDS[COMP_CWORD]}"
+    local value quoted
+    local -a values
+    values=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
+                    COMP_CWORD=$COMP_CWORD \
+                    %(autocomplete_var)s=complete_bash "$1" 2>/dev/null ) )
+    COMPREPLY=()
+    for value in "${values[@]}"; do
+        case "$cur" in
+            \'* | \"*) COMPREPLY+=( "$value" ) ;;
+            *) printf -v quoted '%%q' "$value"; COMPREPLY+=( "$quoted" ) ;;
+        esac
+    done
+    return 0
+}
+
+complete -o default -F %(complete_func)s %(prog_name)s
+"""
+
+POWERSHELL_SCRIPT = r"""
+$scriptblock = {
+    param($wordToComplete, $commandAst, $cursorPosition)
+    $Env:%(autocomplete_var)s = "complete_powershell"
+    $Env:_TYPER_COMPLETE_ARGS = $commandAst.ToString()
+    $Env:_TYPER_COMPLETE_WORD_TO_COMPLETE = $wordToComplete
+    %(prog_name)s | ForEach-Object {
+        $commandArray = $_ -Split ":::"
+        $command = $commandArray[0]
+        $helpString = $commandArray[1]
+        $text = $command
+        if ($command -match '\s') { $text = "'" + ($command -replace "'", "''") + "'" }
+        [System.Management.Automation.CompletionResult]::new(
+            $text, $command, 'ParameterValue', $helpString)
+    }
+    $Env:%(autocomplete_var)s = ""
+    $Env:_TYPER_COMPLETE_ARGS = ""
+    $Env:_TYPER_COMPLETE_WORD_TO_COMPLETE = ""
+}
+Register-ArgumentCompleter -Native -CommandName %(prog_name)s -ScriptBlock $scriptblock
+"""
+
+SHELLS = ("bash", "zsh", "fish", "powershell")
+
+
+def register_shells() -> None:
+    """Register the shells' completion handlers (Typer's, with the scripts above for bash and
+    PowerShell). Called only when a shell asks `msi` for completions, or to generate scripts."""
+    from typer import _completion_classes as typer_shells
+    from typer.completion import completion_init
+
+    completion_init()
+
+    class BashComplete(typer_shells.BashComplete):
+        source_template = BASH_SCRIPT
+
+        def source(self) -> str:  # without Typer's check of the local bash version
+            return self.source_template % self.source_vars()
+
+    class PowerShellComplete(typer_shells.PowerShellComplete):
+        source_template = POWERSHELL_SCRIPT
+
+    typer_shells.add_completion_class(BashComplete, "bash")
+    typer_shells.add_completion_class(PowerShellComplete, "powershell")
+    typer_shells.add_completion_class(PowerShellComplete, "pwsh")
+
+
+def completion_script(command: Any, shell: str, prog_name: str = "msi") -> str:
+    """The completion script for `shell`, as `_MSI_COMPLETE=source_<shell> msi` prints it, for the
+    click command built from the Typer app."""
+    from typer._click.shell_completion import get_completion_class
+
+    register_shells()
+    cls = get_completion_class(shell)
+    if cls is None:
+        raise ValueError(f"unsupported shell: {shell}")
+    complete_var = f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+    return cls(command, {}, prog_name, complete_var).source().strip() + "\n"
+
+
+__all__ = [
+    "SHELLS",
+    "completion_script",
+    "register_shells",
+    "complete_groups",
+    "complete_identities",
+    "complete_resources",
+    "complete_roles",
+    "complete_scopes",
+    "complete_subscriptions",
+    "complete_targets",
+    "complete_tenants",
+    "complete_types",
+]
