@@ -10,13 +10,18 @@ from msi_cli.store.statefile import StateFile
 from msi_cli.store.tokencache import TokenCache
 
 
-def acquire(sf: StateFile, resource: Resource, audience: str, selector: tokens.Selector, state: State) -> dict:
-    """A token response for `resource` as its host's endpoint would hand it out."""
+def cached(resource: Resource, audience: str, selector: tokens.Selector, state: State, cache) -> dict | None:
+    """The platform cache's answer without the lock (None: a token must be minted). Selection
+    errors are raised here. `cache` is a TokenCache or anything with its `get`."""
     now = real_now() + state.clock_offset
     identity = tokens.select(state, resource, selector)
-    cache = TokenCache(sf.tokens_path)
     entry = cache.get(tokens.cache_key(state, resource, identity, audience))
-    hit = tokens.from_cache(entry, now) if entry else None
+    return tokens.from_cache(entry, now) if entry else None
+
+
+def acquire(sf: StateFile, resource: Resource, audience: str, selector: tokens.Selector, state: State) -> dict:
+    """A token response for `resource` as its host's endpoint would hand it out."""
+    hit = cached(resource, audience, selector, state, TokenCache(sf.tokens_path))
     if hit is not None:
         return hit
     with sf.transaction() as ctx:

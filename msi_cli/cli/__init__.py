@@ -34,6 +34,8 @@ COMMAND_MODULES: dict[str, str] = {
     "move-subscription": "moves",
     "log": "log",
     "demo": "demo",
+    "serve": "serve",
+    "env": "serve",
 }
 
 

@@ -1,0 +1,163 @@
+"""Commands for the local token endpoint: serve, env."""
+
+import json
+import os
+import shlex
+import sys
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from msi_cli.cli.app import app
+from msi_cli.cli.options import GroupOpt, OutputOpt, SubscriptionOpt, state_file
+from msi_cli.cli.render import Output
+
+
+class Shell(str, Enum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+    powershell = "powershell"
+
+
+# Every variable a managed identity client looks at to choose its source (azure-identity's order).
+HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+                  "MSI_ENDPOINT", "MSI_SECRET", "AZURE_POD_IDENTITY_AUTHORITY_HOST")
+
+
+@app.command(
+    "serve",
+    epilog="Example: msi serve --port 8080\n\n"
+    "Example: msi serve --fault vm1:410:count=2 --fault web1:throttle --fault '*:latency=200ms'",
+)
+def serve(
+    host: Annotated[str, typer.Option("--host", envvar="MSI_SERVE_HOST", help="Address to listen on. Keep loopback: the endpoint hands tokens to anyone who reaches it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    fault: Annotated[
+        Optional[list[str]],
+        typer.Option("--fault", envvar="MSI_SERVE_FAULT", metavar="TARGET:KIND[:OPTION]",
+                     help="Inject a fault for client testing (repeatable). KIND: throttle (429 past 20 requests/s or 5 "
+                          "concurrent), 410, 429, a 5xx status, or latency=250ms. OPTION: count=N or share=25%; "
+                          "throttle also takes rps=N and concurrent=N. TARGET: resource name or id, or '*'."),
+    ] = None,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", envvar="MSI_SERVE_TIMEOUT", min=0.1, help="Seconds a client may take to send a request (also the keep-alive idle limit).")] = 10.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every request to stderr (errors are always logged).")] = False,
+) -> None:
+    """Serve tokens to unmodified Azure SDK clients: every resource in the state gets its host's
+    managed identity endpoint (IMDS for VMs, scale sets and container apps; App Service for web
+    and function apps), plus OpenID discovery and JWKS per tenant.
+
+    Prints the base URL on stdout, records it in the state's private folder for `msi env`, reads
+    the state live (CLI changes apply to the next request) and stops cleanly on Ctrl-C."""
+    from msi_cli.server import faults as fault_specs
+    from msi_cli.server.app import Server
+
+    parsed = [fault_specs.parse(spec) for spec in fault or []]
+    sf = state_file()
+    server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose)
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        _note(f"warning: listening on {host}: any machine that reaches it can take this state's tokens")
+
+    def ready(url: str) -> None:
+        sys.stdout.write(url + "\n")
+        sys.stdout.flush()
+        _note(f"listening on {url} for state {sf.path} (Ctrl-C to stop)")
+        _note("point a client at a resource with: eval \"$(msi env RESOURCE)\"")
+        for spec in parsed:
+            _note(f"fault: {spec.spec}")
+
+    server.run(ready)
+    _note("stopped")
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"msi serve: {message}\n")
+    sys.stderr.flush()
+
+
+def _default_shell() -> Shell:
+    name = os.path.basename(os.environ.get("SHELL", ""))
+    return Shell(name) if name in ("bash", "zsh", "fish") else Shell.bash
+
+
+def _quote(shell: Shell, value: str) -> str:
+    if shell is Shell.fish:
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if shell is Shell.powershell:
+        return "'" + value.replace("'", "''") + "'"
+    return shlex.quote(value)
+
+
+def shell_lines(variables: dict[str, str], shell: Shell) -> str:
+    """Lines that set `variables` and unset the other hosts' variables, so an earlier
+    `msi env` for another kind of host does not win over this one."""
+    lines = []
+    for name in HOST_VARIABLES:
+        if name in variables:
+            continue
+        if shell is Shell.fish:
+            lines.append(f"set -e {name}")
+        elif shell is Shell.powershell:
+            lines.append(f"Remove-Item Env:{name} -ErrorAction SilentlyContinue")
+        else:
+            lines.append(f"unset {name}")
+    for name, value in variables.items():
+        quoted = _quote(shell, value)
+        if shell is Shell.fish:
+            lines.append(f"set -gx {name} {quoted}")
+        elif shell is Shell.powershell:
+            lines.append(f"$Env:{name} = {quoted}")
+        else:
+            lines.append(f"export {name}={quoted}")
+    return "\n".join(lines) + "\n"
+
+
+@app.command(
+    "env",
+    epilog="Example: eval \"$(msi env vm1)\"\n\n"
+    "Example: msi env web1 --shell fish | source\n\n"
+    "Example: msi env vm1 -o json",
+)
+def env(
+    resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
+    shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
+    resource_group: GroupOpt = None,
+    subscription: SubscriptionOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Print the environment that makes azure-identity and msal talk to the running `msi serve`
+    as this resource's host.
+
+    Web and function apps: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service 2019-08-01). VMs,
+    scale sets and container apps: AZURE_POD_IDENTITY_AUTHORITY_HOST, the IMDS address that both
+    azure-identity and msal honour. Default output is shell lines for eval; `-o json` prints a
+    flat object of variable names to values."""
+    from msi_cli.core import lookup
+    from msi_cli.errors import MsiError
+    from msi_cli.server import routes, runfile
+
+    sf = state_file()
+    record = runfile.running(sf.server_path)
+    if record is None:
+        raise MsiError(f"no 'msi serve' is running for state {sf.path}", hint="start one with: msi serve")
+    state = sf.read()
+    sub_id = lookup.subscription(state, subscription).id if subscription else None
+    res = lookup.resource(state, resource, resource_group, sub_id)
+    host = res.rtype.host
+    if host == routes.APPSERVICE:
+        variables = {
+            "IDENTITY_ENDPOINT": routes.token_endpoint(record.url, res),
+            "IDENTITY_HEADER": record.identity_header(res.id),
+        }
+    elif host == routes.IMDS:
+        variables = {"AZURE_POD_IDENTITY_AUTHORITY_HOST": routes.host_prefix(record.url, res)}
+    else:
+        raise MsiError(f"'{res.name}' is a {res.rtype.label}, which has no managed identity token endpoint",
+                       hint="use a vm, vmss, containerapp, webapp or functionapp")
+    if output is Output.json:
+        sys.stdout.write(json.dumps(variables, indent=2) + "\n")
+    elif output is Output.tsv:
+        sys.stdout.write("".join(f"{k}\t{v}\n" for k, v in variables.items()))
+    elif output is Output.table:
+        sys.stdout.write(shell_lines(variables, shell or _default_shell()))

@@ -1,0 +1,117 @@
+"""The App Service / Azure Functions identity endpoint:
+
+    GET {IDENTITY_ENDPOINT}?resource=URI&api-version=2019-08-01   header X-IDENTITY-HEADER
+    GET {MSI_ENDPOINT}?resource=URI&api-version=2017-09-01        header secret (legacy)
+
+2019-08-01 selectors: client_id, principal_id (alias object_id), mi_res_id; 2017-09-01 knows only
+`clientid`. Errors carry `statusCode`, `message` and `correlationId`. "Unable to load the proper
+Managed Identity." (an unknown or ambiguous identity) and "Unsupported/Invalid api-version
+parameter" are observed App Service answers; the other messages are the simulator's wording.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+
+from msi_cli.core.tokens import IDENTITY_NOT_FOUND, MULTIPLE_USER_ASSIGNED
+from msi_cli.errors import TokenError
+from msi_cli.server.messages import Request, Response, duplicates, json_response, parse_query
+from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector
+
+CURRENT = "2019-08-01"
+LEGACY = "2017-09-01"
+UNABLE_TO_LOAD = "Unable to load the proper Managed Identity."
+BAD_API_VERSION = "Unsupported/Invalid api-version parameter"
+METHOD_NOT_ALLOWED = "The HTTP method is not supported by the managed identity endpoint; use GET."
+UNAUTHORIZED = "The {header} header is missing or does not match this app's identity secret."
+RESOURCE_REQUIRED = "The resource parameter is required."
+DUPLICATE = "Duplicate query parameters are not allowed: {names}"
+
+SELECTORS = {"client_id": "client_id", "principal_id": "object_id", "object_id": "object_id", "mi_res_id": "msi_res_id"}
+LEGACY_SELECTORS = {"clientid": "client_id"}
+
+FAULTS = {
+    429: "Too many requests.",
+    410: "The managed identity endpoint is being updated and will be available within 70 seconds.",
+}
+SERVER_ERROR = "An unexpected error occurred while acquiring the token."
+
+
+def _error(status: int, message: str, log: str = "", headers=None) -> Response:
+    correlation = str(uuid.uuid4())
+    body = {"statusCode": status, "message": message, "correlationId": correlation}
+    return json_response(status, body, headers=[("X-CORRELATION-ID", correlation), *(headers or [])], log=log or message)
+
+
+def parse(req: Request, secret: str) -> TokenRequest:
+    """Apply App Service's request rules in order; raises Rejected with its answer."""
+    if req.method != "GET":
+        raise Rejected(_error(405, METHOD_NOT_ALLOWED, headers=[("Allow", "GET")]))
+    pairs = parse_query(req.query)
+    if pairs is None:
+        raise Rejected(_error(400, "The query string cannot be decoded."))
+    params = dict(pairs)
+    version = params.get("api-version")
+    if version not in (CURRENT, LEGACY):
+        raise Rejected(_error(400, BAD_API_VERSION, log=f"api-version {version!r}"))
+    legacy = version == LEGACY
+    header = "secret" if legacy else "X-IDENTITY-HEADER"
+    sent = req.header(header)
+    if sent is None or not hmac.compare_digest(sent.encode("latin-1"), secret.encode("ascii")):
+        raise Rejected(_error(401, UNAUTHORIZED.format(header=header), log=f"{header} missing or wrong"))
+    dup = duplicates(pairs)
+    if dup:
+        raise Rejected(_error(400, DUPLICATE.format(names=", ".join(dup))))
+    audience = params.get("resource", "").strip()
+    if not audience:
+        raise Rejected(_error(400, RESOURCE_REQUIRED))
+    selector, given = collect_selector(params, LEGACY_SELECTORS if legacy else SELECTORS)
+    if given > 1:
+        raise Rejected(_error(400, MULTIPLE_SELECTORS.format(names="client_id, principal_id (object_id) or mi_res_id")))
+    return TokenRequest(audience, selector, legacy)
+
+
+def legacy_date(epoch: int) -> str:
+    """2017-09-01's expires_on: `06/20/2019 02:57:58 +00:00`."""
+    return time.strftime("%m/%d/%Y %H:%M:%S +00:00", time.gmtime(epoch))
+
+
+def token(response: dict, legacy: bool) -> Response:
+    """App Service's success body from the platform's (IMDS-shaped) response."""
+    if legacy:
+        body = {
+            "access_token": response["access_token"],
+            "expires_on": legacy_date(int(response["expires_on"])),
+            "resource": response["resource"],
+            "token_type": response["token_type"],
+        }
+    else:
+        body = {
+            "access_token": response["access_token"],
+            "expires_on": response["expires_on"],
+            "resource": response["resource"],
+            "token_type": response["token_type"],
+            "client_id": response["client_id"],
+            "not_before": response["not_before"],
+        }
+    return json_response(200, body)
+
+
+def error(exc: TokenError) -> Response:
+    """The core's refusal in App Service's shape; selection failures read as App Service says them."""
+    message = UNABLE_TO_LOAD if exc.description in (IDENTITY_NOT_FOUND, MULTIPLE_USER_ASSIGNED) else exc.description
+    return _error(exc.status, message, log=exc.reason)
+
+
+def fault(status: int) -> Response:
+    return _error(status, FAULTS.get(status, SERVER_ERROR), log=f"injected fault {status}")
+
+
+def not_found(why: str) -> Response:
+    return _error(404, why)
+
+
+def server_error(why: str) -> Response:
+    return _error(500, SERVER_ERROR, log=why)

@@ -1,0 +1,94 @@
+"""OpenID discovery per tenant, as login.microsoftonline.com publishes it for v1 tokens: the
+configuration document (issuer `https://sts.windows.net/{tid}/`) and the JWKS at its jwks_uri,
+here both on the local server so a resource server can verify tokens with no project code."""
+
+from __future__ import annotations
+
+import threading
+
+from msi_cli.core import lookup, tokens
+from msi_cli.core.model import State, Tenant
+from msi_cli.errors import MsiError
+from msi_cli.server import routes
+from msi_cli.server.messages import Request, Response, json_response
+
+TENANT_NOT_FOUND = (
+    "AADSTS90002: Tenant '{name}' not found. Check to make sure you have the correct tenant ID and are signing into "
+    "the correct cloud. Check with your subscription administrator, this may happen if there are no active "
+    "subscriptions for the tenant."
+)
+
+
+def find_tenant(state: State, ref: str) -> Tenant | None:
+    try:
+        return lookup.tenant(state, ref)
+    except MsiError:
+        return None
+
+
+def unknown_tenant(name: str) -> Response:
+    return json_response(400, {"error": "invalid_tenant", "error_description": TENANT_NOT_FOUND.format(name=name)},
+                         log=f"no simulated tenant '{name}'")
+
+
+def method_not_allowed() -> Response:
+    return json_response(405, {"error": "invalid_request", "error_description": "Only GET is supported."},
+                         headers=[("Allow", "GET")])
+
+
+def configuration(base: str, tenant: Tenant) -> Response:
+    tid = tenant.id
+    local = f"{base}/{tid}"
+    doc = {
+        "token_endpoint": f"{local}/oauth2/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": routes.jwks_uri(base, tid),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
+        "scopes_supported": ["openid"],
+        "issuer": f"https://sts.windows.net/{tid}/",
+        "microsoft_multi_refresh_token": True,
+        "authorization_endpoint": f"{local}/oauth2/authorize",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "ver"],
+        "tenant_region_scope": None,
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+    }
+    return json_response(200, doc)
+
+
+class KeySet:
+    """JWKS documents; each key's JWK is built once (a key never changes under its kid)."""
+
+    def __init__(self, keys) -> None:
+        self.keys = keys  # the key ring (public certificates by kid)
+        self._jwk: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def response(self, tenant: Tenant, now_iso: str) -> Response:
+        from msi_cli import crypto
+
+        published = tokens.published_keys(tenant, now_iso)
+        out = []
+        for key in published:
+            jwk = self._jwk.get(key.kid)
+            if jwk is None:
+                with self._lock:
+                    jwk = crypto.jwk_from_certificate(self.keys.public_certificate_der(key.kid), key.kid)
+                    self._jwk[key.kid] = jwk
+            out.append(jwk)
+        return json_response(200, {"keys": out})
+
+
+def handle(req: Request, kind: str, tenant_ref: str, base: str, state: State, keyset: KeySet, now_iso: str) -> Response:
+    if req.method != "GET":
+        return method_not_allowed()
+    tenant = find_tenant(state, tenant_ref)
+    if tenant is None:
+        return unknown_tenant(tenant_ref)
+    if kind == routes.OPENID:
+        return configuration(base, tenant)
+    return keyset.response(tenant, now_iso)

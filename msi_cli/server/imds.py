@@ -1,0 +1,97 @@
+"""The Azure Instance Metadata Service identity endpoint, as VMs, scale sets and (in this
+simulator) container apps see it:
+
+    GET {host}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=URI  (Metadata: true)
+
+Strings quoted from Microsoft's IMDS documentation or observed IMDS answers: "Required metadata
+header not specified", "Identity not found", the multiple-user-assigned message, AADSTS500011 (these
+four come from the core), the api-version error body and its newest-versions list. The texts of the
+405, X-Forwarded-For, duplicate-parameter and fault answers are not published; the simulator's own
+wording follows the documentation's rule for each.
+"""
+
+from __future__ import annotations
+
+from msi_cli.errors import TokenError
+from msi_cli.server.messages import Request, Response, duplicates, json_response, parse_query
+from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector
+
+# Supported IMDS api-versions (Microsoft's list); the identity category exists since 2018-02-01.
+API_VERSIONS = frozenset((
+    "2018-02-01", "2018-04-02", "2018-10-01", "2019-02-01", "2019-03-11", "2019-04-30", "2019-06-01",
+    "2019-06-04", "2019-08-01", "2019-08-15", "2019-11-01", "2020-06-01", "2020-07-15", "2020-09-01",
+    "2020-10-01", "2020-12-01", "2021-01-01", "2021-02-01", "2021-03-01", "2021-05-01", "2021-08-01",
+    "2021-10-01", "2021-11-01", "2021-11-15", "2021-12-13", "2023-07-01", "2023-11-15", "2024-03-15",
+    "2024-07-17", "2025-04-07",
+))
+NEWEST_VERSIONS = ["2025-04-07", "2024-07-17", "2024-03-15"]
+BAD_API_VERSION = {
+    "error": "Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds",
+    "newest-versions": NEWEST_VERSIONS,
+}
+METADATA_REQUIRED = "Required metadata header not specified"
+AUDIENCE_REQUIRED = "Required audience parameter not specified"
+METHOD_NOT_ALLOWED = "The HTTP method (verb) isn't supported on the endpoint."
+FORWARDED = "Requests must not contain the X-Forwarded-For header"
+DUPLICATE = "Requests with duplicate query parameter names are rejected: {names}"
+
+SELECTORS = {"client_id": "client_id", "object_id": "object_id", "msi_res_id": "msi_res_id", "mi_res_id": "msi_res_id"}
+
+FAULTS = {
+    429: ("too_many_requests", "Too many requests: the identity endpoint allows 20 requests per second and 5 concurrent requests per VM"),
+    410: ("gone", "The identity endpoint is being updated and will be available within 70 seconds"),
+}
+SERVER_ERROR = ("unknown", "Failed to retrieve token from the Active directory.")
+
+
+def _error(status: int, error: str, description: str, log: str = "", headers=None) -> Response:
+    return json_response(status, {"error": error, "error_description": description}, headers=headers, log=log or description)
+
+
+def parse(req: Request) -> TokenRequest:
+    """Apply IMDS's request rules in order; raises Rejected with IMDS's answer."""
+    if req.method != "GET":
+        raise Rejected(_error(405, "invalid_request", METHOD_NOT_ALLOWED, headers=[("Allow", "GET")]))
+    if "x-forwarded-for" in req.headers:
+        raise Rejected(_error(400, "invalid_request", FORWARDED))
+    metadata = req.header("metadata")
+    if metadata != "true":  # lower-case, as IMDS requires
+        raise Rejected(_error(400, "invalid_request", METADATA_REQUIRED))
+    pairs = parse_query(req.query)
+    if pairs is None:
+        raise Rejected(_error(400, "invalid_request", "The query string cannot be decoded"))
+    dup = duplicates(pairs)
+    if dup:
+        raise Rejected(_error(400, "invalid_request", DUPLICATE.format(names=", ".join(dup))))
+    params = dict(pairs)
+    if params.get("api-version") not in API_VERSIONS:
+        raise Rejected(json_response(400, BAD_API_VERSION, log=f"api-version {params.get('api-version')!r}"))
+    audience = params.get("resource", "").strip()
+    if not audience:
+        raise Rejected(_error(400, "invalid_request", AUDIENCE_REQUIRED))
+    selector, given = collect_selector(params, SELECTORS)
+    if given > 1:
+        raise Rejected(_error(400, "invalid_request", MULTIPLE_SELECTORS.format(names="client_id, object_id or msi_res_id (mi_res_id)")))
+    return TokenRequest(audience, selector)
+
+
+def token(response: dict) -> Response:
+    """IMDS's success body is the platform's response as it is (every value a string)."""
+    return json_response(200, response)
+
+
+def error(exc: TokenError) -> Response:
+    return _error(exc.status, exc.error, exc.description, log=exc.reason)
+
+
+def fault(status: int) -> Response:
+    err, description = FAULTS.get(status, SERVER_ERROR)
+    return _error(status, err, description, log=f"injected fault {status}")
+
+
+def not_found(why: str) -> Response:
+    return _error(404, "not_found", why)
+
+
+def server_error(why: str) -> Response:
+    return _error(500, SERVER_ERROR[0], SERVER_ERROR[1], log=why)

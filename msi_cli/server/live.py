@@ -1,0 +1,82 @@
+"""The state and the platform token cache as the server sees them: parsed once and kept in
+memory, re-read only when a file's identity or stamp changes, so that a change made with the CLI
+while the server runs takes effect on the next request at the cost of two stat calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from msi_cli.core.model import State
+from msi_cli.store.statefile import StateFile
+
+
+def _signature(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+class MemoryTokenCache:
+    """The token cache's entries, read-only, with the `get` of `store.tokencache.TokenCache`."""
+
+    def __init__(self, entries: dict) -> None:
+        self._entries = entries
+
+    def get(self, key: str) -> dict | None:
+        entry = self._entries.get(key)
+        return entry if isinstance(entry, dict) else None
+
+
+class LiveState:
+    def __init__(self, sf: StateFile) -> None:
+        self.sf = sf
+        self._state_path = os.fspath(sf.path)
+        self._tokens_path = os.fspath(sf.tokens_path)
+        self._lock = threading.Lock()
+        self._state_sig: tuple | None = None
+        self._tokens_sig: tuple | None = None
+        self.state: State | None = None
+        self.tokens = MemoryTokenCache({})
+        self.generation = 0  # bumped on every state reload
+
+    def stale(self) -> bool:
+        """Has either file changed since it was last read? (Two stat calls, no reading.)"""
+        return (
+            self.state is None
+            or _signature(self._state_path) != self._state_sig
+            or _signature(self._tokens_path) != self._tokens_sig
+        )
+
+    def refresh(self) -> None:
+        """Re-read what changed. Blocking (parsing, perhaps the lock to create a fresh state);
+        the server calls it off the event loop. Raises StateError for a state that does not load."""
+        with self._lock:
+            sig = _signature(self._state_path)
+            if self.state is None or sig != self._state_sig:
+                state = self.sf.read()  # a missing file is created fresh first
+                if sig is None:
+                    sig = _signature(self._state_path)
+                self.state, self._state_sig = state, sig
+                self.generation += 1
+            sig = _signature(self._tokens_path)
+            if sig != self._tokens_sig:
+                self.tokens = MemoryTokenCache(_read_tokens(self.sf.tokens_path))
+                self._tokens_sig = sig
+
+    def tokens_changed(self) -> None:
+        """The server itself just wrote the token cache: read it again on the next request (a
+        file replaced twice within one clock tick could otherwise keep its stamp)."""
+        self._tokens_sig = ("changed",)
+
+
+def _read_tokens(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}  # a cache, not state: missing or damaged means empty
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,71 @@
+"""A parsed HTTP request and the response to write: the only types shared by the HTTP loop and
+the protocol modules."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str  # raw (percent-encoded) path, without the query
+    query: str  # raw query string, without '?'
+    headers: dict[str, str]  # lower-case names; a repeated header keeps its first value
+    repeated: frozenset[str] = frozenset()  # lower-case names of headers sent more than once
+    version: str = "HTTP/1.1"
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    close: bool = False  # close the connection after writing
+    log: str = ""  # why, in the simulator's words, for the server's own log (never a secret)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+MAX_QUERY_FIELDS = 64
+
+
+def json_response(status: int, data: object, headers: list[tuple[str, str]] | None = None, log: str = "") -> Response:
+    return Response(status, _ENCODER.encode(data).encode("utf-8"), headers=headers or [], log=log)
+
+
+def parse_query(raw: str) -> list[tuple[str, str]] | None:
+    """The query's (name, value) pairs in order, percent-decoded as UTF-8 (`+` is a space);
+    None when it cannot be decoded or has too many fields."""
+    from urllib.parse import unquote
+
+    pairs = []
+    for field in raw.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        try:
+            if "%" in name or "+" in name:
+                name = unquote(name.replace("+", " "), errors="strict")
+            if "%" in value or "+" in value:
+                value = unquote(value.replace("+", " "), errors="strict")
+        except UnicodeDecodeError:
+            return None
+        pairs.append((name, value))
+        if len(pairs) > MAX_QUERY_FIELDS:
+            return None
+    return pairs
+
+
+def duplicates(pairs: list[tuple[str, str]]) -> list[str]:
+    seen: set[str] = set()
+    dup: list[str] = []
+    for name, _ in pairs:
+        if name in seen and name not in dup:
+            dup.append(name)
+        seen.add(name)
+    return dup
