@@ -35,12 +35,9 @@ def world(cli):
 def complete_words(*words: str) -> list[str]:
     """What `msi` offers for the last word, in-process, through the same machinery the shell
     scripts call (`_MSI_COMPLETE=complete_bash`)."""
-    from typer._click.shell_completion import get_completion_class
-
     load()
-    complete.register_shells()
     options.set_state_path(None)
-    comp = get_completion_class("bash")(typer.main.get_command(app), {}, "msi", "_MSI_COMPLETE")
+    comp = complete.shell_completer(typer.main.get_command(app), "bash")
     return [item.value for item in comp.get_completions(list(words[:-1]), words[-1])]
 
 

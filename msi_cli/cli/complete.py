@@ -295,23 +295,28 @@ def register_shells() -> None:
     typer_shells.add_completion_class(PowerShellComplete, "pwsh")
 
 
+def shell_completer(command: Any, shell: str, prog_name: str = "msi") -> Any:
+    """The handler a shell's script talks to (a click ShellComplete), as msi uses it."""
+    from typer.completion import shell_completion  # click's module, as Typer uses it
+
+    register_shells()
+    cls = shell_completion.get_completion_class(shell)
+    if cls is None:
+        raise ValueError(f"unsupported shell: {shell}")
+    return cls(command, {}, prog_name, f"_{prog_name}_COMPLETE".replace("-", "_").upper())
+
+
 def completion_script(command: Any, shell: str, prog_name: str = "msi") -> str:
     """The completion script for `shell`, as `_MSI_COMPLETE=source_<shell> msi` prints it, for the
     click command built from the Typer app."""
-    from typer._click.shell_completion import get_completion_class
-
-    register_shells()
-    cls = get_completion_class(shell)
-    if cls is None:
-        raise ValueError(f"unsupported shell: {shell}")
-    complete_var = f"_{prog_name}_COMPLETE".replace("-", "_").upper()
-    return cls(command, {}, prog_name, complete_var).source().strip() + "\n"
+    return shell_completer(command, shell, prog_name).source().strip() + "\n"
 
 
 __all__ = [
     "SHELLS",
     "completion_script",
     "register_shells",
+    "shell_completer",
     "complete_groups",
     "complete_identities",
     "complete_resources",
