@@ -10,7 +10,9 @@ A fault is given as `TARGET:KIND[:OPTION]...`:
 - OPTION: `count=N` (only the first N matching requests), `share=P` (a share of them, `0.25` or
   `25%`, spread evenly: with 25% every fourth request), and for `throttle` `rps=N` and
   `concurrent=N` to change the limits.
-Without count or share a status or latency fault applies to every request of its target.
+Without count or share a status or latency fault applies to every request of its target. Faults
+apply in the order given; a request answered by one status fault is not counted by the next, so
+`vm1:503:count=1 vm1:429:count=1` answers 503, then 429, then normally.
 Examples: `vm1:410:count=2`, `web1:503:share=50%`, `*:latency=200ms`, `vm1:throttle`.
 """
 
@@ -156,14 +158,14 @@ class Injector:
                 window.append(now)
                 fault.inflight[key] = inflight + 1
                 decision.admitted.append(fault)
-            elif fault._selected():
-                if fault.kind == "latency":
+            elif fault.kind == "latency":
+                if fault._selected():
                     fault.fired += 1
                     decision.delay += fault.delay
-                elif not decision.status:
-                    fault.fired += 1
-                    decision.status = fault.status
-                    decision.why = f"injected by {fault.spec}"
+            elif not decision.status and fault._selected():  # a request answered by an earlier fault does not count
+                fault.fired += 1
+                decision.status = fault.status
+                decision.why = f"injected by {fault.spec}"
         return decision
 
     def leave(self, decision: Decision) -> None:
