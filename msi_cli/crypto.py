@@ -95,3 +95,57 @@ def jwk_from_certificate(der: bytes, kid: str) -> dict:
         "e": b64url_uint(numbers.e),
         "x5c": [base64.b64encode(der).decode("ascii")],
     }
+
+
+# ---- compact JWS without PyJWT: importing PyJWT (its JWKS client pulls in urllib, http and ssl)
+# costs more than signing, and minting is on the fresh-token path. Verification stays with PyJWT.
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jws_sign(header: dict, claims: dict, private_key) -> str:
+    """A compact JWS: RS256 with an RSA key, ES256 with a P-256 key (`header` carries `alg`)."""
+    import json
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+
+    signing_input = (
+        b64url(json.dumps(header, separators=(",", ":")).encode("utf-8"))
+        + "."
+        + b64url(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
+    ).encode("ascii")
+    if header.get("alg") == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
+        r, s = utils.decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    elif header.get("alg") == "RS256" and not isinstance(private_key, ec.EllipticCurvePrivateKey):
+        signature = private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise ValueError(f"cannot sign {header.get('alg')!r} with a {type(private_key).__name__}")
+    return signing_input.decode("ascii") + "." + b64url(signature)
+
+
+def jws_verify_es256(token: str, public_key) -> tuple[dict, dict]:
+    """(header, claims) of an ES256 compact JWS whose signature `public_key` verifies; raises
+    ValueError when it is malformed or the signature does not verify."""
+    import json
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    try:
+        head, body, sig = token.split(".")
+        header, claims, raw = json.loads(b64url_decode(head)), json.loads(b64url_decode(body)), b64url_decode(sig)
+    except ValueError:
+        raise ValueError("malformed JWS") from None
+    if header.get("alg") != "ES256" or len(raw) != 64:
+        raise ValueError("not an ES256 JWS")
+    der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    try:
+        public_key.verify(der, f"{head}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise ValueError("bad signature") from None
+    return header, claims
