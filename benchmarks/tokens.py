@@ -1,0 +1,143 @@
+"""Token figures at 1,000 resources: whole `msi token` processes interleaved with the floor
+`python -c "import typer"`, and how fast identities are created in bulk (each one gets a key and a
+certificate), by processes and in-process through the core.
+
+Targets: a cache-hit token <= 2.0x the floor, a fresh token <= 2.5x.
+
+Usage: python benchmarks/tokens.py [--resources 1000] [--rounds 15] [--identities 50] [--bulk 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import copy_state, environment, interleaved, msi_command, precompile, run, table  # noqa: E402
+from seed import seed  # noqa: E402
+
+CACHE_HIT_TARGET = 2.0
+FRESH_TARGET = 2.5
+
+
+def row(label: str, med: float, floor: float, target: float | None) -> tuple:
+    ratio = med / floor
+    status = "" if target is None else ("ok" if ratio <= target else "MISSED")
+    return (label, f"{med * 1000:.0f}", f"{floor * 1000:.0f}", f"{ratio:.2f}", f"<= {target}" if target else "", status)
+
+
+def per_second(count: int, seconds: float) -> str:
+    return f"{count / seconds:.0f}/s"
+
+
+def bulk_in_process(state: Path, count: int, generate_keys: bool) -> float:
+    """Seconds to create `count` user-assigned identities in one transaction through the core,
+    saving included. Without key generation, a stand-in key ring hands out certificates that were
+    never made (run it on a throwaway copy of the state)."""
+    from msi_cli.core import lifecycle
+    from msi_cli.core.arm import new_guid
+    from msi_cli.core.clock import iso
+    from msi_cli.core.model import KeyCredential
+    from msi_cli.store.statefile import StateFile
+
+    class NoKeys:
+        def new_identity_certificate(self, app_id: str, start: int, end: int) -> KeyCredential:
+            return KeyCredential(new_guid(), (new_guid() + new_guid()).replace("-", "")[:40].upper(), iso(start), iso(end))
+
+        def discard_new(self) -> None:
+            pass
+
+    started = time.perf_counter()
+    with StateFile(state).transaction() as ctx:
+        if not generate_keys:
+            ctx.keys = NoKeys()  # type: ignore[assignment]
+        for n in range(count):
+            lifecycle.create_identity(ctx, f"bulk{n}", "bulk", None, None)
+    return time.perf_counter() - started
+
+
+def key_generation(count: int) -> float:
+    from msi_cli import crypto
+
+    started = time.perf_counter()
+    for n in range(count):
+        crypto.new_ec_certificate(f"app{n}", 0, 90 * 86400)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--resources", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--identities", type=int, default=50, help="msi create-identity processes to time")
+    parser.add_argument("--bulk", type=int, default=500, help="identities created in-process")
+    args = parser.parse_args()
+    precompile()
+    msi = msi_command()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "s" / "state.toml"
+        started = time.perf_counter()
+        seed(state, args.resources)
+        print(f"seeded {args.resources} resources in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        env = environment(state)
+        target = f"res{args.resources // 2 - (args.resources // 2) % 3}"  # a VM with a system-assigned identity
+        user_target = f"res{args.resources // 2 - (args.resources // 2) % 3 + 1}"  # a web app with one user-assigned
+
+        # Cache hit: the token was minted once before timing starts.
+        hit = [*msi, "token", target, "--audience", "https://vault.azure.net", "-o", "tsv"]
+        run(hit, env)
+        med, floor = interleaved([hit], env, args.rounds)
+        rows.append(row("token, cache hit", med, floor, CACHE_HIT_TARGET))
+
+        # Fresh: every round asks for an audience the cache has not seen (a Key Vault of its own).
+        fresh = [[*msi, "token", target, "--audience", f"https://kv{n}.vault.azure.net", "-o", "tsv"] for n in range(args.rounds)]
+        med, floor = interleaved(fresh, env, args.rounds)
+        rows.append(row("token, fresh (system-assigned)", med, floor, FRESH_TARGET))
+        fresh = [[*msi, "token", user_target, "--audience", f"https://st{n}.blob.core.windows.net", "-o", "tsv"] for n in range(args.rounds)]
+        med, floor = interleaved(fresh, env, args.rounds)
+        rows.append(row("token, fresh (user-assigned)", med, floor, FRESH_TARGET))
+
+        # Verify, for reference (not a target of the issue).
+        token = subprocess.run(hit, env=env, capture_output=True, text=True, check=True).stdout.strip()
+        med, floor = interleaved([[*msi, "verify", token, "-o", "none"]], env, args.rounds)
+        rows.append(row("verify (reference, no target)", med, floor, None))
+
+        print(table(rows, ("command", "median ms", "floor ms", "ratio", "target", "")))
+        print()
+
+        # Bulk creation: processes, then in-process with and without key generation.
+        started = time.perf_counter()
+        for n in range(args.identities):
+            run([*msi, "create-identity", f"proc{n}", "-g", "bulk", "-o", "none"], env)
+        by_process = time.perf_counter() - started
+        started = time.perf_counter()
+        for n in range(args.identities):
+            run([*msi, "create-resource", f"plain{n}", "--type", "storage", "-g", "bulk", "-o", "none"], env)
+        baseline = time.perf_counter() - started
+        copies = []
+        for name in ("with-keys", "no-keys"):
+            copy = Path(tmp) / name / "state.toml"
+            copy_state(state, copy)
+            copies.append(copy)
+        key_generation(5)  # import cryptography before timing the in-process runs
+        with_keys = bulk_in_process(copies[0], args.bulk, True)
+        without_keys = bulk_in_process(copies[1], args.bulk, False)
+        keys_only = key_generation(args.bulk)
+        bulk = [
+            (f"{args.identities} x msi create-identity (processes)", f"{by_process:.2f}", per_second(args.identities, by_process)),
+            (f"{args.identities} x msi create-resource, no identity (baseline)", f"{baseline:.2f}", per_second(args.identities, baseline)),
+            (f"{args.bulk} in one transaction (core, with keys)", f"{with_keys:.2f}", per_second(args.bulk, with_keys)),
+            (f"{args.bulk} in one transaction (core, no key generation)", f"{without_keys:.2f}", per_second(args.bulk, without_keys)),
+            (f"{args.bulk} EC P-256 key + certificate only", f"{keys_only:.2f}", per_second(args.bulk, keys_only)),
+        ]
+        print(table(bulk, ("created", "seconds", "rate")))
+
+
+if __name__ == "__main__":
+    main()
