@@ -431,6 +431,10 @@ def test_verify_rejects_garbage_and_foreign_issuer(cli, world):
     token = token_response(cli, "vm1", VAULT)["access_token"]
     code, out, _ = verdict(cli, tamper_payload(token, tid="11111111-1111-1111-1111-111111111111"))
     assert code == 1 and out["valid"] is False
+    # alg "none" with the signature stripped is not accepted.
+    unsigned = tamper_header(token, alg="none").rsplit(".", 1)[0] + "."
+    code, out, _ = verdict(cli, unsigned)
+    assert code == 1 and out["valid"] is False
 
 
 def test_token_of_deleted_principal_still_verifies(cli, world):
