@@ -53,13 +53,31 @@ class Application:
         self._refreshing: asyncio.Future | None = None
         self._secrets: dict[str, str] = {}
 
-    async def handle(self, req: Request) -> Response:
-        started = time.perf_counter()
-        response = await self._dispatch(req)
+    def _log_request(self, req: Request, response: Response, started: float) -> None:
         if self.verbose or response.status >= 400:
             ms = (time.perf_counter() - started) * 1000
             why = f" ({response.log})" if response.log and response.status >= 400 else ""
             self.log(f"{req.method} {req.path} {response.status} {ms:.1f}ms{why}")
+
+    def answer_now(self, req: Request) -> Response | None:
+        """The answer, if it can be given at once without blocking: the state and token cache
+        are current in memory, no fault is configured, and the token is a cache hit (or the
+        request is refused). None sends the request down `handle`."""
+        if self.injector or self.live.stale():
+            return None
+        started = time.perf_counter()
+        response = self._route(req, self.live.state)
+        if isinstance(response, _Pending):
+            response = response.answer_now()
+            if response is None:
+                return None
+        self._log_request(req, response, started)
+        return response
+
+    async def handle(self, req: Request) -> Response:
+        started = time.perf_counter()
+        response = await self._dispatch(req)
+        self._log_request(req, response, started)
         return response
 
     async def _fresh(self) -> None:
@@ -75,12 +93,34 @@ class Application:
         route = routes.match(req.path)
         if route is None:
             return _not_found(req.path)
-        proto = PROTOCOLS.get(route.kind)
         try:
             await self._fresh()
         except MsiError as exc:
-            return (proto or imds).server_error(f"the state cannot be read: {exc.message}")
-        state = self.live.state
+            return PROTOCOLS.get(route.kind, imds).server_error(f"the state cannot be read: {exc.message}")
+        pending = self._route(req, self.live.state)
+        if isinstance(pending, Response):
+            return pending
+        if not self.injector:
+            return await pending.answer()
+        decision = self.injector.enter(pending.resource.id, pending.resource.name)
+        try:
+            if decision.delay:
+                await asyncio.sleep(decision.delay)
+            if decision.status:
+                response = pending.proto.fault(decision.status)
+                response.log = decision.why
+                return response
+            return await pending.answer()
+        finally:
+            self.injector.leave(decision)
+
+    def _route(self, req: Request, state) -> Response | _Pending:
+        """Everything up to the token: the route, discovery, the resource and its host's request
+        rules. A token request that passes them comes back as _Pending."""
+        route = routes.match(req.path)
+        if route is None:
+            return _not_found(req.path)
+        proto = PROTOCOLS.get(route.kind)
         if proto is None:
             now_iso = iso(real_now() + state.clock_offset)
             return discovery.handle(req, route.kind, route.target, self.base_url, state, self.keyset, now_iso)
@@ -88,50 +128,61 @@ class Application:
         if resource is None or resource.rtype.host != route.kind:
             kind = "IMDS" if route.kind == routes.IMDS else "App Service"
             return proto.not_found(f"No {kind} managed identity endpoint for resource '{route.target}'")
-        if not self.injector:
-            return await self._token(req, route.kind, proto, resource, state)
-        decision = self.injector.enter(resource.id, resource.name)
-        try:
-            if decision.delay:
-                await asyncio.sleep(decision.delay)
-            if decision.status:
-                response = proto.fault(decision.status)
-                response.log = decision.why
-                return response
-            return await self._token(req, route.kind, proto, resource, state)
-        finally:
-            self.injector.leave(decision)
+        return _Pending(self, req, proto, resource, state)
 
     def _secret(self, resource_id: str) -> str:
         secret = self._secrets.get(resource_id)
         if secret is None:
+            if len(self._secrets) >= 4096:
+                self._secrets.clear()
             secret = self._secrets[resource_id] = runfile.identity_header(self.key, resource_id)
         return secret
 
-    async def _token(self, req: Request, kind: str, proto, resource, state) -> Response:
+
+class _Pending:
+    """A request for a resource's token endpoint, before its host's rules are applied."""
+
+    __slots__ = ("app", "req", "proto", "resource", "state")
+
+    def __init__(self, app: Application, req: Request, proto, resource, state) -> None:
+        self.app, self.req, self.proto, self.resource, self.state = app, req, proto, resource, state
+
+    def _parse(self):
+        if self.proto is imds:
+            return imds.parse(self.req)
+        return appservice.parse(self.req, self.app._secret(self.resource.id.lower()))
+
+    def _render(self, treq, answer: dict) -> Response:
+        return imds.token(answer) if self.proto is imds else appservice.token(answer, treq.legacy)
+
+    def answer_now(self) -> Response | None:
+        """The answer from the rules and the in-memory token cache; None when a token must be minted."""
         try:
-            if kind == routes.IMDS:
-                treq = imds.parse(req)
-            else:
-                treq = appservice.parse(req, self._secret(resource.id.lower()))
+            treq = self._parse()
+            answer = platform.cached(self.resource, treq.audience, treq.selector, self.state, self.app.live.tokens)
         except Rejected as rejected:
             return rejected.response
-        try:
-            answer = platform.cached(resource, treq.audience, treq.selector, state, self.live.tokens)
-            if answer is None:
-                loop = asyncio.get_running_loop()
-                answer = await loop.run_in_executor(
-                    self.pool, platform.acquire, self.sf, resource, treq.audience, treq.selector, state)
-                self.live.tokens_changed()
         except TokenError as exc:
-            return proto.error(exc)
+            return self.proto.error(exc)
+        return None if answer is None else self._render(treq, answer)
+
+    async def answer(self) -> Response:
+        quick = self.answer_now()
+        if quick is not None:
+            return quick
+        treq = self._parse()
+        try:
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(self.app.pool, platform.acquire, self.app.sf, self.resource,
+                                                treq.audience, treq.selector, self.state)
+            self.app.live.tokens_changed()
+        except TokenError as exc:
+            return self.proto.error(exc)
         except NotFound as exc:
-            return proto.not_found(exc.message)
+            return self.proto.not_found(exc.message)
         except MsiError as exc:
-            return proto.server_error(exc.message)
-        if kind == routes.IMDS:
-            return imds.token(answer)
-        return appservice.token(answer, treq.legacy)
+            return self.proto.server_error(exc.message)
+        return self._render(treq, answer)
 
 
 class Server:
@@ -147,8 +198,8 @@ class Server:
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="msi-serve")
         self.key = runfile.new_key()
         self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose)
-        self.http = HttpServer(self.app.handle, server_name=SERVER_NAME, request_timeout=request_timeout,
-                               on_error=self.log if verbose else None)
+        self.http = HttpServer(self.app.handle, quick=self.app.answer_now, server_name=SERVER_NAME,
+                               request_timeout=request_timeout, on_error=self.log if verbose else None)
         self.url = ""
         self._record: runfile.RunRecord | None = None
 

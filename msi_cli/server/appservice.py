@@ -11,14 +11,15 @@ parameter" are observed App Service answers; the other messages are the simulato
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 import uuid
 
 from msi_cli.core.tokens import IDENTITY_NOT_FOUND, MULTIPLE_USER_ASSIGNED
 from msi_cli.errors import TokenError
-from msi_cli.server.messages import Request, Response, duplicates, json_response, parse_query
-from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector
+from msi_cli.server.messages import Request, Response, encode, json_response
+from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector, query
 
 CURRENT = "2019-08-01"
 LEGACY = "2017-09-01"
@@ -49,28 +50,38 @@ def parse(req: Request, secret: str) -> TokenRequest:
     """Apply App Service's request rules in order; raises Rejected with its answer."""
     if req.method != "GET":
         raise Rejected(_error(405, METHOD_NOT_ALLOWED, headers=[("Allow", "GET")]))
-    pairs = parse_query(req.query)
-    if pairs is None:
-        raise Rejected(_error(400, "The query string cannot be decoded."))
-    params = dict(pairs)
-    version = params.get("api-version")
-    if version not in (CURRENT, LEGACY):
-        raise Rejected(_error(400, BAD_API_VERSION, log=f"api-version {version!r}"))
-    legacy = version == LEGACY
-    header = "secret" if legacy else "X-IDENTITY-HEADER"
-    sent = req.header(header)
+    version, outcome = _query_rules(req.query)
+    if version is None:
+        raise Rejected(_error(400, outcome[0], log=outcome[1]))
+    header = "secret" if version == LEGACY else "X-IDENTITY-HEADER"
+    sent = req.headers.get(header.lower())
     if sent is None or not hmac.compare_digest(sent.encode("latin-1"), secret.encode("ascii")):
         raise Rejected(_error(401, UNAUTHORIZED.format(header=header), log=f"{header} missing or wrong"))
-    dup = duplicates(pairs)
-    if dup:
-        raise Rejected(_error(400, DUPLICATE.format(names=", ".join(dup))))
-    audience = params.get("resource", "").strip()
+    if isinstance(outcome, TokenRequest):
+        return outcome
+    raise Rejected(_error(400, outcome[0]))
+
+
+@functools.lru_cache(maxsize=512)
+def _query_rules(raw: str) -> tuple[str | None, TokenRequest | tuple[str, str]]:
+    """The rules that depend on the query alone (memoized: a pure function): the api-version
+    (None: refused, with why), then what follows the identity header check in App Service's order."""
+    q = query(raw)
+    if q is None:
+        return None, ("The query string cannot be decoded.", "undecodable query")
+    version = q.params.get("api-version")
+    if version not in (CURRENT, LEGACY) or (q.duplicates and "api-version" in q.duplicates):
+        return None, (BAD_API_VERSION, f"api-version {version!r}")
+    legacy = version == LEGACY
+    if q.duplicates:
+        return version, (DUPLICATE.format(names=", ".join(q.duplicates)), "")
+    audience = q.params.get("resource", "").strip()
     if not audience:
-        raise Rejected(_error(400, RESOURCE_REQUIRED))
-    selector, given = collect_selector(params, LEGACY_SELECTORS if legacy else SELECTORS)
+        return version, (RESOURCE_REQUIRED, "")
+    selector, given = collect_selector(q.params, LEGACY_SELECTORS if legacy else SELECTORS)
     if given > 1:
-        raise Rejected(_error(400, MULTIPLE_SELECTORS.format(names="client_id, principal_id (object_id) or mi_res_id")))
-    return TokenRequest(audience, selector, legacy)
+        return version, (MULTIPLE_SELECTORS.format(names="client_id, principal_id (object_id) or mi_res_id"), "")
+    return version, TokenRequest(audience, selector, legacy)
 
 
 def legacy_date(epoch: int) -> str:
@@ -78,8 +89,22 @@ def legacy_date(epoch: int) -> str:
     return time.strftime("%m/%d/%Y %H:%M:%S +00:00", time.gmtime(epoch))
 
 
+_BODIES: dict[tuple[str, bool], bytes] = {}
+
+
 def token(response: dict, legacy: bool) -> Response:
-    """App Service's success body from the platform's (IMDS-shaped) response."""
+    """App Service's success body from the platform's (IMDS-shaped) response; kept per token,
+    as nothing in it changes while the token is cached."""
+    key = (response["access_token"], legacy)
+    body = _BODIES.get(key)
+    if body is None:
+        if len(_BODIES) >= 1024:
+            _BODIES.clear()
+        body = _BODIES[key] = encode(_body(response, legacy))
+    return Response(200, body)
+
+
+def _body(response: dict, legacy: bool) -> dict:
     if legacy:
         body = {
             "access_token": response["access_token"],
@@ -96,7 +121,7 @@ def token(response: dict, legacy: bool) -> Response:
             "client_id": response["client_id"],
             "not_before": response["not_before"],
         }
-    return json_response(200, body)
+    return body
 
 
 def error(exc: TokenError) -> Response:

@@ -1,10 +1,15 @@
 """A small HTTP/1.1 server on asyncio, for short JSON requests from token clients.
 
-One event loop serves every connection (persistent connections, requests answered in order), so
-idle or half-open connections cost no thread. Every read and write runs under a deadline, the
-request head and body have size limits, and anything that is not a well-formed request gets a
-plain 4xx and the connection is closed, so garbage cannot wedge the server. The application
-handler is a coroutine; blocking work is its business (it uses a thread pool).
+One event loop serves every connection (persistent connections, pipelined requests answered in
+order), so idle or half-open connections cost no thread. It is an `asyncio.Protocol`, not streams:
+a request the application can answer at once (a cache hit) is parsed and answered inside the
+read callback, with no task and no extra loop turn; anything else (a mint, a fault's delay)
+becomes a task, and the connection reads nothing more until it is answered.
+
+Hostile input: the request head and body have size limits; a client gets `request_timeout`
+seconds from the end of the previous answer (or from connecting) to deliver a complete request,
+and as long to take a answer it does not read, else the connection is dropped; anything that is
+not a well-formed request gets a plain 4xx and the connection is closed.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ MAX_HEAD = 16 * 1024  # request line and headers
 MAX_BODY = 64 * 1024  # token requests have none; a 405 still reads a small one to keep the connection
 MAX_HEADERS = 100
 MAX_CONNECTIONS = 512
-REQUEST_TIMEOUT = 10.0  # seconds for a whole request head (also the keep-alive idle limit), a body, a write
+REQUEST_TIMEOUT = 10.0  # seconds
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 Handler = Callable[[Request], Awaitable[Response]]
+QuickHandler = Callable[[Request], "Response | None"]
 
 
 class BadRequest(Exception):
@@ -42,29 +47,29 @@ class BadRequest(Exception):
 
 def parse_head(head: bytes) -> Request:
     """Parse a request line and headers (ending in CRLF CRLF); raises BadRequest."""
-    lines = head.split(b"\r\n")
-    while lines and lines[-1] == b"":
+    text = head.decode("latin-1")
+    lines = text.split("\r\n")
+    while lines and lines[-1] == "":
         lines.pop()
     if not lines:
         raise BadRequest(400, "empty request")
-    try:
-        line = lines[0].decode("ascii")
-    except UnicodeDecodeError:
-        raise BadRequest(400, "the request line is not ASCII") from None
+    line = lines[0]
+    if not line.isascii():
+        raise BadRequest(400, "the request line is not ASCII")
     parts = line.split(" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0].encode()):
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]):
         raise BadRequest(400, "malformed request line")
     method, target, version = parts
-    m = _VERSION.fullmatch(version)
-    if m is None:
-        raise BadRequest(400, "malformed HTTP version")
-    if m[1] != "1":
-        raise BadRequest(505, "only HTTP/1.0 and HTTP/1.1 are supported")
-    if target.startswith(("http://", "https://")):
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        m = _VERSION.fullmatch(version)
+        if m is None:
+            raise BadRequest(400, "malformed HTTP version")
+        raise BadRequest(505, "only HTTP/1.0 and HTTP/1.1 are supported") if m[1] != "1" else BadRequest(400, "unknown HTTP version")
+    if target[:1] == "/":
+        path, _, query = target.partition("?")
+    elif target.startswith(("http://", "https://")):
         split = urlsplit(target)
         path, query = split.path or "/", split.query
-    elif target.startswith("/"):
-        path, _, query = target.partition("?")
     else:
         raise BadRequest(400, "malformed request target")
     if len(lines) - 1 > MAX_HEADERS:
@@ -72,16 +77,14 @@ def parse_head(head: bytes) -> Request:
     headers: dict[str, str] = {}
     repeated: set[str] = set()
     for raw in lines[1:]:
-        if raw[:1] in (b" ", b"\t"):
-            raise BadRequest(400, "folded header lines are not supported")
-        name, sep, value = raw.partition(b":")
-        if not sep or not name or name.translate(None, _TOKEN_CHARS):
-            raise BadRequest(400, "malformed header line")
-        key = name.decode("ascii").lower()
+        name, sep, value = raw.partition(":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise BadRequest(400, "folded header lines are not supported" if raw[:1] in (" ", "\t") else "malformed header line")
+        key = name.lower()
         if key in headers:
             repeated.add(key)
             continue
-        headers[key] = value.strip(b" \t").decode("latin-1")
+        headers[key] = value.strip(" \t")
     return Request(method, path, query, headers, frozenset(repeated), version)
 
 
@@ -118,118 +121,188 @@ def plain(status: int, message: str) -> Response:
     return Response(status, (message + "\n").encode("utf-8"), content_type="text/plain; charset=utf-8", close=True, log=message)
 
 
-class HttpServer:
-    def __init__(self, handler: Handler, *, server_name: str, request_timeout: float = REQUEST_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS, on_error: Callable[[str], None] | None = None) -> None:
-        self.handler = handler
-        self.server_name = server_name
-        self.timeout = request_timeout
-        self.max_connections = max_connections
-        self.on_error = on_error or (lambda message: None)
-        self._clock = _Clock()
-        self._server: asyncio.base_events.Server | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
+class _Connection(asyncio.Protocol):
+    __slots__ = ("server", "transport", "buffer", "busy", "closing", "eof", "waiting_since", "write_paused_since")
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._connection, host, port, limit=MAX_HEAD, backlog=256)
-        sock = self._server.sockets[0]
-        bound = sock.getsockname()
-        return bound[0], bound[1]
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.busy = False  # a request is being answered by a task
+        self.closing = False
+        self.eof = False
+        self.waiting_since = time.monotonic()  # when we started waiting for the next request
+        self.write_paused_since: float | None = None
 
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for transport in list(self._transports):
-            transport.abort()
-        await asyncio.sleep(0)  # let the connection tasks see their end
-        if self._server is not None:
-            await self._server.wait_closed()
+    # -- asyncio callbacks ------------------------------------------------------------------------
 
-    @property
-    def connections(self) -> int:
-        return len(self._transports)
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        transport = writer.transport
-        if len(self._transports) >= self.max_connections:
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        if len(self.server.connections) >= self.server.max_connections:
+            self.closing = True
             transport.abort()
             return
-        self._transports.add(transport)
-        loop = asyncio.get_running_loop()
-        try:
-            while not transport.is_closing():
-                timer = loop.call_later(self.timeout, transport.abort)
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.LimitOverrunError:
-                    timer.cancel()
-                    await self._write(writer, plain(431, "request head too large"), loop)
-                    return
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return  # closed by the client, or by the deadline
-                finally:
-                    timer.cancel()
-                head = head.lstrip(b"\r\n")
-                if not head:
-                    continue
-                try:
-                    request = parse_head(head)
-                    close = await self._read_body(request, reader, transport, loop)
-                except BadRequest as exc:
-                    self.on_error(f"{exc.status} {exc.message}")
-                    await self._write(writer, plain(exc.status, exc.message), loop)
-                    return
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                try:
-                    response = await self.handler(request)
-                except Exception as exc:  # noqa: BLE001 - the server must survive any handler bug
-                    self.on_error(f"500 handler failed: {type(exc).__name__}")
-                    response = plain(500, "internal error")
-                connection = request.headers.get("connection", "").lower()
-                keep = "close" not in connection if request.version == "HTTP/1.1" else "keep-alive" in connection
-                if close or not keep:
-                    response.close = True
-                await self._write(writer, response, loop, head_only=request.method == "HEAD")
-                if response.close:
-                    return
-        except asyncio.CancelledError:
-            transport.abort()  # the server is stopping; end quietly (a cancelled task here upsets asyncio)
-        finally:
-            self._transports.discard(transport)
-            if not transport.is_closing():
-                transport.close()
+        self.server.connections.add(self)
 
-    async def _read_body(self, request: Request, reader: asyncio.StreamReader, transport, loop) -> bool:
-        """Read and drop a body; True when the connection must close after the answer."""
+    def connection_lost(self, exc) -> None:
+        self.closing = True
+        self.server.connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.buffer += data
+        if not self.busy:
+            self._process()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return self.busy  # keep the half-open connection only to write a pending answer
+
+    def pause_writing(self) -> None:
+        self.write_paused_since = time.monotonic()
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused_since = None
+        if not self.closing:
+            self.transport.resume_reading()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        buf = self.buffer
+        while not self.busy and not self.closing:
+            while buf[:2] == b"\r\n":
+                del buf[:2]
+            end = buf.find(b"\r\n\r\n", 0, MAX_HEAD)
+            if end < 0:
+                if len(buf) >= MAX_HEAD:
+                    self._fail(431, "request head too large")
+                return
+            try:
+                request = parse_head(bytes(buf[: end + 4]))
+                close, size = self._body(request)
+            except BadRequest as exc:
+                self._fail(exc.status, exc.message)
+                return
+            if len(buf) < end + 4 + size:
+                return  # the body is still on its way
+            del buf[: end + 4 + size]
+            if close:
+                buf.clear()
+            connection = request.headers.get("connection", "").lower()
+            if request.version == "HTTP/1.1":
+                close = close or "close" in connection
+            else:
+                close = close or "keep-alive" not in connection
+            response = self.server.quick(request) if self.server.quick is not None else None
+            if response is None:
+                self.busy = True
+                task = asyncio.get_running_loop().create_task(self._answer_later(request, close))
+                self.server.tasks.add(task)
+                task.add_done_callback(self.server.tasks.discard)
+                return
+            self._respond(request, response, close)
+
+    def _body(self, request: Request) -> tuple[bool, int]:
+        """(close after answering, body size to drop)."""
         if "transfer-encoding" in request.headers:
-            return True  # not read: answer, then close so the stream cannot desynchronise
+            return True, 0  # not read: answer, then close so the stream cannot desynchronise
         length = request.headers.get("content-length")
         if length is None:
-            return False
+            return False, 0
         if not length.isdigit() or "content-length" in request.repeated:
             raise BadRequest(400, "malformed Content-Length")
         size = int(length)
         if size > MAX_BODY:
             raise BadRequest(413, "request body too large")
-        if size:
-            timer = loop.call_later(self.timeout, transport.abort)
-            try:
-                await reader.readexactly(size)
-            finally:
-                timer.cancel()
-        return False
+        return False, size
 
-    async def _write(self, writer: asyncio.StreamWriter, response: Response, loop, head_only: bool = False) -> None:
-        transport = writer.transport
-        if transport.is_closing():
+    async def _answer_later(self, request: Request, close: bool) -> None:
+        try:
+            response = await self.server.handler(request)
+        except asyncio.CancelledError:
             return
-        writer.write(render(response, self.server_name, self._clock.date(), head_only))
-        if transport.get_write_buffer_size():
-            timer = loop.call_later(self.timeout, transport.abort)
-            try:
-                await writer.drain()
-            except ConnectionError:
-                pass
-            finally:
-                timer.cancel()
+        except Exception as exc:  # noqa: BLE001 - the server must survive any handler bug
+            self.server.on_error(f"500 handler failed: {type(exc).__name__}")
+            response = plain(500, "internal error")
+        self.busy = False
+        if self.closing:
+            return
+        self._respond(request, response, close or self.eof)
+        if not self.closing:
+            self._process()
+
+    def _respond(self, request: Request, response: Response, close: bool) -> None:
+        if close:
+            response.close = True
+        self.transport.write(render(response, self.server.server_name, self.server.clock.date(), request.method == "HEAD"))
+        self.waiting_since = time.monotonic()
+        if response.close:
+            self._close()
+
+    def _fail(self, status: int, message: str) -> None:
+        self.server.on_error(f"{status} {message}")
+        self.transport.write(render(plain(status, message), self.server.server_name, self.server.clock.date()))
+        self._close()
+
+    def _close(self) -> None:
+        self.closing = True
+        self.buffer.clear()
+        self.transport.close()  # after the pending answer is written
+
+    def expired(self, now: float, timeout: float) -> bool:
+        if self.write_paused_since is not None:
+            return now - self.write_paused_since > timeout
+        return not self.busy and now - self.waiting_since > timeout
+
+
+class HttpServer:
+    def __init__(self, handler: Handler, *, server_name: str, quick: QuickHandler | None = None,
+                 request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.handler = handler
+        self.quick = quick
+        self.server_name = server_name
+        self.timeout = request_timeout
+        self.max_connections = max_connections
+        self.on_error = on_error or (lambda message: None)
+        self.clock = _Clock()
+        self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=256)
+        self._sweeper = loop.call_later(self._interval(), self._sweep)
+        bound = self._server.sockets[0].getsockname()
+        return bound[0], bound[1]
+
+    def _interval(self) -> float:
+        return max(0.05, min(1.0, self.timeout / 4))
+
+    def _sweep(self) -> None:
+        """Drop connections past their deadline (idle, half-open, slow, or not reading)."""
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if conn.expired(now, self.timeout):
+                conn.closing = True
+                conn.transport.abort()
+        self._sweeper = asyncio.get_running_loop().call_later(self._interval(), self._sweep)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.closing = True
+            conn.transport.abort()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -12,9 +12,11 @@ wording follows the documentation's rule for each.
 
 from __future__ import annotations
 
+import functools
+
 from msi_cli.errors import TokenError
-from msi_cli.server.messages import Request, Response, duplicates, json_response, parse_query
-from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector
+from msi_cli.server.messages import Request, Response, encode, json_response
+from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector, query
 
 # Supported IMDS api-versions (Microsoft's list); the identity category exists since 2018-02-01.
 API_VERSIONS = frozenset((
@@ -54,30 +56,49 @@ def parse(req: Request) -> TokenRequest:
         raise Rejected(_error(405, "invalid_request", METHOD_NOT_ALLOWED, headers=[("Allow", "GET")]))
     if "x-forwarded-for" in req.headers:
         raise Rejected(_error(400, "invalid_request", FORWARDED))
-    metadata = req.header("metadata")
-    if metadata != "true":  # lower-case, as IMDS requires
+    if req.headers.get("metadata") != "true":  # lower-case, as IMDS requires
         raise Rejected(_error(400, "invalid_request", METADATA_REQUIRED))
-    pairs = parse_query(req.query)
-    if pairs is None:
-        raise Rejected(_error(400, "invalid_request", "The query string cannot be decoded"))
-    dup = duplicates(pairs)
-    if dup:
-        raise Rejected(_error(400, "invalid_request", DUPLICATE.format(names=", ".join(dup))))
-    params = dict(pairs)
-    if params.get("api-version") not in API_VERSIONS:
-        raise Rejected(json_response(400, BAD_API_VERSION, log=f"api-version {params.get('api-version')!r}"))
-    audience = params.get("resource", "").strip()
+    outcome = _query_rules(req.query)
+    if isinstance(outcome, TokenRequest):
+        return outcome
+    if outcome[0] == "api-version":
+        raise Rejected(json_response(400, BAD_API_VERSION, log=outcome[1]))
+    raise Rejected(_error(400, "invalid_request", outcome[1]))
+
+
+@functools.lru_cache(maxsize=512)
+def _query_rules(raw: str) -> TokenRequest | tuple[str, str]:
+    """The rules that depend on the query alone, in IMDS's order (memoized: a pure function)."""
+    q = query(raw)
+    if q is None:
+        return ("invalid", "The query string cannot be decoded")
+    if q.duplicates:
+        return ("invalid", DUPLICATE.format(names=", ".join(q.duplicates)))
+    version = q.params.get("api-version")
+    if version not in API_VERSIONS:
+        return ("api-version", f"api-version {version!r}")
+    audience = q.params.get("resource", "").strip()
     if not audience:
-        raise Rejected(_error(400, "invalid_request", AUDIENCE_REQUIRED))
-    selector, given = collect_selector(params, SELECTORS)
+        return ("invalid", AUDIENCE_REQUIRED)
+    selector, given = collect_selector(q.params, SELECTORS)
     if given > 1:
-        raise Rejected(_error(400, "invalid_request", MULTIPLE_SELECTORS.format(names="client_id, object_id or msi_res_id (mi_res_id)")))
+        return ("invalid", MULTIPLE_SELECTORS.format(names="client_id, object_id or msi_res_id (mi_res_id)"))
     return TokenRequest(audience, selector)
 
 
+_BODIES: dict[tuple[str, str], bytes] = {}
+
+
 def token(response: dict) -> Response:
-    """IMDS's success body is the platform's response as it is (every value a string)."""
-    return json_response(200, response)
+    """IMDS's success body is the platform's response as it is (every value a string). Bodies
+    are kept per token and expires_in, as clients ask for the same token over and over."""
+    key = (response["access_token"], response["expires_in"])
+    body = _BODIES.get(key)
+    if body is None:
+        if len(_BODIES) >= 1024:
+            _BODIES.clear()
+        body = _BODIES[key] = encode(response)
+    return Response(200, body)
 
 
 def error(exc: TokenError) -> Response:

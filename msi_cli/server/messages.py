@@ -34,8 +34,12 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 MAX_QUERY_FIELDS = 64
 
 
+def encode(data: object) -> bytes:
+    return _ENCODER.encode(data).encode("utf-8")
+
+
 def json_response(status: int, data: object, headers: list[tuple[str, str]] | None = None, log: str = "") -> Response:
-    return Response(status, _ENCODER.encode(data).encode("utf-8"), headers=headers or [], log=log)
+    return Response(status, encode(data), headers=headers or [], log=log)
 
 
 def parse_query(raw: str) -> list[tuple[str, str]] | None:

@@ -3,10 +3,11 @@ rejection of a request before it reaches the platform, and selector collection."
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from msi_cli.core.tokens import Selector
-from msi_cli.server.messages import Response
+from msi_cli.server.messages import Response, duplicates, parse_query
 
 MULTIPLE_SELECTORS = "Only one of {names} may be given"
 
@@ -36,3 +37,24 @@ def collect_selector(params: dict[str, str], fields: dict[str, str]) -> tuple[Se
             given += 1
             values.setdefault(attr, params[wire])
     return Selector(**values), given
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query string's facts the request rules look at (read-only)."""
+
+    params: dict[str, str]  # first value of each name
+    duplicates: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=512)
+def query(raw: str) -> Query | None:
+    """Parse a query string once: clients repeat the same query, so this is memoized. None when
+    the query cannot be decoded."""
+    pairs = parse_query(raw)
+    if pairs is None:
+        return None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        params.setdefault(name, value)
+    return Query(params, tuple(duplicates(pairs)))

@@ -13,6 +13,7 @@ so the IMDS "host" of a VM is `{base}{resource id}`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -37,8 +38,10 @@ class Route:
     target: str  # a lower-case resource id, or the tenant as written in the path
 
 
+@functools.lru_cache(maxsize=1024)
 def match(raw_path: str) -> Route | None:
-    """Which endpoint a request path names; None for any other path."""
+    """Which endpoint a request path names; None for any other path (memoized: clients repeat
+    the same few paths)."""
     path = unquote(raw_path)
     low = path.lower()
     if low.endswith("/"):
