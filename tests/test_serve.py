@@ -807,6 +807,17 @@ def test_server_json_lifecycle_and_clean_stop(world, msi_env, isolated_state, pr
     assert gone.returncode == 1 and "no 'msi serve' is running" in gone.stderr
 
 
+def test_a_port_in_use_is_a_clear_error(world, cli):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in result.stderr
+
+
 def test_a_stale_server_json_is_ignored(world, msi_env, isolated_state, processes, msi_proc):
     record_path = isolated_state.parent / (isolated_state.name + ".d") / "server.json"
     dead = subprocess.Popen(["true"])

@@ -115,8 +115,8 @@ class Application:
             self.injector.leave(decision)
 
     def _route(self, req: Request, state) -> Response | _Pending:
-        """Everything up to the token: the route, discovery, the resource and its host's request
-        rules. A token request that passes them comes back as _Pending."""
+        """Everything that needs neither the host's rules nor a token: unknown paths, discovery,
+        unknown resources. A request for a resource's token endpoint comes back as _Pending."""
         route = routes.match(req.path)
         if route is None:
             return _not_found(req.path)
@@ -209,7 +209,11 @@ class Server:
             raise MsiError(f"a server is already running for this state at {running.url} (pid {running.pid})",
                            hint="stop it first, or use another --state")
         self.app.live.refresh()  # a state that does not load is an error now, not at the first request
-        host, port = await self.http.start(self.host, self.port)
+        try:
+            host, port = await self.http.start(self.host, self.port)
+        except OSError as exc:
+            raise MsiError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
+                           hint="choose another --port, or 0 for a free one") from None
         self.url = self.app.base_url = runfile.client_url(host, port)
         self._record = runfile.RunRecord(self.url, host, port, os.getpid(), iso(real_now()), self.key.hex())
         try:

@@ -8,7 +8,7 @@ becomes a task, and the connection reads nothing more until it is answered.
 
 Hostile input: the request head and body have size limits; a client gets `request_timeout`
 seconds from the end of the previous answer (or from connecting) to deliver a complete request,
-and as long to take a answer it does not read, else the connection is dropped; anything that is
+and as long to take an answer it is slow to read, else the connection is dropped; anything that is
 not a well-formed request gets a plain 4xx and the connection is closed.
 """
 
