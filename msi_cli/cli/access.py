@@ -5,13 +5,30 @@ from typing import Annotated, Optional
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, state_file
+from msi_cli.cli.options import (
+    GroupOpt,
+    OutputOpt,
+    QueryOpt,
+    SubscriptionOpt,
+    complete_resources,
+    complete_roles,
+    complete_scopes,
+    complete_targets,
+    state_file,
+)
 from msi_cli.cli.render import Output, emit
 from msi_cli.cli.tokens import ClientIdOpt, ObjectIdOpt, ResIdOpt, selector
 
-PrincipalArg = Annotated[str, typer.Argument(help="A resource (its system-assigned identity), a user-assigned identity, or a principal/client id.")]
-RoleOpt = Annotated[str, typer.Option("--role", help="Built-in role name (e.g. 'Key Vault Secrets User') or role definition id.")]
-ScopeOpt = Annotated[str, typer.Option("--scope", help="A subscription, resource group or resource id, or a resource name.")]
+PrincipalArg = Annotated[
+    str,
+    typer.Argument(help="A resource (its system-assigned identity), a user-assigned identity, or a principal/client id.", autocompletion=complete_targets),
+]
+RoleOpt = Annotated[
+    str, typer.Option("--role", help="Built-in role name (e.g. 'Key Vault Secrets User') or role definition id.", autocompletion=complete_roles)
+]
+ScopeOpt = Annotated[
+    str, typer.Option("--scope", help="A subscription, resource group or resource id, or a resource name.", autocompletion=complete_scopes)
+]
 
 ASSIGNMENT_COLUMNS = [("Principal id", "principalId"), ("Principal type", "principalType"), ("Role", "roleDefinitionName"), ("Scope", "scope")]
 
@@ -47,7 +64,7 @@ def revoke(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, output: Outp
     epilog="Example: msi check-access web1 --scope kv1 --role \"Key Vault Secrets User\"",
 )
 def check_access(
-    resource: Annotated[str, typer.Argument(help="The resource whose identity would act (name or id).")],
+    resource: Annotated[str, typer.Argument(help="The resource whose identity would act (name or id).", autocompletion=complete_resources)],
     scope: ScopeOpt,
     role: RoleOpt,
     client_id: ClientIdOpt = None,

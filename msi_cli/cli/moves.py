@@ -6,7 +6,16 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.confirm import confirm_or_refuse
-from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, YesOpt, state_file
+from msi_cli.cli.options import (
+    GroupOpt,
+    OutputOpt,
+    QueryOpt,
+    YesOpt,
+    complete_subscriptions,
+    complete_targets,
+    complete_tenants,
+    state_file,
+)
 from msi_cli.cli.render import Output, emit, note
 
 
@@ -21,8 +30,11 @@ def _warn_broken(identities: list[dict], where: str) -> None:
     epilog="Example: msi migrate web1 --subscription other-sub\n\nExample: msi migrate vm1 --subscription prod -g rg2",
 )
 def migrate(
-    target: Annotated[str, typer.Argument(help="The resource to move (name or id).")],
-    to_subscription: Annotated[str, typer.Option("--subscription", help="Destination subscription (name or id); it may be in another tenant.")],
+    target: Annotated[str, typer.Argument(help="The resource to move (name or id).", autocompletion=complete_targets)],
+    to_subscription: Annotated[
+        str,
+        typer.Option("--subscription", help="Destination subscription (name or id); it may be in another tenant.", autocompletion=complete_subscriptions),
+    ],
     resource_group: GroupOpt = None,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
@@ -43,8 +55,8 @@ def migrate(
 
 @app.command("move-subscription", epilog="Example: msi move-subscription prod --tenant Fabrikam --yes")
 def move_subscription(
-    subscription: Annotated[str, typer.Argument(help="The subscription to move (name or id).")],
-    tenant: Annotated[str, typer.Option("--tenant", help="Destination tenant (name or id).")],
+    subscription: Annotated[str, typer.Argument(help="The subscription to move (name or id).", autocompletion=complete_subscriptions)],
+    tenant: Annotated[str, typer.Option("--tenant", help="Destination tenant (name or id).", autocompletion=complete_tenants)],
     yes: YesOpt = False,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,

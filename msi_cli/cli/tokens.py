@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, state_file
+from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, complete_resources, complete_tenants, state_file
 from msi_cli.cli.render import Output, emit
 
 AudienceOpt = Annotated[str, typer.Option("--audience", "--resource", help="The resource URI the token is for, e.g. https://vault.azure.net.")]
@@ -27,7 +27,7 @@ def selector(client_id, object_id, msi_res_id):
     "Example: msi token vm1 --audience https://management.azure.com/ --client-id 00000000-0000-0000-0000-000000000000 -o json",
 )
 def token(
-    resource: Annotated[str, typer.Argument(help="The resource whose host asks for the token (name or id).")],
+    resource: Annotated[str, typer.Argument(help="The resource whose host asks for the token (name or id).", autocompletion=complete_resources)],
     audience: AudienceOpt,
     client_id: ClientIdOpt = None,
     object_id: ObjectIdOpt = None,
@@ -86,7 +86,10 @@ def verify(
 
 @app.command("jwks", epilog="Example: msi jwks --tenant Contoso -o json")
 def jwks(
-    tenant: Annotated[Optional[str], typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).")] = None,
+    tenant: Annotated[
+        Optional[str],
+        typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
+    ] = None,
     output: OutputOpt = Output.json,
     query: QueryOpt = None,
 ) -> None:
