@@ -31,7 +31,9 @@ class Narrator:
         from rich.console import Console
 
         self.state = state
-        self.console = Console(highlight=False)
+        # soft_wrap: never break a line (a command, an id) with a newline; the terminal wraps it
+        # visually, so what is shown can be copied and pasted, even from a pipe or a log.
+        self.console = Console(highlight=False, soft_wrap=True)
 
     def say(self, text: str) -> None:
         from rich.text import Text
@@ -101,6 +103,8 @@ def summary(result: object) -> str:
             return f"subscription {result['name']}: {result['id']}"
         if "oid" in result:
             return f"oid {result['oid']}, tid {result.get('tid')}"
+        if "id" in result and "name" in result:  # a resource with no identity block (a vault)
+            return f"{result['name']}: {result['id']}"
     if isinstance(result, list):
         if result and isinstance(result[0], dict) and "principalType" in result[0]:
             return "; ".join(f"{a['roleDefinitionName']} for {a['principalId']} ({a['principalType']})" for a in result)

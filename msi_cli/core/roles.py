@@ -219,20 +219,24 @@ def revoke(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str) -> list[
 # ---- access checks --------------------------------------------------------------------------------------
 
 
-def _granted(wanted: str, allow: tuple[str, ...], deny: tuple[str, ...]) -> bool:
+def _granted(wanted: str, allow: tuple[str, ...], deny: tuple[str, ...], wanted_deny: tuple[str, ...] = ()) -> bool:
+    """Is every operation matching `wanted` (less those the wanted role itself excludes) allowed?"""
     w = wanted.lower()
     if not any(fnmatchcase(w, a.lower()) for a in allow):
         return False
-    return not any(fnmatchcase(w, d.lower()) or fnmatchcase(d.lower(), w) for d in deny)
+    return not any(
+        (fnmatchcase(w, d.lower()) or fnmatchcase(d.lower(), w)) and not any(fnmatchcase(d.lower(), x.lower()) for x in wanted_deny)
+        for d in deny
+    )
 
 
 def covers(held: list[RoleDefinition], wanted: RoleDefinition) -> bool:
     """Do the held roles together allow every action and data action of the wanted role?"""
     for action in wanted.actions:
-        if not any(_granted(action, r.actions, r.not_actions) for r in held):
+        if not any(_granted(action, r.actions, r.not_actions, wanted.not_actions) for r in held):
             return False
     for action in wanted.data_actions:
-        if not any(_granted(action, r.data_actions, r.not_data_actions) for r in held):
+        if not any(_granted(action, r.data_actions, r.not_data_actions, wanted.not_data_actions) for r in held):
             return False
     return True
 
