@@ -148,6 +148,14 @@ def exercise(run: Recorder) -> dict:
     run("unassign", "vm1", "--system-assigned")
     run("verify", tokens[1], ok=None)
     run("delete", "app1", "--yes")
+    scope = "/subscriptions/" + run.json("list", "subscriptions")[0]["id"]
+    if "grant" in COMMAND_MODULES:
+        run("grant", "id1", "--role", "Reader", "--scope", scope)
+        for out in ("table", "json", "tsv"):
+            run("check-access", "vm1", "--scope", scope, "--role", "Reader", "--client-id", id1["clientId"], "-o", out, ok=None)
+            run("list", "role-assignments", "-o", out)
+    if "env" in COMMAND_MODULES:
+        run("env", "vm1", "-o", "json", ok=False)  # no `msi serve` is running
     if "log" in COMMAND_MODULES:
         for out in ("table", "json", "tsv"):
             run("log", "-o", out)
