@@ -18,6 +18,10 @@ def set_state_path(path: Path | None) -> None:
     _state_override = path
 
 
+def state_override() -> Path | None:
+    return _state_override
+
+
 def state_path() -> Path:
     """`--state`, else MSI_STATE, else state.toml in the user's app dir; resolved on every call."""
     if _state_override is not None:

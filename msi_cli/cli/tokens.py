@@ -17,8 +17,12 @@ ResIdOpt = Annotated[Optional[str], typer.Option("--msi-res-id", "--mi-res-id", 
 
 def selector(client_id, object_id, msi_res_id):
     from msi_cli.core.tokens import Selector
+    from msi_cli.errors import InvalidArgument
 
-    return Selector(client_id, object_id, msi_res_id)
+    chosen = Selector(client_id, object_id, msi_res_id)
+    if chosen.given() > 1:
+        raise InvalidArgument("give at most one of --client-id, --object-id and --msi-res-id")
+    return chosen
 
 
 @app.command(
