@@ -172,8 +172,7 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
 def _verify_client_assertion(ctx: Ctx, sp, cert, tenant_id: str) -> None:
     """MSRP signs an assertion with the identity's private key; the tenant verifies it with the
     public certificate listed on the service principal (found by thumbprint)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
 
     from msi_cli import crypto
 
@@ -191,7 +190,7 @@ def _verify_client_assertion(ctx: Ctx, sp, cert, tenant_id: str) -> None:
     if thumb not in listed or crypto.sha1_thumbprint_hex(der) != thumb:
         raise TokenError("invalid_client", "AADSTS700027: Client assertion contains an invalid signature. [Reason - The key was not found.]",
                          reason="the identity's certificate is not registered on its service principal")
-    public = x509.load_der_x509_certificate(der).public_key()
+    public = load_der_public_key(crypto.certificate_spki(der))
     try:
         _, presented = crypto.jws_verify_es256(assertion, public)
     except ValueError as exc:
