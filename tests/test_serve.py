@@ -730,6 +730,13 @@ def test_env_for_each_host(ep, world, cli):
     assert cli("env", "nothing").exit_code == 3
 
 
+def test_env_query_and_tsv(ep, world, cli):
+    secret = cli.json("env", "web1")["IDENTITY_HEADER"]
+    assert cli.ok("env", "web1", "--query", "IDENTITY_HEADER", "-o", "tsv").stdout == secret + "\n"
+    lines = cli.ok("env", "web1", "-o", "tsv").stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]
+
+
 def test_env_shell_syntaxes(ep, world, cli):
     url = ep.url + rid_path(world.id("vm1"))
     bash = cli.ok("env", "vm1", "--shell", "bash").stdout

@@ -1,6 +1,5 @@
 """Commands for the local token endpoint: serve, env."""
 
-import json
 import os
 import shlex
 import sys
@@ -10,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import GroupOpt, OutputOpt, SubscriptionOpt, state_file
-from msi_cli.cli.render import Output
+from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, state_file
+from msi_cli.cli.render import Output, emit
 
 
 class Shell(str, Enum):
@@ -117,7 +116,8 @@ def shell_lines(variables: dict[str, str], shell: Shell) -> str:
     "env",
     epilog="Example: eval \"$(msi env vm1)\"\n\n"
     "Example: msi env web1 --shell fish | source\n\n"
-    "Example: msi env vm1 -o json",
+    "Example: msi env vm1 -o json\n\n"
+    "Example: msi env web1 --query IDENTITY_HEADER -o tsv",
 )
 def env(
     resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
@@ -125,6 +125,7 @@ def env(
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
     output: OutputOpt = Output.table,
+    query: QueryOpt = None,
 ) -> None:
     """Print the environment that makes azure-identity and msal talk to the running `msi serve`
     as this resource's host.
@@ -155,9 +156,9 @@ def env(
     else:
         raise MsiError(f"'{res.name}' is a {res.rtype.label}, which has no managed identity token endpoint",
                        hint="use a vm, vmss, containerapp, webapp or functionapp")
-    if output is Output.json:
-        sys.stdout.write(json.dumps(variables, indent=2) + "\n")
-    elif output is Output.tsv:
-        sys.stdout.write("".join(f"{k}\t{v}\n" for k, v in variables.items()))
-    elif output is Output.table:
+    if output is Output.table and not query:
         sys.stdout.write(shell_lines(variables, shell or _default_shell()))
+    elif output is Output.tsv and not query:
+        sys.stdout.write("".join(f"{k}\t{v}\n" for k, v in variables.items()))
+    else:
+        emit(variables, output, query=query)
