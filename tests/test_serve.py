@@ -79,9 +79,9 @@ def rid_path(resource_id: str) -> str:
     return quote(resource_id, safe="/()!$&'*+,;=:@-._~")
 
 
-def imds_path(resource_id: str, **params) -> str:
-    query = {"api-version": "2018-02-01", "resource": VAULT}
-    query.update({k.replace("_dash_", "-"): v for k, v in params.items() if v is not None})
+def imds_path(resource_id: str, api_version: str = "2018-02-01", **params) -> str:
+    query = {"api-version": api_version, "resource": VAULT}
+    query.update({k: v for k, v in params.items() if v is not None})
     return rid_path(resource_id) + IMDS_PATH + "?" + urlencode(query)
 
 
@@ -285,7 +285,7 @@ def test_imds_rejects_a_missing_or_unsupported_api_version(ep, world, version):
 
 @pytest.mark.parametrize("version", ["2018-02-01", "2019-08-01", "2021-02-01", "2025-04-07"])
 def test_imds_accepts_supported_api_versions(ep, world, version):
-    assert ep.get(imds_path(world.id("vm1"), **{"api_dash_version": version}), META).status == 200
+    assert ep.get(imds_path(world.id("vm1"), api_version=version), META).status == 200
 
 
 def test_imds_requires_a_resource(ep, world):
