@@ -17,6 +17,16 @@ from msi_cli.cli import options
 
 load()  # register every command on the app, as `msi --help` does
 
+# Typer's CliRunner rebuilds the whole click command tree on every invoke (~30 ms); the app does
+# not change during a test run, so build it once.
+import typer.main as _typer_main  # noqa: E402
+import typer.testing as _typer_testing  # noqa: E402
+
+_COMMAND = _typer_main.get_command(app)
+if hasattr(_typer_testing, "_get_command"):
+    _build = _typer_testing._get_command
+    _typer_testing._get_command = lambda typer_app: _COMMAND if typer_app is app else _build(typer_app)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -530,3 +530,18 @@ def test_signing_key_rolls_after_43_days_and_is_gone_after_57(cli, world):
     jwks = jwks_of(cli)
     assert kid1 not in {k["kid"] for k in jwks["keys"]}
     assert kid2 in {k["kid"] for k in jwks["keys"]}
+
+
+def test_next_signing_key_is_published_a_week_before_it_signs(cli, world):
+    first_kid = jwt.get_unverified_header(token_response(cli, "vm1")["access_token"])["kid"]
+    assert [k["kid"] for k in jwks_of(cli)["keys"]] == [first_kid]
+    cli.ok("clock", "advance", "36d")  # six days before the key retires at 42 days
+    published = [k["kid"] for k in jwks_of(cli)["keys"]]
+    assert published[0] == first_kid and len(published) == 2
+    successor = published[1]
+    fresh = token_response(cli, "vm1", "https://storage.azure.com/")["access_token"]
+    assert jwt.get_unverified_header(fresh)["kid"] == first_kid  # published, not signing yet
+    cli.ok("clock", "advance", "7d")
+    later = token_response(cli, "vm1", "https://graph.microsoft.com/")["access_token"]
+    assert jwt.get_unverified_header(later)["kid"] == successor
+    pyjwt_verify(later, jwks_of(cli), audience="https://graph.microsoft.com/", check_time=False)

@@ -3,7 +3,8 @@
 Identity certificates are valid for 90 days and rolled 45 days after issue, with no user action:
 every transaction first brings them up to date with the simulated clock (`roll_due`). Tenant
 signing keys sign tokens for six weeks, then stay published two more weeks so that tokens signed
-before a roll still verify.
+before a roll still verify; the next key is published a week before it takes over, so clients
+holding a cached JWKS already know it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ CERT_VALIDITY = 90 * DAY
 CERT_ROLL_AFTER = 45 * DAY
 KEY_SIGNS_FOR = 42 * DAY
 KEY_PUBLISHED_AFTER = 14 * DAY
+KEY_PUBLISHED_AHEAD = 7 * DAY  # the next key is in the JWKS a week before it signs anything
 
 
 def issue_certificate(ctx: Ctx, sp: ServicePrincipal, start: int) -> KeyCredential:
@@ -66,6 +68,7 @@ def signing_key(ctx: Ctx, tenant: Tenant) -> SigningKey:
     at = ctx.now_iso
     for key in reversed(tenant.signing_keys):
         if key.created <= at < key.signs_until:
+            _publish_successor(ctx, tenant, key)
             return key
     key = ctx.keys.new_signing_key(
         tenant.id, ctx.now, ctx.now + KEY_SIGNS_FOR, ctx.now + KEY_SIGNS_FOR + KEY_PUBLISHED_AFTER
@@ -76,6 +79,18 @@ def signing_key(ctx: Ctx, tenant: Tenant) -> SigningKey:
     tenant.signing_keys.append(key)
     ctx.log("Roll signing key", tenant.name, f"kid {key.kid}")
     return key
+
+
+def _publish_successor(ctx: Ctx, tenant: Tenant, current: SigningKey) -> None:
+    """Publish the key that will take over from `current`, once its retirement is a week away."""
+    if epoch(current.signs_until) - ctx.now > KEY_PUBLISHED_AHEAD:
+        return
+    if any(k.created >= current.signs_until for k in tenant.signing_keys):
+        return
+    start = epoch(current.signs_until)
+    nxt = ctx.keys.new_signing_key(tenant.id, start, start + KEY_SIGNS_FOR, start + KEY_SIGNS_FOR + KEY_PUBLISHED_AFTER)
+    tenant.signing_keys.append(nxt)
+    ctx.log("Publish next signing key", tenant.name, f"kid {nxt.kid}, signs from {nxt.created}")
 
 
 def publish_keys(ctx: Ctx, tenant: Tenant) -> list[SigningKey]:
