@@ -40,6 +40,11 @@ class MsiGroup(TyperGroup):
             sys.stderr.close()
             sys.exit(1)
         except Exception as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `msi` or `msi clock`: help, not an error
+                text = exc.format_message()  # type: ignore[attr-defined]
+                if text.strip():
+                    sys.stdout.write(text + "\n")
+                sys.exit(0)
             if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's usage errors
                 ctx = getattr(exc, "ctx", None)
                 hint = f"see '{ctx.command_path} --help'" if ctx is not None else None
