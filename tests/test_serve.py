@@ -477,6 +477,14 @@ def test_openid_configuration_and_jwks(ep, world):
     assert all(k["use"] == "sig" and k["kty"] == "RSA" for k in keys)
 
 
+def test_jwks_of_a_tenant_that_never_signed_has_its_signing_key(ep, world, cli):
+    fresh = cli.json("create-tenant", "Northwind")["tenantId"]
+    keys = ep.get(f"/{fresh}/discovery/keys").json["keys"]
+    assert len(keys) == 1 and keys[0]["kty"] == "RSA"
+    assert ep.get(f"/{fresh}/discovery/keys").json["keys"] == keys  # made once, then served as is
+    assert cli.json("jwks", "--tenant", "Northwind")["keys"] == keys
+
+
 def test_discovery_unknown_tenant_and_methods(ep):
     reply = ep.get("/00000000-0000-0000-0000-000000000000/.well-known/openid-configuration")
     assert reply.status == 400

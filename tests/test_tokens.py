@@ -172,9 +172,16 @@ def test_system_assigned_token_claims_and_header(cli, world):
     assert "xms_az_rid" not in claims
 
 
+def test_app_service_without_selector_uses_only_the_system_assigned_identity(cli, world):
+    # App Service: "if all ID parameters are omitted, the system-assigned identity is used"; web1
+    # (a function app) holds one user-assigned identity and no system-assigned one.
+    message = fail(cli, "token", "web1", "--audience", ARM)
+    assert "Identity not found" in message and "system-assigned" in message
+
+
 def test_user_assigned_token_names_identity_and_host(cli, world):
     tid = world["tid"]
-    resp = token_response(cli, "web1", ARM)
+    resp = token_response(cli, "web1", ARM, "--client-id", world["id2"]["clientId"])
     claims = pyjwt_verify(resp["access_token"], jwks_of(cli), audience=ARM, issuer=f"https://sts.windows.net/{tid}/")
     assert set(claims) == USER_CLAIMS
     id2 = world["id2"]
@@ -241,12 +248,16 @@ def test_no_selector_prefers_system_assigned(cli, world):
 
 
 def test_no_selector_takes_the_only_user_assigned(cli, world):
-    assert oid_of(token_response(cli, "web1")) == world["id2"]["principalId"]
+    cli.ok("create-resource", "vm3", "--type", "vm", "-g", "rg1", "--user-assigned", "id2")  # an IMDS host
+    assert oid_of(token_response(cli, "vm3")) == world["id2"]["principalId"]
 
 
 def test_no_selector_with_several_user_assigned_is_an_error(cli, world):
-    line = fail(cli, "token", "app1", "--audience", VAULT)
+    cli.ok("create-resource", "vm4", "--type", "vm", "-g", "rg1", "--user-assigned", "id1", "--user-assigned", "id2")
+    line = fail(cli, "token", "vm4", "--audience", VAULT)
     assert MULTIPLE in line
+    # App Service asks for the system-assigned identity when none is selected: app1 has none
+    assert "Identity not found" in fail(cli, "token", "app1", "--audience", VAULT)
 
 
 def test_no_identity_is_identity_not_found(cli, world):
@@ -298,9 +309,10 @@ def test_unknown_resource_is_not_found(cli, world):
 
 
 def test_detached_identity_no_longer_gets_tokens(cli, world):
-    token_response(cli, "web1", VAULT)
+    selector = ("--client-id", world["id2"]["clientId"])
+    token_response(cli, "web1", VAULT, *selector)
     cli.ok("unassign", "web1", "--user-assigned", "id2")
-    assert "Identity not found" in fail(cli, "token", "web1", "--audience", VAULT)
+    assert "Identity not found" in fail(cli, "token", "web1", "--audience", VAULT, *selector)
 
 
 def test_re_enabled_system_identity_gets_a_new_principal(cli, world):
@@ -442,7 +454,7 @@ def test_token_of_deleted_principal_still_verifies(cli, world):
     cli.ok("unassign", "vm1", "--system-assigned")
     code, out, _ = verdict(cli, token)
     assert code == 0 and out["valid"] is True and out["principalExists"] is False
-    user_token = token_response(cli, "web1", VAULT)["access_token"]
+    user_token = token_response(cli, "web1", VAULT, "--client-id", world["id2"]["clientId"])["access_token"]
     cli.ok("delete", "id2", "--yes")
     code, out, _ = verdict(cli, user_token)
     assert code == 0 and out["principalExists"] is False

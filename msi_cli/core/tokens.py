@@ -93,8 +93,9 @@ MULTIPLE_USER_ASSIGNED = (
 
 
 def select(state: State, resource: Resource, selector: Selector) -> Identity:
-    """Azure's selection rules: a selector must match one of the resource's identities; without
-    one, the system-assigned identity if enabled, else the only user-assigned one."""
+    """Azure's selection rules: a selector must match one of the resource's identities. Without
+    one, IMDS hosts take the system-assigned identity if enabled, else the only user-assigned one;
+    App Service and Functions take the system-assigned identity only."""
     if selector.given() > 1:
         raise TokenError("invalid_request", "Only one of client_id, object_id or msi_res_id may be given", reason="give at most one selector")
     held = resource_identities(state, resource)
@@ -110,6 +111,12 @@ def select(state: State, resource: Resource, selector: Selector) -> Identity:
         users = [i for i in held if i.kind != SYSTEM]
         if system:
             return system[0]
+        if users and resource.rtype.host == "appservice":
+            raise TokenError(
+                "invalid_request", IDENTITY_NOT_FOUND,
+                reason=f"App Service uses the system-assigned identity when no identity is specified, and '{resource.name}' "
+                "has none; select a user-assigned identity with client_id, principal_id or mi_res_id",
+            )
         if len(users) > 1:
             raise TokenError("invalid_request", MULTIPLE_USER_ASSIGNED, reason=f"'{resource.name}' holds {len(users)} user-assigned identities and no system-assigned one")
         found = users

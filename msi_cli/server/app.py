@@ -97,6 +97,11 @@ class Application:
             await self._fresh()
         except MsiError as exc:
             return PROTOCOLS.get(route.kind, imds).server_error(f"the state cannot be read: {exc.message}")
+        if route.kind == routes.JWKS and self._keys_due(route.target):
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.pool, self._publish_keys, route.target)
+            except MsiError as exc:
+                return imds.server_error(f"the tenant's signing keys cannot be made: {exc.message}")
         pending = self._route(req, self.live.state)
         if isinstance(pending, Response):
             return pending
@@ -129,6 +134,23 @@ class Application:
             kind = "IMDS" if route.kind == routes.IMDS else "App Service"
             return proto.not_found(f"No {kind} managed identity endpoint for resource '{route.target}'")
         return _Pending(self, req, proto, resource, state)
+
+    def _keys_due(self, tenant_ref: str) -> bool:
+        """A tenant publishes a key it signs with now; one that has none yet (no token issued so
+        far) or whose key retired gets one before its JWKS is served."""
+        state = self.live.state
+        tenant = discovery.find_tenant(state, tenant_ref)
+        if tenant is None:
+            return False
+        now_iso = iso(real_now() + state.clock_offset)
+        return not any(k.created <= now_iso < k.signs_until for k in tenant.signing_keys)
+
+    def _publish_keys(self, tenant_ref: str) -> None:
+        from msi_cli.core import credentials, lookup
+
+        with self.sf.transaction() as ctx:
+            credentials.signing_key(ctx, lookup.tenant(ctx.state, tenant_ref))
+        self.live.refresh()
 
     def _secret(self, resource_id: str) -> str:
         secret = self._secrets.get(resource_id)
