@@ -269,7 +269,7 @@ OPERATIONS = [
 operation = st.tuples(st.sampled_from(OPERATIONS), st.integers(min_value=0, max_value=2**32 - 1))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(operation, min_size=20, max_size=60))
 def test_random_operation_sequences_keep_the_invariants(tmp_path_factory, ops):
     world = World(tmp_path_factory.mktemp("world"))
