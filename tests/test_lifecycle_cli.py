@@ -495,7 +495,7 @@ def test_ambiguous_user_identity_name(cli, isolated_state):
     b = cli.json("create-identity", "id1", "-g", "rg2")
     cli.ok("create-resource", "vm1", "--type", "vm")
     before = isolated_state.read_bytes()
-    line = fails(cli("assign", "vm1", "--user-assigned", "id1"), 1)
+    line = fails(cli("assign", "vm1", "--user-assigned", "id1"), 1, "matches 2 user-assigned identities")
     assert a["id"] in line and b["id"] in line
     assert isolated_state.read_bytes() == before
     cli.ok("assign", "vm1", "--user-assigned", b["id"])

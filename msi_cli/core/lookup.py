@@ -12,7 +12,8 @@ def _one(matches: list, what: str, name: str, ident) -> object:
         raise NotFound(f"{what} '{name}' not found")
     if len(matches) > 1:
         ids = ", ".join(sorted(ident(m) for m in matches))
-        raise Ambiguous(f"'{name}' matches {len(matches)} {what}s: {ids}", hint="give the full id instead")
+        plural = what[:-1] + "ies" if what.endswith("y") else what + "s"
+        raise Ambiguous(f"'{name}' matches {len(matches)} {plural}: {ids}", hint="give the full id instead")
     return matches[0]
 
 
