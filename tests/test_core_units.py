@@ -119,3 +119,47 @@ def test_locate_finds_record_and_key_lines():
     assert codec.locate(text, ("resources", 1)) == 7
     assert codec.locate(text, ("resources", 1, "type")) == 9
     assert codec.locate(text, ("resources", 5, "type")) is None
+
+
+def test_create_resource_is_all_or_nothing_in_the_core(isolated_state):
+    from msi_cli.core import lifecycle
+    from msi_cli.errors import MsiError
+    from msi_cli.store.statefile import StateFile
+
+    with StateFile(isolated_state).transaction() as ctx:
+        other = lifecycle.create_tenant(ctx, "Other")
+        sub = lifecycle.create_subscription(ctx, "other-sub", other.id)
+        foreign = lifecycle.create_identity(ctx, "foreign-id", None, sub.id, None)
+        before = len(ctx.events)
+        with pytest.raises(MsiError, match="across tenants"):
+            lifecycle.create_resource(ctx, "vm1", "vm", None, None, None, True, [foreign.resource_id])
+        assert not any(r.name == "vm1" for r in ctx.state.resources.values())
+        assert len(ctx.events) == before  # neither the resource nor an identity was logged
+        assert all(i.name != "vm1" for i in ctx.state.identities.values())
+
+
+def test_ambiguity_between_a_resource_and_an_identity_names_both_kinds(cli):
+    cli.ok("create-resource", "same1", "--type", "vm")
+    cli.ok("create-identity", "same1")
+    result = cli("show", "same1")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: 'same1' matches 2 resources or identities: /subscriptions/")
+
+
+def test_unassign_names_each_missing_identity_once(cli):
+    cli.ok("create-resource", "vm1", "--type", "vm")
+    cli.ok("create-identity", "id-x")
+    result = cli("unassign", "vm1", "--user-assigned", "id-x", "--user-assigned", "id-x")
+    assert result.exit_code == 1
+    assert result.stderr.count("id-x") == 1 and "are not associated with 'vm1'" in result.stderr
+
+
+def test_private_folder_is_tightened_when_it_exists_wider(cli, isolated_state):
+    cli.ok("create-resource", "vm1", "--type", "vm", "--system-assigned")
+    private = isolated_state.parent / (isolated_state.name + ".d")
+    private.chmod(0o755)
+    (private / "keys").chmod(0o755)
+    cli.ok("assign", "vm1")  # any transaction
+    cli.ok("create-identity", "id-y")  # writes a key
+    assert private.stat().st_mode & 0o777 == 0o700
+    assert (private / "keys").stat().st_mode & 0o777 == 0o700

@@ -156,7 +156,13 @@ def create_resource(
     ctx.state.resources[rid.lower()] = resource
     ctx.log("Create resource", rid, type_key)
     if system_assigned or user_assigned:
-        assign(ctx, resource, system_assigned, user_assigned or [])
+        logged = len(ctx.events)
+        try:
+            assign(ctx, resource, system_assigned, user_assigned or [])
+        except Exception:  # all or nothing, even for callers that go on using the context
+            del ctx.state.resources[rid.lower()]
+            del ctx.events[logged - 1:]
+            raise
     return resource
 
 
@@ -207,7 +213,9 @@ def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: lis
         except MsiError:
             identity, rid = None, ref
         attached = identity is not None and any(i.lower() == rid.lower() for i in resource.user_identity_ids)
-        (detach if attached else missing).append(rid)
+        bucket = detach if attached else missing
+        if rid not in bucket:
+            bucket.append(rid)
     if system_assigned and resource.system_principal_id is None:
         missing.insert(0, "[system]")
     if missing:

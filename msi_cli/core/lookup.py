@@ -13,6 +13,7 @@ def _one(matches: list, what: str, name: str, ident) -> object:
     if len(matches) > 1:
         ids = ", ".join(sorted(ident(m) for m in matches))
         plural = what[:-1] + "ies" if what.endswith("y") else what + "s"
+        plural = plural.replace("resource or identities", "resources or identities")
         raise Ambiguous(f"'{name}' matches {len(matches)} {plural}: {ids}", hint="give the full id instead")
     return matches[0]
 
@@ -133,4 +134,5 @@ def target(
             parsed = arm.parse_id(i.resource_id)
             if parsed and _scope_filter(parsed, resource_group, subscription_id):
                 matches.append(i)
-    return _one(matches, "resource", ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id)  # type: ignore[return-value]
+    what = "resource" if all(isinstance(m, Resource) for m in matches) else "resource or identity"
+    return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id)  # type: ignore[return-value]

@@ -11,10 +11,14 @@ from pathlib import Path
 from msi_cli.errors import StateError
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and its parents) if needed; the folder itself is owner-only."""
+def private_dir(path: Path, tighten: bool = False) -> Path:
+    """Create `path` (and its parents) if needed; the folder itself is owner-only. With `tighten`,
+    a folder that already exists with wider permissions is made owner-only too (msi's own
+    folders; never the user's folder that holds the state file)."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if tighten and path.stat().st_mode & 0o077:
+            path.chmod(0o700)
     except OSError as exc:
         raise StateError(f"cannot create folder {path}: {exc.strerror}") from None
     return path

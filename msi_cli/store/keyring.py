@@ -23,7 +23,7 @@ class FileKeyRing:
         self._new: list[Path] = []
 
     def _store(self, name: str, pem: bytes) -> None:
-        files.private_dir(self.dir)
+        files.private_dir(self.dir, tighten=True)
         path = self.dir / f"{name}.pem"
         files.write_atomic(path, pem)
         self._new.append(path)

@@ -153,7 +153,7 @@ class StateFile:
         from msi_cli.store.keyring import FileKeyRing
 
         files.private_dir(self.path.parent)
-        files.private_dir(self.private)
+        files.private_dir(self.private, tighten=True)
         with files.exclusive_lock(self.lock_path):
             raw = files.read_bytes(self.path)
             now = real_now()
