@@ -39,11 +39,28 @@ COMMAND_MODULES: dict[str, str] = {
 }
 
 
+_parked: dict[str, list] = {"commands": [], "groups": []}
+
+
 def load(names: list[str] | None = None) -> None:
     """Register the commands in `names` (every command when None)."""
     modules = sorted(set(COMMAND_MODULES.values())) if names is None else sorted({COMMAND_MODULES[n] for n in names})
     for module in modules:
         importlib.import_module(f"msi_cli.cli.{module}")
+    if names is None:  # bring back what `focus` set aside
+        app.registered_commands.extend(_parked["commands"])
+        app.registered_groups.extend(_parked["groups"])
+        _parked["commands"].clear()
+        _parked["groups"].clear()
+
+
+def focus(name: str) -> None:
+    """Keep only command `name` on the app, so Typer builds one click command, not its module's
+    whole set; `load()` restores the others."""
+    load([name])
+    for kind, registered in (("commands", app.registered_commands), ("groups", app.registered_groups)):
+        _parked[kind].extend(c for c in registered if c.name != name)
+        registered[:] = [c for c in registered if c.name == name]
 
 
 def command_name(argv: list[str]) -> str | None:
@@ -65,8 +82,11 @@ def command_name(argv: list[str]) -> str | None:
 def main() -> None:
     name = command_name(sys.argv[1:])
     completing = any(key.startswith("_MSI_COMPLETE") for key in os.environ)
-    load([name] if name in COMMAND_MODULES and not completing else None)
+    if name in COMMAND_MODULES and not completing:
+        focus(name)
+    else:
+        load()
     app(prog_name="msi")
 
 
-__all__ = ["app", "load", "main"]
+__all__ = ["app", "focus", "load", "main"]
