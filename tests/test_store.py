@@ -328,7 +328,7 @@ def _not_a_dict(blob: bytes, digest: str) -> bytes:
 def _other_format(blob: bytes, digest: str) -> bytes:
     data = marshal.loads(blob)
     data["format"] = "0/old"
-    data["chunks"] = {"resources": {}}
+    data["rows"] = {"resources": []}
     return marshal.dumps(data)
 
 
@@ -337,7 +337,7 @@ def _missing_parts(blob: bytes, digest: str) -> bytes:
 
 
 def _wrong_structure(blob: bytes, digest: str) -> bytes:
-    return marshal.dumps({"format": CACHE_FORMAT, "digest": digest, "header": {}, "chunks": {"resources": 5}})
+    return marshal.dumps({"format": CACHE_FORMAT, "digest": digest, "header": {}, "rows": {"resources": 5}})
 
 
 @pytest.mark.parametrize(
@@ -356,10 +356,14 @@ def test_corrupt_cache_is_ignored(cli, isolated_state, corrupt):
     assert json.loads(result.stdout) == expected
     assert isolated_state.read_bytes() == before
     assert cache_digest(isolated_state) == digest  # rebuilt from the file
-    # writes work too
+    # writes work too, with the record texts kept for writers damaged the same way
     cache.write_bytes(corrupt(cache.read_bytes(), digest))
+    texts = private_dir(isolated_state) / "cache-text"
+    if texts.exists():
+        texts.write_bytes(corrupt(texts.read_bytes(), digest))
     cli.ok("create-resource", "vm3", "--type", "vm")
     assert len(cli.json("list", "resources")) == 3
+    assert StateFile(isolated_state).read() == StateFile(isolated_state)._decode(isolated_state.read_bytes())[0]
 
 
 def test_cache_that_is_a_folder_is_not_fatal(cli, isolated_state):

@@ -379,38 +379,61 @@ def load(doc: dict) -> State:
     return state
 
 
-def load_trusted(doc: dict) -> State:
-    """Build a State from a document this store validated when it wrote it (the parse cache).
+# ---- rows: the parse cache's compact form ----------------------------------------------------------
+# Each object as a tuple of its fields, in model order: quick to unmarshal, quick to compare, and
+# turned into objects without any checks (the cache only ever holds a state that passed `load`).
 
-    No checks: the cache is keyed by the SHA-1 of the state file, and only written from a
-    document that passed `load`.
-    """
-    state = State(doc["schema"], doc.get("clock_offset", 0), doc["default_subscription"])
-    for r in doc.get("tenants", ()):
-        state.tenants[r["id"]] = Tenant(
-            r["id"], r["name"], r["created"],
-            [SigningKey(k["kid"], k["created"], k["signs_until"], k["published_until"]) for k in r.get("signing_keys", ())],
-        )
-    for r in doc.get("subscriptions", ()):
-        state.subscriptions[r["id"]] = Subscription(r["id"], r["name"], r["tenant"], r["created"])
-    for r in doc.get("resources", ()):
-        res = Resource(
-            r["name"], r["type"], r["subscription"], r["resource_group"], r["location"], r["created"],
-            r.get("system_principal_id"), list(r.get("user_identities", ())),
-        )
-        state.resources[res.id.lower()] = res
-    for r in doc.get("identities", ()):
-        state.identities[r["principal_id"]] = Identity(
-            r["principal_id"], r["client_id"], r["tenant"], r["kind"], r["name"], r["resource_id"], r["location"], r["created"]
-        )
-    for r in doc.get("principals", ()):
-        state.principals[r["id"]] = ServicePrincipal(
-            r["id"], r["app_id"], r["tenant"], r["display_name"], list(r.get("alternative_names", ())),
-            [KeyCredential(c["key_id"], c["thumbprint"], c["start"], c["end"]) for c in r.get("key_credentials", ())],
-        )
-    for r in doc.get("role_assignments", ()):
-        state.role_assignments[r["id"]] = RoleAssignment(r["id"], r["principal_id"], r["role_definition_id"], r["scope"], r["created"])
+
+def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
+    return {
+        "tenants": [
+            (k, (t.id, t.name, t.created, tuple((s.kid, s.created, s.signs_until, s.published_until) for s in t.signing_keys)))
+            for k, t in state.tenants.items()
+        ],
+        "subscriptions": [(k, (s.id, s.name, s.tenant_id, s.created)) for k, s in state.subscriptions.items()],
+        "resources": [
+            (k, (r.name, r.type, r.subscription_id, r.resource_group, r.location, r.created, r.system_principal_id,
+                 tuple(r.user_identity_ids)))
+            for k, r in state.resources.items()
+        ],
+        "identities": [
+            (k, (i.principal_id, i.client_id, i.tenant_id, i.kind, i.name, i.resource_id, i.location, i.created))
+            for k, i in state.identities.items()
+        ],
+        "principals": [
+            (k, (p.id, p.app_id, p.tenant_id, p.display_name, tuple(p.alternative_names),
+                 tuple((c.key_id, c.thumbprint, c.start, c.end) for c in p.key_credentials)))
+            for k, p in state.principals.items()
+        ],
+        "role_assignments": [
+            (k, (a.id, a.principal_id, a.role_definition_id, a.scope, a.created)) for k, a in state.role_assignments.items()
+        ],
+    }
+
+
+def from_rows(head: dict, table: dict) -> State:
+    """Objects from `rows` output, without checks."""
+    state = State(head["schema"], head.get("clock_offset", 0), head["default_subscription"])
+    state.tenants = {k: Tenant(i, n, c, [SigningKey(*s) for s in keys]) for k, (i, n, c, keys) in table["tenants"]}
+    state.subscriptions = {k: Subscription(*r) for k, r in table["subscriptions"]}
+    state.resources = {k: Resource(n, t, s, g, loc, c, p, list(u)) for k, (n, t, s, g, loc, c, p, u) in table["resources"]}
+    state.identities = {k: Identity(*r) for k, r in table["identities"]}
+    state.principals = {
+        k: ServicePrincipal(i, a, t, d, list(alt), [KeyCredential(*c) for c in creds])
+        for k, (i, a, t, d, alt, creds) in table["principals"]
+    }
+    state.role_assignments = {k: RoleAssignment(*r) for k, r in table["role_assignments"]}
     return state
+
+
+RECORD_OF = {
+    "tenants": tenant_rec,
+    "subscriptions": subscription_rec,
+    "resources": resource_rec,
+    "identities": identity_rec,
+    "principals": principal_rec,
+    "role_assignments": role_assignment_rec,
+}
 
 
 def locate(text: str, path: tuple) -> int | None:

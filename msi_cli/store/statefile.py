@@ -35,15 +35,17 @@ def digest_of(data: bytes) -> str:
     return blake2b(data, digest_size=20).hexdigest()
 
 
-CACHE_FORMAT = f"1/{SCHEMA_VERSION}/{__version__}"
-Chunks = dict[str, dict[str, tuple[dict, str | None]]]
+CACHE_FORMAT = f"2/{SCHEMA_VERSION}/{__version__}"
+Rows = dict[str, list[tuple[str, tuple]]]
+Texts = dict[str, dict[str, str]]  # each record's TOML text, by collection and key
 
 
 class StateFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.private = path.parent / (path.name + ".d")
-        self.cache_path = self.private / "cache"
+        self.cache_path = self.private / "cache"  # the parsed state, as rows
+        self.texts_path = self.private / "cache-text"  # each record's TOML, for the next save
         self.lock_path = self.private / "lock"
         self.log_path = self.private / "activity.jsonl"
         self.keys_dir = self.private / "keys"
@@ -52,17 +54,14 @@ class StateFile:
 
     # ---- reading ---------------------------------------------------------------------------------
 
-    def _decode(self, raw: bytes) -> tuple[State, Chunks]:
+    def _decode(self, raw: bytes) -> tuple[State, Rows, str]:
+        """The state in `raw`, its rows and its digest: from the cache when it matches."""
         digest = digest_of(raw)
-        cached = self._read_cache(digest)
+        cached = self._read_blob(self.cache_path, digest)
         if cached is not None:
             try:
-                head, chunks = cached
-                doc = dict(head)
-                for coll, entries in chunks.items():
-                    if entries:
-                        doc[coll] = [rec for rec, _ in entries.values()]
-                return codec.load_trusted(doc), chunks
+                table = cached["rows"]
+                return codec.from_rows(cached["header"], table), table, digest
             except (KeyError, TypeError, ValueError, AttributeError):
                 pass  # a cache this version cannot read: fall back to the file itself
         import tomllib
@@ -81,24 +80,23 @@ class StateFile:
             line = codec.locate(text, exc.path)
             where = f"{self.path}, line {line}" if line else str(self.path)
             raise StateError(f"{where}: {exc.message}; the file was left unchanged") from None
-        chunks: Chunks = {coll: {key: (rec, None) for key, rec in recs} for coll, recs in codec.records(state).items()}
-        self._write_cache(digest, codec.header(state), chunks)
-        return state, chunks
+        table = codec.rows(state)
+        self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": codec.header(state), "rows": table})
+        return state, table, digest
 
-    def _read_cache(self, digest: str) -> tuple[dict, Chunks] | None:
+    def _read_blob(self, path: Path, digest: str) -> dict | None:
         try:
-            blob = marshal.loads(self.cache_path.read_bytes())
+            blob = marshal.loads(path.read_bytes())
         except (OSError, EOFError, ValueError, TypeError):
             return None
         if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or blob.get("digest") != digest:
             return None
-        return blob.get("header"), blob.get("chunks")
+        return blob
 
-    def _write_cache(self, digest: str, head: dict, chunks: Chunks) -> None:
-        blob = marshal.dumps({"format": CACHE_FORMAT, "digest": digest, "header": head, "chunks": chunks})
-        with contextlib.suppress(StateError, OSError):
+    def _write_blob(self, path: Path, blob: dict) -> None:
+        with contextlib.suppress(StateError, OSError, ValueError):
             files.private_dir(self.private)
-            files.write_atomic(self.cache_path, blob, durable=False)  # keyed by hash: a lost one is rebuilt
+            files.write_atomic(path, marshal.dumps(blob), durable=False)  # keyed by digest: a lost one is rebuilt
 
     def read(self) -> State:
         """The current state, without taking the lock. A missing file is created fresh first."""
@@ -110,9 +108,10 @@ class StateFile:
 
     # ---- writing ---------------------------------------------------------------------------------
 
-    def _encode(self, state: State, prev: Chunks) -> tuple[bytes, dict, Chunks]:
-        """TOML for the state, re-serialising only records that changed, which are validated
-        field by field; the links between all records are validated every time."""
+    def _encode(self, state: State, old_rows: Rows, old_texts: Texts) -> tuple[bytes, dict, Rows, Texts]:
+        """TOML for the state. A record whose row is unchanged keeps its text; one that changed is
+        validated field by field and serialised again; the links between all records are
+        validated every time."""
         import tomli_w
 
         head = codec.header(state)
@@ -122,22 +121,25 @@ class StateFile:
         except codec.InvalidDocument as exc:
             raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
         parts = [tomli_w.dumps(head)]
-        chunks: Chunks = {}
-        for coll, recs in codec.records(state).items():
-            old = prev.get(coll, {})
-            entries: dict[str, tuple[dict, str | None]] = {}
-            for index, (key, rec) in enumerate(recs):
-                hit = old.get(key)
-                chunk = hit[1] if hit is not None and hit[0] == rec else None
-                if chunk is None:
-                    if hit is None or hit[0] != rec:
+        table = codec.rows(state)
+        texts: Texts = {}
+        for coll, entries in table.items():
+            before = dict(old_rows.get(coll, ()))
+            known = old_texts.get(coll, {})
+            objects = getattr(state, coll)
+            out: dict[str, str] = {}
+            for index, (key, row) in enumerate(entries):
+                text = known.get(key) if before.get(key) == row else None
+                if text is None:
+                    rec = codec.RECORD_OF[coll](objects[key])
+                    if before.get(key) != row:
                         self._check(lambda: codec.check_record(coll, rec, index))
-                    chunk = "\n" + tomli_w.dumps({coll: [rec]})
-                entries[key] = (rec, chunk)
-                parts.append(chunk)
-            chunks[coll] = entries
+                    text = "\n" + tomli_w.dumps({coll: [rec]})
+                out[key] = text
+                parts.append(text)
+            texts[coll] = out
         self._check(lambda: codec.check_links(state))
-        return "".join(parts).encode("utf-8"), head, chunks
+        return "".join(parts).encode("utf-8"), head, table, texts
 
     def _check(self, check) -> None:
         try:
@@ -157,19 +159,26 @@ class StateFile:
         with files.exclusive_lock(self.lock_path):
             raw = files.read_bytes(self.path)
             now = real_now()
+            old_rows: Rows = {}
+            old_texts: Texts = {}
             if raw is None:
-                state, prev = lifecycle.fresh_state(iso(now)), {}
+                state = lifecycle.fresh_state(iso(now))
             else:
-                state, prev = self._decode(raw)
+                state, old_rows, digest = self._decode(raw)
+                blob = self._read_blob(self.texts_path, digest)
+                if blob is not None and isinstance(blob.get("texts"), dict):
+                    old_texts = blob["texts"]
             keys = FileKeyRing(self.keys_dir)
             ctx = Ctx(state, now + state.clock_offset, keys)
             try:
                 credentials.roll_due(ctx)
                 yield ctx
-                data, head, chunks = self._encode(ctx.state, prev)
+                data, head, table, texts = self._encode(ctx.state, old_rows, old_texts)
                 if data != raw:
                     files.write_atomic(self.path, data)
-                    self._write_cache(digest_of(data), head, chunks)
+                    digest = digest_of(data)
+                    self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "rows": table})
+                    self._write_blob(self.texts_path, {"format": CACHE_FORMAT, "digest": digest, "texts": texts})
             except BaseException:
                 keys.discard_new()
                 raise
