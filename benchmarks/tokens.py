@@ -70,6 +70,14 @@ def key_generation(count: int) -> float:
     return time.perf_counter() - started
 
 
+def attached_identity_id(state: Path, name: str) -> str:
+    """The resource id of the user-assigned identity seed() attached to resource `name`."""
+    from msi_cli.core import lookup
+    from msi_cli.store.statefile import StateFile
+
+    return lookup.resource(StateFile(state).read(), name).user_identity_ids[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--resources", type=int, default=1000)
@@ -99,7 +107,12 @@ def main() -> None:
         fresh = [[*msi, "token", target, "--audience", f"https://kv{n}.vault.azure.net", "-o", "tsv"] for n in range(args.rounds)]
         med, floor = interleaved(fresh, env, args.rounds)
         rows.append(row("token, fresh (system-assigned)", med, floor, FRESH_TARGET))
-        fresh = [[*msi, "token", user_target, "--audience", f"https://st{n}.blob.core.windows.net", "-o", "tsv"] for n in range(args.rounds)]
+        # App Service needs the user-assigned identity selected (no selector means system-assigned).
+        selector = ["--msi-res-id", attached_identity_id(state, user_target)]
+        fresh = [
+            [*msi, "token", user_target, "--audience", f"https://st{n}.blob.core.windows.net", *selector, "-o", "tsv"]
+            for n in range(args.rounds)
+        ]
         med, floor = interleaved(fresh, env, args.rounds)
         rows.append(row("token, fresh (user-assigned)", med, floor, FRESH_TARGET))
 
