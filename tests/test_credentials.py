@@ -14,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from conftest import fails
+
 VAULT = "https://vault.azure.net"
 DAY = timedelta(days=1)
 
@@ -38,12 +40,8 @@ def certificates_on_disk(state: Path) -> dict[str, tuple[x509.Certificate, bytes
 
 
 def fail(cli, *args: str, code: int = 1) -> str:
-    result = cli(*args)
-    assert result.exit_code == code, f"msi {' '.join(args)} -> {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+    """Run a command that must fail; returns its single `error:` line."""
+    return fails(cli(*args), code)
 
 
 def key_credentials(cli, principal_id: str) -> list[dict]:

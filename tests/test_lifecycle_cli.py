@@ -5,40 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from pathlib import Path
 
 import pytest
 
 from msi_cli.store.statefile import StateFile
 
+from conftest import fails, is_guid
+
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def is_guid(value: object) -> bool:
-    """A canonical, lower-case GUID string."""
-    if not isinstance(value, str):
-        return False
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
-def fails(result, code: int, *fragments: str) -> str:
-    """The command failed with `code`, printed nothing on stdout and exactly one `error:` line."""
-    assert result.exit_code == code, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def succeeds_json(result):

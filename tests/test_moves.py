@@ -13,26 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import msi_executable
+from conftest import fails, msi_executable
 
 VAULT = "https://vault.azure.net"
 KV_USER = "Key Vault Secrets User"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def fails(result, code: int, *fragments: str) -> str:
-    """Failed with `code`, nothing on stdout, exactly one `error:` line on stderr."""
-    assert result.exit_code == code, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def claims(cli, resource: str, *selector: str) -> dict:

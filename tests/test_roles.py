@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+from conftest import fails, is_guid
+
 AUTH = "/providers/Microsoft.Authorization"
 
 BUILT_IN = {
@@ -24,28 +26,6 @@ KV_USER = "Key Vault Secrets User"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def is_guid(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
-def fails(result, code: int, *fragments: str) -> str:
-    """Failed with `code`, nothing on stdout, exactly one `error:` line on stderr."""
-    assert result.exit_code == code, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def allowed(cli, resource: str, scope: str, role: str, *selector: str) -> dict:

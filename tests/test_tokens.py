@@ -13,6 +13,8 @@ import jwt
 import pytest
 from cryptography import x509
 
+from conftest import fails
+
 VAULT = "https://vault.azure.net"
 ARM = "https://management.azure.com/"
 IMDS_FIELDS = [
@@ -72,13 +74,7 @@ def simulated_now(cli) -> int:
 
 def fail(cli, *args: str, code: int = 1) -> str:
     """Run a command that must fail; returns its single `error:` line."""
-    result = cli(*args)
-    assert result.exit_code == code, f"msi {' '.join(args)} -> {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
+    return fails(cli(*args), code)
 
 
 def tamper_payload(token: str, **changes) -> str:
