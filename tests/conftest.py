@@ -37,7 +37,7 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MSI_STATE", str(state))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
-    for var in ("MSI_OUTPUT", "MSI_QUERY", "MSI_SUBSCRIPTION", "FORCE_COLOR"):
+    for var in ("MSI_OUTPUT", "MSI_QUERY", "MSI_SUBSCRIPTION", "MSI_RESOURCE_GROUP", "MSI_SHELL", "FORCE_COLOR"):
         monkeypatch.delenv(var, raising=False)
     options.set_state_path(None)
     return state

@@ -163,3 +163,10 @@ def test_private_folder_is_tightened_when_it_exists_wider(cli, isolated_state):
     cli.ok("create-identity", "id-y")  # writes a key
     assert private.stat().st_mode & 0o777 == 0o700
     assert (private / "keys").stat().st_mode & 0o777 == 0o700
+
+
+def test_resource_group_from_the_environment(cli, monkeypatch):
+    monkeypatch.setenv("MSI_RESOURCE_GROUP", "team-a")
+    assert cli.json("create-resource", "vm1", "--type", "vm")["resourceGroup"] == "team-a"
+    assert cli.json("create-resource", "vm2", "--type", "vm", "-g", "team-b")["resourceGroup"] == "team-b"  # the option wins
+    assert [r["name"] for r in cli.json("list", "resources")] == ["vm1"]

@@ -84,7 +84,10 @@ QueryOpt = Annotated[
     ),
 ]
 GroupOpt = Annotated[
-    Optional[str], typer.Option("--resource-group", "-g", help="Resource group (default: 'default').", autocompletion=complete_groups)
+    Optional[str],
+    typer.Option(
+        "--resource-group", "-g", envvar="MSI_RESOURCE_GROUP", help="Resource group (default: 'default').", autocompletion=complete_groups
+    ),
 ]
 SubscriptionOpt = Annotated[
     Optional[str],
