@@ -24,6 +24,7 @@ from msi_cli.core.model import (
     Subscription,
     Tenant,
 )
+from msi_cli.errors import MsiError
 
 COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments")
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -203,6 +204,13 @@ class _Reader:
             raise InvalidDocument(self.path + (key,), f"'{key}' must be a list of strings")
         return list(value)
 
+    def follows(self, key: str, rule: Callable[..., None], *args: object) -> None:
+        """Apply one of Azure's naming rules (msi_cli.core.arm) to a field, reporting at it."""
+        try:
+            rule(*args)
+        except MsiError as exc:
+            raise InvalidDocument(self.path + (key,), exc.message) from None
+
     def tables(self, key: str) -> list[_Reader]:
         value = self.rec.get(key, [])
         if not isinstance(value, list):
@@ -245,10 +253,7 @@ def _identity(r: _Reader) -> Identity:
     if kind == USER:
         if parsed.arm_type is None or parsed.arm_type.lower() != arm.IDENTITY_ARM_TYPE.lower() or parsed.name != i.name:
             raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' does not name identity '{i.name}'")
-        try:
-            arm.validate_identity_name(i.name)
-        except Exception as exc:
-            raise InvalidDocument(r.path + ("name",), str(exc)) from None
+        r.follows("name", arm.validate_identity_name, i.name)
     return i
 
 
@@ -260,14 +265,8 @@ def _resource(r: _Reader) -> Resource:
         r.str("name"), type_key, r.guid("subscription"), r.str("resource_group"), r.str("location"),  # type: ignore[arg-type]
         r.time("created"), r.guid("system_principal_id", optional=True), r.strings("user_identities"),
     )
-    try:
-        arm.validate_resource_name(type_key, res.name)  # type: ignore[arg-type]
-    except Exception as exc:
-        raise InvalidDocument(r.path + ("name",), str(exc)) from None
-    try:
-        arm.validate_resource_group(res.resource_group)
-    except Exception as exc:
-        raise InvalidDocument(r.path + ("resource_group",), str(exc)) from None
+    r.follows("name", arm.validate_resource_name, type_key, res.name)
+    r.follows("resource_group", arm.validate_resource_group, res.resource_group)
     return res
 
 
