@@ -59,6 +59,7 @@ PRINCIPAL_COLUMNS: Columns = [
     ("App id", "appId"),
     ("Type", "servicePrincipalType"),
 ]
+DELETED_COLUMNS: Columns = [("Display name", "displayName"), ("Object id", "id"), ("App id", "appId"), ("Deleted", "deletedDateTime")]
 TENANT_COLUMNS: Columns = [("Name", "displayName"), ("Tenant id", "tenantId"), ("Created", "createdDateTime")]
 SUBSCRIPTION_COLUMNS: Columns = [("Name", "name"), ("Subscription id", "id"), ("Tenant id", "tenantId"), ("Default", "isDefault")]
 
@@ -219,6 +220,12 @@ def show_data(state, ref: str, resource_group: str | None, subscription: str | N
         low = ref.lower()
         if low in state.principals or any(sp.app_id == low for sp in state.principals.values()):
             return shapes.principal(lookup.principal(state, low))
+        if low in state.deleted_principals:  # as in Graph: gone from the live directory
+            gone = state.deleted_principals[low]
+            raise NotFound(
+                f"service principal '{ref}' was deleted at {gone.deleted}",
+                hint="soft-deleted principals are listed for 30 days by 'msi list principals --deleted'",
+            )
         if low in state.tenants:
             return shapes.tenant(state.tenants[low])
         if low in state.subscriptions:
@@ -294,6 +301,9 @@ def list_(
     scope: Annotated[
         Optional[str], typer.Option("--scope", help="Role assignments at or above this scope.", autocompletion=complete_scopes)
     ] = None,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="Principals of deleted identities, kept 30 days (soft-deleted, not restorable).")
+    ] = False,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
@@ -303,9 +313,9 @@ def list_(
     state = state_file().read()
     data = listing.collect(
         state, kind.value, resource_group=resource_group, subscription=subscription, tenant=tenant,
-        type_key=type_.value if type_ else None, principal=principal, scope=scope,
+        type_key=type_.value if type_ else None, principal=principal, scope=scope, deleted=deleted,
     )
-    emit(data, output, columns=COLUMNS[kind], query=query)
+    emit(data, output, columns=DELETED_COLUMNS if deleted else COLUMNS[kind], query=query)
 
 
 COLUMNS: dict[ListKind, Columns] = {

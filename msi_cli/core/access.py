@@ -53,9 +53,11 @@ def check_access(ctx: Ctx, resource: Resource, scope_ref: str, role_ref: str, se
         and a.role_definition_id in roles.ROLES_BY_ID and roles.covers([roles.ROLES_BY_ID[a.role_definition_id]], wanted)
     ]
     if orphans:
+        gone = state.deleted_principals.get(orphans[0].principal_id)
+        when = f", deleted {gone.deleted}" if gone is not None else ""
         result["reason"] = (
             f"no role assignment grants {identity.principal_id} '{wanted.name}' at {scope}; a matching assignment exists "
-            f"for principal {orphans[0].principal_id}, which no longer exists (orphaned, principalType Unknown)"
+            f"for principal {orphans[0].principal_id}, which no longer exists (orphaned, principalType Unknown{when})"
         )
         return result
     result["reason"] = f"no role assignment grants {identity.principal_id} '{wanted.name}' at {scope} or above"

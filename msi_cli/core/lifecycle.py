@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from msi_cli.core import arm, credentials, lookup
 from msi_cli.core.context import Ctx
+from msi_cli.core.clock import iso
 from msi_cli.core.model import (
     SCHEMA_VERSION,
     SYSTEM,
     USER,
+    DeletedPrincipal,
     Identity,
     Resource,
     ServicePrincipal,
@@ -100,10 +102,27 @@ def _new_identity(ctx: Ctx, kind: str, name: str, resource_id: str, location: st
     return identity
 
 
+SOFT_DELETE_DAYS = 30
+
+
 def _remove_identity(ctx: Ctx, identity: Identity) -> None:
-    """Delete an identity and the service principal behind it. Role assignments stay, orphaned."""
+    """Delete an identity and the service principal behind it. The principal is soft-deleted:
+    listed for 30 days, never restored. Role assignments stay, orphaned."""
     del ctx.state.identities[identity.principal_id]
-    ctx.state.principals.pop(identity.principal_id, None)
+    sp = ctx.state.principals.pop(identity.principal_id, None)
+    if sp is not None:
+        ctx.state.deleted_principals[sp.id] = DeletedPrincipal(
+            sp.id, sp.app_id, sp.tenant_id, sp.display_name, list(sp.alternative_names), ctx.now_iso
+        )
+
+
+def purge_deleted(ctx: Ctx) -> int:
+    """Drop soft-deleted principals once their 30 days are over."""
+    cutoff = iso(ctx.now - SOFT_DELETE_DAYS * 86400)
+    gone = [pid for pid, d in ctx.state.deleted_principals.items() if d.deleted <= cutoff]
+    for pid in gone:
+        del ctx.state.deleted_principals[pid]
+    return len(gone)
 
 
 def create_identity(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from msi_cli.core import lookup, roles, shapes
 from msi_cli.core.model import State
+from msi_cli.errors import InvalidArgument
 
 
 def collect(
@@ -15,10 +16,17 @@ def collect(
     type_key: str | None = None,
     principal: str | None = None,
     scope: str | None = None,
+    deleted: bool = False,
 ) -> list[dict]:
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     tenant_id = lookup.tenant(state, tenant).id if tenant else None
     rg = resource_group.lower() if resource_group else None
+    if deleted:
+        if kind != "principals":
+            raise InvalidArgument("--deleted goes with 'list principals'")
+        return [
+            shapes.deleted_principal(d) for d in state.deleted_principals.values() if tenant_id is None or d.tenant_id == tenant_id
+        ]
 
     def in_scope(sub: str, group: str | None) -> bool:
         if sub_id is not None and sub != sub_id:

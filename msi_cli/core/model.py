@@ -99,6 +99,19 @@ class ServicePrincipal:
 
 
 @dataclass(slots=True)
+class DeletedPrincipal:
+    """A deleted identity's service principal, kept (soft-deleted) for 30 days: visible, never
+    restored."""
+
+    id: str
+    app_id: str
+    tenant_id: str
+    display_name: str
+    alternative_names: list[str]
+    deleted: str
+
+
+@dataclass(slots=True)
 class RoleAssignment:
     id: str  # GUID, the last segment of the assignment's ARM id
     principal_id: str
@@ -118,3 +131,4 @@ class State:
     identities: dict[str, Identity] = field(default_factory=dict)  # key: principal id
     principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # key: object id
     role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)  # key: GUID
+    deleted_principals: dict[str, DeletedPrincipal] = field(default_factory=dict)  # key: object id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from msi_cli.core import arm, lookup
 from msi_cli.core.model import (
+    DeletedPrincipal,
     Identity,
     Resource,
     RoleAssignment,
@@ -86,6 +87,18 @@ def principal(sp: ServicePrincipal) -> dict:
             }
             for c in sp.key_credentials
         ],
+    }
+
+
+def deleted_principal(d: DeletedPrincipal) -> dict:
+    """A soft-deleted service principal, as Microsoft Graph lists deleted items."""
+    return {
+        "id": d.id,
+        "appId": d.app_id,
+        "displayName": d.display_name,
+        "servicePrincipalType": "ManagedIdentity",
+        "alternativeNames": list(d.alternative_names),
+        "deletedDateTime": d.deleted,
     }
 
 

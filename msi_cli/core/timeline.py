@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msi_cli.core import credentials
+from msi_cli.core import maintenance
 from msi_cli.core.clock import iso
 from msi_cli.core.context import Ctx
 
@@ -13,7 +13,7 @@ def set_offset(ctx: Ctx, offset: int) -> dict:
     state.clock_offset = offset
     ctx.now = real + offset
     ctx.log("Set clock", "clock", f"simulated time {iso(ctx.now)} (offset {offset:+d} s)")
-    credentials.roll_due(ctx)
+    maintenance.maintain(ctx)
     return describe(real, offset)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from msi_cli.core import arm
 from msi_cli.core.model import (
     SCHEMA_VERSION,
+    DeletedPrincipal,
     SYSTEM,
     USER,
     Identity,
@@ -26,7 +27,7 @@ from msi_cli.core.model import (
 )
 from msi_cli.errors import MsiError
 
-COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments")
+COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments", "deleted_principals")
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _THUMB = re.compile(r"[0-9A-F]{40}")
 
@@ -127,6 +128,17 @@ def principal_rec(p: ServicePrincipal) -> dict:
     }
 
 
+def deleted_principal_rec(d: DeletedPrincipal) -> dict:
+    return {
+        "id": d.id,
+        "app_id": d.app_id,
+        "tenant": d.tenant_id,
+        "display_name": d.display_name,
+        "alternative_names": list(d.alternative_names),
+        "deleted": d.deleted,
+    }
+
+
 def role_assignment_rec(a: RoleAssignment) -> dict:
     return {
         "id": a.id,
@@ -154,6 +166,7 @@ def records(state: State) -> dict[str, list[tuple[str, dict]]]:
         "identities": [(k, identity_rec(v)) for k, v in state.identities.items()],
         "principals": [(k, principal_rec(v)) for k, v in state.principals.items()],
         "role_assignments": [(k, role_assignment_rec(v)) for k, v in state.role_assignments.items()],
+        "deleted_principals": [(k, deleted_principal_rec(v)) for k, v in state.deleted_principals.items()],
     }
 
 
@@ -279,6 +292,12 @@ def _principal(r: _Reader) -> ServicePrincipal:
     return sp
 
 
+def _deleted_principal(r: _Reader) -> DeletedPrincipal:
+    return DeletedPrincipal(
+        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.str("display_name"), r.strings("alternative_names"), r.time("deleted"),  # type: ignore[arg-type]
+    )
+
+
 def _role_assignment(r: _Reader) -> RoleAssignment:
     a = RoleAssignment(r.guid("id"), r.guid("principal_id"), r.guid("role_definition_id"), r.str("scope"), r.time("created"))  # type: ignore[arg-type]
     if arm.parse_id(a.scope) is None:
@@ -293,6 +312,7 @@ PARSERS = {
     "identities": _identity,
     "principals": _principal,
     "role_assignments": _role_assignment,
+    "deleted_principals": _deleted_principal,
 }
 
 
@@ -361,6 +381,11 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("principals", n, "id"), f"service principal {sp.id} has no matching identity")
         if sp.tenant_id not in state.tenants:
             raise InvalidDocument(("principals", n, "tenant"), f"service principal {sp.id} names an unknown tenant")
+    for n, d in enumerate(state.deleted_principals.values()):
+        if d.id in state.principals or d.id in state.identities:
+            raise InvalidDocument(("deleted_principals", n, "id"), f"principal {d.id} is both live and deleted")
+        if d.tenant_id not in state.tenants:
+            raise InvalidDocument(("deleted_principals", n, "tenant"), f"deleted principal {d.id} names an unknown tenant")
 
 
 def load(doc: dict) -> State:
@@ -407,6 +432,10 @@ def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
         "role_assignments": [
             (k, (a.id, a.principal_id, a.role_definition_id, a.scope, a.created)) for k, a in state.role_assignments.items()
         ],
+        "deleted_principals": [
+            (k, (d.id, d.app_id, d.tenant_id, d.display_name, tuple(d.alternative_names), d.deleted))
+            for k, d in state.deleted_principals.items()
+        ],
     }
 
 
@@ -422,6 +451,9 @@ def from_rows(head: dict, table: dict) -> State:
         for k, (i, a, t, d, alt, creds) in table["principals"]
     }
     state.role_assignments = {k: RoleAssignment(*r) for k, r in table["role_assignments"]}
+    state.deleted_principals = {
+        k: DeletedPrincipal(i, a, t, d, list(alt), gone) for k, (i, a, t, d, alt, gone) in table.get("deleted_principals", ())
+    }
     return state
 
 
@@ -432,6 +464,7 @@ RECORD_OF = {
     "identities": identity_rec,
     "principals": principal_rec,
     "role_assignments": role_assignment_rec,
+    "deleted_principals": deleted_principal_rec,
 }
 
 

@@ -150,7 +150,7 @@ class StateFile:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Ctx]:
         """Lock, load (or start fresh), hand out a context, then validate and save if it changed."""
-        from msi_cli.core import credentials, lifecycle
+        from msi_cli.core import lifecycle, maintenance
         from msi_cli.core.context import Ctx
         from msi_cli.store.keyring import FileKeyRing
 
@@ -171,7 +171,7 @@ class StateFile:
             keys = FileKeyRing(self.keys_dir)
             ctx = Ctx(state, now + state.clock_offset, keys)
             try:
-                credentials.roll_due(ctx)
+                maintenance.maintain(ctx)
                 yield ctx
                 data, head, table, texts = self._encode(ctx.state, old_rows, old_texts)
                 if data != raw:
