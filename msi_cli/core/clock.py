@@ -53,13 +53,3 @@ def parse_instant(text: str) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return int(parsed.timestamp())
-
-
-def is_iso(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        epoch(value)
-    except ValueError:
-        return False
-    return True

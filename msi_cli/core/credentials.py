@@ -66,10 +66,10 @@ def signing_key(ctx: Ctx, tenant: Tenant) -> SigningKey:
     """The key the tenant signs with now, rolling to a new one when the current one retires."""
     publish_keys(ctx, tenant)
     at = ctx.now_iso
-    for key in reversed(tenant.signing_keys):
-        if key.created <= at < key.signs_until:
-            _publish_successor(ctx, tenant, key)
-            return key
+    key = current_key(tenant, at)
+    if key is not None:
+        _publish_successor(ctx, tenant, key)
+        return key
     key = ctx.keys.new_signing_key(
         tenant.id, ctx.now, ctx.now + KEY_SIGNS_FOR, ctx.now + KEY_SIGNS_FOR + KEY_PUBLISHED_AFTER
     )
@@ -79,6 +79,14 @@ def signing_key(ctx: Ctx, tenant: Tenant) -> SigningKey:
     tenant.signing_keys.append(key)
     ctx.log("Roll signing key", tenant.name, f"kid {key.kid}")
     return key
+
+
+def current_key(tenant: Tenant, now_iso: str) -> SigningKey | None:
+    """The key the tenant signs with at `now_iso`, if it has one."""
+    for key in reversed(tenant.signing_keys):
+        if key.created <= now_iso < key.signs_until:
+            return key
+    return None
 
 
 def _publish_successor(ctx: Ctx, tenant: Tenant, current: SigningKey) -> None:
@@ -99,9 +107,3 @@ def publish_keys(ctx: Ctx, tenant: Tenant) -> list[SigningKey]:
     tenant.signing_keys[:] = [k for k in tenant.signing_keys if k.published_until > at]
     return tenant.signing_keys
 
-
-def signing_keys_due(ctx: Ctx, tenant: Tenant) -> bool:
-    at = ctx.now_iso
-    return not any(k.created <= at < k.signs_until for k in tenant.signing_keys) or any(
-        k.published_until <= at for k in tenant.signing_keys
-    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from msi_cli.core import arm, lookup
 from msi_cli.core.context import Ctx
-from msi_cli.core.model import SYSTEM, Identity, Resource, State
+from msi_cli.core.model import SYSTEM, Identity, Resource
 from msi_cli.errors import Conflict, MsiError
 from msi_cli.errors import TokenError
 
@@ -119,7 +119,3 @@ def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict:
         "brokenIdentities": broken,
         "userAssignedIdentitiesToRecreate": stranded,
     }
-
-
-def subscription_resources(state: State, sub_id: str) -> list[Resource]:
-    return [r for r in state.resources.values() if r.subscription_id == sub_id]

@@ -142,8 +142,9 @@ class Application:
         tenant = discovery.find_tenant(state, tenant_ref)
         if tenant is None:
             return False
-        now_iso = iso(real_now() + state.clock_offset)
-        return not any(k.created <= now_iso < k.signs_until for k in tenant.signing_keys)
+        from msi_cli.core import credentials
+
+        return credentials.current_key(tenant, iso(real_now() + state.clock_offset)) is None
 
     def _publish_keys(self, tenant_ref: str) -> None:
         from msi_cli.core import credentials, lookup
