@@ -1,6 +1,6 @@
 """Commands for role assignments and access checks: grant, revoke, check-access."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 

@@ -204,7 +204,7 @@ def shared_identity(n: Narrator) -> None:
     n.fact(f"principal id changed: {first} -> {second} (a new VM, a new identity)")
     n.run("check-access", "sys-vm2", "--scope", "reports", "--role", "Storage Blob Data Reader", ok=False)
     n.run("list", "role-assignments", "--scope", "reports")
-    n.fact(f"the old grant is orphaned (principalType Unknown) and the new VM has no access")
+    n.fact("the old grant is orphaned (principalType Unknown) and the new VM has no access")
 
 
 SCENARIOS = {Scenario.lifecycle: lifecycle, Scenario.migration: migration, Scenario.shared_identity: shared_identity}

@@ -7,7 +7,6 @@ from msi_cli.core.model import (
     DeletedPrincipal,
     Identity,
     Resource,
-    RoleAssignment,
     ServicePrincipal,
     State,
     Subscription,

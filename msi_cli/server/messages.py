@@ -48,10 +48,10 @@ def parse_query(raw: str) -> list[tuple[str, str]] | None:
     from urllib.parse import unquote
 
     pairs = []
-    for field in raw.split("&"):
-        if not field:
+    for part in raw.split("&"):
+        if not part:
             continue
-        name, _, value = field.partition("=")
+        name, _, value = part.partition("=")
         try:
             if "%" in name or "+" in name:
                 name = unquote(name.replace("+", " "), errors="strict")
