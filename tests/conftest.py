@@ -112,3 +112,31 @@ def msi_proc(isolated_state: Path):
         )
 
     return run
+
+
+# ---- end-to-end marking: `pytest -m "not e2e"` runs the in-process suite alone (a fast loop while
+# editing); the README's test command runs everything. A test is end-to-end when it starts a process:
+# the installed `msi`, `msi serve`, a shell, a client SDK or a pseudo-terminal.
+E2E_FIXTURES = {"msi_proc", "serve", "ep"}
+E2E_MODULES = {"test_e2e", "test_sdk_clients", "test_parallel", "test_serve", "test_smoke"}
+_STARTS_A_PROCESS = ("subprocess.", "Popen", "openpty", "pty.fork", "msi_executable(")
+
+
+def _starts_a_process(item: pytest.Item) -> bool:
+    import inspect
+
+    if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    if item.module.__name__.rsplit(".", 1)[-1] in E2E_MODULES:
+        return True
+    try:
+        source = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return False
+    return any(marker in source for marker in _STARTS_A_PROCESS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and item.get_closest_marker("e2e") is None and _starts_a_process(item):
+            item.add_marker(pytest.mark.e2e)
