@@ -118,7 +118,7 @@ def msi_proc(isolated_state: Path):
 # editing); the README's test command runs everything. A test is end-to-end when it starts a process:
 # the installed `msi`, `msi serve`, a shell, a client SDK or a pseudo-terminal.
 E2E_FIXTURES = {"msi_proc", "serve", "ep"}
-E2E_MODULES = {"test_e2e", "test_sdk_clients", "test_parallel", "test_serve", "test_smoke"}
+E2E_MODULES = {"test_e2e", "test_sdk_clients", "test_parallel", "test_serve"}
 _STARTS_A_PROCESS = ("subprocess.", "Popen", "openpty", "pty.fork", "msi_executable(")
 
 

@@ -212,10 +212,6 @@ def test_token_refused_when_signing_tenant_no_longer_holds_the_principal(cli, is
 
 
 def test_token_refused_after_subscription_moves_tenant(cli):
-    from msi_cli.cli import COMMAND_MODULES
-
-    if "move-subscription" not in COMMAND_MODULES:
-        pytest.skip("move-subscription is not implemented yet")
     cli.ok("create-tenant", "Contoso")
     cli.ok("create-resource", "vm1", "--type", "vm", "--system-assigned")
     cli.ok("create-identity", "id1")

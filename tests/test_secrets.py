@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from msi_cli.cli import COMMAND_MODULES
 
 VAULT = "https://vault.azure.net"
 ARM = "https://management.azure.com"
@@ -149,16 +148,13 @@ def exercise(run: Recorder) -> dict:
     run("verify", tokens[1], ok=None)
     run("delete", "app1", "--yes")
     scope = "/subscriptions/" + run.json("list", "subscriptions")[0]["id"]
-    if "grant" in COMMAND_MODULES:
-        run("grant", "id1", "--role", "Reader", "--scope", scope)
-        for out in ("table", "json", "tsv"):
-            run("check-access", "vm1", "--scope", scope, "--role", "Reader", "--client-id", id1["clientId"], "-o", out, ok=None)
-            run("list", "role-assignments", "-o", out)
-    if "env" in COMMAND_MODULES:
-        run("env", "vm1", "-o", "json", ok=False)  # no `msi serve` is running
-    if "log" in COMMAND_MODULES:
-        for out in ("table", "json", "tsv"):
-            run("log", "-o", out)
+    run("grant", "id1", "--role", "Reader", "--scope", scope)
+    for out in ("table", "json", "tsv"):
+        run("check-access", "vm1", "--scope", scope, "--role", "Reader", "--client-id", id1["clientId"], "-o", out, ok=None)
+        run("list", "role-assignments", "-o", out)
+    run("env", "vm1", "-o", "json", ok=False)  # no `msi serve` is running
+    for out in ("table", "json", "tsv"):
+        run("log", "-o", out)
     return {"tokens": tokens}
 
 
