@@ -63,8 +63,6 @@ def serve(
         _note(f"warning: listening on {host}: any machine that reaches it can take this state's tokens")
 
     def ready(url: str) -> None:
-        sys.stdout.write(f"{url}\n{server.https_url}\n")
-        sys.stdout.flush()
         setup = server.tls_setup
         _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys) "
               f"for state {sf.path} (Ctrl-C to stop)")
@@ -76,6 +74,8 @@ def serve(
         _note("point a client at a resource with: eval \"$(msi env RESOURCE)\"")
         for spec in parsed:
             _note(f"fault: {spec.spec}")
+        sys.stdout.write(f"{url}\n{server.https_url}\n")  # last: a reader of stdout then finds the notes logged
+        sys.stdout.flush()
 
     server.run(ready)
     _note("stopped")
