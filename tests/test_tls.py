@@ -449,3 +449,48 @@ def test_show_list_and_token_import_no_tls_code(served):
         proc = subprocess.run([sys.executable, "-c", textwrap.dedent(probe), *args], env=served.env,
                               capture_output=True, text=True, timeout=TIMEOUT)
         assert proc.returncode == 0 and proc.stderr.splitlines()[-1] == "[]", (args, proc.stderr)
+
+
+# ---- Azurite, the model emulator (run only when already installed; never installed here) ----------------
+
+
+@pytest.mark.skipif(shutil.which("azurite-blob") is None, reason="Azurite is not installed (npm install -g azurite)")
+def test_azurite_with_a_certificate_from_msi_accepts_a_managed_identity_token(served, tmp_path):
+    certs = tmp_path / "certs"
+    assert served.msi("tls", "cert", "--host", "localhost", "--host", "127.0.0.1", "--out", str(certs), "-o", "none").returncode == 0
+    azurite = subprocess.Popen(["azurite-blob", "--oauth", "basic", "--cert", str(certs / "cert.pem"), "--key",
+                                str(certs / "key.pem"), "--skipApiVersionCheck", "--disableTelemetry", "--blobPort", "0",
+                                "--location", str(tmp_path / "data")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    found: list[str] = []
+
+    def read() -> None:
+        for line in azurite.stdout:
+            if "listens on https://" in line:
+                found.append(line.rsplit(" ", 1)[-1].strip())
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(60)
+    try:
+        assert found, "Azurite did not start"
+        proc = served.client("""
+            import json, sys, requests
+            from azure.identity import ManagedIdentityCredential
+            token = ManagedIdentityCredential().get_token("https://storage.azure.com/.default").token
+            base = sys.argv[1] + "/devstoreaccount1/box1"
+            headers = {"Authorization": "Bearer " + token, "x-ms-version": "2021-08-06"}
+            made = requests.put(base + "?restype=container", headers=headers, timeout=10).status_code
+            put = requests.put(base + "/hello.txt", data=b"hi", headers={**headers, "x-ms-blob-type": "BlockBlob"},
+                               timeout=10).status_code
+            got = requests.get(base + "/hello.txt", headers=headers, timeout=10)
+            anonymous = requests.get(base + "/hello.txt", headers={"x-ms-version": "2021-08-06"}, timeout=10).status_code
+            print(json.dumps([made, put, got.status_code, got.text, anonymous]))
+        """, found[0])
+        assert proc.returncode == 0, proc.stderr
+        made, put, status, text, anonymous = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert (made, put, status, text) == (201, 201, 200, "hi") and anonymous in (401, 403, 404)
+    finally:
+        azurite.terminate()
+        azurite.wait(10)
