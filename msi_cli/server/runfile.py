@@ -1,5 +1,5 @@
-"""`<state>.d/server.json`: where a running `msi serve` records its address, so that `msi env`
-finds it. Owner-only (0600, written atomically), removed when the server stops.
+"""`<state>.d/server.json`: where a running `msi serve` records its addresses (plain HTTP in
+`url`, HTTPS in `httpsUrl`), so that `msi env` finds them. Owner-only (0600, written atomically), removed when the server stops.
 
 App Service hosts hand each app its own IDENTITY_HEADER secret. The server keeps one random key
 per run and derives each resource's secret from it (HMAC-SHA256 of the resource id), so a resource
