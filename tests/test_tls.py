@@ -20,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -494,3 +495,46 @@ def test_azurite_with_a_certificate_from_msi_accepts_a_managed_identity_token(se
     finally:
         azurite.terminate()
         azurite.wait(10)
+
+
+# ---- hostile or broken input ---------------------------------------------------------------------------
+
+
+def test_a_client_that_never_completes_the_handshake_is_dropped(isolated_state):
+    from msi_cli.server.app import Server, ServerThread
+    from msi_cli.store.statefile import StateFile
+
+    thread = ServerThread(Server(StateFile(isolated_state), request_timeout=0.3, https_port=0, log=lambda m: None))
+    thread.start()
+    try:
+        https = urlsplit(thread.server.https_url)
+        started = time.monotonic()
+        with socket.create_connection((https.hostname, https.port), timeout=10) as sock:
+            sock.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, and nothing more
+            assert sock.recv(100) == b""  # closed by the server, long before the socket's timeout
+        assert time.monotonic() - started < 5
+    finally:
+        thread.stop()
+
+
+def test_a_ca_that_is_about_to_expire_is_replaced(isolated_state):
+    from msi_cli.core.clock import real_now
+    from msi_cli.store.ca import LocalCA
+
+    ca = LocalCA(private_dir(isolated_state))
+    first, made = ca.ensure(real_now())
+    assert made and ca.ensure(real_now()) == (first, False)
+    later = real_now() + 3650 * 86400 - 3600  # an hour before the CA expires
+    second, made = ca.ensure(later)
+    assert made and second != first and ca.paths.cert.read_bytes() == second
+    key = serialization.load_pem_private_key(ca.paths.key.read_bytes(), password=None)
+    assert key.public_key() == x509.load_pem_x509_certificate(second).public_key()
+
+
+def test_a_damaged_ca_certificate_is_an_error_that_names_it(cli, isolated_state):
+    cli.ok("tls", "show")
+    cert = private_dir(isolated_state) / "tls" / "ca.pem"
+    cert.write_text("not a certificate\n")
+    fails(cli("tls", "show"), 1, f"{cert} is not a PEM certificate", "remove the folder")
+    fails(cli("tls", "cert", "--host", "localhost", "--out", str(isolated_state.parent / "c")), 1, "is not a PEM certificate")
+    assert cert.read_text() == "not a certificate\n" and not (isolated_state.parent / "c").exists()
