@@ -325,17 +325,20 @@ def test_imds_and_app_service_stay_plain_http(served):
 
 def test_msi_env_carries_the_trust_variables(served):
     variables = served.json("env", "vm1")
-    bundle = served.tls_dir / "ca-bundle.pem"
-    assert variables["REQUESTS_CA_BUNDLE"] == variables["SSL_CERT_FILE"] == str(bundle)
+    bundle, system_bundle = served.tls_dir / "ca-bundle.pem", served.tls_dir / "system-bundle.pem"
+    assert variables["REQUESTS_CA_BUNDLE"] == str(bundle) and variables["SSL_CERT_FILE"] == str(system_bundle)
     assert variables["NODE_EXTRA_CA_CERTS"] == str(served.ca)
     assert set(served.json("env", "web1")) >= {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"}
     lines = served.msi("env", "vm1", "--shell", "bash").stdout
     assert f"export REQUESTS_CA_BUNDLE={bundle}\n" in lines and f"export NODE_EXTRA_CA_CERTS={served.ca}\n" in lines
-    text, ca_pem = bundle.read_text(), served.ca.read_text()
-    assert text.count(ca_pem) == 1 and text.endswith(ca_pem)
-    roots = Path(_certifi()).read_text()
-    first_root = roots[roots.index("-----BEGIN CERTIFICATE-----"):roots.index("-----END CERTIFICATE-----")]
-    assert first_root in text  # the public roots are still trusted
+    ca_pem = served.ca.read_text()
+    # each bundle keeps the roots its readers trust by default (requests: certifi; OpenSSL: its default file)
+    for path, roots_file in ((bundle, _certifi()), (system_bundle, ssl.get_default_verify_paths().openssl_cafile)):
+        text = path.read_text()
+        assert text.count(ca_pem) == 1 and text.endswith(ca_pem)
+        roots = Path(roots_file).read_text()
+        last_root = roots[roots.rindex("-----BEGIN CERTIFICATE-----"):roots.rindex("-----END CERTIFICATE-----")]
+        assert last_root in text
 
 
 def test_requests_with_only_msi_env_verifies_the_server(served):
@@ -413,7 +416,8 @@ def test_a_restart_keeps_the_ca_and_issues_a_new_server_certificate(tmp_path):
     try:
         assert s.ca.read_bytes() == ca_before and "made a local certificate authority" not in s.log()
         assert load_cert(s.tls_dir / "serve-cert.pem").serial_number != serial
-        assert (s.tls_dir / "ca-bundle.pem").read_text().count(ca_before.decode()) == 1
+        for name in ("ca-bundle.pem", "system-bundle.pem"):
+            assert (s.tls_dir / name).read_text().count(ca_before.decode()) == 1
         assert s.get(f"{s.https_url}/{s.json('list', 'tenants')[0]['tenantId']}/discovery/v2.0/keys")[0] == 200
     finally:
         s.stop()

@@ -70,7 +70,7 @@ def serve(
             _note(f"made a local certificate authority: {setup.ca_path} (msi tls show)")
         if not setup.roots_source:
             _note("warning: no public root certificates found (no certifi, no OpenSSL default file): "
-                  "REQUESTS_CA_BUNDLE and SSL_CERT_FILE from 'msi env' trust msi's CA only")
+                  "REQUESTS_CA_BUNDLE from 'msi env' trusts msi's CA only")
         _note("point a client at a resource with: eval \"$(msi env RESOURCE)\"")
         for spec in parsed:
             _note(f"fault: {spec.spec}")
@@ -144,8 +144,8 @@ def env(
     Web and function apps: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service 2019-08-01). VMs,
     scale sets and container apps: AZURE_POD_IDENTITY_AUTHORITY_HOST, the IMDS address that both
     azure-identity and msal honour. Plus, for the HTTPS endpoints, trust in msi's local CA:
-    REQUESTS_CA_BUNDLE and SSL_CERT_FILE (a bundle of the usual public roots plus the CA) and
-    NODE_EXTRA_CA_CERTS (the CA). Default output is shell lines for eval; `-o json` prints a
+    REQUESTS_CA_BUNDLE (certifi's roots plus the CA), SSL_CERT_FILE (the system's roots file plus
+    the CA) and NODE_EXTRA_CA_CERTS (the CA). Default output is shell lines for eval; `-o json` prints a
     flat object of variable names to values."""
     from msi_cli.core import lookup
     from msi_cli.errors import MsiError

@@ -1,5 +1,5 @@
 """The `ssl` context of `msi serve`'s HTTPS listener: a server certificate issued by msi's local CA
-at every start (so it always names the address being served), and the trust bundle clients
+at every start (so it always names the address being served), and the trust bundles clients
 point REQUESTS_CA_BUNDLE and SSL_CERT_FILE at, rewritten at every start from the current roots.
 Imported only when the HTTPS listener starts."""
 
@@ -20,7 +20,7 @@ class Setup:
     context: ssl.SSLContext
     ca_created: bool  # the CA was made by this start (clients must be told to trust it)
     ca_path: Path
-    roots_source: str  # where the bundle's public roots came from; '' when none were found
+    roots_source: str  # where REQUESTS_CA_BUNDLE's public roots came from; '' when none were found
 
 
 def hosts_for(bind: str) -> list[str]:
@@ -37,7 +37,7 @@ def server_setup(private: Path, bind: str, now: int) -> Setup:
     _, created = ca.ensure(now)
     key, cert, ca_cert = ca.issue(hosts_for(bind), now, SERVE_DAYS)
     cert_path, key_path = ca.write_server(key, cert)
-    _, source = ca.write_bundle(ca_cert)
+    source = ca.write_bundles(ca_cert)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["http/1.1"])

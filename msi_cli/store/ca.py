@@ -2,8 +2,11 @@
 
     ca.pem            the CA certificate (public: clients trust it)
     ca-key.pem        its P-256 private key (0600, never printed)
-    ca-bundle.pem     the usual public roots plus ca.pem, for REQUESTS_CA_BUNDLE and SSL_CERT_FILE
-                      (both *replace* the roots a client trusts)
+    ca-bundle.pem     certifi's roots plus ca.pem, for REQUESTS_CA_BUNDLE (requests trusts certifi's
+                      roots by default; the variable *replaces* them)
+    system-bundle.pem OpenSSL's default roots file plus ca.pem, for SSL_CERT_FILE (OpenSSL's default
+                      contexts, as aiohttp and urllib use, trust that file by default; the variable
+                      *replaces* it, while the default folder of roots still counts)
     serve-cert.pem    the certificate `msi serve` presents, issued again at every start
     serve-key.pem     its key (0600)
 
@@ -36,6 +39,7 @@ class Paths:
     cert: Path
     key: Path
     bundle: Path
+    system_bundle: Path
     serve_cert: Path
     serve_key: Path
 
@@ -44,7 +48,7 @@ def paths(private: Path) -> Paths:
     """Where the files are (no file is read or made): `msi env` needs only this."""
     folder = private / "tls"
     return Paths(folder, folder / "ca.pem", folder / "ca-key.pem", folder / "ca-bundle.pem",
-                 folder / "serve-cert.pem", folder / "serve-key.pem")
+                 folder / "system-bundle.pem", folder / "serve-cert.pem", folder / "serve-key.pem")
 
 
 def _read(path: Path) -> bytes | None:
@@ -110,19 +114,14 @@ class LocalCA:
                              hint=f"remove the folder {self.paths.folder} to make a new CA") from None
         return key, cert, ca_cert
 
-    def write_bundle(self, ca_cert: bytes) -> tuple[Path, str]:
-        """Write the trust bundle: the public roots (certifi's, else OpenSSL's default file) with
-        the CA appended. Returns (bundle path, where the roots came from, or '' if none found)."""
-        roots, source = public_roots()
-        text = roots.decode("utf-8", "replace")
-        if BUNDLE_MARK in text:  # roots read from an earlier bundle: drop its copy of a CA
-            text = text[: text.index(BUNDLE_MARK)]
-        ca_text = ca_cert.decode("ascii")
-        text = text.replace(ca_text, "")
-        if text and not text.endswith("\n"):
-            text += "\n"
-        files.write_atomic(self.paths.bundle, (text + BUNDLE_MARK + "\n" + ca_text).encode("utf-8"))
-        return self.paths.bundle, source
+    def write_bundles(self, ca_cert: bytes) -> str:
+        """Write both trust bundles, each its readers' default roots with the CA appended. Returns
+        where requests' roots came from ('' when none were found: the bundle is the CA alone)."""
+        certifi_roots, source = _read_roots(_certifi_path() or _openssl_default_file())
+        system_roots, _ = _read_roots(_openssl_default_file())
+        files.write_atomic(self.paths.bundle, _bundle(certifi_roots, ca_cert))
+        files.write_atomic(self.paths.system_bundle, _bundle(system_roots, ca_cert))
+        return source
 
     def write_server(self, key: bytes, cert: bytes) -> tuple[Path, Path]:
         files.write_atomic(self.paths.serve_key, key)
@@ -130,33 +129,49 @@ class LocalCA:
         return self.paths.serve_cert, self.paths.serve_key
 
 
-def public_roots() -> tuple[bytes, str]:
-    """(PEM roots, their path): certifi's when it is importable (what requests trusts by
-    default), else the OpenSSL default file this Python was built with (not SSL_CERT_FILE, which
-    may already point at msi's bundle), else nothing."""
-    candidates = []
+def _certifi_path() -> str:
+    """certifi's roots, what requests trusts by default ('' when certifi is not installed)."""
     try:
         import certifi
-
-        candidates.append(certifi.where())
     except ImportError:
-        pass
+        return ""
+    return certifi.where()
+
+
+def _openssl_default_file() -> str:
+    """The roots file OpenSSL was built to trust: not SSL_CERT_FILE, which may already point at
+    one of msi's bundles."""
     import ssl
 
-    candidates.append(ssl.get_default_verify_paths().openssl_cafile)
-    for path in candidates:
-        if path:
-            try:
-                return Path(path).read_bytes(), str(path)
-            except OSError:
-                continue
+    return ssl.get_default_verify_paths().openssl_cafile or ""
+
+
+def _read_roots(path: str) -> tuple[bytes, str]:
+    if path:
+        try:
+            return Path(path).read_bytes(), path
+        except OSError:
+            pass
     return b"", ""
 
 
+def _bundle(roots: bytes, ca_cert: bytes) -> bytes:
+    text = roots.decode("utf-8", "replace")
+    if BUNDLE_MARK in text:  # roots read from an earlier bundle: drop its copy of a CA
+        text = text[: text.index(BUNDLE_MARK)]
+    ca_text = ca_cert.decode("ascii")
+    text = text.replace(ca_text, "")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return (text + BUNDLE_MARK + "\n" + ca_text).encode("utf-8")
+
+
 def trust_variables(private: Path) -> dict[str, str]:
-    """What makes clients trust msi's CA without touching a system store: requests (sync
-    azure-identity, msal, az) reads REQUESTS_CA_BUNDLE and OpenSSL's default context (aiohttp,
-    async azure-identity) SSL_CERT_FILE, both *replacing* the roots, so both get the bundle of
-    public roots plus the CA; node *adds* NODE_EXTRA_CA_CERTS to its roots, so it gets the CA alone."""
+    """What makes clients trust msi's CA without touching a system store, each client keeping
+    the roots it trusts by default: requests (sync azure-identity, msal, az) reads
+    REQUESTS_CA_BUNDLE in place of certifi's roots; OpenSSL's default contexts (aiohttp, async
+    azure-identity, urllib) read SSL_CERT_FILE in place of the system's roots file; node *adds*
+    NODE_EXTRA_CA_CERTS to its roots, so it gets the CA alone."""
     p = paths(private)
-    return {"REQUESTS_CA_BUNDLE": str(p.bundle), "SSL_CERT_FILE": str(p.bundle), "NODE_EXTRA_CA_CERTS": str(p.cert)}
+    return {"REQUESTS_CA_BUNDLE": str(p.bundle), "SSL_CERT_FILE": str(p.system_bundle),
+            "NODE_EXTRA_CA_CERTS": str(p.cert)}

@@ -109,6 +109,8 @@ def new_leaf(ca_key_pem: bytes, ca_cert_pem: bytes, hosts: list[str], start: int
         raise InvalidArgument("a server certificate needs at least one host")
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+    if ca_key.public_key() != ca_cert.public_key():
+        raise ValueError("the CA key does not match the CA certificate")
     key = ec.generate_private_key(ec.SECP256R1())
     names = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
     ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
