@@ -24,7 +24,7 @@ from msi_cli.cli.options import (
     complete_types,
     state_file,
 )
-from msi_cli.cli.render import Columns, Output, emit
+from msi_cli.cli.render import Columns, Output, emit, warn
 from msi_cli.core import arm
 
 
@@ -121,6 +121,7 @@ def create_resource(
             ctx, name, type_.value, resource_group, subscription, location, system_assigned, user_assigned or []
         )
         data = shapes.resource(ctx.state, res)
+    warn(ctx.warnings)
     emit(data, output, query=query)
 
 
@@ -162,6 +163,7 @@ def assign(
         sub_id = lookup.subscription(ctx.state, subscription).id if subscription else None
         res = lookup.resource(ctx.state, resource, resource_group, sub_id)
         data = lifecycle.assign(ctx, res, system_assigned, user_assigned or [])
+    warn(ctx.warnings)
     emit(data, output, query=query)
 
 
@@ -178,7 +180,10 @@ def unassign(
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
-    """Disable the system-assigned identity (deleting it) and/or detach user-assigned identities."""
+    """Disable the system-assigned identity (deleting it) and/or remove user-assigned identities.
+
+    The entry of a deleted user-assigned identity stays on the resource until removed here, by the
+    identity's full id (its name no longer resolves)."""
     from msi_cli.core import lifecycle, lookup
 
     with state_file().transaction() as ctx:
@@ -197,7 +202,11 @@ def delete(
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
-    """Delete a resource (with its system-assigned identity) or a user-assigned identity."""
+    """Delete a resource (with its system-assigned identity) or a user-assigned identity.
+
+    As in Azure, deleting a user-assigned identity does not remove it from the resources it is
+    assigned to: they keep a dangling entry (listed as stillReferencedBy, with a warning) that gets
+    no token until removed with `msi unassign RESOURCE --user-assigned ID`."""
     from msi_cli.core import lifecycle, lookup
 
     sf = state_file()
@@ -208,6 +217,7 @@ def delete(
     confirm_or_refuse(f"Delete {what}?", yes)
     with sf.transaction() as ctx:
         data = lifecycle.delete(ctx, lookup.target(ctx.state, what))
+    warn(ctx.warnings)
     emit(data, output, query=query)
 
 

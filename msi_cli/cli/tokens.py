@@ -43,17 +43,26 @@ def token(
 ) -> None:
     """Get an access token as the resource's host hands it out (IMDS response shape).
 
-    Without a selector: the system-assigned identity if enabled, else the only user-assigned one.
+    Without a selector: the system-assigned identity if enabled; on VMs and scale sets (IMDS) else
+    the only user-assigned one, while web, function and container apps (the App Service protocol)
+    need a selector for a user-assigned identity. Refusals are worded as the host words them.
     The platform caches each token: asking again returns it with a smaller expires_in.
     `-o tsv` prints the bare access token."""
     from msi_cli import platform
-    from msi_cli.core import lookup
+    from msi_cli.core import lookup, tokens
+    from msi_cli.errors import MsiError, TokenError
 
     sf = state_file()
     state = sf.read()
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     res = lookup.resource(state, resource, resource_group, sub_id)
-    response = platform.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
+    try:
+        response = platform.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
+    except TokenError as exc:
+        if res.rtype.host != "appservice":
+            raise
+        status, message = tokens.appservice_answer(exc)
+        raise MsiError(f"HTTP {status}: {message}", hint=exc.reason) from None
     if output is Output.tsv and not query:
         sys.stdout.write(response["access_token"] + "\n")
         return
