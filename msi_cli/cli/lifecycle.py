@@ -46,6 +46,7 @@ RESOURCE_COLUMNS: Columns = [
     ("Identity", "identity.type"),
     ("Principal id", "identity.principalId"),
 ]
+LIST_RESOURCE_COLUMNS: Columns = [*RESOURCE_COLUMNS, ("User-assigned", "_userAssigned")]
 IDENTITY_COLUMNS: Columns = [
     ("Name", "name"),
     ("Resource group", "resourceGroup"),
@@ -325,17 +326,33 @@ def list_(
         state, kind.value, resource_group=resource_group, subscription=subscription, tenant=tenant,
         type_key=type_.value if type_ else None, principal=principal, scope=scope, deleted=deleted,
     )
+    if kind is ListKind.resources and output is Output.table and not query:
+        data = [{**item, USER_CELL: _user_cell(state, item)} for item in data]
     emit(data, output, columns=DELETED_COLUMNS if deleted else COLUMNS[kind], query=query)
 
 
+USER_CELL = "_userAssigned"  # a table-only column, never in the JSON
+
+
+def _user_cell(state, item: dict) -> str:
+    """The user-assigned identities of a resource, by name; a deleted identity's entry (dangling)
+    is marked, as it gets no token until removed."""
+    entries = (item.get("identity") or {}).get("userAssignedIdentities") or {}
+    return "\n".join(
+        rid.rsplit("/", 1)[-1] + ("" if e.get("principalId") in state.identities else " (deleted: dangling)")
+        for rid, e in entries.items()
+    )
+
+
 COLUMNS: dict[ListKind, Columns] = {
-    ListKind.resources: RESOURCE_COLUMNS,
+    ListKind.resources: LIST_RESOURCE_COLUMNS,
     ListKind.identities: IDENTITY_COLUMNS,
     ListKind.principals: PRINCIPAL_COLUMNS,
     ListKind.tenants: TENANT_COLUMNS,
     ListKind.subscriptions: SUBSCRIPTION_COLUMNS,
     ListKind.role_assignments: [
         ("Principal id", "principalId"),
+        ("Principal name", "principalName"),
         ("Principal type", "principalType"),
         ("Role", "roleDefinitionName"),
         ("Scope", "scope"),

@@ -115,3 +115,32 @@ def jwks(
         credentials.signing_key(ctx, t)  # a tenant always has a current key; roll it when due
         data = tokens.jwks(ctx.keys, t, ctx.now_iso)
     emit(data, output, columns=[("kid", "kid"), ("kty", "kty"), ("use", "use"), ("e", "e")], query=query)
+
+
+tenant_app = typer.Typer(help="Operate on a tenant's directory (signing keys).", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+@tenant_app.command(
+    "roll-keys",
+    epilog="Example: msi tenant roll-keys \"Default Directory\"\n\nExample: msi tenant roll-keys Contoso --emergency",
+)
+def roll_keys(
+    tenant: Annotated[str, typer.Argument(help="Tenant name or id.", autocompletion=complete_tenants)],
+    emergency: Annotated[bool, typer.Option("--emergency", help="Also withdraw the old key at once: tokens it signed stop verifying.")] = False,
+    output: OutputOpt = Output.table,
+    query: QueryOpt = None,
+) -> None:
+    """Roll the tenant's token-signing key now: the published next key signs from now on and a new
+    next key is published, so the JWKS always holds more than one valid key. The old key stays
+    published until its tokens expire, unless --emergency withdraws it at once (as Entra may), for
+    testing clients against an unknown kid."""
+    from msi_cli.core import credentials, lookup
+    from msi_cli.store.tokencache import TokenCache
+
+    sf = state_file()
+    with sf.transaction() as ctx:
+        result = credentials.roll_keys(ctx, lookup.tenant(ctx.state, tenant), emergency)
+        if emergency:  # the platform does not hand out tokens no one can verify
+            TokenCache(sf.tokens_path).drop_signed_by(result["previousKid"])
+    emit(result, output, query=query)

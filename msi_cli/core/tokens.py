@@ -175,7 +175,7 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
     tenant = lookup.tenant_of(state, resource.subscription_id)
     if identity.kind == SYSTEM and identity.resource_id.lower() != resource.id.lower():
         raise TokenError(
-            "invalid_request", IDENTITY_NOT_FOUND,
+            "invalid_request", IDENTITY_NOT_FOUND, code="no_identity",
             reason=f"the system-assigned identity {identity.principal_id} was issued for {identity.resource_id}, "
             f"not for the resource's current id {resource.id}; disable and re-enable it to get a new identity",
         )
@@ -310,7 +310,9 @@ def from_cache(entry: dict, now: int) -> dict | None:
 
 
 def published_keys(tenant, now_iso: str):
-    return [k for k in tenant.signing_keys if k.published_until > now_iso]
+    from msi_cli.core.clock import epoch
+
+    return credentials.published(tenant, epoch(now_iso))
 
 
 def jwks(keys, tenant, now_iso: str) -> dict:
