@@ -288,3 +288,12 @@ def test_env_unsets_client_id_unless_asked(msi_proc, served):
     shell = subprocess.run(["bash", "-c", "\n".join(lines) + '\nprintf %s "${AZURE_CLIENT_ID-unset}"'], capture_output=True,
                            text=True, env={**os.environ, "AZURE_CLIENT_ID": "from-ci"}, timeout=30)
     assert shell.stdout == "unset"
+
+
+def test_app_service_move_between_resource_groups_of_one_subscription_keeps_its_identity(msi_proc):
+    app = js(msi_proc("create-resource", "web1", "--type", "webapp", "--system-assigned", "-o", "json"))
+    sub = app["subscriptionId"]
+    moved = js(msi_proc("migrate", "web1", "--subscription", sub, "-g", "other", "-o", "json"))
+    assert [h["works"] for h in moved["identities"]] == [True]
+    claims = js(msi_proc("verify", ok(msi_proc("token", "web1", "--audience", VAULT, "-o", "tsv")).strip(), "-o", "json"))["claims"]
+    assert claims["oid"] == app["identity"]["principalId"] and "/resourcegroups/other/" in claims["xms_mirid"]

@@ -55,6 +55,7 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
     rg = resource_group or resource.resource_group
     arm.validate_resource_group(rg)
     old_id = resource.id
+    old_sub = resource.subscription_id
     old_tenant = lookup.tenant_of(state, resource.subscription_id).id
     if sub.tenant_id != old_tenant:
         raise MsiError(
@@ -71,9 +72,11 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
     resource.subscription_id = sub.id
     resource.resource_group = rg
     state.resources[new_id.lower()] = resource
-    if resource.system_principal_id is not None and resource.rtype.arm_type != WEB_SITES:
-        # ARM tells MSRP about the new id for most resource types; App Service does not (the
-        # documented limitation), so a web or function app's identity stays bound to the old id.
+    if resource.system_principal_id is not None and (resource.rtype.arm_type != WEB_SITES or sub.id == old_sub):
+        # ARM tells MSRP about the new id for most resource types; App Service does not after a
+        # move across subscriptions (the documented limitation), so a web or function app's
+        # identity stays bound to the old id. A move between resource groups of one subscription
+        # is a metadata change for App Service: the identity follows.
         identity = state.identities[resource.system_principal_id]
         identity.resource_id = new_id
         state.principals[identity.principal_id].alternative_names[1:] = [new_id]
