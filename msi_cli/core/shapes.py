@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msi_cli.core import arm, lookup
+from msi_cli.core import arm
 from msi_cli.core.model import (
     DeletedPrincipal,
     Identity,
