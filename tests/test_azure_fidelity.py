@@ -297,3 +297,19 @@ def test_app_service_move_between_resource_groups_of_one_subscription_keeps_its_
     assert [h["works"] for h in moved["identities"]] == [True]
     claims = js(msi_proc("verify", ok(msi_proc("token", "web1", "--audience", VAULT, "-o", "tsv")).strip(), "-o", "json"))["claims"]
     assert claims["oid"] == app["identity"]["principalId"] and "/resourcegroups/other/" in claims["xms_mirid"]
+
+
+def test_emergency_roll_while_serving(msi_proc, served):
+    vm = js(msi_proc("create-resource", "vm1", "--type", "vm", "--system-assigned", "-o", "json"))
+    status, body = served.imds(vm["id"])
+    assert status == 200
+    old_kid = js(msi_proc("verify", body["access_token"], "-o", "json"))["header"]["kid"]
+    tenant = vm["identity"]["tenantId"]
+    assert old_kid in [k["kid"] for k in served.get(f"/{tenant}/discovery/keys", {})[1]["keys"]]
+    rolled = js(msi_proc("tenant", "roll-keys", tenant, "--emergency", "-o", "json"))
+    assert rolled["previousKid"] == old_kid
+    kids = [k["kid"] for k in served.get(f"/{tenant}/discovery/keys", {})[1]["keys"]]
+    assert old_kid not in kids and rolled["signingKid"] in kids and len(kids) >= 2
+    status, fresh = served.imds(vm["id"])
+    assert status == 200 and fresh["access_token"] != body["access_token"]
+    assert js(msi_proc("verify", fresh["access_token"], "-o", "json"))["header"]["kid"] == rolled["signingKid"]
