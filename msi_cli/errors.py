@@ -51,8 +51,9 @@ class TokenError(MsiError):
     endpoint answers with.
     """
 
-    def __init__(self, error: str, description: str, status: int = 400, reason: str | None = None) -> None:
+    def __init__(self, error: str, description: str, status: int = 400, reason: str | None = None, code: str | None = None) -> None:
         super().__init__(f"{error}: {description}", hint=reason)
+        self.code = code  # the cause, for hosts that word it their own way: no_identity, multiple, selector_miss, unknown_audience
         self.error = error
         self.description = description
         self.status = status

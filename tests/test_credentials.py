@@ -123,14 +123,15 @@ def test_identity_left_alone_for_a_year_still_gets_tokens(cli):
     cli.ok("token", "vm1", "--audience", VAULT)
 
 
-def test_clock_set_before_creation_breaks_tokens_with_a_certificate_error(cli):
+def test_clock_set_before_creation_keeps_tokens_working(cli):
+    # Moving the clock never corrupts the state: the identity gets a certificate valid at the new
+    # time (the simulator never answers its own bookkeeping with an Azure error code).
     cli.ok("create-resource", "vm1", "--type", "vm", "--system-assigned")
     cli.ok("token", "vm1", "--audience", VAULT)
     cli.ok("clock", "set", "2020-01-01T00:00:00Z")
-    line = fail(cli, "token", "vm1", "--audience", "https://management.azure.com")
-    assert "AADSTS700027" in line and "certificate" in line
-    cli.ok("clock", "reset")
     cli.ok("token", "vm1", "--audience", "https://management.azure.com")
+    cli.ok("clock", "reset")
+    cli.ok("token", "vm1", "--audience", "https://management.azure.com/")
 
 
 # ---- the clock ---------------------------------------------------------------------------------------

@@ -96,16 +96,35 @@ def test_demo_runs_every_scenario_in_process_without_touching_user_state(cli, is
     assert len(changes) == 3
     assert len({pid for change in changes for pid in change}) == 6
     assert "Fabrikam" in result.stdout
+    lifecycle_story(result.stdout)
     # nothing was created for the user, and the throwaway state is gone
     assert not isolated_state.exists()
     assert not isolated_state.parent.exists()
     assert list(temp_dir.iterdir()) == []
 
 
+def lifecycle_story(output: str) -> None:
+    """Deleting a user-assigned identity leaves a dangling entry that gets no token until removed
+    by its full id; re-creating the identity is a new principal."""
+    text = " ".join(output.split())
+    assert "does NOT remove it from the resources it is assigned to" in text
+    assert "still referenced by 1 resource(s)" in text
+    assert "a dangling entry, and no token" in text
+    assert text.count("error: invalid_request: Identity not found") == 2  # before and after re-creating it
+    assert "$ msi unassign vm2 -g workers --user-assigned /subscriptions/" in output
+    assert "vm2 gets tokens again, as the new principal" in text
+
+
 def migration_story(output: str) -> None:
     [(old, new)] = check_output(output, ("migration",))
     text = " ".join(output.split())
     assert "$ msi migrate orders-app --subscription fabrikam-prod" in output
+    # Azure refuses a move to another tenant's subscription; the app moves within its tenant, and
+    # the tenant changes only with the whole subscription
+    assert "error: cannot move 'orders-app' to subscription 'fabrikam-prod' of another tenant" in text
+    assert "$ msi migrate orders-app --subscription contoso-prod" in output
+    assert "$ msi move-subscription contoso-prod --tenant Fabrikam --yes" in output
+    assert "AADSTS700016" in text
     assert "$ msi unassign orders-app --system-assigned" in output
     # the old principal cannot get a token after the move; the new one has no access until
     # granted, then works: its token carries the new oid
@@ -121,7 +140,7 @@ def shared_identity_story(output: str) -> None:
     assert "$ msi check-access batch-vm2 --scope reports --role 'Storage Blob Data Reader'" in output
     assert text.count("allowed: 'Storage Blob Data Reader'") == 3  # batch-vm1, batch-vm2, sys-vm1
     assert f"error: access denied: no role assignment grants {new}" in text
-    assert f"{old} (Unknown)" in text
+    assert f'{old} (ServicePrincipal, principalName "": orphaned)' in text  # az's orphan shape
 
 
 def test_demo_scenarios_alone_leave_an_existing_state_as_it_was(cli, isolated_state, temp_dir):

@@ -53,10 +53,14 @@ def test_lifecycle_end_to_end(msi_proc, isolated_state):
     assert principal["servicePrincipalType"] == "ManagedIdentity"
     assert principal["alternativeNames"] == ["isExplicit=False", web["id"]]
 
-    # deleting the user-assigned identity detaches it; deleting the app removes its identity
-    gone = json.loads(ok(msi_proc("delete", "shared-id", "--yes", "-o", "json")))
-    assert sorted(gone["detachedFrom"]) == sorted(r["id"] for r in listed[1:])
-    assert json.loads(ok(msi_proc("show", "vm1", "-o", "json")))["identity"] == {"type": "None"}
+    # deleting the user-assigned identity does not detach it (Azure keeps the references: a
+    # warning says so); deleting the app removes its identity
+    deleted = msi_proc("delete", "shared-id", "--yes", "-o", "json")
+    assert deleted.returncode == 0 and deleted.stderr.startswith("warning: 'shared-id' is still assigned to 2 resource(s)")
+    gone = json.loads(deleted.stdout)
+    assert sorted(gone["stillReferencedBy"]) == sorted(r["id"] for r in listed[1:])
+    dangling = {shared["id"]: {"principalId": shared["principalId"], "clientId": shared["clientId"]}}
+    assert json.loads(ok(msi_proc("show", "vm1", "-o", "json")))["identity"] == {"type": "UserAssigned", "userAssignedIdentities": dangling}
     ok(msi_proc("delete", web["id"], "--yes", "-o", "none"))
     assert [r["name"] for r in json.loads(ok(msi_proc("list", "resources", "-o", "json")))] == ["vm1", "vm2"]
     assert json.loads(ok(msi_proc("list", "principals", "-o", "json"))) == []

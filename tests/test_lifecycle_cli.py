@@ -173,10 +173,10 @@ def test_disable_deletes_identity_and_principal(cli, isolated_state):
 
 def test_reenable_creates_new_identity(cli, isolated_state):
     cli.ok("create-resource", "web1", "--type", "webapp")
-    first = cli.json("assign", "web1")["systemAssignedIdentity"]
+    first = cli.json("assign", "web1")["principalId"]  # az webapp identity assign's shape
     first_client = load(isolated_state).identities[first].client_id
     cli.ok("unassign", "web1", "--system-assigned")
-    second = cli.json("assign", "web1")["systemAssignedIdentity"]
+    second = cli.json("assign", "web1")["principalId"]
     state = load(isolated_state)
     assert second != first
     assert state.identities[second].client_id != first_client
@@ -276,29 +276,44 @@ def test_resource_holds_many_user_identities(cli, isolated_state):
     assert a["principalId"] in state.identities and a["principalId"] in state.principals
 
 
-def test_deleting_user_identity_detaches_everywhere(cli, isolated_state):
+def test_deleting_user_identity_leaves_dangling_entries(cli, isolated_state):
+    """Azure: deleting a user-assigned identity does not remove the reference from the resources it
+    was assigned to; each keeps its entry (with the ids it recorded) until removed from it."""
     ident = cli.json("create-identity", "shared-id")
     other = cli.json("create-identity", "other-id")
     vm1 = cli.json("create-resource", "vm1", "--type", "vm", "--user-assigned", "shared-id")
     vm2 = cli.json(
         "create-resource", "vm2", "--type", "vm", "--system-assigned", "--user-assigned", "shared-id", "--user-assigned", "other-id"
     )
-    result = succeeds_json(cli("delete", "shared-id", "--yes", "-o", "json"))
+    deleted = cli("delete", "shared-id", "--yes", "-o", "json")
+    assert deleted.exit_code == 0
+    assert deleted.stderr.startswith("warning: 'shared-id' is still assigned to 2 resource(s)") and ident["id"] in deleted.stderr
+    result = json.loads(deleted.stdout)
     assert result["deleted"] == ident["id"]
     assert result["deletedPrincipals"] == [ident["principalId"]]
-    assert sorted(result["detachedFrom"]) == sorted([vm1["id"], vm2["id"]])
+    assert sorted(result["stillReferencedBy"]) == sorted([vm1["id"], vm2["id"]])
     state = load(isolated_state)
     assert len(state.resources) == 2  # the resources stay
     assert ident["principalId"] not in state.identities
     assert ident["principalId"] not in state.principals
     for res in state.resources.values():
-        assert all(rid.lower() != ident["id"].lower() for rid in res.user_identity_ids)
-    assert cli.json("show", "vm1")["identity"] == {"type": "None"}
+        assert ident["id"] in res.user_identity_ids
+    entry = {ident["id"]: {"principalId": ident["principalId"], "clientId": ident["clientId"]}}
+    assert cli.json("show", "vm1")["identity"] == {"type": "UserAssigned", "userAssignedIdentities": entry}
     shown = cli.json("show", "vm2")["identity"]
     assert shown["type"] == "SystemAssigned, UserAssigned"
-    assert list(shown["userAssignedIdentities"]) == [other["id"]]
+    assert list(shown["userAssignedIdentities"]) == [ident["id"], other["id"]]
     assert shown["principalId"] == vm2["identity"]["principalId"]
     fails(cli("show", "shared-id"), 3, "shared-id")
+    # the table marks the dangling entries
+    table = cli.ok("list", "resources").stdout
+    assert table.count("shared-id (deleted: dangling)") == 2 and "other-id (deleted" not in table
+    # removed by full id; the bare name no longer resolves, and the error gives the id to use
+    by_name = fails(cli("unassign", "vm1", "--user-assigned", "shared-id"), 3, "no longer exists")
+    assert ident["id"] in by_name
+    removed = succeeds_json(cli("unassign", "vm1", "--user-assigned", ident["id"], "-o", "json"))
+    assert removed == {"systemAssignedIdentity": "", "userAssignedIdentities": {}}
+    assert cli.json("show", "vm1")["identity"] == {"type": "None"}
 
 
 def test_deleting_resource_keeps_user_identity(cli, isolated_state):

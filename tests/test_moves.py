@@ -1,4 +1,5 @@
-"""Moves through the CLI: `migrate` (a resource to another subscription, maybe another tenant),
+"""Moves through the CLI: `migrate` (a resource to another subscription of its tenant; another
+tenant is refused, as in Azure),
 `move-subscription` (a subscription to another directory), the recoveries Azure documents, proved
 end to end with tokens, and the activity log that records it all on the simulated clock."""
 
@@ -81,42 +82,55 @@ def tenants(cli):
 # ---- migrate: App Service / Functions --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["webapp", "functionapp", "vm"])
+def test_migrate_to_a_subscription_of_another_tenant_is_refused(cli, tenants, isolated_state, kind):
+    """Azure: "Moving resources across Microsoft Entra tenants isn't supported"; a resource changes
+    tenant only with its whole subscription."""
+    app = cli.json("create-resource", "orders", "--type", kind, "-g", "app-rg", "--system-assigned")
+    before = isolated_state.read_bytes()
+    line = fails(cli("migrate", "orders", "--subscription", "fab"), 1, "orders", "another tenant", "msi move-subscription")
+    assert "fab" in line
+    assert isolated_state.read_bytes() == before
+    assert cli.json("show", "orders") == app
+    assert claims(cli, "orders")["oid"] == app["identity"]["principalId"]
+    help_text = cli.ok("migrate", "--help").stdout
+    assert "may be in another tenant" not in help_text and "move-subscription" in help_text
+
+
 @pytest.mark.parametrize("kind", ["webapp", "functionapp"])
-def test_app_cross_tenant_migration_breaks_until_reenabled_then_regranted(cli, tenants, kind):
+def test_app_tenant_change_with_its_subscription_breaks_until_reenabled_then_regranted(cli, tenants, kind):
     cli.ok("create-resource", "kv-home", "--type", "keyvault", "-g", "app-rg")
     kv_fab = cli.json("create-resource", "kv-fab", "--type", "keyvault", "-g", "app-rg", "--subscription", "fab")["id"]
-    app = cli.json("create-resource", "orders", "--type", kind, "-g", "app-rg", "--system-assigned")
+    app = cli.json("create-resource", "orders", "--type", kind, "-g", "app-rg", "--system-assigned", "--subscription", "sub2")
     old = app["identity"]["principalId"]
     cli.ok("grant", "orders", "--role", KV_USER, "--scope", "kv-home")
     assert access(cli, "orders", "kv-home")["allowed"]
     assert claims(cli, "orders")["oid"] == old
 
-    result, warnings = migrate(cli, "orders", "--subscription", "fab")
-    new_id = f"/subscriptions/{tenants['fab']['id']}/resourceGroups/app-rg/providers/Microsoft.Web/sites/orders"
-    assert result["id"] == new_id and result["previousId"] == app["id"]
-    assert result["tenantChanged"] is True
-    [health] = result["identities"]
-    assert health["kind"] == "SystemAssigned" and health["principalId"] == old
-    assert health["works"] is False and health["reason"]
-    assert len(warnings) == 1 and old in warnings[0]
+    # the only way the app changes tenant: its whole subscription moves
+    moved = cli("move-subscription", "sub2", "--tenant", "Fabrikam", "--yes", "-o", "json")
+    assert moved.exit_code == 0, moved.stderr
+    [health] = json.loads(moved.stdout)["brokenIdentities"]
+    assert health["kind"] == "SystemAssigned" and health["principalId"] == old and health["reason"]
+    assert old in moved.stderr
 
     # the identity stops working: no token, no access, though the app still shows it
     assert cli.json("show", "orders")["identity"]["principalId"] == old
     line = no_token(cli, "orders")
-    assert "Identity not found" in line and app["id"] in line
+    assert "AADSTS700016" in line and tenants["fab_tid"] in line
     verdict = access(cli, "orders", "kv-home")
     assert not verdict["allowed"] and "cannot get a token" in verdict["reason"]
     assert not access(cli, "orders", kv_fab)["allowed"]
 
     # recovery: disable and re-enable -> a new principal in Fabrikam, with no access yet
     cli.ok("unassign", "orders", "--system-assigned")
-    new = cli.json("assign", "orders")["systemAssignedIdentity"]
+    new = cli.json("assign", "orders")["principalId"]
     assert new != old
     shown = cli.json("show", "orders")["identity"]
     assert shown["principalId"] == new and shown["tenantId"] == tenants["fab_tid"]
     got = claims(cli, "orders")
     assert got["oid"] == new and got["tid"] == tenants["fab_tid"]
-    assert got["xms_mirid"] == mirid(new_id)
+    assert got["xms_mirid"] == mirid(app["id"])
     verdict = access(cli, "orders", kv_fab)
     assert not verdict["allowed"] and "no role assignment grants" in verdict["reason"] and new in verdict["reason"]
     # the vault left behind in the old tenant cannot grant a principal of another directory
@@ -135,7 +149,6 @@ def test_app_same_tenant_migration_also_breaks_until_reenabled(cli, tenants, kin
     assert claims(cli, "orders")["oid"] == old
 
     result, warnings = migrate(cli, "orders", "--subscription", "sub2", "-g", "moved")
-    assert result["tenantChanged"] is False
     assert result["id"] == f"/subscriptions/{tenants['sub2']['id']}/resourceGroups/moved/providers/Microsoft.Web/sites/orders"
     assert [h["works"] for h in result["identities"]] == [False]
     assert warnings
@@ -144,7 +157,7 @@ def test_app_same_tenant_migration_also_breaks_until_reenabled(cli, tenants, kin
     assert not verdict["allowed"] and "cannot get a token" in verdict["reason"] and app["id"] in verdict["reason"]
 
     cli.ok("unassign", "orders", "--system-assigned")
-    new = cli.json("assign", "orders")["systemAssignedIdentity"]
+    new = cli.json("assign", "orders")["principalId"]
     assert new != old
     got = claims(cli, "orders")
     assert got["oid"] == new and got["tid"] == tenants["home_tid"]
@@ -169,7 +182,6 @@ def test_same_tenant_move_keeps_a_vm_identity_working(cli, tenants, kind):
 
     result, warnings = migrate(cli, "host1", "--subscription", "sub2", "-g", "moved")
     assert warnings == []
-    assert result["tenantChanged"] is False
     assert {(h["kind"], h["principalId"], h["works"]) for h in result["identities"]} == {
         ("SystemAssigned", pid, True), ("UserAssigned", uai["principalId"], True)
     }
@@ -186,25 +198,25 @@ def test_same_tenant_move_keeps_a_vm_identity_working(cli, tenants, kind):
     assert result["id"] in sp["alternativeNames"] and host["id"] not in sp["alternativeNames"]
 
 
-def test_cross_tenant_move_breaks_a_vm_identity(cli, tenants):
+def test_tenant_change_with_its_subscription_breaks_a_vm_identity(cli, tenants):
     cli.ok("create-identity", "uai1")
-    vm = cli.json("create-resource", "vm1", "--type", "vm", "--system-assigned", "--user-assigned", "uai1")
+    vm = cli.json("create-resource", "vm1", "--type", "vm", "--system-assigned", "--user-assigned", "uai1", "--subscription", "sub2")
     pid = vm["identity"]["principalId"]
-    cli.ok("grant", "vm1", "--role", "Reader", "--scope", f"/subscriptions/{tenants['default']['id']}")
+    cli.ok("grant", "vm1", "--role", "Reader", "--scope", f"/subscriptions/{tenants['sub2']['id']}")
     assert claims(cli, "vm1")["oid"] == pid
 
-    result, warnings = migrate(cli, "vm1", "--subscription", "fab")
-    assert result["tenantChanged"] is True
-    assert [h["works"] for h in result["identities"]] == [False, False]
-    assert len(warnings) == 2
+    moved = cli("move-subscription", "sub2", "--tenant", "Fabrikam", "--yes", "-o", "json")
+    assert moved.exit_code == 0, moved.stderr
+    assert [h["principalId"] for h in json.loads(moved.stdout)["brokenIdentities"]] == [pid, cli.json("show", "uai1")["principalId"]]
+    assert len(moved.stderr.splitlines()) == 2
     line = no_token(cli, "vm1")
     assert "AADSTS700016" in line and tenants["fab_tid"] in line
-    verdict = access(cli, "vm1", f"/subscriptions/{tenants['fab']['id']}", "Reader")
+    verdict = access(cli, "vm1", f"/subscriptions/{tenants['sub2']['id']}", "Reader")
     assert not verdict["allowed"] and "cannot get a token" in verdict["reason"]
 
     # the system-assigned identity recovers by disable/enable; the user-assigned one cannot be re-attached
     cli.ok("unassign", "vm1", "--system-assigned")
-    new = cli.json("assign", "vm1")["systemAssignedIdentity"]
+    new = cli.json("assign", "vm1")["systemAssignedIdentity"]  # a VM keeps az vm identity assign's shape
     assert new != pid
     got = claims(cli, "vm1")
     assert got["oid"] == new and got["tid"] == tenants["fab_tid"]
@@ -213,20 +225,21 @@ def test_cross_tenant_move_breaks_a_vm_identity(cli, tenants):
 
 
 def test_user_assigned_identity_from_another_tenant_stops_working_for_the_moved_resource(cli, tenants):
+    cli.ok("create-subscription", "away")
     uai = cli.json("create-identity", "shared-id", "-g", "ids")
     cli.ok("create-resource", "kv1", "--type", "keyvault", "-g", "ids")
     cli.ok("grant", "shared-id", "--role", KV_USER, "--scope", "kv1")
-    for vm in ("vm-stays", "vm-same", "vm-away"):
-        cli.ok("create-resource", vm, "--type", "vm", "--user-assigned", "shared-id")
+    for vm, sub in (("vm-stays", "default"), ("vm-same", "default"), ("vm-away", "away")):
+        cli.ok("create-resource", vm, "--type", "vm", "--user-assigned", "shared-id", "--subscription", sub)
         assert claims(cli, vm)["oid"] == uai["principalId"]
 
     same, _ = migrate(cli, "vm-same", "--subscription", "sub2")
-    away, warnings = migrate(cli, "vm-away", "--subscription", "fab")
     assert same["identities"][0]["works"] is True
-    entry = away["identities"][0]
+    moved = cli("move-subscription", "away", "--tenant", "Fabrikam", "--yes", "-o", "json")
+    [entry] = json.loads(moved.stdout)["brokenIdentities"]
     assert entry == {**entry, "kind": "UserAssigned", "principalId": uai["principalId"], "works": False}
     assert "shared-id" in entry["fix"]
-    assert len(warnings) == 1
+    assert len(moved.stderr.splitlines()) == 1
 
     line = no_token(cli, "vm-away", "--client-id", uai["clientId"])
     assert "AADSTS700016" in line and uai["clientId"] in line
@@ -373,7 +386,8 @@ def test_move_subscription_recovery_reenable_system_assigned(cli, estate):
         verdict = access(cli, res, "kv1")
         assert not verdict["allowed"] and "cannot get a token" in verdict["reason"]
         cli.ok("unassign", res, "--system-assigned")
-        new = cli.json("assign", res)["systemAssignedIdentity"]
+        assigned = cli.json("assign", res)
+        new = assigned.get("systemAssignedIdentity") or assigned.get("principalId")  # az vm / az webapp shapes
         assert new != old
         assert cli.json("show", res)["identity"]["tenantId"] == estate["fab_tid"]
         got = claims(cli, res)
@@ -391,11 +405,17 @@ def test_move_subscription_recovery_recreate_user_assigned(cli, estate):
     assert not access(cli, "vm1", "kv1", KV_USER, *sel)["allowed"]
     # re-attaching the old identity does not help: it must be deleted and re-created
     cli.ok("delete", "uai1", "-g", "ids", "--yes")
-    assert old["id"] not in (cli.json("show", "vm1")["identity"].get("userAssignedIdentities") or {})
+    # the VM keeps a dangling entry for it (Azure does not remove references on delete)
+    entries = cli.json("show", "vm1")["identity"]["userAssignedIdentities"]
+    assert entries[old["id"]] == {"principalId": old["principalId"], "clientId": old["clientId"]}
     new = cli.json("create-identity", "uai1", "-g", "ids")
     assert new["id"] == old["id"]
     assert new["principalId"] != old["principalId"] and new["clientId"] != old["clientId"]
     assert new["tenantId"] == estate["fab_tid"]
+    # the dangling entry does not pick up the new identity: remove it, then assign again
+    assert cli.json("show", "vm1")["identity"]["userAssignedIdentities"][old["id"]]["principalId"] == old["principalId"]
+    fails(cli("assign", "vm1", "--user-assigned", "uai1"), 1, "deleted identity", "msi unassign vm1 --user-assigned")
+    cli.ok("unassign", "vm1", "--user-assigned", old["id"])
     cli.ok("assign", "vm1", "--user-assigned", "uai1")
     got = claims(cli, "vm1", "--client-id", new["clientId"])
     assert got["oid"] == new["principalId"] and got["tid"] == estate["fab_tid"]
@@ -407,9 +427,10 @@ def test_move_subscription_recovery_recreate_user_assigned(cli, estate):
     assert access(cli, "vm1", "kv1", KV_USER, *new_sel)["allowed"]
     verdict = access(cli, "vm1", "kv1", KV_USER, *sel)
     assert not verdict["allowed"] and "no identity to act as" in verdict["reason"]
-    # the old principal's assignment outside the moved subscription is now orphaned
+    # the old principal's assignment outside the moved subscription is now orphaned: az keeps its
+    # principalType and shows an empty principalName
     kv2 = [a for a in cli.json("list", "role-assignments", "--scope", estate["kv2"]) if a["principalId"] == old["principalId"]]
-    assert [a["principalType"] for a in kv2] == ["Unknown"]
+    assert [(a["principalType"], a["principalName"]) for a in kv2] == [("ServicePrincipal", "")]
 
 
 def test_move_subscription_refusals(cli, tenants):
@@ -461,6 +482,7 @@ def test_move_subscription_asks_on_a_terminal(cli, estate, isolated_state):
 
 def test_log_records_every_change_with_simulated_time(cli, isolated_state):
     assert cli.json("log") == []
+    cli.ok("create-subscription", "sub2")
     cli.ok("create-tenant", "Fabrikam")
     cli.ok("create-subscription", "fab", "--tenant", "Fabrikam")
     cli.ok("create-resource", "kv1", "--type", "keyvault")
@@ -486,7 +508,7 @@ def test_log_records_every_change_with_simulated_time(cli, isolated_state):
         assert abs(parse_time(e["time"]) - real) < timedelta(minutes=5)
 
     cli.ok("clock", "advance", "30d")
-    cli.ok("migrate", "vm1", "--subscription", "fab")
+    cli.ok("migrate", "vm1", "--subscription", "sub2")
     cli.ok("clock", "advance", "2h")
     cli.ok("move-subscription", "fab", "--tenant", "Default Directory", "--yes")
     now = parse_time(cli.json("clock", "show")["now"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msi_cli.core import arm, credentials, lifecycle, lookup
+from msi_cli.core import arm, credentials, lifecycle, lookup, timeline
 from msi_cli.core.clock import DAY, iso, real_now
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, USER, State
@@ -118,6 +118,8 @@ class World:
             r.id
             for r in self.state.resources.values()
             if r.rtype.supports_identity and self.state.subscriptions[r.subscription_id].tenant_id == identity.tenant_id
+            # not over the dangling entry of an earlier identity of the same id: that is removed first
+            and all(u.principal_id == identity.principal_id for u in r.user_assigned if u.resource_id.lower() == identity.resource_id.lower())
         )
         if hosts:
             rid = rnd.choice(hosts)
@@ -153,7 +155,8 @@ class World:
 
     def delete(self, rnd: random.Random) -> None:
         ids = sorted(r.id for r in self.state.resources.values()) + [i.resource_id for i in self.users()]
-        attached = sorted({rid for r in self.state.resources.values() for rid in r.user_identity_ids})
+        live = {i.resource_id for i in self.users()}
+        attached = sorted({rid for r in self.state.resources.values() for rid in r.user_identity_ids if rid in live})
         if attached and rnd.random() < 0.5:
             ids = attached  # the interesting case: an identity that resources still hold
         if ids:
@@ -178,6 +181,19 @@ class World:
         self.now += rnd.randint(1, 100) * DAY
         self.state.clock_offset = self.now - self.base
         assert self.apply(lambda ctx: None)
+
+    def move_clock(self, rnd: random.Random) -> None:
+        """`msi clock advance|set|reset`, forward or back: every identity keeps a certificate valid at
+        the new time (checked with the invariants)."""
+        offset = rnd.choice([0, self.state.clock_offset + rnd.randint(-100, 100) * DAY])
+        moved: list[int] = []
+
+        def op(ctx):
+            timeline.set_offset(ctx, offset)
+            moved.append(ctx.now)
+
+        if self.apply(op):
+            self.now = moved[0] + 1
 
     def save_and_reload(self, rnd: random.Random) -> None:
         """Through the real store: save, read back (from the cache, then from the TOML), go on."""
@@ -217,7 +233,9 @@ class World:
                 assert len(owners) == 1, (pid, owners)
                 assert owners[0].id.lower() == identity.resource_id.lower()
 
-        # no resource refers to a missing identity (nor holds one twice, or from another tenant)
+        # a resource's user-assigned entries: each names its live identity (same id, principal and
+        # client, from the resource's tenant), or is the dangling entry of a deleted identity (its
+        # principal gone for good, never another identity's); none is held twice
         users = {i.resource_id.lower(): i for i in lookup.user_identities(s)}
         for res in s.resources.values():
             if res.system_principal_id is not None:
@@ -225,9 +243,14 @@ class World:
             lowered = [rid.lower() for rid in res.user_identity_ids]
             assert len(lowered) == len(set(lowered))
             tenant = s.subscriptions[res.subscription_id].tenant_id
-            for rid in lowered:
-                assert rid in users, (res.name, rid)
-                assert users[rid].tenant_id == tenant
+            for entry in res.user_assigned:
+                live = s.identities.get(entry.principal_id)
+                if live is not None:
+                    assert live is users.get(entry.resource_id.lower()), (res.name, entry)
+                    assert live.client_id == entry.client_id and live.tenant_id == tenant
+                else:
+                    assert entry.principal_id in self.ever_principals, (res.name, entry)  # dangling
+                    assert entry.principal_id not in s.principals
             if not res.rtype.supports_identity:
                 assert res.system_principal_id is None and not res.user_identity_ids
 
@@ -264,6 +287,7 @@ OPERATIONS = [
     "by_name",
     "create_directory",
     "advance_clock",
+    "move_clock",
     "save_and_reload",
 ]
 operation = st.tuples(st.sampled_from(OPERATIONS), st.integers(min_value=0, max_value=2**32 - 1))
@@ -283,7 +307,7 @@ def test_the_sequences_exercise_the_rules(tmp_path):
     is not passing on sequences that do nothing)."""
     world = World(tmp_path)
     rnd = random.Random(20261127)
-    deleted_attached = reenabled = 0
+    deleted_attached = reenabled = dangling = 0
     for _ in range(400):
         kind = rnd.choice(OPERATIONS[:-1])  # save_and_reload is checked above
         if kind == "delete":
@@ -296,6 +320,8 @@ def test_the_sequences_exercise_the_rules(tmp_path):
             deleted_attached += 1
         if kind == "reenable" and world.applied == before_applied + 2:
             reenabled += 1
+        dangling += any(u.principal_id not in world.state.identities for r in world.state.resources.values() for u in r.user_assigned)
     assert deleted_attached >= 3
+    assert dangling >= 10  # deleted identities' entries stay on resources for a while
     assert reenabled >= 3
     assert len(world.ever_principals) >= 30

@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_piped_table_is_plain_aligned_text(cli):
     cli.ok("create-resource", "web1", "--type", "webapp", "--system-assigned")
     out = cli.ok("list", "resources").stdout.splitlines()
-    assert out[0].split() == ["Name", "Type", "Resource", "group", "Location", "Identity", "Principal", "id"]
+    assert out[0].split() == ["Name", "Type", "Resource", "group", "Location", "Identity", "Principal", "id", "User-assigned"]
     assert set(out[1].replace(" ", "")) == {"-"}
     assert out[2].split()[:2] == ["web1", "Microsoft.Web/sites"]
     assert not any(ch in "".join(out) for ch in "┏┃│━")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -99,8 +100,9 @@ def deployment(tmp_path_factory):
     d.msi("create-resource", "vm2", "--type", "vm", "--user-assigned", "uai1", "--user-assigned", "uai2", "-o", "none")
     d.msi("create-resource", "vmf", "--type", "vm", "--system-assigned", "-o", "none")
     d.msi("create-resource", "web1", "--type", "webapp", "--system-assigned", "--user-assigned", "uai1", "-o", "none")
+    d.msi("create-resource", "ca1", "--type", "containerapp", "--system-assigned", "--user-assigned", "uai2", "-o", "none")
     d.tenant = d.msi_json("list", "tenants")[0]["tenantId"]
-    d.res = {name: d.msi_json("show", name) for name in ("vm1", "vm2", "vmf", "web1")}
+    d.res = {name: d.msi_json("show", name) for name in ("vm1", "vm2", "vmf", "web1", "ca1")}
     d.uai = {name: d.msi_json("show", name) for name in ("uai1", "uai2")}
     d.start("vmf:503:count=1", "vmf:429:count=1")
     yield d
@@ -234,3 +236,94 @@ def test_msal_on_app_service(deployment):
 def test_msal_reports_the_endpoints_error(deployment):
     out = deployment.run_client("vm2", MSAL, json.dumps([{"client_id": "00000000-0000-0000-0000-000000000000"}]))
     assert out == [{"error": "invalid_request", "error_description": "Identity not found"}]
+
+
+# ---- exactly what `msi env` prints, from a shell that already had a CI job's identity variables --------
+
+# What a CI job's shell may hold: each would make a client choose another source (a service
+# principal, workload identity, Service Fabric, Arc, Azure ML, another host) or another identity.
+CI_VARIABLES = {
+    "AZURE_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
+    "AZURE_TENANT_ID": "22222222-2222-2222-2222-222222222222",
+    "AZURE_CLIENT_SECRET": "not-a-secret",
+    "AZURE_FEDERATED_TOKEN_FILE": "/nonexistent/federated-token",
+    "AZURE_TOKEN_CREDENTIALS": "dev",
+    "IDENTITY_ENDPOINT": "http://127.0.0.1:9/identity",
+    "IDENTITY_HEADER": "stale",
+    "IDENTITY_SERVER_THUMBPRINT": "0000000000000000000000000000000000000000",
+    "IMDS_ENDPOINT": "http://127.0.0.1:9",
+    "MSI_ENDPOINT": "http://127.0.0.1:9/msi",
+    "MSI_SECRET": "stale",
+}
+
+CLIENTS = """
+    import json, sys
+    out = {}
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+    with ManagedIdentityCredential() as cred:
+        out["ManagedIdentityCredential"] = cred.get_token("https://vault.azure.net/.default").token
+    with DefaultAzureCredential() as cred:
+        out["DefaultAzureCredential"] = cred.get_token("https://vault.azure.net/.default").token
+    import msal, requests
+    client = msal.ManagedIdentityClient(msal.SystemAssignedManagedIdentity(), http_client=requests.Session())
+    result = client.acquire_token_for_client(resource="https://vault.azure.net")
+    out["msal"] = result.get("access_token") or result
+    try:
+        import aiohttp  # noqa: F401  (azure-identity's async credentials need an async transport)
+    except ImportError:
+        pass
+    else:
+        import asyncio
+        from azure.identity.aio import ManagedIdentityCredential as AsyncCredential
+
+        async def main():
+            async with AsyncCredential() as cred:
+                return (await cred.get_token("https://vault.azure.net/.default")).token
+
+        out["async ManagedIdentityCredential"] = asyncio.run(main())
+    print(json.dumps(out))
+"""
+
+NODE_CLIENT = """
+const { ManagedIdentityCredential } = require("@azure/identity");
+new ManagedIdentityCredential().getToken("https://vault.azure.net/.default")
+  .then(t => console.log(JSON.stringify({ token: t.token })))
+  .catch(e => { console.error(String(e)); process.exit(1); });
+"""
+
+
+def run_in_ci_shell(deployment: Deployment, resource: str, command: list[str]) -> subprocess.CompletedProcess:
+    """`eval "$(msi env RESOURCE)"` in a bash that already holds CI_VARIABLES, then run `command`."""
+    env = {k: v for k, v in os.environ.items() if k in KEEP}
+    env.update(HOME=str(deployment.folder / "home"), MSI_STATE=str(deployment.state), **CI_VARIABLES)
+    msi = " ".join(shlex.quote(part) for part in msi_executable())
+    script = f'eval "$({msi} env {shlex.quote(resource)} --shell bash)" && exec "$@"'
+    return subprocess.run(["bash", "-c", script, "bash", *command], env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT, cwd=deployment.folder)
+
+
+@pytest.mark.parametrize("resource", ["vm1", "web1", "ca1"])
+def test_clients_use_exactly_what_msi_env_prints_despite_ci_variables(deployment, resource):
+    proc = run_in_ci_shell(deployment, resource, [sys.executable, "-c", textwrap.dedent(CLIENTS)])
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"ManagedIdentityCredential", "DefaultAzureCredential", "msal"} <= set(out)
+    for client, token in out.items():
+        assert isinstance(token, str), (client, token)
+        assert verify(deployment, token)["oid"] == deployment.res[resource]["identity"]["principalId"], client
+
+
+def test_node_azure_identity_uses_what_msi_env_prints(deployment):
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    found = subprocess.run([node, "-e", "require.resolve('@azure/identity')"], capture_output=True, cwd=deployment.folder)
+    if found.returncode != 0:
+        pytest.skip("@azure/identity is not installed (the tests never install it)")
+    for resource in ("vm1", "web1", "ca1"):
+        proc = run_in_ci_shell(deployment, resource, [node, "-e", NODE_CLIENT])
+        assert proc.returncode == 0, proc.stderr
+        token = json.loads(proc.stdout.strip().splitlines()[-1])["token"]
+        assert verify(deployment, token)["oid"] == deployment.res[resource]["identity"]["principalId"]

@@ -29,8 +29,10 @@ from conftest import msi_executable
 
 VAULT = "https://vault.azure.net"
 IMDS_PATH = "/metadata/identity/oauth2/token"
-IMDS_FIELDS = ["access_token", "refresh_token", "expires_in", "expires_on", "ext_expires_in", "not_before",
-               "resource", "token_type", "client_id"]
+IMDS_FIELDS = ["access_token", "expires_in", "expires_on", "ext_expires_in", "not_before",
+               "resource", "token_type", "client_id"]  # no refresh_token, as IMDS sends it
+NO_USER_ASSIGNED = "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."
+UNEXPECTED = "An unexpected error occured while fetching the AAD Token."  # sic
 APPSERVICE_FIELDS = ["access_token", "expires_on", "resource", "token_type", "client_id", "not_before"]
 MULTIPLE = "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request"
 BAD_API_VERSION = {
@@ -229,7 +231,8 @@ def test_imds_token_for_the_system_assigned_identity_verifies(ep, world):
     body = reply.json
     assert list(body) == IMDS_FIELDS
     assert all(isinstance(v, str) for v in body.values())
-    assert body["token_type"] == "Bearer" and body["resource"] == VAULT and body["refresh_token"] == ""
+    assert body["token_type"] == "Bearer" and body["resource"] == VAULT and "refresh_token" not in body
+    assert body["ext_expires_in"] == "86400"  # as issued, like expires_in on a fresh token
     claims = verify(ep.url, body["access_token"], world.tenant)
     assert claims["oid"] == world.res["vm1"]["identity"]["principalId"]
     assert claims["appid"] == body["client_id"]
@@ -345,10 +348,16 @@ def test_imds_unknown_audience(ep, world):
         "AADSTS500011: The resource principal named https://nothing.example.com was not found in the tenant named Default Directory.")
 
 
-def test_container_apps_speak_imds(ep, world):
-    reply = ep.get(imds_path(world.id("ca1")), META)
-    assert reply.status == 200
+def test_container_apps_speak_the_app_service_protocol(ep, world, cli):
+    assert ep.get(imds_path(world.id("ca1")), META).status == 404  # no IMDS in a container app
+    secret = {"X-IDENTITY-HEADER": secret_of(cli, "ca1")}
+    reply = ep.get(app_path(world.id("ca1")), secret)
+    assert reply.status == 200 and list(reply.json) == APPSERVICE_FIELDS
     assert verify(ep.url, reply.json["access_token"], world.tenant)["oid"] == world.res["ca1"]["identity"]["principalId"]
+    reply = ep.get(app_path(world.id("ca1"), client_id="00000000-0000-0000-0000-000000000000"), secret)
+    assert reply.status == 400 and reply.json["message"] == NO_USER_ASSIGNED
+    reply = ep.get(app_path(world.id("ca1"), resource="https://nothing.example.com"), secret)
+    assert reply.status == 500 and reply.json["message"] == UNEXPECTED
 
 
 @pytest.mark.parametrize("path", [
@@ -424,12 +433,16 @@ def test_app_service_selectors(ep, world, cli):
         assert verify(ep.url, reply.json["access_token"], world.tenant)["oid"] == expected["principalId"]
 
 
-@pytest.mark.parametrize("params", [{}, {"client_id": "00000000-0000-0000-0000-000000000000"}, {"principal_id": "nope"}])
-def test_app_service_unknown_or_ambiguous_identity(ep, world, cli, params):
+@pytest.mark.parametrize(("params", "message"), [
+    ({}, UNABLE),  # no selector and no system-assigned identity
+    ({"client_id": "00000000-0000-0000-0000-000000000000"}, NO_USER_ASSIGNED),
+    ({"principal_id": "nope"}, NO_USER_ASSIGNED),
+])
+def test_app_service_unknown_or_ambiguous_identity(ep, world, cli, params, message):
     reply = ep.get(app_path(world.id("func1"), **params), {"X-IDENTITY-HEADER": secret_of(cli, "func1")})
     assert reply.status == 400
     body = reply.json
-    assert body["statusCode"] == 400 and body["message"] == UNABLE and body["correlationId"]
+    assert body["statusCode"] == 400 and body["message"] == message and body["correlationId"]
 
 
 def test_app_service_at_most_one_selector(ep, world, cli):
@@ -456,8 +469,9 @@ def test_app_service_request_rules(ep, world, cli):
     assert reply.status == 400 and reply.json["message"] == "Duplicate query parameters are not allowed: client_id"
     reply = ep.get(rid_path(world.id("web1")) + "/msi/token?api-version=2019-08-01", secret)
     assert reply.status == 400 and reply.json["message"] == "The resource parameter is required."
+    # an unknown audience: App Service answers 500 (clients retry it); IMDS keeps its 400 AADSTS500011
     reply = ep.get(app_path(world.id("web1"), resource="https://nothing.example.com"), secret)
-    assert reply.status == 400 and reply.json["message"].startswith("AADSTS500011: The resource principal named https://nothing.example.com")
+    assert reply.status == 500 and reply.json["message"] == UNEXPECTED and reply.json["statusCode"] == 500
 
 
 # ---- discovery -------------------------------------------------------------------------------------
@@ -480,7 +494,7 @@ def test_openid_configuration_and_jwks(ep, world):
 def test_jwks_of_a_tenant_that_never_signed_has_its_signing_key(ep, world, cli):
     fresh = cli.json("create-tenant", "Northwind")["tenantId"]
     keys = ep.get(f"/{fresh}/discovery/keys").json["keys"]
-    assert len(keys) == 1 and keys[0]["kty"] == "RSA"
+    assert len(keys) == 2 and keys[0]["kty"] == "RSA"  # the signing key and the next one
     assert ep.get(f"/{fresh}/discovery/keys").json["keys"] == keys  # made once, then served as is
     assert cli.json("jwks", "--tenant", "Northwind")["keys"] == keys
 
@@ -643,7 +657,7 @@ def test_fault_410_for_a_count(world, serve):
         assert reply.status == 410
         assert reply.json == {"error": "gone", "error_description": "The identity endpoint is being updated and will be available within 70 seconds"}
     assert ep.get(imds_path(world.id("vm1")), META).status == 200
-    assert ep.get(imds_path(world.id("ca1")), META).status == 200  # other resources are untouched
+    assert ep.get(imds_path(world.id("vm2")), META).status != 410  # other resources are untouched
 
 
 def test_fault_5xx_for_a_share(world, serve):
@@ -729,10 +743,13 @@ def test_env_for_each_host(ep, world, cli):
     vm = cli.json("env", "vm1")
     assert vm == {"AZURE_POD_IDENTITY_AUTHORITY_HOST": ep.url + rid_path(world.id("vm1"))}
     web = cli.json("env", "web1")
-    assert list(web) == ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]
-    assert web["IDENTITY_ENDPOINT"] == ep.url + rid_path(world.id("web1")) + "/msi/token"
-    assert re.fullmatch(r"[0-9a-f]{64}", web["IDENTITY_HEADER"])
-    assert cli.json("env", world.id("ca1")) == {"AZURE_POD_IDENTITY_AUTHORITY_HOST": ep.url + rid_path(world.id("ca1"))}
+    assert list(web) == ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"]  # App Service sets both pairs
+    assert web["IDENTITY_ENDPOINT"] == web["MSI_ENDPOINT"] == ep.url + rid_path(world.id("web1")) + "/msi/token"
+    assert re.fullmatch(r"[0-9a-f]{64}", web["IDENTITY_HEADER"]) and web["MSI_SECRET"] == web["IDENTITY_HEADER"]
+    ca = cli.json("env", world.id("ca1"))
+    assert list(ca) == ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]
+    assert ca["IDENTITY_ENDPOINT"] == ep.url + rid_path(world.id("ca1")) + "/msi/token"
+    assert cli.json("env", "vm1", "--client-id", "abc")["AZURE_CLIENT_ID"] == "abc"
     result = cli("env", "kv1")
     assert result.exit_code == 1 and "has no managed identity token endpoint" in result.stderr
     assert cli("env", "nothing").exit_code == 3
@@ -742,7 +759,7 @@ def test_env_query_and_tsv(ep, world, cli):
     secret = cli.json("env", "web1")["IDENTITY_HEADER"]
     assert cli.ok("env", "web1", "--query", "IDENTITY_HEADER", "-o", "tsv").stdout == secret + "\n"
     lines = cli.ok("env", "web1", "-o", "tsv").stdout.splitlines()
-    assert [line.split("\t")[0] for line in lines] == ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]
+    assert [line.split("\t")[0] for line in lines] == ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"]
 
 
 def test_env_shell_syntaxes(ep, world, cli):
@@ -750,6 +767,9 @@ def test_env_shell_syntaxes(ep, world, cli):
     bash = cli.ok("env", "vm1", "--shell", "bash").stdout
     assert f"export AZURE_POD_IDENTITY_AUTHORITY_HOST={url}\n" in bash
     assert "unset IDENTITY_ENDPOINT\n" in bash and "unset IDENTITY_HEADER\n" in bash
+    for name in ("AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "IDENTITY_SERVER_THUMBPRINT",
+                 "IMDS_ENDPOINT", "MSI_ENDPOINT", "MSI_SECRET"):
+        assert f"unset {name}\n" in bash  # a CI shell's own identity must not win
     assert cli.ok("env", "vm1", "--shell", "zsh").stdout == bash
     fish = cli.ok("env", "web1", "--shell", "fish").stdout
     assert "set -e AZURE_POD_IDENTITY_AUTHORITY_HOST\n" in fish and "set -gx IDENTITY_HEADER '" in fish

@@ -37,7 +37,7 @@ def test_disable_soft_deletes_and_re_enable_does_not_restore(cli):
     first = principal_of(cli, "web1")
     cli.ok("unassign", "web1", "--system-assigned")
     assert [d["id"] for d in cli.json("list", "principals", "--deleted")] == [first]
-    second = cli.json("assign", "web1")["systemAssignedIdentity"]
+    second = cli.json("assign", "web1")["principalId"]
     assert is_guid(second) and second != first  # a new identity, not the deleted one back
     assert [d["id"] for d in cli.json("list", "principals", "--deleted")] == [first]
 
@@ -51,7 +51,7 @@ def test_orphaned_assignment_reason_names_the_deletion(cli):
     cli.ok("assign", "vm1")
     result = cli("check-access", "vm1", "--scope", "kv1", "--role", "Key Vault Secrets User")
     assert result.exit_code == 1
-    assert f"principal {old}, which no longer exists (orphaned, principalType Unknown, deleted 20" in result.stderr
+    assert f"principal {old}, which no longer exists (orphaned: az shows its principalName empty, deleted 20" in result.stderr
 
 
 def test_deleted_only_goes_with_principals(cli):

@@ -141,9 +141,11 @@ INVALID_VALUES = [
     ("resources", 0, "name", '"bad name!"', ["invalid virtual machine name"]),
     ("resources", 0, "system_principal_id", '"0d2b5f7e-1f4b-4bd8-9d1e-000000000001"', ["missing system-assigned identity"]),
     (
+        # a dangling entry (its identity deleted) is valid; an entry that is not an identity id is not
         "resources", 1, "user_identities",
-        '["/subscriptions/0d2b5f7e-1f4b-4bd8-9d1e-000000000001/resourceGroups/default/providers/Microsoft.ManagedIdentity/userAssignedIdentities/gone"]',
-        ["missing user-assigned identity"],
+        '[{id = "/subscriptions/0d2b5f7e-1f4b-4bd8-9d1e-000000000001/resourceGroups/default/providers/Microsoft.Compute/virtualMachines/vm9", '
+        'principal_id = "0d2b5f7e-1f4b-4bd8-9d1e-000000000001", client_id = "0d2b5f7e-1f4b-4bd8-9d1e-000000000002"}]',
+        ["invalid or repeated user-assigned identity id"],
     ),
     ("subscriptions", 0, "tenant", '"0d2b5f7e-1f4b-4bd8-9d1e-000000000001"', ["unknown tenant"]),
     ("identities", 1, "kind", '"Borrowed"', ["'kind'"]),
@@ -154,13 +156,15 @@ INVALID_VALUES = [
 def test_valid_toml_failing_validation_names_the_line(cli, isolated_state, coll, index, key, value, words):
     seed(cli)
     text = isolated_state.read_text()
-    # user_identities is written as a multi-line array: collapse it to one line first
+    # user_identities is written as [[resources.user_identities]] tables: make it one line first
     if key == "user_identities":
         lines = text.split("\n")
         start = header_line(text, coll, index)
-        n = next(i for i in range(start, len(lines)) if lines[i].startswith("user_identities = ["))
-        end = next(i for i in range(n, len(lines)) if lines[i] == "]")
-        lines[n : end + 1] = ["user_identities = []"]
+        n = next(i for i in range(start, len(lines)) if lines[i] == "[[resources.user_identities]]")
+        end = next(i for i in range(n, len(lines)) if lines[i] == "")
+        del lines[n : end + 1]
+        created = next(i for i in range(start, len(lines)) if lines[i].startswith("created = "))
+        lines.insert(created + 1, "user_identities = []")
         text = "\n".join(lines)
     text, line = set_value(text, coll, index, key, value)
     isolated_state.write_text(text)
@@ -469,7 +473,7 @@ def test_upgrade_chain_runs_in_order(monkeypatch):
 
 
 def test_old_file_is_upgraded_when_read(cli, isolated_state, monkeypatch):
-    """A version-1 file from before `location` existed, read by a version-2 msi."""
+    """A file of the current version from before `location` existed, read by an msi one version on."""
     seed(cli)
     text, _ = set_value(isolated_state.read_text(), "resources", 1, "location", None)
     isolated_state.write_text(text)
@@ -483,10 +487,11 @@ def test_old_file_is_upgraded_when_read(cli, isolated_state, monkeypatch):
             res.setdefault("location", "northeurope")
         return doc
 
-    monkeypatch.setattr(codec, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(codec, "UPGRADES", {1: add_location})
+    current = codec.SCHEMA_VERSION
+    monkeypatch.setattr(codec, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(codec, "UPGRADES", {**codec.UPGRADES, current: add_location})
     state = StateFile(isolated_state).read()
-    assert state.schema == 2
+    assert state.schema == current + 1
     assert sorted(r.location for r in state.resources.values()) == ["eastus", "northeurope"]
     assert isolated_state.read_bytes() == before  # reading does not rewrite the file
 

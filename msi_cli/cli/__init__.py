@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, str] = {
     "token": "tokens",
     "verify": "tokens",
     "jwks": "tokens",
+    "tenant": "tokens",
     "clock": "clock",
     "grant": "access",
     "revoke": "access",

@@ -30,7 +30,7 @@ ScopeOpt = Annotated[
     str, typer.Option("--scope", help="A subscription, resource group or resource id, or a resource name.", autocompletion=complete_scopes)
 ]
 
-ASSIGNMENT_COLUMNS = [("Principal id", "principalId"), ("Principal type", "principalType"), ("Role", "roleDefinitionName"), ("Scope", "scope")]
+ASSIGNMENT_COLUMNS = [("Principal id", "principalId"), ("Principal name", "principalName"), ("Principal type", "principalType"), ("Role", "roleDefinitionName"), ("Scope", "scope")]
 
 
 @app.command(

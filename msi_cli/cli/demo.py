@@ -88,6 +88,14 @@ def summary(result: object) -> str:
             return f"moved to {result['id']}"
         if "systemAssignedIdentity" in result:
             return f"system-assigned principal: {result['systemAssignedIdentity'] or 'none'}"
+        if "stillReferencedBy" in result:
+            return f"deleted {result['deleted']}; still referenced by {len(result['stillReferencedBy'])} resource(s)"
+        if "userAssignedIdentities" in result and "type" in result:  # az webapp identity assign
+            return f"identity {result['type']}" + (f", principal {result['principalId']}" if result.get("principalId") else "")
+        if "signingKid" in result:
+            return f"kid {result['signingKid']} signs now; published: {', '.join(result['publishedKids'])}"
+        if "deletedRoleAssignments" in result:
+            return f"subscription now in tenant {result['tenantId']}; {len(result['deletedRoleAssignments'])} role assignment(s) deleted"
         if "deleted" in result:
             return f"deleted {result['deleted']}"
         if "roleDefinitionName" in result:
@@ -107,7 +115,11 @@ def summary(result: object) -> str:
             return f"{result['name']}: {result['id']}"
     if isinstance(result, list):
         if result and isinstance(result[0], dict) and "principalType" in result[0]:
-            return "; ".join(f"{a['roleDefinitionName']} for {a['principalId']} ({a['principalType']})" for a in result)
+            return "; ".join(
+                f"{a['roleDefinitionName']} for {a['principalId']} ({a['principalType']}, principalName "
+                + (repr(a['principalName']) if a['principalName'] else '"": orphaned') + ")"
+                for a in result
+            )
         return f"{len(result)} item(s)"
     if isinstance(result, str) and result.startswith("eyJ"):
         return "(an access token)"
@@ -126,7 +138,7 @@ def lifecycle(n: Narrator) -> None:
     n.fact(f"web1's identity: principal {first}")
     n.say("Disabling it deletes the identity and its service principal; enabling it again makes a new one.")
     n.run("unassign", "web1", "--system-assigned")
-    again = n.run("assign", "web1")["systemAssignedIdentity"]
+    again = n.run("assign", "web1")["principalId"]
     n.fact(f"principal id changed: {first} -> {again} (the old principal is gone for good)")
     n.say("A user-assigned identity stands alone, and two VMs share it.")
     shared = n.run("create-identity", "shared-id", "-g", "workers")
@@ -139,17 +151,28 @@ def lifecycle(n: Narrator) -> None:
     n.say("...deleting the web app deletes its system-assigned identity with it...")
     gone = n.run("delete", "web1", "--yes")
     n.fact(f"principal {again} deleted with web1: {gone['deletedPrincipals']}")
-    n.say("...and deleting the user-assigned identity detaches it from every resource.")
+    n.say("...but deleting the user-assigned identity does NOT remove it from the resources it is assigned to.")
     n.run("delete", "shared-id", "-g", "workers", "--yes")
     vm2 = n.run("show", "vm2", "-g", "workers")
-    n.fact(f"vm2's identity is now: {vm2['identity']['type']}; principal {shared['principalId']} deleted")
+    rid = next(iter(vm2["identity"]["userAssignedIdentities"]))
+    n.fact(f"vm2 still lists {rid.rsplit('/', 1)[-1]} (principal {shared['principalId']}): a dangling entry, and no token")
+    n.run("token", "vm2", "-g", "workers", "--audience", "https://vault.azure.net", ok=False)
+    n.say("Re-creating an identity with the same name makes a new principal; the old entry does not pick it up.")
+    again_id = n.run("create-identity", "shared-id", "-g", "workers")
+    n.run("token", "vm2", "-g", "workers", "--audience", "https://vault.azure.net", ok=False)
+    n.say("Remove the dangling entry by its full id (the name no longer resolves), then assign the new identity.")
+    n.run("unassign", "vm2", "-g", "workers", "--user-assigned", rid)
+    n.run("assign", "vm2", "-g", "workers", "--user-assigned", "shared-id")
+    claims = n.run("token", "vm2", "-g", "workers", "--audience", "https://vault.azure.net", "--query", "client_id")
+    n.fact(f"vm2 gets tokens again, as the new principal {again_id['principalId']} (client {claims})")
 
 
 def migration(n: Narrator) -> None:
-    n.title("migration: an app moves to another tenant")
+    n.title("migration: moves across subscriptions and tenants")
     n.say("Contoso runs an app that reads a Key Vault secret with its system-assigned identity.")
     n.run("create-tenant", "Fabrikam")
     n.run("create-subscription", "fabrikam-prod", "--tenant", "Fabrikam")
+    n.run("create-subscription", "contoso-prod")
     n.run("create-resource", "kv1", "--type", "keyvault", "-g", "app-rg")
     web = n.run("create-resource", "orders-app", "--type", "webapp", "-g", "app-rg", "--system-assigned")
     old = _principal(web)
@@ -158,18 +181,20 @@ def migration(n: Narrator) -> None:
     n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User")
     n.run("token", "orders-app", "--audience", "https://vault.azure.net", "--query", "expires_in")
     n.fact("allowed, and it gets a token for https://vault.azure.net")
-    n.say("The app and its vault move to a subscription in the Fabrikam tenant.")
-    n.run("migrate", "kv1", "--subscription", "fabrikam-prod")
-    n.run("migrate", "orders-app", "--subscription", "fabrikam-prod")
-    n.say("The app's identity was issued for its old id in the old tenant: it stops working.")
+    n.say("Azure does not move a resource to a subscription of another tenant:")
+    n.run("migrate", "orders-app", "--subscription", "fabrikam-prod", ok=False)
+    n.say("The app and its vault move to another subscription of the same tenant instead.")
+    n.run("migrate", "kv1", "--subscription", "contoso-prod")
+    n.run("migrate", "orders-app", "--subscription", "contoso-prod")
+    n.say("App Service does not tell the identity about the app's new id: it stops working.")
     n.run("token", "orders-app", "--audience", "https://vault.azure.net", ok=False)
     n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User", ok=False)
     orphans = n.run("list", "role-assignments", "--principal", old)
     n.fact(f"the old assignment stays behind at the vault's old id: {orphans[0]['scope'] if orphans else 'none'}")
     n.say("The fix Azure documents: disable and re-enable the system-assigned identity.")
     n.run("unassign", "orders-app", "--system-assigned")
-    new = n.run("assign", "orders-app")["systemAssignedIdentity"]
-    n.fact(f"principal id changed: {old} -> {new}, now in Fabrikam")
+    new = n.run("assign", "orders-app")["principalId"]
+    n.fact(f"principal id changed: {old} -> {new}")
     n.say("The new identity has no access yet...")
     n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User", ok=False)
     n.say("...until it is granted again, downstream.")
@@ -181,6 +206,11 @@ def migration(n: Narrator) -> None:
         shown="verify \"$(msi token orders-app --audience https://vault.azure.net -o tsv)\" --audience https://vault.azure.net",
     )
     n.fact(f"works again: the token's oid is {claims['oid']}, tid {claims['tid']}")
+    n.say("A resource changes tenant only with its whole subscription. Moving contoso-prod to Fabrikam")
+    n.say("deletes its role assignments, and the identity's principal stays behind in Contoso:")
+    n.run("move-subscription", "contoso-prod", "--tenant", "Fabrikam", "--yes")
+    n.run("token", "orders-app", "--audience", "https://vault.azure.net", ok=False)
+    n.fact("in Fabrikam, orders-app needs its identity disabled and re-enabled, and its access granted again, as above")
 
 
 def shared_identity(n: Narrator) -> None:
@@ -204,7 +234,7 @@ def shared_identity(n: Narrator) -> None:
     n.fact(f"principal id changed: {first} -> {second} (a new VM, a new identity)")
     n.run("check-access", "sys-vm2", "--scope", "reports", "--role", "Storage Blob Data Reader", ok=False)
     n.run("list", "role-assignments", "--scope", "reports")
-    n.fact("the old grant is orphaned (principalType Unknown) and the new VM has no access")
+    n.fact("the old grant is orphaned (az shows principalName \"\") and the new VM has no access")
 
 
 SCENARIOS = {Scenario.lifecycle: lifecycle, Scenario.migration: migration, Scenario.shared_identity: shared_identity}

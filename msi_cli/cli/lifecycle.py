@@ -24,7 +24,7 @@ from msi_cli.cli.options import (
     complete_types,
     state_file,
 )
-from msi_cli.cli.render import Columns, Output, emit
+from msi_cli.cli.render import Columns, Output, emit, warn
 from msi_cli.core import arm
 
 
@@ -46,6 +46,7 @@ RESOURCE_COLUMNS: Columns = [
     ("Identity", "identity.type"),
     ("Principal id", "identity.principalId"),
 ]
+LIST_RESOURCE_COLUMNS: Columns = [*RESOURCE_COLUMNS, ("User-assigned", "_userAssigned")]
 IDENTITY_COLUMNS: Columns = [
     ("Name", "name"),
     ("Resource group", "resourceGroup"),
@@ -121,6 +122,7 @@ def create_resource(
             ctx, name, type_.value, resource_group, subscription, location, system_assigned, user_assigned or []
         )
         data = shapes.resource(ctx.state, res)
+    warn(ctx.warnings)
     emit(data, output, query=query)
 
 
@@ -162,6 +164,7 @@ def assign(
         sub_id = lookup.subscription(ctx.state, subscription).id if subscription else None
         res = lookup.resource(ctx.state, resource, resource_group, sub_id)
         data = lifecycle.assign(ctx, res, system_assigned, user_assigned or [])
+    warn(ctx.warnings)
     emit(data, output, query=query)
 
 
@@ -178,7 +181,10 @@ def unassign(
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
-    """Disable the system-assigned identity (deleting it) and/or detach user-assigned identities."""
+    """Disable the system-assigned identity (deleting it) and/or remove user-assigned identities.
+
+    The entry of a deleted user-assigned identity stays on the resource until removed here, by the
+    identity's full id (its name no longer resolves)."""
     from msi_cli.core import lifecycle, lookup
 
     with state_file().transaction() as ctx:
@@ -197,7 +203,11 @@ def delete(
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
-    """Delete a resource (with its system-assigned identity) or a user-assigned identity."""
+    """Delete a resource (with its system-assigned identity) or a user-assigned identity.
+
+    As in Azure, deleting a user-assigned identity does not remove it from the resources it is
+    assigned to: they keep a dangling entry (listed as stillReferencedBy, with a warning) that gets
+    no token until removed with `msi unassign RESOURCE --user-assigned ID`."""
     from msi_cli.core import lifecycle, lookup
 
     sf = state_file()
@@ -208,6 +218,7 @@ def delete(
     confirm_or_refuse(f"Delete {what}?", yes)
     with sf.transaction() as ctx:
         data = lifecycle.delete(ctx, lookup.target(ctx.state, what))
+    warn(ctx.warnings)
     emit(data, output, query=query)
 
 
@@ -315,17 +326,33 @@ def list_(
         state, kind.value, resource_group=resource_group, subscription=subscription, tenant=tenant,
         type_key=type_.value if type_ else None, principal=principal, scope=scope, deleted=deleted,
     )
+    if kind is ListKind.resources and output is Output.table and not query:
+        data = [{**item, USER_CELL: _user_cell(state, item)} for item in data]
     emit(data, output, columns=DELETED_COLUMNS if deleted else COLUMNS[kind], query=query)
 
 
+USER_CELL = "_userAssigned"  # a table-only column, never in the JSON
+
+
+def _user_cell(state, item: dict) -> str:
+    """The user-assigned identities of a resource, by name; a deleted identity's entry (dangling)
+    is marked, as it gets no token until removed."""
+    entries = (item.get("identity") or {}).get("userAssignedIdentities") or {}
+    return "\n".join(
+        rid.rsplit("/", 1)[-1] + ("" if e.get("principalId") in state.identities else " (deleted: dangling)")
+        for rid, e in entries.items()
+    )
+
+
 COLUMNS: dict[ListKind, Columns] = {
-    ListKind.resources: RESOURCE_COLUMNS,
+    ListKind.resources: LIST_RESOURCE_COLUMNS,
     ListKind.identities: IDENTITY_COLUMNS,
     ListKind.principals: PRINCIPAL_COLUMNS,
     ListKind.tenants: TENANT_COLUMNS,
     ListKind.subscriptions: SUBSCRIPTION_COLUMNS,
     ListKind.role_assignments: [
         ("Principal id", "principalId"),
+        ("Principal name", "principalName"),
         ("Principal type", "principalType"),
         ("Role", "roleDefinitionName"),
         ("Scope", "scope"),

@@ -33,17 +33,19 @@ def migrate(
     target: Annotated[str, typer.Argument(help="The resource to move (name or id).", autocompletion=complete_targets)],
     to_subscription: Annotated[
         str,
-        typer.Option("--subscription", help="Destination subscription (name or id); it may be in another tenant.", autocompletion=complete_subscriptions),
+        typer.Option("--subscription", help="Destination subscription (name or id), in the resource's tenant.", autocompletion=complete_subscriptions),
     ],
     resource_group: GroupOpt = None,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
-    """Move a resource to another subscription (and/or resource group); it gets a new id.
+    """Move a resource to another subscription of its tenant (and/or resource group); it gets a new id.
 
-    An App Service or Function app's system-assigned identity stops working until it is disabled
-    and re-enabled; role assignments at the old id are orphaned; user-assigned identities from
-    another tenant stop working. User-assigned identities themselves cannot be moved."""
+    An App Service or Function app's system-assigned identity stops working after a move across
+    subscriptions until it is disabled and re-enabled; role assignments at the old id are orphaned.
+    A subscription of another tenant is refused: Azure does not move resources across tenants (a
+    resource changes tenant only with its whole subscription: msi move-subscription).
+    User-assigned identities themselves cannot be moved."""
     from msi_cli.core import lookup, moves
 
     with state_file().transaction() as ctx:

@@ -196,3 +196,9 @@ def emit(data: Any, output: Output, columns: Columns | None = None, title: str |
 def note(message: str) -> None:
     """Progress and narration for people: stderr, plain text."""
     sys.stderr.write(message + "\n")
+
+
+def warn(messages: list[str]) -> None:
+    """The core's warnings about a change that was made: stderr, one `warning:` line each."""
+    for message in messages:
+        note(f"warning: {message}")

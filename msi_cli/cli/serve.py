@@ -20,9 +20,16 @@ class Shell(str, Enum):
     powershell = "powershell"
 
 
-# Every variable a managed identity client looks at to choose its source (azure-identity's order).
+# Every variable azure-identity, msal or @azure/identity looks at to choose a credential source:
+# the managed identity hosts (Service Fabric, App Service, Arc, Azure ML, Cloud Shell, IMDS), the
+# workload identity and service principal variables (DefaultAzureCredential tries those first;
+# AZURE_CLIENT_ID also selects a user-assigned identity), and DefaultAzureCredential's selector.
+# `msi env` unsets each one it does not set, so a CI shell's own identity cannot win.
 HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
-                  "MSI_ENDPOINT", "MSI_SECRET", "AZURE_POD_IDENTITY_AUTHORITY_HOST")
+                  "MSI_ENDPOINT", "MSI_SECRET", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "MSAL_MANAGED_IDENTITY_ENDPOINT",
+                  "AZURE_FEDERATED_TOKEN_FILE", "AZURE_KUBERNETES_TOKEN_PROXY", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+                  "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+                  "AZURE_USERNAME", "AZURE_PASSWORD", "AZURE_TOKEN_CREDENTIALS")
 
 
 @app.command(
@@ -45,8 +52,8 @@ def serve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every request to stderr (errors are always logged).")] = False,
 ) -> None:
     """Serve tokens to unmodified Azure SDK clients: every resource in the state gets its host's
-    managed identity endpoint (IMDS for VMs, scale sets and container apps; App Service for web
-    and function apps), plus OpenID discovery and JWKS per tenant.
+    managed identity endpoint (IMDS for VMs and scale sets; the App Service protocol for web,
+    function and container apps), plus OpenID discovery and JWKS per tenant.
 
     Two ports: plain HTTP for the managed identity endpoints, as in Azure, and HTTPS for what
     clients only accept over TLS (Entra's v1 and v2 discovery and keys per tenant), with a server
@@ -100,8 +107,8 @@ def _quote(shell: Shell, value: str) -> str:
 
 
 def shell_lines(variables: dict[str, str], shell: Shell) -> str:
-    """Lines that set `variables` and unset the other hosts' variables, so an earlier
-    `msi env` for another kind of host does not win over this one."""
+    """Lines that set `variables` and unset every other variable that would make a client pick
+    another source (an earlier `msi env` for another kind of host, or a CI job's own identity)."""
     lines = []
     for name in HOST_VARIABLES:
         if name in variables:
@@ -132,6 +139,7 @@ def shell_lines(variables: dict[str, str], shell: Shell) -> str:
 )
 def env(
     resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
+    client_id: Annotated[Optional[str], typer.Option("--client-id", help="Also set AZURE_CLIENT_ID, which DefaultAzureCredential uses to select a user-assigned identity.")] = None,
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
@@ -141,12 +149,15 @@ def env(
     """Print the environment that makes azure-identity and msal talk to the running `msi serve`
     as this resource's host.
 
-    Web and function apps: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service 2019-08-01). VMs,
-    scale sets and container apps: AZURE_POD_IDENTITY_AUTHORITY_HOST, the IMDS address that both
-    azure-identity and msal honour. Plus, for the HTTPS endpoints, trust in msi's local CA:
+    Web and function apps: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service 2019-08-01) and, as
+    App Service sets them too, MSI_ENDPOINT and MSI_SECRET. Container apps: IDENTITY_ENDPOINT and
+    IDENTITY_HEADER. VMs and scale sets: AZURE_POD_IDENTITY_AUTHORITY_HOST, the IMDS address that
+    both azure-identity and msal honour. Plus, for the HTTPS endpoints, trust in msi's local CA:
     REQUESTS_CA_BUNDLE (certifi's roots plus the CA), SSL_CERT_FILE (the system's roots file plus
-    the CA) and NODE_EXTRA_CA_CERTS (the CA). Default output is shell lines for eval; `-o json` prints a
-    flat object of variable names to values."""
+    the CA) and NODE_EXTRA_CA_CERTS (the CA). The shell lines also unset every other variable that
+    would make a client choose another source (AZURE_TENANT_ID, AZURE_CLIENT_ID unless --client-id
+    is given, AZURE_FEDERATED_TOKEN_FILE, IDENTITY_SERVER_THUMBPRINT, IMDS_ENDPOINT, ...). Default
+    output is shell lines for eval; `-o json` prints a flat object of the variables it sets."""
     from msi_cli.core import lookup
     from msi_cli.errors import MsiError
     from msi_cli.server import routes, runfile
@@ -160,10 +171,10 @@ def env(
     res = lookup.resource(state, resource, resource_group, sub_id)
     host = res.rtype.host
     if host == routes.APPSERVICE:
-        variables = {
-            "IDENTITY_ENDPOINT": routes.token_endpoint(record.url, res),
-            "IDENTITY_HEADER": record.identity_header(res.id),
-        }
+        endpoint, secret = routes.token_endpoint(record.url, res), record.identity_header(res.id)
+        variables = {"IDENTITY_ENDPOINT": endpoint, "IDENTITY_HEADER": secret}
+        if res.rtype.arm_type == "Microsoft.Web/sites":  # App Service also sets the legacy pair
+            variables.update(MSI_ENDPOINT=endpoint, MSI_SECRET=secret)
     elif host == routes.IMDS:
         variables = {"AZURE_POD_IDENTITY_AUTHORITY_HOST": routes.host_prefix(record.url, res)}
     else:
@@ -173,6 +184,8 @@ def env(
         from msi_cli.store.ca import trust_variables
 
         variables.update(trust_variables(sf.private))
+    if client_id is not None:
+        variables["AZURE_CLIENT_ID"] = client_id
     if output is Output.table and not query:
         sys.stdout.write(shell_lines(variables, shell or _default_shell()))
     elif output is Output.tsv and not query:

@@ -43,17 +43,26 @@ def token(
 ) -> None:
     """Get an access token as the resource's host hands it out (IMDS response shape).
 
-    Without a selector: the system-assigned identity if enabled, else the only user-assigned one.
+    Without a selector: the system-assigned identity if enabled; on VMs and scale sets (IMDS) else
+    the only user-assigned one, while web, function and container apps (the App Service protocol)
+    need a selector for a user-assigned identity. Refusals are worded as the host words them.
     The platform caches each token: asking again returns it with a smaller expires_in.
     `-o tsv` prints the bare access token."""
     from msi_cli import platform
-    from msi_cli.core import lookup
+    from msi_cli.core import lookup, tokens
+    from msi_cli.errors import MsiError, TokenError
 
     sf = state_file()
     state = sf.read()
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     res = lookup.resource(state, resource, resource_group, sub_id)
-    response = platform.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
+    try:
+        response = platform.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
+    except TokenError as exc:
+        if res.rtype.host != "appservice":
+            raise
+        status, message = tokens.appservice_answer(exc)
+        raise MsiError(f"HTTP {status}: {message}", hint=exc.reason) from None
     if output is Output.tsv and not query:
         sys.stdout.write(response["access_token"] + "\n")
         return
@@ -106,3 +115,32 @@ def jwks(
         credentials.signing_key(ctx, t)  # a tenant always has a current key; roll it when due
         data = tokens.jwks(ctx.keys, t, ctx.now_iso)
     emit(data, output, columns=[("kid", "kid"), ("kty", "kty"), ("use", "use"), ("e", "e")], query=query)
+
+
+tenant_app = typer.Typer(help="Operate on a tenant's directory (signing keys).", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+@tenant_app.command(
+    "roll-keys",
+    epilog="Example: msi tenant roll-keys \"Default Directory\"\n\nExample: msi tenant roll-keys Contoso --emergency",
+)
+def roll_keys(
+    tenant: Annotated[str, typer.Argument(help="Tenant name or id.", autocompletion=complete_tenants)],
+    emergency: Annotated[bool, typer.Option("--emergency", help="Also withdraw the old key at once: tokens it signed stop verifying.")] = False,
+    output: OutputOpt = Output.table,
+    query: QueryOpt = None,
+) -> None:
+    """Roll the tenant's token-signing key now: the published next key signs from now on and a new
+    next key is published, so the JWKS always holds more than one valid key. The old key stays
+    published until its tokens expire, unless --emergency withdraws it at once (as Entra may), for
+    testing clients against an unknown kid."""
+    from msi_cli.core import credentials, lookup
+    from msi_cli.store.tokencache import TokenCache
+
+    sf = state_file()
+    with sf.transaction() as ctx:
+        result = credentials.roll_keys(ctx, lookup.tenant(ctx.state, tenant), emergency)
+        if emergency:  # the platform does not hand out tokens no one can verify
+            TokenCache(sf.tokens_path).drop_signed_by(result["previousKid"])
+    emit(result, output, query=query)

@@ -57,7 +57,7 @@ def check_access(ctx: Ctx, resource: Resource, scope_ref: str, role_ref: str, se
         when = f", deleted {gone.deleted}" if gone is not None else ""
         result["reason"] = (
             f"no role assignment grants {identity.principal_id} '{wanted.name}' at {scope}; a matching assignment exists "
-            f"for principal {orphans[0].principal_id}, which no longer exists (orphaned, principalType Unknown{when})"
+            f"for principal {orphans[0].principal_id}, which no longer exists (orphaned: az shows its principalName empty{when})"
         )
         return result
     result["reason"] = f"no role assignment grants {identity.principal_id} '{wanted.name}' at {scope} or above"

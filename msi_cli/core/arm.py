@@ -16,7 +16,7 @@ class ResourceType:
     kind: str | None  # ARM `kind` where Azure sets one (web and function apps)
     label: str  # what Azure's docs call it, for messages
     supports_identity: bool
-    host: str | None  # which token endpoint its code uses: "imds" or "appservice"
+    host: str | None  # which token endpoint its code uses: "imds" or "appservice" (App Service protocol)
     name_rule: str  # regex for the name
     name_help: str  # Azure's rule, as a sentence
 
@@ -40,7 +40,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "2-60 characters: letters, digits and '-', not starting or ending with '-'",
         ),
         ResourceType(
-            "containerapp", "Microsoft.App/containerApps", None, "Container App", True, "imds",
+            "containerapp", "Microsoft.App/containerApps", None, "Container App", True, "appservice",
             r"[a-z](?!.*--)(?:[a-z0-9-]{0,30}[a-z0-9])",
             "2-32 characters: lower-case letters, digits and '-', starting with a letter, ending with a letter or digit, no '--'",
         ),

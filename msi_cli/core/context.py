@@ -40,10 +40,14 @@ class Ctx:
     now: int  # simulated epoch seconds
     keys: KeyRing
     events: list[Event] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the user, once the change is saved
 
     @property
     def now_iso(self) -> str:
         return iso(self.now)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
 
     def log(self, operation: str, target: str, detail: str = "", outcome: str = "Succeeded") -> None:
         self.events.append(Event(self.now_iso, operation, target, outcome, detail))

@@ -3,8 +3,12 @@
 Identity certificates are valid for 90 days and rolled 45 days after issue, with no user action:
 every transaction first brings them up to date with the simulated clock (`roll_due`). Tenant
 signing keys sign tokens for six weeks, then stay published two more weeks so that tokens signed
-before a roll still verify; the next key is published a week before it takes over, so clients
-holding a cached JWKS already know it.
+before a roll still verify; the next key is published as soon as its predecessor signs, so the JWKS
+always holds more than one valid key and clients holding a cached JWKS already know the next one.
+
+Moving the clock never strands the model (`realign`): an identity always has a certificate valid
+at the simulated time, and signing keys stay on their timeline, so a token that is valid at the
+new time still verifies.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ CERT_VALIDITY = 90 * DAY
 CERT_ROLL_AFTER = 45 * DAY
 KEY_SIGNS_FOR = 42 * DAY
 KEY_PUBLISHED_AFTER = 14 * DAY
-KEY_PUBLISHED_AHEAD = 7 * DAY  # the next key is in the JWKS a week before it signs anything
+KEY_PUBLISHED_AHEAD = KEY_SIGNS_FOR  # the next key is in the JWKS while its predecessor signs
 
 
 def issue_certificate(ctx: Ctx, sp: ServicePrincipal, start: int) -> KeyCredential:
@@ -63,21 +67,18 @@ def current_certificate(sp: ServicePrincipal, now: int) -> KeyCredential | None:
 
 
 def signing_key(ctx: Ctx, tenant: Tenant) -> SigningKey:
-    """The key the tenant signs with now, rolling to a new one when the current one retires."""
-    publish_keys(ctx, tenant)
+    """The key the tenant signs with now, starting a new one when none is in force; the key that
+    will take over next is always published beside it."""
     at = ctx.now_iso
     key = current_key(tenant, at)
-    if key is not None:
-        _publish_successor(ctx, tenant, key)
-        return key
-    key = ctx.keys.new_signing_key(
-        tenant.id, ctx.now, ctx.now + KEY_SIGNS_FOR, ctx.now + KEY_SIGNS_FOR + KEY_PUBLISHED_AFTER
-    )
-    for older in tenant.signing_keys:
-        if older.signs_until > at:
-            older.signs_until = at  # the new key takes over; the old one stays published
-    tenant.signing_keys.append(key)
-    ctx.log("Roll signing key", tenant.name, f"kid {key.kid}")
+    if key is None:
+        # Signs until the next key already on the timeline takes over (after the clock went back).
+        upcoming = [epoch(k.created) for k in tenant.signing_keys if k.created > at]
+        until = min([ctx.now + KEY_SIGNS_FOR, *upcoming])
+        key = ctx.keys.new_signing_key(tenant.id, ctx.now, until, until + KEY_PUBLISHED_AFTER)
+        tenant.signing_keys.append(key)
+        ctx.log("Roll signing key", tenant.name, f"kid {key.kid}")
+    _publish_successor(ctx, tenant, key)
     return key
 
 
@@ -89,10 +90,15 @@ def current_key(tenant: Tenant, now_iso: str) -> SigningKey | None:
     return None
 
 
+def keys_due(tenant: Tenant, now_iso: str) -> bool:
+    """Whether `signing_key` has work to do: no key in force, or none published to follow it."""
+    key = current_key(tenant, now_iso)
+    return key is None or not any(k.created >= key.signs_until for k in tenant.signing_keys)
+
+
 def _publish_successor(ctx: Ctx, tenant: Tenant, current: SigningKey) -> None:
-    """Publish the key that will take over from `current`, once its retirement is a week away."""
-    if epoch(current.signs_until) - ctx.now > KEY_PUBLISHED_AHEAD:
-        return
+    """Publish the key that will take over from `current` (so the JWKS always holds more than
+    one valid key, and clients that cached it already know the next one)."""
     if any(k.created >= current.signs_until for k in tenant.signing_keys):
         return
     start = epoch(current.signs_until)
@@ -101,9 +107,55 @@ def _publish_successor(ctx: Ctx, tenant: Tenant, current: SigningKey) -> None:
     ctx.log("Publish next signing key", tenant.name, f"kid {nxt.kid}, signs from {nxt.created}")
 
 
-def publish_keys(ctx: Ctx, tenant: Tenant) -> list[SigningKey]:
-    """The keys a tenant publishes now (dropping those past their publication window)."""
-    at = ctx.now_iso
-    tenant.signing_keys[:] = [k for k in tenant.signing_keys if k.published_until > at]
-    return tenant.signing_keys
+def is_published(key: SigningKey, now: int) -> bool:
+    """A key is in the tenant's JWKS from the time its predecessor starts signing (it is the next
+    key) until it is withdrawn, some time after it stops signing. Keys are never dropped from the
+    state: when the clock goes back, the JWKS of that time comes back with it."""
+    return epoch(key.created) - KEY_PUBLISHED_AHEAD <= now < epoch(key.published_until)
 
+
+def published(tenant: Tenant, now: int) -> list[SigningKey]:
+    return [k for k in tenant.signing_keys if is_published(k, now)]
+
+
+def roll_keys(ctx: Ctx, tenant: Tenant, emergency: bool) -> dict:
+    """Roll the tenant's signing key now: the published next key signs from now on and a new next
+    key is published. The old key stays published (tokens it signed still verify) unless the roll
+    is an emergency, which withdraws it at once."""
+    old = signing_key(ctx, tenant)
+    nxt = min((k for k in tenant.signing_keys if k.created >= old.signs_until), key=lambda k: k.created)
+    at = ctx.now_iso
+    old.signs_until = at
+    nxt.created = at
+    nxt.signs_until = iso(ctx.now + KEY_SIGNS_FOR)
+    nxt.published_until = iso(ctx.now + KEY_SIGNS_FOR + KEY_PUBLISHED_AFTER)
+    if emergency:
+        old.published_until = at
+    _publish_successor(ctx, tenant, nxt)
+    ctx.log("Roll signing keys" + (" (emergency)" if emergency else ""), tenant.name,
+            f"kid {nxt.kid} signs now; kid {old.kid} " + ("withdrawn" if emergency else f"published until {old.published_until}"))
+    return {
+        "tenantId": tenant.id,
+        "signingKid": nxt.kid,
+        "previousKid": old.kid,
+        "previousWithdrawn": emergency,
+        "publishedKids": [k.kid for k in published(tenant, ctx.now)],
+    }
+
+
+def realign(ctx: Ctx) -> int:
+    """After the clock moved: credentials the platform would not have issued yet (start in the
+    new future) are forgotten, and every identity without a certificate valid now gets one, as
+    MSRP would have issued it. Returns how many were issued."""
+    at = ctx.now_iso
+    issued = 0
+    for sp in ctx.state.principals.values():
+        if any(c.start > at for c in sp.key_credentials):
+            sp.key_credentials[:] = [c for c in sp.key_credentials if c.start <= at]
+        if current_certificate(sp, ctx.now) is None:
+            issue_certificate(ctx, sp, ctx.now)
+            sp.key_credentials.sort(key=lambda c: c.start)
+            issued += 1
+    if issued:
+        ctx.log("Issue identity certificates", "MSRP", f"{issued} certificate(s) valid at the new time")
+    return issued

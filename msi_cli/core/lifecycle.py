@@ -4,14 +4,16 @@ Azure's rules, as the functions below apply them:
 - a resource has at most one system-assigned identity; disabling it deletes the identity and its
   service principal, and enabling it again creates a new one (new principalId and clientId);
 - a user-assigned identity stands alone, may be attached to any number of resources in its tenant,
-  and is deleted only explicitly, which detaches it everywhere and removes its principal;
+  and is deleted only explicitly, which removes its principal but not the resources' references:
+  each keeps a dangling entry (with the principalId and clientId it recorded) until it is removed
+  from the resource itself;
 - every identity has exactly one service principal, in the directory of its subscription, and MSRP
   issues it a certificate when it is created.
 """
 
 from __future__ import annotations
 
-from msi_cli.core import arm, credentials, lookup
+from msi_cli.core import arm, credentials, lookup, shapes
 from msi_cli.core.context import Ctx
 from msi_cli.core.clock import iso
 from msi_cli.core.model import (
@@ -25,8 +27,9 @@ from msi_cli.core.model import (
     State,
     Subscription,
     Tenant,
+    UserAssignment,
 )
-from msi_cli.errors import Conflict, InvalidArgument, MsiError
+from msi_cli.errors import Conflict, InvalidArgument, MsiError, NotFound
 
 DEFAULT_TENANT = "Default Directory"
 DEFAULT_SUBSCRIPTION = "default"
@@ -208,30 +211,56 @@ def assign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[
                 f"user-assigned identity '{identity.resource_id}' belongs to tenant {identity.tenant_id}, "
                 f"but '{resource.name}' is in tenant {tenant_id}: an identity cannot be assigned across tenants"
             )
+    for identity in to_attach:
+        entry = _entry(resource, identity.resource_id)
+        if entry is not None and entry.principal_id != identity.principal_id:
+            raise Conflict(
+                f"'{resource.name}' still holds the entry of a deleted identity with the id {entry.resource_id} "
+                f"(principalId {entry.principal_id}); the identity re-created under that id is a new principal",
+                hint=f"remove the old entry first: msi unassign {resource.name} --user-assigned {entry.resource_id}",
+            )
     if system_assigned and resource.system_principal_id is None:
         identity = _new_identity(ctx, SYSTEM, resource.name, resource.id, resource.location, tenant_id)
         resource.system_principal_id = identity.principal_id
         ctx.log("Enable system-assigned identity", resource.id, f"principalId {identity.principal_id}")
     for identity in to_attach:
-        if not any(i.lower() == identity.resource_id.lower() for i in resource.user_identity_ids):
-            resource.user_identity_ids.append(identity.resource_id)
+        if _entry(resource, identity.resource_id) is None:
+            resource.user_assigned.append(UserAssignment(identity.resource_id, identity.principal_id, identity.client_id))
             ctx.log("Assign user-assigned identity", resource.id, identity.resource_id)
+            if resource.rtype.key in ("vm", "vmss") and len(identity.name) > LONG_NAME:
+                ctx.warn(
+                    f"identity name '{identity.name}' is longer than {LONG_NAME} characters: Azure documents that "
+                    f"assigning it to a {resource.rtype.label} may fail or not work"
+                )
     return assignment_summary(ctx.state, resource)
 
 
+LONG_NAME = 24  # Azure: user-assigned identities with longer names may not work on VMs and scale sets
+
+
+def _entry(resource: Resource, rid: str) -> UserAssignment | None:
+    low = rid.lower().rstrip("/")
+    return next((u for u in resource.user_assigned if u.resource_id.lower() == low), None)
+
+
+def live_identity(state: State, entry: UserAssignment) -> Identity | None:
+    """The identity a resource's entry names, or None when it was deleted (a dangling entry)."""
+    identity = state.identities.get(entry.principal_id)
+    if identity is None or identity.kind != USER or identity.resource_id.lower() != entry.resource_id.lower():
+        return None
+    return identity
+
+
 def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str]) -> dict:
-    """Disable the system-assigned identity and/or detach user-assigned ones."""
+    """Disable the system-assigned identity and/or remove user-assigned entries (dangling ones
+    too: by full id, as a deleted identity's name resolves to nothing)."""
     if not system_assigned and not user_refs:
         raise InvalidArgument("say what to remove", hint="pass --system-assigned and/or --user-assigned ID")
     missing: list[str] = []
     detach: list[str] = []
     for ref in user_refs:
-        try:
-            identity = lookup.user_identity(ctx.state, ref)
-            rid = identity.resource_id
-        except MsiError:
-            identity, rid = None, ref
-        attached = identity is not None and any(i.lower() == rid.lower() for i in resource.user_identity_ids)
+        rid = _unassign_target(ctx.state, resource, ref)
+        attached = _entry(resource, rid) is not None
         bucket = detach if attached else missing
         if rid not in bucket:
             bucket.append(rid)
@@ -245,23 +274,50 @@ def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: lis
         resource.system_principal_id = None
         ctx.log("Disable system-assigned identity", resource.id, f"principalId {identity.principal_id} deleted")
     for rid in detach:
-        resource.user_identity_ids[:] = [i for i in resource.user_identity_ids if i.lower() != rid.lower()]
-        ctx.log("Remove user-assigned identity", resource.id, rid)
+        entry = _entry(resource, rid)
+        resource.user_assigned.remove(entry)  # type: ignore[arg-type]
+        dangling = live_identity(ctx.state, entry) is None  # type: ignore[arg-type]
+        ctx.log("Remove user-assigned identity", resource.id, rid + (" (deleted identity)" if dangling else ""))
     return assignment_summary(ctx.state, resource)
 
 
+def _unassign_target(state: State, resource: Resource, ref: str) -> str:
+    """The identity id a --user-assigned value names. A full id is taken as it is (it may name a
+    deleted identity); a bare name must resolve to a live identity."""
+    if arm.looks_like_id(ref):
+        return ref.rstrip("/")
+    try:
+        return lookup.user_identity(state, ref).resource_id
+    except NotFound:
+        dangling = [u.resource_id for u in resource.user_assigned
+                    if u.resource_id.rsplit("/", 1)[-1].lower() == ref.lower() and live_identity(state, u) is None]
+        if not dangling:
+            return ref
+        raise NotFound(
+            f"user-assigned identity '{ref}' no longer exists, so its name cannot be resolved; '{resource.name}' still "
+            f"holds its entry: remove it by full id: msi unassign {resource.name} --user-assigned {dangling[0]}"
+        ) from None
+
+
 def assignment_summary(state: State, resource: Resource) -> dict:
-    """What `az vm identity assign` returns."""
-    users = {}
-    for rid in resource.user_identity_ids:
-        identity = lookup.find_user_identity_by_id(state, rid)
-        if identity is not None:
-            users[rid] = {"principalId": identity.principal_id, "clientId": identity.client_id}
+    """What az prints after `identity assign`/`remove`: `az vm identity assign` (and vmss) returns
+    {systemAssignedIdentity, userAssignedIdentities}; `az webapp`/`functionapp`/`containerapp
+    identity assign` return the identity block."""
+    if resource.rtype.key not in ("vm", "vmss"):
+        block = shapes.identity_block(state, resource)
+        return {
+            "principalId": block.get("principalId"),
+            "tenantId": block.get("tenantId"),
+            "type": block["type"],
+            "userAssignedIdentities": block.get("userAssignedIdentities"),
+        }
+    users = {u.resource_id: {"principalId": u.principal_id, "clientId": u.client_id} for u in resource.user_assigned}
     return {"systemAssignedIdentity": resource.system_principal_id or "", "userAssignedIdentities": users}
 
 
 def delete(ctx: Ctx, target: Resource | Identity) -> dict:
-    """Delete a resource (and its system-assigned identity) or a user-assigned identity."""
+    """Delete a resource (and its system-assigned identity) or a user-assigned identity. Deleting a
+    user-assigned identity leaves the resources it was assigned to with a dangling entry."""
     state = ctx.state
     if isinstance(target, Resource):
         removed = []
@@ -272,19 +328,22 @@ def delete(ctx: Ctx, target: Resource | Identity) -> dict:
         del state.resources[target.id.lower()]
         ctx.log("Delete resource", target.id, f"system-assigned identity {removed[0]} deleted" if removed else "")
         return {"deleted": target.id, "deletedPrincipals": removed}
-    low = target.resource_id.lower()
-    detached = []
-    for resource in state.resources.values():
-        before = len(resource.user_identity_ids)
-        resource.user_identity_ids[:] = [i for i in resource.user_identity_ids if i.lower() != low]
-        if len(resource.user_identity_ids) != before:
-            detached.append(resource.id)
+    referenced = [
+        r.id for r in state.resources.values()
+        if any(u.principal_id == target.principal_id for u in r.user_assigned)
+    ]
     _remove_identity(ctx, target)
+    if referenced:
+        ctx.warn(
+            f"'{target.name}' is still assigned to {len(referenced)} resource(s); Azure does not remove those references: "
+            "each keeps a dangling entry that gets no token until removed with msi unassign RESOURCE --user-assigned "
+            + target.resource_id
+        )
     ctx.log(
         "Delete user-assigned identity", target.resource_id,
-        f"principalId {target.principal_id} deleted; detached from {len(detached)} resource(s)",
+        f"principalId {target.principal_id} deleted; still referenced by {len(referenced)} resource(s)",
     )
-    return {"deleted": target.resource_id, "deletedPrincipals": [target.principal_id], "detachedFrom": detached}
+    return {"deleted": target.resource_id, "deletedPrincipals": [target.principal_id], "stillReferencedBy": referenced}
 
 
 def resource_identities(state: State, resource: Resource) -> list[Identity]:
@@ -292,8 +351,8 @@ def resource_identities(state: State, resource: Resource) -> list[Identity]:
     found = []
     if resource.system_principal_id is not None:
         found.append(state.identities[resource.system_principal_id])
-    for rid in resource.user_identity_ids:
-        identity = lookup.find_user_identity_by_id(state, rid)
+    for entry in resource.user_assigned:
+        identity = live_identity(state, entry)
         if identity is not None:
             found.append(identity)
     return found

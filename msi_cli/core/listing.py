@@ -36,9 +36,8 @@ def collect(
         return tenant_id is None or state.subscriptions[sub].tenant_id == tenant_id
 
     if kind == "resources":
-        index = shapes.identity_index(state)
         return [
-            shapes.resource(state, r, index)
+            shapes.resource(state, r)
             for r in state.resources.values()
             if in_scope(r.subscription_id, r.resource_group) and (type_key is None or r.type == type_key)
         ]

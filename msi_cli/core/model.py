@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from msi_cli.core import arm
 
-SCHEMA_VERSION = 1  # of the state document; the store upgrades older ones
+SCHEMA_VERSION = 2  # of the state document; the store upgrades older ones (1: user_identities were bare ids)
 
 SYSTEM = "SystemAssigned"
 USER = "UserAssigned"
@@ -43,6 +43,17 @@ class Subscription:
 
 
 @dataclass(slots=True)
+class UserAssignment:
+    """A user-assigned identity as a resource recorded it when it was attached (an entry of ARM's
+    `identity.userAssignedIdentities`). Deleting the identity does not remove it: the entry then
+    dangles, still naming the principal and client ids it recorded."""
+
+    resource_id: str
+    principal_id: str
+    client_id: str
+
+
+@dataclass(slots=True)
 class Resource:
     name: str
     type: str  # key into arm.RESOURCE_TYPES
@@ -51,7 +62,12 @@ class Resource:
     location: str
     created: str
     system_principal_id: str | None = None  # the system-assigned identity, when enabled
-    user_identity_ids: list[str] = field(default_factory=list)  # attached user-assigned identities
+    user_assigned: list[UserAssignment] = field(default_factory=list)  # attached user-assigned identities
+
+    @property
+    def user_identity_ids(self) -> list[str]:
+        """The ids of the attached user-assigned identities, dangling ones included."""
+        return [u.resource_id for u in self.user_assigned]
 
     @property
     def rtype(self) -> arm.ResourceType:

@@ -1,4 +1,4 @@
-"""Moving resources across subscriptions (and tenants) and subscriptions across tenants.
+"""Moving resources across subscriptions of a tenant, and subscriptions across tenants.
 
 Nothing here marks anything as broken. A move changes ids and directories, as Azure's does, and
 the consequences follow from the model: a token is signed by the resource's subscription's tenant,
@@ -41,7 +41,8 @@ def identity_health(ctx: Ctx, resource: Resource) -> list[dict]:
 
 
 def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resource_group: str | None) -> dict:
-    """Move a resource to another subscription (maybe in another tenant) and/or resource group."""
+    """Move a resource to another subscription of its tenant and/or resource group. Azure does not
+    move resources across Microsoft Entra tenants: only a whole subscription changes tenant."""
     state = ctx.state
     if isinstance(target, Identity):
         raise MsiError(
@@ -54,7 +55,14 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
     rg = resource_group or resource.resource_group
     arm.validate_resource_group(rg)
     old_id = resource.id
+    old_sub = resource.subscription_id
     old_tenant = lookup.tenant_of(state, resource.subscription_id).id
+    if sub.tenant_id != old_tenant:
+        raise MsiError(
+            f"cannot move '{resource.name}' to subscription '{sub.name}' of another tenant: Azure does not move resources "
+            "across Microsoft Entra tenants; a resource changes tenant only with its whole subscription "
+            "(msi move-subscription SUBSCRIPTION --tenant TENANT)"
+        )
     new_id = arm.resource_id(sub.id, rg, resource.rtype.arm_type, resource.name)
     if new_id.lower() == old_id.lower():
         raise Conflict(f"'{resource.name}' is already in subscription '{sub.name}', resource group '{rg}'")
@@ -64,18 +72,19 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
     resource.subscription_id = sub.id
     resource.resource_group = rg
     state.resources[new_id.lower()] = resource
-    if resource.system_principal_id is not None and resource.rtype.arm_type != WEB_SITES:
-        # ARM tells MSRP about the new id for most resource types; App Service does not (the
-        # documented limitation), so a web or function app's identity stays bound to the old id.
+    if resource.system_principal_id is not None and (resource.rtype.arm_type != WEB_SITES or sub.id == old_sub):
+        # ARM tells MSRP about the new id for most resource types; App Service does not after a
+        # move across subscriptions (the documented limitation), so a web or function app's
+        # identity stays bound to the old id. A move between resource groups of one subscription
+        # is a metadata change for App Service: the identity follows.
         identity = state.identities[resource.system_principal_id]
         identity.resource_id = new_id
         state.principals[identity.principal_id].alternative_names[1:] = [new_id]
     orphaned = [a.id for a in state.role_assignments.values() if _within(a.scope, old_id)]
-    ctx.log("Move resource", old_id, f"to {new_id}" + (f"; tenant {old_tenant} -> {sub.tenant_id}" if sub.tenant_id != old_tenant else ""))
+    ctx.log("Move resource", old_id, f"to {new_id}")
     return {
         "id": new_id,
         "previousId": old_id,
-        "tenantChanged": sub.tenant_id != old_tenant,
         "orphanedRoleAssignments": orphaned,
         "identities": identity_health(ctx, resource),
     }

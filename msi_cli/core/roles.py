@@ -98,9 +98,15 @@ def assignment_arm_id(a: RoleAssignment) -> str:
     return f"{a.scope}/providers/Microsoft.Authorization/roleAssignments/{a.id}"
 
 
-def principal_type(state: State, principal_id: str) -> str:
-    """`ServicePrincipal` while the principal exists; `Unknown` once it is gone (orphaned)."""
-    return "ServicePrincipal" if principal_id in state.principals else "Unknown"
+PRINCIPAL_TYPE = "ServicePrincipal"  # every principal here is a managed identity's service principal
+
+
+def principal_name(state: State, principal_id: str) -> str:
+    """What `az role assignment list` shows as principalName: a service principal's first
+    servicePrincipalName (for a managed identity, its appId); "" once the principal is gone
+    (orphaned). The assignment keeps its principalType either way."""
+    sp = state.principals.get(principal_id)
+    return sp.app_id if sp is not None else ""
 
 
 def assignment_shape(state: State, a: RoleAssignment) -> dict:
@@ -110,7 +116,8 @@ def assignment_shape(state: State, a: RoleAssignment) -> dict:
         "name": a.id,
         "type": "Microsoft.Authorization/roleAssignments",
         "principalId": a.principal_id,
-        "principalType": principal_type(state, a.principal_id),
+        "principalName": principal_name(state, a.principal_id),
+        "principalType": PRINCIPAL_TYPE,
         "roleDefinitionName": definition.name if definition else "",
         "roleDefinitionId": role_definition_id(a.scope, a.role_definition_id),
         "scope": a.scope,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msi_cli.core import arm, lookup
+from msi_cli.core import arm
 from msi_cli.core.model import (
     DeletedPrincipal,
     Identity,
@@ -14,12 +14,7 @@ from msi_cli.core.model import (
 )
 
 
-def identity_index(state: State) -> dict[str, Identity]:
-    """User-assigned identities by lower-case resource id, for bulk rendering."""
-    return {i.resource_id.lower(): i for i in lookup.user_identities(state)}
-
-
-def resource(state: State, r: Resource, index: dict[str, Identity] | None = None) -> dict:
+def resource(state: State, r: Resource) -> dict:
     rtype = r.rtype
     out: dict = {"id": r.id, "name": r.name, "type": rtype.arm_type}
     if rtype.kind:
@@ -27,10 +22,18 @@ def resource(state: State, r: Resource, index: dict[str, Identity] | None = None
     out["resourceGroup"] = r.resource_group
     out["subscriptionId"] = r.subscription_id
     out["location"] = r.location
-    if r.system_principal_id is None and not r.user_identity_ids:
+    if r.system_principal_id is None and not r.user_assigned:
         if rtype.supports_identity:
             out["identity"] = {"type": "None"}
         return out
+    out["identity"] = identity_block(state, r)
+    return out
+
+
+def identity_block(state: State, r: Resource) -> dict:
+    """A resource's `identity` as ARM shows it: type, principalId/tenantId when system-assigned is
+    on, and each user-assigned entry with the ids it recorded when attached (a deleted identity's
+    entry stays, dangling, as in Azure)."""
     kinds = []
     block: dict = {}
     if r.system_principal_id is not None:
@@ -38,16 +41,12 @@ def resource(state: State, r: Resource, index: dict[str, Identity] | None = None
         system = state.identities[r.system_principal_id]
         block["principalId"] = system.principal_id
         block["tenantId"] = system.tenant_id
-    if r.user_identity_ids:
+    if r.user_assigned:
         kinds.append("UserAssigned")
-        users = {}
-        for rid in r.user_identity_ids:
-            identity = index.get(rid.lower()) if index is not None else lookup.find_user_identity_by_id(state, rid)
-            if identity is not None:
-                users[rid] = {"principalId": identity.principal_id, "clientId": identity.client_id}
-        block["userAssignedIdentities"] = users
-    out["identity"] = {"type": ", ".join(kinds), **block}
-    return out
+        block["userAssignedIdentities"] = {
+            u.resource_id: {"principalId": u.principal_id, "clientId": u.client_id} for u in r.user_assigned
+        }
+    return {"type": ", ".join(kinds) or "None", **block}
 
 
 def user_identity(i: Identity) -> dict:

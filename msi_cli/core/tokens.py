@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from msi_cli.core import credentials, lookup
 from msi_cli.core.context import Ctx
-from msi_cli.core.lifecycle import resource_identities
+from msi_cli.core.lifecycle import live_identity
 from msi_cli.core.model import SYSTEM, Identity, Resource, State
 from msi_cli.errors import TokenError
 
@@ -92,38 +92,72 @@ MULTIPLE_USER_ASSIGNED = (
 )
 
 
+NO_USER_ASSIGNED = "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."
+APPSERVICE_UNEXPECTED = "An unexpected error occured while fetching the AAD Token."  # sic: App Service's spelling
+APPSERVICE_UNABLE = "Unable to load the proper Managed Identity."
+
+
 def select(state: State, resource: Resource, selector: Selector) -> Identity:
     """Azure's selection rules: a selector must match one of the resource's identities. Without
     one, IMDS hosts take the system-assigned identity if enabled, else the only user-assigned one;
-    App Service and Functions take the system-assigned identity only."""
+    App Service, Functions and Container Apps take the system-assigned identity only. An entry
+    left by a deleted user-assigned identity (dangling) still counts, but gets no token."""
     if selector.given() > 1:
         raise TokenError("invalid_request", "Only one of client_id, object_id or msi_res_id may be given", reason="give at most one selector")
-    held = resource_identities(state, resource)
+    system = state.identities[resource.system_principal_id] if resource.system_principal_id is not None else None
+    entries = [(u, live_identity(state, u)) for u in resource.user_assigned]
     if selector.client_id is not None:
-        found = [i for i in held if i.client_id == selector.client_id.strip().lower()]
+        want = selector.client_id.strip().lower()
+        hit = system if system is not None and system.client_id == want else None
+        matches = [e for e in entries if e[0].client_id == want]
     elif selector.object_id is not None:
-        found = [i for i in held if i.principal_id == selector.object_id.strip().lower()]
+        want = selector.object_id.strip().lower()
+        hit = system if system is not None and system.principal_id == want else None
+        matches = [e for e in entries if e[0].principal_id == want]
     elif selector.msi_res_id is not None:
         want = selector.msi_res_id.strip().lower().rstrip("/")
-        found = [i for i in held if i.kind != SYSTEM and i.resource_id.lower() == want]
+        hit, matches = None, [e for e in entries if e[0].resource_id.lower() == want]
     else:
-        system = [i for i in held if i.kind == SYSTEM]
-        users = [i for i in held if i.kind != SYSTEM]
-        if system:
-            return system[0]
-        if users and resource.rtype.host == "appservice":
+        if system is not None:
+            return system
+        if entries and resource.rtype.host == "appservice":
             raise TokenError(
-                "invalid_request", IDENTITY_NOT_FOUND,
-                reason=f"App Service uses the system-assigned identity when no identity is specified, and '{resource.name}' "
-                "has none; select a user-assigned identity with client_id, principal_id or mi_res_id",
+                "invalid_request", IDENTITY_NOT_FOUND, code="no_identity",
+                reason=f"{resource.rtype.label}s use the system-assigned identity when no identity is specified, and "
+                f"'{resource.name}' has none; select a user-assigned identity with client_id, principal_id or mi_res_id",
             )
-        if len(users) > 1:
-            raise TokenError("invalid_request", MULTIPLE_USER_ASSIGNED, reason=f"'{resource.name}' holds {len(users)} user-assigned identities and no system-assigned one")
-        found = users
-    if not found:
-        why = f"'{resource.name}' has no managed identity" if not held else f"no identity of '{resource.name}' matches the selector"
-        raise TokenError("invalid_request", IDENTITY_NOT_FOUND, reason=why)
-    return found[0]
+        if len(entries) > 1:
+            raise TokenError("invalid_request", MULTIPLE_USER_ASSIGNED, code="multiple",
+                             reason=f"'{resource.name}' holds {len(entries)} user-assigned identities and no system-assigned one")
+        if not entries:
+            raise TokenError("invalid_request", IDENTITY_NOT_FOUND, code="no_identity", reason=f"'{resource.name}' has no managed identity")
+        hit, matches = None, entries
+    if hit is not None:
+        return hit
+    if matches and matches[0][1] is not None:
+        return matches[0][1]
+    if matches:
+        entry = matches[0][0]
+        raise TokenError(
+            "invalid_request", IDENTITY_NOT_FOUND, code="selector_miss",
+            reason=f"user-assigned identity {entry.resource_id} (principalId {entry.principal_id}) was deleted; "
+            f"'{resource.name}' keeps its entry until removed: msi unassign {resource.name} --user-assigned {entry.resource_id}",
+        )
+    why = f"'{resource.name}' has no managed identity" if system is None and not entries else f"no identity of '{resource.name}' matches the selector"
+    raise TokenError("invalid_request", IDENTITY_NOT_FOUND, code="selector_miss", reason=why)
+
+
+def appservice_answer(exc: TokenError) -> tuple[int, str]:
+    """The status and message the App Service / Container Apps endpoint answers a refusal with:
+    an unknown user-assigned selector is a 400 naming the selectors, an unknown audience a 500
+    (which clients retry), no identity without a selector App Service's 'Unable to load'."""
+    if exc.code == "selector_miss":
+        return 400, NO_USER_ASSIGNED
+    if exc.code in ("no_identity", "multiple"):
+        return 400, APPSERVICE_UNABLE
+    if exc.code == "unknown_audience":
+        return 500, APPSERVICE_UNEXPECTED
+    return exc.status, exc.description
 
 
 def cache_key(state: State, resource: Resource, identity: Identity, audience: str) -> str:
@@ -141,7 +175,7 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
     tenant = lookup.tenant_of(state, resource.subscription_id)
     if identity.kind == SYSTEM and identity.resource_id.lower() != resource.id.lower():
         raise TokenError(
-            "invalid_request", IDENTITY_NOT_FOUND,
+            "invalid_request", IDENTITY_NOT_FOUND, code="no_identity",
             reason=f"the system-assigned identity {identity.principal_id} was issued for {identity.resource_id}, "
             f"not for the resource's current id {resource.id}; disable and re-enable it to get a new identity",
         )
@@ -172,6 +206,7 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
             "This can happen if the application has not been installed by the administrator of the tenant or consented "
             "to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
             reason=f"'{audience}' is not a resource the simulated tenants know",
+            code="unknown_audience",
         )
     return tenant, sp, cert
 
@@ -243,9 +278,10 @@ def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dic
     private = load_pem_private_key(ctx.keys.signing_key_pem(key.kid), password=None, unsafe_skip_rsa_key_validation=True)
     token = crypto.jws_sign({"typ": "JWT", "alg": "RS256", "x5t": key.kid, "kid": key.kid}, claims, private)
     ctx.log("Issue token", resource.id, f"{identity.kind} identity {identity.principal_id} for {audience}")
+    # IMDS's body: every value a string; no refresh_token (managed identities have none), and
+    # ext_expires_in as issued (it does not count down with expires_in on cache hits).
     return {
         "access_token": token,
-        "refresh_token": "",
         "expires_in": str(exp - ctx.now),
         "expires_on": str(exp),
         "ext_expires_in": str(exp - ctx.now),
@@ -257,21 +293,26 @@ def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dic
 
 
 def from_cache(entry: dict, now: int) -> dict | None:
-    """A cached response, with `expires_in` counted down, while it has more than the margin left."""
+    """A cached response, with `expires_in` counted down (`ext_expires_in` is not), while it has
+    more than the margin left."""
     try:
         expires_on = int(entry["expires_on"])
     except (KeyError, TypeError, ValueError):
         return None
     if expires_on - now <= CACHE_MARGIN or int(entry.get("not_before", 0)) > now:
         return None
-    return {**entry, "expires_in": str(expires_on - now), "ext_expires_in": str(expires_on - now)}
+    out = {**entry, "expires_in": str(expires_on - now)}
+    out.pop("refresh_token", None)  # written by an older msi-cli
+    return out
 
 
 # ---- published keys and verification -------------------------------------------------------------
 
 
 def published_keys(tenant, now_iso: str):
-    return [k for k in tenant.signing_keys if k.published_until > now_iso]
+    from msi_cli.core.clock import epoch
+
+    return credentials.published(tenant, epoch(now_iso))
 
 
 def jwks(keys, tenant, now_iso: str) -> dict:

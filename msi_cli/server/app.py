@@ -159,7 +159,7 @@ class Application:
             return False
         from msi_cli.core import credentials
 
-        return credentials.current_key(tenant, iso(real_now() + state.clock_offset)) is None
+        return credentials.keys_due(tenant, iso(real_now() + state.clock_offset))
 
     def _publish_keys(self, tenant_ref: str) -> None:
         from msi_cli.core import credentials, lookup

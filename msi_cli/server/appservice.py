@@ -1,12 +1,15 @@
-"""The App Service / Azure Functions identity endpoint:
+"""The App Service / Azure Functions / Container Apps identity endpoint:
 
     GET {IDENTITY_ENDPOINT}?resource=URI&api-version=2019-08-01   header X-IDENTITY-HEADER
     GET {MSI_ENDPOINT}?resource=URI&api-version=2017-09-01        header secret (legacy)
 
 2019-08-01 selectors: client_id, principal_id (alias object_id), mi_res_id; 2017-09-01 knows only
-`clientid`. Errors carry `statusCode`, `message` and `correlationId`. "Unable to load the proper
-Managed Identity." (an unknown or ambiguous identity) and "Unsupported/Invalid api-version
-parameter" are observed App Service answers; the other messages are the simulator's wording.
+`clientid`. Errors carry `statusCode`, `message` and `correlationId`. Observed App Service answers:
+"No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."
+(400, an unknown user-assigned selector), "An unexpected error occured while fetching the AAD Token."
+(500, an unknown audience; clients retry it), "Unable to load the proper Managed Identity." (no
+identity without a selector) and "Unsupported/Invalid api-version parameter"; the other messages
+are the simulator's wording.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import hmac
 import time
 import uuid
 
-from msi_cli.core.tokens import IDENTITY_NOT_FOUND, MULTIPLE_USER_ASSIGNED
+from msi_cli.core.tokens import APPSERVICE_UNABLE, appservice_answer
 from msi_cli.errors import TokenError
 from msi_cli.server.messages import Request, Response, encode, json_response
 from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector, query
 
 CURRENT = "2019-08-01"
 LEGACY = "2017-09-01"
-UNABLE_TO_LOAD = "Unable to load the proper Managed Identity."
+UNABLE_TO_LOAD = APPSERVICE_UNABLE
 BAD_API_VERSION = "Unsupported/Invalid api-version parameter"
 METHOD_NOT_ALLOWED = "The HTTP method is not supported by the managed identity endpoint; use GET."
 UNAUTHORIZED = "The {header} header is missing or does not match this app's identity secret."
@@ -125,9 +128,9 @@ def _body(response: dict, legacy: bool) -> dict:
 
 
 def error(exc: TokenError) -> Response:
-    """The core's refusal in App Service's shape; selection failures read as App Service says them."""
-    message = UNABLE_TO_LOAD if exc.description in (IDENTITY_NOT_FOUND, MULTIPLE_USER_ASSIGNED) else exc.description
-    return _error(exc.status, message, log=exc.reason)
+    """The core's refusal in App Service's shape and wording."""
+    status, message = appservice_answer(exc)
+    return _error(status, message, log=exc.reason)
 
 
 def fault(status: int) -> Response:

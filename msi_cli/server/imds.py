@@ -1,5 +1,4 @@
-"""The Azure Instance Metadata Service identity endpoint, as VMs, scale sets and (in this
-simulator) container apps see it:
+"""The Azure Instance Metadata Service identity endpoint, as VMs and scale sets see it:
 
     GET {host}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=URI  (Metadata: true)
 

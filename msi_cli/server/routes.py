@@ -2,8 +2,8 @@
 id, so the layout needs no registry and a resource created while the server runs is served at
 once:
 
-    {base}{resource id}/metadata/identity/oauth2/token    IMDS (vm, vmss, containerapp)
-    {base}{resource id}/msi/token                         App Service (webapp, functionapp)
+    {base}{resource id}/metadata/identity/oauth2/token    IMDS (vm, vmss)
+    {base}{resource id}/msi/token                         App Service (webapp, functionapp, containerapp)
     {base}/{tenant}/.well-known/openid-configuration      OpenID discovery (tenant id or name)
     {base}/{tenant}/discovery/keys                        the tenant's JWKS
     {base}/{tenant}/v2.0/.well-known/openid-configuration Entra's v2 discovery (msal reads it)

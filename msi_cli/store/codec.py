@@ -24,6 +24,7 @@ from msi_cli.core.model import (
     State,
     Subscription,
     Tenant,
+    UserAssignment,
 )
 from msi_cli.errors import MsiError
 
@@ -43,7 +44,34 @@ class InvalidDocument(Exception):
 
 # ---- schema upgrades: UPGRADES[n] turns a version-n document into a version-(n+1) one ----------
 
-UPGRADES: dict[int, Callable[[dict], dict]] = {}
+def _v1_user_identities(doc: dict) -> dict:
+    """Schema 1 listed a resource's user-assigned identities by id only (deleting an identity
+    detached it, so each named a live identity). Schema 2 records, per entry, the principal and
+    client ids the resource saw when it was attached, so that an entry outlives its identity."""
+    identities = doc.get("identities")
+    by_id = {}
+    if isinstance(identities, list):
+        for rec in identities:
+            if isinstance(rec, dict) and rec.get("kind") == USER and isinstance(rec.get("resource_id"), str):
+                by_id[rec["resource_id"].lower()] = rec
+    resources = doc.get("resources")
+    for rec in resources if isinstance(resources, list) else ():
+        ids = rec.get("user_identities") if isinstance(rec, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            continue  # left as it is: validation reports it
+        entries = []
+        for rid in ids:
+            found = by_id.get(rid.lower(), {})
+            entry = {"id": rid}
+            for field, key in (("principal_id", "principal_id"), ("client_id", "client_id")):
+                if isinstance(found.get(key), str):
+                    entry[field] = found[key]
+            entries.append(entry)
+        rec["user_identities"] = entries
+    return doc
+
+
+UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_user_identities}
 
 
 def upgrade(doc: dict, upgrades: dict[int, Callable[[dict], dict]] | None = None) -> dict:
@@ -98,7 +126,9 @@ def resource_rec(r: Resource) -> dict:
         "created": r.created,
     }
     _opt(rec, "system_principal_id", r.system_principal_id)
-    rec["user_identities"] = list(r.user_identity_ids)
+    rec["user_identities"] = [
+        {"id": u.resource_id, "principal_id": u.principal_id, "client_id": u.client_id} for u in r.user_assigned
+    ]
     return rec
 
 
@@ -276,7 +306,8 @@ def _resource(r: _Reader) -> Resource:
         raise InvalidDocument(r.path + ("type",), f"unknown resource type '{type_key}'")
     res = Resource(
         r.str("name"), type_key, r.guid("subscription"), r.str("resource_group"), r.str("location"),  # type: ignore[arg-type]
-        r.time("created"), r.guid("system_principal_id", optional=True), r.strings("user_identities"),
+        r.time("created"), r.guid("system_principal_id", optional=True),
+        [UserAssignment(u.str("id"), u.guid("principal_id"), u.guid("client_id")) for u in r.tables("user_identities")],  # type: ignore[arg-type]
     )
     r.follows("name", arm.validate_resource_name, type_key, res.name)
     r.follows("resource_group", arm.validate_resource_group, res.resource_group)
@@ -366,9 +397,17 @@ def check_links(state: State) -> None:
             if pid in system_owner:
                 raise InvalidDocument(("resources", n, "system_principal_id"), f"system-assigned identity {pid} is held by two resources")
             system_owner[pid] = res.name
-        for rid in res.user_identity_ids:
-            if rid.lower() not in user_ids:
-                raise InvalidDocument(("resources", n, "user_identities"), f"resource '{res.name}' names a missing user-assigned identity {rid}")
+        seen: set[str] = set()
+        for entry in res.user_assigned:
+            low = entry.resource_id.lower()
+            parsed = arm.parse_id(entry.resource_id)
+            if parsed is None or (parsed.arm_type or "").lower() != arm.IDENTITY_ARM_TYPE.lower() or low in seen:
+                raise InvalidDocument(("resources", n, "user_identities"), f"resource '{res.name}' holds an invalid or repeated user-assigned identity id {entry.resource_id}")
+            seen.add(low)
+            # a live principal must be the identity the entry names; any other is a deleted one's (dangling)
+            live = state.identities.get(entry.principal_id)
+            if live is not None and (live.kind != USER or live.resource_id.lower() != low or live.client_id != entry.client_id):
+                raise InvalidDocument(("resources", n, "user_identities"), f"resource '{res.name}' records principal {entry.principal_id} for {entry.resource_id}, which is another identity")
     for n, (pid, identity) in enumerate(state.identities.items()):
         if identity.kind == SYSTEM and pid not in system_owner:
             raise InvalidDocument(("identities", n, "principal_id"), f"system-assigned identity {pid} belongs to no resource")
@@ -417,7 +456,7 @@ def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
         "subscriptions": [(k, (s.id, s.name, s.tenant_id, s.created)) for k, s in state.subscriptions.items()],
         "resources": [
             (k, (r.name, r.type, r.subscription_id, r.resource_group, r.location, r.created, r.system_principal_id,
-                 tuple(r.user_identity_ids)))
+                 tuple((u.resource_id, u.principal_id, u.client_id) for u in r.user_assigned)))
             for k, r in state.resources.items()
         ],
         "identities": [
@@ -444,7 +483,9 @@ def from_rows(head: dict, table: dict) -> State:
     state = State(head["schema"], head.get("clock_offset", 0), head["default_subscription"])
     state.tenants = {k: Tenant(i, n, c, [SigningKey(*s) for s in keys]) for k, (i, n, c, keys) in table["tenants"]}
     state.subscriptions = {k: Subscription(*r) for k, r in table["subscriptions"]}
-    state.resources = {k: Resource(n, t, s, g, loc, c, p, list(u)) for k, (n, t, s, g, loc, c, p, u) in table["resources"]}
+    state.resources = {
+        k: Resource(n, t, s, g, loc, c, p, [UserAssignment(*e) for e in u]) for k, (n, t, s, g, loc, c, p, u) in table["resources"]
+    }
     state.identities = {k: Identity(*r) for k, r in table["identities"]}
     state.principals = {
         k: ServicePrincipal(i, a, t, d, list(alt), [KeyCredential(*c) for c in creds])

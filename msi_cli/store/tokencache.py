@@ -38,3 +38,19 @@ class TokenCache:
         entries[key] = response
         self._entries = entries
         files.write_atomic(self.path, json.dumps(entries).encode("utf-8"), durable=False)  # lost: re-minted
+
+    def drop_signed_by(self, kid: str) -> None:
+        """Forget the tokens a withdrawn signing key signed (call with the state lock held)."""
+        import base64
+
+        def kid_of(entry: object) -> str | None:
+            try:
+                head = entry["access_token"].split(".", 1)[0]  # type: ignore[index]
+                return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("kid")
+            except (AttributeError, KeyError, TypeError, ValueError):
+                return None
+
+        self._entries = None
+        entries = {k: v for k, v in self._load().items() if kid_of(v) != kid}
+        self._entries = entries
+        files.write_atomic(self.path, json.dumps(entries).encode("utf-8"), durable=False)
