@@ -22,6 +22,7 @@ import errno
 import json
 import multiprocessing
 import os
+import re
 import resource
 import selectors
 import signal
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import environment, msi_command, precompile, table  # noqa: E402
 from endpoint import VAULT, imds_target, run_msi  # noqa: E402
 
+_MORE = re.compile(rb"\.\.\. and (\d+) more like this")
 MAX_PROBES = 20000  # per probe run, whatever the duration
 
 
@@ -54,11 +56,13 @@ def start_server(msi: list[str], env: dict) -> tuple[subprocess.Popen, str, list
     block the server and measure the pipe, not the server)."""
     proc = subprocess.Popen([*msi, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    lines = [0]
+    lines = [0, 0]  # lines written, requests they tell of (a summary line tells of many)
 
     def drain() -> None:
-        for _ in proc.stderr:
+        for line in proc.stderr:
             lines[0] += 1
+            more = _MORE.search(line)
+            lines[1] += int(more[1]) if more else 1
 
     threading.Thread(target=drain, daemon=True).start()
     line: list[bytes] = []
@@ -90,7 +94,7 @@ def _attack(kind: str, addr: tuple[str, int], count: int, payload: bytes, ready,
     takes it, never read. A connection the server closes is reopened."""
     raise_fd_limit(count + 256)
     sel = selectors.DefaultSelector()
-    opened = dropped = sent = 0
+    opened = dropped = 0
 
     def open_one(n: int) -> None:
         nonlocal opened
@@ -122,7 +126,7 @@ def _attack(kind: str, addr: tuple[str, int], count: int, payload: bytes, ready,
                     sock.recv(65536)
                     raise ConnectionResetError
                 else:  # flood: write as much as the socket takes, never read
-                    sent += sock.send(payload)
+                    sock.send(payload)
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:
@@ -133,7 +137,7 @@ def _attack(kind: str, addr: tuple[str, int], count: int, payload: bytes, ready,
         if not signalled and (kind == "flood" or connected >= count):
             ready.set()
             signalled = True
-    out.put({"opened": opened, "dropped": dropped, "sent": sent})
+    out.put({"opened": opened, "dropped": dropped})
     for key in list(sel.get_map().values()):
         key.fileobj.close()
 
@@ -243,7 +247,7 @@ def main() -> None:
 
             def measure(label: str, attack: tuple | None) -> None:
                 for fresh in (False, True):
-                    before = log_lines[0]
+                    before, told = log_lines
                     extra = ""
                     if attack is None:
                         r = probe(addr, valid, args.seconds, fresh)
@@ -251,8 +255,9 @@ def main() -> None:
                         with Attack(*attack) as running:
                             r = probe(addr, valid, args.seconds, fresh)
                         res = running.result
-                        extra = (f"{res.get('dropped', 0)} reopened" if attack[0] == "idle"
-                                 else f"{res.get('sent', 0) // len(refused)} requests sent")
+                        extra = f"{res.get('dropped', 0)} reconnects"
+                        if attack[0] == "flood":
+                            extra = f"{log_lines[1] - told} refused, " + extra
                     rows.append((label, "new per request" if fresh else "persistent", r["requests"],
                                  f"{r['rate']:.0f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}", f"{r['max']:.1f}",
                                  r["errors"], log_lines[0] - before, extra))

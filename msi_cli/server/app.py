@@ -26,6 +26,7 @@ from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.live import LiveState
 from msi_cli.server.messages import Request, Response, json_response
 from msi_cli.server.protocol import Rejected
+from msi_cli.server.serverlog import ServerLog
 from msi_cli.store.keyring import FileKeyRing
 from msi_cli.store.statefile import StateFile
 
@@ -40,7 +41,7 @@ def _not_found(path: str) -> Response:
 
 class Application:
     def __init__(self, sf: StateFile, key: bytes, faults: list[Fault], pool: ThreadPoolExecutor,
-                 log: Callable[[str], None], verbose: bool = False) -> None:
+                 log: ServerLog, verbose: bool = False) -> None:
         self.sf = sf
         self.key = key
         self.live = LiveState(sf)
@@ -57,7 +58,9 @@ class Application:
         if self.verbose or response.status >= 400:
             ms = (time.perf_counter() - started) * 1000
             why = f" ({response.log})" if response.log and response.status >= 400 else ""
-            self.log(f"{req.method} {req.path} {response.status} {ms:.1f}ms{why}")
+            path = req.path if len(req.path) <= 200 else req.path[:200] + "..."
+            # counted by method and status, so a flood of like requests becomes one summary line
+            self.log(f"{req.method} {path} {response.status} {ms:.1f}ms{why}", kind=f"{req.method[:16]} {response.status}")
 
     def answer_now(self, req: Request) -> Response | None:
         """The answer, if it can be given at once without blocking: the state and token cache
@@ -217,7 +220,7 @@ class Server:
         self.sf = sf
         self.host = host
         self.port = port
-        self.log = log or _stderr
+        self.log = ServerLog(log or _stderr)  # escaped, bounded, repeated lines summed up
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="msi-serve")
         self.key = runfile.new_key()
         self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose)
@@ -250,6 +253,7 @@ class Server:
         try:
             await self.http.close()
         finally:
+            self.log.flush()
             runfile.remove(self.sf.server_path, os.getpid())
             self.pool.shutdown(wait=False, cancel_futures=True)
 
