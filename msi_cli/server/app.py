@@ -257,11 +257,18 @@ class Server:
             runfile.remove(self.sf.server_path, os.getpid())
             self.pool.shutdown(wait=False, cancel_futures=True)
 
+    def loop_error(self, loop, context: dict) -> None:
+        """What asyncio would print with a traceback (say, out of file descriptors), as one line."""
+        message = context.get("message") or "event loop error"
+        exc = context.get("exception")
+        self.log(f"{message}: {exc}" if exc is not None else message, kind=message)
+
     def run(self, ready: Callable[[str], None]) -> None:
         """Serve until SIGINT, SIGTERM or SIGHUP, then stop cleanly (blocking; main thread)."""
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
+            loop.set_exception_handler(self.loop_error)
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(sig, stop.set)
@@ -284,6 +291,7 @@ class ServerThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="msi-serve-loop", daemon=True)
 
     def start(self, timeout: float = 10.0) -> str:
+        self.loop.set_exception_handler(self.server.loop_error)
         self._thread.start()
         return asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout)
 

@@ -24,6 +24,7 @@ processes must not lock out a well-behaved client:
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import time
@@ -40,7 +41,11 @@ MAX_BODY = 64 * 1024  # a form-encoded token request fits many times over; large
 MAX_BUFFER = MAX_HEAD + MAX_BODY  # read ahead of the request being answered; past it, reading pauses
 MAX_HEADERS = 100
 MAX_CONNECTIONS = 4096  # at most: start() lowers it to what the open-file limit leaves
-FD_RESERVE = 128  # descriptors kept for the listener, the state files, the thread pool, stdio
+ACCEPT_BURST = 32  # connections accepted per wake-up of the listener
+# Descriptors kept free: the state files, the thread pool, stdio; and the connections accepted
+# before they make room (an accepted one drops the longest idle three turns of the loop later).
+FD_RESERVE = 64 + 4 * ACCEPT_BURST
+LISTEN_BACKLOG = 1024  # connections the kernel queues until they are accepted
 REQUEST_TIMEOUT = 10.0  # seconds
 PRESSURE = 0.75  # share of max_connections past which idle connections get PRESSURE_TIMEOUT
 PRESSURE_TIMEOUT = 1.0  # seconds
@@ -400,8 +405,12 @@ class HttpServer:
         """Listen (TLS when given an `ssl.SSLContext`); returns the bound address."""
         self.loop = asyncio.get_running_loop()
         self.max_connections = connection_budget(self.max_connections)
-        self._server = await self.loop.create_server(lambda: _Connection(self), host, port, backlog=1024, ssl=ssl,
+        self._server = await self.loop.create_server(lambda: _Connection(self), host, port, backlog=ACCEPT_BURST, ssl=ssl,
                                                      ssl_handshake_timeout=self.timeout if ssl is not None else None)
+        for sock in self._server.sockets:  # asyncio accepts `backlog` at a time: keep that small, the queue long
+            listener = socket.socket(fileno=os.dup(sock.fileno()))
+            listener.listen(LISTEN_BACKLOG)
+            listener.close()
         self._sweeper = self.loop.call_later(self._interval(), self._sweep)
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]
