@@ -50,7 +50,7 @@ REQUEST_TIMEOUT = 10.0  # seconds
 PRESSURE = 0.75  # share of max_connections past which idle connections get PRESSURE_TIMEOUT
 PRESSURE_TIMEOUT = 1.0  # seconds
 BURST = 8  # pipelined requests a connection gets answered in a row
-PUMP = 32  # queued pipelined requests answered per turn of the loop
+PUMP = 16  # queued pipelined requests answered per turn of the loop
 SEND_BUFFER = 32 * 1024  # the kernel's send buffer per connection (fixed, not autotuned to megabytes)
 WRITE_HIGH = 16 * 1024  # our write buffer past the kernel's: above it, the connection is paused
 
