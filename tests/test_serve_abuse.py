@@ -56,7 +56,8 @@ class Serve:
         self.proc = subprocess.Popen([*msi_executable(), "serve", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=dict(os.environ), preexec_fn=limit)
         self.err: list[bytes] = []
-        self._drain = threading.Thread(target=lambda: self.err.extend(self.proc.stderr), daemon=True)
+        self.summed_up = threading.Event()  # a "... and N more like this" line was written
+        self._drain = threading.Thread(target=self._read_log, daemon=True)
         self._drain.start()
         line: list[bytes] = []
         reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
@@ -67,6 +68,12 @@ class Serve:
             pytest.fail(f"msi serve did not start: {b''.join(self.err).decode(errors='replace')}")
         parts = urlsplit(line[0].decode().strip())
         self.addr = (parts.hostname, parts.port)
+
+    def _read_log(self) -> None:
+        for line in self.proc.stderr:
+            self.err.append(line)
+            if b" more like this: " in line:
+                self.summed_up.set()
 
     def stop(self) -> bytes:
         """Stop it (SIGINT: the log's last summaries are written) and return its stderr."""
@@ -189,7 +196,7 @@ def test_a_thousand_idle_sockets_do_not_lock_out_a_client(vm, serve_proc):
 
 
 def test_at_the_open_file_limit_the_longest_idle_connection_makes_room(vm, serve_proc):
-    """256 open files leave room for 128 connections: the 1,000 idle ones push each other out, the
+    """256 open files leave room for 64 connections: the 1,000 idle ones push each other out, the
     oldest first, and a new client still gets its token."""
     server = serve_proc(max_files=256)
     timed_request(server.addr, vm)
@@ -207,8 +214,8 @@ def test_at_the_open_file_limit_the_longest_idle_connection_makes_room(vm, serve
 def test_under_pressure_idle_connections_time_out_sooner(vm, serve_proc):
     """Past three quarters of the connection limit an idle connection gets one second, not the
     request timeout (10 s here)."""
-    server = serve_proc("--request-timeout", "10", max_files=256)
-    idle = hold_idle(server.addr, 110)  # under the limit (128), past three quarters of it
+    server = serve_proc("--request-timeout", "10", max_files=320)
+    idle = hold_idle(server.addr, 110)  # under the limit (320 files: 128 connections), past three quarters of it
     try:
         assert all(closed_within(sock, 6) is not None for sock in idle[-5:])
         answer, seconds = timed_request(server.addr, vm)
@@ -252,14 +259,14 @@ def test_pipelining_floods_neither_starve_a_client_nor_flood_the_log(vm, serve_p
         assert max(latencies) < 1.0, latencies
         answer, seconds = timed_request(server.addr, vm)
         assert answer.startswith(b"HTTP/1.1 200 ") and seconds < 1.0
+        assert server.summed_up.wait(TIMEOUT)  # the floods' refusals are summed up...
     finally:
         close_all(floods)
     lines = server.stop().decode().splitlines()
     refusals = [line for line in lines if " 400 " in line and "Required metadata header not specified" in line]
     told = sum(int(m[1]) if (m := re.search(r"\.\.\. and (\d+) more like this", line)) else 1 for line in refusals)
-    assert told >= 1000  # the floods were answered...
-    assert len(lines) < 400  # ...in a few lines a second, not one line each
-    assert any(line.startswith("msi serve: ... and ") for line in refusals)
+    assert told > 10 * len(refusals)  # ...so there are far fewer lines than refusals
+    assert len(lines) < 400
 
 
 def test_a_client_that_reads_gets_every_pipelined_answer_in_order(vm, serve_proc):
