@@ -16,9 +16,11 @@ processes must not lock out a well-behaved client:
 - Idle connections: when the connections reach the limit (raised toward the open-file limit), a
   new one drops the connection that has waited longest for a request instead of being refused;
   past PRESSURE of the limit, idle connections get PRESSURE_TIMEOUT instead of `request_timeout`.
-- Pipelining: a connection gets BURST answers per turn of the loop, then the others get theirs;
-  a connection whose answers are not read (the kernel's small send buffer and ours are full) is
-  neither read nor answered until they are, and what is read ahead is bounded (MAX_BUFFER).
+- Pipelining: a connection gets BURST answers in a row, then waits its turn in a round-robin
+  queue that answers PUMP requests per turn of the loop, so another client's request is answered
+  within one turn, not after every backlog; a connection whose answers are not read (the kernel's
+  small send buffer and ours are full) is neither read nor answered until they are, and what is
+  read ahead is bounded (MAX_BUFFER).
 """
 
 from __future__ import annotations
@@ -408,9 +410,12 @@ class HttpServer:
         self._server = await self.loop.create_server(lambda: _Connection(self), host, port, backlog=ACCEPT_BURST, ssl=ssl,
                                                      ssl_handshake_timeout=self.timeout if ssl is not None else None)
         for sock in self._server.sockets:  # asyncio accepts `backlog` at a time: keep that small, the queue long
-            listener = socket.socket(fileno=os.dup(sock.fileno()))
-            listener.listen(LISTEN_BACKLOG)
-            listener.close()
+            try:
+                listener = socket.socket(fileno=os.dup(sock.fileno()))
+                listener.listen(LISTEN_BACKLOG)
+                listener.close()
+            except OSError:
+                pass
         self._sweeper = self.loop.call_later(self._interval(), self._sweep)
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]
