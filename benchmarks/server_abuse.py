@@ -12,7 +12,7 @@ counted: the floods send requests that are refused, and each refusal used to be 
 
 Everything is bounded (seconds per case, requests per probe) and stays on loopback.
 
-Usage: python benchmarks/server_abuse.py [--seconds 3] [--idle 1000] [--floods 40]
+Usage: python benchmarks/server_abuse.py [--seconds 3] [--idle 1000] [--floods 40] [--server-files N]
 """
 
 from __future__ import annotations
@@ -51,11 +51,16 @@ def raise_fd_limit(need: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def start_server(msi: list[str], env: dict) -> tuple[subprocess.Popen, str, list[int]]:
+def start_server(msi: list[str], env: dict, max_files: int | None = None) -> tuple[subprocess.Popen, str, list[int]]:
     """`msi serve` with its stderr drained by a thread that counts lines (a full pipe would
-    block the server and measure the pipe, not the server)."""
+    block the server and measure the pipe, not the server); `max_files` caps its open files."""
+
+    def limit() -> None:
+        if max_files:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
     proc = subprocess.Popen([*msi, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=limit)
     lines = [0, 0]  # lines written, requests they tell of (a summary line tells of many)
 
     def drain() -> None:
@@ -227,6 +232,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each probe run")
     parser.add_argument("--idle", type=int, default=1000, help="idle connections held in case (a)")
     parser.add_argument("--floods", type=int, default=40, help="pipelining connections in case (b)")
+    parser.add_argument("--server-files", type=int, default=None,
+                        help="the server's open-file limit (say 1024: fewer connections than idle sockets)")
     args = parser.parse_args()
     precompile()
     raise_fd_limit(4096)
@@ -235,7 +242,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = environment(Path(tmp) / "state" / "state.toml")
         run_msi(msi, env, "create-resource", "vm1", "--type", "vm", "--system-assigned", "-o", "none")
-        proc, url, log_lines = start_server(msi, env)
+        proc, url, log_lines = start_server(msi, env, args.server_files)
         try:
             target, version = imds_target(json.loads(run_msi(msi, env, "env", "vm1", "-o", "json")))
             addr = (target.host, target.port)
@@ -271,8 +278,9 @@ def main() -> None:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    files = f"; server open-file limit {args.server_files}" if args.server_files else ""
     print(f"msi serve at {url}; {os.cpu_count()} CPUs; one well-behaved client (valid IMDS cache hits) "
-          f"against an attacker process; {args.seconds:g} s per row")
+          f"against an attacker process; {args.seconds:g} s per row{files}")
     print(table(rows, ("case", "probe connection", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors",
                        "server log lines", "attacker")))
 
