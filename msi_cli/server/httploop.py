@@ -20,7 +20,8 @@ processes must not lock out a well-behaved client:
   queue that answers PUMP requests per turn of the loop, so another client's request is answered
   within one turn, not after every backlog; a connection whose answers are not read (the kernel's
   small send buffer and ours are full) is neither read nor answered until they are, and what is
-  read ahead is bounded (MAX_BUFFER).
+  read ahead is bounded: READ_SIZE at a time, until MAX_HEAD bytes wait (or the request whose
+  body is arriving).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from msi_cli.server.messages import Request, Response
 
 MAX_HEAD = 16 * 1024  # request line and headers
 MAX_BODY = 64 * 1024  # a form-encoded token request fits many times over; larger is a 413
-MAX_BUFFER = MAX_HEAD + MAX_BODY  # read ahead of the request being answered; past it, reading pauses
+READ_SIZE = 16 * 1024  # bytes read from a socket at a time (asyncio's own default is 256 KiB)
 MAX_HEADERS = 100
 MAX_CONNECTIONS = 4096  # at most: start() lowers it to what the open-file limit leaves
 ACCEPT_BURST = 32  # connections accepted per wake-up of the listener
@@ -147,9 +148,9 @@ def plain(status: int, message: str) -> Response:
     return Response(status, (message + "\n").encode("utf-8"), content_type="text/plain; charset=utf-8", close=True, log=message)
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
     __slots__ = ("server", "transport", "buffer", "busy", "closing", "eof", "waiting_since", "write_paused_since",
-                 "yielded", "reading", "continued")
+                 "yielded", "reading", "continued", "need")
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
@@ -163,6 +164,7 @@ class _Connection(asyncio.Protocol):
         self.yielded = False  # gave the loop to other connections after a burst of answers
         self.reading = True
         self.continued = False  # sent "100 Continue" for the request at the head of the buffer
+        self.need = MAX_HEAD  # buffered bytes past which reading pauses: a head, or the request whose body arrives
 
     # -- asyncio callbacks ------------------------------------------------------------------------
 
@@ -186,14 +188,17 @@ class _Connection(asyncio.Protocol):
         self.closing = True
         self.server.connections.pop(self, None)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server.chunk  # shared by the connections: buffer_updated copies it out at once
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self.closing:
             return
-        self.buffer += data
+        self.buffer += self.server.chunk[:nbytes]
         if not self.busy and not self.yielded:
             # while pipelining connections wait their turn, a new arrival gets one answer at once
             self._process(1 if self.server._queue else BURST)
-        if len(self.buffer) >= MAX_BUFFER:
+        if len(self.buffer) >= self.need:
             self._update_reading()
 
     def eof_received(self) -> bool:
@@ -213,7 +218,7 @@ class _Connection(asyncio.Protocol):
 
     def _update_reading(self) -> None:
         """Read only while the answers are taken and the buffer has room."""
-        want = not (self.closing or self.write_paused_since is not None or len(self.buffer) >= MAX_BUFFER)
+        want = not (self.closing or self.write_paused_since is not None or len(self.buffer) >= self.need)
         if want != self.reading:
             self.reading = want
             if want:
@@ -254,6 +259,7 @@ class _Connection(asyncio.Protocol):
                     return answered
                 start = end + 4
                 if len(buf) < start + size:  # the body is still on its way
+                    self.need = max(MAX_HEAD, start + size)
                     if (not self.continued and request.version == "HTTP/1.1"
                             and request.headers.get("expect", "").lower() == "100-continue"):
                         self.continued = True
@@ -265,6 +271,7 @@ class _Connection(asyncio.Protocol):
                     request.body = bytes(buf[start: start + size])
                 del buf[: start + size]
                 self.continued = False
+                self.need = MAX_HEAD
                 if close:
                     buf.clear()
                 connection = request.headers.get("connection", "").lower()
@@ -339,13 +346,21 @@ class _Connection(asyncio.Protocol):
         self._close(out)
 
     def _close(self, out: list[bytes] | None = None) -> None:
-        """Close after writing `out` and what is pending."""
+        """Close after writing `out` and what is pending. Where it can, only the sending side is
+        closed, and what the client still sends is read and dropped until it closes its side (or
+        times out): closing a socket with unread data would reset it, and the client could lose
+        the answer (say a 431 to a head it is still sending)."""
         self.closing = True
         self.buffer.clear()
         if out:
             self.transport.write(b"".join(out))
             out.clear()
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.transport.resume_reading()
+            self.reading = True
+        else:
+            self.transport.close()
 
     def drop(self) -> None:
         """Close now: a FIN if nothing is pending, else a reset (the client is not reading)."""
@@ -401,6 +416,7 @@ class HttpServer:
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._queue: deque[_Connection] = deque()  # connections with requests left after their turn
+        self.chunk = memoryview(bytearray(READ_SIZE))  # what the loop reads into (one loop, one read at a time)
         self._pumping = False
 
     async def start(self, host: str, port: int, *, ssl=None) -> tuple[str, int]:
