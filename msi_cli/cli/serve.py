@@ -89,7 +89,9 @@ def serve(
 
 
 def _note(message: str) -> None:
-    sys.stderr.write(f"msi serve: {message}\n")
+    from msi_cli.server.serverlog import printable  # a state path or fault spec may hold control characters
+
+    sys.stderr.write(f"msi serve: {printable(message, 2000)}\n")
     sys.stderr.flush()
 
 

@@ -3,7 +3,9 @@ way that resource's host answers managed identity token requests, so that unmodi
 clients (azure-identity, msal) get real, verifiable tokens on a laptop or in CI.
 
 Modules, from the wire inwards:
-- `httploop`: the asyncio HTTP/1.1 loop: parsing with size limits and timeouts, keep-alive.
+- `httploop`: the asyncio HTTP/1.1 loop: parsing with size limits and timeouts, keep-alive,
+  request bodies, and fairness under abuse (idle-connection eviction, pipelining backpressure).
+- `serverlog`: the server's log: escaped, bounded lines; like lines summed up.
 - `app`: the application: routes a request, applies faults, reads the state live, dispatches.
 - `routes`: the URL layout (which path is which resource's endpoint) for the server and `msi env`.
 - `imds`, `appservice`: the two host protocols: request rules, selectors, response and error bodies.

@@ -27,6 +27,7 @@ from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.live import LiveState
 from msi_cli.server.messages import Request, Response, json_response
 from msi_cli.server.protocol import Rejected
+from msi_cli.server.serverlog import ServerLog
 from msi_cli.store.keyring import FileKeyRing
 from msi_cli.store.statefile import StateFile
 
@@ -47,7 +48,7 @@ def _not_found(path: str) -> Response:
 
 class Application:
     def __init__(self, sf: StateFile, key: bytes, faults: list[Fault], pool: ThreadPoolExecutor,
-                 log: Callable[[str], None], verbose: bool = False) -> None:
+                 log: ServerLog, verbose: bool = False) -> None:
         self.sf = sf
         self.key = key
         self.live = LiveState(sf)
@@ -65,7 +66,9 @@ class Application:
         if self.verbose or response.status >= 400:
             ms = (time.perf_counter() - started) * 1000
             why = f" ({response.log})" if response.log and response.status >= 400 else ""
-            self.log(f"{req.method} {req.path} {response.status} {ms:.1f}ms{why}")
+            path = req.path if len(req.path) <= 200 else req.path[:200] + "..."
+            # counted by method and status, so a flood of like requests becomes one summary line
+            self.log(f"{req.method} {path} {response.status} {ms:.1f}ms{why}", kind=f"{req.method[:16]} {response.status}")
 
     def answer_now(self, req: Request, tls: bool = False) -> Response | None:
         """The answer, if it can be given at once without blocking: the state and token cache
@@ -233,7 +236,7 @@ class Server:
         self.host = host
         self.port = port
         self.https_port = https_port  # None: no HTTPS listener
-        self.log = log or _stderr
+        self.log = ServerLog(log or _stderr)  # escaped, bounded, repeated lines summed up
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="msi-serve")
         self.key = runfile.new_key()
         self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose)
@@ -294,14 +297,22 @@ class Server:
         try:
             await self._close_listeners()
         finally:
+            self.log.flush()
             runfile.remove(self.sf.server_path, os.getpid())
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def loop_error(self, loop, context: dict) -> None:
+        """What asyncio would print with a traceback (say, out of file descriptors), as one line."""
+        message = context.get("message") or "event loop error"
+        exc = context.get("exception")
+        self.log(f"{message}: {exc}" if exc is not None else message, kind=message)
 
     def run(self, ready: Callable[[str], None]) -> None:
         """Serve until SIGINT, SIGTERM or SIGHUP, then stop cleanly (blocking; main thread)."""
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
+            loop.set_exception_handler(self.loop_error)
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(sig, stop.set)
@@ -324,6 +335,7 @@ class ServerThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="msi-serve-loop", daemon=True)
 
     def start(self, timeout: float = 10.0) -> str:
+        self.loop.set_exception_handler(self.server.loop_error)
         self._thread.start()
         return asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout)
 
