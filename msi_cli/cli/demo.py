@@ -245,15 +245,9 @@ def demo(
     scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration or shared-identity (default: all).", case_sensitive=False)] = None,
 ) -> None:
     """Narrated walkthroughs on a throwaway state (your state file is never touched)."""
-    from msi_cli.cli import options
-
     chosen = [scenario] if scenario else list(SCENARIOS)
-    previous = options.state_override()
-    try:
-        with tempfile.TemporaryDirectory(prefix="msi-demo-") as tmp:
-            for n, name in enumerate(chosen):
-                narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml")
-                SCENARIOS[name](narrator)
-            narrator.console.rule("done")
-    finally:
-        options.set_state_path(previous)  # the steps pointed --state at the throwaway state
+    with tempfile.TemporaryDirectory(prefix="msi-demo-") as tmp:
+        for n, name in enumerate(chosen):
+            narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml")
+            SCENARIOS[name](narrator)
+        narrator.console.rule("done")

@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, state_file
-from msi_cli.cli.render import Output, emit
+from msi_cli.cli.command import command
+from msi_cli.cli.options import GroupOpt, SubscriptionOpt, state_file
+from msi_cli.cli.render import Output
 
 
 class Shell(str, Enum):
@@ -38,6 +39,7 @@ HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMB
     "Example: msi serve --fault vm1:410:count=2 --fault web1:throttle --fault '*:latency=200ms'",
 )
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", envvar="MSI_SERVE_HOST", help="Address to listen on. Keep loopback: the endpoint hands tokens to anyone who reaches it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port of the plain HTTP endpoints (IMDS, App Service); 0 picks a free one.")] = 0,
     https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
@@ -64,7 +66,7 @@ def serve(
     from msi_cli.server.app import Server
 
     parsed = [fault_specs.parse(spec) for spec in fault or []]
-    sf = state_file()
+    sf = state_file(ctx)
     server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose, https_port=https_port)
     if host not in ("127.0.0.1", "::1", "localhost"):
         _note(f"warning: listening on {host}: any machine that reaches it can take this state's tokens")
@@ -132,8 +134,14 @@ def shell_lines(variables: dict[str, str], shell: Shell) -> str:
     return "\n".join(lines) + "\n"
 
 
-@app.command(
+def _tsv_lines(variables: dict[str, str], **options) -> str:
+    return "".join(f"{k}\t{v}\n" for k, v in variables.items())
+
+
+@command(
+    app,
     "env",
+    formats={Output.table: lambda variables, shell, **options: shell_lines(variables, shell or _default_shell()), Output.tsv: _tsv_lines},
     epilog="Example: eval \"$(msi env vm1)\"\n\n"
     "Example: msi env web1 --shell fish | source\n\n"
     "Example: msi env vm1 -o json\n\n"
@@ -145,9 +153,8 @@ def env(
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Print the environment that makes azure-identity and msal talk to the running `msi serve`
     as this resource's host.
 
@@ -164,13 +171,10 @@ def env(
     from msi_cli.errors import MsiError
     from msi_cli.server import routes, runfile
 
-    sf = state_file()
     record = runfile.running(sf.server_path)
     if record is None:
         raise MsiError(f"no 'msi serve' is running for state {sf.path}", hint="start one with: msi serve")
-    state = sf.read()
-    sub_id = lookup.subscription(state, subscription).id if subscription else None
-    res = lookup.resource(state, resource, resource_group, sub_id)
+    res = lookup.resource(sf.read(), resource, resource_group, subscription)
     host = res.rtype.host
     if host == routes.APPSERVICE:
         endpoint, secret = routes.token_endpoint(record.url, res), record.identity_header(res.id)
@@ -188,9 +192,4 @@ def env(
         variables.update(trust_variables(sf.private))
     if client_id is not None:
         variables["AZURE_CLIENT_ID"] = client_id
-    if output is Output.table and not query:
-        sys.stdout.write(shell_lines(variables, shell or _default_shell()))
-    elif output is Output.tsv and not query:
-        sys.stdout.write("".join(f"{k}\t{v}\n" for k, v in variables.items()))
-    else:
-        emit(variables, output, query=query)
+    return variables

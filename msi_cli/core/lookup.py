@@ -60,9 +60,13 @@ def _scope_filter(parsed: arm.ParsedId, resource_group: str | None, subscription
     return subscription_id is None or parsed.subscription_id == subscription_id
 
 
-def resource(
-    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None
-) -> Resource:
+def _subscription_id(state: State, ref: str | None) -> str | None:
+    return subscription(state, ref).id if ref else None
+
+
+def resource(state: State, ref: str, resource_group: str | None = None, subscription: str | None = None) -> Resource:
+    """A resource by id, or by name within the group and subscription (name or id) if given."""
+    subscription_id = _subscription_id(state, subscription)
     if arm.looks_like_id(ref):
         found = state.resources.get(ref.lower().rstrip("/"))
         if found is None:
@@ -110,9 +114,11 @@ def principal(state: State, ref: str) -> ServicePrincipal:
 
 
 def target(
-    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None
+    state: State, ref: str, resource_group: str | None = None, subscription: str | None = None
 ) -> Resource | Identity:
-    """A resource or a user-assigned identity, by name or full id."""
+    """A resource or a user-assigned identity, by full id, or by name within the group and
+    subscription (name or id) if given."""
+    subscription_id = _subscription_id(state, subscription)
     if arm.looks_like_id(ref):
         key = ref.lower().rstrip("/")
         if key in state.resources:
