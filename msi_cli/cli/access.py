@@ -44,20 +44,13 @@ def revoke(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, sf=None) -> 
         return [shapes.assignment(ctx.state, a) for a in roles.revoke(ctx, principal, role, scope)]
 
 
-@command(
-    app,
-    "check-access",
-    epilog="Example: msi check-access web1 --scope kv1 --role \"Key Vault Secrets User\"",
-)
+@command(app, "check-access", epilog="Example: msi check-access web1 --scope kv1 --role \"Key Vault Secrets User\"")
 def check_access(
     resource: Annotated[str, typer.Argument(help="The resource whose identity would act (name or id).", autocompletion=complete_resources)],
     scope: ScopeOpt,
     role: RoleOpt,
-    client_id: ClientIdOpt = None,
-    object_id: ObjectIdOpt = None,
-    msi_res_id: ResIdOpt = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
+    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
     sf=None,
 ) -> Result:
     """Can this resource's identity act with ROLE at SCOPE? Exit 0 allowed, 1 denied, with the reason.

@@ -39,7 +39,7 @@ def advance(
     """Move simulated time forward; certificates due for a roll are rolled."""
     from msi_cli.core.clock import parse_duration
 
-    seconds = parse_duration(duration)
+    seconds = parse_duration(duration)  # bad input fails before the state is opened
     return _change(sf, lambda ctx: ctx.state.clock_offset + seconds)
 
 
@@ -51,8 +51,12 @@ def set_(
     """Set simulated time; it then flows on like real time."""
     from msi_cli.core.clock import parse_instant
 
-    target = parse_instant(time)
-    return _change(sf, lambda ctx: target - (ctx.now - ctx.state.clock_offset))
+    return _change(sf, _offset_to(parse_instant(time)))
+
+
+def _offset_to(target: int):
+    """The offset that makes simulated time `target` now (ctx.now is simulated: minus the offset, real)."""
+    return lambda ctx: target - (ctx.now - ctx.state.clock_offset)
 
 
 @command(clock_app, "reset", epilog="Example: msi clock reset")

@@ -10,6 +10,7 @@ from msi_cli.cli.app import app
 from msi_cli.cli.command import command
 from msi_cli.cli.confirm import confirm_or_refuse
 from msi_cli.cli.options import (
+    DefaultTenantOpt,
     GroupOpt,
     LocationOpt,
     ResourceKind,
@@ -19,7 +20,6 @@ from msi_cli.cli.options import (
     YesOpt,
     complete_resources,
     complete_targets,
-    complete_tenants,
     complete_types,
 )
 from msi_cli.cli.render import warn
@@ -40,10 +40,7 @@ def create_tenant(name: Annotated[str, typer.Argument(help="Display name of the 
 @command(app, "create-subscription", epilog="Example: msi create-subscription prod --tenant Contoso")
 def create_subscription(
     name: Annotated[str, typer.Argument(help="Name of the new subscription.")],
-    tenant: Annotated[
-        Optional[str],
-        typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
-    ] = None,
+    tenant: DefaultTenantOpt = None,
     sf=None,
 ) -> dict:
     """Create a subscription in a tenant."""
@@ -63,9 +60,7 @@ def create_subscription(
 def create_resource(
     name: Annotated[str, typer.Argument(help="Resource name, valid for its type as in Azure.")],
     type_: Annotated[ResourceKind, typer.Option("--type", "-t", help="Resource type.", case_sensitive=False, autocompletion=complete_types)],
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
-    location: LocationOpt = None,
+    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None, location: LocationOpt = None,
     system_assigned: SystemAssignedOpt = False,
     user_assigned: UserAssignedOpt = None,
     sf=None,
@@ -85,9 +80,7 @@ def create_resource(
 @command(app, "create-identity", epilog="Example: msi create-identity shared-id -g rg1 --location westeurope")
 def create_identity(
     name: Annotated[str, typer.Argument(help="Identity name: 3-128 letters, digits, '-' or '_'.")],
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
-    location: LocationOpt = None,
+    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None, location: LocationOpt = None,
     sf=None,
 ) -> dict:
     """Create a user-assigned identity (and its service principal)."""
@@ -98,57 +91,43 @@ def create_identity(
     return shapes.user_identity(identity)
 
 
-def _change_identities(sf, change, resource, resource_group, subscription, system_assigned, user_assigned) -> dict:
-    """assign/unassign: `change(ctx, resource, system_assigned, user_assigned)` in a transaction."""
-    from msi_cli.core import lookup
+def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
+    """Register `assign` or `unassign`: the same options, core function lifecycle.<change>."""
 
-    with sf.transaction() as ctx:
-        res = lookup.resource(ctx.state, resource, resource_group, subscription)
-        data = change(ctx, res, system_assigned, user_assigned or [])
-    warn(ctx.warnings)
-    return data
+    def run(
+        resource: ResourceArg,
+        system_assigned: SystemAssignedOpt = False,
+        user_assigned: UserAssignedOpt = None,
+        resource_group: GroupOpt = None,
+        subscription: SubscriptionOpt = None,
+        sf=None,
+    ) -> dict:
+        from msi_cli.core import lifecycle, lookup
+
+        with sf.transaction() as ctx:
+            res = lookup.resource(ctx.state, resource, resource_group, subscription)
+            data = getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or [])
+        warn(ctx.warnings)
+        return data
+
+    run.__name__ = run.__qualname__ = change
+    run.__doc__ = doc
+    command(app, name, epilog=epilog)(run)
 
 
-@command(
-    app,
-    "assign",
-    epilog="Example: msi assign web1   (enables the system-assigned identity)\n\n"
-    "Example: msi assign vm1 --user-assigned shared-id",
+_identity_command(
+    "assign", "assign",
+    "Example: msi assign web1   (enables the system-assigned identity)\n\nExample: msi assign vm1 --user-assigned shared-id",
+    """Enable the system-assigned identity (the default) and/or attach user-assigned identities.""",
 )
-def assign(
-    resource: ResourceArg,
-    system_assigned: SystemAssignedOpt = False,
-    user_assigned: UserAssignedOpt = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
-    sf=None,
-) -> dict:
-    """Enable the system-assigned identity (the default) and/or attach user-assigned identities."""
-    from msi_cli.core import lifecycle
-
-    return _change_identities(sf, lifecycle.assign, resource, resource_group, subscription, system_assigned, user_assigned)
-
-
-@command(
-    app,
-    "unassign",
-    epilog="Example: msi unassign web1 --system-assigned\n\nExample: msi unassign vm1 --user-assigned shared-id",
-)
-def unassign(
-    resource: ResourceArg,
-    system_assigned: SystemAssignedOpt = False,
-    user_assigned: UserAssignedOpt = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
-    sf=None,
-) -> dict:
+_identity_command(
+    "unassign", "unassign",
+    "Example: msi unassign web1 --system-assigned\n\nExample: msi unassign vm1 --user-assigned shared-id",
     """Disable the system-assigned identity (deleting it) and/or remove user-assigned identities.
 
     The entry of a deleted user-assigned identity stays on the resource until removed here, by the
-    identity's full id (its name no longer resolves)."""
-    from msi_cli.core import lifecycle
-
-    return _change_identities(sf, lifecycle.unassign, resource, resource_group, subscription, system_assigned, user_assigned)
+    identity's full id (its name no longer resolves).""",
+)
 
 
 @command(app, "delete", epilog="Example: msi delete web1 --yes\n\nExample: msi delete shared-id --yes")

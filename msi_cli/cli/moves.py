@@ -17,11 +17,7 @@ def _warn_broken(identities: list[dict], where: str) -> None:
             note(f"warning: {entry['kind']} identity {entry['principalId']} of {where} no longer gets tokens: {entry['reason']}")
 
 
-@command(
-    app,
-    "migrate",
-    epilog="Example: msi migrate web1 --subscription other-sub\n\nExample: msi migrate vm1 --subscription prod -g rg2",
-)
+@command(app, "migrate", epilog="Example: msi migrate web1 --subscription other-sub\n\nExample: msi migrate vm1 --subscription prod -g rg2")
 def migrate(
     target: Annotated[str, typer.Argument(help="The resource to move (name or id).", autocompletion=complete_targets)],
     to_subscription: Annotated[

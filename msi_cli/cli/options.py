@@ -109,3 +109,7 @@ UserAssignedOpt = Annotated[
     ),
 ]
 SystemAssignedOpt = Annotated[bool, typer.Option("--system-assigned", help="The resource's system-assigned identity.")]
+DefaultTenantOpt = Annotated[
+    Optional[str],
+    typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
+]

@@ -110,27 +110,20 @@ def _quote(shell: Shell, value: str) -> str:
     return shlex.quote(value)
 
 
+# (unset, set) lines per shell; bash and zsh share the POSIX form.
+_SYNTAX = {
+    Shell.fish: ("set -e {name}", "set -gx {name} {value}"),
+    Shell.powershell: ("Remove-Item Env:{name} -ErrorAction SilentlyContinue", "$Env:{name} = {value}"),
+}
+_POSIX = ("unset {name}", "export {name}={value}")
+
+
 def shell_lines(variables: dict[str, str], shell: Shell) -> str:
     """Lines that set `variables` and unset every other variable that would make a client pick
     another source (an earlier `msi env` for another kind of host, or a CI job's own identity)."""
-    lines = []
-    for name in HOST_VARIABLES:
-        if name in variables:
-            continue
-        if shell is Shell.fish:
-            lines.append(f"set -e {name}")
-        elif shell is Shell.powershell:
-            lines.append(f"Remove-Item Env:{name} -ErrorAction SilentlyContinue")
-        else:
-            lines.append(f"unset {name}")
-    for name, value in variables.items():
-        quoted = _quote(shell, value)
-        if shell is Shell.fish:
-            lines.append(f"set -gx {name} {quoted}")
-        elif shell is Shell.powershell:
-            lines.append(f"$Env:{name} = {quoted}")
-        else:
-            lines.append(f"export {name}={quoted}")
+    unset, set_ = _SYNTAX.get(shell, _POSIX)
+    lines = [unset.format(name=name) for name in HOST_VARIABLES if name not in variables]
+    lines += [set_.format(name=name, value=_quote(shell, value)) for name, value in variables.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import GroupOpt, SubscriptionOpt, complete_resources, complete_tenants
+from msi_cli.cli.options import DefaultTenantOpt, GroupOpt, SubscriptionOpt, complete_resources, complete_tenants
 from msi_cli.cli.render import Output
 
 AudienceOpt = Annotated[str, typer.Option("--audience", "--resource", help="The resource URI the token is for, e.g. https://vault.azure.net.")]
@@ -36,11 +36,8 @@ def selector(client_id, object_id, msi_res_id):
 def token(
     resource: Annotated[str, typer.Argument(help="The resource whose host asks for the token (name or id).", autocompletion=complete_resources)],
     audience: AudienceOpt,
-    client_id: ClientIdOpt = None,
-    object_id: ObjectIdOpt = None,
-    msi_res_id: ResIdOpt = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
+    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
     sf=None,
 ) -> dict:
     """Get an access token as the resource's host hands it out (IMDS response shape).
@@ -95,10 +92,7 @@ def verify(
     epilog="Example: msi jwks --tenant Contoso -o json",
 )
 def jwks(
-    tenant: Annotated[
-        Optional[str],
-        typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
-    ] = None,
+    tenant: DefaultTenantOpt = None,
     sf=None,
 ) -> dict:
     """Print a tenant's public signing keys as a JWKS (kty, use, kid, x5t, n, e, x5c)."""
@@ -114,11 +108,8 @@ tenant_app = typer.Typer(help="Operate on a tenant's directory (signing keys).",
 app.add_typer(tenant_app, name="tenant")
 
 
-@command(
-    tenant_app,
-    "roll-keys",
-    epilog="Example: msi tenant roll-keys \"Default Directory\"\n\nExample: msi tenant roll-keys Contoso --emergency",
-)
+@command(tenant_app, "roll-keys",
+         epilog="Example: msi tenant roll-keys \"Default Directory\"\n\nExample: msi tenant roll-keys Contoso --emergency")
 def roll_keys(
     tenant: Annotated[str, typer.Argument(help="Tenant name or id.", autocompletion=complete_tenants)],
     emergency: Annotated[bool, typer.Option("--emergency", help="Also withdraw the old key at once: tokens it signed stop verifying.")] = False,
