@@ -2,7 +2,7 @@
 in cli/listing.py)."""
 
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
