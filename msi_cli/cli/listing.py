@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.columns import ASSIGNMENT_COLUMNS
 from msi_cli.cli.command import Result, command
 from msi_cli.cli.options import (
     GroupOpt,
@@ -29,6 +28,13 @@ RESOURCE_COLUMNS: Columns = [
     ("Principal id", "identity.principalId"),
 ]
 USER_CELL = "_userAssigned"  # a table-only column, never in the JSON
+ASSIGNMENT_COLUMNS: Columns = [
+    ("Principal id", "principalId"),
+    ("Principal name", "principalName"),
+    ("Principal type", "principalType"),
+    ("Role", "roleDefinitionName"),
+    ("Scope", "scope"),
+]
 
 
 class ListKind(str, Enum):
