@@ -54,10 +54,30 @@ def find_user_identity_by_id(state: State, ident: str) -> Identity | None:
     return None
 
 
-def _scope_filter(parsed: arm.ParsedId, resource_group: str | None, subscription_id: str | None) -> bool:
-    if resource_group is not None and (parsed.resource_group or "").lower() != resource_group.lower():
-        return False
-    return subscription_id is None or parsed.subscription_id == subscription_id
+def _resources_named(state: State, name: str, resource_group: str | None, subscription_id: str | None) -> list[Resource]:
+    """Resources called `name` (any case), in the group and subscription if given."""
+    low, group = name.lower(), resource_group.lower() if resource_group is not None else None
+    return [
+        r for r in state.resources.values()
+        if r.name.lower() == low
+        and (group is None or r.resource_group.lower() == group)
+        and (subscription_id is None or r.subscription_id == subscription_id)
+    ]
+
+
+def _identities_named(state: State, name: str, resource_group: str | None, subscription_id: str | None) -> list[Identity]:
+    """User-assigned identities called `name` (any case), in the group and subscription if given."""
+    low, group = name.lower(), resource_group.lower() if resource_group is not None else None
+    out = []
+    for i in user_identities(state):
+        parsed = arm.parse_id(i.resource_id) if i.name.lower() == low else None
+        if parsed is None:
+            continue
+        if (group is None or (parsed.resource_group or "").lower() == group) and (
+            subscription_id is None or parsed.subscription_id == subscription_id
+        ):
+            out.append(i)
+    return out
 
 
 def _subscription_id(state: State, ref: str | None) -> str | None:
@@ -72,14 +92,7 @@ def resource(state: State, ref: str, resource_group: str | None = None, subscrip
         if found is None:
             raise NotFound(f"resource '{ref}' not found")
         return found
-    low = ref.lower()
-    matches = [
-        r
-        for r in state.resources.values()
-        if r.name.lower() == low
-        and (resource_group is None or r.resource_group.lower() == resource_group.lower())
-        and (subscription_id is None or r.subscription_id == subscription_id)
-    ]
+    matches = _resources_named(state, ref, resource_group, subscription_id)
     return _one(matches, "resource", ref, lambda r: r.id)  # type: ignore[return-value]
 
 
@@ -91,14 +104,7 @@ def user_identity(
         if found is None:
             raise NotFound(f"user-assigned identity '{ref}' not found")
         return found
-    low = ref.lower()
-    matches = []
-    for i in user_identities(state):
-        if i.name.lower() != low:
-            continue
-        parsed = arm.parse_id(i.resource_id)
-        if parsed and _scope_filter(parsed, resource_group, subscription_id):
-            matches.append(i)
+    matches = _identities_named(state, ref, resource_group, subscription_id)
     return _one(matches, "user-assigned identity", ref, lambda i: i.resource_id)  # type: ignore[return-value]
 
 
@@ -127,18 +133,9 @@ def target(
         if found is not None:
             return found
         raise NotFound(f"resource '{ref}' not found")
-    low = ref.lower()
     matches: list[Resource | Identity] = [
-        r
-        for r in state.resources.values()
-        if r.name.lower() == low
-        and (resource_group is None or r.resource_group.lower() == resource_group.lower())
-        and (subscription_id is None or r.subscription_id == subscription_id)
+        *_resources_named(state, ref, resource_group, subscription_id),
+        *_identities_named(state, ref, resource_group, subscription_id),
     ]
-    for i in user_identities(state):
-        if i.name.lower() == low:
-            parsed = arm.parse_id(i.resource_id)
-            if parsed and _scope_filter(parsed, resource_group, subscription_id):
-                matches.append(i)
     what = "resource" if all(isinstance(m, Resource) for m in matches) else "resource or identity"
     return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id)  # type: ignore[return-value]

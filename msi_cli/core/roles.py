@@ -89,9 +89,7 @@ def role(ref: str) -> RoleDefinition:
 
 
 def role_definition_id(scope: str, role_id: str) -> str:
-    parsed = arm.parse_id(scope)
-    sub = parsed.subscription_id if parsed else ""
-    return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_id}"
+    return f"/subscriptions/{arm.parts(scope).subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_id}"
 
 
 # ---- scopes ----------------------------------------------------------------------------------------
