@@ -6,8 +6,7 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.listing import ASSIGNMENT_COLUMNS
-from msi_cli.cli.options import GroupOpt, SubscriptionOpt, complete_resources, complete_roles, complete_scopes, complete_targets
+from msi_cli.cli.options import ASSIGNMENT_COLUMNS, GroupOpt, SubscriptionOpt, complete_resources, complete_roles, complete_scopes, complete_targets
 from msi_cli.cli.tokens import ClientIdOpt, ObjectIdOpt, ResIdOpt, selector
 
 PrincipalArg = Annotated[

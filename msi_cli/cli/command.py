@@ -2,12 +2,13 @@
 to its options, the state file is handed to it, and its result is rendered, in one place (knack's
 output producer).
 
-    @command(app, "show", columns=RESOURCE_COLUMNS, epilog="Example: msi show web1")
-    def show(target: ..., *, sf: StateFile) -> dict:
-        return show.data(sf.read(), target, ...)
+    @command(app, "show", epilog="Example: msi show web1")
+    def show(target: ..., resource_group: GroupOpt = None, sf=None) -> dict:
+        return show_data(sf.read(), target, resource_group, ...)
 
-A parameter named `sf` is not an option: it receives the StateFile of this command line (its
-`--state`, else MSI_STATE, else the app dir), taken from the click context, never from a global.
+A parameter named `sf` (unannotated, default None) is not an option: it receives the StateFile of
+this command line (its `--state`, else MSI_STATE, else the app dir), taken from the click context,
+never from a global.
 
 A command whose output has a special form in one format declares it instead of printing it:
 `formats={Output.tsv: lambda data, **options: data["access_token"] + "\\n"}` prints the bare token

@@ -9,6 +9,7 @@ import typer
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
 from msi_cli.cli.options import (
+    ASSIGNMENT_COLUMNS,
     GroupOpt,
     ResourceKind,
     SubscriptionOpt,
@@ -28,13 +29,6 @@ RESOURCE_COLUMNS: Columns = [
     ("Principal id", "identity.principalId"),
 ]
 USER_CELL = "_userAssigned"  # a table-only column, never in the JSON
-ASSIGNMENT_COLUMNS: Columns = [
-    ("Principal id", "principalId"),
-    ("Principal name", "principalName"),
-    ("Principal type", "principalType"),
-    ("Role", "roleDefinitionName"),
-    ("Scope", "scope"),
-]
 
 
 class ListKind(str, Enum):

@@ -1,4 +1,4 @@
-"""Options shared by many commands, and where the state file is."""
+"""Options (and table columns) shared by many commands, and where the state file is."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from msi_cli.cli.render import Output
+from msi_cli.cli.render import Columns, Output
 
 class ResourceKind(str, Enum):
     vm = "vm"
@@ -112,4 +112,13 @@ SystemAssignedOpt = Annotated[bool, typer.Option("--system-assigned", help="The 
 DefaultTenantOpt = Annotated[
     Optional[str],
     typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
+]
+
+# Table columns shared by command modules (importing a command module registers its commands).
+ASSIGNMENT_COLUMNS: Columns = [
+    ("Principal id", "principalId"),
+    ("Principal name", "principalName"),
+    ("Principal type", "principalType"),
+    ("Role", "roleDefinitionName"),
+    ("Scope", "scope"),
 ]
