@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from msi_cli.core import arm
-from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant
+from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant, UserAssignment
 from msi_cli.errors import Ambiguous, NotFound
 
 
@@ -44,6 +44,26 @@ def tenant_of(state: State, sub_id: str) -> Tenant:
 
 def user_identities(state: State) -> list[Identity]:
     return [i for i in state.identities.values() if i.kind == USER]
+
+
+def live_identity(state: State, entry: UserAssignment) -> Identity | None:
+    """The identity a resource's entry names, or None when it was deleted (a dangling entry)."""
+    identity = state.identities.get(entry.principal_id)
+    if identity is None or identity.kind != USER or identity.resource_id.lower() != entry.resource_id.lower():
+        return None
+    return identity
+
+
+def resource_identities(state: State, resource: Resource) -> list[Identity]:
+    """The identities a resource holds: system-assigned first, then user-assigned in order."""
+    found = []
+    if resource.system_principal_id is not None:
+        found.append(state.identities[resource.system_principal_id])
+    for entry in resource.user_assigned:
+        identity = live_identity(state, entry)
+        if identity is not None:
+            found.append(identity)
+    return found
 
 
 def find_user_identity_by_id(state: State, ident: str) -> Identity | None:

@@ -21,10 +21,10 @@ PROBE_AUDIENCE = "https://management.azure.com/"
 
 def identity_health(ctx: Ctx, resource: Resource) -> list[dict]:
     """For each identity the resource holds: can its host still get a token, and if not, why."""
-    from msi_cli.core import lifecycle, tokens
+    from msi_cli.core import tokens
 
     report = []
-    for identity in lifecycle.resource_identities(ctx.state, resource):
+    for identity in lookup.resource_identities(ctx.state, resource):
         entry = {"kind": identity.kind, "principalId": identity.principal_id, "works": True, "reason": ""}
         try:
             tokens.check_chain(ctx, resource, identity, PROBE_AUDIENCE)

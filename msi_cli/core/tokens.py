@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from msi_cli.core import credentials, lookup
 from msi_cli.core.context import Ctx
-from msi_cli.core.lifecycle import live_identity
 from msi_cli.core.model import SYSTEM, Identity, Resource, State
 from msi_cli.errors import TokenError
 
@@ -105,7 +104,7 @@ def select(state: State, resource: Resource, selector: Selector) -> Identity:
     if selector.given() > 1:
         raise TokenError("invalid_request", "Only one of client_id, object_id or msi_res_id may be given", reason="give at most one selector")
     system = state.identities[resource.system_principal_id] if resource.system_principal_id is not None else None
-    entries = [(u, live_identity(state, u)) for u in resource.user_assigned]
+    entries = [(u, lookup.live_identity(state, u)) for u in resource.user_assigned]
     if selector.client_id is not None:
         want = selector.client_id.strip().lower()
         hit = system if system is not None and system.client_id == want else None
