@@ -74,7 +74,7 @@ def verify(
 ) -> Result:
     """Validate a token: signature against the issuing tenant's published keys, exp/nbf against the
     simulated clock, and the audience if given. Exit 0 valid, 1 invalid."""
-    from msi_cli.core import tokens
+    from msi_cli.core import verify as checker
     from msi_cli.core.clock import real_now
     from msi_cli.errors import MsiError
     from msi_cli.store.keyring import FileKeyRing
@@ -83,7 +83,7 @@ def verify(
         token = sys.stdin.read()
     token = token.strip()
     state = sf.read()
-    result = tokens.verify(state, FileKeyRing(sf.keys_dir), real_now() + state.clock_offset, token, audience)
+    result = checker.verify(state, FileKeyRing(sf.keys_dir), real_now() + state.clock_offset, token, audience)
     return Result(result, error=None if result["valid"] else MsiError(f"invalid token: {result['reason']}"))
 
 
