@@ -11,6 +11,7 @@ import typer
 
 from msi_cli.cli.render import Columns, Output
 
+
 class ResourceKind(str, Enum):
     vm = "vm"
     vmss = "vmss"
@@ -26,7 +27,7 @@ def state_path(ctx: Any = None) -> Path:
     MSI_STATE, else state.toml in the user's app dir; resolved on every call, never kept in a
     module global, so a nested run (`msi demo`'s steps) cannot leak into its caller."""
     given = ctx.find_root().params.get("state") if ctx is not None else None
-    if given:
+    if given is not None:
         return Path(given)
     env = os.environ.get("MSI_STATE")
     if env:
