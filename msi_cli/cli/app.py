@@ -11,13 +11,26 @@ from typer.core import TyperGroup
 
 from msi_cli import __version__
 from msi_cli.cli import options
-from msi_cli.errors import MsiError
+from msi_cli.errors import WARNINGS, MsiError, printable
+
+
+def _one_line(text: str) -> str:
+    """One line of terminal-safe text: whitespace runs become one space, and every control
+    character (from a state file, an argument, a file name) is escaped, never sent raw."""
+    return printable(" ".join(text.split()))
+
+
+def _flush_warnings() -> None:
+    for message in WARNINGS:
+        sys.stderr.write(f"warning: {_one_line(message)}\n")
+    WARNINGS.clear()
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> None:
-    line = " ".join(message.split())
+    _flush_warnings()
+    line = _one_line(message)
     if hint:
-        line += f" ({' '.join(hint.split())})"
+        line += f" ({_one_line(hint)})"
     sys.stderr.write(f"error: {line}\n")
     sys.stderr.flush()
     sys.exit(code)
@@ -39,6 +52,8 @@ class MsiGroup(TyperGroup):
         except BrokenPipeError:
             sys.stderr.close()
             sys.exit(1)
+        except OSError as exc:  # the system refused a file operation the store did not expect to fail
+            _fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}", 1)
         except Exception as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `msi` or `msi clock`: help, not an error
                 text = exc.format_message()  # type: ignore[attr-defined]
@@ -51,7 +66,10 @@ class MsiGroup(TyperGroup):
                 _fail(exc.format_message(), exc.exit_code, hint)
             if type(exc).__name__ == "Abort":
                 _fail("aborted", 1)
-            raise
+            # A bug, not something the user did: still one line and exit 1 (no traceback, whose
+            # locals could hold keys), but named as a bug so it is reported, not worked around.
+            _fail(f"internal error ({type(exc).__name__}: {exc}); please report this as an msi-cli bug", 1)
+        _flush_warnings()
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)

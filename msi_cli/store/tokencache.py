@@ -16,10 +16,10 @@ class TokenCache:
 
     def _load(self) -> dict:
         if self._entries is None:
-            raw = files.read_bytes(self.path)
+            raw = files.read_private(self.path, "token cache", cache=True)  # refused when another user planted it
             try:
                 data = json.loads(raw) if raw else {}
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 data = {}  # a cache, not state: a damaged one is simply rebuilt
             self._entries = data if isinstance(data, dict) else {}
         return self._entries
