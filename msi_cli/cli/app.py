@@ -52,9 +52,10 @@ class MsiGroup(TyperGroup):
         except BrokenPipeError:
             sys.stderr.close()
             sys.exit(1)
-        except OSError as exc:  # the system refused a file operation the store did not expect to fail
-            _fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}", 1)
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.filename is not None:
+                # the system refused a file operation that the store does not guard itself
+                _fail(f"{exc.filename}: {exc.strerror or exc}", 1)
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `msi` or `msi clock`: help, not an error
                 text = exc.format_message()  # type: ignore[attr-defined]
                 if text.strip():

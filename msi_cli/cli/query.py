@@ -71,9 +71,13 @@ def compile_query(expression: str) -> Any:
     from jmespath import exceptions
 
     try:
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in expression):
+            raise ValueError("the expression is not valid UTF-8 text")
         compiled = jmespath.compile(expression)
     except exceptions.ParseError as exc:
         problem = _parse_error(exc, expression)
+    except RecursionError:  # jmespath's parser is recursive
+        problem = "the expression is nested too deeply"
     except (exceptions.JMESPathError, KeyError, ValueError) as exc:
         problem = f"{exc} in: {expression}"
     else:
@@ -99,7 +103,36 @@ def apply_query(data: Any, expression: str) -> Any:
     except typer.BadParameter as exc:
         raise InvalidArgument(f"invalid --query: {exc.message}") from None
     try:
-        return compiled.search(data, jmespath.Options(dict_cls=OrderedDict))
+        result = compiled.search(data, jmespath.Options(dict_cls=OrderedDict))
     except exceptions.JMESPathError as exc:
         # a type error that depends on the data, e.g. abs() of a string
         raise InvalidArgument(f"--query failed on this result: {' '.join(str(exc).split())}") from None
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        # where jmespath checks no types itself: `a > b` of a string and a number, merge() of a
+        # non-object, ceil() of infinity, a result nested past Python's recursion limit
+        raise InvalidArgument(f"--query cannot be applied to this result ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+    problem = _unprintable(result)
+    if problem:
+        raise InvalidArgument(f"--query produced {problem}, which cannot be printed as JSON or text")
+    return result
+
+
+def _unprintable(data: Any) -> str | None:
+    """What in a query's result no output format can carry: Infinity or NaN (not JSON), or a
+    string holding a lone surrogate (not Unicode text). Walked without recursion."""
+    import math
+
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return "a number that is not finite"
+        if isinstance(item, str):
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in item):
+                return "a string with a lone surrogate"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
