@@ -40,11 +40,13 @@ def _parse_error(exc: Any, expression: str) -> str:
 def _functions(node: Any) -> list[tuple[str, int]]:
     """Every function call in a parsed expression: (name, number of arguments)."""
     found: list[tuple[str, int]] = []
-    if isinstance(node, dict):
-        if node.get("type") == "function_expression":
-            found.append((node.get("value"), len(node.get("children", []))))
-        for child in node.get("children", []):
-            found.extend(_functions(child))
+    stack = [node]  # walked without recursion: `a|a|...` parses into a tree thousands deep
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "function_expression":
+                found.append((node.get("value"), len(node.get("children", []))))
+            stack.extend(reversed(node.get("children", [])))
     return found
 
 

@@ -60,6 +60,8 @@ def _open_private(path: Path, flags: int, what: str) -> tuple[int, os.stat_resul
         raise StateError(f"cannot open {what} {path}: {_why(exc)}") from None
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise StateError(f"{what} {path} is a folder, not a file", hint="remove it; msi recreates it")
         if not stat.S_ISREG(st.st_mode):
             raise StateError(f"{what} {path} is not a regular file", hint="remove it; msi recreates it")
         _refuse_foreign(path, st, what)
@@ -240,6 +242,8 @@ def check_state_path(path: Path) -> None:
         raise StateError(f"state path {path} is a folder, not a file")
     if not stat.S_ISREG(st.st_mode):
         raise StateError(f"state path {path} is not a regular file (a device, FIFO or socket)")
+    if st.st_size > MAX_STATE_BYTES:
+        raise StateError(f"state file {path} is larger than {MAX_STATE_BYTES // (1024 * 1024)} MiB; msi will not read it")
 
 
 def read_bytes(path: Path, limit: int = MAX_STATE_BYTES) -> bytes | None:
