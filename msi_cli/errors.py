@@ -81,6 +81,26 @@ def printable(text: str) -> str:
     return out
 
 
+# Whether this command has saved a change: once it has, it reports success (a later problem, such
+# as a --query that cannot be applied to the result, is a warning), because failure means no change.
+_saved = False
+
+
+def mark_saved() -> None:
+    global _saved
+    _saved = True
+
+
+def saved() -> bool:
+    return _saved
+
+
+def start_command() -> None:
+    global _saved
+    _saved = False
+    WARNINGS.clear()
+
+
 # Warnings raised below the CLI (a change that was saved, but a side effect that failed); the
 # exception boundary prints them as `warning:` lines once the command ends. Bounded, so a
 # long-running server cannot grow it without end.

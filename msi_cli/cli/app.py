@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from msi_cli import __version__
 from msi_cli.cli import options
-from msi_cli.errors import WARNINGS, MsiError, printable
+from msi_cli.errors import WARNINGS, MsiError, printable, start_command
 
 
 def _one_line(text: str) -> str:
@@ -42,6 +42,7 @@ class MsiGroup(TyperGroup):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        start_command()
         try:
             rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
                               standalone_mode=False, **extra)

@@ -96,7 +96,21 @@ def check_query(expression: str) -> None:
 
 
 def apply_query(data: Any, expression: str) -> Any:
-    """The result of the expression on `data`, as az computes it."""
+    """The result of the expression on `data`, as az computes it. An expression that cannot be
+    applied to this result is a usage error (exit 2), unless the command has already saved its
+    change: then it is a warning and nothing is printed, as failure must mean no change."""
+    try:
+        return _apply(data, expression)
+    except InvalidArgument as exc:
+        from msi_cli.errors import saved, warn
+
+        if not saved():
+            raise
+        warn(f"the change was saved, but {exc.message}")
+        return None
+
+
+def _apply(data: Any, expression: str) -> Any:
     import jmespath
     from jmespath import exceptions
 

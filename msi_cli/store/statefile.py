@@ -19,7 +19,7 @@ from pathlib import Path
 from msi_cli import __version__
 from msi_cli.core.clock import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
-from msi_cli.errors import StateError
+from msi_cli.errors import StateError, mark_saved
 from msi_cli.store import codec, files
 
 if TYPE_CHECKING:
@@ -189,6 +189,7 @@ class StateFile:
                 data, head, table, texts = self._encode(ctx.state, old_rows, old_texts)
                 if data != raw:
                     files.write_atomic(self.path, data)
+                    mark_saved()
                     digest = digest_of(data)
                     self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "rows": table})
                     self._write_blob(self.texts_path, {"format": CACHE_FORMAT, "digest": digest, "texts": texts})
