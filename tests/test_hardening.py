@@ -430,22 +430,28 @@ def test_an_unwritable_activity_log_does_not_turn_a_saved_change_into_a_failure(
 def test_the_next_writer_cleans_up_after_a_killed_one(msi_proc, seeded):
     keys = private(seeded) / "keys"
     used = sorted(p.name for p in keys.glob("*.pem"))
+    # A writer killed mid-transaction: its temporary files, and a key file it had made (and
+    # journalled, as msi does before writing one) for a state it never committed.
+    orphan = "AAAAAAAAAAAAAAAAAAAAAAAAAAA"
     leftovers = [
         seeded.parent / ".state.toml.k1ll3d.tmp",
         private(seeded) / ".cache.x1y2.tmp",
         keys / f".{used[0]}.abc.tmp",
-        keys / "AAAAAAAAAAAAAAAAAAAAAAAAAAA.pem",  # a key made by a writer killed before it committed
+        keys / f"{orphan}.pem",
+        keys / ".pending",
     ]
     for p in leftovers:
-        p.write_bytes(b"partial")
+        p.write_bytes(f"{orphan}\n".encode() if p.name == ".pending" else b"partial")
         p.chmod(0o600)
-    unrelated = seeded.parent / ".someone-else.tmp"
-    unrelated.write_bytes(b"not msi's")
+    unrelated = [seeded.parent / ".someone-else.tmp", keys / "BBBBBBBBBBBBBBBBBBBBBBBBBBB.pem"]  # not msi's, not journalled
+    for p in unrelated:
+        p.write_bytes(b"not msi's")
+        p.chmod(0o600)
     assert msi_proc("create-identity", "id2").returncode == 0
     assert [p for p in leftovers if p.exists()] == []
-    assert unrelated.exists()
+    assert all(p.exists() for p in unrelated)
     now = sorted(p.name for p in keys.glob("*.pem"))
-    assert set(used) <= set(now) and len(now) == len(used) + 1  # id2's certificate
+    assert set(used) <= set(now) and len(now) == len(used) + 2  # id2's certificate, and the unrelated file
     assert msi_proc("token", "vm1", "--audience", "https://storage.azure.com", "-o", "none").returncode == 0
 
 

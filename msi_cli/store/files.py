@@ -187,12 +187,12 @@ def remove_leftovers(folder: Path, prefix: str = ".") -> None:
                     os.unlink(entry.path)
 
 
-def append_line(path: Path, line: bytes) -> None:
-    fd, _ = _open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "activity log")
+def append_line(path: Path, line: bytes, what: str = "activity log") -> None:
+    fd, _ = _open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, what)
     try:
         os.write(fd, line)
     except OSError as exc:
-        raise StateError(f"cannot write activity log {path}: {_why(exc)}") from None
+        raise StateError(f"cannot write {what} {path}: {_why(exc)}") from None
     finally:
         os.close(fd)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 from msi_cli import crypto
@@ -23,6 +24,8 @@ from msi_cli.errors import StateError
 from msi_cli.store import files
 
 MAX_KEY_FILE = 64 * 1024
+PENDING = ".pending"  # names of key files made by a transaction that has not committed yet
+_NAME = re.compile(r"[A-Za-z0-9_-]{27}|[0-9A-F]{40}")  # a signing key's kid, a certificate's thumbprint
 
 
 class FileKeyRing:
@@ -36,6 +39,8 @@ class FileKeyRing:
         files.private_dir(self.dir, tighten=True)
         self._dir_checked = True
         path = self.dir / f"{name}.pem"
+        # journal first: if this writer is killed before it commits, the next one knows the file
+        files.append_line(self.dir / PENDING, f"{name}\n".encode("ascii"), "key journal")
         files.write_atomic(path, pem)
         self._new.append(path)
 
@@ -46,18 +51,23 @@ class FileKeyRing:
                 path.unlink()
         self._new.clear()
 
-    def remove_unused(self, used: set[str]) -> None:
-        """Delete key files the committed state no longer names: keys made by a writer that was
-        killed before it committed, certificates that expired, keys no longer published. Call with
-        the state lock held, after the state is saved."""
-        if not files.check_private_dir(self.dir):
+    def settle(self, used: set[str]) -> None:
+        """Delete the key files that writers journalled but the committed state does not name
+        (made by a writer killed before it committed), then the journal. Only files this key ring
+        made are ever touched. Call with the state lock held, once the state is saved."""
+        journal = self.dir / PENDING
+        try:
+            raw = files.read_private(journal, "key journal", MAX_KEY_FILE * 16)
+        except StateError:
+            return  # a journal msi did not write: leave the files alone
+        if raw is None:
             return
+        for name in raw.decode("ascii", "replace").split():
+            if name not in used and _NAME.fullmatch(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.dir / f"{name}.pem")
         with contextlib.suppress(OSError):
-            for entry in os.scandir(self.dir):
-                name, ext = os.path.splitext(entry.name)
-                if ext == ".pem" and name not in used and not entry.name.startswith("."):
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
+            os.unlink(journal)
 
     def _read(self, name: str) -> bytes:
         if not self._dir_checked:

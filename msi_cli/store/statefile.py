@@ -196,8 +196,7 @@ class StateFile:
             except BaseException:
                 keys.discard_new()
                 raise
-            if data != raw:
-                keys.remove_unused(_key_names(ctx.state))
+            keys.settle(_key_names(ctx.state))
             if ctx.events:
                 self._append_log(ctx.events)
 
