@@ -441,7 +441,9 @@ def test_the_next_writer_cleans_up_after_a_killed_one(msi_proc, seeded):
         keys / ".pending",
     ]
     for p in leftovers:
-        p.write_bytes(f"{orphan}\n".encode() if p.name == ".pending" else b"partial")
+        # the journal also names a key the committed state uses (its writer was killed after the commit)
+        journal = f"{orphan}\n{used[0][:-4]}\n"
+        p.write_bytes(journal.encode() if p.name == ".pending" else b"partial")
         p.chmod(0o600)
     unrelated = [seeded.parent / ".someone-else.tmp", keys / "BBBBBBBBBBBBBBBBBBBBBBBBBBB.pem"]  # not msi's, not journalled
     for p in unrelated:

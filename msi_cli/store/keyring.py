@@ -45,11 +45,26 @@ class FileKeyRing:
         self._new.append(path)
 
     def discard_new(self) -> None:
-        """Forget keys made by a transaction that did not commit."""
+        """Forget keys made by a transaction that did not commit, and their journal entries."""
         for path in self._new:
             with contextlib.suppress(OSError):
                 path.unlink()
+        if self._new:
+            self._unjournal({p.name[: -len(".pem")] for p in self._new})
         self._new.clear()
+
+    def _unjournal(self, names: set[str]) -> None:
+        """Drop `names` from the journal (the journal goes when nothing is left in it)."""
+        journal = self.dir / PENDING
+        with contextlib.suppress(StateError, OSError):
+            raw = files.read_private(journal, "key journal", MAX_KEY_FILE * 16)
+            if raw is None:
+                return
+            rest = [n for n in raw.decode("ascii", "replace").split() if n not in names]
+            if rest:
+                files.write_atomic(journal, "".join(f"{n}\n" for n in rest).encode("ascii"), durable=False)
+            else:
+                os.unlink(journal)
 
     def settle(self, used: set[str]) -> None:
         """Delete the key files that writers journalled but the committed state does not name
