@@ -232,3 +232,54 @@ def test_a_sample_through_the_installed_msi(template, isolated_state):
         stdout, stderr = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
         _check(f"seed {SEED + 2} example {n}: msi {args!r}", proc.returncode, stdout, stderr, before, state.read_bytes())
         assert b"\x1b" not in proc.stderr, stderr
+
+
+PRIVATE_COMMANDS = [
+    ("token", "vm1", "--audience", "https://vault.azure.net"),
+    ("token", "vm1", "--audience", "https://storage.azure.com"),
+    ("jwks",),
+    ("log",),
+    ("log", "--last", "2"),
+    ("show", "vm1"),
+    ("create-identity", "fz2"),
+]
+
+
+def _damage(rng: random.Random, data: bytes, name: str) -> bytes:
+    kind = rng.randrange(4)
+    if kind == 0 and data:  # flipped bytes
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            out[rng.randrange(len(out))] = rng.randrange(256)
+        return bytes(out)
+    if kind == 1:  # torn
+        return data[: rng.randrange(len(data) + 1)]
+    if kind == 2 and name == "tokens.json":  # entries of another shape
+        import json
+
+        entries = json.loads(data)
+        for entry in entries.values():
+            entry[rng.choice(list(entry))] = rng.choice([None, 1, "x", "-1", "99999999999999999999", [], {}])
+        return json.dumps(entries).encode()
+    return bytes(rng.randrange(256) for _ in range(rng.randint(0, 300)))  # garbage
+
+
+def test_damaged_private_files(cli, template, isolated_state):
+    """A damaged key file, cache, token cache or log line: one error line or a warning, never a
+    traceback, and a failed command leaves the state file as it was."""
+    rng = random.Random(SEED + 3)
+    for n in range(max(20, EXAMPLES // 4)):
+        state = _fresh_copy(template, isolated_state)
+        victims = sorted(p for p in private_path(state).rglob("*") if p.is_file())
+        victim = rng.choice(victims)
+        victim.write_bytes(_damage(rng, victim.read_bytes(), victim.name))
+        for args in rng.sample(PRIVATE_COMMANDS, 3):
+            before = state.read_bytes()
+            result = cli(*args)
+            label = f"seed {SEED + 3} example {n}: {victim.name} damaged, msi {' '.join(args)}"
+            assert result.exception is None or isinstance(result.exception, SystemExit), f"{label}: {result.exception!r}"
+            _check(label, result.exit_code, result.stdout, result.stderr, before, state.read_bytes())
+
+
+def private_path(state: Path) -> Path:
+    return state.parent / (state.name + ".d")

@@ -25,8 +25,14 @@ class TokenCache:
         return self._entries
 
     def get(self, key: str) -> dict | None:
+        """The cached response for `key`: only one shaped as msi writes them (every value a
+        string, the times whole numbers); a damaged entry is a miss and is re-minted."""
         entry = self._load().get(key)
-        return entry if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+            return None
+        if not all(entry.get(k, "0").isdigit() and len(entry.get(k, "0")) <= 12 for k in ("expires_on", "not_before", "expires_in")):
+            return None
+        return entry
 
     def put(self, key: str, response: dict, now: int) -> None:
         """Store a response (call with the state lock held); expired entries are dropped."""
