@@ -33,7 +33,8 @@ _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # Simulated time stays between these instants: every date msi writes (certificates run 90 days
 # past now) must still be a valid X.509 and JWT time, and a 64-bit time_t.
 EARLIEST_YEAR = 1970
-LATEST = 221845392000  # 9000-01-01T00:00:00Z
+LATEST = 221845392000  # 9000-01-01T00:00:00Z: no stored time may reach it
+LATEST_NOW = LATEST - 366 * 86400  # the simulated now stays a year short, so certificates and keys it makes fit
 
 
 def valid_instant(value: str) -> bool:
@@ -393,8 +394,8 @@ def check_header(doc: dict) -> State:
     from msi_cli.core.clock import real_now
 
     now = real_now()
-    if not -now <= offset <= LATEST - now:
-        raise InvalidDocument(("clock_offset",), "'clock_offset' puts the simulated clock outside 1970-9000")
+    if not -now <= offset <= LATEST_NOW - now:
+        raise InvalidDocument(("clock_offset",), "'clock_offset' puts the simulated clock outside 1970-01-01 to 8999-01-01")
     return State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))  # type: ignore[arg-type]
 
 
