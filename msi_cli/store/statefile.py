@@ -219,10 +219,11 @@ class StateFile:
         )
         try:
             files.append_line(self.log_path, lines.encode("utf-8", "backslashreplace"))
-        except StateError as exc:
+        except (StateError, OSError) as exc:
             from msi_cli.errors import warn
 
-            warn(f"the change was saved, but the activity log was not written: {exc.message}")
+            why = exc.message if isinstance(exc, StateError) else exc.strerror or str(exc)
+            warn(f"the change was saved, but the activity log was not written: {why}")
 
     def log_entries(self, last: int | None = None) -> list[dict]:
         """Activity log entries, oldest first; with `last`, only the tail is read from disk. A
