@@ -77,6 +77,7 @@ class FileKeyRing:
             return  # a journal msi did not write: leave the files alone
         if raw is None:
             return
+        files.remove_leftovers(self.dir)  # a writer killed while writing a key file journalled it first
         for name in raw.decode("ascii", "replace").split():
             if name not in used and _NAME.fullmatch(name):
                 with contextlib.suppress(OSError):

@@ -203,9 +203,7 @@ class StateFile:
     def _remove_leftovers(self) -> None:
         """Temporary files of a writer that was killed mid-write (we hold the lock)."""
         files.remove_leftovers(self.path.parent, f".{self.path.name}.")
-        files.remove_leftovers(self.private)
-        if files.check_private_dir(self.keys_dir):
-            files.remove_leftovers(self.keys_dir)
+        files.remove_leftovers(self.private)  # keys/ (thousands of files) only when its journal says so
 
     def _append_log(self, events) -> None:
         """Record the committed change in the activity log. The change is saved already: a log
