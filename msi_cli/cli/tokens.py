@@ -89,6 +89,10 @@ def verify(
     if token == "-":
         token = sys.stdin.read()
     token = token.strip()
+    if not token.isascii():  # a JWT is base64url parts joined by dots; anything else is not one
+        from msi_cli.errors import InvalidArgument
+
+        raise InvalidArgument("the token is not a JWT: it holds characters outside ASCII")
     sf = state_file()
     state = sf.read()
     result = tokens.verify(state, FileKeyRing(sf.keys_dir), real_now() + state.clock_offset, token, audience)

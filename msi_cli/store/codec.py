@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from msi_cli.core import arm
+from msi_cli.core import arm, clock
 from msi_cli.core.model import (
     SCHEMA_VERSION,
     DeletedPrincipal,
@@ -29,7 +29,30 @@ from msi_cli.core.model import (
 from msi_cli.errors import MsiError
 
 COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments", "deleted_principals")
-_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+# Simulated time stays between these instants: every date msi writes (certificates run 90 days
+# past now) must still be a valid X.509 and JWT time, and a 64-bit time_t.
+EARLIEST_YEAR = 1970
+LATEST = 221845392000  # 9000-01-01T00:00:00Z: no stored time may reach it
+LATEST_NOW = clock.epoch(clock.LATEST)  # the simulated now stays a year short, so certificates and keys it makes fit
+
+
+def valid_instant(value: str) -> bool:
+    """An ISO instant as msi writes it that names a real second (no 30 February, no hour 24),
+    between 1970 and 9000."""
+    m = _ISO.fullmatch(value)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = map(int, m.groups())
+    if not (EARLIEST_YEAR <= year < 9000 and 1 <= month <= 12 and hour < 24 and minute < 60 and second < 60):
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return 1 <= day <= (_DAYS[month - 1] if month != 2 or leap else 28)
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= 80 else value[:77] + "..."
 _THUMB = re.compile(r"[0-9A-F]{40}")
 
 
@@ -229,23 +252,44 @@ class _Reader:
         if not isinstance(value, str):
             raise InvalidDocument(self.path + (key,), f"'{key}' must be a string" if key in self.rec else f"'{key}' is missing")
         if pattern is not None and not pattern.fullmatch(value):
-            raise InvalidDocument(self.path + (key,), f"'{key}' has an invalid value '{value}'")
+            raise InvalidDocument(self.path + (key,), f"'{key}' has an invalid value '{_shown(value)}'")
         return value
 
     def guid(self, key: str, optional: bool = False) -> str | None:
         value = self.str(key, optional=optional)
         if value is not None and not (arm.is_guid(value) and value == value.lower()):
-            raise InvalidDocument(self.path + (key,), f"'{key}' must be a lower-case GUID, not '{value}'")
+            raise InvalidDocument(self.path + (key,), f"'{key}' must be a lower-case GUID, not '{_shown(value)}'")
         return value
 
     def time(self, key: str) -> str:
-        return self.str(key, _ISO)  # type: ignore[return-value]
+        value = self.str(key)
+        if not valid_instant(value):  # type: ignore[arg-type]
+            raise InvalidDocument(
+                self.path + (key,), f"'{key}' is not a real UTC time between 1970 and 9000 (YYYY-MM-DDTHH:MM:SSZ): '{_shown(value)}'"  # type: ignore[arg-type]
+            )
+        return value  # type: ignore[return-value]
 
-    def strings(self, key: str) -> list[str]:
+    def text(self, key: str, what: str, limit: int) -> str:
+        """A display name: 1-`limit` printable characters."""
+        value = self.str(key)
+        self.follows(key, arm.validate_display_name, what, value, limit)
+        return value  # type: ignore[return-value]
+
+    def strings(self, key: str, check: Callable[[str], bool] | None = None) -> list[str]:
         value = self.rec.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidDocument(self.path + (key,), f"'{key}' must be a list of strings")
+        if check is not None:
+            for v in value:
+                if not check(v):
+                    raise InvalidDocument(self.path + (key,), f"'{key}' holds an invalid value '{_shown(v)}'")
         return list(value)
+
+    def ordered(self, *keys: str) -> None:
+        """The named times do not go backwards (created <= valid until, start <= end)."""
+        values = [self.rec[k] for k in keys]
+        if values != sorted(values):
+            raise InvalidDocument(self.path + (keys[-1],), f"'{keys[-1]}' comes before '{keys[0]}'")
 
     def follows(self, key: str, rule: Callable[..., None], *args: object) -> None:
         """Apply one of Azure's naming rules (msi_cli.core.arm) to a field, reporting at it."""
@@ -271,15 +315,24 @@ def _collection(doc: dict, name: str) -> list[_Reader]:
 _KID = re.compile(r"[A-Za-z0-9_-]{27}")
 
 
+def _arm_id(value: str) -> bool:
+    """A printable ARM id (subscription, resource group or resource scope)."""
+    return arm.parse_id(value) is not None and not _UNPRINTABLE.search(value)
+
+
+_UNPRINTABLE = arm._UNPRINTABLE
+
+
 def _tenant(r: _Reader) -> Tenant:
-    t = Tenant(r.guid("id"), r.str("name"), r.time("created"))  # type: ignore[arg-type]
+    t = Tenant(r.guid("id"), r.text("name", "tenant", 256), r.time("created"))  # type: ignore[arg-type]
     for k in r.tables("signing_keys"):
         t.signing_keys.append(SigningKey(k.str("kid", _KID), k.time("created"), k.time("signs_until"), k.time("published_until")))  # type: ignore[arg-type]
+        k.ordered("created", "signs_until", "published_until")
     return t
 
 
 def _subscription(r: _Reader) -> Subscription:
-    return Subscription(r.guid("id"), r.str("name"), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
+    return Subscription(r.guid("id"), r.text("name", "subscription", 64), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
 
 
 def _identity(r: _Reader) -> Identity:
@@ -287,11 +340,12 @@ def _identity(r: _Reader) -> Identity:
     if kind not in (SYSTEM, USER):
         raise InvalidDocument(r.path + ("kind",), f"'kind' must be {SYSTEM} or {USER}, not '{kind}'")
     i = Identity(
-        r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.str("name"),  # type: ignore[arg-type]
+        r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.text("name", "identity", 260),  # type: ignore[arg-type]
         r.str("resource_id"), r.str("location"), r.time("created"),  # type: ignore[arg-type]
     )
+    r.follows("location", arm.validate_location, i.location)
     parsed = arm.parse_id(i.resource_id)
-    if parsed is None or parsed.name is None:
+    if parsed is None or parsed.name is None or not _arm_id(i.resource_id):
         raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' is not a resource id: '{i.resource_id}'")
     if kind == USER:
         if parsed.arm_type is None or parsed.arm_type.lower() != arm.IDENTITY_ARM_TYPE.lower() or parsed.name != i.name:
@@ -309,29 +363,40 @@ def _resource(r: _Reader) -> Resource:
         r.time("created"), r.guid("system_principal_id", optional=True),
         [UserAssignment(u.str("id"), u.guid("principal_id"), u.guid("client_id")) for u in r.tables("user_identities")],  # type: ignore[arg-type]
     )
+    for n, entry in enumerate(res.user_assigned):
+        if not _arm_id(entry.resource_id):
+            raise InvalidDocument(r.path + ("user_identities", n, "id"), f"'id' has an invalid value '{_shown(entry.resource_id)}'")
     r.follows("name", arm.validate_resource_name, type_key, res.name)
     r.follows("resource_group", arm.validate_resource_group, res.resource_group)
+    r.follows("location", arm.validate_location, res.location)
     return res
 
 
 def _principal(r: _Reader) -> ServicePrincipal:
     sp = ServicePrincipal(
-        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.str("display_name"), r.strings("alternative_names"),  # type: ignore[arg-type]
+        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.text("display_name", "service principal", 260),  # type: ignore[arg-type]
+        r.strings("alternative_names", _alternative_name),
     )
     for c in r.tables("key_credentials"):
         sp.key_credentials.append(KeyCredential(c.guid("key_id"), c.str("thumbprint", _THUMB), c.time("start"), c.time("end")))  # type: ignore[arg-type]
+        c.ordered("start", "end")
     return sp
+
+
+def _alternative_name(value: str) -> bool:
+    return 0 < len(value) <= 1024 and not _UNPRINTABLE.search(value)
 
 
 def _deleted_principal(r: _Reader) -> DeletedPrincipal:
     return DeletedPrincipal(
-        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.str("display_name"), r.strings("alternative_names"), r.time("deleted"),  # type: ignore[arg-type]
+        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.text("display_name", "service principal", 260),  # type: ignore[arg-type]
+        r.strings("alternative_names", _alternative_name), r.time("deleted"),
     )
 
 
 def _role_assignment(r: _Reader) -> RoleAssignment:
     a = RoleAssignment(r.guid("id"), r.guid("principal_id"), r.guid("role_definition_id"), r.str("scope"), r.time("created"))  # type: ignore[arg-type]
-    if arm.parse_id(a.scope) is None:
+    if not _arm_id(a.scope):
         raise InvalidDocument(r.path + ("scope",), f"'scope' is not a subscription, resource group or resource id: '{a.scope}'")
     return a
 
@@ -360,6 +425,11 @@ def check_header(doc: dict) -> State:
     offset = doc.get("clock_offset", 0)
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise InvalidDocument(("clock_offset",), "'clock_offset' must be a whole number of seconds")
+    from msi_cli.core.clock import real_now
+
+    now = real_now()
+    if not -now <= offset <= LATEST_NOW - now:
+        raise InvalidDocument(("clock_offset",), "'clock_offset' puts the simulated clock outside 1970-01-01 to 8999-01-01")
     return State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))  # type: ignore[arg-type]
 
 

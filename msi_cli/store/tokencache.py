@@ -16,17 +16,23 @@ class TokenCache:
 
     def _load(self) -> dict:
         if self._entries is None:
-            raw = files.read_bytes(self.path)
+            raw = files.read_private(self.path, "token cache", cache=True)  # refused when another user planted it
             try:
                 data = json.loads(raw) if raw else {}
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 data = {}  # a cache, not state: a damaged one is simply rebuilt
             self._entries = data if isinstance(data, dict) else {}
         return self._entries
 
     def get(self, key: str) -> dict | None:
+        """The cached response for `key`: only one shaped as msi writes them (every value a
+        string, the times whole numbers); a damaged entry is a miss and is re-minted."""
         entry = self._load().get(key)
-        return entry if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+            return None
+        if not all(entry.get(k, "0").isdigit() and len(entry.get(k, "0")) <= 12 for k in ("expires_on", "not_before", "expires_in")):
+            return None
+        return entry
 
     def put(self, key: str, response: dict, now: int) -> None:
         """Store a response (call with the state lock held); expired entries are dropped."""
