@@ -26,13 +26,14 @@ from msi_cli.server.faults import Fault, Injector
 from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.live import LiveState
 from msi_cli.server.messages import Request, Response, json_response
-from msi_cli.server.protocol import Rejected
+from msi_cli.server.protocol import HostProtocol, Rejected, TokenRequest
 from msi_cli.server.serverlog import ServerLog
 from msi_cli.store.keyring import FileKeyRing
 from msi_cli.store.statefile import StateFile
 
 SERVER_NAME = f"msi-cli/{__version__}"
-PROTOCOLS = {routes.IMDS: imds, routes.APPSERVICE: appservice}
+# the host protocols by route kind: each resource type names its host (`ResourceType.host`)
+PROTOCOLS: dict[str, HostProtocol] = {proto.kind: proto for proto in (imds.PROTOCOL, appservice.PROTOCOL)}
 
 
 def _plain_http_only(path: str, http_url: str) -> Response:
@@ -110,7 +111,7 @@ class Application:
         try:
             await self._fresh()
         except MsiError as exc:
-            return PROTOCOLS.get(route.kind, imds).server_error(f"the state cannot be read: {exc.message}")
+            return PROTOCOLS.get(route.kind, imds.PROTOCOL).server_error(f"the state cannot be read: {exc.message}")
         if route.kind == routes.JWKS and self._keys_due(route.target):
             try:
                 await asyncio.get_running_loop().run_in_executor(self.pool, self._publish_keys, route.target)
@@ -149,8 +150,7 @@ class Application:
             return _plain_http_only(req.path, self.base_url)
         resource = state.resources.get(route.target)
         if resource is None or resource.rtype.host != route.kind:
-            kind = "IMDS" if route.kind == routes.IMDS else "App Service"
-            return proto.not_found(f"No {kind} managed identity endpoint for resource '{route.target}'")
+            return proto.not_found(f"No {proto.label} managed identity endpoint for resource '{route.target}'")
         return _Pending(self, req, proto, resource, state)
 
     def _keys_due(self, tenant_ref: str) -> bool:
@@ -185,16 +185,17 @@ class _Pending:
 
     __slots__ = ("app", "req", "proto", "resource", "state")
 
-    def __init__(self, app: Application, req: Request, proto, resource, state) -> None:
+    def __init__(self, app: Application, req: Request, proto: HostProtocol, resource, state) -> None:
         self.app, self.req, self.proto, self.resource, self.state = app, req, proto, resource, state
 
-    def _parse(self):
-        if self.proto is imds:
-            return imds.parse(self.req)
-        return appservice.parse(self.req, self.app._secret(self.resource.id.lower()))
+    def _parse(self) -> TokenRequest:
+        return self.proto.parse(self.req, self._secret)
 
-    def _render(self, treq, answer: dict) -> Response:
-        return imds.token(answer) if self.proto is imds else appservice.token(answer, treq.legacy)
+    def _secret(self) -> str:
+        return self.app._secret(self.resource.id.lower())
+
+    def _render(self, treq: TokenRequest, answer: dict) -> Response:
+        return self.proto.token(answer, treq)
 
     def answer_now(self) -> Response | None:
         """The answer from the rules and the in-memory token cache; None when a token must be minted."""
