@@ -191,7 +191,8 @@ def world(world_template, isolated_state: Path) -> World:
 def serve(isolated_state: Path):
     """Start an in-process server for the test's state: serve(faults=[...], request_timeout=...)."""
     from msi_cli.server import faults as fault_specs
-    from msi_cli.server.app import Server, ServerThread
+    from msi_cli.server.app import Server
+    from msi_cli.server.background import ServerThread
     from msi_cli.store.statefile import StateFile
 
     started: list[ServerThread] = []

@@ -505,7 +505,8 @@ def test_azurite_with_a_certificate_from_msi_accepts_a_managed_identity_token(se
 
 
 def test_a_client_that_never_completes_the_handshake_is_dropped(isolated_state):
-    from msi_cli.server.app import Server, ServerThread
+    from msi_cli.server.app import Server
+    from msi_cli.server.background import ServerThread
     from msi_cli.store.statefile import StateFile
 
     thread = ServerThread(Server(StateFile(isolated_state), request_timeout=0.3, https_port=0, log=lambda m: None))

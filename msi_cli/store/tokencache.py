@@ -9,6 +9,40 @@ from pathlib import Path
 from msi_cli.store import files
 
 
+def read_entries(path: Path) -> dict:
+    """The cache file's entries: {} when it is missing or damaged (a cache, not state: a damaged
+    one is simply rebuilt). Raises StateError when the file cannot be read at all (a folder, no
+    permission). The one reader of the file: `TokenCache` and the server's `Snapshot` use it."""
+    raw = files.read_bytes(path)
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:  # not JSON, or not UTF-8
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def _entry(entries: dict, key: str) -> dict | None:
+    entry = entries.get(key)
+    return entry if isinstance(entry, dict) else None
+
+
+class Snapshot:
+    """The entries as read once, read-only, with TokenCache's `get` (the server keeps one in
+    memory and re-reads the file only when it changes)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: dict) -> None:
+        self._entries = entries
+
+    @classmethod
+    def read(cls, path: Path) -> Snapshot:
+        return cls(read_entries(path))
+
+    def get(self, key: str) -> dict | None:
+        return _entry(self._entries, key)
+
+
 class TokenCache:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -16,17 +50,11 @@ class TokenCache:
 
     def _load(self) -> dict:
         if self._entries is None:
-            raw = files.read_bytes(self.path)
-            try:
-                data = json.loads(raw) if raw else {}
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                data = {}  # a cache, not state: a damaged one is simply rebuilt
-            self._entries = data if isinstance(data, dict) else {}
+            self._entries = read_entries(self.path)
         return self._entries
 
     def get(self, key: str) -> dict | None:
-        entry = self._load().get(key)
-        return entry if isinstance(entry, dict) else None
+        return _entry(self._load(), key)
 
     def put(self, key: str, response: dict, now: int) -> None:
         """Store a response (call with the state lock held); expired entries are dropped."""
