@@ -27,6 +27,7 @@ from msi_cli.server.live import LiveState
 from msi_cli.server.messages import Request, Response, json_response
 from msi_cli.server.protocol import HostProtocol, Rejected, TokenRequest
 from msi_cli.server.serverlog import ServerLog
+from msi_cli.server.timesource import REAL, TimeSource
 from msi_cli.store.keyring import FileKeyRing
 from msi_cli.store.statefile import StateFile
 
@@ -48,11 +49,12 @@ def _not_found(path: str) -> Response:
 
 class Application:
     def __init__(self, sf: StateFile, key: bytes, faults: list[Fault], pool: ThreadPoolExecutor,
-                 log: ServerLog, verbose: bool = False) -> None:
+                 log: ServerLog, verbose: bool = False, clock: TimeSource = REAL) -> None:
         self.sf = sf
         self.key = key
+        self.clock = clock  # real time for tokens, discovery and faults (simulated time adds the state's offset)
         self.live = LiveState(sf)
-        self.injector = Injector(faults)
+        self.injector = Injector(faults, clock.monotonic)
         self.keyset = discovery.KeySet(FileKeyRing(sf.keys_dir))
         self.pool = pool
         self.log = log
@@ -124,7 +126,7 @@ class Application:
         decision = self.injector.enter(pending.resource.id, pending.resource.name)
         try:
             if decision.delay:
-                await asyncio.sleep(decision.delay)
+                await self.clock.sleep(decision.delay)
             if decision.status:
                 response = pending.proto.fault(decision.status)
                 response.log = decision.why
@@ -142,7 +144,7 @@ class Application:
             return _not_found(req.path)
         proto = PROTOCOLS.get(route.kind)
         if proto is None:
-            now_iso = iso(real_now() + state.clock_offset)
+            now_iso = iso(self.clock.now() + state.clock_offset)
             base = self.https_url if tls else self.base_url
             return discovery.handle(req, route.kind, route.target, base, state, self.keyset, now_iso)
         if tls:
@@ -161,12 +163,12 @@ class Application:
             return False
         from msi_cli.core import credentials
 
-        return credentials.keys_due(tenant, iso(real_now() + state.clock_offset))
+        return credentials.keys_due(tenant, iso(self.clock.now() + state.clock_offset))
 
     def _publish_keys(self, tenant_ref: str) -> None:
         from msi_cli.core import credentials, lookup
 
-        with self.sf.transaction() as ctx:
+        with self.sf.transaction(self.clock.now) as ctx:
             credentials.signing_key(ctx, lookup.tenant(ctx.state, tenant_ref))
         self.live.refresh()
 
@@ -200,7 +202,8 @@ class _Pending:
         """The answer from the rules and the in-memory token cache; None when a token must be minted."""
         try:
             treq = self._parse()
-            answer = platform.cached(self.resource, treq.audience, treq.selector, self.state, self.app.live.tokens)
+            answer = platform.cached(self.resource, treq.audience, treq.selector, self.state, self.app.live.tokens,
+                                     self.app.clock.now)
         except Rejected as rejected:
             return rejected.response
         except TokenError as exc:
@@ -215,7 +218,7 @@ class _Pending:
         try:
             loop = asyncio.get_running_loop()
             answer = await loop.run_in_executor(self.app.pool, platform.acquire, self.app.sf, self.resource,
-                                                treq.audience, treq.selector, self.state)
+                                                treq.audience, treq.selector, self.state, self.app.clock.now)
             self.app.live.tokens_changed()
         except TokenError as exc:
             return self.proto.error(exc)
@@ -231,7 +234,8 @@ class Server:
 
     def __init__(self, sf: StateFile, host: str = "127.0.0.1", port: int = 0, faults: list[Fault] | None = None,
                  request_timeout: float = REQUEST_TIMEOUT, verbose: bool = False,
-                 log: Callable[[str], None] | None = None, https_port: int | None = None) -> None:
+                 log: Callable[[str], None] | None = None, https_port: int | None = None,
+                 clock: TimeSource = REAL) -> None:
         self.sf = sf
         self.host = host
         self.port = port
@@ -239,14 +243,15 @@ class Server:
         self.log = ServerLog(log or _stderr)  # escaped, bounded, repeated lines summed up
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="msi-serve")
         self.key = runfile.new_key()
-        self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose)
+        self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose, clock)
         self.http = HttpServer(self.app.handle, quick=self.app.answer_now, server_name=SERVER_NAME,
-                               request_timeout=request_timeout, on_error=self.log if verbose else None)
+                               request_timeout=request_timeout, on_error=self.log if verbose else None, clock=clock)
         self.https: HttpServer | None = None
         if https_port is not None:
             self.https = HttpServer(functools.partial(self.app.handle, tls=True),
                                     quick=functools.partial(self.app.answer_now, tls=True), server_name=SERVER_NAME,
-                                    request_timeout=request_timeout, on_error=self.log if verbose else None)
+                                    request_timeout=request_timeout, on_error=self.log if verbose else None,
+                                    clock=clock)
         self.url = ""
         self.https_url = ""
         self.tls_setup = None  # msi_cli.server.tls.Setup once the HTTPS listener is up
