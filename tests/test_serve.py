@@ -278,6 +278,21 @@ def test_imds_only_answers_get(ep, world, method):
     assert ep.get(imds_path(world.id("vm1")), META).status == 200  # same connection, still in step
 
 
+@pytest.mark.parametrize("query, status, description", [
+    (f"&api-version=2018-02-01&&resource={VAULT}&", 200, None),  # empty fields are skipped
+    (f"api-version=2018-02-01&resource={VAULT}&client_id", 400, None),  # a bare name is an empty value
+    ("api-version=2018-02-01&resource", 400, "Required audience parameter not specified"),
+    (f"api-version=2018-02-01&resource={VAULT}&x=%ff", 400, "The query string cannot be decoded"),
+    (f"api-version=2018-02-01&resource={VAULT}" + "&x=1" * 62, 400, "Requests with duplicate query parameter names are rejected: x"),
+    (f"api-version=2018-02-01&resource={VAULT}" + "&x=1" * 63, 400, "The query string cannot be decoded"),  # 65 fields
+])
+def test_imds_query_string_edge_cases(ep, world, query, status, description):
+    reply = ep.get(rid_path(world.id("vm1")) + IMDS_PATH + "?" + query, META)
+    assert reply.status == status
+    if description is not None:
+        assert reply.json["error_description"] == description
+
+
 def test_imds_rejects_duplicate_query_parameters(ep, world):
     path = rid_path(world.id("vm1")) + IMDS_PATH + f"?api-version=2018-02-01&resource={VAULT}&resource={VAULT}"
     reply = ep.get(path, META)

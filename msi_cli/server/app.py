@@ -136,7 +136,8 @@ class Application:
             self.injector.leave(decision)
 
     def _route(self, req: Request, state, tls: bool = False) -> Response | _Pending:
-        """Everything that needs neither the host's rules nor a token: unknown paths, discovery,
+        """Where requests are routed (the one place: a new endpoint is matched here). Answers
+        everything that needs neither the host's rules nor a token: unknown paths, discovery,
         unknown resources. A request for a resource's token endpoint comes back as _Pending.
         `tls`: the request came to the HTTPS listener, whose base URL the documents then name."""
         route = routes.match(req.path)
