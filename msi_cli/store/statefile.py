@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 from pathlib import Path
 
@@ -159,8 +159,9 @@ class StateFile:
             raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Ctx]:
-        """Lock, load (or start fresh), hand out a context, then validate and save if it changed."""
+    def transaction(self, clock: Callable[[], int] = real_now) -> Iterator[Ctx]:
+        """Lock, load (or start fresh), hand out a context, then validate and save if it changed.
+        `clock`: real epoch seconds (the server passes its injected clock)."""
         from msi_cli.core import lifecycle, maintenance
         from msi_cli.core.context import Ctx
         from msi_cli.store.keyring import FileKeyRing
@@ -171,7 +172,7 @@ class StateFile:
         with files.exclusive_lock(self.lock_path):
             raw = files.read_bytes(self.path)
             self._remove_leftovers()
-            now = real_now()
+            now = clock()
             old_rows: Rows = {}
             old_texts: Texts = {}
             if raw is None:
