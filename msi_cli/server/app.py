@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from msi_cli import __version__, platform
 from msi_cli.core.clock import iso, real_now
 from msi_cli.errors import MsiError, NotFound, TokenError
-from msi_cli.server import appservice, discovery, imds, routes, runfile
+from msi_cli.server import appservice, discovery, entra, imds, routes, runfile
 from msi_cli.server.faults import Fault, Injector
 from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.live import LiveState
@@ -63,7 +63,7 @@ class Application:
         """The answer, if it can be given at once without blocking: the state and token cache
         are current in memory, no fault is configured, and the token is a cache hit (or the
         request is refused). None sends the request down `handle`."""
-        if self.injector or self.live.stale():
+        if self.injector or self.live.stale() or entra.match(req.path) is not None:
             return None
         started = time.perf_counter()
         response = self._route(req, self.live.state)
@@ -91,12 +91,15 @@ class Application:
 
     async def _dispatch(self, req: Request) -> Response:
         route = routes.match(req.path)
-        if route is None:
+        federated = entra.match(req.path) if route is None else None
+        if route is None and federated is None:
             return _not_found(req.path)
         try:
             await self._fresh()
         except MsiError as exc:
-            return PROTOCOLS.get(route.kind, imds).server_error(f"the state cannot be read: {exc.message}")
+            return PROTOCOLS.get(route.kind if route else "", imds).server_error(f"the state cannot be read: {exc.message}")
+        if federated is not None:
+            return await entra.handle(self, req, federated)
         if route.kind == routes.JWKS and self._keys_due(route.target):
             try:
                 await asyncio.get_running_loop().run_in_executor(self.pool, self._publish_keys, route.target)
@@ -225,6 +228,7 @@ class Server:
                                request_timeout=request_timeout, on_error=self.log if verbose else None)
         self.url = ""
         self._record: runfile.RunRecord | None = None
+        self._projections: asyncio.Task | None = None
 
     async def start(self) -> str:
         running = runfile.running(self.sf.server_path)
@@ -244,9 +248,12 @@ class Server:
         except BaseException:
             await self.http.close()
             raise
+        self._projections = asyncio.get_running_loop().create_task(entra.keep_fresh(self.app))  # projected token files
         return self.url
 
     async def stop(self) -> None:
+        if self._projections is not None:
+            self._projections.cancel()
         try:
             await self.http.close()
         finally:
