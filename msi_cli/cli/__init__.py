@@ -36,6 +36,9 @@ COMMAND_MODULES: dict[str, str] = {
     "demo": "demo",
     "serve": "serve",
     "env": "serve",
+    "federation": "federation",
+    "issuer": "federation",
+    "oidc-token": "federation",
 }
 
 

@@ -124,16 +124,27 @@ def env(
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
+    workload: Annotated[bool, typer.Option("--workload", help="Workload identity federation: RESOURCE is a user-assigned identity; with --issuer and --subject.")] = False,
+    issuer: Annotated[Optional[str], typer.Option("--issuer", help="With --workload/--github/--kubernetes: the issuer msi plays (default: one per kind, created on first use).")] = None,
+    subject: Annotated[Optional[str], typer.Option("--subject", help="With --workload: the 'sub' of the tokens in the token file.")] = None,
+    github: Annotated[Optional[str], typer.Option("--github", metavar="OWNER/REPO[@BRANCH]", help="Act as a GitHub Actions job of this repository (branch main by default).")] = None,
+    kubernetes: Annotated[Optional[str], typer.Option("--kubernetes", metavar="NAMESPACE/SERVICEACCOUNT", help="Act as a Kubernetes pod running as this service account.")] = None,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
     """Print the environment that makes azure-identity and msal talk to the running `msi serve`
-    as this resource's host.
+    as this resource's host, or (`--workload`, `--github`, `--kubernetes`) as a workload that
+    trades an external token for a user-assigned identity's token.
 
     Web and function apps: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service 2019-08-01). VMs,
     scale sets and container apps: AZURE_POD_IDENTITY_AUTHORITY_HOST, the IMDS address that both
     azure-identity and msal honour. Default output is shell lines for eval; `-o json` prints a
-    flat object of variable names to values."""
+    flat object of variable names to values.
+
+    Workload identity: AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE (kept fresh by
+    `msi serve`) and AZURE_AUTHORITY_HOST (the server's HTTPS address); `--github` adds
+    ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN. The managed-identity host
+    variables are unset."""
     from msi_cli.core import lookup
     from msi_cli.errors import MsiError
     from msi_cli.server import routes, runfile
@@ -142,6 +153,11 @@ def env(
     record = runfile.running(sf.server_path)
     if record is None:
         raise MsiError(f"no 'msi serve' is running for state {sf.path}", hint="start one with: msi serve")
+    if workload or github is not None or kubernetes is not None:
+        from msi_cli.cli.federation import workload_variables
+
+        variables = workload_variables(sf, record, resource, workload, issuer, subject, github, kubernetes, resource_group, subscription)
+        return _print_variables(variables, shell, output, query)
     state = sf.read()
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     res = lookup.resource(state, resource, resource_group, sub_id)
@@ -156,6 +172,10 @@ def env(
     else:
         raise MsiError(f"'{res.name}' is a {res.rtype.label}, which has no managed identity token endpoint",
                        hint="use a vm, vmss, containerapp, webapp or functionapp")
+    _print_variables(variables, shell, output, query)
+
+
+def _print_variables(variables: dict[str, str], shell: Optional[Shell], output: Output, query: Optional[str]) -> None:
     if output is Output.table and not query:
         sys.stdout.write(shell_lines(variables, shell or _default_shell()))
     elif output is Output.tsv and not query:
