@@ -1,0 +1,469 @@
+"""Workload identity federation as users touch it: `msi federation`, `msi issuer`, `msi
+oidc-token`, `msi env --workload/--github/--kubernetes`, the state file, and `msi serve`'s
+federation endpoints (issuer discovery and keys, GitHub's token request, Entra's token endpoint,
+projected token files rotated on the simulated clock). No test sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import stat
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import jwt
+import pytest
+
+from conftest import fails
+from msi_cli.core import exchange
+from msi_cli.store.statefile import StateFile
+
+SUBJECT = "repo:octo-org/app:ref:refs/heads/main"
+AUD = "api://AzureADTokenExchange"
+FIC_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"
+
+
+def claims_of(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+# ---- federated identity credentials -----------------------------------------------------------------
+
+
+@pytest.fixture
+def ident(cli) -> dict:
+    return cli.json("create-identity", "ci-id", "-g", "rg1")
+
+
+def add(cli, *extra: str, name: str = "main", subject: str = SUBJECT, issuer: str = "https://token.actions.githubusercontent.com"):
+    return cli("federation", "add", "ci-id", "--name", name, "--issuer", issuer, "--subject", subject, *extra, "-o", "json")
+
+
+def test_add_prints_azs_shape_and_is_stored(cli, ident, isolated_state):
+    result = add(cli)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data == {
+        "audiences": [AUD],
+        "id": ident["id"] + "/federatedIdentityCredentials/main",
+        "issuer": "https://token.actions.githubusercontent.com",
+        "name": "main",
+        "resourceGroup": "rg1",
+        "subject": SUBJECT,
+        "type": FIC_TYPE,
+    }
+    assert cli.json("federation", "show", "ci-id", "MAIN") == data  # names are case-insensitive
+    assert cli.json("federation", "list", "ci-id") == [data]
+    state = StateFile(isolated_state).read()
+    [cred] = state.federated_credentials.values()
+    assert (cred.identity_id, cred.name, cred.subject) == (ident["principalId"], "main", SUBJECT)
+    assert any(e["operation"] == "Create federated identity credential" and e["target"] == data["id"]
+               for e in StateFile(isolated_state).log_entries())
+
+
+def test_adding_under_an_existing_name_updates_it(cli, ident):
+    add(cli)
+    result = add(cli, subject="repo:octo-org/app:environment:prod")
+    assert result.exit_code == 0
+    [cred] = cli.json("federation", "list", "ci-id")
+    assert cred["subject"] == "repo:octo-org/app:environment:prod"
+
+
+@pytest.mark.parametrize("name", ["ab", "-abc", "_abc", "a" * 121, "has space", "dot.name", "ümlaut"])
+def test_name_rule(cli, ident, name, isolated_state):
+    before = isolated_state.read_bytes()
+    fails(add(cli, name=name), 1, "invalid federated identity credential name")
+    assert isolated_state.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["abc", "a" * 120, "A-b_9", "0ab"])
+def test_valid_names(cli, ident, name):
+    assert add(cli, name=name).exit_code == 0
+
+
+def test_issuer_and_subject_pair_is_unique_per_identity(cli, ident):
+    add(cli)
+    fails(add(cli, name="second"), 1, "already has issuer", "must be unique")
+    assert add(cli, name="third", subject=SUBJECT + "x").exit_code == 0  # another subject is fine
+    cli.ok("create-identity", "other-id", "-g", "rg1")
+    result = cli("federation", "add", "other-id", "--name", "main", "--issuer", "https://token.actions.githubusercontent.com",
+                 "--subject", SUBJECT)
+    assert result.exit_code == 0  # the pair is unique per identity, not globally
+
+
+def test_at_most_20_per_identity(cli, ident):
+    for n in range(20):
+        assert add(cli, name=f"cred{n:02d}", subject=f"s{n}").exit_code == 0
+    fails(add(cli, name="cred20", subject="s20"), 1, "20 federated identity credentials")
+    assert add(cli, name="cred00", subject="changed").exit_code == 0  # updating one is not adding
+
+
+def test_fields_up_to_600_characters(cli, ident):
+    assert add(cli, subject="s" * 600).exit_code == 0
+    fails(add(cli, name="long", subject="s" * 601), 1, "subject is 601 characters long")
+    fails(add(cli, name="longer", issuer="https://x/" + "i" * 600), 1, "issuer is")
+
+
+def test_exactly_one_audience(cli, ident):
+    fails(add(cli, "--audience", "a", "--audience", "b"), 1, "exactly one audience")
+    data = json.loads(add(cli, "--audience", "api://custom").stdout)
+    assert data["audiences"] == ["api://custom"]
+
+
+def test_user_assigned_only(cli):
+    cli.ok("create-resource", "vm1", "--type", "vm", "--system-assigned")
+    result = cli("federation", "add", "vm1", "--name", "main", "--issuer", "https://x", "--subject", "s")
+    fails(result, 1, "user-assigned identities only")
+    fails(cli("federation", "list", "nobody"), 3, "not found")
+
+
+def test_show_and_remove(cli, ident, isolated_state):
+    add(cli)
+    fails(cli("federation", "show", "ci-id", "nope"), 3, "not found")
+    fails(cli("federation", "remove", "ci-id", "main"), 2, "--yes")  # no terminal to confirm on
+    assert cli.json("federation", "remove", "ci-id", "main", "--yes") == {"deleted": ident["id"] + "/federatedIdentityCredentials/main"}
+    assert cli.json("federation", "list", "ci-id") == []
+    assert any(e["operation"] == "Delete federated identity credential" for e in StateFile(isolated_state).log_entries())
+
+
+def test_deleting_the_identity_deletes_its_credentials(cli, ident, isolated_state):
+    add(cli)
+    cli.ok("delete", "ci-id", "--yes")
+    assert StateFile(isolated_state).read().federated_credentials == {}
+    cli.ok("create-identity", "ci-id", "-g", "rg1")
+    assert cli.json("federation", "list", "ci-id") == []  # a new identity starts with none
+
+
+def test_a_user_assigned_identity_cannot_move(cli, ident):
+    cli.ok("create-subscription", "other")
+    fails(cli("migrate", "ci-id", "--subscription", "other"), 1, "cannot be moved")
+
+
+# ---- the state file --------------------------------------------------------------------------------
+
+
+def test_older_state_files_without_the_tables_still_load(cli, ident, isolated_state):
+    text = isolated_state.read_text()
+    assert "federated_credentials" not in text and "issuers" not in text
+    assert StateFile(isolated_state).read().federated_credentials == {}
+
+
+def test_round_trip_and_validation_of_the_new_tables(cli, ident, isolated_state):
+    add(cli)
+    cli.ok("issuer", "create", "gh", "--kind", "github")
+    sf = StateFile(isolated_state)
+    from msi_cli.store import codec
+
+    state = sf.read()
+    assert codec.load(codec.dump(state)) == state
+    text = isolated_state.read_text()
+    isolated_state.write_text(text.replace('kind = "github"', 'kind = "gitlab"'))
+    fails(cli("federation", "list", "ci-id"), 1, "'kind' must be one of")
+    isolated_state.write_text(text.replace('name = "main"', 'name = "x"'))
+    fails(cli("federation", "list", "ci-id"), 1, "line", "invalid federated identity credential name")
+
+
+# ---- issuers and their tokens -----------------------------------------------------------------------
+
+
+def test_issuer_create_list_show(cli, isolated_state):
+    created = cli.json("issuer", "create", "gh", "--kind", "github")
+    assert created["name"] == "gh" and created["kind"] == "github" and created["issuer"] is None  # no server yet
+    key = isolated_state.parent / "state.toml.d" / "keys" / f"{created['kid']}.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert [i["name"] for i in cli.json("issuer", "list")] == ["gh"]
+    fails(cli("issuer", "create", "GH"), 1, "already exists")
+    fails(cli("issuer", "create", "bad/name"), 1, "invalid issuer name")
+    fails(cli("issuer", "show", "nope"), 3, "not found")
+    fails(cli("oidc-token", "gh", "--subject", SUBJECT), 1, "no 'msi serve' is running")
+
+
+# ---- msi serve -------------------------------------------------------------------------------------
+
+
+class Http:
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+
+    def request(self, method: str, path: str, headers: dict | None = None, body: bytes | None = None):
+        self.conn.request(method, path, body=body, headers=headers or {})
+        resp = self.conn.getresponse()
+        return resp.status, resp.read()
+
+
+@pytest.fixture
+def server(isolated_state):
+    from msi_cli.server.app import Server, ServerThread
+
+    logs: list[str] = []
+    thread = ServerThread(Server(StateFile(isolated_state), log=logs.append))
+    url = thread.start()
+    yield thread, Http(url)
+    thread.stop()
+
+
+@pytest.fixture
+def fed(cli, ident, server):
+    """An identity trusting the GitHub issuer msi plays, as `msi serve` publishes it."""
+    thread, http_ = server
+    issuer = cli.json("issuer", "create", "gh", "--kind", "github")
+    assert issuer["issuer"] == f"{thread.url}/issuers/gh"
+    add(cli, issuer=issuer["issuer"])
+    return thread, http_, issuer["issuer"]
+
+
+def test_issuer_discovery_and_keys_verify_oidc_token(cli, fed):
+    thread, h, iss = fed
+    status, body = h.request("GET", "/issuers/gh/.well-known/openid-configuration")
+    assert status == 200
+    config = json.loads(body)
+    assert config["issuer"] == iss and config["jwks_uri"] == iss + "/jwks"
+    assert config["id_token_signing_alg_values_supported"] == ["RS256"]
+    status, body = h.request("GET", "/issuers/gh/jwks")
+    [jwk] = json.loads(body)["keys"]
+    assert jwk["kty"] == "RSA" and jwk["alg"] == "RS256" and "d" not in jwk
+    token = cli.ok("oidc-token", "gh", "--subject", SUBJECT, "--claim", "team=payments").stdout.strip()
+    key = jwt.PyJWK(jwk).key
+    claims = jwt.decode(token, key, algorithms=["RS256"], audience="https://github.com/octo-org", issuer=iss)
+    assert claims["sub"] == SUBJECT and claims["repository"] == "octo-org/app" and claims["repository_owner"] == "octo-org"
+    assert claims["ref"] == "refs/heads/main" and claims["event_name"] == "push" and claims["team"] == "payments"
+    for name in ("sha", "job_workflow_ref", "actor", "jti"):
+        assert claims[name]
+    assert claims["exp"] - claims["iat"] == 300
+    assert h.request("GET", "/issuers/nope/jwks")[0] == 404
+    assert h.request("GET", "/issuers/GH/jwks")[0] == 404  # the URL is case-sensitive, as `iss` is
+
+
+def test_oidc_token_subject_formats_and_clock(cli, fed):
+    env = claims_of(cli.ok("oidc-token", "gh", "--subject", "repo:octo-org/app:environment:prod").stdout.strip())
+    assert env["environment"] == "prod"
+    pr = claims_of(cli.ok("oidc-token", "gh", "--subject", "repo:octo-org/app:pull_request").stdout.strip())
+    assert pr["event_name"] == "pull_request"
+    fails(cli("oidc-token", "gh", "--subject", "octo-org/app"), 2, "not a GitHub Actions subject")
+    fails(cli("oidc-token", "gh", "--subject", SUBJECT, "--claim", "exp=1"), 2, "set by the issuer")
+    before = claims_of(cli.ok("oidc-token", "gh", "--subject", SUBJECT).stdout.strip())
+    cli.ok("clock", "advance", "2h")
+    after = claims_of(cli.ok("oidc-token", "gh", "--subject", SUBJECT, "--lifetime", "10m").stdout.strip())
+    assert after["iat"] - before["iat"] >= 7200 and after["exp"] - after["iat"] == 600
+    cli.ok("issuer", "create", "aks", "--kind", "kubernetes")
+    k8s = cli.json("oidc-token", "aks", "--subject", "system:serviceaccount:default:app")["claims"]
+    assert k8s["aud"] == [AUD] and k8s["exp"] - k8s["iat"] == 3600
+    assert k8s["kubernetes.io"]["namespace"] == "default" and k8s["kubernetes.io"]["serviceaccount"]["name"] == "app"
+    fails(cli("oidc-token", "aks", "--subject", "app"), 2, "service-account subject")
+
+
+def _post(thread, tenant: str, form: dict, method: str = "POST"):
+    """The token route through the Application, with the form body the HTTP loop will hand it."""
+    from msi_cli.server.messages import Request
+
+    body = urlencode(form).encode()
+    req = Request(method, f"/{tenant}/oauth2/v2.0/token", "", {"content-type": "application/x-www-form-urlencoded",
+                                                               "content-length": str(len(body))}, body=body)
+    resp = asyncio.run_coroutine_threadsafe(thread.server.app.handle(req), thread.loop).result(10)
+    return resp.status, json.loads(resp.body)
+
+
+def _form(ident: dict, assertion: str, **over) -> dict:
+    form = {"grant_type": "client_credentials", "client_id": ident["clientId"], "scope": "https://vault.azure.net/.default",
+            "client_assertion_type": exchange.ASSERTION_TYPE, "client_assertion": assertion}
+    form.update(over)
+    return form
+
+
+def test_token_route_exchanges_and_the_token_verifies(cli, fed, ident):
+    thread, h, iss = fed
+    assertion = cli.ok("oidc-token", "gh", "--subject", SUBJECT, "--audience", AUD).stdout.strip()
+    status, body = _post(thread, ident["tenantId"], _form(ident, assertion))
+    assert status == 200, body
+    assert body["token_type"] == "Bearer" and body["expires_in"] == body["ext_expires_in"] > 86000
+    verdict = cli.json("verify", body["access_token"], "--audience", "https://vault.azure.net")
+    assert verdict["valid"] and verdict["claims"]["oid"] == ident["principalId"]
+    assert verdict["claims"]["appid"] == ident["clientId"]
+
+
+@pytest.mark.parametrize(
+    "case, status, error, code",
+    [
+        ("tenant", 400, "invalid_tenant", 90002),
+        ("missing", 400, "invalid_request", 900144),
+        ("client", 400, "unauthorized_client", 700016),
+        ("signature", 401, "invalid_client", 700027),
+        ("expired", 401, "invalid_client", 700024),
+        ("subject", 401, "invalid_client", 700213),
+        ("audience", 400, "invalid_request", 70021),
+        ("issuer", 401, "invalid_client", 700211),
+        ("resource", 400, "invalid_resource", 500011),
+        ("scope", 400, "invalid_scope", 1002012),
+    ],
+)
+def test_token_route_refusals(cli, fed, ident, case, status, error, code):
+    thread, h, iss = fed
+    token = lambda *a: cli.ok("oidc-token", "gh", "--audience", AUD, *a).stdout.strip()  # noqa: E731
+    good = token("--subject", SUBJECT)
+    tenant = ident["tenantId"]
+    form = _form(ident, good)
+    if case == "tenant":
+        tenant = "nowhere"
+    elif case == "missing":
+        del form["client_assertion"]
+    elif case == "client":
+        form["client_id"] = "00000000-0000-0000-0000-000000000009"
+    elif case == "signature":
+        form["client_assertion"] = good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB")
+    elif case == "expired":
+        form["client_assertion"] = token("--subject", SUBJECT, "--lifetime", "1m")
+        cli.ok("clock", "advance", "2m")
+    elif case == "subject":
+        form["client_assertion"] = token("--subject", "repo:octo-org/app:ref:refs/heads/dev")
+    elif case == "audience":
+        form["client_assertion"] = cli.ok("oidc-token", "gh", "--subject", SUBJECT).stdout.strip()  # aud https://github.com/octo-org
+    elif case == "issuer":
+        cli.ok("issuer", "create", "other")
+        form["client_assertion"] = cli.ok("oidc-token", "other", "--subject", SUBJECT).stdout.strip()
+    elif case == "resource":
+        form["scope"] = "https://nothing.example/.default"
+    elif case == "scope":
+        form["scope"] = "https://vault.azure.net"
+    got_status, body = _post(thread, tenant, form)
+    assert (got_status, body["error"], body["error_codes"]) == (status, error, [code]), body
+    assert body["error_description"].startswith(f"AADSTS{code}: ") and "Trace ID: " in body["error_description"]
+
+
+def test_token_route_is_post_only_and_reads_only_forms(cli, fed, ident):
+    thread, h, iss = fed
+    status, body = h.request("GET", f"/{ident['tenantId']}/oauth2/v2.0/token")
+    assert status == 405 and body
+    from msi_cli.server.messages import Request
+
+    req = Request("POST", f"/{ident['tenantId']}/oauth2/v2.0/token", "", {"content-type": "application/json"}, body=b'{"a": 1}')
+    resp = asyncio.run_coroutine_threadsafe(thread.server.app.handle(req), thread.loop).result(10)
+    assert resp.status == 400 and json.loads(resp.body)["error_codes"] == [900144]
+
+
+# ---- GitHub Actions and Kubernetes emulation ---------------------------------------------------------
+
+
+def _with_https(isolated_state: Path, thread, cli=None) -> str:
+    """Give the server an HTTPS address as the TLS part of `msi serve` will (the seam: the run
+    file's `httpsUrl` for the CLI, the Application's `https_url` for the server), and trust the
+    issuer at its HTTPS URL. Returns that issuer URL."""
+    path = isolated_state.parent / "state.toml.d" / "server.json"
+    data = json.loads(path.read_text())
+    data["httpsUrl"] = "https://127.0.0.1:1"
+    path.write_text(json.dumps(data))
+    thread.server.app.https_url = "https://127.0.0.1:1"
+    iss = "https://127.0.0.1:1/issuers/gh"
+    if cli is not None:
+        assert cli.json("issuer", "show", "gh")["issuer"] == iss
+        add(cli, issuer=iss)
+    return iss
+
+
+def test_env_workload_refuses_without_https(cli, fed):
+    fails(cli("env", "ci-id", "--kubernetes", "default/app"), 1, "no HTTPS address")
+
+
+def test_env_github_prints_the_variables_and_serves_the_job_token(cli, fed, ident, isolated_state):
+    thread, h, _ = fed
+    iss = _with_https(isolated_state, thread, cli)
+    result = cli("env", "ci-id", "--github", "octo-org/app", "--issuer", "gh", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""  # the credential for this repo and branch exists: no note
+    env = json.loads(result.stdout)
+    assert env["AZURE_CLIENT_ID"] == ident["clientId"] and env["AZURE_TENANT_ID"] == ident["tenantId"]
+    assert env["AZURE_AUTHORITY_HOST"] == "https://127.0.0.1:1/"
+    token_file = Path(env["AZURE_FEDERATED_TOKEN_FILE"])
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    claims = claims_of(token_file.read_text())
+    assert claims["sub"] == SUBJECT and claims["aud"] == AUD and claims["iss"] == iss
+    url, secret = env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
+    spec = token_file.with_suffix(".json")
+    assert stat.S_IMODE(spec.stat().st_mode) == 0o600 and stat.S_IMODE(spec.parent.stat().st_mode) == 0o700
+    assert url.startswith("https://127.0.0.1:1/github/token?run=")  # served where the issuers are
+    base_path = url[len("https://127.0.0.1:1"):]
+    path = base_path + "&" + urlencode({"audience": AUD})
+    status, body = h.request("GET", path, {"Authorization": f"bearer {secret}"})
+    assert status == 200
+    job = claims_of(json.loads(body)["value"])
+    assert job["aud"] == AUD and job["sub"] == SUBJECT and job["repository"] == "octo-org/app"
+    assert h.request("GET", path, {"Authorization": "bearer wrong"})[0] == 401
+    assert h.request("GET", path)[0] == 401
+    default = claims_of(json.loads(h.request("GET", base_path, {"Authorization": f"Bearer {secret}"})[1])["value"])
+    assert default["aud"] == "https://github.com/octo-org"
+    # the same job's environment again keeps its request token; shell lines unset the host variables
+    lines = cli.ok("env", "ci-id", "--github", "octo-org/app@main", "--issuer", "gh", "--shell", "bash").stdout
+    assert f"export ACTIONS_ID_TOKEN_REQUEST_TOKEN={secret}" in lines
+    assert "unset IDENTITY_ENDPOINT" in lines and "unset AZURE_POD_IDENTITY_AUTHORITY_HOST" in lines
+
+
+def test_env_notes_a_missing_credential_and_creates_the_issuer(cli, fed, isolated_state):
+    thread, h, iss = fed
+    _with_https(isolated_state, thread, cli)
+    result = cli("env", "ci-id", "--kubernetes", "payments/api", "-o", "json")
+    assert result.exit_code == 0
+    assert "msi federation add ci-id --name NAME --issuer" in result.stderr and "system:serviceaccount:payments:api" in result.stderr
+    assert [i["name"] for i in cli.json("issuer", "list")] == ["gh", "kubernetes"]
+    fails(cli("env", "ci-id", "--workload", "--issuer", "nope", "--subject", "s"), 3, "issuer 'nope' not found")
+    fails(cli("env", "ci-id", "--workload"), 2, "--subject")
+    fails(cli("env", "ci-id", "--github", "nodash"), 2, "OWNER/REPO")
+    fails(cli("env", "ci-id", "--kubernetes", "onlyns"), 2, "NAMESPACE/SERVICEACCOUNT")
+
+
+def test_projected_token_rotates_after_a_clock_advance(cli, fed, ident, isolated_state):
+    from msi_cli.server import entra
+
+    thread, h, iss = fed
+    _with_https(isolated_state, thread)
+    env = cli.json("env", "ci-id", "--kubernetes", "default/app")
+    path = Path(env["AZURE_FEDERATED_TOKEN_FILE"])
+    first = path.read_text()
+    app = thread.server.app
+    assert entra.refresh_projections(app) == []  # fresh: nothing to do
+    cli.ok("clock", "advance", "47m")  # 78% of the hour
+    app.live.refresh()
+    assert entra.refresh_projections(app) == []
+    cli.ok("clock", "advance", "2m")  # past 80%: the kubelet would rotate it now
+    app.live.refresh()
+    assert len(entra.refresh_projections(app)) == 1
+    second = path.read_text()
+    assert second != first
+    old, new = claims_of(first), claims_of(second)
+    assert new["iat"] - old["iat"] >= 49 * 60 and new["exp"] > old["exp"]
+    assert new["sub"] == "system:serviceaccount:default:app"
+    # the server's periodic task does the same on its own tick
+    cli.ok("clock", "advance", "2h")
+    asyncio.run_coroutine_threadsafe(_tick(app), thread.loop).result(10)
+    assert claims_of(path.read_text())["iat"] > new["iat"]
+
+
+async def _tick(app) -> None:
+    from msi_cli.server import entra
+
+    await asyncio.get_running_loop().run_in_executor(app.pool, entra._tick, app)
+
+
+def test_demo_federation_narrates_the_story(cli):
+    result = cli("demo", "federation")
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "$ msi issuer create gh --kind github" in text
+    assert "→ 200: a Bearer token for ARM" in text
+    assert "→ 401 invalid_client: AADSTS700213: No matching federated identity record found for presented assertion subject" in text
+    assert text.count("→ 200") == 2 and "eyJ" not in text
+
+
+def test_cli_through_the_installed_msi(msi_proc, tmp_path):
+    state = tmp_path / "p" / "state.toml"
+    env = {"MSI_STATE": str(state)}
+    assert msi_proc("create-identity", "ci-id", env=env).returncode == 0
+    done = msi_proc("federation", "add", "ci-id", "--name", "main", "--issuer", "https://x.example", "--subject", "s", "-o", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["type"] == FIC_TYPE
+    bad = msi_proc("federation", "add", "ci-id", "--name", "x", "--issuer", "https://x.example", "--subject", "t", env=env)
+    assert bad.returncode == 1 and bad.stdout == "" and bad.stderr.startswith("error: invalid federated identity credential name")
+    assert msi_proc("issuer", "create", "gh", "--kind", "github", env=env).returncode == 0
+    assert os.path.exists(state)
