@@ -274,7 +274,7 @@ def _form(ident: dict, assertion: str, **over) -> dict:
     return form
 
 
-def test_token_route_exchanges_and_the_token_verifies(cli, fed, ident):
+def test_token_route_exchanges_and_the_token_verifies(cli, fed, ident, isolated_state):
     thread, h, iss = fed
     assertion = cli.ok("oidc-token", "gh", "--subject", SUBJECT, "--audience", AUD).stdout.strip()
     status, body = _post(thread, ident["tenantId"], _form(ident, assertion))
@@ -283,6 +283,15 @@ def test_token_route_exchanges_and_the_token_verifies(cli, fed, ident):
     verdict = cli.json("verify", body["access_token"], "--audience", "https://vault.azure.net")
     assert verdict["valid"] and verdict["claims"]["oid"] == ident["principalId"]
     assert verdict["claims"]["appid"] == ident["clientId"]
+    # the first token made the tenant's signing key (under the state lock); the next ones sign
+    # with it without touching the state file, and every exchange is in the activity log
+    before = isolated_state.read_bytes()
+    again = _post(thread, ident["tenantId"], _form(ident, assertion))
+    assert again[0] == 200 and again[1]["access_token"] != body["access_token"]
+    assert cli.json("verify", again[1]["access_token"])["valid"]
+    assert isolated_state.read_bytes() == before
+    logged = [e for e in StateFile(isolated_state).log_entries() if e["detail"].startswith("federated credential exchange")]
+    assert len(logged) == 2 and logged[0]["target"] == ident["id"]
 
 
 @pytest.mark.parametrize(
