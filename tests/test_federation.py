@@ -476,3 +476,25 @@ def test_cli_through_the_installed_msi(msi_proc, tmp_path):
     assert bad.returncode == 1 and bad.stdout == "" and bad.stderr.startswith("error: invalid federated identity credential name")
     assert msi_proc("issuer", "create", "gh", "--kind", "github", env=env).returncode == 0
     assert os.path.exists(state)
+
+
+def test_a_hand_edited_file_breaking_the_rules_is_refused(cli, ident, isolated_state):
+    add(cli)
+    text = isolated_state.read_text()
+    block = text[text.index("[[federated_credentials]]"):].split("\n\n")[0]
+    isolated_state.write_text(text + "\n" + block.replace('name = "main"', 'name = "copy"') + "\n")
+    fails(cli("federation", "list", "ci-id"), 1, "two federated identity credentials with issuer")
+    isolated_state.write_text(text.replace(f'identity = "{ident["principalId"]}"', 'identity = "00000000-0000-0000-0000-000000000000"'))
+    fails(cli("federation", "list", "ci-id"), 1, "names no user-assigned identity")
+
+
+def test_env_workload_with_a_subject(cli, fed, isolated_state):
+    thread, h, iss = fed
+    _with_https(isolated_state, thread, cli)
+    env = cli.json("env", "ci-id", "--workload", "--issuer", "gh", "--subject", SUBJECT)
+    claims = claims_of(Path(env["AZURE_FEDERATED_TOKEN_FILE"]).read_text())
+    assert claims["sub"] == SUBJECT and claims["aud"] == AUD and claims["iss"] == "https://127.0.0.1:1/issuers/gh"
+    assert "ACTIONS_ID_TOKEN_REQUEST_URL" not in env
+    env = cli.json("env", "ci-id", "--workload", "--subject", "job-7")
+    assert claims_of(Path(env["AZURE_FEDERATED_TOKEN_FILE"]).read_text())["iss"] == "https://127.0.0.1:1/issuers/workload"
+    fails(cli("env", "ci-id", "--workload", "--github", "o/r", "--subject", "s"), 2, "exactly one of")
