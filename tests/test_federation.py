@@ -126,6 +126,9 @@ def test_deleting_the_identity_deletes_its_credentials(cli, ident, isolated_stat
     add(cli)
     cli.ok("delete", "ci-id", "--yes")
     assert StateFile(isolated_state).read().federated_credentials == {}
+    last = StateFile(isolated_state).log_entries(last=2)
+    assert last[0]["operation"] == "Delete federated identity credential" and last[0]["target"].endswith("/federatedIdentityCredentials/main")
+    assert last[1]["operation"] == "Delete user-assigned identity"
     cli.ok("create-identity", "ci-id", "-g", "rg1")
     assert cli.json("federation", "list", "ci-id") == []  # a new identity starts with none
 

@@ -108,11 +108,12 @@ def remove(ctx: Ctx, identity: Identity, name: str) -> FederatedCredential:
     return cred
 
 
-def drop_for(state: State, identity_id: str) -> int:
+def drop_for(ctx: Ctx, identity: Identity) -> int:
     """Delete every credential of an identity (the identity itself is being deleted)."""
-    gone = [k for k, c in state.federated_credentials.items() if c.identity_id == identity_id]
+    gone = [k for k, c in ctx.state.federated_credentials.items() if c.identity_id == identity.principal_id]
     for k in gone:
-        del state.federated_credentials[k]
+        cred = ctx.state.federated_credentials.pop(k)
+        ctx.log("Delete federated identity credential", resource_id(identity, cred.name), "its identity was deleted")
     return len(gone)
 
 

@@ -111,7 +111,7 @@ def _remove_identity(ctx: Ctx, identity: Identity) -> None:
     del ctx.state.identities[identity.principal_id]
     from msi_cli.core import federation
 
-    federation.drop_for(ctx.state, identity.principal_id)  # its federated credentials go with it
+    federation.drop_for(ctx, identity)  # its federated credentials go with it
     sp = ctx.state.principals.pop(identity.principal_id, None)
     if sp is not None:
         ctx.state.deleted_principals[sp.id] = DeletedPrincipal(
