@@ -145,11 +145,17 @@ def env(
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
+    workload: Annotated[bool, typer.Option("--workload", help="Workload identity federation: RESOURCE is a user-assigned identity; with --issuer and --subject.")] = False,
+    issuer: Annotated[Optional[str], typer.Option("--issuer", help="With --workload/--github/--kubernetes: the issuer msi plays (default: one per kind, created on first use).")] = None,
+    subject: Annotated[Optional[str], typer.Option("--subject", help="With --workload: the 'sub' of the tokens in the token file.")] = None,
+    github: Annotated[Optional[str], typer.Option("--github", metavar="OWNER/REPO[@BRANCH]", help="Act as a GitHub Actions job of this repository (branch main by default).")] = None,
+    kubernetes: Annotated[Optional[str], typer.Option("--kubernetes", metavar="NAMESPACE/SERVICEACCOUNT", help="Act as a Kubernetes pod running as this service account.")] = None,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
     """Print the environment that makes azure-identity and msal talk to the running `msi serve`
-    as this resource's host.
+    as this resource's host, or (`--workload`, `--github`, `--kubernetes`) as a workload that
+    trades an external token for a user-assigned identity's token.
 
     Web and function apps: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service 2019-08-01) and, as
     App Service sets them too, MSI_ENDPOINT and MSI_SECRET. Container apps: IDENTITY_ENDPOINT and
@@ -159,15 +165,40 @@ def env(
     the CA) and NODE_EXTRA_CA_CERTS (the CA). The shell lines also unset every other variable that
     would make a client choose another source (AZURE_TENANT_ID, AZURE_CLIENT_ID unless --client-id
     is given, AZURE_FEDERATED_TOKEN_FILE, IDENTITY_SERVER_THUMBPRINT, IMDS_ENDPOINT, ...). Default
-    output is shell lines for eval; `-o json` prints a flat object of the variables it sets."""
-    from msi_cli.core import lookup
+    output is shell lines for eval; `-o json` prints a flat object of the variables it sets.
+
+    Workload identity: AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE (kept fresh by
+    `msi serve`) and AZURE_AUTHORITY_HOST (the server's HTTPS address); `--github` adds
+    ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN. The managed-identity host
+    variables are unset."""
     from msi_cli.errors import MsiError
-    from msi_cli.server import routes, runfile
+    from msi_cli.server import runfile
 
     sf = state_file()
     record = runfile.running(sf.server_path)
     if record is None:
         raise MsiError(f"no 'msi serve' is running for state {sf.path}", hint="start one with: msi serve")
+    if workload or github is not None or kubernetes is not None:
+        from msi_cli.cli.federation import workload_variables
+
+        variables = workload_variables(sf, record, resource, workload, issuer, subject, github, kubernetes, resource_group, subscription)
+    else:
+        variables = _host_variables(sf, record, resource, resource_group, subscription)
+        if client_id is not None:
+            variables["AZURE_CLIENT_ID"] = client_id
+    if record.https_url:  # trust msi's CA for the HTTPS endpoints
+        from msi_cli.store.ca import trust_variables
+
+        variables.update(trust_variables(sf.private))
+    _print_variables(variables, shell, output, query)
+
+
+def _host_variables(sf, record, resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
+    """The variables of the resource's managed identity host (IMDS or App Service)."""
+    from msi_cli.core import lookup
+    from msi_cli.errors import MsiError
+    from msi_cli.server import routes
+
     state = sf.read()
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     res = lookup.resource(state, resource, resource_group, sub_id)
@@ -182,12 +213,10 @@ def env(
     else:
         raise MsiError(f"'{res.name}' is a {res.rtype.label}, which has no managed identity token endpoint",
                        hint="use a vm, vmss, containerapp, webapp or functionapp")
-    if record.https_url:  # trust msi's CA for the HTTPS endpoints
-        from msi_cli.store.ca import trust_variables
+    return variables
 
-        variables.update(trust_variables(sf.private))
-    if client_id is not None:
-        variables["AZURE_CLIENT_ID"] = client_id
+
+def _print_variables(variables: dict[str, str], shell: Optional[Shell], output: Output, query: Optional[str]) -> None:
     if output is Output.table and not query:
         sys.stdout.write(shell_lines(variables, shell or _default_shell()))
     elif output is Output.tsv and not query:

@@ -112,6 +112,9 @@ def _remove_identity(ctx: Ctx, identity: Identity) -> None:
     """Delete an identity and the service principal behind it. The principal is soft-deleted:
     listed for 30 days, never restored. Role assignments stay, orphaned."""
     del ctx.state.identities[identity.principal_id]
+    from msi_cli.core import federation
+
+    federation.drop_for(ctx, identity)  # its federated credentials go with it
     sp = ctx.state.principals.pop(identity.principal_id, None)
     if sp is not None:
         ctx.state.deleted_principals[sp.id] = DeletedPrincipal(

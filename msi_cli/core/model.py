@@ -137,6 +137,31 @@ class RoleAssignment:
 
 
 @dataclass(slots=True)
+class FederatedCredential:
+    """A federated identity credential on a user-assigned identity: Entra trusts tokens from
+    `issuer` whose `sub` is `subject` and `aud` is the one audience, for that identity."""
+
+    identity_id: str  # the identity's principal id
+    name: str
+    issuer: str
+    subject: str
+    audiences: list[str]
+    created: str
+
+
+@dataclass(slots=True)
+class Issuer:
+    """An external OIDC issuer msi plays (GitHub Actions, a Kubernetes cluster, anything else).
+    Its URL depends on where `msi serve` listens, so only the name is kept; its private key lives
+    in the key store under `kid`."""
+
+    name: str
+    kind: str  # github, kubernetes or generic
+    kid: str
+    created: str
+
+
+@dataclass(slots=True)
 class State:
     schema: int
     clock_offset: int  # simulated time = real time + this many seconds
@@ -148,3 +173,6 @@ class State:
     principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # key: object id
     role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)  # key: GUID
     deleted_principals: dict[str, DeletedPrincipal] = field(default_factory=dict)  # key: object id
+    # key: "{identity principal id}/{lower-case name}"
+    federated_credentials: dict[str, FederatedCredential] = field(default_factory=dict)
+    issuers: dict[str, Issuer] = field(default_factory=dict)  # key: lower-case name

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from msi_cli import __version__, platform
 from msi_cli.core.clock import iso, real_now
 from msi_cli.errors import MsiError, NotFound, TokenError
-from msi_cli.server import appservice, discovery, imds, routes, runfile
+from msi_cli.server import appservice, discovery, entra, imds, routes, runfile
 from msi_cli.server.faults import Fault, Injector
 from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.live import LiveState
@@ -76,7 +76,7 @@ class Application:
         """The answer, if it can be given at once without blocking: the state and token cache
         are current in memory, no fault is configured, and the token is a cache hit (or the
         request is refused). None sends the request down `handle`."""
-        if self.injector or self.live.stale():
+        if self.injector or self.live.stale() or entra.match(req.path) is not None:
             return None
         route = routes.match(req.path)
         if route is not None and route.kind == routes.JWKS and self._keys_due(route.target):
@@ -107,12 +107,15 @@ class Application:
 
     async def _dispatch(self, req: Request, tls: bool = False) -> Response:
         route = routes.match(req.path)
-        if route is None:
+        federated = entra.match(req.path) if route is None else None
+        if route is None and federated is None:
             return _not_found(req.path)
         try:
             await self._fresh()
         except MsiError as exc:
-            return PROTOCOLS.get(route.kind, imds.PROTOCOL).server_error(f"the state cannot be read: {exc.message}")
+            return PROTOCOLS.get(route.kind if route else "", imds.PROTOCOL).server_error(f"the state cannot be read: {exc.message}")
+        if federated is not None:
+            return await entra.handle(self, req, federated)
         if route.kind == routes.JWKS and self._keys_due(route.target):
             try:
                 await asyncio.get_running_loop().run_in_executor(self.pool, self._publish_keys, route.target)
@@ -257,6 +260,7 @@ class Server:
         self.https_url = ""
         self.tls_setup = None  # msi_cli.server.tls.Setup once the HTTPS listener is up
         self._record: runfile.RunRecord | None = None
+        self._projections: asyncio.Task | None = None
 
     async def start(self) -> str:
         running = runfile.running(self.sf.server_path)
@@ -279,6 +283,7 @@ class Server:
         except BaseException:
             await self._close_listeners()
             raise
+        self._projections = asyncio.get_running_loop().create_task(entra.keep_fresh(self.app))  # projected token files
         return self.url
 
     async def _start_https(self) -> None:
@@ -300,6 +305,8 @@ class Server:
                 await self.https.close()
 
     async def stop(self) -> None:
+        if self._projections is not None:
+            self._projections.cancel()
         try:
             await self._close_listeners()
         finally:

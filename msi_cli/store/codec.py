@@ -13,6 +13,8 @@ from msi_cli.core import arm, clock
 from msi_cli.core.model import (
     SCHEMA_VERSION,
     DeletedPrincipal,
+    FederatedCredential,
+    Issuer,
     SYSTEM,
     USER,
     Identity,
@@ -28,7 +30,8 @@ from msi_cli.core.model import (
 )
 from msi_cli.errors import MsiError
 
-COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments", "deleted_principals")
+COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments", "deleted_principals",
+               "federated_credentials", "issuers")  # the last two are optional tables: absent means empty
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # Simulated time stays between these instants: every date msi writes (certificates run 90 days
@@ -202,6 +205,15 @@ def role_assignment_rec(a: RoleAssignment) -> dict:
     }
 
 
+def federated_credential_rec(c: FederatedCredential) -> dict:
+    return {"identity": c.identity_id, "name": c.name, "issuer": c.issuer, "subject": c.subject,
+            "audiences": list(c.audiences), "created": c.created}
+
+
+def issuer_rec(i: Issuer) -> dict:
+    return {"name": i.name, "kind": i.kind, "kid": i.kid, "created": i.created}
+
+
 def header(state: State) -> dict:
     return {
         "schema": state.schema,
@@ -220,6 +232,8 @@ def records(state: State) -> dict[str, list[tuple[str, dict]]]:
         "principals": [(k, principal_rec(v)) for k, v in state.principals.items()],
         "role_assignments": [(k, role_assignment_rec(v)) for k, v in state.role_assignments.items()],
         "deleted_principals": [(k, deleted_principal_rec(v)) for k, v in state.deleted_principals.items()],
+        "federated_credentials": [(k, federated_credential_rec(v)) for k, v in state.federated_credentials.items()],
+        "issuers": [(k, issuer_rec(v)) for k, v in state.issuers.items()],
     }
 
 
@@ -401,6 +415,24 @@ def _role_assignment(r: _Reader) -> RoleAssignment:
     return a
 
 
+def _federated_credential(r: _Reader) -> FederatedCredential:
+    from msi_cli.core import federation
+
+    c = FederatedCredential(r.guid("identity"), r.str("name"), r.str("issuer"), r.str("subject"), r.strings("audiences"), r.time("created"))  # type: ignore[arg-type]
+    r.follows("name", federation.validate, c)
+    return c
+
+
+def _issuer(r: _Reader) -> Issuer:
+    from msi_cli.core import issuers
+
+    i = Issuer(r.str("name"), r.str("kind"), r.str("kid", _KID), r.time("created"))  # type: ignore[arg-type]
+    r.follows("name", issuers.validate_name, i.name)
+    if i.kind not in issuers.KINDS:
+        raise InvalidDocument(r.path + ("kind",), f"'kind' must be one of {', '.join(issuers.KINDS)}, not '{i.kind}'")
+    return i
+
+
 PARSERS = {
     "tenants": _tenant,
     "subscriptions": _subscription,
@@ -409,6 +441,8 @@ PARSERS = {
     "principals": _principal,
     "role_assignments": _role_assignment,
     "deleted_principals": _deleted_principal,
+    "federated_credentials": _federated_credential,
+    "issuers": _issuer,
 }
 
 
@@ -417,6 +451,10 @@ def _state_key(coll: str, obj) -> str:
         return obj.id.lower()
     if coll == "identities":
         return obj.principal_id
+    if coll == "federated_credentials":
+        return f"{obj.identity_id}/{obj.name.lower()}"
+    if coll == "issuers":
+        return obj.name.lower()
     return obj.id
 
 
@@ -495,6 +533,23 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("deleted_principals", n, "id"), f"principal {d.id} is both live and deleted")
         if d.tenant_id not in state.tenants:
             raise InvalidDocument(("deleted_principals", n, "tenant"), f"deleted principal {d.id} names an unknown tenant")
+    _check_federation(state)
+
+
+def _check_federation(state: State) -> None:
+    counts: dict[str, int] = {}
+    pairs: set[tuple[str, str, str]] = set()
+    for n, c in enumerate(state.federated_credentials.values()):
+        identity = state.identities.get(c.identity_id)
+        if identity is None or identity.kind != USER:
+            raise InvalidDocument(("federated_credentials", n, "identity"),
+                                  f"federated identity credential '{c.name}' names no user-assigned identity ({c.identity_id})")
+        counts[c.identity_id] = counts.get(c.identity_id, 0) + 1
+        if counts[c.identity_id] > 20:
+            raise InvalidDocument(("federated_credentials", n, "identity"), f"identity '{identity.name}' has more than 20 federated identity credentials")
+        if (c.identity_id, c.issuer, c.subject) in pairs:
+            raise InvalidDocument(("federated_credentials", n, "subject"), f"identity '{identity.name}' has two federated identity credentials with issuer '{c.issuer}' and subject '{c.subject}'")
+        pairs.add((c.identity_id, c.issuer, c.subject))
 
 
 def load(doc: dict) -> State:
@@ -545,6 +600,10 @@ def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
             (k, (d.id, d.app_id, d.tenant_id, d.display_name, tuple(d.alternative_names), d.deleted))
             for k, d in state.deleted_principals.items()
         ],
+        "federated_credentials": [
+            (k, (c.identity_id, c.name, c.issuer, c.subject, tuple(c.audiences), c.created)) for k, c in state.federated_credentials.items()
+        ],
+        "issuers": [(k, (i.name, i.kind, i.kid, i.created)) for k, i in state.issuers.items()],
     }
 
 
@@ -565,6 +624,10 @@ def from_rows(head: dict, table: dict) -> State:
     state.deleted_principals = {
         k: DeletedPrincipal(i, a, t, d, list(alt), gone) for k, (i, a, t, d, alt, gone) in table.get("deleted_principals", ())
     }
+    state.federated_credentials = {
+        k: FederatedCredential(i, n, iss, sub, list(aud), c) for k, (i, n, iss, sub, aud, c) in table.get("federated_credentials", ())
+    }
+    state.issuers = {k: Issuer(*r) for k, r in table.get("issuers", ())}
     return state
 
 
@@ -576,6 +639,8 @@ RECORD_OF = {
     "principals": principal_rec,
     "role_assignments": role_assignment_rec,
     "deleted_principals": deleted_principal_rec,
+    "federated_credentials": federated_credential_rec,
+    "issuers": issuer_rec,
 }
 
 

@@ -127,6 +127,13 @@ class FileKeyRing:
         self._verified[thumbprint] = der
         return KeyCredential(new_guid(), thumbprint, iso(start), iso(end))
 
+    def new_issuer_key(self, issuer_name: str, created: int, until: int) -> str:
+        """An external OIDC issuer's RS256 key (msi plays the issuer); returns its kid."""
+        pem, der = crypto.new_rsa_signing_certificate(f"issuer {issuer_name}", created, until)
+        kid = crypto.sha1_thumbprint_b64url(der)
+        self._store(kid, pem)
+        return kid
+
     def signing_key_pem(self, kid: str) -> bytes:
         return self._checked(kid, crypto.sha1_thumbprint_b64url)
 

@@ -281,7 +281,9 @@ LOG_FIELDS = ("time", "operation", "target", "outcome", "detail")
 
 
 def _key_names(state: State) -> set[str]:
-    """The key files the state uses: tenants' signing keys and identities' certificates."""
+    """The key files the state uses: tenants' signing keys, identities' certificates and the keys
+    of the OIDC issuers msi plays."""
     names = {k.kid for t in state.tenants.values() for k in t.signing_keys}
     names.update(c.thumbprint for p in state.principals.values() for c in p.key_credentials)
+    names.update(i.kid for i in state.issuers.values())
     return names
