@@ -289,10 +289,6 @@ def test_the_v1_discovery_document_over_https_names_https_urls(served):
 
 
 def test_the_token_endpoints_the_documents_name_are_served(served):
-    from msi_cli.server import routes
-
-    if routes.match(f"/{served.tenant}/oauth2/v2.0/token") is None:
-        pytest.skip("the token endpoint (issue 11, federation) is not part of this build")
     for path in ("/v2.0/.well-known/openid-configuration", "/.well-known/openid-configuration"):
         _, doc = served.get(f"{served.https_url}/{served.tenant}{path}")
         parts = urlsplit(doc["token_endpoint"])

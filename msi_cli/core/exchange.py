@@ -38,6 +38,7 @@ from msi_cli.errors import MsiError
 GRANT_TYPE = "client_credentials"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 PARAMETERS = ("grant_type", "client_id", "scope", "client_assertion_type", "client_assertion")
+PARAMETERS_V1 = ("grant_type", "client_id", "resource", "client_assertion_type", "client_assertion")  # /oauth2/token
 DOCS = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
 CHECK_FIC = "Please check your federated identity credential Subject, Audience and Issuer against the presented assertion."
 
@@ -75,14 +76,16 @@ def _tenant(state: State, ref: str) -> Tenant:
                       "for the tenant.", reason=f"no simulated tenant '{ref}'") from None
 
 
-def _parameters(form: dict[str, str]) -> tuple[str, str, str]:
-    for name in PARAMETERS:
+def _parameters(form: dict[str, str], v1: bool = False) -> tuple[str, str, str]:
+    for name in PARAMETERS_V1 if v1 else PARAMETERS:
         value = form.get(name, "")
         if not value or (name == "client_assertion_type" and value != ASSERTION_TYPE):
             raise Refused(400, "invalid_request", 900144, f"The request body must contain the following parameter: '{name}'.",
                           reason=f"'{name}' is missing" + (f" or not {ASSERTION_TYPE}" if name == "client_assertion_type" else ""))
     if form["grant_type"] != GRANT_TYPE:
         raise Refused(400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{form['grant_type']}'.")
+    if v1:  # the v1 endpoint names the resource itself
+        return form["client_id"], form["resource"], form["client_assertion"]
     scope = form["scope"]
     resource = scope[: -len("/.default")] if scope.endswith("/.default") else None
     if not resource or " " in scope:
@@ -209,11 +212,12 @@ def _match(creds, claims: dict) -> None:
                       reason=f"the credential for issuer '{iss}' and subject '{sub}' expects audience '{same_sub[0].audiences[0]}'")
 
 
-def check(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str) -> tuple[Tenant, Identity, str]:
-    """Validate a request in Entra's order; returns (tenant, identity, resource) or raises Refused."""
+def check(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str, v1: bool = False) -> tuple[Tenant, Identity, str]:
+    """Validate a request in Entra's order; returns (tenant, identity, resource) or raises Refused.
+    `v1`: the request came to the v1 endpoint (`/oauth2/token`), which takes `resource`, not `scope`."""
     state = ctx.state
     tenant = _tenant(state, tenant_ref)
-    client_id, resource, assertion = _parameters(form)
+    client_id, resource, assertion = _parameters(form, v1)
     identity = _identity(state, tenant, client_id)
     header, claims = _decode(assertion)
     iss = claims.get("iss")
@@ -235,22 +239,26 @@ def check(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str) -> 
 
 
 def exchange(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str,
-             correlation_id: str | None = None) -> tuple[int, dict]:
-    """Entra's answer to `POST /{tenant}/oauth2/v2.0/token` with a federated client assertion:
-    (HTTP status, JSON body). `issuer_base` is where the issuers msi plays are served."""
+             correlation_id: str | None = None, v1: bool = False) -> tuple[int, dict]:
+    """Entra's answer to `POST /{tenant}/oauth2/v2.0/token` (or, `v1`, `/oauth2/token`) with a
+    federated client assertion: (HTTP status, JSON body). `issuer_base` is where the issuers msi
+    plays are served."""
     try:
-        tenant, identity, resource = check(ctx, tenant_ref, form, issuer_base)
+        tenant, identity, resource = check(ctx, tenant_ref, form, issuer_base, v1)
     except Refused as refused:
         return refused.status, refused.body(ctx.now, correlation_id=correlation_id)
-    token, _, exp = tokens.sign(ctx, tenant, identity, resource)
+    token, iat, exp = tokens.sign(ctx, tenant, identity, resource)
     ctx.log("Issue token", identity.resource_id, f"federated credential exchange for {resource}")
+    if v1:  # the v1 endpoint's body: every value a string, with the times and the resource
+        return 200, {"token_type": "Bearer", "expires_in": str(exp - ctx.now), "ext_expires_in": str(exp - ctx.now),
+                     "expires_on": str(exp), "not_before": str(iat), "resource": resource, "access_token": token}
     return 200, {"token_type": "Bearer", "expires_in": exp - ctx.now, "ext_expires_in": exp - ctx.now, "access_token": token}
 
 
-def refusal(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str) -> Refused | None:
+def refusal(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str, v1: bool = False) -> Refused | None:
     """The refusal a request gets, or None when it would be answered with a token (for logs and tests)."""
     try:
-        check(ctx, tenant_ref, form, issuer_base)
+        check(ctx, tenant_ref, form, issuer_base, v1)
     except Refused as refused:
         return refused
     return None

@@ -2,6 +2,7 @@
 external issuers msi plays, GitHub Actions' token request endpoint and projected token files.
 
     POST {base}/{tenant}/oauth2/v2.0/token                    Entra's v2 token endpoint (form body)
+    POST {base}/{tenant}/oauth2/token                         the v1 endpoint (`resource` for `scope`; string values)
     GET  {base}/issuers/{name}/.well-known/openid-configuration an issuer's discovery document
     GET  {base}/issuers/{name}/jwks                           its keys
     GET  {base}/github/token?run={id}&audience=A              ACTIONS_ID_TOKEN_REQUEST_URL
@@ -26,10 +27,12 @@ from msi_cli.errors import MsiError
 from msi_cli.server.messages import Request, Response, json_response, parse_query
 
 TOKEN = "token"
+TOKEN_V1 = "token-v1"
 ISSUER_CONFIG = "issuer-config"
 ISSUER_JWKS = "issuer-jwks"
 GITHUB = "github"
 TOKEN_SUFFIX = "/oauth2/v2.0/token"
+TOKEN_V1_SUFFIX = "/oauth2/token"  # the v1 endpoint the v1 discovery document names
 FORM = "application/x-www-form-urlencoded"
 REFRESH_EVERY = 1.0  # seconds between checks of the projected token files
 
@@ -44,11 +47,12 @@ class Route:
 def match(raw_path: str) -> Route | None:
     path = unquote(raw_path).rstrip("/")
     low = path.lower()
-    if low.endswith(TOKEN_SUFFIX):
-        tenant = path[: -len(TOKEN_SUFFIX)]
-        if tenant.count("/") == 1 and len(tenant) > 1:
-            return Route(TOKEN, tenant[1:])
-        return None
+    for kind, suffix in ((TOKEN, TOKEN_SUFFIX), (TOKEN_V1, TOKEN_V1_SUFFIX)):
+        if low.endswith(suffix):
+            tenant = path[: -len(suffix)]
+            if tenant.count("/") == 1 and len(tenant) > 1:
+                return Route(kind, tenant[1:])
+            return None
     if low.startswith("/issuers/"):
         rest = path[len("/issuers/"):]
         for kind, suffix in ((ISSUER_CONFIG, "/.well-known/openid-configuration"), (ISSUER_JWKS, "/jwks")):
@@ -98,10 +102,10 @@ async def handle(app, req: Request, route: Route) -> Response:
     """Answer a federation request (called by the Application for the paths `match` knows)."""
     loop = asyncio.get_running_loop()
     try:
-        if route.kind == TOKEN:
+        if route.kind in (TOKEN, TOKEN_V1):
             if req.method != "POST":
                 return _method("POST")
-            return await loop.run_in_executor(app.pool, token_exchange, app, req, route.target)
+            return await loop.run_in_executor(app.pool, token_exchange, app, req, route.target, route.kind == TOKEN_V1)
         if req.method not in ("GET", "HEAD"):
             return _method("GET")
         if route.kind == GITHUB:
@@ -111,7 +115,7 @@ async def handle(app, req: Request, route: Route) -> Response:
         return json_response(500, {"error": "server_error", "error_description": exc.message}, log=exc.message)
 
 
-def token_exchange(app, req: Request, tenant_ref: str) -> Response:
+def token_exchange(app, req: Request, tenant_ref: str, v1: bool = False) -> Response:
     """Validate against the live state without the lock (a refusal changes nothing); mint a
     token under the state lock (the tenant may roll its signing key, and the log records it)."""
     from msi_cli.core import exchange
@@ -122,17 +126,17 @@ def token_exchange(app, req: Request, tenant_ref: str) -> Response:
     base = issuer_base(app)
     state = app.live.state
     ctx = Ctx(state, _now(state), app.keyset.keys)
-    refused = exchange.refusal(ctx, tenant_ref, form, base)
+    refused = exchange.refusal(ctx, tenant_ref, form, base, v1)
     if refused is not None:
         return json_response(refused.status, refused.body(ctx.now, correlation_id=correlation), log=refused.reason)
     if _signing_settled(ctx, tenant_ref):
         # The tenant signs with a key it already has: minting changes nothing in the state, so no
         # lock and no file is needed; the activity log still records the token.
-        status, body = exchange.exchange(ctx, tenant_ref, form, base, correlation_id=correlation)
+        status, body = exchange.exchange(ctx, tenant_ref, form, base, correlation_id=correlation, v1=v1)
         _append_log(app.sf, ctx.events)
     else:
         with app.sf.transaction() as tctx:
-            status, body = exchange.exchange(tctx, tenant_ref, form, base, correlation_id=correlation)
+            status, body = exchange.exchange(tctx, tenant_ref, form, base, correlation_id=correlation, v1=v1)
         app.live.refresh()
     return json_response(status, body, log="" if status == 200 else body.get("error_description", ""))
 
