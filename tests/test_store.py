@@ -469,7 +469,7 @@ def test_upgrade_chain_runs_in_order(monkeypatch):
 
 
 def test_old_file_is_upgraded_when_read(cli, isolated_state, monkeypatch):
-    """A version-1 file from before `location` existed, read by a version-2 msi."""
+    """A file from before `location` existed, read by an msi one schema version newer."""
     seed(cli)
     text, _ = set_value(isolated_state.read_text(), "resources", 1, "location", None)
     isolated_state.write_text(text)
@@ -483,10 +483,11 @@ def test_old_file_is_upgraded_when_read(cli, isolated_state, monkeypatch):
             res.setdefault("location", "northeurope")
         return doc
 
-    monkeypatch.setattr(codec, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(codec, "UPGRADES", {1: add_location})
+    current = codec.SCHEMA_VERSION
+    monkeypatch.setattr(codec, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(codec, "UPGRADES", {current: add_location})
     state = StateFile(isolated_state).read()
-    assert state.schema == 2
+    assert state.schema == current + 1
     assert sorted(r.location for r in state.resources.values()) == ["eastus", "northeurope"]
     assert isolated_state.read_bytes() == before  # reading does not rewrite the file
 
@@ -535,4 +536,4 @@ def test_successful_transaction_saves_and_logs(isolated_state):
     # the TOML itself holds it, not only the cache
     (private_dir(isolated_state) / "cache").unlink()
     assert StateFile(isolated_state).read() == state
-    assert [e["operation"] for e in sf.log_entries()] == ["Create user-assigned identity"]
+    assert [e["operation"] for e in sf.log_entries()] == ["Create resource group", "Create user-assigned identity"]

@@ -18,6 +18,7 @@ from msi_cli.core.model import (
     Identity,
     KeyCredential,
     Resource,
+    ResourceGroup,
     RoleAssignment,
     ServicePrincipal,
     SigningKey,
@@ -27,7 +28,7 @@ from msi_cli.core.model import (
 )
 from msi_cli.errors import MsiError
 
-COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments", "deleted_principals")
+COLLECTIONS = ("tenants", "subscriptions", "resource_groups", "resources", "identities", "principals", "role_assignments", "deleted_principals")
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _THUMB = re.compile(r"[0-9A-F]{40}")
 
@@ -43,7 +44,50 @@ class InvalidDocument(Exception):
 
 # ---- schema upgrades: UPGRADES[n] turns a version-n document into a version-(n+1) one ----------
 
-UPGRADES: dict[int, Callable[[dict], dict]] = {}
+
+def add_resource_groups(doc: dict) -> dict:
+    """Resource groups become objects with a location. Create every group an older state uses (by
+    a resource, a user-assigned identity or a role assignment's scope), named as first written,
+    located and dated like the earliest object in it (a group only a role assignment names gets
+    the default location). Malformed records are left for validation to report."""
+    from msi_cli.core.lifecycle import DEFAULT_LOCATION
+
+    found: dict[str, dict] = {}
+
+    def use(sub: object, name: object, location: object, created: object) -> None:
+        if not all(isinstance(v, str) for v in (sub, name, location, created)):
+            return
+        key = arm.resource_group_scope(sub, name).lower()  # type: ignore[arg-type]
+        group = found.get(key)
+        if group is None:
+            found[key] = {"name": name, "subscription": sub, "location": location, "created": created}
+        elif created < group["created"]:  # type: ignore[operator]
+            group["location"], group["created"] = location, created
+
+    for rec in _records(doc, "resources"):
+        use(rec.get("subscription"), rec.get("resource_group"), rec.get("location"), rec.get("created"))
+    for rec in _records(doc, "identities"):
+        parsed = arm.parse_id(rec["resource_id"]) if isinstance(rec.get("resource_id"), str) else None
+        if rec.get("kind") == USER and parsed is not None and parsed.resource_group is not None:
+            use(parsed.subscription_id, parsed.resource_group, rec.get("location"), rec.get("created"))
+    for rec in _records(doc, "role_assignments"):
+        parsed = arm.parse_id(rec["scope"]) if isinstance(rec.get("scope"), str) else None
+        if parsed is not None and parsed.resource_group is not None:
+            key = arm.resource_group_scope(parsed.subscription_id, parsed.resource_group).lower()
+            if key not in found:
+                use(parsed.subscription_id, parsed.resource_group, DEFAULT_LOCATION, rec.get("created"))
+    if found:
+        doc["resource_groups"] = list(found.values())
+    return doc
+
+
+def _records(doc: dict, name: str) -> list[dict]:
+    value = doc.get(name)
+    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+
+
+# The lead may renumber this step when merging other upgrades: it only needs to run once, in order.
+UPGRADES: dict[int, Callable[[dict], dict]] = {1: add_resource_groups}
 
 
 def upgrade(doc: dict, upgrades: dict[int, Callable[[dict], dict]] | None = None) -> dict:
@@ -86,6 +130,10 @@ def tenant_rec(t: Tenant) -> dict:
 
 def subscription_rec(s: Subscription) -> dict:
     return {"id": s.id, "name": s.name, "tenant": s.tenant_id, "created": s.created}
+
+
+def resource_group_rec(g: ResourceGroup) -> dict:
+    return {"name": g.name, "subscription": g.subscription_id, "location": g.location, "created": g.created}
 
 
 def resource_rec(r: Resource) -> dict:
@@ -162,6 +210,7 @@ def records(state: State) -> dict[str, list[tuple[str, dict]]]:
     return {
         "tenants": [(k, tenant_rec(v)) for k, v in state.tenants.items()],
         "subscriptions": [(k, subscription_rec(v)) for k, v in state.subscriptions.items()],
+        "resource_groups": [(k, resource_group_rec(v)) for k, v in state.resource_groups.items()],
         "resources": [(k, resource_rec(v)) for k, v in state.resources.items()],
         "identities": [(k, identity_rec(v)) for k, v in state.identities.items()],
         "principals": [(k, principal_rec(v)) for k, v in state.principals.items()],
@@ -252,6 +301,13 @@ def _subscription(r: _Reader) -> Subscription:
     return Subscription(r.guid("id"), r.str("name"), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
 
 
+def _resource_group(r: _Reader) -> ResourceGroup:
+    g = ResourceGroup(r.str("name"), r.guid("subscription"), r.str("location"), r.time("created"))  # type: ignore[arg-type]
+    r.follows("name", arm.validate_resource_group, g.name)
+    r.follows("location", arm.validate_location, g.location)
+    return g
+
+
 def _identity(r: _Reader) -> Identity:
     kind = r.str("kind")
     if kind not in (SYSTEM, USER):
@@ -308,6 +364,7 @@ def _role_assignment(r: _Reader) -> RoleAssignment:
 PARSERS = {
     "tenants": _tenant,
     "subscriptions": _subscription,
+    "resource_groups": _resource_group,
     "resources": _resource,
     "identities": _identity,
     "principals": _principal,
@@ -317,7 +374,7 @@ PARSERS = {
 
 
 def _state_key(coll: str, obj) -> str:
-    if coll == "resources":
+    if coll in ("resources", "resource_groups"):
         return obj.id.lower()
     if coll == "identities":
         return obj.principal_id
@@ -344,11 +401,19 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("subscriptions", n, "tenant"), f"subscription '{s.name}' names an unknown tenant {s.tenant_id}")
     if state.default_subscription_id not in state.subscriptions:
         raise InvalidDocument(("default_subscription",), "'default_subscription' names an unknown subscription")
+    for n, (key, g) in enumerate(state.resource_groups.items()):
+        if key != g.id.lower():
+            raise InvalidDocument(("resource_groups", n, "name"), f"resource group '{g.name}' is filed under another id")
+        if g.subscription_id not in state.subscriptions:
+            raise InvalidDocument(("resource_groups", n, "subscription"), f"resource group '{g.name}' names an unknown subscription")
     user_ids: dict[str, Identity] = {}
     for n, i in enumerate(state.identities.values()):
         if i.tenant_id not in state.tenants:
             raise InvalidDocument(("identities", n, "tenant"), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
         if i.kind == USER:
+            group = arm.parse_id(i.resource_id)
+            if group is None or arm.resource_group_scope(group.subscription_id, group.resource_group or "").lower() not in state.resource_groups:
+                raise InvalidDocument(("identities", n, "resource_id"), f"identity '{i.name}' is in a resource group that does not exist")
             if i.resource_id.lower() in user_ids:
                 raise InvalidDocument(("identities", n, "resource_id"), f"two user-assigned identities share the id {i.resource_id}")
             user_ids[i.resource_id.lower()] = i
@@ -358,6 +423,8 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("resources", n, "name"), f"resource '{res.name}' is filed under another id")
         if res.subscription_id not in state.subscriptions:
             raise InvalidDocument(("resources", n, "subscription"), f"resource '{res.name}' names an unknown subscription")
+        if arm.resource_group_scope(res.subscription_id, res.resource_group).lower() not in state.resource_groups:
+            raise InvalidDocument(("resources", n, "resource_group"), f"resource '{res.name}' is in a resource group that does not exist")
         pid = res.system_principal_id
         if pid is not None:
             owner = state.identities.get(pid)
@@ -415,6 +482,7 @@ def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
             for k, t in state.tenants.items()
         ],
         "subscriptions": [(k, (s.id, s.name, s.tenant_id, s.created)) for k, s in state.subscriptions.items()],
+        "resource_groups": [(k, (g.name, g.subscription_id, g.location, g.created)) for k, g in state.resource_groups.items()],
         "resources": [
             (k, (r.name, r.type, r.subscription_id, r.resource_group, r.location, r.created, r.system_principal_id,
                  tuple(r.user_identity_ids)))
@@ -444,6 +512,7 @@ def from_rows(head: dict, table: dict) -> State:
     state = State(head["schema"], head.get("clock_offset", 0), head["default_subscription"])
     state.tenants = {k: Tenant(i, n, c, [SigningKey(*s) for s in keys]) for k, (i, n, c, keys) in table["tenants"]}
     state.subscriptions = {k: Subscription(*r) for k, r in table["subscriptions"]}
+    state.resource_groups = {k: ResourceGroup(*r) for k, r in table.get("resource_groups", ())}
     state.resources = {k: Resource(n, t, s, g, loc, c, p, list(u)) for k, (n, t, s, g, loc, c, p, u) in table["resources"]}
     state.identities = {k: Identity(*r) for k, r in table["identities"]}
     state.principals = {
@@ -460,6 +529,7 @@ def from_rows(head: dict, table: dict) -> State:
 RECORD_OF = {
     "tenants": tenant_rec,
     "subscriptions": subscription_rec,
+    "resource_groups": resource_group_rec,
     "resources": resource_rec,
     "identities": identity_rec,
     "principals": principal_rec,
