@@ -1,0 +1,85 @@
+"""Shared set-up for the ARM tests: a state with callers, tokens minted by msi, and the router
+called in-process the way `msi serve` calls it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from msi_cli import platform
+from msi_cli.core import lifecycle, roles, tokens
+from msi_cli.server.arm import router
+from msi_cli.store.keyring import FileKeyRing
+from msi_cli.store.statefile import StateFile
+
+ARM = "https://management.core.windows.net/"
+BASE = "https://127.0.0.1:4443"
+
+
+class Access:
+    """The router's view of a state file (what the server hands it)."""
+
+    def __init__(self, sf: StateFile) -> None:
+        self.sf = sf
+        self.keys = FileKeyRing(sf.keys_dir)
+
+    def snapshot(self):
+        return self.sf.read()
+
+    def transaction(self):
+        return self.sf.transaction()
+
+
+@dataclass
+class World:
+    sf: StateFile
+    sub: str
+    tenant: str
+
+    def state(self):
+        return self.sf.read()
+
+    def caller(self, name: str, role: str | None = None, scope: str | None = None, group: str = "ci") -> str:
+        """A VM with a system-assigned identity, optionally granted `role` at `scope` (default:
+        the subscription). Returns the VM's name."""
+        with self.sf.transaction() as ctx:
+            vm = lifecycle.create_resource(ctx, name, "vm", group, None, None, system_assigned=True)
+            if role:
+                roles.grant(ctx, vm.system_principal_id, role, scope or f"/subscriptions/{self.sub}")
+        return name
+
+    def principal(self, name: str) -> str:
+        state = self.state()
+        return next(r.system_principal_id for r in state.resources.values() if r.name == name)
+
+    def token(self, name: str, audience: str = ARM) -> str:
+        state = self.state()
+        vm = next(r for r in state.resources.values() if r.name == name)
+        return platform.acquire(self.sf, vm, audience, tokens.Selector(), state)["access_token"]
+
+    def call(self, method: str, path: str, body=None, token: str | None = None, as_: str | None = None,
+             api: str = "2022-12-01", query: str | None = None, headers: dict | None = None) -> router.ArmResponse:
+        hdrs = dict(headers or {})
+        if as_ is not None:
+            token = self.token(as_)
+        if token is not None:
+            hdrs["authorization"] = f"Bearer {token}"
+        q = query if query is not None else f"api-version={api}"
+        raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        return router.handle(method, path, q, hdrs, raw, Access(self.sf), BASE)
+
+    def rg(self, name: str = "ci") -> str:
+        return f"/subscriptions/{self.sub}/resourceGroups/{name}"
+
+
+def make_world(state_path: Path) -> World:
+    sf = StateFile(state_path)
+    state = sf.read()
+    sub = state.subscriptions[state.default_subscription_id]
+    return World(sf, sub.id, sub.tenant_id)
+
+
+def error_of(resp) -> tuple[int, str, str]:
+    body = resp.json()
+    return resp.status, body["error"]["code"], body["error"]["message"]
