@@ -21,6 +21,7 @@ from msi_cli import __version__, platform
 from msi_cli.core.clock import iso, real_now
 from msi_cli.errors import MsiError, NotFound, TokenError
 from msi_cli.server import appservice, discovery, imds, routes, runfile
+from msi_cli.server.arm.paths import is_arm
 from msi_cli.server.faults import Fault, Injector
 from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.live import LiveState
@@ -63,7 +64,7 @@ class Application:
         """The answer, if it can be given at once without blocking: the state and token cache
         are current in memory, no fault is configured, and the token is a cache hit (or the
         request is refused). None sends the request down `handle`."""
-        if self.injector or self.live.stale():
+        if self.injector or self.live.stale() or (is_arm(req.path) and routes.match(req.path) is None):
             return None
         started = time.perf_counter()
         response = self._route(req, self.live.state)
@@ -92,6 +93,10 @@ class Application:
     async def _dispatch(self, req: Request) -> Response:
         route = routes.match(req.path)
         if route is None:
+            if is_arm(req.path):  # Azure Resource Manager: its own package, run in the pool
+                from msi_cli.server.arm import hook
+
+                return await hook.answer(self, req)
             return _not_found(req.path)
         try:
             await self._fresh()

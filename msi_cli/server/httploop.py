@@ -188,6 +188,7 @@ class _Connection(asyncio.Protocol):
                 return
             if len(buf) < end + 4 + size:
                 return  # the body is still on its way
+            request.body = bytes(buf[end + 4: end + 4 + size])
             del buf[: end + 4 + size]
             if close:
                 buf.clear()

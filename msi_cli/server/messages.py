@@ -15,6 +15,7 @@ class Request:
     headers: dict[str, str]  # lower-case names; a repeated header keeps its first value
     repeated: frozenset[str] = frozenset()  # lower-case names of headers sent more than once
     version: str = "HTTP/1.1"
+    body: bytes = b""
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

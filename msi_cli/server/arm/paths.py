@@ -8,12 +8,13 @@ from urllib.parse import unquote
 
 AUTHZ = "/providers/microsoft.authorization/"
 SYSTEM_DEFAULT = "/providers/microsoft.managedidentity/identities/default"
-PREFIXES = ("/subscriptions", "/tenants", "/metadata", "/providers")
+PREFIXES = ("/subscriptions", "/tenants", "/providers")
 
 
 def is_arm(path: str) -> bool:
-    low = path.lower()
-    return any(low == p or low.startswith(p + "/") for p in PREFIXES)
+    """ARM's paths; `/metadata/endpoints` only (other `/metadata/...` paths are IMDS's)."""
+    low = path.lower().rstrip("/")
+    return low == "/metadata/endpoints" or any(low == p or low.startswith(p + "/") for p in PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)
