@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, str] = {
     "demo": "demo",
     "serve": "serve",
     "env": "serve",
+    "tls": "tls",
 }
 
 

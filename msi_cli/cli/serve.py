@@ -27,12 +27,13 @@ HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMB
 
 @app.command(
     "serve",
-    epilog="Example: msi serve --port 8080\n\n"
+    epilog="Example: msi serve --port 8080 --https-port 8443\n\n"
     "Example: msi serve --fault vm1:410:count=2 --fault web1:throttle --fault '*:latency=200ms'",
 )
 def serve(
     host: Annotated[str, typer.Option("--host", envvar="MSI_SERVE_HOST", help="Address to listen on. Keep loopback: the endpoint hands tokens to anyone who reaches it.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port of the plain HTTP endpoints (IMDS, App Service); 0 picks a free one.")] = 0,
+    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
     fault: Annotated[
         Optional[list[str]],
         typer.Option("--fault", envvar="MSI_SERVE_FAULT", metavar="TARGET:KIND[:OPTION]",
@@ -47,24 +48,34 @@ def serve(
     managed identity endpoint (IMDS for VMs, scale sets and container apps; App Service for web
     and function apps), plus OpenID discovery and JWKS per tenant.
 
-    Prints the base URL on stdout, records it in the state's private folder for `msi env`, reads
-    the state live (CLI changes apply to the next request) and stops cleanly on Ctrl-C."""
+    Two ports: plain HTTP for the managed identity endpoints, as in Azure, and HTTPS for what
+    clients only accept over TLS (Entra's v1 and v2 discovery and keys per tenant), with a server
+    certificate from msi's local CA (made on first need; see `msi tls show`). Prints the HTTP base
+    URL, then the HTTPS one, on stdout, records both in the state's private folder for `msi env`,
+    reads the state live (CLI changes apply to the next request) and stops cleanly on Ctrl-C."""
     from msi_cli.server import faults as fault_specs
     from msi_cli.server.app import Server
 
     parsed = [fault_specs.parse(spec) for spec in fault or []]
     sf = state_file()
-    server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose)
+    server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose, https_port=https_port)
     if host not in ("127.0.0.1", "::1", "localhost"):
         _note(f"warning: listening on {host}: any machine that reaches it can take this state's tokens")
 
     def ready(url: str) -> None:
-        sys.stdout.write(url + "\n")
-        sys.stdout.flush()
-        _note(f"listening on {url} for state {sf.path} (Ctrl-C to stop)")
+        setup = server.tls_setup
+        _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys) "
+              f"for state {sf.path} (Ctrl-C to stop)")
+        if setup.ca_created:
+            _note(f"made a local certificate authority: {setup.ca_path} (msi tls show)")
+        if not setup.roots_source:
+            _note("warning: no public root certificates found (no certifi, no OpenSSL default file): "
+                  "REQUESTS_CA_BUNDLE and SSL_CERT_FILE from 'msi env' trust msi's CA only")
         _note("point a client at a resource with: eval \"$(msi env RESOURCE)\"")
         for spec in parsed:
             _note(f"fault: {spec.spec}")
+        sys.stdout.write(f"{url}\n{server.https_url}\n")  # last: a reader of stdout then finds the notes logged
+        sys.stdout.flush()
 
     server.run(ready)
     _note("stopped")
@@ -132,7 +143,9 @@ def env(
 
     Web and function apps: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service 2019-08-01). VMs,
     scale sets and container apps: AZURE_POD_IDENTITY_AUTHORITY_HOST, the IMDS address that both
-    azure-identity and msal honour. Default output is shell lines for eval; `-o json` prints a
+    azure-identity and msal honour. Plus, for the HTTPS endpoints, trust in msi's local CA:
+    REQUESTS_CA_BUNDLE and SSL_CERT_FILE (a bundle of the usual public roots plus the CA) and
+    NODE_EXTRA_CA_CERTS (the CA). Default output is shell lines for eval; `-o json` prints a
     flat object of variable names to values."""
     from msi_cli.core import lookup
     from msi_cli.errors import MsiError
@@ -156,6 +169,10 @@ def env(
     else:
         raise MsiError(f"'{res.name}' is a {res.rtype.label}, which has no managed identity token endpoint",
                        hint="use a vm, vmss, containerapp, webapp or functionapp")
+    if record.https_url:  # trust msi's CA for the HTTPS endpoints
+        from msi_cli.store.ca import trust_variables
+
+        variables.update(trust_variables(sf.private))
     if output is Output.table and not query:
         sys.stdout.write(shell_lines(variables, shell or _default_shell()))
     elif output is Output.tsv and not query:

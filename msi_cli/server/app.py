@@ -9,6 +9,7 @@ runs in a small thread pool, so one slow request never holds up the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -34,6 +35,12 @@ SERVER_NAME = f"msi-cli/{__version__}"
 PROTOCOLS = {routes.IMDS: imds, routes.APPSERVICE: appservice}
 
 
+def _plain_http_only(path: str, http_url: str) -> Response:
+    return json_response(404, {"error": "not_found", "error_description": "IMDS and App Service endpoints are plain "
+                                f"HTTP, as in Azure: use {http_url}. Run 'msi env RESOURCE' for a resource's endpoint."},
+                         log=f"no HTTPS endpoint at {path}: managed identity endpoints are plain HTTP")
+
+
 def _not_found(path: str) -> Response:
     return json_response(404, {"error": "not_found", "error_description": "No managed identity endpoint at this path. "
                                 "Run 'msi env RESOURCE' for a resource's endpoint."}, log=f"no endpoint at {path}")
@@ -51,6 +58,7 @@ class Application:
         self.log = log
         self.verbose = verbose
         self.base_url = ""
+        self.https_url = ""  # the HTTPS listener's base; requests on it get `tls=True`
         self._refreshing: asyncio.Future | None = None
         self._secrets: dict[str, str] = {}
 
@@ -60,14 +68,17 @@ class Application:
             why = f" ({response.log})" if response.log and response.status >= 400 else ""
             self.log(f"{req.method} {req.path} {response.status} {ms:.1f}ms{why}")
 
-    def answer_now(self, req: Request) -> Response | None:
+    def answer_now(self, req: Request, tls: bool = False) -> Response | None:
         """The answer, if it can be given at once without blocking: the state and token cache
         are current in memory, no fault is configured, and the token is a cache hit (or the
         request is refused). None sends the request down `handle`."""
         if self.injector or self.live.stale() or (is_arm(req.path) and routes.match(req.path) is None):
             return None
+        route = routes.match(req.path)
+        if route is not None and route.kind == routes.JWKS and self._keys_due(route.target):
+            return None  # the tenant's key is made off the loop first
         started = time.perf_counter()
-        response = self._route(req, self.live.state)
+        response = self._route(req, self.live.state, tls)
         if isinstance(response, _Pending):
             response = response.answer_now()
             if response is None:
@@ -75,9 +86,9 @@ class Application:
         self._log_request(req, response, started)
         return response
 
-    async def handle(self, req: Request) -> Response:
+    async def handle(self, req: Request, tls: bool = False) -> Response:
         started = time.perf_counter()
-        response = await self._dispatch(req)
+        response = await self._dispatch(req, tls)
         self._log_request(req, response, started)
         return response
 
@@ -90,7 +101,7 @@ class Application:
             self._refreshing = asyncio.get_running_loop().run_in_executor(self.pool, self.live.refresh)
         await self._refreshing
 
-    async def _dispatch(self, req: Request) -> Response:
+    async def _dispatch(self, req: Request, tls: bool = False) -> Response:
         route = routes.match(req.path)
         if route is None:
             if is_arm(req.path):  # Azure Resource Manager: its own package, run in the pool
@@ -107,7 +118,7 @@ class Application:
                 await asyncio.get_running_loop().run_in_executor(self.pool, self._publish_keys, route.target)
             except MsiError as exc:
                 return imds.server_error(f"the tenant's signing keys cannot be made: {exc.message}")
-        pending = self._route(req, self.live.state)
+        pending = self._route(req, self.live.state, tls)
         if isinstance(pending, Response):
             return pending
         if not self.injector:
@@ -124,16 +135,20 @@ class Application:
         finally:
             self.injector.leave(decision)
 
-    def _route(self, req: Request, state) -> Response | _Pending:
+    def _route(self, req: Request, state, tls: bool = False) -> Response | _Pending:
         """Everything that needs neither the host's rules nor a token: unknown paths, discovery,
-        unknown resources. A request for a resource's token endpoint comes back as _Pending."""
+        unknown resources. A request for a resource's token endpoint comes back as _Pending.
+        `tls`: the request came to the HTTPS listener, whose base URL the documents then name."""
         route = routes.match(req.path)
         if route is None:
             return _not_found(req.path)
         proto = PROTOCOLS.get(route.kind)
         if proto is None:
             now_iso = iso(real_now() + state.clock_offset)
-            return discovery.handle(req, route.kind, route.target, self.base_url, state, self.keyset, now_iso)
+            base = self.https_url if tls else self.base_url
+            return discovery.handle(req, route.kind, route.target, base, state, self.keyset, now_iso)
+        if tls:
+            return _plain_http_only(req.path, self.base_url)
         resource = state.resources.get(route.target)
         if resource is None or resource.rtype.host != route.kind:
             kind = "IMDS" if route.kind == routes.IMDS else "App Service"
@@ -218,17 +233,25 @@ class Server:
 
     def __init__(self, sf: StateFile, host: str = "127.0.0.1", port: int = 0, faults: list[Fault] | None = None,
                  request_timeout: float = REQUEST_TIMEOUT, verbose: bool = False,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, https_port: int | None = None) -> None:
         self.sf = sf
         self.host = host
         self.port = port
+        self.https_port = https_port  # None: no HTTPS listener
         self.log = log or _stderr
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="msi-serve")
         self.key = runfile.new_key()
         self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose)
         self.http = HttpServer(self.app.handle, quick=self.app.answer_now, server_name=SERVER_NAME,
                                request_timeout=request_timeout, on_error=self.log if verbose else None)
+        self.https: HttpServer | None = None
+        if https_port is not None:
+            self.https = HttpServer(functools.partial(self.app.handle, tls=True),
+                                    quick=functools.partial(self.app.answer_now, tls=True), server_name=SERVER_NAME,
+                                    request_timeout=request_timeout, on_error=self.log if verbose else None)
         self.url = ""
+        self.https_url = ""
+        self.tls_setup = None  # msi_cli.server.tls.Setup once the HTTPS listener is up
         self._record: runfile.RunRecord | None = None
 
     async def start(self) -> str:
@@ -243,17 +266,38 @@ class Server:
             raise MsiError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
                            hint="choose another --port, or 0 for a free one") from None
         self.url = self.app.base_url = runfile.client_url(host, port)
-        self._record = runfile.RunRecord(self.url, host, port, os.getpid(), iso(real_now()), self.key.hex())
         try:
+            if self.https is not None:
+                await self._start_https()
+            self._record = runfile.RunRecord(self.url, host, port, os.getpid(), iso(real_now()), self.key.hex(),
+                                             self.https_url)
             runfile.write(self.sf.server_path, self._record)
         except BaseException:
-            await self.http.close()
+            await self._close_listeners()
             raise
         return self.url
 
-    async def stop(self) -> None:
+    async def _start_https(self) -> None:
+        from msi_cli.server import tls
+
+        self.tls_setup = tls.server_setup(self.sf.private, self.host, real_now())
+        try:
+            host, port = await self.https.start(self.host, self.https_port, ssl=self.tls_setup.context)
+        except OSError as exc:
+            raise MsiError(f"cannot listen on {self.host}:{self.https_port}: {exc.strerror or exc}",
+                           hint="choose another --https-port, or 0 for a free one") from None
+        self.https_url = self.app.https_url = runfile.client_url(host, port, "https")
+
+    async def _close_listeners(self) -> None:
         try:
             await self.http.close()
+        finally:
+            if self.https is not None:
+                await self.https.close()
+
+    async def stop(self) -> None:
+        try:
+            await self._close_listeners()
         finally:
             runfile.remove(self.sf.server_path, os.getpid())
             self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,6 +1,12 @@
 """OpenID discovery per tenant, as login.microsoftonline.com publishes it for v1 tokens: the
 configuration document (issuer `https://sts.windows.net/{tid}/`) and the JWKS at its jwks_uri,
-here both on the local server so a resource server can verify tokens with no project code."""
+here both on the local server so a resource server can verify tokens with no project code.
+
+The v2 document (`/{tenant}/v2.0/.well-known/openid-configuration`) is the one msal reads before
+its first token request (it needs `authorization_endpoint` and `token_endpoint`); its fields and
+their order follow Entra's (issuer `https://login.microsoftonline.com/{tid}/v2.0`), with every
+endpoint of the tenant pointing at the server that was asked (`base`), and its JWKS at
+`/{tenant}/discovery/v2.0/keys`: the same keys as v1, as `msi jwks` prints them."""
 
 from __future__ import annotations
 
@@ -83,6 +89,39 @@ class KeySet:
         return json_response(200, {"keys": out})
 
 
+def configuration_v2(base: str, tenant: Tenant) -> Response:
+    tid = tenant.id
+    local = f"{base}/{tid}"
+    doc = {
+        "token_endpoint": f"{local}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": routes.jwks_v2_uri(base, tid),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": f"https://login.microsoftonline.com/{tid}/v2.0",
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "authorization_endpoint": f"{local}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{local}/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{local}/oauth2/v2.0/logout",
+        "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name",
+                             "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username",
+                             "name", "tid", "ver", "at_hash", "c_hash", "email"],
+        "kerberos_endpoint": f"{local}/kerberos",
+        "tenant_region_scope": None,
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net",
+    }
+    return json_response(200, doc)
+
+
 def handle(req: Request, kind: str, tenant_ref: str, base: str, state: State, keyset: KeySet, now_iso: str) -> Response:
     if req.method != "GET":
         return method_not_allowed()
@@ -91,4 +130,6 @@ def handle(req: Request, kind: str, tenant_ref: str, base: str, state: State, ke
         return unknown_tenant(tenant_ref)
     if kind == routes.OPENID:
         return configuration(base, tenant)
+    if kind == routes.OPENID_V2:
+        return configuration_v2(base, tenant)
     return keyset.response(tenant, now_iso)

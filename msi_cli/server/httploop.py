@@ -275,9 +275,11 @@ class HttpServer:
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
+    async def start(self, host: str, port: int, ssl=None) -> tuple[str, int]:
+        """Listen; with an `ssl.SSLContext`, speak HTTPS (a handshake gets `request_timeout`)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=256)
+        tls = {} if ssl is None else {"ssl": ssl, "ssl_handshake_timeout": self.timeout}
+        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=256, **tls)
         self._sweeper = loop.call_later(self._interval(), self._sweep)
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]

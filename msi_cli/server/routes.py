@@ -6,6 +6,8 @@ once:
     {base}{resource id}/msi/token                         App Service (webapp, functionapp)
     {base}/{tenant}/.well-known/openid-configuration      OpenID discovery (tenant id or name)
     {base}/{tenant}/discovery/keys                        the tenant's JWKS
+    {base}/{tenant}/v2.0/.well-known/openid-configuration Entra's v2 discovery (msal reads it)
+    {base}/{tenant}/discovery/v2.0/keys                   the same JWKS, where the v2 document points
 
 azure-identity and msal append `/metadata/identity/oauth2/token` to AZURE_POD_IDENTITY_AUTHORITY_HOST,
 so the IMDS "host" of a VM is `{base}{resource id}`.
@@ -22,12 +24,15 @@ from msi_cli.core.model import Resource
 IMDS = "imds"
 APPSERVICE = "appservice"
 OPENID = "openid"
+OPENID_V2 = "openid-v2"
 JWKS = "jwks"
 
 IMDS_PATH = "/metadata/identity/oauth2/token"
 APPSERVICE_PATH = "/msi/token"
 OPENID_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/discovery/keys"
+OPENID_V2_PATH = "/v2.0/.well-known/openid-configuration"
+JWKS_V2_PATH = "/discovery/v2.0/keys"
 
 _SAFE = "/()!$&'*+,;=:@-._~"
 
@@ -49,7 +54,7 @@ def match(raw_path: str) -> Route | None:
     for kind, suffix in ((IMDS, IMDS_PATH), (APPSERVICE, APPSERVICE_PATH)):
         if low.endswith(suffix) and low.startswith("/subscriptions/"):
             return Route(kind, low[: -len(suffix)])
-    for kind, suffix in ((OPENID, OPENID_PATH), (JWKS, JWKS_PATH)):
+    for kind, suffix in ((OPENID_V2, OPENID_V2_PATH), (JWKS, JWKS_V2_PATH), (OPENID, OPENID_PATH), (JWKS, JWKS_PATH)):
         if low.endswith(suffix):
             tenant = path[: -len(suffix)]
             if tenant.count("/") == 1 and len(tenant) > 1:
@@ -77,3 +82,7 @@ def openid_configuration(base: str, tenant_id: str) -> str:
 
 def jwks_uri(base: str, tenant_id: str) -> str:
     return f"{base}/{tenant_id}{JWKS_PATH}"
+
+
+def jwks_v2_uri(base: str, tenant_id: str) -> str:
+    return f"{base}/{tenant_id}{JWKS_V2_PATH}"

@@ -1,5 +1,5 @@
-"""`<state>.d/server.json`: where a running `msi serve` records its address, so that `msi env`
-finds it. Owner-only (0600, written atomically), removed when the server stops.
+"""`<state>.d/server.json`: where a running `msi serve` records its addresses (plain HTTP in
+`url`, HTTPS in `httpsUrl`), so that `msi env` finds them. Owner-only (0600, written atomically), removed when the server stops.
 
 App Service hosts hand each app its own IDENTITY_HEADER secret. The server keeps one random key
 per run and derives each resource's secret from it (HMAC-SHA256 of the resource id), so a resource
@@ -33,6 +33,7 @@ class RunRecord:
     pid: int
     started: str
     key: str  # hex; the per-run key the identity header secrets derive from
+    https_url: str = ""  # base URL of the HTTPS listener (Entra's endpoints), e.g. https://127.0.0.1:50124
 
     def identity_header(self, resource_id: str) -> str:
         return identity_header(bytes.fromhex(self.key), resource_id)
@@ -57,6 +58,8 @@ def write(path: Path, record: RunRecord) -> None:
         "started": record.started,
         "identityHeaderKey": record.key,
     }
+    if record.https_url:
+        data["httpsUrl"] = record.https_url
     files.private_dir(path.parent)
     files.write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
@@ -66,7 +69,7 @@ def read(path: Path) -> RunRecord | None:
     try:
         data = json.loads(path.read_bytes())
         return RunRecord(str(data["url"]), str(data["host"]), int(data["port"]), int(data["pid"]),
-                         str(data["started"]), str(data["identityHeaderKey"]))
+                         str(data["started"]), str(data["identityHeaderKey"]), str(data.get("httpsUrl", "")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -109,7 +112,7 @@ def running(path: Path) -> RunRecord | None:
     return record
 
 
-def client_url(host: str, port: int) -> str:
+def client_url(host: str, port: int, scheme: str = "http") -> str:
     """The base URL clients use: a wildcard bind is reached through loopback."""
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
@@ -117,4 +120,4 @@ def client_url(host: str, port: int) -> str:
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
