@@ -3,6 +3,7 @@ HTTP show in `msi show`, and changes made with the CLI show over HTTP at once.""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -17,8 +18,13 @@ def arm_server(isolated_state, msi_proc):
     world.caller("admin", "Owner")
     proc = subprocess.Popen([*_msi(), "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url = _ready(proc)
-        yield world, url
+        plain = _ready(proc)
+        url = _ready(proc)  # the HTTPS listener, where az and the SDKs talk to ARM
+        bundle = json.loads(msi_proc("env", "admin", "-o", "json").stdout)["REQUESTS_CA_BUNDLE"]
+        session = requests.Session()
+        session.verify = bundle
+        session.trust_env = False  # a REQUESTS_CA_BUNDLE in the environment would override the bundle
+        yield world, url, plain, session
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -38,7 +44,7 @@ def _ready(proc) -> str:
 
 
 def test_identity_created_over_http_is_msis_and_cli_changes_are_served(arm_server, msi_proc):
-    world, url = arm_server
+    world, url, _, requests = arm_server
     auth = {"Authorization": f"Bearer {world.token('admin')}"}
     path = f"{url}/subscriptions/{world.sub}/resourcegroups/ci/providers/Microsoft.ManagedIdentity/userAssignedIdentities/web-id"
     resp = requests.put(path, params={"api-version": "2024-11-30"}, json={"location": "eastus"}, headers=auth, timeout=10)
@@ -53,7 +59,7 @@ def test_identity_created_over_http_is_msis_and_cli_changes_are_served(arm_serve
 
 
 def test_http_errors_carry_arms_envelope_and_headers(arm_server):
-    world, url = arm_server
+    world, url, plain, requests = arm_server
     resp = requests.get(f"{url}/subscriptions", params={"api-version": "2022-12-01"}, timeout=10)
     assert resp.status_code == 401
     assert resp.json()["error"]["code"] == "AuthenticationFailed"
@@ -62,7 +68,7 @@ def test_http_errors_carry_arms_envelope_and_headers(arm_server):
     assert meta["resourceManager"] == url + "/"
     # the token endpoints still answer beside ARM
     vm = next(r for r in world.state().resources.values() if r.name == "admin")
-    token = requests.get(f"{url}{vm.id}/metadata/identity/oauth2/token",
+    token = requests.get(f"{plain}{vm.id}/metadata/identity/oauth2/token",
                          params={"api-version": "2018-02-01", "resource": "https://management.azure.com/"},
                          headers={"Metadata": "true"}, timeout=10)
     assert token.status_code == 200, token.text

@@ -107,7 +107,7 @@ class Application:
             if is_arm(req.path):  # Azure Resource Manager: its own package, run in the pool
                 from msi_cli.server.arm import hook
 
-                return await hook.answer(self, req)
+                return await hook.answer(self, req, self.https_url if tls else self.base_url)
             return _not_found(req.path)
         try:
             await self._fresh()

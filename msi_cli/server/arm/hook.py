@@ -23,14 +23,16 @@ class _ServerAccess:
         return self.app.sf.transaction()
 
 
-async def answer(app, req: Request) -> Response:
+async def answer(app, req: Request, base_url: str) -> Response:
+    """`base_url`: the listener the request came to (HTTPS for az and the SDKs), which the cloud
+    metadata names as Resource Manager."""
     try:
         await app._fresh()
     except MsiError as exc:
         return json_response(500, {"error": {"code": "InternalServerError", "message": exc.message}}, log=exc.message)
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(app.pool, router.handle, req.method, req.path, req.query, req.headers,
-                                        req.body, _ServerAccess(app), app.base_url)
+                                        req.body, _ServerAccess(app), base_url)
     why = ""
     if result.status >= 400 and result.body:
         error = (result.json() or {}).get("error", {}) if result.body.startswith(b"{") else {}
