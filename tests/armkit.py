@@ -83,3 +83,72 @@ def make_world(state_path: Path) -> World:
 def error_of(resp) -> tuple[int, str, str]:
     body = resp.json()
     return resp.status, body["error"]["code"], body["error"]["message"]
+
+
+# ---- a real `msi serve` in a subprocess, for the SDK and az tests ------------------------------------
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+
+KEEP = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "HOME", "PYTHONDONTWRITEBYTECODE")
+
+
+class Served:
+    """`msi serve` on a state, its two addresses, and clean client environments from `msi env`."""
+
+    def __init__(self, folder: Path) -> None:
+        from conftest import msi_executable
+
+        self.msi_cmd = msi_executable()
+        self.folder = folder
+        self.state = Path(os.environ["MSI_STATE"])
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "IDENTITY_", "IMDS_"))}
+        self.log_path = folder / "serve.log"
+        self.proc: subprocess.Popen | None = None
+        self.url = self.https_url = ""
+
+    def msi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([*self.msi_cmd, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        if check:
+            assert proc.returncode == 0, f"msi {' '.join(args)}: {proc.stderr}"
+        return proc
+
+    def msi_json(self, *args: str):
+        return json.loads(self.msi(*args, "-o", "json").stdout)
+
+    def start(self) -> "Served":
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([*self.msi_cmd, "serve"], env=self.env, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        lines: list[str] = []
+
+        def read() -> None:
+            lines.append(self.proc.stdout.readline().strip())
+            lines.append(self.proc.stdout.readline().strip())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(30)
+        if len(lines) < 2 or not lines[1].startswith("https://"):
+            self.stop()
+            raise AssertionError(f"msi serve did not start: {self.log_path.read_text()}")
+        self.url, self.https_url = lines
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc is not None:
+            self._log.close()
+
+    def client_env(self, resource: str) -> dict:
+        """A clean environment plus exactly what `msi env RESOURCE -o json` prints."""
+        env = {k: v for k, v in os.environ.items() if k in KEEP}
+        env.update(self.msi_json("env", resource))
+        return env
