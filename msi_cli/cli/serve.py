@@ -128,13 +128,15 @@ def shell_lines(variables: dict[str, str], shell: Shell) -> str:
     epilog="Example: eval \"$(msi env vm1)\"\n\n"
     "Example: msi env web1 --shell fish | source\n\n"
     "Example: msi env vm1 -o json\n\n"
-    "Example: msi env web1 --query IDENTITY_HEADER -o tsv",
+    "Example: msi env web1 --query IDENTITY_HEADER -o tsv\n\n"
+    "Example: eval \"$(msi env vm1 --az)\" && az login --identity",
 )
 def env(
     resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
+    az: Annotated[bool, typer.Option("--az", envvar="MSI_ENV_AZ", help="Also set up the Azure CLI: its own AZURE_CONFIG_DIR in the state's private folder, instance discovery and telemetry off, and (shell output) the 'az cloud register/set' commands for a cloud named msi whose Resource Manager is msi serve.")] = False,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
@@ -173,8 +175,18 @@ def env(
         from msi_cli.store.ca import trust_variables
 
         variables.update(trust_variables(sf.private))
+    if az:
+        from msi_cli.cli import azsetup
+
+        if not record.https_url:
+            raise MsiError("the running 'msi serve' has no HTTPS listener, which az needs for Resource Manager",
+                           hint="restart it with this version of msi")
+        variables.update(azsetup.variables(sf.private))
     if output is Output.table and not query:
-        sys.stdout.write(shell_lines(variables, shell or _default_shell()))
+        chosen = shell or _default_shell()
+        sys.stdout.write(shell_lines(variables, chosen))
+        if az:
+            sys.stdout.write(azsetup.commands(record.https_url, powershell=chosen is Shell.powershell))
     elif output is Output.tsv and not query:
         sys.stdout.write("".join(f"{k}\t{v}\n" for k, v in variables.items()))
     else:
