@@ -3,6 +3,7 @@ writes `resourcegroups`), percent-decoded, with a trailing slash ignored."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -11,9 +12,17 @@ SYSTEM_DEFAULT = "/providers/microsoft.managedidentity/identities/default"
 PREFIXES = ("/subscriptions", "/tenants", "/providers")
 
 
+_SLASHES = re.compile(r"//+")
+
+
+def _clean(path: str) -> str:
+    """Repeated slashes count as one: az joins `https://host/` and `/metadata/...` into `//`."""
+    return _SLASHES.sub("/", path)
+
+
 def is_arm(path: str) -> bool:
     """ARM's paths; `/metadata/endpoints` only (other `/metadata/...` paths are IMDS's)."""
-    low = path.lower().rstrip("/")
+    low = _clean(path).lower().rstrip("/")
     return low == "/metadata/endpoints" or any(low == p or low.startswith(p + "/") for p in PREFIXES)
 
 
@@ -35,7 +44,7 @@ class Route:
 
 
 def parse(raw_path: str) -> Route | None:
-    path = unquote(raw_path).rstrip("/") or "/"
+    path = _clean(unquote(raw_path)).rstrip("/") or "/"
     low = path.lower()
     parts = path.split("/")[1:]
     lows = [p.lower() for p in parts]
