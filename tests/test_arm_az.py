@@ -73,6 +73,7 @@ def az(az_bin, tmp_path, isolated_state):
     served = Served(tmp_path)
     served.msi("create-resource", "runner", "--type", "vm", "-g", "ci", "--system-assigned")
     served.msi("create-resource", "app1", "--type", "vm", "-g", "ci")
+    served.msi("create-resource", "web1", "--type", "webapp", "-g", "ci")
     served.msi("create-resource", "limited", "--type", "vm", "-g", "ci", "--system-assigned")
     sub = served.msi_json("list", "subscriptions")[0]["id"]
     served.msi("grant", "runner", "--role", "Owner", "--scope", f"/subscriptions/{sub}")
@@ -109,6 +110,10 @@ def test_az_scripts_run_against_msi(az):
     assert system["type"] == "SystemAssigned, UserAssigned"
     az.ok("vm", "identity", "remove", "-g", "ci", "-n", "app1", "--identities", shown["id"])
     assert served.msi_json("show", "app1")["identity"]["type"] == "SystemAssigned"
+
+    web = az.ok("webapp", "identity", "assign", "-g", "ci", "-n", "web1", "--identities", "[system]", shown["id"])
+    web_shown = served.msi_json("show", "web1")["identity"]
+    assert web["principalId"] == web_shown["principalId"] and list(web["userAssignedIdentities"]) == [shown["id"]]
 
     scope = f"/subscriptions/{az.sub}/resourceGroups/ci"
     ra = az.ok("role", "assignment", "create", "--assignee-object-id", shown["principalId"],

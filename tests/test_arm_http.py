@@ -72,3 +72,21 @@ def test_http_errors_carry_arms_envelope_and_headers(arm_server):
                          params={"api-version": "2018-02-01", "resource": "https://management.azure.com/"},
                          headers={"Metadata": "true"}, timeout=10)
     assert token.status_code == 200, token.text
+
+
+def test_msi_env_az_isolates_az_and_registers_the_cloud(arm_server, msi_proc, isolated_state):
+    _, url, _, _ = arm_server
+    variables = json.loads(msi_proc("env", "admin", "--az", "-o", "json").stdout)
+    private = isolated_state.parent / (isolated_state.name + ".d")
+    assert variables["AZURE_CONFIG_DIR"] == str(private / "azure")
+    assert variables["AZURE_CORE_INSTANCE_DISCOVERY"] == "false" and variables["AZURE_CORE_COLLECT_TELEMETRY"] == "false"
+    assert variables["REQUESTS_CA_BUNDLE"].startswith(str(private))
+    lines = msi_proc("env", "admin", "--az", "--shell", "bash").stdout.splitlines()
+    assert f"export AZURE_CONFIG_DIR={private / 'azure'}" in lines
+    assert lines[-2] == (f"az cloud register -n msi --endpoint-resource-manager {url}/ >/dev/null 2>&1 || "
+                         f"az cloud update -n msi --endpoint-resource-manager {url}/ >/dev/null")
+    assert lines[-1] == "az cloud set -n msi --only-show-errors >/dev/null"
+    plain = json.loads(msi_proc("env", "admin", "-o", "json").stdout)
+    assert "AZURE_CONFIG_DIR" not in plain
+    ps = msi_proc("env", "admin", "--az", "--shell", "powershell").stdout
+    assert f"$Env:AZURE_CONFIG_DIR = '{private / 'azure'}'" in ps and "if (-not $?)" in ps

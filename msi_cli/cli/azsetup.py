@@ -25,8 +25,8 @@ def commands(https_url: str, powershell: bool = False) -> str:
         q = "'" + arm.replace("'", "''") + "'"
         return (f"az cloud register -n {CLOUD} --endpoint-resource-manager {q} 2>$null | Out-Null; "
                 f"if (-not $?) {{ az cloud update -n {CLOUD} --endpoint-resource-manager {q} | Out-Null }}\n"
-                f"az cloud set -n {CLOUD} | Out-Null\n")
+                f"az cloud set -n {CLOUD} --only-show-errors | Out-Null\n")
     q = shlex.quote(arm)
     return (f"az cloud register -n {CLOUD} --endpoint-resource-manager {q} >/dev/null 2>&1 || "
             f"az cloud update -n {CLOUD} --endpoint-resource-manager {q} >/dev/null\n"
-            f"az cloud set -n {CLOUD} >/dev/null\n")
+            f"az cloud set -n {CLOUD} --only-show-errors >/dev/null\n")
