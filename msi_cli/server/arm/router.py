@@ -76,18 +76,16 @@ def _handle(method, path, raw_query, headers, body, access, base_url, now) -> Re
         raise errors.missing_api_version()
     handler = _handler(route)
     parsed_body = _body(body) if method not in READS and method != "DELETE" else None
-    auth = headers.get("authorization")
+    # Authenticate against the current state before anything else: a request without a valid
+    # token never waits for (or holds) the state lock.
+    state = access.snapshot()
+    moment = now if now is not None else real_now() + state.clock_offset
+    caller = authenticate(state, access.keys, moment, headers.get("authorization"))
     if method in READS:
-        state = access.snapshot()
-        moment = now if now is not None else real_now() + state.clock_offset
-        call = Call(method, route, query, parsed_body, state, moment, base_url)
-        call.caller = authenticate(state, access.keys, moment, auth)
-        return handler(call)
-    with access.transaction() as ctx:
-        moment = now if now is not None else ctx.now
-        call = Call(method, route, query, parsed_body, ctx.state, moment, base_url, ctx=ctx)
-        call.caller = authenticate(ctx.state, access.keys, moment, auth)
-        return handler(call)
+        return handler(Call(method, route, query, parsed_body, state, moment, base_url, caller))
+    with access.transaction() as ctx:  # authorization and the change, on the state as it is under the lock
+        return handler(Call(method, route, query, parsed_body, ctx.state, now if now is not None else ctx.now,
+                            base_url, caller, ctx=ctx))
 
 
 def _body(raw: bytes) -> object:
