@@ -129,6 +129,14 @@ def test_az_scripts_run_against_msi(az):
     az.ok("identity", "delete", "-n", "deployer", "-g", "ci")
     assert served.msi("show", "deployer", check=False).returncode == 3
 
+    assert az.ok("group", "create", "-n", "build", "-l", "westeurope")["location"] == "westeurope"
+    served.msi("create-identity", "builder", "-g", "build")
+    assert az.ok("group", "exists", "-n", "build") is True
+    az.ok("group", "delete", "-n", "build", "--yes")
+    assert az.ok("group", "exists", "-n", "build") is False
+    assert [g["name"] for g in served.msi_json("list", "groups")] == ["ci"]
+    assert served.msi("show", "builder", check=False).returncode == 3
+
 
 def test_az_gets_a_403_without_the_role(az):
     az.resource = "limited"  # Reader on the group only

@@ -133,11 +133,12 @@ def test_resource_group_lifecycle(w, cli):
 def test_reader_cannot_create_a_group_and_the_403_names_action_and_scope(w):
     w.caller("reader", "Reader")
     principal = w.principal("reader")
+    client = w.state().principals[principal].app_id
     path = f"/subscriptions/{w.sub}/resourcegroups/nope"
     status, code, message = error_of(w.call("PUT", path, {"location": "eastus"}, as_="reader"))
     assert (status, code) == (403, "AuthorizationFailed")
     assert message == (
-        f"The client '{principal}' with object id '{principal}' does not have authorization to perform action "
+        f"The client '{client}' with object id '{principal}' does not have authorization to perform action "
         f"'Microsoft.Resources/subscriptions/resourceGroups/write' over scope '{path}' or the scope is invalid. "
         "If access was recently granted, please refresh your credentials."
     )
@@ -332,3 +333,20 @@ def test_unknown_paths_and_methods(w):
     assert error_of(w.call("GET", f"/subscriptions/{'0' * 8}-0000-0000-0000-{'0' * 12}/resourcegroups", as_="admin"))[:2] == (
         404, "SubscriptionNotFound")
     assert error_of(w.call("POST", "/subscriptions", as_="admin"))[0] == 405
+
+
+def test_container_app_identity_patch_and_scale_set_list(w, cli):
+    cli.ok("create-resource", "capp", "--type", "containerapp", "-g", "ci")
+    cli.ok("create-resource", "pool1", "--type", "vmss", "-g", "ci", "--system-assigned")
+    app = cli.json("show", "capp")["id"]
+    resp = w.call("PATCH", app, {"identity": {"type": "SystemAssigned"}}, as_="admin", api="2025-01-01")
+    assert resp.status == 200 and resp.json()["type"] == "Microsoft.App/containerApps"
+    assert resp.json()["identity"]["principalId"] == cli.json("show", "capp")["identity"]["principalId"]
+    listed = w.call("GET", f"{w.rg()}/providers/Microsoft.Compute/virtualMachineScaleSets", as_="admin").json()["value"]
+    assert [(r["name"], r["identity"]["type"]) for r in listed] == [("pool1", "SystemAssigned")]
+    bad = w.call("PATCH", app, {"identity": {"type": "Sideways"}}, as_="admin")
+    assert error_of(bad)[:2] == (400, "BadRequest")
+    ghost = f"{w.rg()}/{UAI}/ghost-id"
+    status, code, message = error_of(w.call("PATCH", app, {"identity": {"type": "UserAssigned", "userAssignedIdentities": {ghost: {}}}},
+                                            as_="admin"))
+    assert (status, code) == (400, "FailedIdentityOperation") and message.startswith(f"Identity operation for resource '{app}' failed")

@@ -42,7 +42,7 @@ class Call:
         assert self.caller is not None
         where = self.route.path if scope is None else scope
         if not authz.permitted(self.state, self.caller.principal_id, action, where):
-            raise errors.authorization_failed(self.caller.principal_id, action, where)
+            raise errors.authorization_failed(self.caller.app_id, self.caller.principal_id, action, where)
 
     def subscription(self) -> Subscription:
         """The route's subscription: it must exist and belong to the token's tenant."""

@@ -80,19 +80,21 @@ def wrong_tenant(token_tenant: str, subscription_tenant: str) -> ArmError:
     )
 
 
-def authorization_failed(principal_id: str, action: str, scope: str) -> ArmError:
+def authorization_failed(app_id: str, principal_id: str, action: str, scope: str) -> ArmError:
+    """For a service principal, ARM names the client by its application (client) id."""
     return ArmError(
         403, "AuthorizationFailed",
-        f"The client '{principal_id}' with object id '{principal_id}' does not have authorization to perform action "
+        f"The client '{app_id}' with object id '{principal_id}' does not have authorization to perform action "
         f"'{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your "
         "credentials.",
     )
 
 
-def linked_authorization_failed(principal_id: str, action: str, scope: str, linked_action: str, linked: str) -> ArmError:
+def linked_authorization_failed(app_id: str, principal_id: str, action: str, scope: str, linked_action: str,
+                                linked: str) -> ArmError:
     return ArmError(
         403, "LinkedAuthorizationFailed",
-        f"The client '{principal_id}' with object id '{principal_id}' has permission to perform action '{action}' on "
+        f"The client '{app_id}' with object id '{principal_id}' has permission to perform action '{action}' on "
         f"scope '{scope}'; however, it does not have permission to perform action(s) '{linked_action}' on the linked "
         f"scope(s) '{linked}' (respectively) or the linked scope(s) are invalid.",
     )
@@ -127,6 +129,11 @@ def no_route(path: str) -> ArmError:
         kind = parts[i + 2] if len(parts) > i + 2 else ""
         return ArmError(404, "InvalidResourceType", f"The resource type '{kind}' could not be found in the namespace '{ns}'.")
     return ArmError(404, "InvalidResourceType", f"The resource type could not be found for path '{path}'.")
+
+
+def identity_operation_failed(resource_id: str, why: str) -> ArmError:
+    return ArmError(400, "FailedIdentityOperation",
+                    f"Identity operation for resource '{resource_id}' failed with error '{why}'.")
 
 
 def method_not_allowed(method: str) -> ArmError:

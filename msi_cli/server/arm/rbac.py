@@ -129,7 +129,7 @@ def _create(call: Call, scope: str, guid: str) -> Reply:
     if definition is None:
         raise _no_definition(role_ref.rstrip("/").rsplit("/", 1)[-1])
     if not scope:  # msi models no tenant-root scope: nobody may assign there
-        raise errors.authorization_failed(call.caller.principal_id, f"{RA}/write", call.route.path)
+        raise errors.authorization_failed(call.caller.app_id, call.caller.principal_id, f"{RA}/write", call.route.path)
     sub = call.subscription()
     tenant = call.tenant_of(sub)
     pid = principal_id.lower()

@@ -73,7 +73,7 @@ def _apply(call: Call, resource: Resource, block: object, merge: bool) -> None:
         raise errors.invalid_content("'identity' must be an object")
     kinds = {k.strip().lower() for k in str(block.get("type") or "None").split(",")}
     if not kinds <= {"none", "systemassigned", "userassigned"}:
-        raise errors.ArmError(400, "InvalidIdentityType", f"The identity type '{block.get('type')}' is not valid.")
+        raise errors.ArmError(400, "BadRequest", f"The identity type '{block.get('type')}' is not valid.")
     system = "systemassigned" in kinds
     users = block.get("userAssignedIdentities") or {}
     if not isinstance(users, dict):
@@ -97,7 +97,7 @@ def _apply(call: Call, resource: Resource, block: object, merge: bool) -> None:
         if attach or (system and resource.system_principal_id is None):
             lifecycle.assign(ctx, resource, system and resource.system_principal_id is None, attach)
     except MsiError as exc:
-        raise errors.ArmError(400, "FailedIdentityOperation", exc.message) from None
+        raise errors.identity_operation_failed(resource.id, exc.message) from None
 
 
 def _check_linked(call: Call, attach: list[str]) -> None:
@@ -105,8 +105,8 @@ def _check_linked(call: Call, attach: list[str]) -> None:
     denied = [rid for rid in attach
               if not authz.permitted(call.state, call.caller.principal_id, ASSIGN, rid)]
     if denied:
-        raise errors.linked_authorization_failed(call.caller.principal_id, f"{_arm_type(call)}/write",
+        raise errors.linked_authorization_failed(call.caller.app_id, call.caller.principal_id, f"{_arm_type(call)}/write",
                                                  call.route.path, ASSIGN, ",".join(denied))
     for rid in attach:
         if lookup.find_user_identity_by_id(call.state, rid) is None:
-            raise errors.ArmError(400, "FailedIdentityOperation", f"user-assigned identity '{rid}' not found")
+            raise errors.identity_operation_failed(call.route.path, f"user-assigned identity '{rid}' not found")
