@@ -42,6 +42,9 @@ def test_requests_without_a_valid_token_get_arms_401s(w):
     assert error_of(resp) == (401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
     assert dict(resp.headers)["WWW-Authenticate"].startswith('Bearer authorization_uri="https://login.windows.net/", error="invalid_token"')
     assert error_of(w.call("GET", path, headers={"authorization": "Basic abc"}))[1] == "AuthenticationFailedInvalidHeader"
+    before = w.sf.path.read_bytes()
+    refused = w.call("PUT", f"/subscriptions/{w.sub}/resourcegroups/sneaky", {"location": "eastus"}, token="not.a.jwt")
+    assert refused.status == 401 and w.sf.path.read_bytes() == before  # nothing changed, nothing logged
     assert error_of(w.call("GET", path, token="not.a.jwt")) == (401, "InvalidAuthenticationToken", "The access token is invalid.")
     good = w.token("admin")
     head, claims, sig = good.split(".")

@@ -72,7 +72,7 @@ class Application:
         """The answer, if it can be given at once without blocking: the state and token cache
         are current in memory, no fault is configured, and the token is a cache hit (or the
         request is refused). None sends the request down `handle`."""
-        if self.injector or self.live.stale() or (is_arm(req.path) and routes.match(req.path) is None):
+        if self.injector or self.live.stale() or (routes.match(req.path) is None and is_arm(req.path)):
             return None
         route = routes.match(req.path)
         if route is not None and route.kind == routes.JWKS and self._keys_due(route.target):

@@ -27,6 +27,7 @@ from msi_cli.core.model import (
     Tenant,
 )
 from msi_cli.errors import MsiError
+from msi_cli.store import upgrades
 
 COLLECTIONS = ("tenants", "subscriptions", "resource_groups", "resources", "identities", "principals", "role_assignments", "deleted_principals")
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -45,49 +46,9 @@ class InvalidDocument(Exception):
 # ---- schema upgrades: UPGRADES[n] turns a version-n document into a version-(n+1) one ----------
 
 
-def add_resource_groups(doc: dict) -> dict:
-    """Resource groups become objects with a location. Create every group an older state uses (by
-    a resource, a user-assigned identity or a role assignment's scope), named as first written,
-    located and dated like the earliest object in it (a group only a role assignment names gets
-    the default location). Malformed records are left for validation to report."""
-    from msi_cli.core.lifecycle import DEFAULT_LOCATION
-
-    found: dict[str, dict] = {}
-
-    def use(sub: object, name: object, location: object, created: object) -> None:
-        if not all(isinstance(v, str) for v in (sub, name, location, created)):
-            return
-        key = arm.resource_group_scope(sub, name).lower()  # type: ignore[arg-type]
-        group = found.get(key)
-        if group is None:
-            found[key] = {"name": name, "subscription": sub, "location": location, "created": created}
-        elif created < group["created"]:  # type: ignore[operator]
-            group["location"], group["created"] = location, created
-
-    for rec in _records(doc, "resources"):
-        use(rec.get("subscription"), rec.get("resource_group"), rec.get("location"), rec.get("created"))
-    for rec in _records(doc, "identities"):
-        parsed = arm.parse_id(rec["resource_id"]) if isinstance(rec.get("resource_id"), str) else None
-        if rec.get("kind") == USER and parsed is not None and parsed.resource_group is not None:
-            use(parsed.subscription_id, parsed.resource_group, rec.get("location"), rec.get("created"))
-    for rec in _records(doc, "role_assignments"):
-        parsed = arm.parse_id(rec["scope"]) if isinstance(rec.get("scope"), str) else None
-        if parsed is not None and parsed.resource_group is not None:
-            key = arm.resource_group_scope(parsed.subscription_id, parsed.resource_group).lower()
-            if key not in found:
-                use(parsed.subscription_id, parsed.resource_group, DEFAULT_LOCATION, rec.get("created"))
-    if found:
-        doc["resource_groups"] = list(found.values())
-    return doc
-
-
-def _records(doc: dict, name: str) -> list[dict]:
-    value = doc.get(name)
-    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
-
-
-# The lead may renumber this step when merging other upgrades: it only needs to run once, in order.
-UPGRADES: dict[int, Callable[[dict], dict]] = {1: add_resource_groups}
+# Each step lives in store/upgrades.py. A step's number is the version it upgrades from; steps
+# written on parallel branches are renumbered when merged, as each only needs to run once, in order.
+UPGRADES: dict[int, Callable[[dict], dict]] = {1: upgrades.add_resource_groups}
 
 
 def upgrade(doc: dict, upgrades: dict[int, Callable[[dict], dict]] | None = None) -> dict:
