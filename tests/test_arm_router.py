@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from armkit import ARM, BASE, error_of, make_world
-from msi_cli.core import clock
+from armkit import BASE, error_of, make_world
 
 UAI = "providers/Microsoft.ManagedIdentity/userAssignedIdentities"
 
@@ -80,7 +79,7 @@ def test_a_token_from_another_tenant_is_refused_for_the_subscription(w, cli):
     cli.ok("create-resource", "outsider", "--type", "vm", "--subscription", "other-sub", "--system-assigned")
     status, code, message = error_of(w.call("GET", f"/subscriptions/{w.sub}/resourcegroups", as_="outsider"))
     assert (status, code) == (401, "InvalidAuthenticationTokenTenant")
-    assert f"associated with this subscription" in message and w.tenant in message
+    assert "associated with this subscription" in message and w.tenant in message
 
 
 def test_api_version_is_required(w):
