@@ -4,6 +4,10 @@ called in-process the way `msi serve` calls it."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,11 +90,6 @@ def error_of(resp) -> tuple[int, str, str]:
 
 
 # ---- a real `msi serve` in a subprocess, for the SDK and az tests ------------------------------------
-
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
 
 KEEP = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "HOME", "PYTHONDONTWRITEBYTECODE")
 
