@@ -160,7 +160,9 @@ def test_user_assigned_identity_lifecycle_through_arm_is_msis_own(w, cli):
     assert body["id"] == shown["id"] == path
     assert body["properties"] == {"tenantId": w.tenant, "principalId": shown["principalId"], "clientId": shown["clientId"]}
     assert body["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities" and body["location"] == "eastus"
-    assert cli.json("log")[-1]["operation"] == "Create user-assigned identity"
+    entry = cli.json("log")[-1]
+    assert entry["operation"] == "Create user-assigned identity"
+    assert entry["detail"] == f"principalId {shown['principalId']}; by {w.principal('admin')} through Resource Manager"
     assert w.call("PUT", path, {"location": "eastus"}, as_="admin").json() == body  # idempotent, 200
     status, code, _ = error_of(w.call("PUT", path, {"location": "westus"}, as_="admin"))
     assert (status, code) == (400, "InvalidResourceLocation")

@@ -33,7 +33,7 @@ HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMB
 def serve(
     host: Annotated[str, typer.Option("--host", envvar="MSI_SERVE_HOST", help="Address to listen on. Keep loopback: the endpoint hands tokens to anyone who reaches it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port of the plain HTTP endpoints (IMDS, App Service); 0 picks a free one.")] = 0,
-    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
+    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant, Azure Resource Manager), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
     fault: Annotated[
         Optional[list[str]],
         typer.Option("--fault", envvar="MSI_SERVE_FAULT", metavar="TARGET:KIND[:OPTION]",
@@ -49,8 +49,10 @@ def serve(
     and function apps), plus OpenID discovery and JWKS per tenant.
 
     Two ports: plain HTTP for the managed identity endpoints, as in Azure, and HTTPS for what
-    clients only accept over TLS (Entra's v1 and v2 discovery and keys per tenant), with a server
-    certificate from msi's local CA (made on first need; see `msi tls show`). Prints the HTTP base
+    clients only accept over TLS (Entra's v1 and v2 discovery and keys per tenant, and the Azure
+    Resource Manager requests of az and the management SDKs for identities, resource groups and
+    role assignments: see `msi env --az`), with a server certificate from msi's local CA (made on
+    first need; see `msi tls show`). Prints the HTTP base
     URL, then the HTTPS one, on stdout, records both in the state's private folder for `msi env`,
     reads the state live (CLI changes apply to the next request) and stops cleanly on Ctrl-C."""
     from msi_cli.server import faults as fault_specs
@@ -64,7 +66,7 @@ def serve(
 
     def ready(url: str) -> None:
         setup = server.tls_setup
-        _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys) "
+        _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys, Resource Manager) "
               f"for state {sf.path} (Ctrl-C to stop)")
         if setup.ca_created:
             _note(f"made a local certificate authority: {setup.ca_path} (msi tls show)")

@@ -84,8 +84,13 @@ def _handle(method, path, raw_query, headers, body, access, base_url, now) -> Re
     if method in READS:
         return handler(Call(method, route, query, parsed_body, state, moment, base_url, caller))
     with access.transaction() as ctx:  # authorization and the change, on the state as it is under the lock
-        return handler(Call(method, route, query, parsed_body, ctx.state, now if now is not None else ctx.now,
-                            base_url, caller, ctx=ctx))
+        logged = len(ctx.events)
+        reply = handler(Call(method, route, query, parsed_body, ctx.state, now if now is not None else ctx.now,
+                             base_url, caller, ctx=ctx))
+        for event in ctx.events[logged:]:  # `msi log` says who made the change, and how
+            event.detail = f"{event.detail}; " if event.detail else ""
+            event.detail += f"by {caller.principal_id} through Resource Manager"
+        return reply
 
 
 def _body(raw: bytes) -> object:
