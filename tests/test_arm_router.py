@@ -165,7 +165,7 @@ def test_user_assigned_identity_lifecycle_through_arm_is_msis_own(w, cli):
     assert entry["detail"] == f"principalId {shown['principalId']}; by {w.principal('admin')} through Resource Manager"
     assert w.call("PUT", path, {"location": "eastus"}, as_="admin").json() == body  # idempotent, 200
     status, code, _ = error_of(w.call("PUT", path, {"location": "westus"}, as_="admin"))
-    assert (status, code) == (400, "InvalidResourceLocation")
+    assert (status, code) == (409, "InvalidResourceLocation")
     assert w.call("GET", path.lower(), as_="admin").json() == body
     assert w.call("PATCH", path, {"tags": {"a": "b"}}, as_="admin").status == 200
     listed = w.call("GET", f"{w.rg()}/{UAI}", as_="admin").json()["value"]

@@ -77,7 +77,7 @@ def _put(call: Call, sub_id: str, rid: str) -> Reply:
     if found is not None:
         if found.location != location:
             raise errors.ArmError(
-                400, "InvalidResourceLocation",
+                409, "InvalidResourceLocation",
                 f"The resource '{route.name}' already exists in location '{found.location}' in resource group "
                 f"'{group.name}'. A resource with the same name cannot be created in location '{location}'. "
                 "Please select a new resource name.",
