@@ -101,6 +101,8 @@ def test_az_scripts_run_against_msi(az):
     assert created["location"] == "eastus"  # from the group, which az fetched first
     assert az.ok("identity", "show", "-n", "deployer", "-g", "ci")["clientId"] == shown["clientId"]
     assert [i["name"] for i in az.ok("identity", "list", "-g", "ci")] == ["deployer"]
+    listed = az.ok("resource", "list", "-g", "ci", "--resource-type", "Microsoft.ManagedIdentity/userAssignedIdentities")
+    assert [r["id"] for r in listed] == [shown["id"]]
 
     assigned = az.ok("vm", "identity", "assign", "-g", "ci", "-n", "app1", "--identities", shown["id"])
     assert shown["id"] in assigned["userAssignedIdentities"]

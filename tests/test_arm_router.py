@@ -354,3 +354,20 @@ def test_container_app_identity_patch_and_scale_set_list(w, cli):
     status, code, message = error_of(w.call("PATCH", app, {"identity": {"type": "UserAssigned", "userAssignedIdentities": {ghost: {}}}},
                                             as_="admin"))
     assert (status, code) == (400, "FailedIdentityOperation") and message.startswith(f"Identity operation for resource '{app}' failed")
+
+
+def test_generic_resource_list_shows_what_the_caller_may_read(w, cli):
+    cli.ok("create-identity", "id9", "-g", "ci")
+    cli.ok("create-resource", "elsewhere", "--type", "vm", "-g", "other")
+    everything = w.call("GET", f"/subscriptions/{w.sub}/resources", as_="admin", api="2021-04-01").json()["value"]
+    assert sorted(r["name"] for r in everything) == ["admin", "elsewhere", "id9"]
+    in_ci = w.call("GET", f"{w.rg()}/resources", as_="admin").json()["value"]
+    assert sorted((r["name"], r["type"]) for r in in_ci) == [
+        ("admin", "Microsoft.Compute/virtualMachines"), ("id9", "Microsoft.ManagedIdentity/userAssignedIdentities")]
+    filtered = w.call("GET", f"/subscriptions/{w.sub}/resources", as_="admin",
+                      query="api-version=2021-04-01&$filter=resourceGroup%20eq%20%27CI%27%20and%20resourceType%20eq%20"
+                            "%27Microsoft.ManagedIdentity/userAssignedIdentities%27").json()["value"]
+    assert [r["name"] for r in filtered] == ["id9"]
+    w.caller("peeker", "Reader", w.rg("other"), group="other")
+    seen = w.call("GET", f"/subscriptions/{w.sub}/resources", as_="peeker").json()["value"]
+    assert sorted(r["name"] for r in seen) == ["elsewhere", "peeker"]

@@ -73,12 +73,16 @@ def parse(raw_path: str) -> Route | None:
     sub = parts[1]
     if len(parts) == 2:
         return Route("subscription", path, subscription=sub)
+    if len(parts) == 3 and lows[2] == "resources":
+        return Route("generic-resources", path, subscription=sub)
     if lows[2] == "resourcegroups":
         if len(parts) == 3:
             return Route("groups", path, subscription=sub)
         group = parts[3]
         if len(parts) == 4:
             return Route("group", path, subscription=sub, group=group)
+        if len(parts) == 5 and lows[4] == "resources":
+            return Route("generic-resources", path, subscription=sub, group=group)
         if lows[4] != "providers" or len(parts) not in (7, 8):
             return None
         kind = "resources" if len(parts) == 7 else "resource"

@@ -4,6 +4,8 @@ applied through msi's lifecycle (`assign`/`unassign`), answered 200 as ARM does.
 
 from __future__ import annotations
 
+import re
+
 from msi_cli.core import arm, authz, groups, lifecycle, lookup
 from msi_cli.core.model import Resource
 from msi_cli.errors import MsiError
@@ -37,6 +39,57 @@ def list_resources(call: Call) -> Reply:
         prefix = group.id.lower() + "/"
     found = [r for k, r in call.state.resources.items() if k.startswith(prefix) and r.rtype.arm_type == arm_type]
     return Reply(200, {"value": [shapes.resource(call.state, r) for r in found]})
+
+
+def generic_list(call: Call) -> Reply:
+    """`GET .../resources` (az resource list): every resource and user-assigned identity in the
+    subscription or group that the caller may read, in ARM's generic resource shape."""
+    if call.method != "GET":
+        raise errors.method_not_allowed(call.method)
+    sub = call.subscription()
+    prefix = f"/subscriptions/{sub.id}/".lower()
+    if call.route.group is not None:
+        group = groups.find(call.state, sub.id, call.route.group)
+        if group is None:
+            raise errors.group_not_found(call.route.group)
+        prefix = group.id.lower() + "/"
+    wanted = _filter(call.query.get("$filter", ""))
+    principal = call.caller.principal_id
+    items = [(r.id, r.rtype.arm_type, r.resource_group, r.name, lambda r=r: _generic(call, r))
+             for r in call.state.resources.values()]
+    for i in lookup.user_identities(call.state):
+        parsed = arm.parse_id(i.resource_id)
+        items.append((i.resource_id, arm.IDENTITY_ARM_TYPE, parsed.resource_group if parsed else "", i.name,
+                      lambda i=i: {"id": i.resource_id, "name": i.name, "type": arm.IDENTITY_ARM_TYPE,
+                                   "location": i.location, "tags": {}}))
+    out = []
+    for rid, arm_type, group_name, name, shape in items:
+        values = {"resourcegroup": group_name, "resourcetype": arm_type, "name": name}
+        if not rid.lower().startswith(prefix) or any(values[k].lower() != v.lower() for k, v in wanted.items()):
+            continue
+        if authz.permitted(call.state, principal, f"{arm_type}/read", rid):
+            out.append(shape())
+    return Reply(200, {"value": out})
+
+
+_CLAUSE = re.compile(r"\s*(resourceGroup|resourceType|name)\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
+
+
+def _filter(text: str) -> dict[str, str]:
+    """The `eq` clauses of `$filter` that az resource list sends (resourceGroup, resourceType, name)."""
+    found = {}
+    for part in re.split(r"\s+and\s+", text, flags=re.IGNORECASE) if text.strip() else []:
+        m = _CLAUSE.fullmatch(part)
+        if m is None:
+            raise errors.ArmError(400, "InvalidFilterInQueryString", f"Invalid $filter '{text}' specified in the query string.")
+        found[m[1].lower()] = m[2].replace("''", "'")
+    return found
+
+
+def _generic(call: Call, r: Resource) -> dict:
+    item = shapes.resource(call.state, r)
+    item.pop("properties", None)
+    return item
 
 
 def resource(call: Call) -> Reply:

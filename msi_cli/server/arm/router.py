@@ -109,6 +109,7 @@ def _handler(route: paths.Route) -> Callable[[Call], Reply]:
         "subscriptions": subscriptions.subscriptions,
         "subscription": subscriptions.subscription,
         "groups": subscriptions.list_groups,
+        "generic-resources": resources.generic_list,
         "group": subscriptions.group,
         "system-identity": identities.system_identity,
         "role-definitions": rbac.role_definitions,
