@@ -371,3 +371,23 @@ def test_generic_resource_list_shows_what_the_caller_may_read(w, cli):
     w.caller("peeker", "Reader", w.rg("other"), group="other")
     seen = w.call("GET", f"/subscriptions/{w.sub}/resources", as_="peeker").json()["value"]
     assert sorted(r["name"] for r in seen) == ["elsewhere", "peeker"]
+
+
+def test_role_assignments_at_a_resource_or_identity_scope_and_missing_scopes(w, cli):
+    w.caller("worker2")
+    cli.ok("create-identity", "scoped-id", "-g", "ci")
+    vm = cli.json("show", "worker2")["id"]
+    uai = cli.json("show", "scoped-id")["id"]
+    body = {"properties": {"principalId": w.principal("worker2"),
+                           "roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/f1a07417-d97a-45cb-824c-7a7467783830"}}
+    on_uai = w.call("PUT", _ra_path(uai, "41111111-2222-3333-4444-555555555555"), body, as_="admin")
+    assert on_uai.status == 201 and on_uai.json()["properties"]["scope"] == uai
+    on_vm = w.call("PUT", _ra_path(vm, "51111111-2222-3333-4444-555555555555"), body, as_="admin")
+    assert on_vm.status == 201 and on_vm.json()["properties"]["scope"] == vm
+    assert {a["scope"] for a in cli.json("list", "role-assignments", "--principal", "worker2")} == {uai, vm}
+    ghost_vm = f"{w.rg()}/providers/Microsoft.Compute/virtualMachines/ghost"
+    assert error_of(w.call("PUT", _ra_path(ghost_vm, "61111111-2222-3333-4444-555555555555"), body, as_="admin"))[:2] == (
+        404, "ResourceNotFound")
+    ghost_rg = f"/subscriptions/{w.sub}/resourceGroups/ghost"
+    assert error_of(w.call("PUT", _ra_path(ghost_rg, "71111111-2222-3333-4444-555555555555"), body, as_="admin"))[:2] == (
+        404, "ResourceGroupNotFound")
