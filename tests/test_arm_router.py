@@ -185,6 +185,10 @@ def test_identity_put_errors(w):
     bad = f"{w.rg()}/{UAI}/-bad"
     assert error_of(w.call("PUT", bad, {"location": "eastus"}, as_="admin"))[:2] == (400, "InvalidResourceName")
     assert error_of(w.call("PUT", f"{w.rg()}/{UAI}/ok1", {}, as_="admin"))[:2] == (400, "LocationRequired")
+    assert error_of(w.call("PUT", f"{w.rg()}/{UAI}/ok1", {"location": "9nowhere"}, as_="admin"))[:2] == (
+        400, "LocationNotAvailableForResourceType")
+    assert error_of(w.call("PUT", f"/subscriptions/{w.sub}/resourcegroups/new1", {"location": "9nowhere"}, as_="admin"))[:2] == (
+        400, "LocationNotAvailableForResourceGroup")
     assert error_of(w.call("PUT", f"{w.rg()}/{UAI}/ok1", b"{not json", as_="admin"))[:2] == (400, "InvalidRequestContent")
 
 

@@ -86,6 +86,9 @@ def _put(call: Call, sub_id: str, rid: str) -> Reply:
     try:
         created = lifecycle.create_identity(call.changing(), route.name, group.name, sub_id, location)
     except InvalidName as exc:
+        if exc.message.startswith("invalid location"):
+            raise errors.ArmError(400, "LocationNotAvailableForResourceType",
+                                  f"The provided location '{location}' is not available for resource type '{UAI}'.") from None
         raise errors.ArmError(400, "InvalidResourceName", exc.message) from None
     except MsiError as exc:
         raise errors.ArmError(400, "BadRequest", exc.message) from None

@@ -60,8 +60,10 @@ def group(call: Call) -> Reply:
         except Conflict as exc:
             raise errors.ArmError(409, "InvalidResourceGroupLocation", exc.message) from None
         except MsiError as exc:
-            raise errors.ArmError(400, "InvalidResourceGroupLocation" if "location" in exc.message else "InvalidResourceName",
-                                  exc.message) from None
+            if exc.message.startswith("invalid location"):
+                raise errors.ArmError(400, "LocationNotAvailableForResourceGroup",
+                                      f"The provided location '{location}' is not available for resource group.") from None
+            raise errors.ArmError(400, "InvalidResourceName", exc.message) from None
         return Reply(201 if created else 200, shapes.group(created_group))
     if call.method == "PATCH":
         call.require(GROUP_WRITE)
