@@ -44,7 +44,8 @@ def az_bin() -> Path:
             except (OSError, subprocess.SubprocessError) as exc:
                 pytest.skip(f"azure-cli {AZ_VERSION} could not be installed into {home}: {exc}")
             if proc.returncode != 0 or not az.exists():
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if not ln.startswith("WARNING")]
+                tail = lines[-2:]
                 pytest.skip(f"azure-cli {AZ_VERSION} could not be installed into {home}: {' | '.join(tail)}")
             marker.write_text(AZ_VERSION)
     return az
