@@ -91,6 +91,7 @@ def test_the_v1_endpoint_takes_resource_and_answers_strings(world):
     """`/oauth2/token` (what the v1 discovery document names) takes `resource` where v2 takes
     `scope`, and answers every value as a string, with the times and the resource."""
     form = world.form(scope=None, resource="https://vault.azure.net")
+    v2_form = world.form()  # (forms first: each mints its assertion in a transaction of its own)
     with world.sf.transaction() as ctx:
         status, body = exchange.exchange(ctx, world.tenant.id, form, BASE, v1=True)
     assert status == 200, body
@@ -100,7 +101,7 @@ def test_the_v1_endpoint_takes_resource_and_answers_strings(world):
     claims = json.loads(__import__("base64").urlsafe_b64decode(body["access_token"].split(".")[1] + "=="))
     assert claims["aud"] == "https://vault.azure.net" and claims["appid"] == world.identity.client_id
     with world.sf.transaction() as ctx:  # v1 without `resource` is a missing parameter, as v2 without `scope`
-        refused(exchange.exchange(ctx, world.tenant.id, world.form(), BASE, v1=True), 400, "invalid_request", 900144)
+        refused(exchange.exchange(ctx, world.tenant.id, v2_form, BASE, v1=True), 400, "invalid_request", 900144)
 
 
 def test_the_tenant_may_be_given_by_name_and_az_s_double_slash_scope_works(world):

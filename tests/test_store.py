@@ -540,4 +540,4 @@ def test_successful_transaction_saves_and_logs(isolated_state):
     # the TOML itself holds it, not only the cache
     (private_dir(isolated_state) / "cache").unlink()
     assert StateFile(isolated_state).read() == state
-    assert [e["operation"] for e in sf.log_entries()] == ["Create user-assigned identity"]
+    assert [e["operation"] for e in sf.log_entries()] == ["Create resource group", "Create user-assigned identity"]

@@ -286,6 +286,7 @@ class ListKind(str, Enum):
     role_assignments = "role-assignments"
     tenants = "tenants"
     subscriptions = "subscriptions"
+    groups = "groups"
 
 
 @app.command(
@@ -318,7 +319,7 @@ def list_(
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
-    """List resources, identities, principals, role assignments, tenants or subscriptions."""
+    """List resources, identities, principals, role assignments, tenants, subscriptions or resource groups."""
     from msi_cli.core import listing
 
     state = state_file().read()
@@ -350,6 +351,7 @@ COLUMNS: dict[ListKind, Columns] = {
     ListKind.principals: PRINCIPAL_COLUMNS,
     ListKind.tenants: TENANT_COLUMNS,
     ListKind.subscriptions: SUBSCRIPTION_COLUMNS,
+    ListKind.groups: [("Name", "name"), ("Location", "location"), ("Subscription", "subscriptionId")],
     ListKind.role_assignments: [
         ("Principal id", "principalId"),
         ("Principal name", "principalName"),

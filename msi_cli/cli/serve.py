@@ -40,7 +40,7 @@ HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMB
 def serve(
     host: Annotated[str, typer.Option("--host", envvar="MSI_SERVE_HOST", help="Address to listen on. Keep loopback: the endpoint hands tokens to anyone who reaches it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port of the plain HTTP endpoints (IMDS, App Service); 0 picks a free one.")] = 0,
-    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
+    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant, Azure Resource Manager), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
     fault: Annotated[
         Optional[list[str]],
         typer.Option("--fault", envvar="MSI_SERVE_FAULT", metavar="TARGET:KIND[:OPTION]",
@@ -56,8 +56,10 @@ def serve(
     function and container apps), plus OpenID discovery and JWKS per tenant.
 
     Two ports: plain HTTP for the managed identity endpoints, as in Azure, and HTTPS for what
-    clients only accept over TLS (Entra's v1 and v2 discovery and keys per tenant), with a server
-    certificate from msi's local CA (made on first need; see `msi tls show`). Prints the HTTP base
+    clients only accept over TLS (Entra's v1 and v2 discovery and keys per tenant, and the Azure
+    Resource Manager requests of az and the management SDKs for identities, resource groups and
+    role assignments: see `msi env --az`), with a server certificate from msi's local CA (made on
+    first need; see `msi tls show`). Prints the HTTP base
     URL, then the HTTPS one, on stdout, records both in the state's private folder for `msi env`,
     reads the state live (CLI changes apply to the next request) and stops cleanly on Ctrl-C."""
     from msi_cli.server import faults as fault_specs
@@ -71,7 +73,7 @@ def serve(
 
     def ready(url: str) -> None:
         setup = server.tls_setup
-        _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys) "
+        _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys, Resource Manager) "
               f"for state {sf.path} (Ctrl-C to stop)")
         if setup.ca_created:
             _note(f"made a local certificate authority: {setup.ca_path} (msi tls show)")
@@ -137,7 +139,8 @@ def shell_lines(variables: dict[str, str], shell: Shell) -> str:
     epilog="Example: eval \"$(msi env vm1)\"\n\n"
     "Example: msi env web1 --shell fish | source\n\n"
     "Example: msi env vm1 -o json\n\n"
-    "Example: msi env web1 --query IDENTITY_HEADER -o tsv",
+    "Example: msi env web1 --query IDENTITY_HEADER -o tsv\n\n"
+    "Example: eval \"$(msi env vm1 --az)\" && az login --identity",
 )
 def env(
     resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
@@ -150,6 +153,7 @@ def env(
     subject: Annotated[Optional[str], typer.Option("--subject", help="With --workload: the 'sub' of the tokens in the token file.")] = None,
     github: Annotated[Optional[str], typer.Option("--github", metavar="OWNER/REPO[@BRANCH]", help="Act as a GitHub Actions job of this repository (branch main by default).")] = None,
     kubernetes: Annotated[Optional[str], typer.Option("--kubernetes", metavar="NAMESPACE/SERVICEACCOUNT", help="Act as a Kubernetes pod running as this service account.")] = None,
+    az: Annotated[bool, typer.Option("--az", envvar="MSI_ENV_AZ", help="Also set up the Azure CLI: its own AZURE_CONFIG_DIR in the state's private folder, instance discovery and telemetry off, and (shell output) the 'az cloud register/set' commands for a cloud named msi whose Resource Manager is msi serve.")] = False,
     output: OutputOpt = Output.table,
     query: QueryOpt = None,
 ) -> None:
@@ -190,7 +194,16 @@ def env(
         from msi_cli.store.ca import trust_variables
 
         variables.update(trust_variables(sf.private))
-    _print_variables(variables, shell, output, query)
+    commands = ""
+    if az:
+        from msi_cli.cli import azsetup
+
+        if not record.https_url:
+            raise MsiError("the running 'msi serve' has no HTTPS listener, which az needs for Resource Manager",
+                           hint="restart it with this version of msi")
+        variables.update(azsetup.variables(sf.private))
+        commands = azsetup.commands(record.https_url, powershell=(shell or _default_shell()) is Shell.powershell)
+    _print_variables(variables, shell, output, query, commands)
 
 
 def _host_variables(sf, record, resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
@@ -216,9 +229,13 @@ def _host_variables(sf, record, resource: str, resource_group: Optional[str], su
     return variables
 
 
-def _print_variables(variables: dict[str, str], shell: Optional[Shell], output: Output, query: Optional[str]) -> None:
+def _print_variables(variables: dict[str, str], shell: Optional[Shell], output: Output, query: Optional[str],
+                     az_commands: str = "") -> None:
     if output is Output.table and not query:
-        sys.stdout.write(shell_lines(variables, shell or _default_shell()))
+        chosen = shell or _default_shell()
+        sys.stdout.write(shell_lines(variables, chosen))
+        if az_commands:
+            sys.stdout.write(az_commands)
     elif output is Output.tsv and not query:
         sys.stdout.write("".join(f"{k}\t{v}\n" for k, v in variables.items()))
     else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from msi_cli.core import arm
 
-SCHEMA_VERSION = 2  # of the state document; the store upgrades older ones (1: user_identities were bare ids)
+SCHEMA_VERSION = 3  # of the state document; the store upgrades older ones (1: user_identities were bare ids; 2: resource groups were implicit)
 
 SYSTEM = "SystemAssigned"
 USER = "UserAssigned"
@@ -51,6 +51,20 @@ class UserAssignment:
     resource_id: str
     principal_id: str
     client_id: str
+
+
+@dataclass(slots=True)
+class ResourceGroup:
+    """A resource group: a named container in a subscription, with the location its metadata lives in."""
+
+    name: str
+    subscription_id: str
+    location: str
+    created: str
+
+    @property
+    def id(self) -> str:
+        return arm.resource_group_scope(self.subscription_id, self.name)
 
 
 @dataclass(slots=True)
@@ -168,6 +182,7 @@ class State:
     default_subscription_id: str
     tenants: dict[str, Tenant] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    resource_groups: dict[str, ResourceGroup] = field(default_factory=dict)  # key: lower-case group id
     resources: dict[str, Resource] = field(default_factory=dict)  # key: lower-case resource id
     identities: dict[str, Identity] = field(default_factory=dict)  # key: principal id
     principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # key: object id

@@ -7,6 +7,7 @@ from msi_cli.core.model import (
     DeletedPrincipal,
     Identity,
     Resource,
+    ResourceGroup,
     ServicePrincipal,
     State,
     Subscription,
@@ -111,4 +112,18 @@ def subscription(state: State, s: Subscription) -> dict:
         "tenantId": s.tenant_id,
         "isDefault": s.id == state.default_subscription_id,
         "state": "Enabled",
+    }
+
+
+def group(g: ResourceGroup) -> dict:
+    """As `az group show` prints it."""
+    return {
+        "id": g.id,
+        "location": g.location,
+        "managedBy": None,
+        "name": g.name,
+        "properties": {"provisioningState": "Succeeded"},
+        "subscriptionId": g.subscription_id,
+        "tags": None,
+        "type": "Microsoft.Resources/resourceGroups",
     }

@@ -21,6 +21,7 @@ from msi_cli import __version__, platform
 from msi_cli.core.clock import iso, real_now
 from msi_cli.errors import MsiError, NotFound, TokenError
 from msi_cli.server import appservice, discovery, entra, imds, routes, runfile
+from msi_cli.server.arm.paths import is_arm
 from msi_cli.server.faults import Fault, Injector
 from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.live import LiveState
@@ -76,7 +77,7 @@ class Application:
         """The answer, if it can be given at once without blocking: the state and token cache
         are current in memory, no fault is configured, and the token is a cache hit (or the
         request is refused). None sends the request down `handle`."""
-        if self.injector or self.live.stale() or entra.match(req.path) is not None:
+        if self.injector or self.live.stale() or entra.match(req.path) is not None or (routes.match(req.path) is None and is_arm(req.path)):
             return None
         route = routes.match(req.path)
         if route is not None and route.kind == routes.JWKS and self._keys_due(route.target):
@@ -107,6 +108,10 @@ class Application:
 
     async def _dispatch(self, req: Request, tls: bool = False) -> Response:
         route = routes.match(req.path)
+        if route is None and is_arm(req.path):  # Azure Resource Manager: its own package, run in the pool
+            from msi_cli.server.arm import hook
+
+            return await hook.answer(self, req, self.https_url if tls else self.base_url)
         federated = entra.match(req.path) if route is None else None
         if route is None and federated is None:
             return _not_found(req.path)

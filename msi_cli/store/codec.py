@@ -20,6 +20,7 @@ from msi_cli.core.model import (
     Identity,
     KeyCredential,
     Resource,
+    ResourceGroup,
     RoleAssignment,
     ServicePrincipal,
     SigningKey,
@@ -29,8 +30,9 @@ from msi_cli.core.model import (
     UserAssignment,
 )
 from msi_cli.errors import MsiError
+from msi_cli.store import upgrades
 
-COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments", "deleted_principals",
+COLLECTIONS = ("tenants", "subscriptions", "resource_groups", "resources", "identities", "principals", "role_assignments", "deleted_principals",
                "federated_credentials", "issuers")  # the last two are optional tables: absent means empty
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -97,7 +99,8 @@ def _v1_user_identities(doc: dict) -> dict:
     return doc
 
 
-UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_user_identities}
+# Later steps live in store/upgrades.py. A step's number is the version it upgrades from.
+UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_user_identities, 2: upgrades.add_resource_groups}
 
 
 def upgrade(doc: dict, upgrades: dict[int, Callable[[dict], dict]] | None = None) -> dict:
@@ -140,6 +143,10 @@ def tenant_rec(t: Tenant) -> dict:
 
 def subscription_rec(s: Subscription) -> dict:
     return {"id": s.id, "name": s.name, "tenant": s.tenant_id, "created": s.created}
+
+
+def resource_group_rec(g: ResourceGroup) -> dict:
+    return {"name": g.name, "subscription": g.subscription_id, "location": g.location, "created": g.created}
 
 
 def resource_rec(r: Resource) -> dict:
@@ -227,6 +234,7 @@ def records(state: State) -> dict[str, list[tuple[str, dict]]]:
     return {
         "tenants": [(k, tenant_rec(v)) for k, v in state.tenants.items()],
         "subscriptions": [(k, subscription_rec(v)) for k, v in state.subscriptions.items()],
+        "resource_groups": [(k, resource_group_rec(v)) for k, v in state.resource_groups.items()],
         "resources": [(k, resource_rec(v)) for k, v in state.resources.items()],
         "identities": [(k, identity_rec(v)) for k, v in state.identities.items()],
         "principals": [(k, principal_rec(v)) for k, v in state.principals.items()],
@@ -349,6 +357,13 @@ def _subscription(r: _Reader) -> Subscription:
     return Subscription(r.guid("id"), r.text("name", "subscription", 64), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
 
 
+def _resource_group(r: _Reader) -> ResourceGroup:
+    g = ResourceGroup(r.str("name"), r.guid("subscription"), r.str("location"), r.time("created"))  # type: ignore[arg-type]
+    r.follows("name", arm.validate_resource_group, g.name)
+    r.follows("location", arm.validate_location, g.location)
+    return g
+
+
 def _identity(r: _Reader) -> Identity:
     kind = r.str("kind")
     if kind not in (SYSTEM, USER):
@@ -436,6 +451,7 @@ def _issuer(r: _Reader) -> Issuer:
 PARSERS = {
     "tenants": _tenant,
     "subscriptions": _subscription,
+    "resource_groups": _resource_group,
     "resources": _resource,
     "identities": _identity,
     "principals": _principal,
@@ -447,7 +463,7 @@ PARSERS = {
 
 
 def _state_key(coll: str, obj) -> str:
-    if coll == "resources":
+    if coll in ("resources", "resource_groups"):
         return obj.id.lower()
     if coll == "identities":
         return obj.principal_id
@@ -483,11 +499,19 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("subscriptions", n, "tenant"), f"subscription '{s.name}' names an unknown tenant {s.tenant_id}")
     if state.default_subscription_id not in state.subscriptions:
         raise InvalidDocument(("default_subscription",), "'default_subscription' names an unknown subscription")
+    for n, (key, g) in enumerate(state.resource_groups.items()):
+        if key != g.id.lower():
+            raise InvalidDocument(("resource_groups", n, "name"), f"resource group '{g.name}' is filed under another id")
+        if g.subscription_id not in state.subscriptions:
+            raise InvalidDocument(("resource_groups", n, "subscription"), f"resource group '{g.name}' names an unknown subscription")
     user_ids: dict[str, Identity] = {}
     for n, i in enumerate(state.identities.values()):
         if i.tenant_id not in state.tenants:
             raise InvalidDocument(("identities", n, "tenant"), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
         if i.kind == USER:
+            group = arm.parse_id(i.resource_id)
+            if group is None or arm.resource_group_scope(group.subscription_id, group.resource_group or "").lower() not in state.resource_groups:
+                raise InvalidDocument(("identities", n, "resource_id"), f"identity '{i.name}' is in a resource group that does not exist")
             if i.resource_id.lower() in user_ids:
                 raise InvalidDocument(("identities", n, "resource_id"), f"two user-assigned identities share the id {i.resource_id}")
             user_ids[i.resource_id.lower()] = i
@@ -497,6 +521,8 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("resources", n, "name"), f"resource '{res.name}' is filed under another id")
         if res.subscription_id not in state.subscriptions:
             raise InvalidDocument(("resources", n, "subscription"), f"resource '{res.name}' names an unknown subscription")
+        if arm.resource_group_scope(res.subscription_id, res.resource_group).lower() not in state.resource_groups:
+            raise InvalidDocument(("resources", n, "resource_group"), f"resource '{res.name}' is in a resource group that does not exist")
         pid = res.system_principal_id
         if pid is not None:
             owner = state.identities.get(pid)
@@ -579,6 +605,7 @@ def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
             for k, t in state.tenants.items()
         ],
         "subscriptions": [(k, (s.id, s.name, s.tenant_id, s.created)) for k, s in state.subscriptions.items()],
+        "resource_groups": [(k, (g.name, g.subscription_id, g.location, g.created)) for k, g in state.resource_groups.items()],
         "resources": [
             (k, (r.name, r.type, r.subscription_id, r.resource_group, r.location, r.created, r.system_principal_id,
                  tuple((u.resource_id, u.principal_id, u.client_id) for u in r.user_assigned)))
@@ -612,6 +639,7 @@ def from_rows(head: dict, table: dict) -> State:
     state = State(head["schema"], head.get("clock_offset", 0), head["default_subscription"])
     state.tenants = {k: Tenant(i, n, c, [SigningKey(*s) for s in keys]) for k, (i, n, c, keys) in table["tenants"]}
     state.subscriptions = {k: Subscription(*r) for k, r in table["subscriptions"]}
+    state.resource_groups = {k: ResourceGroup(*r) for k, r in table.get("resource_groups", ())}
     state.resources = {
         k: Resource(n, t, s, g, loc, c, p, [UserAssignment(*e) for e in u]) for k, (n, t, s, g, loc, c, p, u) in table["resources"]
     }
@@ -634,6 +662,7 @@ def from_rows(head: dict, table: dict) -> State:
 RECORD_OF = {
     "tenants": tenant_rec,
     "subscriptions": subscription_rec,
+    "resource_groups": resource_group_rec,
     "resources": resource_rec,
     "identities": identity_rec,
     "principals": principal_rec,
