@@ -58,3 +58,56 @@ class TokenError(MsiError):
         self.description = description
         self.status = status
         self.reason = reason or description  # why, in the simulator's own words
+
+
+# ---- text that reaches the terminal --------------------------------------------------------------
+
+_UNSAFE: dict[int, str] | None = None
+
+
+def printable(text: str) -> str:
+    """`text` with every character that a terminal could act on written as an escape: C0 and C1
+    controls and DEL (`\\x1b` starts colour and cursor sequences, `\\x9b` is CSI), lone surrogates
+    (bytes that were not UTF-8, from argv or a file) and the invisible bidi and line-separator
+    characters that reorder or split what is shown. Everything else is left as it is."""
+    global _UNSAFE
+    if _UNSAFE is None:
+        unsafe = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+        for c in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)):
+            unsafe[c] = f"\\u{c:04x}"
+        _UNSAFE = unsafe
+    out = text.translate(_UNSAFE)
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in out):
+        out = "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in out)
+    return out
+
+
+# Whether this command has saved a change: once it has, it reports success (a later problem, such
+# as a --query that cannot be applied to the result, is a warning), because failure means no change.
+_saved = False
+
+
+def mark_saved() -> None:
+    global _saved
+    _saved = True
+
+
+def saved() -> bool:
+    return _saved
+
+
+def start_command() -> None:
+    global _saved
+    _saved = False
+    WARNINGS.clear()
+
+
+# Warnings raised below the CLI (a change that was saved, but a side effect that failed); the
+# exception boundary prints them as `warning:` lines once the command ends. Bounded, so a
+# long-running server cannot grow it without end.
+WARNINGS: list[str] = []
+
+
+def warn(message: str) -> None:
+    if len(WARNINGS) < 20 and message not in WARNINGS:
+        WARNINGS.append(message)

@@ -3,6 +3,8 @@ endpoint: select the identity, answer from the platform cache, or mint under the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from msi_cli.core import lookup, tokens
 from msi_cli.core.clock import real_now
 from msi_cli.core.model import Resource, State
@@ -10,21 +12,24 @@ from msi_cli.store.statefile import StateFile
 from msi_cli.store.tokencache import TokenCache
 
 
-def cached(resource: Resource, audience: str, selector: tokens.Selector, state: State, cache) -> dict | None:
+def cached(resource: Resource, audience: str, selector: tokens.Selector, state: State, cache,
+           clock: Callable[[], int] = real_now) -> dict | None:
     """The platform cache's answer without the lock (None: a token must be minted). Selection
-    errors are raised here. `cache` is a TokenCache or anything with its `get`."""
-    now = real_now() + state.clock_offset
+    errors are raised here. `cache` is a TokenCache or anything with its `get`; `clock` gives
+    real (unsimulated) epoch seconds, the server's injected clock or the machine's."""
+    now = clock() + state.clock_offset
     identity = tokens.select(state, resource, selector)
     entry = cache.get(tokens.cache_key(state, resource, identity, audience))
     return tokens.from_cache(entry, now) if entry else None
 
 
-def acquire(sf: StateFile, resource: Resource, audience: str, selector: tokens.Selector, state: State) -> dict:
+def acquire(sf: StateFile, resource: Resource, audience: str, selector: tokens.Selector, state: State,
+            clock: Callable[[], int] = real_now) -> dict:
     """A token response for `resource` as its host's endpoint would hand it out."""
-    hit = cached(resource, audience, selector, state, TokenCache(sf.tokens_path))
+    hit = cached(resource, audience, selector, state, TokenCache(sf.tokens_path), clock)
     if hit is not None:
         return hit
-    with sf.transaction() as ctx:
+    with sf.transaction(clock) as ctx:
         current = lookup.resource(ctx.state, resource.id)
         identity = tokens.select(ctx.state, current, selector)
         key = tokens.cache_key(ctx.state, current, identity, audience)

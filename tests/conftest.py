@@ -72,7 +72,7 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | None = None):
-            return self.runner.invoke(app, list(args), input=input, prog_name="msi")
+        return self.runner.invoke(app, list(args), input=input, prog_name="msi")
 
     def ok(self, *args: str, input: str | None = None):
         result = self(*args, input=input)

@@ -9,12 +9,16 @@ and then a bare name from a small pool, so that duplicates, ambiguity and not-fo
 from __future__ import annotations
 
 import copy
+import os
 import random
+import shutil
+import tempfile
 import tomllib
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from msi_cli.core import arm, credentials, lifecycle, lookup, timeline
 from msi_cli.core.clock import DAY, iso, real_now
@@ -290,16 +294,42 @@ OPERATIONS = [
     "move_clock",
     "save_and_reload",
 ]
-operation = st.tuples(st.sampled_from(OPERATIONS), st.integers(min_value=0, max_value=2**32 - 1))
+# MSI_PROPERTY_EXAMPLES=1000 runs the machine longer than the default (about 10 s on 2 cores).
+EXAMPLES = int(os.environ.get("MSI_PROPERTY_EXAMPLES", "60"))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(operation, min_size=20, max_size=60))
-def test_random_operation_sequences_keep_the_invariants(tmp_path_factory, ops):
-    world = World(tmp_path_factory.mktemp("world"))
-    for kind, seed in ops:
-        getattr(world, kind)(random.Random(seed))
-        world.check()
+class Lifecycle(RuleBasedStateMachine):
+    """The World as a Hypothesis state machine: each step is one operation with the seed that
+    drives its choices, the invariants are checked after every step, and a failure shrinks to a
+    short, readable list of steps such as `state.delete(seed=3)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world = World(Path(tempfile.mkdtemp(prefix="msi-property-")))
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        self.world.check()
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.world.dir, ignore_errors=True)
+
+
+def _step(kind: str):
+    def step(self: Lifecycle, seed: int) -> None:
+        getattr(self.world, kind)(random.Random(seed))
+
+    step.__name__ = kind
+    return rule(seed=st.integers(min_value=0, max_value=2**32 - 1))(step)
+
+
+for _kind in OPERATIONS:
+    setattr(Lifecycle, _kind, _step(_kind))
+
+Lifecycle.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_random_operation_sequences_keep_the_invariants = Lifecycle.TestCase
 
 
 def test_the_sequences_exercise_the_rules(tmp_path):

@@ -30,7 +30,7 @@ VAULT = "https://vault.azure.net"
 SCOPE = VAULT + "/.default"
 TIMEOUT = 60
 # What a client process inherits: nothing that could point it anywhere but `msi env`'s output.
-KEEP = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "PYTHONDONTWRITEBYTECODE")
+KEEP = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "PYTHONDONTWRITEBYTECODE", "NODE_PATH")  # NODE_PATH: where CI put @azure/identity
 
 
 class Deployment:

@@ -26,6 +26,7 @@ import jwt
 import pytest
 
 from conftest import msi_executable
+from manualclock import ManualClock
 
 VAULT = "https://vault.azure.net"
 IMDS_PATH = "/metadata/identity/oauth2/token"
@@ -189,22 +190,28 @@ def world(world_template, isolated_state: Path) -> World:
 
 @pytest.fixture
 def serve(isolated_state: Path):
-    """Start an in-process server for the test's state: serve(faults=[...], request_timeout=...)."""
+    """Start an in-process server for the test's state: serve(faults=[...], request_timeout=...).
+    Its clock stands still until the test moves it: `serve.clock.advance(s)` (also `ep.clock`)."""
     from msi_cli.server import faults as fault_specs
-    from msi_cli.server.app import Server, ServerThread
+    from msi_cli.server.app import Server
+    from msi_cli.server.background import ServerThread
     from msi_cli.store.statefile import StateFile
 
     started: list[ServerThread] = []
     logs: list[str] = []
+    clock = ManualClock()
 
     def start(faults: tuple[str, ...] = (), request_timeout: float = 5.0) -> Endpoint:
         server = Server(StateFile(isolated_state), faults=[fault_specs.parse(f) for f in faults],
-                        request_timeout=request_timeout, log=logs.append)
+                        request_timeout=request_timeout, log=logs.append, clock=clock)
         thread = ServerThread(server)
         started.append(thread)
-        return Endpoint(thread.start())
+        endpoint = Endpoint(thread.start())
+        endpoint.clock = clock
+        return endpoint
 
     start.logs = logs
+    start.clock = clock
     yield start
     for thread in started:
         thread.stop()
@@ -242,7 +249,7 @@ def test_imds_token_for_the_system_assigned_identity_verifies(ep, world):
 
 def test_imds_cache_hit_returns_the_same_token_counting_down(ep, world):
     first = ep.get(imds_path(world.id("vm1")), META).json
-    time.sleep(1.1)
+    ep.clock.advance(1.1)
     second = ep.get(imds_path(world.id("vm1")), META).json
     assert second["access_token"] == first["access_token"]
     assert int(second["expires_in"]) < int(first["expires_in"])
@@ -269,6 +276,21 @@ def test_imds_only_answers_get(ep, world, method):
     if method != "HEAD":
         assert reply.json == {"error": "invalid_request", "error_description": "The HTTP method (verb) isn't supported on the endpoint."}
     assert ep.get(imds_path(world.id("vm1")), META).status == 200  # same connection, still in step
+
+
+@pytest.mark.parametrize("query, status, description", [
+    (f"&api-version=2018-02-01&&resource={VAULT}&", 200, None),  # empty fields are skipped
+    (f"api-version=2018-02-01&resource={VAULT}&client_id", 400, None),  # a bare name is an empty value
+    ("api-version=2018-02-01&resource", 400, "Required audience parameter not specified"),
+    (f"api-version=2018-02-01&resource={VAULT}&x=%ff", 400, "The query string cannot be decoded"),
+    (f"api-version=2018-02-01&resource={VAULT}" + "&x=1" * 62, 400, "Requests with duplicate query parameter names are rejected: x"),
+    (f"api-version=2018-02-01&resource={VAULT}" + "&x=1" * 63, 400, "The query string cannot be decoded"),  # 65 fields
+])
+def test_imds_query_string_edge_cases(ep, world, query, status, description):
+    reply = ep.get(rid_path(world.id("vm1")) + IMDS_PATH + "?" + query, META)
+    assert reply.status == status
+    if description is not None:
+        assert reply.json["error_description"] == description
 
 
 def test_imds_rejects_duplicate_query_parameters(ep, world):
@@ -604,18 +626,16 @@ def test_random_bytes_never_hurt_the_server(ep, world):
 
 
 def test_half_open_connections_time_out_and_do_not_block_others(world, serve):
-    ep = serve(request_timeout=0.5)
+    ep = serve(request_timeout=30)  # past the sockets' own 5 s timeout: only moving the clock can close them
     parts = urlsplit(ep.url)
     idle = [socket.create_connection((parts.hostname, parts.port), timeout=5) for _ in range(40)]
     try:
         for sock in idle[:20]:
             sock.sendall(b"GET /partial-request-line")  # never finished
-        started = time.monotonic()
-        healthy(ep, world)  # served while 40 connections hang
-        assert time.monotonic() - started < 0.5
-        for sock in idle:  # each is closed by the server after its deadline
+        healthy(ep, world)  # served while 40 connections hang: the clock stands still, none has timed out
+        ep.clock.advance(31)  # past their deadline
+        for sock in idle:  # each is closed by the server after its deadline (a socket timeout bounds the wait)
             assert closed_by_server(sock)
-        assert time.monotonic() - started < 4
     finally:
         for sock in idle:
             sock.close()
@@ -688,7 +708,7 @@ def test_throttle_past_20_requests_per_second(world, serve, cli):
     assert set(statuses[20:]) == {429}
     reply = ep.get(imds_path(world.id("vm1")), META)
     assert reply.json["error"] == "too_many_requests"
-    time.sleep(1.05)
+    ep.clock.advance(1.05)  # the one-second window has passed
     assert ep.get(imds_path(world.id("vm1")), META).status == 200
 
 
@@ -707,19 +727,25 @@ def test_throttle_past_5_concurrent_requests(world, serve, cli):
     threads = [threading.Thread(target=one) for _ in range(8)]
     for t in threads:
         t.start()
+    ep.clock.wait_for_sleepers(8)  # every request is in its 400 ms latency (5 admitted, 3 to be throttled)
+    ep.clock.advance(0.4)
     for t in threads:
         t.join(TIMEOUT)
     assert sorted(statuses) == [200] * 5 + [429] * 3
 
 
 def test_latency_fault(world, serve):
+    from concurrent.futures import ThreadPoolExecutor
+
     ep = serve(faults=("*:latency=300ms:count=1",))
-    started = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(ep.get, imds_path(world.id("vm1")), META)
+        assert ep.clock.wait_for_sleepers(1) and not first.done()  # held until the clock moves 300 ms
+        ep.clock.advance(0.3)
+        assert first.result(TIMEOUT).status == 200
+    assert ep.clock.slept == [0.3]
     assert ep.get(imds_path(world.id("vm1")), META).status == 200
-    assert time.monotonic() - started >= 0.3
-    started = time.monotonic()
-    assert ep.get(imds_path(world.id("vm1")), META).status == 200
-    assert time.monotonic() - started < 0.3
+    assert ep.clock.slept == [0.3]  # the second request (past count=1) waited for nothing
 
 
 @pytest.mark.parametrize("spec", ["vm1", "vm1:404", "vm1:500:count=0", "vm1:500:share=2", "vm1:latency=fast",

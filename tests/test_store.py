@@ -511,7 +511,7 @@ def test_failed_transaction_changes_nothing_and_removes_new_keys(isolated_state)
             res = next(iter(ctx.state.resources.values()))
             lifecycle.unassign(ctx, res, True, [])
             lifecycle.assign(ctx, res, True, [])
-            assert len(list(keys.iterdir())) == 3  # the new certificates' keys were on disk
+            assert len(list(keys.glob("*.pem"))) == 3  # the new certificates' keys were on disk (and journalled)
             raise RuntimeError("boom")
     assert every_file(isolated_state.parent) == before
     state = sf.read()
@@ -540,4 +540,4 @@ def test_successful_transaction_saves_and_logs(isolated_state):
     # the TOML itself holds it, not only the cache
     (private_dir(isolated_state) / "cache").unlink()
     assert StateFile(isolated_state).read() == state
-    assert [e["operation"] for e in sf.log_entries()] == ["Create user-assigned identity"]
+    assert [e["operation"] for e in sf.log_entries()] == ["Create resource group", "Create user-assigned identity"]

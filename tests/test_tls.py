@@ -20,7 +20,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -290,10 +289,6 @@ def test_the_v1_discovery_document_over_https_names_https_urls(served):
 
 
 def test_the_token_endpoints_the_documents_name_are_served(served):
-    from msi_cli.server import routes
-
-    if routes.match(f"/{served.tenant}/oauth2/v2.0/token") is None:
-        pytest.skip("the token endpoint (issue 11, federation) is not part of this build")
     for path in ("/v2.0/.well-known/openid-configuration", "/.well-known/openid-configuration"):
         _, doc = served.get(f"{served.https_url}/{served.tenant}{path}")
         parts = urlsplit(doc["token_endpoint"])
@@ -505,18 +500,17 @@ def test_azurite_with_a_certificate_from_msi_accepts_a_managed_identity_token(se
 
 
 def test_a_client_that_never_completes_the_handshake_is_dropped(isolated_state):
-    from msi_cli.server.app import Server, ServerThread
+    from msi_cli.server.app import Server
+    from msi_cli.server.background import ServerThread
     from msi_cli.store.statefile import StateFile
 
     thread = ServerThread(Server(StateFile(isolated_state), request_timeout=0.3, https_port=0, log=lambda m: None))
     thread.start()
     try:
         https = urlsplit(thread.server.https_url)
-        started = time.monotonic()
-        with socket.create_connection((https.hostname, https.port), timeout=10) as sock:
+        with socket.create_connection((https.hostname, https.port), timeout=5) as sock:  # a timeout fails the test
             sock.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, and nothing more
             assert sock.recv(100) == b""  # closed by the server, long before the socket's timeout
-        assert time.monotonic() - started < 5
     finally:
         thread.stop()
 

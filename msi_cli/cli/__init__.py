@@ -38,6 +38,9 @@ COMMAND_MODULES: dict[str, str] = {
     "serve": "serve",
     "env": "serve",
     "tls": "tls",
+    "federation": "federation",
+    "issuer": "federation",
+    "oidc-token": "federation",
 }
 
 

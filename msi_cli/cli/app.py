@@ -10,13 +10,26 @@ import typer
 from typer.core import TyperGroup
 
 from msi_cli import __version__
-from msi_cli.errors import MsiError
+from msi_cli.errors import WARNINGS, MsiError, printable, start_command
+
+
+def _one_line(text: str) -> str:
+    """One line of terminal-safe text: whitespace runs become one space, and every control
+    character (from a state file, an argument, a file name) is escaped, never sent raw."""
+    return printable(" ".join(text.split()))
+
+
+def _flush_warnings() -> None:
+    for message in WARNINGS:
+        sys.stderr.write(f"warning: {_one_line(message)}\n")
+    WARNINGS.clear()
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> None:
-    line = " ".join(message.split())
+    _flush_warnings()
+    line = _one_line(message)
     if hint:
-        line += f" ({' '.join(hint.split())})"
+        line += f" ({_one_line(hint)})"
     sys.stderr.write(f"error: {line}\n")
     sys.stderr.flush()
     sys.exit(code)
@@ -28,6 +41,7 @@ class MsiGroup(TyperGroup):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        start_command()
         try:
             rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -39,6 +53,9 @@ class MsiGroup(TyperGroup):
             sys.stderr.close()
             sys.exit(1)
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.filename is not None:
+                # the system refused a file operation that the store does not guard itself
+                _fail(f"{exc.filename}: {exc.strerror or exc}", 1)
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `msi` or `msi clock`: help, not an error
                 text = exc.format_message()  # type: ignore[attr-defined]
                 if text.strip():
@@ -50,7 +67,10 @@ class MsiGroup(TyperGroup):
                 _fail(exc.format_message(), exc.exit_code, hint)
             if type(exc).__name__ == "Abort":
                 _fail("aborted", 1)
-            raise
+            # A bug, not something the user did: still one line and exit 1 (no traceback, whose
+            # locals could hold keys), but named as a bug so it is reported, not worked around.
+            _fail(f"internal error ({type(exc).__name__}: {exc}); please report this as an msi-cli bug", 1)
+        _flush_warnings()
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)

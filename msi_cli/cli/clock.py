@@ -9,7 +9,7 @@ from msi_cli.cli.command import command
 
 clock_app = typer.Typer(
     help="Show or move the simulated clock (certificates roll, tokens expire). It moves either way between "
-    "1970-01-01 and 9000-01-01, and every identity keeps getting tokens that verify.",
+    "1970-01-01 and 8999-01-01, and every identity keeps getting tokens that verify.",
     no_args_is_help=True,
 )
 app.add_typer(clock_app, name="clock")

@@ -16,8 +16,8 @@ for `-o tsv` (unless `--query` is given, which always goes through the renderer,
 formatter gets the command's own options as keyword arguments (`env` needs `--shell`).
 
 A command may return a `Result` instead of bare data: its `table` (a function, called only for a
-table without --query) gives the rows a table shows, and its `error` is raised once the data is
-printed (`verify` prints the verdict, then exits 1 for an invalid token).
+table without --query) gives what a table shows (its rows, or what a declared table format gets:
+`env`'s shell lines also print az's commands), and its `error` is raised once the data is printed (`verify` prints the verdict, then exits 1 for an invalid token).
 """
 
 from __future__ import annotations
@@ -76,12 +76,12 @@ def command(
             result = fn(*args, **options, **extra)
             done = result if isinstance(result, Result) else Result(result)
             data = done.data
+            if done.table is not None and output is Output.table and not query:
+                data = done.table()
             formatter = special.get(output)
             if formatter is not None and not query:
                 sys.stdout.write(formatter(data, **options))
             else:
-                if done.table is not None and output is Output.table and not query:
-                    data = done.table()
                 chosen = columns(options) if callable(columns) else columns
                 emit(data, output, columns=chosen, query=query)
             if done.error is not None:

@@ -1,7 +1,7 @@
 """`msi demo`: narrated scenarios that run the real commands on a throwaway state.
 
 Every step prints the command (copyable) and what came back; the user's own state file is never
-touched. Scenarios: lifecycle, migration, shared-identity.
+touched. Scenarios: lifecycle, migration, shared-identity, federation.
 """
 
 import contextlib
@@ -23,6 +23,7 @@ class Scenario(str, Enum):
     lifecycle = "lifecycle"
     migration = "migration"
     shared_identity = "shared-identity"
+    federation = "federation"
 
 
 class Narrator:
@@ -95,6 +96,7 @@ _SUMMARIES: list[tuple[tuple[str, ...], Callable[[dict], str]]] = [
     (("deletedRoleAssignments",),
      lambda r: f"subscription now in tenant {r['tenantId']}; {len(r['deletedRoleAssignments'])} role assignment(s) deleted"),
     (("deleted",), lambda r: f"deleted {r['deleted']}"),
+    (("kid", "kind"), lambda r: f"issuer {r['name']} ({r['kind']}), its own RS256 key {r['kid']}"),
     (("roleDefinitionName",), lambda r: f"{r['roleDefinitionName']} for {r['principalId']} at {r['scope']}"),
     (("principalId", "clientId"), lambda r: f"{r['name']}: principal {r['principalId']}"),
     (("identity",), _identity_block),
@@ -239,12 +241,54 @@ def shared_identity(n: Narrator) -> None:
     n.fact("the old grant is orphaned (az shows principalName \"\") and the new VM has no access")
 
 
-SCENARIOS = {Scenario.lifecycle: lifecycle, Scenario.migration: migration, Scenario.shared_identity: shared_identity}
+DEMO_BASE = "https://127.0.0.1:8443"  # where `msi serve` would publish the issuer (the demo runs no server)
+
+
+def _exchange(n: Narrator, subject: str) -> tuple[int, dict]:
+    """A GitHub job's token traded at Entra's token endpoint, through the core (no server)."""
+    from msi_cli.core import exchange, issuers
+    from msi_cli.store.statefile import StateFile
+
+    sf = StateFile(n.state)
+    with sf.transaction() as ctx:
+        ident = next(i for i in ctx.state.identities.values() if i.name == "deploy-id")
+        assertion = issuers.mint(ctx.keys, issuers.find(ctx.state, "gh"), DEMO_BASE, ctx.now, subject, "api://AzureADTokenExchange")
+        form = {"grant_type": "client_credentials", "client_id": ident.client_id, "scope": "https://management.azure.com/.default",
+                "client_assertion_type": exchange.ASSERTION_TYPE, "client_assertion": assertion}
+        n.console.print(f"$ curl -X POST {DEMO_BASE}/{ident.tenant_id}/oauth2/v2.0/token -d grant_type=client_credentials "
+                        f"-d client_id={ident.client_id} -d scope=https://management.azure.com/.default -d client_assertion=<{subject}>",
+                        style="cyan", markup=False)
+        return exchange.exchange(ctx, ident.tenant_id, form, DEMO_BASE)
+
+
+def federation(n: Narrator) -> None:
+    n.title("federation: a GitHub Actions job gets the identity's token without a secret")
+    n.say(f"msi plays GitHub's OIDC issuer; msi serve would publish it at {DEMO_BASE}/issuers/gh.")
+    n.run("issuer", "create", "gh", "--kind", "github")
+    n.run("create-identity", "deploy-id", "-g", "ci")
+    n.say("The identity trusts the workflow runs of octo-org/app on main, and nothing else:")
+    n.run("federation", "add", "deploy-id", "-g", "ci", "--name", "app-main", "--issuer", f"{DEMO_BASE}/issuers/gh",
+          "--subject", "repo:octo-org/app:ref:refs/heads/main")
+    status, body = _exchange(n, "repo:octo-org/app:ref:refs/heads/main")
+    n.fact(f"{status}: a {body.get('token_type')} token for ARM, expires_in {body.get('expires_in')} s" if status == 200 else str(body))
+    n.say("A job on another branch presents a different subject:")
+    status, body = _exchange(n, "repo:octo-org/app:ref:refs/heads/feature")
+    n.fact(f"{status} {body.get('error')}: {body.get('error_description', '').split(' Trace ID')[0]}")
+    n.say("The fix: trust that branch too, with a second credential (the issuer/subject pair must be unique).")
+    n.run("federation", "add", "deploy-id", "-g", "ci", "--name", "app-feature", "--issuer", f"{DEMO_BASE}/issuers/gh",
+          "--subject", "repo:octo-org/app:ref:refs/heads/feature")
+    status, body = _exchange(n, "repo:octo-org/app:ref:refs/heads/feature")
+    n.fact(f"{status}: a {body.get('token_type')} token, expires_in {body.get('expires_in')} s" if status == 200 else str(body))
+    n.run("federation", "list", "deploy-id", "-g", "ci")
+
+
+SCENARIOS = {Scenario.lifecycle: lifecycle, Scenario.migration: migration, Scenario.shared_identity: shared_identity,
+             Scenario.federation: federation}
 
 
 @app.command("demo", epilog="Example: msi demo\n\nExample: msi demo migration")
 def demo(
-    scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration or shared-identity (default: all).", case_sensitive=False)] = None,
+    scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration, shared-identity or federation (default: all).", case_sensitive=False)] = None,
 ) -> None:
     """Narrated walkthroughs on a throwaway state (your state file is never touched)."""
     chosen = [scenario] if scenario else list(SCENARIOS)

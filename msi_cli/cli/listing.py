@@ -38,6 +38,7 @@ class ListKind(str, Enum):
     role_assignments = "role-assignments"
     tenants = "tenants"
     subscriptions = "subscriptions"
+    groups = "groups"
 
 
 COLUMNS: dict[ListKind, Columns] = {
@@ -52,6 +53,7 @@ COLUMNS: dict[ListKind, Columns] = {
     ListKind.principals: [("Display name", "displayName"), ("Object id", "id"), ("App id", "appId"), ("Type", "servicePrincipalType")],
     ListKind.tenants: [("Name", "displayName"), ("Tenant id", "tenantId"), ("Created", "createdDateTime")],
     ListKind.subscriptions: [("Name", "name"), ("Subscription id", "id"), ("Tenant id", "tenantId"), ("Default", "isDefault")],
+    ListKind.groups: [("Name", "name"), ("Location", "location"), ("Subscription", "subscriptionId")],
     ListKind.role_assignments: ASSIGNMENT_COLUMNS,
 }
 DELETED_COLUMNS: Columns = [("Display name", "displayName"), ("Object id", "id"), ("App id", "appId"), ("Deleted", "deletedDateTime")]
@@ -111,7 +113,7 @@ def list_(
     ] = False,
     sf=None,
 ) -> Result:
-    """List resources, identities, principals, role assignments, tenants or subscriptions."""
+    """List resources, identities, principals, role assignments, tenants, subscriptions or resource groups."""
     from msi_cli.core import listing
 
     state = sf.read()

@@ -40,11 +40,13 @@ def _parse_error(exc: Any, expression: str) -> str:
 def _functions(node: Any) -> list[tuple[str, int]]:
     """Every function call in a parsed expression: (name, number of arguments)."""
     found: list[tuple[str, int]] = []
-    if isinstance(node, dict):
-        if node.get("type") == "function_expression":
-            found.append((node.get("value"), len(node.get("children", []))))
-        for child in node.get("children", []):
-            found.extend(_functions(child))
+    stack = [node]  # walked without recursion: `a|a|...` parses into a tree thousands deep
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "function_expression":
+                found.append((node.get("value"), len(node.get("children", []))))
+            stack.extend(reversed(node.get("children", [])))
     return found
 
 
@@ -71,9 +73,13 @@ def compile_query(expression: str) -> Any:
     from jmespath import exceptions
 
     try:
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in expression):
+            raise ValueError("the expression is not valid UTF-8 text")
         compiled = jmespath.compile(expression)
     except exceptions.ParseError as exc:
         problem = _parse_error(exc, expression)
+    except RecursionError:  # jmespath's parser is recursive
+        problem = "the expression is nested too deeply"
     except (exceptions.JMESPathError, KeyError, ValueError) as exc:
         problem = f"{exc} in: {expression}"
     else:
@@ -90,7 +96,21 @@ def check_query(expression: str) -> None:
 
 
 def apply_query(data: Any, expression: str) -> Any:
-    """The result of the expression on `data`, as az computes it."""
+    """The result of the expression on `data`, as az computes it. An expression that cannot be
+    applied to this result is a usage error (exit 2), unless the command has already saved its
+    change: then it is a warning and nothing is printed, as failure must mean no change."""
+    try:
+        return _apply(data, expression)
+    except InvalidArgument as exc:
+        from msi_cli.errors import saved, warn
+
+        if not saved():
+            raise
+        warn(f"the change was saved, but {exc.message}")
+        return None
+
+
+def _apply(data: Any, expression: str) -> Any:
     import jmespath
     from jmespath import exceptions
 
@@ -99,7 +119,36 @@ def apply_query(data: Any, expression: str) -> Any:
     except typer.BadParameter as exc:
         raise InvalidArgument(f"invalid --query: {exc.message}") from None
     try:
-        return compiled.search(data, jmespath.Options(dict_cls=OrderedDict))
+        result = compiled.search(data, jmespath.Options(dict_cls=OrderedDict))
     except exceptions.JMESPathError as exc:
         # a type error that depends on the data, e.g. abs() of a string
         raise InvalidArgument(f"--query failed on this result: {' '.join(str(exc).split())}") from None
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        # where jmespath checks no types itself: `a > b` of a string and a number, merge() of a
+        # non-object, ceil() of infinity, a result nested past Python's recursion limit
+        raise InvalidArgument(f"--query cannot be applied to this result ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+    problem = _unprintable(result)
+    if problem:
+        raise InvalidArgument(f"--query produced {problem}, which cannot be printed as JSON or text")
+    return result
+
+
+def _unprintable(data: Any) -> str | None:
+    """What in a query's result no output format can carry: Infinity or NaN (not JSON), or a
+    string holding a lone surrogate (not Unicode text). Walked without recursion."""
+    import math
+
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return "a number that is not finite"
+        if isinstance(item, str):
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in item):
+                return "a string with a lone surrogate"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None

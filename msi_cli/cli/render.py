@@ -32,6 +32,15 @@ def _get(item: Any, path: str) -> Any:
     return item
 
 
+def _safe(text: str) -> str:
+    """Text for the terminal: control characters escaped (see msi_cli.errors.printable)."""
+    if text.isprintable() and text.isascii():
+        return text
+    from msi_cli.errors import printable
+
+    return printable(text)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -41,7 +50,7 @@ def _cell(value: Any) -> str:
         return "\n".join(value) if all(isinstance(v, dict) for v in value.values()) else json.dumps(value)
     if isinstance(value, list):
         return "\n".join(_cell(v) for v in value)
-    return str(value)
+    return _safe(str(value))
 
 
 def _tsv_value(value: Any) -> str:
@@ -52,7 +61,7 @@ def _tsv_value(value: Any) -> str:
         return ""
     if isinstance(value, list):
         return str(len(value))
-    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    return _safe(str(value).replace("\t", " ").replace("\r", " ").replace("\n", " "))
 
 
 def _tsv_row(item: Any) -> str:
@@ -174,6 +183,9 @@ def _table(data: Any, columns: Columns | None, title: str | None) -> None:
         console.print(Text(_cell(data)))
 
 
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x2028, 0x202F), *range(0x2066, 0x206A))}
+
+
 def emit(data: Any, output: Output, columns: Columns | None = None, title: str | None = None, query: str | None = None) -> None:
     """Print a command's result in the chosen format. As in az, `query` is applied first, and then
     the table shows the query's result as it is (not the command's own columns); a null result
@@ -186,7 +198,10 @@ def emit(data: Any, output: Output, columns: Columns | None = None, title: str |
     if output is Output.none or data is None:
         return
     if output is Output.json:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+        if not text.isascii():  # DEL, C1 controls and bidi marks as \u escapes: the same JSON value
+            text = text.translate(_JSON_ESCAPES)
+        sys.stdout.write(text + "\n")
     elif output is Output.tsv:
         sys.stdout.write(to_tsv(data))
     else:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.command import command
+from msi_cli.cli.command import Result, command
 from msi_cli.cli.options import GroupOpt, SubscriptionOpt, state_file
 from msi_cli.cli.render import Output
 
@@ -42,7 +42,7 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", envvar="MSI_SERVE_HOST", help="Address to listen on. Keep loopback: the endpoint hands tokens to anyone who reaches it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port of the plain HTTP endpoints (IMDS, App Service); 0 picks a free one.")] = 0,
-    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
+    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant, Azure Resource Manager), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
     fault: Annotated[
         Optional[list[str]],
         typer.Option("--fault", envvar="MSI_SERVE_FAULT", metavar="TARGET:KIND[:OPTION]",
@@ -58,8 +58,10 @@ def serve(
     function and container apps), plus OpenID discovery and JWKS per tenant.
 
     Two ports: plain HTTP for the managed identity endpoints, as in Azure, and HTTPS for what
-    clients only accept over TLS (Entra's v1 and v2 discovery and keys per tenant), with a server
-    certificate from msi's local CA (made on first need; see `msi tls show`). Prints the HTTP base
+    clients only accept over TLS (Entra's v1 and v2 discovery and keys per tenant, and the Azure
+    Resource Manager requests of az and the management SDKs for identities, resource groups and
+    role assignments: see `msi env --az`), with a server certificate from msi's local CA (made on
+    first need; see `msi tls show`). Prints the HTTP base
     URL, then the HTTPS one, on stdout, records both in the state's private folder for `msi env`,
     reads the state live (CLI changes apply to the next request) and stops cleanly on Ctrl-C."""
     from msi_cli.server import faults as fault_specs
@@ -73,7 +75,7 @@ def serve(
 
     def ready(url: str) -> None:
         setup = server.tls_setup
-        _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys) "
+        _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys, Resource Manager) "
               f"for state {sf.path} (Ctrl-C to stop)")
         if setup.ca_created:
             _note(f"made a local certificate authority: {setup.ca_path} (msi tls show)")
@@ -131,14 +133,21 @@ def _tsv_lines(variables: dict[str, str], **options) -> str:
     return "".join(f"{k}\t{v}\n" for k, v in variables.items())
 
 
+def _shell_output(shown: tuple[dict[str, str], str], shell: Optional[Shell], **options) -> str:
+    """The table form of `msi env`: shell lines for eval, then (--az) az's cloud commands."""
+    variables, az_commands = shown
+    return shell_lines(variables, shell or _default_shell()) + az_commands
+
+
 @command(
     app,
     "env",
-    formats={Output.table: lambda variables, shell, **options: shell_lines(variables, shell or _default_shell()), Output.tsv: _tsv_lines},
+    formats={Output.table: _shell_output, Output.tsv: _tsv_lines},
     epilog="Example: eval \"$(msi env vm1)\"\n\n"
     "Example: msi env web1 --shell fish | source\n\n"
     "Example: msi env vm1 -o json\n\n"
-    "Example: msi env web1 --query IDENTITY_HEADER -o tsv",
+    "Example: msi env web1 --query IDENTITY_HEADER -o tsv\n\n"
+    "Example: eval \"$(msi env vm1 --az)\" && az login --identity",
 )
 def env(
     resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
@@ -146,10 +155,17 @@ def env(
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
+    workload: Annotated[bool, typer.Option("--workload", help="Workload identity federation: RESOURCE is a user-assigned identity; with --issuer and --subject.")] = False,
+    issuer: Annotated[Optional[str], typer.Option("--issuer", help="With --workload/--github/--kubernetes: the issuer msi plays (default: one per kind, created on first use).")] = None,
+    subject: Annotated[Optional[str], typer.Option("--subject", help="With --workload: the 'sub' of the tokens in the token file.")] = None,
+    github: Annotated[Optional[str], typer.Option("--github", metavar="OWNER/REPO[@BRANCH]", help="Act as a GitHub Actions job of this repository (branch main by default).")] = None,
+    kubernetes: Annotated[Optional[str], typer.Option("--kubernetes", metavar="NAMESPACE/SERVICEACCOUNT", help="Act as a Kubernetes pod running as this service account.")] = None,
+    az: Annotated[bool, typer.Option("--az", envvar="MSI_ENV_AZ", help="Also set up the Azure CLI: its own AZURE_CONFIG_DIR in the state's private folder, instance discovery and telemetry off, and (shell output) the 'az cloud register/set' commands for a cloud named msi whose Resource Manager is msi serve.")] = False,
     sf=None,
-) -> dict:
+) -> Result:
     """Print the environment that makes azure-identity and msal talk to the running `msi serve`
-    as this resource's host.
+    as this resource's host, or (`--workload`, `--github`, `--kubernetes`) as a workload that
+    trades an external token for a user-assigned identity's token.
 
     Web and function apps: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service 2019-08-01) and, as
     App Service sets them too, MSI_ENDPOINT and MSI_SECRET. Container apps: IDENTITY_ENDPOINT and
@@ -159,14 +175,49 @@ def env(
     the CA) and NODE_EXTRA_CA_CERTS (the CA). The shell lines also unset every other variable that
     would make a client choose another source (AZURE_TENANT_ID, AZURE_CLIENT_ID unless --client-id
     is given, AZURE_FEDERATED_TOKEN_FILE, IDENTITY_SERVER_THUMBPRINT, IMDS_ENDPOINT, ...). Default
-    output is shell lines for eval; `-o json` prints a flat object of the variables it sets."""
-    from msi_cli.core import lookup
+    output is shell lines for eval; `-o json` prints a flat object of the variables it sets.
+
+    Workload identity: AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE (kept fresh by
+    `msi serve`) and AZURE_AUTHORITY_HOST (the server's HTTPS address); `--github` adds
+    ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN. The managed-identity host
+    variables are unset."""
     from msi_cli.errors import MsiError
-    from msi_cli.server import routes, runfile
+    from msi_cli.server import runfile
 
     record = runfile.running(sf.server_path)
     if record is None:
         raise MsiError(f"no 'msi serve' is running for state {sf.path}", hint="start one with: msi serve")
+    if workload or github is not None or kubernetes is not None:
+        from msi_cli.cli.federation import workload_variables
+
+        variables = workload_variables(sf, record, resource, workload, issuer, subject, github, kubernetes, resource_group, subscription)
+    else:
+        variables = _host_variables(sf, record, resource, resource_group, subscription)
+        if client_id is not None:
+            variables["AZURE_CLIENT_ID"] = client_id
+    if record.https_url:  # trust msi's CA for the HTTPS endpoints
+        from msi_cli.store.ca import trust_variables
+
+        variables.update(trust_variables(sf.private))
+    commands = ""
+    if az:
+        from msi_cli.cli import azsetup
+
+        if not record.https_url:
+            raise MsiError("the running 'msi serve' has no HTTPS listener, which az needs for Resource Manager",
+                           hint="restart it with this version of msi")
+        variables.update(azsetup.variables(sf.private))
+        commands = azsetup.commands(record.https_url, powershell=(shell or _default_shell()) is Shell.powershell)
+    # shell lines (the table form) end with az's commands; json, tsv and --query show the variables
+    return Result(variables, table=lambda: (variables, commands))
+
+
+def _host_variables(sf, record, resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
+    """The variables of the resource's managed identity host (IMDS or App Service)."""
+    from msi_cli.core import lookup
+    from msi_cli.errors import MsiError
+    from msi_cli.server import routes
+
     res = lookup.resource(sf.read(), resource, resource_group, subscription)
     host = res.rtype.host
     if host == routes.APPSERVICE:
@@ -179,10 +230,4 @@ def env(
     else:
         raise MsiError(f"'{res.name}' is a {res.rtype.label}, which has no managed identity token endpoint",
                        hint="use a vm, vmss, containerapp, webapp or functionapp")
-    if record.https_url:  # trust msi's CA for the HTTPS endpoints
-        from msi_cli.store.ca import trust_variables
-
-        variables.update(trust_variables(sf.private))
-    if client_id is not None:
-        variables["AZURE_CLIENT_ID"] = client_id
     return variables

@@ -82,6 +82,10 @@ def verify(
     if token == "-":
         token = sys.stdin.read()
     token = token.strip()
+    if not token.isascii():  # a JWT is base64url parts joined by dots; anything else is not one
+        from msi_cli.errors import InvalidArgument
+
+        raise InvalidArgument("the token is not a JWT: it holds characters outside ASCII")
     state = sf.read()
     result = checker.verify(state, FileKeyRing(sf.keys_dir), real_now() + state.clock_offset, token, audience)
     return Result(result, error=None if result["valid"] else MsiError(f"invalid token: {result['reason']}"))

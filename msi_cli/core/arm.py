@@ -108,9 +108,14 @@ def validate_location(name: str) -> None:
         raise InvalidName(f"invalid location '{name}': use a region name such as eastus or westeurope")
 
 
+# Characters no name may hold: controls (C0, DEL, C1), lone surrogates (bytes that were not UTF-8
+# on the command line or in the state file) and the invisible bidi/line-separator characters.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
 def validate_display_name(what: str, name: str, limit: int) -> None:
-    if not name.strip() or len(name) > limit or any(ord(c) < 32 for c in name):
-        raise InvalidName(f"invalid {what} name '{name}': 1-{limit} printable characters")
+    if not name.strip() or len(name) > limit or _UNPRINTABLE.search(name):
+        raise InvalidName(f"invalid {what} name '{name}': 1-{limit} printable characters (UTF-8 text, no control characters)")
 
 
 def resource_id(subscription_id: str, resource_group: str, arm_type: str, name: str) -> str:

@@ -15,6 +15,10 @@ from msi_cli.errors import InvalidArgument
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+)([smhdw])")
 DAY = 86400
+# Simulated time stays between these: outside, dates do not fit the formats (certificates, ISO 8601
+# with four-digit years); the upper bound is a year short of 9000 so certificates and keys made then fit.
+EARLIEST = "1970-01-01T00:00:00Z"
+LATEST = "8999-01-01T00:00:00Z"
 
 
 def real_now() -> int:

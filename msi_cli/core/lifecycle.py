@@ -13,7 +13,7 @@ Azure's rules, as the functions below apply them:
 
 from __future__ import annotations
 
-from msi_cli.core import arm, credentials, lookup, shapes
+from msi_cli.core import arm, credentials, groups, lookup, shapes
 from msi_cli.core.context import Ctx
 from msi_cli.core.clock import iso
 from msi_cli.core.model import (
@@ -112,6 +112,9 @@ def _remove_identity(ctx: Ctx, identity: Identity) -> None:
     """Delete an identity and the service principal behind it. The principal is soft-deleted:
     listed for 30 days, never restored. Role assignments stay, orphaned."""
     del ctx.state.identities[identity.principal_id]
+    from msi_cli.core import federation
+
+    federation.drop_for(ctx, identity)  # its federated credentials go with it
     sp = ctx.state.principals.pop(identity.principal_id, None)
     if sp is not None:
         ctx.state.deleted_principals[sp.id] = DeletedPrincipal(
@@ -140,6 +143,7 @@ def create_identity(
     rid = arm.resource_id(sub.id, rg, arm.IDENTITY_ARM_TYPE, name)
     if lookup.find_user_identity_by_id(ctx.state, rid) is not None:
         raise Conflict(f"a user-assigned identity named '{name}' already exists in resource group '{rg}'")
+    groups.ensure(ctx, sub.id, rg, loc)
     identity = _new_identity(ctx, USER, name, rid, loc, sub.tenant_id)
     ctx.log("Create user-assigned identity", rid, f"principalId {identity.principal_id}")
     return identity
@@ -175,15 +179,19 @@ def create_resource(
     resource = Resource(name, type_key, sub.id, rg, loc, ctx.now_iso)
     if (system_assigned or user_assigned) and not rtype.supports_identity:
         raise MsiError(f"resource type {rtype.arm_type} does not support managed identities")
+    logged = len(ctx.events)
+    new_group = groups.find(ctx.state, sub.id, rg) is None
+    groups.ensure(ctx, sub.id, rg, loc)
     ctx.state.resources[rid.lower()] = resource
     ctx.log("Create resource", rid, type_key)
     if system_assigned or user_assigned:
-        logged = len(ctx.events)
         try:
             assign(ctx, resource, system_assigned, user_assigned or [])
         except Exception:  # all or nothing, even for callers that go on using the context
             del ctx.state.resources[rid.lower()]
-            del ctx.events[logged - 1:]
+            if new_group:
+                del ctx.state.resource_groups[groups.key(sub.id, rg)]
+            del ctx.events[logged:]
             raise
     return resource
 

@@ -54,6 +54,8 @@ def collect(
         return [shapes.tenant(t) for t in state.tenants.values()]
     if kind == "subscriptions":
         return [shapes.subscription(state, s) for s in state.subscriptions.values() if tenant_id is None or s.tenant_id == tenant_id]
+    if kind == "groups":
+        return [shapes.group(g) for g in state.resource_groups.values() if in_scope(g.subscription_id, g.name)]
     if kind == "role-assignments":
         principal_id = roles.resolve_principal(state, principal) if principal else None
         target = roles.resolve_scope(state, scope) if scope else None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from msi_cli.core import arm
 
-SCHEMA_VERSION = 2  # of the state document; the store upgrades older ones (1: user_identities were bare ids)
+SCHEMA_VERSION = 3  # of the state document; the store upgrades older ones (1: user_identities were bare ids; 2: resource groups were implicit)
 
 SYSTEM = "SystemAssigned"
 USER = "UserAssigned"
@@ -51,6 +51,20 @@ class UserAssignment:
     resource_id: str
     principal_id: str
     client_id: str
+
+
+@dataclass(slots=True)
+class ResourceGroup:
+    """A resource group: a named container in a subscription, with the location its metadata lives in."""
+
+    name: str
+    subscription_id: str
+    location: str
+    created: str
+
+    @property
+    def id(self) -> str:
+        return arm.resource_group_scope(self.subscription_id, self.name)
 
 
 @dataclass(slots=True)
@@ -137,14 +151,43 @@ class RoleAssignment:
 
 
 @dataclass(slots=True)
+class FederatedCredential:
+    """A federated identity credential on a user-assigned identity: Entra trusts tokens from
+    `issuer` whose `sub` is `subject` and `aud` is the one audience, for that identity."""
+
+    identity_id: str  # the identity's principal id
+    name: str
+    issuer: str
+    subject: str
+    audiences: list[str]
+    created: str
+
+
+@dataclass(slots=True)
+class Issuer:
+    """An external OIDC issuer msi plays (GitHub Actions, a Kubernetes cluster, anything else).
+    Its URL depends on where `msi serve` listens, so only the name is kept; its private key lives
+    in the key store under `kid`."""
+
+    name: str
+    kind: str  # github, kubernetes or generic
+    kid: str
+    created: str
+
+
+@dataclass(slots=True)
 class State:
     schema: int
     clock_offset: int  # simulated time = real time + this many seconds
     default_subscription_id: str
     tenants: dict[str, Tenant] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    resource_groups: dict[str, ResourceGroup] = field(default_factory=dict)  # key: lower-case group id
     resources: dict[str, Resource] = field(default_factory=dict)  # key: lower-case resource id
     identities: dict[str, Identity] = field(default_factory=dict)  # key: principal id
     principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # key: object id
     role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)  # key: GUID
     deleted_principals: dict[str, DeletedPrincipal] = field(default_factory=dict)  # key: object id
+    # key: "{identity principal id}/{lower-case name}"
+    federated_credentials: dict[str, FederatedCredential] = field(default_factory=dict)
+    issuers: dict[str, Issuer] = field(default_factory=dict)  # key: lower-case name

@@ -9,7 +9,7 @@ assignments stay at scopes that no longer exist.
 
 from __future__ import annotations
 
-from msi_cli.core import arm, lookup
+from msi_cli.core import arm, groups, lookup
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, Identity, Resource
 from msi_cli.errors import Conflict, MsiError
@@ -68,6 +68,7 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
         raise Conflict(f"'{resource.name}' is already in subscription '{sub.name}', resource group '{rg}'")
     if new_id.lower() in state.resources:
         raise Conflict(f"a resource with id {new_id} already exists")
+    groups.ensure(ctx, sub.id, rg, resource.location)
     del state.resources[old_id.lower()]
     resource.subscription_id = sub.id
     resource.resource_group = rg

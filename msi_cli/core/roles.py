@@ -30,18 +30,48 @@ class RoleDefinition:
 _KV_SECRETS = "Microsoft.KeyVault/vaults/secrets"
 _BLOB = "Microsoft.Storage/storageAccounts/blobServices"
 
+_MI = "Microsoft.ManagedIdentity/userAssignedIdentities"
+# Shared tail of the two managed-identity roles, as Azure defines them.
+_MI_COMMON = (
+    "Microsoft.Authorization/*/read", "Microsoft.Insights/alertRules/*", "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Resources/deployments/*", "Microsoft.Support/*",
+)
+
+# Action lists as Azure's built-in role definitions list them (learn.microsoft.com, built-in roles:
+# General and Identity).
 BUILT_IN_ROLES: tuple[RoleDefinition, ...] = (
     RoleDefinition(
         "Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", actions=("*",)
     ),
     RoleDefinition(
         "Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c", actions=("*",),
-        not_actions=("Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action"),
+        not_actions=(
+            "Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action",
+            "Microsoft.Blueprint/blueprintAssignments/write", "Microsoft.Blueprint/blueprintAssignments/delete",
+            "Microsoft.Compute/galleries/share/action", "Microsoft.Purview/consents/write", "Microsoft.Purview/consents/delete",
+        ),
     ),
     RoleDefinition("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7", actions=("*/read",)),
     RoleDefinition(
         "User Access Administrator", "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
         actions=("*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"),
+    ),
+    RoleDefinition(
+        "Role Based Access Control Administrator", "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
+        actions=("Microsoft.Authorization/roleAssignments/write", "Microsoft.Authorization/roleAssignments/delete", "*/read",
+                 "Microsoft.Support/*"),
+    ),
+    RoleDefinition(
+        "Managed Identity Contributor", "e40ec5ca-96e0-45a2-b4ff-59039f2c2b59",
+        actions=(
+            f"{_MI}/read", f"{_MI}/write", f"{_MI}/delete", f"{_MI}/federatedIdentityCredentials/read",
+            f"{_MI}/federatedIdentityCredentials/write", f"{_MI}/federatedIdentityCredentials/delete",
+            f"{_MI}/revokeTokens/action", *_MI_COMMON,
+        ),
+    ),
+    RoleDefinition(
+        "Managed Identity Operator", "f1a07417-d97a-45cb-824c-7a7467783830",
+        actions=(f"{_MI}/*/read", f"{_MI}/*/assign/action", *_MI_COMMON),
     ),
     RoleDefinition(
         "Key Vault Administrator", "00482a5a-887f-4fb3-b363-3b7fe8e74483",
@@ -147,7 +177,8 @@ def resolve_principal(state: State, ref: str) -> str:
     return found.system_principal_id
 
 
-def grant(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str) -> RoleAssignment:
+def grant(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str, assignment_id: str | None = None) -> RoleAssignment:
+    """Assign a role. `assignment_id` is the GUID an ARM client chose (a new one otherwise)."""
     state = ctx.state
     definition = role(role_ref)
     scope = resolve_scope(state, scope_ref)
@@ -159,7 +190,7 @@ def grant(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str) -> RoleAs
     for a in state.role_assignments.values():
         if a.principal_id == principal_id and a.role_definition_id == definition.id and a.scope.lower() == scope.lower():
             raise Conflict("RoleAssignmentExists: The role assignment already exists.", hint=shapes.assignment_id(a))
-    assignment = RoleAssignment(arm.new_guid(), principal_id, definition.id, scope, ctx.now_iso)
+    assignment = RoleAssignment((assignment_id or arm.new_guid()).lower(), principal_id, definition.id, scope, ctx.now_iso)
     state.role_assignments[assignment.id] = assignment
     ctx.log("Create role assignment", scope, f"{definition.name} for {principal_id}")
     return assignment
@@ -180,6 +211,16 @@ def revoke(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str) -> list[
         del state.role_assignments[a.id]
         ctx.log("Delete role assignment", a.scope, f"{definition.name} for {principal_id}")
     return removed
+
+
+def delete_assignment(ctx: Ctx, assignment_id: str) -> RoleAssignment:
+    """Remove one role assignment by its GUID."""
+    a = ctx.state.role_assignments.pop(assignment_id.lower(), None)
+    if a is None:
+        raise NotFound(f"role assignment '{assignment_id}' not found")
+    definition = ROLES_BY_ID.get(a.role_definition_id)
+    ctx.log("Delete role assignment", a.scope, f"{definition.name if definition else a.role_definition_id} for {a.principal_id}")
+    return a
 
 
 # ---- access checks --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from msi_cli.core.model import (
     DeletedPrincipal,
     Identity,
     Resource,
+    ResourceGroup,
     RoleAssignment,
     ServicePrincipal,
     State,
@@ -147,4 +148,18 @@ def assignment(state: State, a: RoleAssignment) -> dict:
         "roleDefinitionId": role_definition_id(a.scope, a.role_definition_id),
         "scope": a.scope,
         "createdOn": a.created,
+    }
+
+
+def group(g: ResourceGroup) -> dict:
+    """As `az group show` prints it."""
+    return {
+        "id": g.id,
+        "location": g.location,
+        "managedBy": None,
+        "name": g.name,
+        "properties": {"provisioningState": "Succeeded"},
+        "subscriptionId": g.subscription_id,
+        "tags": None,
+        "type": "Microsoft.Resources/resourceGroups",
     }

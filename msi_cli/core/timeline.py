@@ -11,12 +11,10 @@ ISO 8601 with four-digit years).
 from __future__ import annotations
 
 from msi_cli.core import credentials, maintenance
-from msi_cli.core.clock import epoch, iso
+from msi_cli.core.clock import EARLIEST, LATEST, epoch, iso
 from msi_cli.core.context import Ctx
 from msi_cli.errors import InvalidArgument
 
-EARLIEST = "1970-01-01T00:00:00Z"
-LATEST = "9000-01-01T00:00:00Z"
 
 
 def set_offset(ctx: Ctx, offset: int) -> dict:

@@ -243,11 +243,31 @@ def _verify_client_assertion(ctx: Ctx, sp, cert, tenant_id: str) -> None:
 
 def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dict:
     """A fresh token response in the IMDS shape (every value a string)."""
+    tenant, sp, _ = check_chain(ctx, resource, identity, audience)
+    token, iat, exp = sign(ctx, tenant, identity, audience, az_rid=_mirid(resource.id) if identity.kind != SYSTEM else None)
+    ctx.log("Issue token", resource.id, f"{identity.kind} identity {identity.principal_id} for {audience}")
+    # IMDS's body: every value a string; no refresh_token (managed identities have none), and
+    # ext_expires_in as issued (it does not count down with expires_in on cache hits).
+    return {
+        "access_token": token,
+        "expires_in": str(exp - ctx.now),
+        "expires_on": str(exp),
+        "ext_expires_in": str(exp - ctx.now),
+        "not_before": str(iat),
+        "resource": audience,
+        "token_type": "Bearer",
+        "client_id": identity.client_id,
+    }
+
+
+def sign(ctx: Ctx, tenant, identity: Identity, audience: str, az_rid: str | None = None) -> tuple[str, int, int]:
+    """The v1 access token the tenant issues to a managed identity: (token, iat, exp). `az_rid`
+    is the host resource of a user-assigned identity's token (absent when there is none, as for
+    a token obtained through a federated credential)."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     from msi_cli import crypto
 
-    tenant, sp, _ = check_chain(ctx, resource, identity, audience)
     key = credentials.signing_key(ctx, tenant)
     issuer = f"https://sts.windows.net/{tenant.id}/"
     iat = ctx.now - BACKDATE
@@ -270,25 +290,13 @@ def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dic
         "uti": base64.urlsafe_b64encode(os.urandom(16)).decode("ascii").rstrip("="),
         "ver": "1.0",
     }
-    if identity.kind != SYSTEM:
-        claims["xms_az_rid"] = _mirid(resource.id)
+    if az_rid is not None:
+        claims["xms_az_rid"] = az_rid
     claims["xms_mirid"] = _mirid(identity.resource_id)
     # Our own key from the owner-only store: skip the RSA consistency check (~50 ms per load).
     private = load_pem_private_key(ctx.keys.signing_key_pem(key.kid), password=None, unsafe_skip_rsa_key_validation=True)
     token = crypto.jws_sign({"typ": "JWT", "alg": "RS256", "x5t": key.kid, "kid": key.kid}, claims, private)
-    ctx.log("Issue token", resource.id, f"{identity.kind} identity {identity.principal_id} for {audience}")
-    # IMDS's body: every value a string; no refresh_token (managed identities have none), and
-    # ext_expires_in as issued (it does not count down with expires_in on cache hits).
-    return {
-        "access_token": token,
-        "expires_in": str(exp - ctx.now),
-        "expires_on": str(exp),
-        "ext_expires_in": str(exp - ctx.now),
-        "not_before": str(iat),
-        "resource": audience,
-        "token_type": "Bearer",
-        "client_id": identity.client_id,
-    }
+    return token, iat, exp
 
 
 def from_cache(entry: dict, now: int) -> dict | None:

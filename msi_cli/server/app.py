@@ -13,7 +13,6 @@ import functools
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,18 +20,21 @@ from concurrent.futures import ThreadPoolExecutor
 from msi_cli import __version__, platform
 from msi_cli.core.clock import iso, real_now
 from msi_cli.errors import MsiError, NotFound, TokenError
-from msi_cli.server import appservice, discovery, imds, routes, runfile
+from msi_cli.server import appservice, discovery, entra, imds, routes, runfile
+from msi_cli.server.arm.paths import is_arm
 from msi_cli.server.faults import Fault, Injector
 from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.live import LiveState
 from msi_cli.server.messages import Request, Response, json_response
-from msi_cli.server.protocol import Rejected
+from msi_cli.server.protocol import HostProtocol, Rejected, TokenRequest
 from msi_cli.server.serverlog import ServerLog
+from msi_cli.server.timesource import REAL, TimeSource
 from msi_cli.store.keyring import FileKeyRing
 from msi_cli.store.statefile import StateFile
 
 SERVER_NAME = f"msi-cli/{__version__}"
-PROTOCOLS = {routes.IMDS: imds, routes.APPSERVICE: appservice}
+# the host protocols by route kind: each resource type names its host (`ResourceType.host`)
+PROTOCOLS: dict[str, HostProtocol] = {proto.kind: proto for proto in (imds.PROTOCOL, appservice.PROTOCOL)}
 
 
 def _plain_http_only(path: str, http_url: str) -> Response:
@@ -48,11 +50,12 @@ def _not_found(path: str) -> Response:
 
 class Application:
     def __init__(self, sf: StateFile, key: bytes, faults: list[Fault], pool: ThreadPoolExecutor,
-                 log: ServerLog, verbose: bool = False) -> None:
+                 log: ServerLog, verbose: bool = False, clock: TimeSource = REAL) -> None:
         self.sf = sf
         self.key = key
+        self.clock = clock  # real time for tokens, discovery and faults (simulated time adds the state's offset)
         self.live = LiveState(sf)
-        self.injector = Injector(faults)
+        self.injector = Injector(faults, clock.monotonic)
         self.keyset = discovery.KeySet(FileKeyRing(sf.keys_dir))
         self.pool = pool
         self.log = log
@@ -74,7 +77,7 @@ class Application:
         """The answer, if it can be given at once without blocking: the state and token cache
         are current in memory, no fault is configured, and the token is a cache hit (or the
         request is refused). None sends the request down `handle`."""
-        if self.injector or self.live.stale():
+        if self.injector or self.live.stale() or entra.match(req.path) is not None or (routes.match(req.path) is None and is_arm(req.path)):
             return None
         route = routes.match(req.path)
         if route is not None and route.kind == routes.JWKS and self._keys_due(route.target):
@@ -105,12 +108,19 @@ class Application:
 
     async def _dispatch(self, req: Request, tls: bool = False) -> Response:
         route = routes.match(req.path)
-        if route is None:
+        if route is None and is_arm(req.path):  # Azure Resource Manager: its own package, run in the pool
+            from msi_cli.server.arm import hook
+
+            return await hook.answer(self, req, self.https_url if tls else self.base_url)
+        federated = entra.match(req.path) if route is None else None
+        if route is None and federated is None:
             return _not_found(req.path)
         try:
             await self._fresh()
         except MsiError as exc:
-            return PROTOCOLS.get(route.kind, imds).server_error(f"the state cannot be read: {exc.message}")
+            return PROTOCOLS.get(route.kind if route else "", imds.PROTOCOL).server_error(f"the state cannot be read: {exc.message}")
+        if federated is not None:
+            return await entra.handle(self, req, federated)
         if route.kind == routes.JWKS and self._keys_due(route.target):
             try:
                 await asyncio.get_running_loop().run_in_executor(self.pool, self._publish_keys, route.target)
@@ -124,7 +134,7 @@ class Application:
         decision = self.injector.enter(pending.resource.id, pending.resource.name)
         try:
             if decision.delay:
-                await asyncio.sleep(decision.delay)
+                await self.clock.sleep(decision.delay)
             if decision.status:
                 response = pending.proto.fault(decision.status)
                 response.log = decision.why
@@ -134,7 +144,8 @@ class Application:
             self.injector.leave(decision)
 
     def _route(self, req: Request, state, tls: bool = False) -> Response | _Pending:
-        """Everything that needs neither the host's rules nor a token: unknown paths, discovery,
+        """Where requests are routed (the one place: a new endpoint is matched here). Answers
+        everything that needs neither the host's rules nor a token: unknown paths, discovery,
         unknown resources. A request for a resource's token endpoint comes back as _Pending.
         `tls`: the request came to the HTTPS listener, whose base URL the documents then name."""
         route = routes.match(req.path)
@@ -142,15 +153,14 @@ class Application:
             return _not_found(req.path)
         proto = PROTOCOLS.get(route.kind)
         if proto is None:
-            now_iso = iso(real_now() + state.clock_offset)
+            now_iso = iso(self.clock.now() + state.clock_offset)
             base = self.https_url if tls else self.base_url
             return discovery.handle(req, route.kind, route.target, base, state, self.keyset, now_iso)
         if tls:
             return _plain_http_only(req.path, self.base_url)
         resource = state.resources.get(route.target)
         if resource is None or resource.rtype.host != route.kind:
-            kind = "IMDS" if route.kind == routes.IMDS else "App Service"
-            return proto.not_found(f"No {kind} managed identity endpoint for resource '{route.target}'")
+            return proto.not_found(f"No {proto.label} managed identity endpoint for resource '{route.target}'")
         return _Pending(self, req, proto, resource, state)
 
     def _keys_due(self, tenant_ref: str) -> bool:
@@ -162,12 +172,12 @@ class Application:
             return False
         from msi_cli.core import credentials
 
-        return credentials.keys_due(tenant, iso(real_now() + state.clock_offset))
+        return credentials.keys_due(tenant, iso(self.clock.now() + state.clock_offset))
 
     def _publish_keys(self, tenant_ref: str) -> None:
         from msi_cli.core import credentials, lookup
 
-        with self.sf.transaction() as ctx:
+        with self.sf.transaction(self.clock.now) as ctx:
             credentials.signing_key(ctx, lookup.tenant(ctx.state, tenant_ref))
         self.live.refresh()
 
@@ -185,22 +195,24 @@ class _Pending:
 
     __slots__ = ("app", "req", "proto", "resource", "state")
 
-    def __init__(self, app: Application, req: Request, proto, resource, state) -> None:
+    def __init__(self, app: Application, req: Request, proto: HostProtocol, resource, state) -> None:
         self.app, self.req, self.proto, self.resource, self.state = app, req, proto, resource, state
 
-    def _parse(self):
-        if self.proto is imds:
-            return imds.parse(self.req)
-        return appservice.parse(self.req, self.app._secret(self.resource.id.lower()))
+    def _parse(self) -> TokenRequest:
+        return self.proto.parse(self.req, self._secret)
 
-    def _render(self, treq, answer: dict) -> Response:
-        return imds.token(answer) if self.proto is imds else appservice.token(answer, treq.legacy)
+    def _secret(self) -> str:
+        return self.app._secret(self.resource.id.lower())
+
+    def _render(self, treq: TokenRequest, answer: dict) -> Response:
+        return self.proto.token(answer, treq)
 
     def answer_now(self) -> Response | None:
         """The answer from the rules and the in-memory token cache; None when a token must be minted."""
         try:
             treq = self._parse()
-            answer = platform.cached(self.resource, treq.audience, treq.selector, self.state, self.app.live.tokens)
+            answer = platform.cached(self.resource, treq.audience, treq.selector, self.state, self.app.live.tokens,
+                                     self.app.clock.now)
         except Rejected as rejected:
             return rejected.response
         except TokenError as exc:
@@ -215,7 +227,7 @@ class _Pending:
         try:
             loop = asyncio.get_running_loop()
             answer = await loop.run_in_executor(self.app.pool, platform.acquire, self.app.sf, self.resource,
-                                                treq.audience, treq.selector, self.state)
+                                                treq.audience, treq.selector, self.state, self.app.clock.now)
             self.app.live.tokens_changed()
         except TokenError as exc:
             return self.proto.error(exc)
@@ -231,7 +243,8 @@ class Server:
 
     def __init__(self, sf: StateFile, host: str = "127.0.0.1", port: int = 0, faults: list[Fault] | None = None,
                  request_timeout: float = REQUEST_TIMEOUT, verbose: bool = False,
-                 log: Callable[[str], None] | None = None, https_port: int | None = None) -> None:
+                 log: Callable[[str], None] | None = None, https_port: int | None = None,
+                 clock: TimeSource = REAL) -> None:
         self.sf = sf
         self.host = host
         self.port = port
@@ -239,18 +252,20 @@ class Server:
         self.log = ServerLog(log or _stderr)  # escaped, bounded, repeated lines summed up
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="msi-serve")
         self.key = runfile.new_key()
-        self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose)
+        self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose, clock)
         self.http = HttpServer(self.app.handle, quick=self.app.answer_now, server_name=SERVER_NAME,
-                               request_timeout=request_timeout, on_error=self.log if verbose else None)
+                               request_timeout=request_timeout, on_error=self.log if verbose else None, clock=clock)
         self.https: HttpServer | None = None
         if https_port is not None:
             self.https = HttpServer(functools.partial(self.app.handle, tls=True),
                                     quick=functools.partial(self.app.answer_now, tls=True), server_name=SERVER_NAME,
-                                    request_timeout=request_timeout, on_error=self.log if verbose else None)
+                                    request_timeout=request_timeout, on_error=self.log if verbose else None,
+                                    clock=clock)
         self.url = ""
         self.https_url = ""
         self.tls_setup = None  # msi_cli.server.tls.Setup once the HTTPS listener is up
         self._record: runfile.RunRecord | None = None
+        self._projections: asyncio.Task | None = None
 
     async def start(self) -> str:
         running = runfile.running(self.sf.server_path)
@@ -273,6 +288,7 @@ class Server:
         except BaseException:
             await self._close_listeners()
             raise
+        self._projections = asyncio.get_running_loop().create_task(entra.keep_fresh(self.app))  # projected token files
         return self.url
 
     async def _start_https(self) -> None:
@@ -294,6 +310,8 @@ class Server:
                 await self.https.close()
 
     async def stop(self) -> None:
+        if self._projections is not None:
+            self._projections.cancel()
         try:
             await self._close_listeners()
         finally:
@@ -324,32 +342,6 @@ class Server:
                 await self.stop()
 
         asyncio.run(main())
-
-
-class ServerThread:
-    """A server on its own event loop in a background thread (tests, benchmarks)."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="msi-serve-loop", daemon=True)
-
-    def start(self, timeout: float = 10.0) -> str:
-        self.loop.set_exception_handler(self.server.loop_error)
-        self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout)
-            self.loop.close()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
 
 def _stderr(message: str) -> None:

@@ -22,7 +22,8 @@ import uuid
 from msi_cli.core.tokens import APPSERVICE_UNABLE, appservice_answer
 from msi_cli.errors import TokenError
 from msi_cli.server.messages import Request, Response, encode, json_response
-from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector, query
+from msi_cli.server.protocol import MULTIPLE_SELECTORS, HostProtocol, Rejected, TokenRequest, collect_selector, query
+from msi_cli.server.routes import APPSERVICE
 
 CURRENT = "2019-08-01"
 LEGACY = "2017-09-01"
@@ -143,3 +144,24 @@ def not_found(why: str) -> Response:
 
 def server_error(why: str) -> Response:
     return _error(500, SERVER_ERROR, log=why)
+
+
+class AppService(HostProtocol):
+    """App Service and Functions; Container Apps serve the same protocol."""
+
+    kind = APPSERVICE
+    label = "App Service"
+
+    def parse(self, req: Request, secret) -> TokenRequest:
+        return parse(req, secret())
+
+    def token(self, answer: dict, treq: TokenRequest) -> Response:
+        return token(answer, treq.legacy)
+
+    error = staticmethod(error)
+    fault = staticmethod(fault)
+    not_found = staticmethod(not_found)
+    server_error = staticmethod(server_error)
+
+
+PROTOCOL = AppService()

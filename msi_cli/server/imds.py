@@ -15,7 +15,8 @@ import functools
 
 from msi_cli.errors import TokenError
 from msi_cli.server.messages import Request, Response, encode, json_response
-from msi_cli.server.protocol import MULTIPLE_SELECTORS, Rejected, TokenRequest, collect_selector, query
+from msi_cli.server.protocol import MULTIPLE_SELECTORS, HostProtocol, Rejected, TokenRequest, collect_selector, query
+from msi_cli.server.routes import IMDS
 
 # Supported IMDS api-versions (Microsoft's list); the identity category exists since 2018-02-01.
 API_VERSIONS = frozenset((
@@ -115,3 +116,22 @@ def not_found(why: str) -> Response:
 
 def server_error(why: str) -> Response:
     return _error(500, SERVER_ERROR[0], SERVER_ERROR[1], log=why)
+
+
+class Imds(HostProtocol):
+    kind = IMDS
+    label = "IMDS"
+
+    def parse(self, req: Request, secret) -> TokenRequest:
+        return parse(req)  # IMDS has no secret: the Metadata header and the link-local address guard it
+
+    def token(self, answer: dict, treq: TokenRequest) -> Response:
+        return token(answer)
+
+    error = staticmethod(error)
+    fault = staticmethod(fault)
+    not_found = staticmethod(not_found)
+    server_error = staticmethod(server_error)
+
+
+PROTOCOL = Imds()

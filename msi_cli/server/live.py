@@ -4,13 +4,14 @@ while the server runs takes effect on the next request at the cost of two stat c
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
 
 from msi_cli.core.model import State
+from msi_cli.errors import StateError
 from msi_cli.store.statefile import StateFile
+from msi_cli.store.tokencache import Snapshot
 
 
 def _signature(path: str) -> tuple | None:
@@ -19,17 +20,6 @@ def _signature(path: str) -> tuple | None:
     except OSError:
         return None
     return (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-
-
-class MemoryTokenCache:
-    """The token cache's entries, read-only, with the `get` of `store.tokencache.TokenCache`."""
-
-    def __init__(self, entries: dict) -> None:
-        self._entries = entries
-
-    def get(self, key: str) -> dict | None:
-        entry = self._entries.get(key)
-        return entry if isinstance(entry, dict) else None
 
 
 class LiveState:
@@ -41,7 +31,7 @@ class LiveState:
         self._state_sig: tuple | None = None
         self._tokens_sig: tuple | None = None
         self.state: State | None = None
-        self.tokens = MemoryTokenCache({})
+        self.tokens = Snapshot({})
         self.generation = 0  # bumped on every state reload
 
     def stale(self) -> bool:
@@ -65,7 +55,7 @@ class LiveState:
                 self.generation += 1
             sig = _signature(self._tokens_path)
             if sig != self._tokens_sig:
-                self.tokens = MemoryTokenCache(_read_tokens(self.sf.tokens_path))
+                self.tokens = _read_tokens(self.sf.tokens_path)
                 self._tokens_sig = sig
 
     def tokens_changed(self) -> None:
@@ -74,9 +64,10 @@ class LiveState:
         self._tokens_sig = ("changed",)
 
 
-def _read_tokens(path: Path) -> dict:
+def _read_tokens(path: Path) -> Snapshot:
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}  # a cache, not state: missing or damaged means empty
-    return data if isinstance(data, dict) else {}
+        return Snapshot.read(path)
+    except StateError:
+        # unreadable (a folder, no permission): the server still answers what needs no cache,
+        # and a request that must mint reports the error
+        return Snapshot({})

@@ -45,25 +45,18 @@ def json_response(status: int, data: object, headers: list[tuple[str, str]] | No
 
 def parse_query(raw: str) -> list[tuple[str, str]] | None:
     """The query's (name, value) pairs in order, percent-decoded as UTF-8 (`+` is a space);
-    None when it cannot be decoded or has too many fields."""
-    from urllib.parse import unquote
+    None when it cannot be decoded or has more than MAX_QUERY_FIELDS fields. Empty fields
+    (`a=1&&b=2`, a trailing `&`) are skipped and a field without `=` is a name with an empty
+    value, as clients have always been answered; the rest is the standard library's strict
+    parser."""
+    from urllib.parse import parse_qsl
 
-    pairs = []
-    for part in raw.split("&"):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        try:
-            if "%" in name or "+" in name:
-                name = unquote(name.replace("+", " "), errors="strict")
-            if "%" in value or "+" in value:
-                value = unquote(value.replace("+", " "), errors="strict")
-        except UnicodeDecodeError:
-            return None
-        pairs.append((name, value))
-        if len(pairs) > MAX_QUERY_FIELDS:
-            return None
-    return pairs
+    fields = [part if "=" in part else part + "=" for part in raw.split("&") if part]
+    try:
+        return parse_qsl("&".join(fields), keep_blank_values=True, strict_parsing=True, errors="strict",
+                         max_num_fields=MAX_QUERY_FIELDS)
+    except ValueError:  # UnicodeDecodeError (not UTF-8), or too many fields
+        return None
 
 
 def duplicates(pairs: list[tuple[str, str]]) -> list[str]:

@@ -1,13 +1,16 @@
-"""What the IMDS and App Service protocols share: a token request as parsed from the wire, the
+"""What the IMDS and App Service protocols share: `HostProtocol`, the base both implement (the
+application speaks to a host only through it), a token request as parsed from the wire, the
 rejection of a request before it reaches the platform, and selector collection."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from msi_cli.core.tokens import Selector
-from msi_cli.server.messages import Response, duplicates, parse_query
+from msi_cli.errors import TokenError
+from msi_cli.server.messages import Request, Response, duplicates, parse_query
 
 MULTIPLE_SELECTORS = "Only one of {names} may be given"
 
@@ -58,3 +61,33 @@ def query(raw: str) -> Query | None:
     for name, value in pairs:
         params.setdefault(name, value)
     return Query(params, tuple(duplicates(pairs)))
+
+
+class HostProtocol:
+    """A host's managed identity endpoint: its request rules and the shape of its answers.
+    Implemented by `imds.Imds` (VMs, scale sets) and `appservice.AppService` (App Service,
+    Functions, Container Apps); `kind` is the route kind (`routes.IMDS`, `routes.APPSERVICE`)."""
+
+    kind = ""
+    label = ""  # how messages name the host
+
+    def parse(self, req: Request, secret: Callable[[], str]) -> TokenRequest:
+        """Apply the host's request rules in order; raises Rejected with the host's answer.
+        `secret()` is the resource's identity header secret, for hosts that require one."""
+        raise NotImplementedError
+
+    def token(self, answer: dict, treq: TokenRequest) -> Response:
+        """The success answer from the platform's (IMDS-shaped) token response."""
+        raise NotImplementedError
+
+    def error(self, exc: TokenError) -> Response:
+        raise NotImplementedError
+
+    def fault(self, status: int) -> Response:
+        raise NotImplementedError
+
+    def not_found(self, why: str) -> Response:
+        raise NotImplementedError
+
+    def server_error(self, why: str) -> Response:
+        raise NotImplementedError

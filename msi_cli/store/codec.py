@@ -9,15 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from msi_cli.core import arm
+from msi_cli.core import arm, clock
 from msi_cli.core.model import (
     SCHEMA_VERSION,
     DeletedPrincipal,
+    FederatedCredential,
+    Issuer,
     SYSTEM,
     USER,
     Identity,
     KeyCredential,
     Resource,
+    ResourceGroup,
     RoleAssignment,
     ServicePrincipal,
     SigningKey,
@@ -27,9 +30,34 @@ from msi_cli.core.model import (
     UserAssignment,
 )
 from msi_cli.errors import MsiError
+from msi_cli.store import upgrades
 
-COLLECTIONS = ("tenants", "subscriptions", "resources", "identities", "principals", "role_assignments", "deleted_principals")
-_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+COLLECTIONS = ("tenants", "subscriptions", "resource_groups", "resources", "identities", "principals", "role_assignments", "deleted_principals",
+               "federated_credentials", "issuers")  # the last two are optional tables: absent means empty
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+# Simulated time stays between these instants: every date msi writes (certificates run 90 days
+# past now) must still be a valid X.509 and JWT time, and a 64-bit time_t.
+EARLIEST_YEAR = 1970
+LATEST = 221845392000  # 9000-01-01T00:00:00Z: no stored time may reach it
+LATEST_NOW = clock.epoch(clock.LATEST)  # the simulated now stays a year short, so certificates and keys it makes fit
+
+
+def valid_instant(value: str) -> bool:
+    """An ISO instant as msi writes it that names a real second (no 30 February, no hour 24),
+    between 1970 and 9000."""
+    m = _ISO.fullmatch(value)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = map(int, m.groups())
+    if not (EARLIEST_YEAR <= year < 9000 and 1 <= month <= 12 and hour < 24 and minute < 60 and second < 60):
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return 1 <= day <= (_DAYS[month - 1] if month != 2 or leap else 28)
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= 80 else value[:77] + "..."
 _THUMB = re.compile(r"[0-9A-F]{40}")
 
 
@@ -71,7 +99,8 @@ def _v1_user_identities(doc: dict) -> dict:
     return doc
 
 
-UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_user_identities}
+# Later steps live in store/upgrades.py. A step's number is the version it upgrades from.
+UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_user_identities, 2: upgrades.add_resource_groups}
 
 
 def upgrade(doc: dict, upgrades: dict[int, Callable[[dict], dict]] | None = None) -> dict:
@@ -114,6 +143,10 @@ def tenant_rec(t: Tenant) -> dict:
 
 def subscription_rec(s: Subscription) -> dict:
     return {"id": s.id, "name": s.name, "tenant": s.tenant_id, "created": s.created}
+
+
+def resource_group_rec(g: ResourceGroup) -> dict:
+    return {"name": g.name, "subscription": g.subscription_id, "location": g.location, "created": g.created}
 
 
 def resource_rec(r: Resource) -> dict:
@@ -179,6 +212,15 @@ def role_assignment_rec(a: RoleAssignment) -> dict:
     }
 
 
+def federated_credential_rec(c: FederatedCredential) -> dict:
+    return {"identity": c.identity_id, "name": c.name, "issuer": c.issuer, "subject": c.subject,
+            "audiences": list(c.audiences), "created": c.created}
+
+
+def issuer_rec(i: Issuer) -> dict:
+    return {"name": i.name, "kind": i.kind, "kid": i.kid, "created": i.created}
+
+
 def header(state: State) -> dict:
     return {
         "schema": state.schema,
@@ -192,11 +234,14 @@ def records(state: State) -> dict[str, list[tuple[str, dict]]]:
     return {
         "tenants": [(k, tenant_rec(v)) for k, v in state.tenants.items()],
         "subscriptions": [(k, subscription_rec(v)) for k, v in state.subscriptions.items()],
+        "resource_groups": [(k, resource_group_rec(v)) for k, v in state.resource_groups.items()],
         "resources": [(k, resource_rec(v)) for k, v in state.resources.items()],
         "identities": [(k, identity_rec(v)) for k, v in state.identities.items()],
         "principals": [(k, principal_rec(v)) for k, v in state.principals.items()],
         "role_assignments": [(k, role_assignment_rec(v)) for k, v in state.role_assignments.items()],
         "deleted_principals": [(k, deleted_principal_rec(v)) for k, v in state.deleted_principals.items()],
+        "federated_credentials": [(k, federated_credential_rec(v)) for k, v in state.federated_credentials.items()],
+        "issuers": [(k, issuer_rec(v)) for k, v in state.issuers.items()],
     }
 
 
@@ -229,23 +274,44 @@ class _Reader:
         if not isinstance(value, str):
             raise InvalidDocument(self.path + (key,), f"'{key}' must be a string" if key in self.rec else f"'{key}' is missing")
         if pattern is not None and not pattern.fullmatch(value):
-            raise InvalidDocument(self.path + (key,), f"'{key}' has an invalid value '{value}'")
+            raise InvalidDocument(self.path + (key,), f"'{key}' has an invalid value '{_shown(value)}'")
         return value
 
     def guid(self, key: str, optional: bool = False) -> str | None:
         value = self.str(key, optional=optional)
         if value is not None and not (arm.is_guid(value) and value == value.lower()):
-            raise InvalidDocument(self.path + (key,), f"'{key}' must be a lower-case GUID, not '{value}'")
+            raise InvalidDocument(self.path + (key,), f"'{key}' must be a lower-case GUID, not '{_shown(value)}'")
         return value
 
     def time(self, key: str) -> str:
-        return self.str(key, _ISO)  # type: ignore[return-value]
+        value = self.str(key)
+        if not valid_instant(value):  # type: ignore[arg-type]
+            raise InvalidDocument(
+                self.path + (key,), f"'{key}' is not a real UTC time between 1970 and 9000 (YYYY-MM-DDTHH:MM:SSZ): '{_shown(value)}'"  # type: ignore[arg-type]
+            )
+        return value  # type: ignore[return-value]
 
-    def strings(self, key: str) -> list[str]:
+    def text(self, key: str, what: str, limit: int) -> str:
+        """A display name: 1-`limit` printable characters."""
+        value = self.str(key)
+        self.follows(key, arm.validate_display_name, what, value, limit)
+        return value  # type: ignore[return-value]
+
+    def strings(self, key: str, check: Callable[[str], bool] | None = None) -> list[str]:
         value = self.rec.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidDocument(self.path + (key,), f"'{key}' must be a list of strings")
+        if check is not None:
+            for v in value:
+                if not check(v):
+                    raise InvalidDocument(self.path + (key,), f"'{key}' holds an invalid value '{_shown(v)}'")
         return list(value)
+
+    def ordered(self, *keys: str) -> None:
+        """The named times do not go backwards (created <= valid until, start <= end)."""
+        values = [self.rec[k] for k in keys]
+        if values != sorted(values):
+            raise InvalidDocument(self.path + (keys[-1],), f"'{keys[-1]}' comes before '{keys[0]}'")
 
     def follows(self, key: str, rule: Callable[..., None], *args: object) -> None:
         """Apply one of Azure's naming rules (msi_cli.core.arm) to a field, reporting at it."""
@@ -271,15 +337,31 @@ def _collection(doc: dict, name: str) -> list[_Reader]:
 _KID = re.compile(r"[A-Za-z0-9_-]{27}")
 
 
+def _arm_id(value: str) -> bool:
+    """A printable ARM id (subscription, resource group or resource scope)."""
+    return arm.parse_id(value) is not None and not _UNPRINTABLE.search(value)
+
+
+_UNPRINTABLE = arm._UNPRINTABLE
+
+
 def _tenant(r: _Reader) -> Tenant:
-    t = Tenant(r.guid("id"), r.str("name"), r.time("created"))  # type: ignore[arg-type]
+    t = Tenant(r.guid("id"), r.text("name", "tenant", 256), r.time("created"))  # type: ignore[arg-type]
     for k in r.tables("signing_keys"):
         t.signing_keys.append(SigningKey(k.str("kid", _KID), k.time("created"), k.time("signs_until"), k.time("published_until")))  # type: ignore[arg-type]
+        k.ordered("created", "signs_until", "published_until")
     return t
 
 
 def _subscription(r: _Reader) -> Subscription:
-    return Subscription(r.guid("id"), r.str("name"), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
+    return Subscription(r.guid("id"), r.text("name", "subscription", 64), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
+
+
+def _resource_group(r: _Reader) -> ResourceGroup:
+    g = ResourceGroup(r.str("name"), r.guid("subscription"), r.str("location"), r.time("created"))  # type: ignore[arg-type]
+    r.follows("name", arm.validate_resource_group, g.name)
+    r.follows("location", arm.validate_location, g.location)
+    return g
 
 
 def _identity(r: _Reader) -> Identity:
@@ -287,11 +369,12 @@ def _identity(r: _Reader) -> Identity:
     if kind not in (SYSTEM, USER):
         raise InvalidDocument(r.path + ("kind",), f"'kind' must be {SYSTEM} or {USER}, not '{kind}'")
     i = Identity(
-        r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.str("name"),  # type: ignore[arg-type]
+        r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.text("name", "identity", 260),  # type: ignore[arg-type]
         r.str("resource_id"), r.str("location"), r.time("created"),  # type: ignore[arg-type]
     )
+    r.follows("location", arm.validate_location, i.location)
     parsed = arm.parse_id(i.resource_id)
-    if parsed is None or parsed.name is None:
+    if parsed is None or parsed.name is None or not _arm_id(i.resource_id):
         raise InvalidDocument(r.path + ("resource_id",), f"'resource_id' is not a resource id: '{i.resource_id}'")
     if kind == USER:
         if parsed.arm_type is None or parsed.arm_type.lower() != arm.IDENTITY_ARM_TYPE.lower() or parsed.name != i.name:
@@ -309,49 +392,85 @@ def _resource(r: _Reader) -> Resource:
         r.time("created"), r.guid("system_principal_id", optional=True),
         [UserAssignment(u.str("id"), u.guid("principal_id"), u.guid("client_id")) for u in r.tables("user_identities")],  # type: ignore[arg-type]
     )
+    for n, entry in enumerate(res.user_assigned):
+        if not _arm_id(entry.resource_id):
+            raise InvalidDocument(r.path + ("user_identities", n, "id"), f"'id' has an invalid value '{_shown(entry.resource_id)}'")
     r.follows("name", arm.validate_resource_name, type_key, res.name)
     r.follows("resource_group", arm.validate_resource_group, res.resource_group)
+    r.follows("location", arm.validate_location, res.location)
     return res
 
 
 def _principal(r: _Reader) -> ServicePrincipal:
     sp = ServicePrincipal(
-        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.str("display_name"), r.strings("alternative_names"),  # type: ignore[arg-type]
+        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.text("display_name", "service principal", 260),  # type: ignore[arg-type]
+        r.strings("alternative_names", _alternative_name),
     )
     for c in r.tables("key_credentials"):
         sp.key_credentials.append(KeyCredential(c.guid("key_id"), c.str("thumbprint", _THUMB), c.time("start"), c.time("end")))  # type: ignore[arg-type]
+        c.ordered("start", "end")
     return sp
+
+
+def _alternative_name(value: str) -> bool:
+    return 0 < len(value) <= 1024 and not _UNPRINTABLE.search(value)
 
 
 def _deleted_principal(r: _Reader) -> DeletedPrincipal:
     return DeletedPrincipal(
-        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.str("display_name"), r.strings("alternative_names"), r.time("deleted"),  # type: ignore[arg-type]
+        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.text("display_name", "service principal", 260),  # type: ignore[arg-type]
+        r.strings("alternative_names", _alternative_name), r.time("deleted"),
     )
 
 
 def _role_assignment(r: _Reader) -> RoleAssignment:
     a = RoleAssignment(r.guid("id"), r.guid("principal_id"), r.guid("role_definition_id"), r.str("scope"), r.time("created"))  # type: ignore[arg-type]
-    if arm.parse_id(a.scope) is None:
+    if not _arm_id(a.scope):
         raise InvalidDocument(r.path + ("scope",), f"'scope' is not a subscription, resource group or resource id: '{a.scope}'")
     return a
+
+
+def _federated_credential(r: _Reader) -> FederatedCredential:
+    from msi_cli.core import federation
+
+    c = FederatedCredential(r.guid("identity"), r.str("name"), r.str("issuer"), r.str("subject"), r.strings("audiences"), r.time("created"))  # type: ignore[arg-type]
+    r.follows("name", federation.validate, c)
+    return c
+
+
+def _issuer(r: _Reader) -> Issuer:
+    from msi_cli.core import issuers
+
+    i = Issuer(r.str("name"), r.str("kind"), r.str("kid", _KID), r.time("created"))  # type: ignore[arg-type]
+    r.follows("name", issuers.validate_name, i.name)
+    if i.kind not in issuers.KINDS:
+        raise InvalidDocument(r.path + ("kind",), f"'kind' must be one of {', '.join(issuers.KINDS)}, not '{i.kind}'")
+    return i
 
 
 PARSERS = {
     "tenants": _tenant,
     "subscriptions": _subscription,
+    "resource_groups": _resource_group,
     "resources": _resource,
     "identities": _identity,
     "principals": _principal,
     "role_assignments": _role_assignment,
     "deleted_principals": _deleted_principal,
+    "federated_credentials": _federated_credential,
+    "issuers": _issuer,
 }
 
 
 def _state_key(coll: str, obj) -> str:
-    if coll == "resources":
+    if coll in ("resources", "resource_groups"):
         return obj.id.lower()
     if coll == "identities":
         return obj.principal_id
+    if coll == "federated_credentials":
+        return f"{obj.identity_id}/{obj.name.lower()}"
+    if coll == "issuers":
+        return obj.name.lower()
     return obj.id
 
 
@@ -360,6 +479,11 @@ def check_header(doc: dict) -> State:
     offset = doc.get("clock_offset", 0)
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise InvalidDocument(("clock_offset",), "'clock_offset' must be a whole number of seconds")
+    from msi_cli.core.clock import real_now
+
+    now = real_now()
+    if not -now <= offset <= LATEST_NOW - now:
+        raise InvalidDocument(("clock_offset",), "'clock_offset' puts the simulated clock outside 1970-01-01 to 8999-01-01")
     return State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))  # type: ignore[arg-type]
 
 
@@ -375,11 +499,19 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("subscriptions", n, "tenant"), f"subscription '{s.name}' names an unknown tenant {s.tenant_id}")
     if state.default_subscription_id not in state.subscriptions:
         raise InvalidDocument(("default_subscription",), "'default_subscription' names an unknown subscription")
+    for n, (key, g) in enumerate(state.resource_groups.items()):
+        if key != g.id.lower():
+            raise InvalidDocument(("resource_groups", n, "name"), f"resource group '{g.name}' is filed under another id")
+        if g.subscription_id not in state.subscriptions:
+            raise InvalidDocument(("resource_groups", n, "subscription"), f"resource group '{g.name}' names an unknown subscription")
     user_ids: dict[str, Identity] = {}
     for n, i in enumerate(state.identities.values()):
         if i.tenant_id not in state.tenants:
             raise InvalidDocument(("identities", n, "tenant"), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
         if i.kind == USER:
+            group = arm.parse_id(i.resource_id)
+            if group is None or arm.resource_group_scope(group.subscription_id, group.resource_group or "").lower() not in state.resource_groups:
+                raise InvalidDocument(("identities", n, "resource_id"), f"identity '{i.name}' is in a resource group that does not exist")
             if i.resource_id.lower() in user_ids:
                 raise InvalidDocument(("identities", n, "resource_id"), f"two user-assigned identities share the id {i.resource_id}")
             user_ids[i.resource_id.lower()] = i
@@ -389,6 +521,8 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("resources", n, "name"), f"resource '{res.name}' is filed under another id")
         if res.subscription_id not in state.subscriptions:
             raise InvalidDocument(("resources", n, "subscription"), f"resource '{res.name}' names an unknown subscription")
+        if arm.resource_group_scope(res.subscription_id, res.resource_group).lower() not in state.resource_groups:
+            raise InvalidDocument(("resources", n, "resource_group"), f"resource '{res.name}' is in a resource group that does not exist")
         pid = res.system_principal_id
         if pid is not None:
             owner = state.identities.get(pid)
@@ -425,6 +559,23 @@ def check_links(state: State) -> None:
             raise InvalidDocument(("deleted_principals", n, "id"), f"principal {d.id} is both live and deleted")
         if d.tenant_id not in state.tenants:
             raise InvalidDocument(("deleted_principals", n, "tenant"), f"deleted principal {d.id} names an unknown tenant")
+    _check_federation(state)
+
+
+def _check_federation(state: State) -> None:
+    counts: dict[str, int] = {}
+    pairs: set[tuple[str, str, str]] = set()
+    for n, c in enumerate(state.federated_credentials.values()):
+        identity = state.identities.get(c.identity_id)
+        if identity is None or identity.kind != USER:
+            raise InvalidDocument(("federated_credentials", n, "identity"),
+                                  f"federated identity credential '{c.name}' names no user-assigned identity ({c.identity_id})")
+        counts[c.identity_id] = counts.get(c.identity_id, 0) + 1
+        if counts[c.identity_id] > 20:
+            raise InvalidDocument(("federated_credentials", n, "identity"), f"identity '{identity.name}' has more than 20 federated identity credentials")
+        if (c.identity_id, c.issuer, c.subject) in pairs:
+            raise InvalidDocument(("federated_credentials", n, "subject"), f"identity '{identity.name}' has two federated identity credentials with issuer '{c.issuer}' and subject '{c.subject}'")
+        pairs.add((c.identity_id, c.issuer, c.subject))
 
 
 def load(doc: dict) -> State:
@@ -454,6 +605,7 @@ def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
             for k, t in state.tenants.items()
         ],
         "subscriptions": [(k, (s.id, s.name, s.tenant_id, s.created)) for k, s in state.subscriptions.items()],
+        "resource_groups": [(k, (g.name, g.subscription_id, g.location, g.created)) for k, g in state.resource_groups.items()],
         "resources": [
             (k, (r.name, r.type, r.subscription_id, r.resource_group, r.location, r.created, r.system_principal_id,
                  tuple((u.resource_id, u.principal_id, u.client_id) for u in r.user_assigned)))
@@ -475,6 +627,10 @@ def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
             (k, (d.id, d.app_id, d.tenant_id, d.display_name, tuple(d.alternative_names), d.deleted))
             for k, d in state.deleted_principals.items()
         ],
+        "federated_credentials": [
+            (k, (c.identity_id, c.name, c.issuer, c.subject, tuple(c.audiences), c.created)) for k, c in state.federated_credentials.items()
+        ],
+        "issuers": [(k, (i.name, i.kind, i.kid, i.created)) for k, i in state.issuers.items()],
     }
 
 
@@ -483,6 +639,7 @@ def from_rows(head: dict, table: dict) -> State:
     state = State(head["schema"], head.get("clock_offset", 0), head["default_subscription"])
     state.tenants = {k: Tenant(i, n, c, [SigningKey(*s) for s in keys]) for k, (i, n, c, keys) in table["tenants"]}
     state.subscriptions = {k: Subscription(*r) for k, r in table["subscriptions"]}
+    state.resource_groups = {k: ResourceGroup(*r) for k, r in table.get("resource_groups", ())}
     state.resources = {
         k: Resource(n, t, s, g, loc, c, p, [UserAssignment(*e) for e in u]) for k, (n, t, s, g, loc, c, p, u) in table["resources"]
     }
@@ -495,17 +652,24 @@ def from_rows(head: dict, table: dict) -> State:
     state.deleted_principals = {
         k: DeletedPrincipal(i, a, t, d, list(alt), gone) for k, (i, a, t, d, alt, gone) in table.get("deleted_principals", ())
     }
+    state.federated_credentials = {
+        k: FederatedCredential(i, n, iss, sub, list(aud), c) for k, (i, n, iss, sub, aud, c) in table.get("federated_credentials", ())
+    }
+    state.issuers = {k: Issuer(*r) for k, r in table.get("issuers", ())}
     return state
 
 
 RECORD_OF = {
     "tenants": tenant_rec,
     "subscriptions": subscription_rec,
+    "resource_groups": resource_group_rec,
     "resources": resource_rec,
     "identities": identity_rec,
     "principals": principal_rec,
     "role_assignments": role_assignment_rec,
     "deleted_principals": deleted_principal_rec,
+    "federated_credentials": federated_credential_rec,
+    "issuers": issuer_rec,
 }
 
 

@@ -1,26 +1,148 @@
-"""Small file primitives: owner-only folders, atomic writes, and an exclusive lock."""
+"""Small file primitives: owner-only folders, atomic writes, an exclusive lock, and reads that
+never follow a planted symlink, never block on a FIFO and never read more than they can hold.
+
+msi's private folder (`<state>.d/`, its `keys/`) and every file in it must belong to the user
+running msi and be writable by nobody else: when the state lives in a shared folder, another user
+could otherwise create them first and swap a signing key. Such a folder or file is refused
+(StateError, exit 1), never repaired.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from msi_cli.errors import StateError
 
+MAX_STATE_BYTES = 64 * 1024 * 1024  # far above any real state (1,000 resources: about 1 MB)
+MAX_PRIVATE_BYTES = 256 * 1024 * 1024  # caches and the activity log
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _refuse_foreign(path: Path, st: os.stat_result, what: str) -> None:
+    """Refuse a private folder or file that another user owns or could have written."""
+    if st.st_uid != os.geteuid():
+        raise StateError(
+            f"{what} {path} belongs to another user (uid {st.st_uid}); msi keeps keys and tokens only in "
+            "files you own",
+            hint="remove it, or keep the state in a folder only you can write",
+        )
+    if st.st_mode & 0o022:
+        raise StateError(
+            f"{what} {path} can be written by other users (mode {stat.S_IMODE(st.st_mode):o}); msi will not trust it",
+            hint="remove it, or make it owner-only (chmod go-w) if you know it is yours",
+        )
+
+
+def _open_private(path: Path, flags: int, what: str) -> tuple[int, os.stat_result]:
+    """An fd on a private file, checked: not a symlink, a regular file, owned by this user and
+    writable by no one else. FileNotFoundError passes through."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, 0o600)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if os.path.islink(path):
+            raise StateError(f"{what} {path} is a symbolic link; msi does not follow links in its private folder") from None
+        if os.path.isdir(path):
+            raise StateError(f"{what} {path} is a folder, not a file", hint="remove it; msi recreates it") from None
+        raise StateError(f"cannot open {what} {path}: {_why(exc)}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise StateError(f"{what} {path} is a folder, not a file", hint="remove it; msi recreates it")
+        if not stat.S_ISREG(st.st_mode):
+            raise StateError(f"{what} {path} is not a regular file", hint="remove it; msi recreates it")
+        _refuse_foreign(path, st, what)
+        if st.st_mode & 0o077:  # ours, but readable by others: tighten (it may hold keys or tokens)
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _read_fd(fd: int, path: Path, limit: int, what: str) -> bytes:
+    chunks, total = [], 0
+    while True:
+        try:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+        except BlockingIOError:
+            raise StateError(f"{what} {path} is not a regular file (reading it would block)") from None
+        except OSError as exc:
+            raise StateError(f"cannot read {what} {path}: {_why(exc)}") from None
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise StateError(f"{what} {path} is larger than {limit // (1024 * 1024)} MiB; msi will not read it")
+
+
+def check_private_dir(path: Path) -> bool:
+    """Whether msi's private folder `path` exists; raises StateError when it is a symlink, not a
+    folder, another user's, or writable by others."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StateError(f"cannot inspect folder {path}: {_why(exc)}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise StateError(f"private folder {path} is a symbolic link; msi does not follow links there",
+                         hint="remove the link; msi creates the folder itself")
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError(f"private folder {path} is not a folder", hint="remove it; msi creates the folder itself")
+    _refuse_foreign(path, st, "private folder")
+    return True
+
+
+def _make_dirs(path: Path) -> None:
+    """mkdir -p where every folder created is 0700, whatever the umask (mkdir(parents=True) gives
+    the parents the umask's mode)."""
+    missing = []
+    p = path
+    while not os.path.lexists(p):
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+
 
 def private_dir(path: Path, tighten: bool = False) -> Path:
-    """Create `path` (and its parents) if needed; the folder itself is owner-only. With `tighten`,
-    a folder that already exists with wider permissions is made owner-only too (msi's own
-    folders; never the user's folder that holds the state file)."""
+    """Create `path` (and its parents) if needed, each folder created owner-only. With `tighten`,
+    `path` is msi's own private folder: it is checked (see `check_private_dir`) and, if it is
+    readable by others, made owner-only (never the user's folder that holds the state file)."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if tighten and path.stat().st_mode & 0o077:
-            path.chmod(0o700)
+        _make_dirs(path)
+        if tighten:
+            check_private_dir(path)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | _CLOEXEC)
+            try:
+                if os.fstat(fd).st_mode & 0o077:
+                    os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
+        elif not path.is_dir():
+            raise StateError(f"{path} is not a folder")
     except OSError as exc:
-        raise StateError(f"cannot create folder {path}: {exc.strerror}") from None
+        raise StateError(f"cannot create folder {path}: {_why(exc)}") from None
     return path
 
 
@@ -30,7 +152,10 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     `durable=False` skips the fsync, for caches that are rebuilt when lost."""
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise StateError(f"cannot write {path}: {_why(exc)}; the previous file is unchanged") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -42,14 +167,32 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise StateError(f"cannot write {path}: {exc.strerror}; the previous file is unchanged") from None
+            raise StateError(f"cannot write {path}: {_why(exc)}; the previous file is unchanged") from None
         raise
 
 
-def append_line(path: Path, line: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+TEMP_SUFFIX = ".tmp"
+
+
+def remove_leftovers(folder: Path, prefix: str = ".") -> None:
+    """Delete this user's temporary files of writers killed mid-write (`.<name>.<random>.tmp`,
+    names starting with `prefix`). Call with the state lock held: then no writer of the state or
+    the keys is running (a reader's lost cache file is simply rebuilt)."""
+    uid = os.geteuid()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if (entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX) and entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_uid == uid):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def append_line(path: Path, line: bytes, what: str = "activity log") -> None:
+    fd, _ = _open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, what)
     try:
         os.write(fd, line)
+    except OSError as exc:
+        raise StateError(f"cannot write {what} {path}: {_why(exc)}") from None
     finally:
         os.close(fd)
 
@@ -57,7 +200,7 @@ def append_line(path: Path, line: bytes) -> None:
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on `path` (created if needed) for the block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd, _ = _open_private(path, os.O_RDWR | os.O_CREAT, "lock file")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -66,12 +209,62 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def read_bytes(path: Path) -> bytes | None:
+def read_private(path: Path, what: str, limit: int = MAX_PRIVATE_BYTES, cache: bool = False) -> bytes | None:
+    """A file from msi's private folder (None when missing), checked as `_open_private` does. A
+    `cache` that is a folder or a special file is treated as missing (it is rebuilt, or its write
+    fails quietly); a symlink or another user's file is refused all the same."""
     try:
-        return path.read_bytes()
+        fd, _ = _open_private(path, os.O_RDONLY, what)
+    except FileNotFoundError:
+        return None
+    except StateError:
+        if cache and not os.path.islink(path) and os.path.lexists(path) and not os.path.isfile(path):
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_uid == os.geteuid():
+                    return None
+        raise
+    try:
+        return _read_fd(fd, path, limit, what)
+    finally:
+        os.close(fd)
+
+
+def check_state_path(path: Path) -> None:
+    """Refuse a state path that is not a regular file (a folder, a FIFO, a device) before any
+    folder is created beside it. A missing file is fine: it is created."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {_why(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise StateError(f"state path {path} is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise StateError(f"state path {path} is not a regular file (a device, FIFO or socket)")
+    if st.st_size > MAX_STATE_BYTES:
+        raise StateError(f"state file {path} is larger than {MAX_STATE_BYTES // (1024 * 1024)} MiB; msi will not read it")
+
+
+def read_bytes(path: Path, limit: int = MAX_STATE_BYTES) -> bytes | None:
+    """The state file's bytes (None when missing). A symlink to it is followed (it is the user's
+    file), but a folder, FIFO or device is refused at once and at most `limit` bytes are read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
     except FileNotFoundError:
         return None
     except IsADirectoryError:
         raise StateError(f"state path {path} is a folder, not a file") from None
     except OSError as exc:
-        raise StateError(f"cannot read {path}: {exc.strerror}") from None
+        raise StateError(f"cannot read {path}: {_why(exc)}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise StateError(f"state path {path} is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise StateError(f"state path {path} is not a regular file (a device, FIFO or socket)")
+        if st.st_size > limit:
+            raise StateError(f"state file {path} is larger than {limit // (1024 * 1024)} MiB; msi will not read it")
+        return _read_fd(fd, path, limit, "state file")
+    finally:
+        os.close(fd)

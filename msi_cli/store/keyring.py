@@ -2,11 +2,18 @@
 
 One PEM file per key (private key then certificate), named by the certificate's thumbprint. Files
 are created 0600 by the atomic writer; nothing here is ever printed or logged.
+
+A key file is trusted only after it proves its name: its certificate's SHA-1 thumbprint must be the
+name (the `kid` of a signing key, the thumbprint of an identity certificate) and its private key
+must be the certificate's. A file swapped by someone else, or damaged, is an error naming the file,
+before anything is signed with it or published in a JWKS.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from pathlib import Path
 
 from msi_cli import crypto
@@ -16,48 +23,123 @@ from msi_cli.core.model import KeyCredential, SigningKey
 from msi_cli.errors import StateError
 from msi_cli.store import files
 
+MAX_KEY_FILE = 64 * 1024
+PENDING = ".pending"  # names of key files made by a transaction that has not committed yet
+_NAME = re.compile(r"[A-Za-z0-9_-]{27}|[0-9A-F]{40}")  # a signing key's kid, a certificate's thumbprint
+
 
 class FileKeyRing:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self._new: list[Path] = []
+        self._dir_checked = False
+        self._verified: dict[str, bytes] = {}  # name -> certificate DER, for this ring's lifetime
 
     def _store(self, name: str, pem: bytes) -> None:
         files.private_dir(self.dir, tighten=True)
+        self._dir_checked = True
         path = self.dir / f"{name}.pem"
+        # journal first: if this writer is killed before it commits, the next one knows the file
+        files.append_line(self.dir / PENDING, f"{name}\n".encode("ascii"), "key journal")
         files.write_atomic(path, pem)
         self._new.append(path)
 
     def discard_new(self) -> None:
-        """Forget keys made by a transaction that did not commit."""
+        """Forget keys made by a transaction that did not commit, and their journal entries."""
         for path in self._new:
             with contextlib.suppress(OSError):
                 path.unlink()
+        if self._new:
+            self._unjournal({p.name[: -len(".pem")] for p in self._new})
         self._new.clear()
 
-    def _read(self, name: str) -> bytes:
+    def _unjournal(self, names: set[str]) -> None:
+        """Drop `names` from the journal (the journal goes when nothing is left in it)."""
+        journal = self.dir / PENDING
+        with contextlib.suppress(StateError, OSError):
+            raw = files.read_private(journal, "key journal", MAX_KEY_FILE * 16)
+            if raw is None:
+                return
+            rest = [n for n in raw.decode("ascii", "replace").split() if n not in names]
+            if rest:
+                files.write_atomic(journal, "".join(f"{n}\n" for n in rest).encode("ascii"), durable=False)
+            else:
+                os.unlink(journal)
+
+    def settle(self, used: set[str]) -> None:
+        """Delete the key files that writers journalled but the committed state does not name
+        (made by a writer killed before it committed), then the journal. Only files this key ring
+        made are ever touched. Call with the state lock held, once the state is saved."""
+        journal = self.dir / PENDING
         try:
-            return (self.dir / f"{name}.pem").read_bytes()
-        except OSError:
-            raise StateError(f"key {name} is missing from the key store {self.dir}") from None
+            raw = files.read_private(journal, "key journal", MAX_KEY_FILE * 16)
+        except StateError:
+            return  # a journal msi did not write: leave the files alone
+        if raw is None:
+            return
+        files.remove_leftovers(self.dir)  # a writer killed while writing a key file journalled it first
+        for name in raw.decode("ascii", "replace").split():
+            if name not in used and _NAME.fullmatch(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.dir / f"{name}.pem")
+        with contextlib.suppress(OSError):
+            os.unlink(journal)
+
+    def _read(self, name: str) -> bytes:
+        if not self._dir_checked:
+            files.check_private_dir(self.dir.parent)
+            files.check_private_dir(self.dir)
+            self._dir_checked = True
+        path = self.dir / f"{name}.pem"
+        pem = files.read_private(path, "key file", MAX_KEY_FILE)
+        if pem is None:
+            raise StateError(f"key {name} is missing from the key store {self.dir}")
+        return pem
+
+    def _checked(self, name: str, thumbprint) -> bytes:
+        """The key file `name`, after it proved its name (see the module's docstring)."""
+        pem = self._read(name)
+        if self._verified.get(name) is None:
+            path = self.dir / f"{name}.pem"
+            try:
+                der = crypto.check_key_file(pem)
+            except ValueError as exc:
+                raise StateError(f"key file {path} cannot be used: {exc}", hint="it was damaged or replaced") from None
+            if thumbprint(der) != name:
+                raise StateError(
+                    f"key file {path} holds a certificate whose thumbprint is not {name}",
+                    hint="it was replaced or damaged; msi will not sign with it or publish it",
+                )
+            self._verified[name] = der
+        return pem
 
     def new_signing_key(self, tenant_id: str, created: int, signs_until: int, published_until: int) -> SigningKey:
         pem, der = crypto.new_rsa_signing_certificate(f"sts.windows.net/{tenant_id}", created, published_until)
         kid = crypto.sha1_thumbprint_b64url(der)
         self._store(kid, pem)
+        self._verified[kid] = der
         return SigningKey(kid, iso(created), iso(signs_until), iso(published_until))
 
     def new_identity_certificate(self, app_id: str, start: int, end: int) -> KeyCredential:
         pem, der = crypto.new_ec_certificate(app_id, start, end)
         thumbprint = crypto.sha1_thumbprint_hex(der)
         self._store(thumbprint, pem)
+        self._verified[thumbprint] = der
         return KeyCredential(new_guid(), thumbprint, iso(start), iso(end))
 
+    def new_issuer_key(self, issuer_name: str, created: int, until: int) -> str:
+        """An external OIDC issuer's RS256 key (msi plays the issuer); returns its kid."""
+        pem, der = crypto.new_rsa_signing_certificate(f"issuer {issuer_name}", created, until)
+        kid = crypto.sha1_thumbprint_b64url(der)
+        self._store(kid, pem)
+        return kid
+
     def signing_key_pem(self, kid: str) -> bytes:
-        return self._read(kid)
+        return self._checked(kid, crypto.sha1_thumbprint_b64url)
 
     def certificate_pem(self, thumbprint: str) -> bytes:
-        return self._read(thumbprint)
+        return self._checked(thumbprint, crypto.sha1_thumbprint_hex)
 
     def public_certificate_der(self, kid: str) -> bytes:
-        return crypto.certificate_der(self._read(kid))
+        self._checked(kid, crypto.sha1_thumbprint_b64url)
+        return self._verified[kid]

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import marshal
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 from pathlib import Path
 
 from msi_cli import __version__
 from msi_cli.core.clock import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
-from msi_cli.errors import StateError
+from msi_cli.errors import StateError, mark_saved
 from msi_cli.store import codec, files
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class StateFile:
     def _decode(self, raw: bytes) -> tuple[State, Rows, str]:
         """The state in `raw`, its rows and its digest: from the cache when it matches."""
         digest = digest_of(raw)
+        files.check_private_dir(self.private)
         cached = self._read_blob(self.cache_path, digest)
         if cached is not None:
             try:
@@ -73,6 +75,8 @@ class StateFile:
             raise StateError(f"{self.path}: not UTF-8 text (byte {exc.start}); the file was left unchanged") from None
         except tomllib.TOMLDecodeError as exc:
             raise StateError(f"{self.path}: not valid TOML: {exc}; the file was left unchanged") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise StateError(f"{self.path}: arrays or tables nested too deeply for a state file; the file was left unchanged") from None
         try:
             doc = codec.upgrade(doc)
             state = codec.load(doc)
@@ -85,9 +89,12 @@ class StateFile:
         return state, table, digest
 
     def _read_blob(self, path: Path, digest: str) -> dict | None:
+        raw = files.read_private(path, "cache file", cache=True)  # refused when planted by another user
+        if raw is None:
+            return None
         try:
-            blob = marshal.loads(path.read_bytes())
-        except (OSError, EOFError, ValueError, TypeError):
+            blob = marshal.loads(raw)
+        except (EOFError, ValueError, TypeError):
             return None
         if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or blob.get("digest") != digest:
             return None
@@ -139,7 +146,11 @@ class StateFile:
                 parts.append(text)
             texts[coll] = out
         self._check(lambda: codec.check_links(state))
-        return "".join(parts).encode("utf-8"), head, table, texts
+        try:
+            data = "".join(parts).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8 on the command line
+            raise StateError(f"refusing to save an invalid state (a value is not valid Unicode text); {self.path} is unchanged") from None
+        return data, head, table, texts
 
     def _check(self, check) -> None:
         try:
@@ -148,17 +159,20 @@ class StateFile:
             raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Ctx]:
-        """Lock, load (or start fresh), hand out a context, then validate and save if it changed."""
+    def transaction(self, clock: Callable[[], int] = real_now) -> Iterator[Ctx]:
+        """Lock, load (or start fresh), hand out a context, then validate and save if it changed.
+        `clock`: real epoch seconds (the server passes its injected clock)."""
         from msi_cli.core import lifecycle, maintenance
         from msi_cli.core.context import Ctx
         from msi_cli.store.keyring import FileKeyRing
 
+        files.check_state_path(self.path)
         files.private_dir(self.path.parent)
         files.private_dir(self.private, tighten=True)
         with files.exclusive_lock(self.lock_path):
             raw = files.read_bytes(self.path)
-            now = real_now()
+            self._remove_leftovers()
+            now = clock()
             old_rows: Rows = {}
             old_texts: Texts = {}
             if raw is None:
@@ -176,28 +190,56 @@ class StateFile:
                 data, head, table, texts = self._encode(ctx.state, old_rows, old_texts)
                 if data != raw:
                     files.write_atomic(self.path, data)
+                    mark_saved()
                     digest = digest_of(data)
                     self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "rows": table})
                     self._write_blob(self.texts_path, {"format": CACHE_FORMAT, "digest": digest, "texts": texts})
             except BaseException:
                 keys.discard_new()
                 raise
+            keys.settle(_key_names(ctx.state))
             if ctx.events:
-                import json
+                self._append_log(ctx.events)
 
-                lines = "".join(
-                    json.dumps({"time": e.time, "operation": e.operation, "target": e.target, "outcome": e.outcome, "detail": e.detail})
-                    + "\n"
-                    for e in ctx.events
-                )
-                files.append_line(self.log_path, lines.encode("utf-8"))
+    def _remove_leftovers(self) -> None:
+        """Temporary files of a writer that was killed mid-write (we hold the lock)."""
+        files.remove_leftovers(self.path.parent, f".{self.path.name}.")
+        files.remove_leftovers(self.private)  # keys/ (thousands of files) only when its journal says so
+
+    def _append_log(self, events) -> None:
+        """Record the committed change in the activity log. The change is saved already: a log
+        that cannot be written is a warning, never a failure reported for a change that was made."""
+        import json
+
+        lines = "".join(
+            json.dumps({"time": e.time, "operation": e.operation, "target": e.target, "outcome": e.outcome, "detail": e.detail})
+            + "\n"
+            for e in events
+        )
+        try:
+            files.append_line(self.log_path, lines.encode("utf-8", "backslashreplace"))
+        except (StateError, OSError) as exc:
+            from msi_cli.errors import warn
+
+            why = exc.message if isinstance(exc, StateError) else exc.strerror or str(exc)
+            warn(f"the change was saved, but the activity log was not written: {why}")
 
     def log_entries(self, last: int | None = None) -> list[dict]:
-        """Activity log entries, oldest first; with `last`, only the tail is read from disk."""
+        """Activity log entries, oldest first; with `last`, only the tail is read from disk. A
+        line that is not a log entry (a torn or hand-edited line) is skipped with a warning that
+        names it: the good entries are still shown."""
+        if not files.check_private_dir(self.private):
+            return []
         try:
-            with open(self.log_path, "rb") as fh:
+            fd, _ = files._open_private(self.log_path, os.O_RDONLY, "activity log")
+        except FileNotFoundError:
+            return []
+        try:
+            with os.fdopen(fd, "rb") as fh:
                 if last is None:
-                    raw = fh.read()
+                    raw = fh.read(files.MAX_PRIVATE_BYTES + 1)
+                    if len(raw) > files.MAX_PRIVATE_BYTES:
+                        raise StateError(f"activity log {self.log_path} is too large to show whole", hint="use --last N")
                 else:
                     size = fh.seek(0, 2)
                     block, raw = 64 * 1024, b""
@@ -208,20 +250,40 @@ class StateFile:
                         raw = fh.read(step) + raw
                     if size > 0:
                         raw = raw.split(b"\n", 1)[1]  # drop a partial first line
-        except FileNotFoundError:
-            return []
         except OSError as exc:
             raise StateError(f"cannot read {self.log_path}: {exc.strerror}") from None
         import json
 
-        lines = [line for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
+        numbered = [(n, line) for n, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1) if line.strip()]
         if last is not None:
-            lines = lines[-last:]
-        entries = []
-        for line in lines:
+            numbered = numbered[-last:]
+        entries, bad = [], []
+        for n, line in numbered:
             try:
                 entry = json.loads(line)
-            except json.JSONDecodeError:
-                raise StateError(f"{self.log_path}: a line is not a JSON log entry: {line[:60]!r}") from None
-            entries.append(entry)
+            except (json.JSONDecodeError, RecursionError):
+                entry = None
+            if isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in LOG_FIELDS):
+                entries.append({k: entry[k] for k in LOG_FIELDS})
+            else:
+                bad.append((n, line))
+        if bad:
+            from msi_cli.errors import warn
+
+            n, line = bad[0]
+            where = f"line {n}" if last is None else "a line"
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            warn(f"{self.log_path}: {where} is not a log entry and was skipped{more}: {line[:60]!r}")
         return entries
+
+
+LOG_FIELDS = ("time", "operation", "target", "outcome", "detail")
+
+
+def _key_names(state: State) -> set[str]:
+    """The key files the state uses: tenants' signing keys, identities' certificates and the keys
+    of the OIDC issuers msi plays."""
+    names = {k.kid for t in state.tenants.values() for k in t.signing_keys}
+    names.update(c.thumbprint for p in state.principals.values() for c in p.key_credentials)
+    names.update(i.kid for i in state.issuers.values())
+    return names

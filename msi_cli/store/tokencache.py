@@ -9,6 +9,46 @@ from pathlib import Path
 from msi_cli.store import files
 
 
+def read_entries(path: Path) -> dict:
+    """The cache file's entries: {} when it is missing or damaged (a cache, not state: a damaged
+    one is simply rebuilt). Raises StateError when the file cannot be read at all (a folder, no
+    permission). The one reader of the file: `TokenCache` and the server's `Snapshot` use it."""
+    raw = files.read_private(path, "token cache", cache=True)  # refused when another user planted it
+    try:
+        data = json.loads(raw) if raw else {}
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def _entry(entries: dict, key: str) -> dict | None:
+    """The cached response for `key`: only one shaped as msi writes them (every value a string,
+    the times whole numbers); a damaged entry is a miss and is re-minted."""
+    entry = entries.get(key)
+    if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+        return None
+    if not all(entry.get(k, "0").isdigit() and len(entry.get(k, "0")) <= 12 for k in ("expires_on", "not_before", "expires_in")):
+        return None
+    return entry
+
+
+class Snapshot:
+    """The entries as read once, read-only, with TokenCache's `get` (the server keeps one in
+    memory and re-reads the file only when it changes)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: dict) -> None:
+        self._entries = entries
+
+    @classmethod
+    def read(cls, path: Path) -> Snapshot:
+        return cls(read_entries(path))
+
+    def get(self, key: str) -> dict | None:
+        return _entry(self._entries, key)
+
+
 class TokenCache:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -16,17 +56,11 @@ class TokenCache:
 
     def _load(self) -> dict:
         if self._entries is None:
-            raw = files.read_bytes(self.path)
-            try:
-                data = json.loads(raw) if raw else {}
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                data = {}  # a cache, not state: a damaged one is simply rebuilt
-            self._entries = data if isinstance(data, dict) else {}
+            self._entries = read_entries(self.path)
         return self._entries
 
     def get(self, key: str) -> dict | None:
-        entry = self._load().get(key)
-        return entry if isinstance(entry, dict) else None
+        return _entry(self._load(), key)
 
     def put(self, key: str, response: dict, now: int) -> None:
         """Store a response (call with the state lock held); expired entries are dropped."""

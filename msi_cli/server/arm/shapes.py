@@ -1,0 +1,125 @@
+"""The JSON ARM answers with, per resource family, built from msi's model."""
+
+from __future__ import annotations
+
+from msi_cli.core import arm, lookup, roles
+from msi_cli.core import shapes as core_shapes
+from msi_cli.core.model import Identity, Resource, ResourceGroup, RoleAssignment, State, Subscription, Tenant
+
+
+def subscription(s: Subscription) -> dict:
+    return {
+        "id": f"/subscriptions/{s.id}",
+        "authorizationSource": "RoleBased",
+        "managedByTenants": [],
+        "subscriptionId": s.id,
+        "tenantId": s.tenant_id,
+        "displayName": s.name,
+        "state": "Enabled",
+        "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01",
+                                 "spendingLimit": "Off"},
+    }
+
+
+def tenant(t: Tenant) -> dict:
+    return {"id": f"/tenants/{t.id}", "tenantId": t.id, "tenantCategory": "Home", "displayName": t.name,
+            "tenantType": "AAD"}
+
+
+def group(g: ResourceGroup) -> dict:
+    return {"id": g.id, "name": g.name, "type": "Microsoft.Resources/resourceGroups", "location": g.location,
+            "properties": {"provisioningState": "Succeeded"}}
+
+
+def user_identity(i: Identity) -> dict:
+    return {
+        "id": i.resource_id,
+        "name": i.name,
+        "type": arm.IDENTITY_ARM_TYPE,
+        "location": i.location,
+        "tags": {},
+        "properties": {"tenantId": i.tenant_id, "principalId": i.principal_id, "clientId": i.client_id},
+    }
+
+
+def system_identity(scope: str, i: Identity) -> dict:
+    return {
+        "id": f"{scope}/providers/Microsoft.ManagedIdentity/identities/default",
+        "name": "default",
+        "type": "Microsoft.ManagedIdentity/identities",
+        "location": i.location,
+        "tags": {},
+        "properties": {"tenantId": i.tenant_id, "principalId": i.principal_id, "clientId": i.client_id},
+    }
+
+
+def identity_block(state: State, r: Resource) -> dict | None:
+    """A resource's `identity` property as ARM returns it; None when it has none."""
+    kinds, block = [], {}
+    if r.system_principal_id is not None:
+        kinds.append("SystemAssigned")
+        system = state.identities[r.system_principal_id]
+        block["principalId"] = system.principal_id
+        block["tenantId"] = system.tenant_id
+    if r.user_identity_ids:
+        kinds.append("UserAssigned")
+        users = {}
+        for rid in r.user_identity_ids:
+            identity = lookup.find_user_identity_by_id(state, rid)
+            users[rid] = {"principalId": identity.principal_id, "clientId": identity.client_id} if identity else {}
+        block["userAssignedIdentities"] = users
+    if not kinds:
+        return None
+    return {"type": ", ".join(kinds), **block}
+
+
+def resource(state: State, r: Resource) -> dict:
+    out: dict = {"id": r.id, "name": r.name, "type": r.rtype.arm_type}
+    if r.rtype.kind:
+        out["kind"] = r.rtype.kind
+    out["location"] = r.location
+    out["tags"] = {}
+    block = identity_block(state, r)
+    if block is not None:
+        out["identity"] = block
+    out["properties"] = {"provisioningState": "Succeeded"}
+    return out
+
+
+def role_definition(scope_sub: str | None, d: roles.RoleDefinition) -> dict:
+    prefix = f"/subscriptions/{scope_sub}" if scope_sub else ""
+    return {
+        "id": f"{prefix}/providers/Microsoft.Authorization/roleDefinitions/{d.id}",
+        "name": d.id,
+        "type": "Microsoft.Authorization/roleDefinitions",
+        "properties": {
+            "roleName": d.name,
+            "type": "BuiltInRole",
+            "description": "",
+            "assignableScopes": ["/"],
+            "permissions": [{"actions": list(d.actions), "notActions": list(d.not_actions),
+                             "dataActions": list(d.data_actions), "notDataActions": list(d.not_data_actions)}],
+        },
+    }
+
+
+def role_assignment(state: State, a: RoleAssignment) -> dict:
+    return {
+        "id": core_shapes.assignment_id(a),
+        "name": a.id,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "roleDefinitionId": roles.role_definition_id(a.scope, a.role_definition_id),
+            "principalId": a.principal_id,
+            "principalType": roles.PRINCIPAL_TYPE,  # kept when the principal is gone (orphaned), as ARM keeps it
+            "scope": a.scope,
+            "condition": None,
+            "conditionVersion": None,
+            "createdOn": a.created,
+            "updatedOn": a.created,
+            "createdBy": None,
+            "updatedBy": None,
+            "delegatedManagedIdentityResourceId": None,
+            "description": None,
+        },
+    }

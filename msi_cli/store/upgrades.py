@@ -1,0 +1,49 @@
+"""Schema upgrade steps: each turns a state document of one version into the next (see
+codec.UPGRADES for their order). Steps work on plain documents and leave malformed records for
+validation to report."""
+
+from __future__ import annotations
+
+from msi_cli.core import arm
+from msi_cli.core.model import USER
+
+
+def add_resource_groups(doc: dict) -> dict:
+    """Resource groups become objects with a location. Create every group an older state uses (by
+    a resource, a user-assigned identity or a role assignment's scope), named as first written,
+    located and dated like the earliest object in it (a group only a role assignment names gets
+    the default location). Malformed records are left for validation to report."""
+    from msi_cli.core.lifecycle import DEFAULT_LOCATION
+
+    found: dict[str, dict] = {}
+
+    def use(sub: object, name: object, location: object, created: object) -> None:
+        if not all(isinstance(v, str) for v in (sub, name, location, created)):
+            return
+        key = arm.resource_group_scope(sub, name).lower()  # type: ignore[arg-type]
+        group = found.get(key)
+        if group is None:
+            found[key] = {"name": name, "subscription": sub, "location": location, "created": created}
+        elif created < group["created"]:  # type: ignore[operator]
+            group["location"], group["created"] = location, created
+
+    for rec in _records(doc, "resources"):
+        use(rec.get("subscription"), rec.get("resource_group"), rec.get("location"), rec.get("created"))
+    for rec in _records(doc, "identities"):
+        parsed = arm.parse_id(rec["resource_id"]) if isinstance(rec.get("resource_id"), str) else None
+        if rec.get("kind") == USER and parsed is not None and parsed.resource_group is not None:
+            use(parsed.subscription_id, parsed.resource_group, rec.get("location"), rec.get("created"))
+    for rec in _records(doc, "role_assignments"):
+        parsed = arm.parse_id(rec["scope"]) if isinstance(rec.get("scope"), str) else None
+        if parsed is not None and parsed.resource_group is not None:
+            key = arm.resource_group_scope(parsed.subscription_id, parsed.resource_group).lower()
+            if key not in found:
+                use(parsed.subscription_id, parsed.resource_group, DEFAULT_LOCATION, rec.get("created"))
+    if found:
+        doc["resource_groups"] = list(found.values())
+    return doc
+
+
+def _records(doc: dict, name: str) -> list[dict]:
+    value = doc.get(name)
+    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []

@@ -1,0 +1,92 @@
+"""ARM through a real `msi serve` on 127.0.0.1, with `requests`: bodies travel, changes made over
+HTTP show in `msi show`, and changes made with the CLI show over HTTP at once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import requests
+
+from armkit import make_world
+
+
+@pytest.fixture
+def arm_server(isolated_state, msi_proc):
+    world = make_world(isolated_state)
+    world.caller("admin", "Owner")
+    proc = subprocess.Popen([*_msi(), "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        plain = _ready(proc)
+        url = _ready(proc)  # the HTTPS listener, where az and the SDKs talk to ARM
+        bundle = json.loads(msi_proc("env", "admin", "-o", "json").stdout)["REQUESTS_CA_BUNDLE"]
+        session = requests.Session()
+        session.verify = bundle
+        session.trust_env = False  # a REQUESTS_CA_BUNDLE in the environment would override the bundle
+        yield world, url, plain, session
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _msi() -> list[str]:
+    from conftest import msi_executable
+
+    return msi_executable()
+
+
+def _ready(proc) -> str:
+    """The URL `msi serve` prints on stdout once it listens."""
+    line = proc.stdout.readline().strip()
+    assert line.startswith("http"), f"msi serve did not start: {line!r}"
+    return line.rstrip("/")
+
+
+def test_identity_created_over_http_is_msis_and_cli_changes_are_served(arm_server, msi_proc):
+    world, url, _, requests = arm_server
+    auth = {"Authorization": f"Bearer {world.token('admin')}"}
+    path = f"{url}/subscriptions/{world.sub}/resourcegroups/ci/providers/Microsoft.ManagedIdentity/userAssignedIdentities/web-id"
+    resp = requests.put(path, params={"api-version": "2024-11-30"}, json={"location": "eastus"}, headers=auth, timeout=10)
+    assert resp.status_code == 201, resp.text
+    assert resp.headers["Content-Type"].startswith("application/json") and resp.headers["x-ms-request-id"]
+    shown = msi_proc("show", "web-id", "-o", "json")
+    assert resp.json()["properties"]["principalId"] in shown.stdout
+    assert msi_proc("create-identity", "cli-id", "-g", "ci").returncode == 0
+    listed = requests.get(f"{url}/subscriptions/{world.sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
+                          params={"api-version": "2024-11-30"}, headers=auth, timeout=10).json()["value"]
+    assert sorted(i["name"] for i in listed) == ["cli-id", "web-id"]
+
+
+def test_http_errors_carry_arms_envelope_and_headers(arm_server):
+    world, url, plain, requests = arm_server
+    resp = requests.get(f"{url}/subscriptions", params={"api-version": "2022-12-01"}, timeout=10)
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == "AuthenticationFailed"
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer ")
+    meta = requests.get(f"{url}/metadata/endpoints", params={"api-version": "2022-09-01"}, timeout=10).json()
+    assert meta["resourceManager"] == url + "/"
+    # the token endpoints still answer beside ARM
+    vm = next(r for r in world.state().resources.values() if r.name == "admin")
+    token = requests.get(f"{plain}{vm.id}/metadata/identity/oauth2/token",
+                         params={"api-version": "2018-02-01", "resource": "https://management.azure.com/"},
+                         headers={"Metadata": "true"}, timeout=10)
+    assert token.status_code == 200, token.text
+
+
+def test_msi_env_az_isolates_az_and_registers_the_cloud(arm_server, msi_proc, isolated_state):
+    _, url, _, _ = arm_server
+    variables = json.loads(msi_proc("env", "admin", "--az", "-o", "json").stdout)
+    private = isolated_state.parent / (isolated_state.name + ".d")
+    assert variables["AZURE_CONFIG_DIR"] == str(private / "azure")
+    assert variables["AZURE_CORE_INSTANCE_DISCOVERY"] == "false" and variables["AZURE_CORE_COLLECT_TELEMETRY"] == "false"
+    assert variables["REQUESTS_CA_BUNDLE"].startswith(str(private))
+    lines = msi_proc("env", "admin", "--az", "--shell", "bash").stdout.splitlines()
+    assert f"export AZURE_CONFIG_DIR={private / 'azure'}" in lines
+    assert lines[-2] == (f"az cloud register -n msi --endpoint-resource-manager {url}/ >/dev/null 2>&1 || "
+                         f"az cloud update -n msi --endpoint-resource-manager {url}/ >/dev/null")
+    assert lines[-1] == "az cloud set -n msi --only-show-errors >/dev/null"
+    plain = json.loads(msi_proc("env", "admin", "-o", "json").stdout)
+    assert "AZURE_CONFIG_DIR" not in plain
+    ps = msi_proc("env", "admin", "--az", "--shell", "powershell").stdout
+    assert f"$Env:AZURE_CONFIG_DIR = '{private / 'azure'}'" in ps and "if (-not $?)" in ps
