@@ -174,3 +174,34 @@ def test_the_readme_az_example_runs_as_written(az_bin, tmp_path, isolated_state)
     assert proc.stdout.strip().endswith("app1 has a token")
     attached = json.loads(proc.stdout.split("app1 has a token")[0])
     assert [k.rsplit("/", 1)[-1] for k in attached] == ["deployer"]
+
+
+def test_az_login_with_a_federated_token(az):
+    """What GitHub's azure/login runs: `az login --service-principal --federated-token` with the
+    job's OIDC token, traded at msi's Entra endpoint for an ARM token of the user-assigned
+    identity, which then manages what its role allows."""
+    served = az.served
+    deployer = served.msi_json("create-identity", "deployer", "-g", "ci")
+    served.msi("grant", deployer["principalId"], "--role", "Contributor", "--scope", f"/subscriptions/{az.sub}/resourceGroups/ci")
+    served.msi("issuer", "create", "gh", "--kind", "github")
+    issuer = served.msi("issuer", "show", "gh", "--query", "issuer", "-o", "tsv").stdout.strip()
+    subject = "repo:octo-org/app:ref:refs/heads/main"
+    served.msi("federation", "add", "deployer", "--name", "main", "--issuer", issuer, "--subject", subject)
+    token = served.msi("oidc-token", "gh", "--subject", subject, "--audience", "api://AzureADTokenExchange", "-o", "tsv").stdout.strip()
+
+    accounts = az.ok("login", "--service-principal", "-u", deployer["clientId"], "--tenant", deployer["tenantId"],
+                     "--federated-token", token)
+    assert [a["id"] for a in accounts] == [az.sub]
+    access = az.ok("account", "get-access-token")["accessToken"]
+    claims = served.msi_json("verify", access, "--audience", "https://management.core.windows.net/")["claims"]
+    assert claims["oid"] == deployer["principalId"] and claims["appid"] == deployer["clientId"]
+    created = az.ok("identity", "create", "-n", "from-ci", "-g", "ci")
+    assert served.msi_json("show", "from-ci")["principalId"] == created["principalId"]
+
+    # a token for another branch matches no federated credential: az reports Entra's refusal
+    for cache in Path(az.env()["AZURE_CONFIG_DIR"]).glob("msal_token_cache*"):  # a new job: msal's cache is empty
+        cache.unlink()
+    other = served.msi("oidc-token", "gh", "--subject", "repo:octo-org/app:ref:refs/heads/dev", "--audience",
+                       "api://AzureADTokenExchange", "-o", "tsv").stdout.strip()
+    refused = az("login", "--service-principal", "-u", deployer["clientId"], "--tenant", deployer["tenantId"], "--federated-token", other)
+    assert refused.returncode != 0 and "AADSTS700213" in refused.stderr

@@ -133,13 +133,15 @@ def test_deleted_identity_stays_on_resources_and_gets_no_token(msi_proc, served)
 
 
 def test_a_schema_1_state_file_is_upgraded(msi_proc, isolated_state):
-    """Schema 1 listed attached identities by id only; schema 2 records each one's principal and
-    client ids. An old file loads, reading leaves it as it is, the next change writes schema 2."""
+    """Schema 1 listed attached identities by id only (and had no resource group objects); schema 2
+    records each one's principal and client ids, schema 3 its groups. An old file loads, reading
+    leaves it as it is, the next change writes the current schema."""
     shared = js(msi_proc("create-identity", "shared-id", "-o", "json"))
     vm1 = js(msi_proc("create-resource", "vm1", "--type", "vm", "--user-assigned", "shared-id", "-o", "json"))
     doc = tomllib.loads(isolated_state.read_text())
-    assert doc["schema"] == 2
+    assert doc["schema"] == 3
     doc["schema"] = 1
+    del doc["resource_groups"]
     for res in doc["resources"]:
         res["user_identities"] = [u["id"] for u in res.get("user_identities", [])]
     isolated_state.write_text(tomli_w.dumps(doc))
@@ -148,7 +150,7 @@ def test_a_schema_1_state_file_is_upgraded(msi_proc, isolated_state):
     assert isolated_state.read_bytes() == before
     ok(msi_proc("create-identity", "other", "-o", "none"))
     upgraded = tomllib.loads(isolated_state.read_text())
-    assert upgraded["schema"] == 2
+    assert upgraded["schema"] == 3 and [g["name"] for g in upgraded["resource_groups"]] == ["default"]
     [res] = upgraded["resources"]
     assert res["user_identities"] == [{"id": shared["id"], "principal_id": shared["principalId"], "client_id": shared["clientId"]}]
 
