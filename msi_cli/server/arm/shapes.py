@@ -111,7 +111,7 @@ def role_assignment(state: State, a: RoleAssignment) -> dict:
         "properties": {
             "roleDefinitionId": roles.role_definition_id(a.scope, a.role_definition_id),
             "principalId": a.principal_id,
-            "principalType": roles.PRINCIPAL_TYPE,  # kept when the principal is gone (orphaned), as ARM keeps it
+            "principalType": core_shapes.PRINCIPAL_TYPE,  # kept when the principal is gone (orphaned), as ARM keeps it
             "scope": a.scope,
             "condition": None,
             "conditionVersion": None,
