@@ -17,7 +17,8 @@ formatter gets the command's own options as keyword arguments (`env` needs `--sh
 
 A command may return a `Result` instead of bare data: its `table` (a function, called only for a
 table without --query) gives what a table shows (its rows, or what a declared table format gets:
-`env`'s shell lines also print az's commands), and its `error` is raised once the data is printed (`verify` prints the verdict, then exits 1 for an invalid token).
+`env`'s shell lines also print az's commands), and its `error` is raised once the data is
+printed (`verify` prints the verdict, then exits 1 for an invalid token).
 """
 
 from __future__ import annotations
