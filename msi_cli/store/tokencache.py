@@ -83,8 +83,10 @@ class TokenCache:
         import base64
 
         def kid_of(entry: object) -> str | None:
+            if not isinstance(entry, dict):
+                return None
             try:
-                head = entry["access_token"].split(".", 1)[0]  # type: ignore[index]  # any value read back: not a dict raises TypeError, caught below
+                head = entry["access_token"].split(".", 1)[0]
                 kid = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("kid")
                 return kid if isinstance(kid, str) else None
             except (AttributeError, KeyError, TypeError, ValueError):
