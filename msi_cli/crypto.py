@@ -6,6 +6,16 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+    from cryptography.hazmat.primitives.hashes import SHA256
+
+    # The keys msi makes certificates for: RSA (token signing) and P-256 (identity certificates).
+    CertKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 def b64url(data: bytes) -> str:
@@ -20,7 +30,7 @@ def _when(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
-def _self_signed(private_key, common_name: str, start: int, end: int, hash_alg):
+def _self_signed(private_key: CertKey, common_name: str, start: int, end: int, hash_alg: SHA256) -> x509.Certificate:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -37,7 +47,7 @@ def _self_signed(private_key, common_name: str, start: int, end: int, hash_alg):
     )
 
 
-def _pem_bundle(private_key, cert) -> tuple[bytes, bytes]:
+def _pem_bundle(private_key: CertKey, cert: x509.Certificate) -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives import serialization
 
     key_pem = private_key.private_bytes(
@@ -87,7 +97,7 @@ def certificate_spki(der: bytes) -> bytes:
     it takes a few bytes of DER walking, where `cryptography.x509` costs tens of ms to import."""
     _, pos, _ = _tlv(der, 0)  # Certificate
     tag, pos, tbs_end = _tlv(der, pos)  # tbsCertificate
-    fields = []
+    fields: list[tuple[int, int, int]] = []  # (tag, start, end) of each field
     while pos < tbs_end and len(fields) < 7:
         tag, _, end = _tlv(der, pos)
         fields.append((tag, pos, end))
@@ -138,11 +148,16 @@ def sha1_thumbprint_hex(der: bytes) -> str:
     return hashlib.sha1(der).hexdigest().upper()
 
 
-def jwk_from_certificate(der: bytes, kid: str) -> dict:
-    """The public JWK Azure publishes for a signing certificate: kty, use, kid, x5t, n, e, x5c."""
+def jwk_from_certificate(der: bytes, kid: str) -> dict[str, Any]:
+    """The public JWK Azure publishes for a signing certificate: kty, use, kid, x5t, n, e, x5c.
+    Raises ValueError for a certificate whose key is not RSA."""
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
-    numbers = x509.load_der_x509_certificate(der).public_key().public_numbers()
+    public = x509.load_der_x509_certificate(der).public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise ValueError("not an RSA signing certificate")
+    numbers = public.public_numbers()
     return {
         "kty": "RSA",
         "use": "sig",
@@ -162,12 +177,12 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def jws_sign(header: dict, claims: dict, private_key) -> str:
+def jws_sign(header: dict[str, Any], claims: dict[str, Any], private_key: PrivateKeyTypes) -> str:
     """A compact JWS: RS256 with an RSA key, ES256 with a P-256 key (`header` carries `alg`)."""
     import json
 
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
     signing_input = (
         b64url(json.dumps(header, separators=(",", ":")).encode("utf-8"))
@@ -177,16 +192,16 @@ def jws_sign(header: dict, claims: dict, private_key) -> str:
     if header.get("alg") == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
         r, s = utils.decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    elif header.get("alg") == "RS256" and not isinstance(private_key, ec.EllipticCurvePrivateKey):
+    elif header.get("alg") == "RS256" and isinstance(private_key, rsa.RSAPrivateKey):
         signature = private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
     else:
         raise ValueError(f"cannot sign {header.get('alg')!r} with a {type(private_key).__name__}")
     return signing_input.decode("ascii") + "." + b64url(signature)
 
 
-def jws_verify_es256(token: str, public_key) -> tuple[dict, dict]:
+def jws_verify_es256(token: str, public_key: PublicKeyTypes) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, claims) of an ES256 compact JWS whose signature `public_key` verifies; raises
-    ValueError when it is malformed or the signature does not verify."""
+    ValueError when it is malformed, the key is not an EC key, or the signature does not verify."""
     import json
 
     from cryptography.exceptions import InvalidSignature
@@ -201,6 +216,8 @@ def jws_verify_es256(token: str, public_key) -> tuple[dict, dict]:
     if header.get("alg") != "ES256" or len(raw) != 64:
         raise ValueError("not an ES256 JWS")
     der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise ValueError("the key is not an EC key")
     try:
         public_key.verify(der, f"{head}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:

@@ -4,6 +4,7 @@ endpoint: select the identity, answer from the platform cache, or mint under the
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from msi_cli.core import lookup, tokens
 from msi_cli.core.clock import real_now
@@ -12,8 +13,14 @@ from msi_cli.store.statefile import StateFile
 from msi_cli.store.tokencache import TokenCache
 
 
-def cached(resource: Resource, audience: str, selector: tokens.Selector, state: State, cache,
-           clock: Callable[[], int] = real_now) -> dict | None:
+class Cache(Protocol):
+    """What `cached` reads: a TokenCache, or the server's in-memory Snapshot of it."""
+
+    def get(self, key: str) -> dict[str, str] | None: ...
+
+
+def cached(resource: Resource, audience: str, selector: tokens.Selector, state: State, cache: Cache,
+           clock: Callable[[], int] = real_now) -> dict[str, Any] | None:
     """The platform cache's answer without the lock (None: a token must be minted). Selection
     errors are raised here. `cache` is a TokenCache or anything with its `get`; `clock` gives
     real (unsimulated) epoch seconds, the server's injected clock or the machine's."""
@@ -24,7 +31,7 @@ def cached(resource: Resource, audience: str, selector: tokens.Selector, state: 
 
 
 def acquire(sf: StateFile, resource: Resource, audience: str, selector: tokens.Selector, state: State,
-            clock: Callable[[], int] = real_now) -> dict:
+            clock: Callable[[], int] = real_now) -> dict[str, Any]:
     """A token response for `resource` as its host's endpoint would hand it out."""
     hit = cached(resource, audience, selector, state, TokenCache(sf.tokens_path), clock)
     if hit is not None:

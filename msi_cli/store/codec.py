@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from msi_cli.core import arm, clock
 from msi_cli.core.model import (
@@ -60,11 +61,22 @@ def _shown(value: str) -> str:
     return value if len(value) <= 80 else value[:77] + "..."
 _THUMB = re.compile(r"[0-9A-F]{40}")
 
+# A document, or one record of it: TOML-shaped data, checked value by value as it is read.
+Doc = dict[str, Any]
+# Where a value sits in a document: keys and array indexes, ("resources", 3, "type").
+DocPath = tuple[str | int, ...]
+# The model objects a collection's records describe.
+Record = (Tenant | Subscription | ResourceGroup | Resource | Identity | ServicePrincipal | RoleAssignment
+          | DeletedPrincipal | FederatedCredential | Issuer)
+# `rows` output: per collection, (key, the object's fields in model order); the fields are of
+# mixed types, unpacked straight into the model's constructors.
+Rows = dict[str, list[tuple[str, tuple[Any, ...]]]]
+
 
 class InvalidDocument(Exception):
     """The document breaks the schema. `path` locates the value: ("resources", 3, "type")."""
 
-    def __init__(self, path: tuple, message: str) -> None:
+    def __init__(self, path: DocPath, message: str) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
@@ -72,12 +84,12 @@ class InvalidDocument(Exception):
 
 # ---- schema upgrades: UPGRADES[n] turns a version-n document into a version-(n+1) one ----------
 
-def _v1_user_identities(doc: dict) -> dict:
+def _v1_user_identities(doc: Doc) -> Doc:
     """Schema 1 listed a resource's user-assigned identities by id only (deleting an identity
     detached it, so each named a live identity). Schema 2 records, per entry, the principal and
     client ids the resource saw when it was attached, so that an entry outlives its identity."""
     identities = doc.get("identities")
-    by_id = {}
+    by_id: dict[str, Doc] = {}
     if isinstance(identities, list):
         for rec in identities:
             if isinstance(rec, dict) and rec.get("kind") == USER and isinstance(rec.get("resource_id"), str):
@@ -87,10 +99,10 @@ def _v1_user_identities(doc: dict) -> dict:
         ids = rec.get("user_identities") if isinstance(rec, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             continue  # left as it is: validation reports it
-        entries = []
+        entries: list[dict[str, str]] = []
         for rid in ids:
             found = by_id.get(rid.lower(), {})
-            entry = {"id": rid}
+            entry: dict[str, str] = {"id": rid}
             for field, key in (("principal_id", "principal_id"), ("client_id", "client_id")):
                 if isinstance(found.get(key), str):
                     entry[field] = found[key]
@@ -100,10 +112,10 @@ def _v1_user_identities(doc: dict) -> dict:
 
 
 # Later steps live in store/upgrades.py. A step's number is the version it upgrades from.
-UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_user_identities, 2: upgrades.add_resource_groups}
+UPGRADES: dict[int, Callable[[Doc], Doc]] = {1: _v1_user_identities, 2: upgrades.add_resource_groups}
 
 
-def upgrade(doc: dict, upgrades: dict[int, Callable[[dict], dict]] | None = None) -> dict:
+def upgrade(doc: Doc, upgrades: dict[int, Callable[[Doc], Doc]] | None = None) -> Doc:
     chain = UPGRADES if upgrades is None else upgrades
     version = doc.get("schema")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -123,13 +135,13 @@ def upgrade(doc: dict, upgrades: dict[int, Callable[[dict], dict]] | None = None
 # ---- records -------------------------------------------------------------------------------------
 
 
-def _opt(rec: dict, key: str, value) -> dict:
+def _opt(rec: Doc, key: str, value: object) -> Doc:
     if value is not None:
         rec[key] = value
     return rec
 
 
-def tenant_rec(t: Tenant) -> dict:
+def tenant_rec(t: Tenant) -> Doc:
     return {
         "id": t.id,
         "name": t.name,
@@ -141,16 +153,16 @@ def tenant_rec(t: Tenant) -> dict:
     }
 
 
-def subscription_rec(s: Subscription) -> dict:
+def subscription_rec(s: Subscription) -> Doc:
     return {"id": s.id, "name": s.name, "tenant": s.tenant_id, "created": s.created}
 
 
-def resource_group_rec(g: ResourceGroup) -> dict:
+def resource_group_rec(g: ResourceGroup) -> Doc:
     return {"name": g.name, "subscription": g.subscription_id, "location": g.location, "created": g.created}
 
 
-def resource_rec(r: Resource) -> dict:
-    rec = {
+def resource_rec(r: Resource) -> Doc:
+    rec: Doc = {
         "name": r.name,
         "type": r.type,
         "subscription": r.subscription_id,
@@ -165,7 +177,7 @@ def resource_rec(r: Resource) -> dict:
     return rec
 
 
-def identity_rec(i: Identity) -> dict:
+def identity_rec(i: Identity) -> Doc:
     return {
         "principal_id": i.principal_id,
         "client_id": i.client_id,
@@ -178,7 +190,7 @@ def identity_rec(i: Identity) -> dict:
     }
 
 
-def principal_rec(p: ServicePrincipal) -> dict:
+def principal_rec(p: ServicePrincipal) -> Doc:
     return {
         "id": p.id,
         "app_id": p.app_id,
@@ -191,7 +203,7 @@ def principal_rec(p: ServicePrincipal) -> dict:
     }
 
 
-def deleted_principal_rec(d: DeletedPrincipal) -> dict:
+def deleted_principal_rec(d: DeletedPrincipal) -> Doc:
     return {
         "id": d.id,
         "app_id": d.app_id,
@@ -202,7 +214,7 @@ def deleted_principal_rec(d: DeletedPrincipal) -> dict:
     }
 
 
-def role_assignment_rec(a: RoleAssignment) -> dict:
+def role_assignment_rec(a: RoleAssignment) -> Doc:
     return {
         "id": a.id,
         "principal_id": a.principal_id,
@@ -212,16 +224,16 @@ def role_assignment_rec(a: RoleAssignment) -> dict:
     }
 
 
-def federated_credential_rec(c: FederatedCredential) -> dict:
+def federated_credential_rec(c: FederatedCredential) -> Doc:
     return {"identity": c.identity_id, "name": c.name, "issuer": c.issuer, "subject": c.subject,
             "audiences": list(c.audiences), "created": c.created}
 
 
-def issuer_rec(i: Issuer) -> dict:
+def issuer_rec(i: Issuer) -> Doc:
     return {"name": i.name, "kind": i.kind, "kid": i.kid, "created": i.created}
 
 
-def header(state: State) -> dict:
+def header(state: State) -> Doc:
     return {
         "schema": state.schema,
         "clock_offset": state.clock_offset,
@@ -229,7 +241,7 @@ def header(state: State) -> dict:
     }
 
 
-def records(state: State) -> dict[str, list[tuple[str, dict]]]:
+def records(state: State) -> dict[str, list[tuple[str, Doc]]]:
     """Each collection's records, in order, with the key that identifies each."""
     return {
         "tenants": [(k, tenant_rec(v)) for k, v in state.tenants.items()],
@@ -245,7 +257,7 @@ def records(state: State) -> dict[str, list[tuple[str, dict]]]:
     }
 
 
-def dump(state: State) -> dict:
+def dump(state: State) -> Doc:
     doc = header(state)
     for coll, recs in records(state).items():
         if recs:
@@ -260,42 +272,46 @@ class _Reader:
     """Typed access to one record, raising InvalidDocument with the value's path."""
 
     __slots__ = ("rec", "path")
+    rec: Doc
+    path: DocPath
 
-    def __init__(self, rec: object, path: tuple) -> None:
+    def __init__(self, rec: object, path: DocPath) -> None:
         if not isinstance(rec, dict):
             raise InvalidDocument(path, "expected a table")
         self.rec = rec
         self.path = path
 
-    def str(self, key: str, pattern: re.Pattern | None = None, optional: bool = False) -> str | None:
+    def string(self, key: str, pattern: re.Pattern[str] | None = None) -> str:
         value = self.rec.get(key)
-        if value is None and optional:
-            return None
         if not isinstance(value, str):
             raise InvalidDocument(self.path + (key,), f"'{key}' must be a string" if key in self.rec else f"'{key}' is missing")
         if pattern is not None and not pattern.fullmatch(value):
             raise InvalidDocument(self.path + (key,), f"'{key}' has an invalid value '{_shown(value)}'")
         return value
 
-    def guid(self, key: str, optional: bool = False) -> str | None:
-        value = self.str(key, optional=optional)
-        if value is not None and not (arm.is_guid(value) and value == value.lower()):
+    def guid(self, key: str) -> str:
+        value = self.string(key)
+        if not (arm.is_guid(value) and value == value.lower()):
             raise InvalidDocument(self.path + (key,), f"'{key}' must be a lower-case GUID, not '{_shown(value)}'")
         return value
 
+    def optional_guid(self, key: str) -> str | None:
+        """A GUID, or None when the key is absent."""
+        return None if self.rec.get(key) is None else self.guid(key)
+
     def time(self, key: str) -> str:
-        value = self.str(key)
-        if not valid_instant(value):  # type: ignore[arg-type]
+        value = self.string(key)
+        if not valid_instant(value):
             raise InvalidDocument(
-                self.path + (key,), f"'{key}' is not a real UTC time between 1970 and 9000 (YYYY-MM-DDTHH:MM:SSZ): '{_shown(value)}'"  # type: ignore[arg-type]
+                self.path + (key,), f"'{key}' is not a real UTC time between 1970 and 9000 (YYYY-MM-DDTHH:MM:SSZ): '{_shown(value)}'"
             )
-        return value  # type: ignore[return-value]
+        return value
 
     def text(self, key: str, what: str, limit: int) -> str:
         """A display name: 1-`limit` printable characters."""
-        value = self.str(key)
+        value = self.string(key)
         self.follows(key, arm.validate_display_name, what, value, limit)
-        return value  # type: ignore[return-value]
+        return value
 
     def strings(self, key: str, check: Callable[[str], bool] | None = None) -> list[str]:
         value = self.rec.get(key, [])
@@ -327,7 +343,7 @@ class _Reader:
         return [_Reader(v, self.path + (key, n)) for n, v in enumerate(value)]
 
 
-def _collection(doc: dict, name: str) -> list[_Reader]:
+def _collection(doc: Doc, name: str) -> list[_Reader]:
     value = doc.get(name, [])
     if not isinstance(value, list):
         raise InvalidDocument((name,), f"'{name}' must be an array of tables")
@@ -346,31 +362,31 @@ _UNPRINTABLE = arm._UNPRINTABLE
 
 
 def _tenant(r: _Reader) -> Tenant:
-    t = Tenant(r.guid("id"), r.text("name", "tenant", 256), r.time("created"))  # type: ignore[arg-type]
+    t = Tenant(r.guid("id"), r.text("name", "tenant", 256), r.time("created"))
     for k in r.tables("signing_keys"):
-        t.signing_keys.append(SigningKey(k.str("kid", _KID), k.time("created"), k.time("signs_until"), k.time("published_until")))  # type: ignore[arg-type]
+        t.signing_keys.append(SigningKey(k.string("kid", _KID), k.time("created"), k.time("signs_until"), k.time("published_until")))
         k.ordered("created", "signs_until", "published_until")
     return t
 
 
 def _subscription(r: _Reader) -> Subscription:
-    return Subscription(r.guid("id"), r.text("name", "subscription", 64), r.guid("tenant"), r.time("created"))  # type: ignore[arg-type]
+    return Subscription(r.guid("id"), r.text("name", "subscription", 64), r.guid("tenant"), r.time("created"))
 
 
 def _resource_group(r: _Reader) -> ResourceGroup:
-    g = ResourceGroup(r.str("name"), r.guid("subscription"), r.str("location"), r.time("created"))  # type: ignore[arg-type]
+    g = ResourceGroup(r.string("name"), r.guid("subscription"), r.string("location"), r.time("created"))
     r.follows("name", arm.validate_resource_group, g.name)
     r.follows("location", arm.validate_location, g.location)
     return g
 
 
 def _identity(r: _Reader) -> Identity:
-    kind = r.str("kind")
+    kind = r.string("kind")
     if kind not in (SYSTEM, USER):
         raise InvalidDocument(r.path + ("kind",), f"'kind' must be {SYSTEM} or {USER}, not '{kind}'")
     i = Identity(
-        r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.text("name", "identity", 260),  # type: ignore[arg-type]
-        r.str("resource_id"), r.str("location"), r.time("created"),  # type: ignore[arg-type]
+        r.guid("principal_id"), r.guid("client_id"), r.guid("tenant"), kind, r.text("name", "identity", 260),
+        r.string("resource_id"), r.string("location"), r.time("created"),
     )
     r.follows("location", arm.validate_location, i.location)
     parsed = arm.parse_id(i.resource_id)
@@ -384,13 +400,13 @@ def _identity(r: _Reader) -> Identity:
 
 
 def _resource(r: _Reader) -> Resource:
-    type_key = r.str("type")
+    type_key = r.string("type")
     if type_key not in arm.RESOURCE_TYPES:
         raise InvalidDocument(r.path + ("type",), f"unknown resource type '{type_key}'")
     res = Resource(
-        r.str("name"), type_key, r.guid("subscription"), r.str("resource_group"), r.str("location"),  # type: ignore[arg-type]
-        r.time("created"), r.guid("system_principal_id", optional=True),
-        [UserAssignment(u.str("id"), u.guid("principal_id"), u.guid("client_id")) for u in r.tables("user_identities")],  # type: ignore[arg-type]
+        r.string("name"), type_key, r.guid("subscription"), r.string("resource_group"), r.string("location"),
+        r.time("created"), r.optional_guid("system_principal_id"),
+        [UserAssignment(u.string("id"), u.guid("principal_id"), u.guid("client_id")) for u in r.tables("user_identities")],
     )
     for n, entry in enumerate(res.user_assigned):
         if not _arm_id(entry.resource_id):
@@ -403,11 +419,11 @@ def _resource(r: _Reader) -> Resource:
 
 def _principal(r: _Reader) -> ServicePrincipal:
     sp = ServicePrincipal(
-        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.text("display_name", "service principal", 260),  # type: ignore[arg-type]
+        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.text("display_name", "service principal", 260),
         r.strings("alternative_names", _alternative_name),
     )
     for c in r.tables("key_credentials"):
-        sp.key_credentials.append(KeyCredential(c.guid("key_id"), c.str("thumbprint", _THUMB), c.time("start"), c.time("end")))  # type: ignore[arg-type]
+        sp.key_credentials.append(KeyCredential(c.guid("key_id"), c.string("thumbprint", _THUMB), c.time("start"), c.time("end")))
         c.ordered("start", "end")
     return sp
 
@@ -418,13 +434,13 @@ def _alternative_name(value: str) -> bool:
 
 def _deleted_principal(r: _Reader) -> DeletedPrincipal:
     return DeletedPrincipal(
-        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.text("display_name", "service principal", 260),  # type: ignore[arg-type]
+        r.guid("id"), r.guid("app_id"), r.guid("tenant"), r.text("display_name", "service principal", 260),
         r.strings("alternative_names", _alternative_name), r.time("deleted"),
     )
 
 
 def _role_assignment(r: _Reader) -> RoleAssignment:
-    a = RoleAssignment(r.guid("id"), r.guid("principal_id"), r.guid("role_definition_id"), r.str("scope"), r.time("created"))  # type: ignore[arg-type]
+    a = RoleAssignment(r.guid("id"), r.guid("principal_id"), r.guid("role_definition_id"), r.string("scope"), r.time("created"))
     if not _arm_id(a.scope):
         raise InvalidDocument(r.path + ("scope",), f"'scope' is not a subscription, resource group or resource id: '{a.scope}'")
     return a
@@ -433,7 +449,7 @@ def _role_assignment(r: _Reader) -> RoleAssignment:
 def _federated_credential(r: _Reader) -> FederatedCredential:
     from msi_cli.core import federation
 
-    c = FederatedCredential(r.guid("identity"), r.str("name"), r.str("issuer"), r.str("subject"), r.strings("audiences"), r.time("created"))  # type: ignore[arg-type]
+    c = FederatedCredential(r.guid("identity"), r.string("name"), r.string("issuer"), r.string("subject"), r.strings("audiences"), r.time("created"))
     r.follows("name", federation.validate, c)
     return c
 
@@ -441,14 +457,14 @@ def _federated_credential(r: _Reader) -> FederatedCredential:
 def _issuer(r: _Reader) -> Issuer:
     from msi_cli.core import issuers
 
-    i = Issuer(r.str("name"), r.str("kind"), r.str("kid", _KID), r.time("created"))  # type: ignore[arg-type]
+    i = Issuer(r.string("name"), r.string("kind"), r.string("kid", _KID), r.time("created"))
     r.follows("name", issuers.validate_name, i.name)
     if i.kind not in issuers.KINDS:
         raise InvalidDocument(r.path + ("kind",), f"'kind' must be one of {', '.join(issuers.KINDS)}, not '{i.kind}'")
     return i
 
 
-PARSERS = {
+PARSERS: dict[str, Callable[[_Reader], Record]] = {
     "tenants": _tenant,
     "subscriptions": _subscription,
     "resource_groups": _resource_group,
@@ -462,19 +478,20 @@ PARSERS = {
 }
 
 
-def _state_key(coll: str, obj) -> str:
-    if coll in ("resources", "resource_groups"):
+def _state_key(obj: Record) -> str:
+    """The key `obj` is filed under in its State collection."""
+    if isinstance(obj, (Resource, ResourceGroup)):
         return obj.id.lower()
-    if coll == "identities":
+    if isinstance(obj, Identity):
         return obj.principal_id
-    if coll == "federated_credentials":
+    if isinstance(obj, FederatedCredential):
         return f"{obj.identity_id}/{obj.name.lower()}"
-    if coll == "issuers":
+    if isinstance(obj, Issuer):
         return obj.name.lower()
     return obj.id
 
 
-def check_header(doc: dict) -> State:
+def check_header(doc: Doc) -> State:
     top = _Reader(doc, ())
     offset = doc.get("clock_offset", 0)
     if not isinstance(offset, int) or isinstance(offset, bool):
@@ -484,10 +501,10 @@ def check_header(doc: dict) -> State:
     now = real_now()
     if not -now <= offset <= LATEST_NOW - now:
         raise InvalidDocument(("clock_offset",), "'clock_offset' puts the simulated clock outside 1970-01-01 to 8999-01-01")
-    return State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))  # type: ignore[arg-type]
+    return State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))
 
 
-def check_record(coll: str, rec: object, index: int):
+def check_record(coll: str, rec: object, index: int) -> Record:
     """Field checks for one record; returns the model object it describes."""
     return PARSERS[coll](_Reader(rec, (coll, index)))
 
@@ -549,8 +566,8 @@ def check_links(state: State) -> None:
         if sp is None:
             raise InvalidDocument(("identities", n, "principal_id"), f"identity {pid} has no service principal")
     for n, sp in enumerate(state.principals.values()):
-        identity = state.identities.get(sp.id)
-        if identity is None or identity.client_id != sp.app_id:
+        owner = state.identities.get(sp.id)
+        if owner is None or owner.client_id != sp.app_id:
             raise InvalidDocument(("principals", n, "id"), f"service principal {sp.id} has no matching identity")
         if sp.tenant_id not in state.tenants:
             raise InvalidDocument(("principals", n, "tenant"), f"service principal {sp.id} names an unknown tenant")
@@ -578,14 +595,14 @@ def _check_federation(state: State) -> None:
         pairs.add((c.identity_id, c.issuer, c.subject))
 
 
-def load(doc: dict) -> State:
+def load(doc: Doc) -> State:
     """Build and validate a State from an up-to-date document."""
     state = check_header(doc)
     for coll in COLLECTIONS:
         target = getattr(state, coll)
         for n, r in enumerate(_collection(doc, coll)):
             obj = PARSERS[coll](r)
-            key = _state_key(coll, obj)
+            key = _state_key(obj)
             if key in target:
                 raise InvalidDocument(r.path, f"duplicate {coll[:-1].replace('_', ' ')} '{key}'")
             target[key] = obj
@@ -598,7 +615,7 @@ def load(doc: dict) -> State:
 # turned into objects without any checks (the cache only ever holds a state that passed `load`).
 
 
-def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
+def rows(state: State) -> Rows:
     return {
         "tenants": [
             (k, (t.id, t.name, t.created, tuple((s.kid, s.created, s.signs_until, s.published_until) for s in t.signing_keys)))
@@ -634,7 +651,7 @@ def rows(state: State) -> dict[str, list[tuple[str, tuple]]]:
     }
 
 
-def from_rows(head: dict, table: dict) -> State:
+def from_rows(head: Doc, table: Rows) -> State:
     """Objects from `rows` output, without checks."""
     state = State(head["schema"], head.get("clock_offset", 0), head["default_subscription"])
     state.tenants = {k: Tenant(i, n, c, [SigningKey(*s) for s in keys]) for k, (i, n, c, keys) in table["tenants"]}
@@ -659,7 +676,8 @@ def from_rows(head: dict, table: dict) -> State:
     return state
 
 
-RECORD_OF = {
+# Any: each function takes its own collection's model class; `coll` picks the pair at run time.
+RECORD_OF: dict[str, Callable[[Any], Doc]] = {
     "tenants": tenant_rec,
     "subscriptions": subscription_rec,
     "resource_groups": resource_group_rec,
@@ -673,7 +691,7 @@ RECORD_OF = {
 }
 
 
-def locate(text: str, path: tuple) -> int | None:
+def locate(text: str, path: DocPath) -> int | None:
     """The 1-based line of the value at `path` in a TOML text written as this store writes it."""
     if not path:
         return None

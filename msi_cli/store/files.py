@@ -74,7 +74,8 @@ def _open_private(path: Path, flags: int, what: str) -> tuple[int, os.stat_resul
 
 
 def _read_fd(fd: int, path: Path, limit: int, what: str) -> bytes:
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         try:
             chunk = os.read(fd, min(1 << 20, limit + 1 - total))

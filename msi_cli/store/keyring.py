@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from msi_cli import crypto
@@ -96,7 +97,7 @@ class FileKeyRing:
             raise StateError(f"key {name} is missing from the key store {self.dir}")
         return pem
 
-    def _checked(self, name: str, thumbprint) -> bytes:
+    def _checked(self, name: str, thumbprint: Callable[[bytes], str]) -> bytes:
         """The key file `name`, after it proved its name (see the module's docstring)."""
         pem = self._read(name)
         if self._verified.get(name) is None:

@@ -15,8 +15,13 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from msi_cli.store import files
+
+if TYPE_CHECKING:
+    from msi_cli.core.context import KeyRing
+    from msi_cli.core.model import State
 
 FORMAT = 1
 ROTATE_AT = 0.8  # of the token's lifetime
@@ -80,7 +85,7 @@ def all_ids(private: Path) -> list[str]:
         return []
 
 
-def _claims_of(path: Path) -> dict | None:
+def _claims_of(path: Path) -> dict[str, Any] | None:
     from msi_cli import crypto
 
     try:
@@ -103,7 +108,7 @@ def due(path: Path, now: int, iss: str) -> bool:
     return now >= iat + (exp - iat) * ROTATE_AT
 
 
-def refresh(private: Path, state, keys, base: str, now: int, only: str | None = None) -> list[str]:
+def refresh(private: Path, state: State, keys: KeyRing, base: str, now: int, only: str | None = None) -> list[str]:
     """Re-mint every projected token that is due (or just `only`); returns the ids refreshed.
     A projection whose issuer no longer exists is left alone."""
     from msi_cli.core import issuers

@@ -13,7 +13,7 @@ import contextlib
 import marshal
 import os
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
 from msi_cli import __version__
@@ -23,7 +23,7 @@ from msi_cli.errors import StateError, mark_saved
 from msi_cli.store import codec, files
 
 if TYPE_CHECKING:
-    from msi_cli.core.context import Ctx
+    from msi_cli.core.context import Ctx, Event
 
 # The cache is trusted only when written by this very version of msi-cli.
 try:  # CPython's built-in BLAKE2: a fraction of hashlib's import cost, on every call
@@ -37,7 +37,7 @@ def digest_of(data: bytes) -> str:
 
 
 CACHE_FORMAT = f"2/{SCHEMA_VERSION}/{__version__}"
-Rows = dict[str, list[tuple[str, tuple]]]
+Rows = codec.Rows
 Texts = dict[str, dict[str, str]]  # each record's TOML text, by collection and key
 
 
@@ -88,7 +88,7 @@ class StateFile:
         self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": codec.header(state), "rows": table})
         return state, table, digest
 
-    def _read_blob(self, path: Path, digest: str) -> dict | None:
+    def _read_blob(self, path: Path, digest: str) -> dict[str, Any] | None:
         raw = files.read_private(path, "cache file", cache=True)  # refused when planted by another user
         if raw is None:
             return None
@@ -100,7 +100,7 @@ class StateFile:
             return None
         return blob
 
-    def _write_blob(self, path: Path, blob: dict) -> None:
+    def _write_blob(self, path: Path, blob: dict[str, Any]) -> None:
         with contextlib.suppress(StateError, OSError, ValueError):
             files.private_dir(self.private)
             files.write_atomic(path, marshal.dumps(blob), durable=False)  # keyed by digest: a lost one is rebuilt
@@ -115,7 +115,7 @@ class StateFile:
 
     # ---- writing ---------------------------------------------------------------------------------
 
-    def _encode(self, state: State, old_rows: Rows, old_texts: Texts) -> tuple[bytes, dict, Rows, Texts]:
+    def _encode(self, state: State, old_rows: Rows, old_texts: Texts) -> tuple[bytes, codec.Doc, Rows, Texts]:
         """TOML for the state. A record whose row is unchanged keeps its text; one that changed is
         validated field by field and serialised again; the links between all records are
         validated every time."""
@@ -152,7 +152,7 @@ class StateFile:
             raise StateError(f"refusing to save an invalid state (a value is not valid Unicode text); {self.path} is unchanged") from None
         return data, head, table, texts
 
-    def _check(self, check) -> None:
+    def _check(self, check: Callable[[], object]) -> None:
         try:
             check()
         except codec.InvalidDocument as exc:
@@ -206,7 +206,7 @@ class StateFile:
         files.remove_leftovers(self.path.parent, f".{self.path.name}.")
         files.remove_leftovers(self.private)  # keys/ (thousands of files) only when its journal says so
 
-    def _append_log(self, events) -> None:
+    def _append_log(self, events: list[Event]) -> None:
         """Record the committed change in the activity log. The change is saved already: a log
         that cannot be written is a warning, never a failure reported for a change that was made."""
         import json
@@ -224,7 +224,7 @@ class StateFile:
             why = exc.message if isinstance(exc, StateError) else exc.strerror or str(exc)
             warn(f"the change was saved, but the activity log was not written: {why}")
 
-    def log_entries(self, last: int | None = None) -> list[dict]:
+    def log_entries(self, last: int | None = None) -> list[dict[str, str]]:
         """Activity log entries, oldest first; with `last`, only the tail is read from disk. A
         line that is not a log entry (a torn or hand-edited line) is skipped with a warning that
         names it: the good entries are still shown."""

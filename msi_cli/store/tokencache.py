@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from msi_cli.store import files
 
 
-def read_entries(path: Path) -> dict:
+# A cached token response: every value a string (msi writes them so; `_entry` checks it on reading).
+Entry = dict[str, str]
+
+
+def read_entries(path: Path) -> dict[str, Any]:
     """The cache file's entries: {} when it is missing or damaged (a cache, not state: a damaged
     one is simply rebuilt). Raises StateError when the file cannot be read at all (a folder, no
     permission). The one reader of the file: `TokenCache` and the server's `Snapshot` use it."""
@@ -21,7 +26,7 @@ def read_entries(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _entry(entries: dict, key: str) -> dict | None:
+def _entry(entries: dict[str, Any], key: str) -> Entry | None:
     """The cached response for `key`: only one shaped as msi writes them (every value a string,
     the times whole numbers); a damaged entry is a miss and is re-minted."""
     entry = entries.get(key)
@@ -38,31 +43,31 @@ class Snapshot:
 
     __slots__ = ("_entries",)
 
-    def __init__(self, entries: dict) -> None:
+    def __init__(self, entries: dict[str, Any]) -> None:
         self._entries = entries
 
     @classmethod
     def read(cls, path: Path) -> Snapshot:
         return cls(read_entries(path))
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> Entry | None:
         return _entry(self._entries, key)
 
 
 class TokenCache:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._entries: dict | None = None
+        self._entries: dict[str, Any] | None = None
 
-    def _load(self) -> dict:
+    def _load(self) -> dict[str, Any]:
         if self._entries is None:
             self._entries = read_entries(self.path)
         return self._entries
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> Entry | None:
         return _entry(self._load(), key)
 
-    def put(self, key: str, response: dict, now: int) -> None:
+    def put(self, key: str, response: Entry, now: int) -> None:
         """Store a response (call with the state lock held); expired entries are dropped."""
         self._entries = None  # re-read under the lock
         entries = {
@@ -78,9 +83,12 @@ class TokenCache:
         import base64
 
         def kid_of(entry: object) -> str | None:
+            if not isinstance(entry, dict):
+                return None
             try:
-                head = entry["access_token"].split(".", 1)[0]  # type: ignore[index]
-                return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("kid")
+                head = entry["access_token"].split(".", 1)[0]
+                kid = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("kid")
+                return kid if isinstance(kid, str) else None
             except (AttributeError, KeyError, TypeError, ValueError):
                 return None
 

@@ -4,27 +4,29 @@ validation to report."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import arm
 from msi_cli.core.model import USER
 
 
-def add_resource_groups(doc: dict) -> dict:
+def add_resource_groups(doc: dict[str, Any]) -> dict[str, Any]:
     """Resource groups become objects with a location. Create every group an older state uses (by
     a resource, a user-assigned identity or a role assignment's scope), named as first written,
     located and dated like the earliest object in it (a group only a role assignment names gets
     the default location). Malformed records are left for validation to report."""
     from msi_cli.core.lifecycle import DEFAULT_LOCATION
 
-    found: dict[str, dict] = {}
+    found: dict[str, dict[str, str]] = {}
 
     def use(sub: object, name: object, location: object, created: object) -> None:
-        if not all(isinstance(v, str) for v in (sub, name, location, created)):
+        if not (isinstance(sub, str) and isinstance(name, str) and isinstance(location, str) and isinstance(created, str)):
             return
-        key = arm.resource_group_scope(sub, name).lower()  # type: ignore[arg-type]
+        key = arm.resource_group_scope(sub, name).lower()
         group = found.get(key)
         if group is None:
             found[key] = {"name": name, "subscription": sub, "location": location, "created": created}
-        elif created < group["created"]:  # type: ignore[operator]
+        elif created < group["created"]:
             group["location"], group["created"] = location, created
 
     for rec in _records(doc, "resources"):
@@ -44,6 +46,6 @@ def add_resource_groups(doc: dict) -> dict:
     return doc
 
 
-def _records(doc: dict, name: str) -> list[dict]:
+def _records(doc: dict[str, Any], name: str) -> list[dict[str, Any]]:
     value = doc.get(name)
     return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []

@@ -15,8 +15,13 @@ import hashlib
 import ipaddress
 import re
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from msi_cli.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
@@ -53,14 +58,14 @@ def split_hosts(hosts: list[str]) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
-def _pem_key(key) -> bytes:
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
-def _pem_cert(cert) -> bytes:
+def _pem_cert(cert: x509.Certificate) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return cert.public_bytes(serialization.Encoding.PEM)
@@ -101,13 +106,15 @@ def new_leaf(ca_key_pem: bytes, ca_cert_pem: bytes, hosts: list[str], start: int
     the CA: (key PEM, certificate PEM). The validity is cut to the CA's."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     dns, ips = split_hosts(hosts)
     if not dns and not ips:
         raise InvalidArgument("a server certificate needs at least one host")
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    if not isinstance(ca_key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, dsa.DSAPrivateKey)):
+        raise ValueError("the CA key cannot sign certificates with SHA-256")  # msi's own CA key is P-256
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     if ca_key.public_key() != ca_cert.public_key():
         raise ValueError("the CA key does not match the CA certificate")
@@ -141,7 +148,7 @@ def fingerprint_sha256(der: bytes) -> str:
     return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
-def describe(cert_pem: bytes) -> dict:
+def describe(cert_pem: bytes) -> dict[str, str | list[str]]:
     """What may be shown about a certificate (never anything about its key)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -153,7 +160,7 @@ def describe(cert_pem: bytes) -> dict:
     except x509.ExtensionNotFound:
         dns, ips = [], []
     fmt = "%Y-%m-%dT%H:%M:%SZ"
-    info = {
+    info: dict[str, str | list[str]] = {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
         "serialNumber": f"{cert.serial_number:X}",
