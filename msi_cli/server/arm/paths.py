@@ -36,7 +36,7 @@ class Route:
     type: str | None = None  # e.g. virtualMachines
     name: str | None = None
     scope: str = ""  # for authorization and the system-assigned identity: the scope before /providers
-    params: dict = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
 
     @property
     def arm_type(self) -> str:
