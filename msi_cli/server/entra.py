@@ -19,12 +19,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import unquote
 
 from msi_cli.core.clock import real_now
 from msi_cli.errors import MsiError
 from msi_cli.server.messages import Request, Response, json_response, parse_query
+
+if TYPE_CHECKING:
+    from msi_cli.core.context import Ctx, Event
+    from msi_cli.core.model import State
+    from msi_cli.server.app import Application
+    from msi_cli.store.statefile import StateFile
 
 TOKEN = "token"
 TOKEN_V1 = "token-v1"
@@ -64,12 +72,12 @@ def match(raw_path: str) -> Route | None:
     return None
 
 
-def issuer_base(app) -> str:
+def issuer_base(app: Application) -> str:
     """Where the issuers msi plays are published: the HTTPS address when the server has one."""
-    return getattr(app, "https_url", "") or app.base_url
+    return app.https_url or app.base_url
 
 
-def _now(state) -> int:
+def _now(state: State) -> int:
     return real_now() + state.clock_offset
 
 
@@ -98,7 +106,7 @@ def _not_found(what: str) -> Response:
     return json_response(404, {"error": "not_found", "error_description": what}, log=what)
 
 
-async def handle(app, req: Request, route: Route) -> Response:
+async def handle(app: Application, req: Request, route: Route) -> Response:
     """Answer a federation request (called by the Application for the paths `match` knows)."""
     loop = asyncio.get_running_loop()
     try:
@@ -115,7 +123,7 @@ async def handle(app, req: Request, route: Route) -> Response:
         return json_response(500, {"error": "server_error", "error_description": exc.message}, log=exc.message)
 
 
-def token_exchange(app, req: Request, tenant_ref: str, v1: bool = False) -> Response:
+def token_exchange(app: Application, req: Request, tenant_ref: str, v1: bool = False) -> Response:
     """Validate against the live state without the lock (a refusal changes nothing); mint a
     token under the state lock (the tenant may roll its signing key, and the log records it)."""
     from msi_cli.core import exchange
@@ -124,7 +132,7 @@ def token_exchange(app, req: Request, tenant_ref: str, v1: bool = False) -> Resp
     form = _form(req)
     correlation = req.header("client-request-id")
     base = issuer_base(app)
-    state = app.live.state
+    state = app.live.current
     ctx = Ctx(state, _now(state), app.keyset.keys)
     refused = exchange.refusal(ctx, tenant_ref, form, base, v1)
     if refused is not None:
@@ -142,11 +150,11 @@ def token_exchange(app, req: Request, tenant_ref: str, v1: bool = False) -> Resp
 
 
 class _NoNewKeys:
-    def new_signing_key(self, *args):
+    def new_signing_key(self, *args: object) -> NoReturn:
         raise LookupError("a new signing key is due")
 
 
-def _signing_settled(ctx, tenant_ref: str) -> bool:
+def _signing_settled(ctx: Ctx, tenant_ref: str) -> bool:
     """Would the tenant sign now without changing anything (no key to make, roll, publish or
     retire)? Answered by a dry run of the signing-key rules on a copy of the tenant."""
     import copy
@@ -156,7 +164,7 @@ def _signing_settled(ctx, tenant_ref: str) -> bool:
 
     tenant = lookup.tenant(ctx.state, tenant_ref)
     probe = copy.deepcopy(tenant)
-    dry = Ctx(ctx.state, ctx.now, _NoNewKeys())  # type: ignore[arg-type]
+    dry = Ctx(ctx.state, ctx.now, _NoNewKeys())  # type: ignore[arg-type]  # a dry run: signing_key asks only for a new key, and this refuses it
     try:
         credentials.signing_key(dry, probe)
     except LookupError:
@@ -164,7 +172,7 @@ def _signing_settled(ctx, tenant_ref: str) -> bool:
     return not dry.events and probe == tenant
 
 
-def _append_log(sf, events) -> None:
+def _append_log(sf: StateFile, events: Sequence[Event]) -> None:
     import json
 
     from msi_cli.store import files
@@ -175,10 +183,10 @@ def _append_log(sf, events) -> None:
         files.append_line(sf.log_path, lines.encode("utf-8"))
 
 
-def issuer_document(app, route: Route) -> Response:
+def issuer_document(app: Application, route: Route) -> Response:
     from msi_cli.core import issuers
 
-    state = app.live.state
+    state = app.live.current
     issuer = state.issuers.get(route.target.lower())
     if issuer is None or issuer.name != route.target:
         return _not_found(f"no issuer '{route.target}'")
@@ -188,7 +196,7 @@ def issuer_document(app, route: Route) -> Response:
     return json_response(200, issuers.jwks(app.keyset.keys, issuer))
 
 
-def github_token(app, req: Request) -> Response:
+def github_token(app: Application, req: Request) -> Response:
     """GitHub Actions' ID token request: `GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=A` with
     `Authorization: bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN` -> {"value": JWT}."""
     from msi_cli.core import issuers
@@ -201,7 +209,7 @@ def github_token(app, req: Request) -> Response:
     expected = proj.secret if proj is not None else ""
     if proj is None or not expected or scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
         return json_response(401, {"message": "Bad credentials"}, log="the request token does not match this run")
-    state = app.live.state
+    state = app.live.current
     issuer = state.issuers.get(proj.issuer.lower())
     if issuer is None:
         return _not_found(f"issuer '{proj.issuer}' was deleted")
@@ -209,15 +217,15 @@ def github_token(app, req: Request) -> Response:
     return json_response(200, {"value": token})
 
 
-def refresh_projections(app) -> list[str]:
+def refresh_projections(app: Application) -> list[str]:
     """Bring every projected token file up to date with the simulated clock (blocking)."""
     from msi_cli.store import projections
 
-    state = app.live.state
+    state = app.live.current
     return projections.refresh(app.sf.private, state, app.keyset.keys, issuer_base(app), _now(state))
 
 
-async def keep_fresh(app, interval: float = REFRESH_EVERY) -> None:
+async def keep_fresh(app: Application, interval: float = REFRESH_EVERY) -> None:
     """The server's periodic task: re-read the state if it changed, then rotate due tokens."""
     loop = asyncio.get_running_loop()
     while True:
@@ -228,7 +236,7 @@ async def keep_fresh(app, interval: float = REFRESH_EVERY) -> None:
         await asyncio.sleep(interval)
 
 
-def _tick(app) -> None:
+def _tick(app: Application) -> None:
     if app.live.stale():
         app.live.refresh()
     refresh_projections(app)
