@@ -21,7 +21,7 @@ import functools
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from msi_cli.core.clock import real_now
@@ -29,7 +29,7 @@ from msi_cli.errors import MsiError
 from msi_cli.server.messages import Request, Response, json_response, parse_query
 
 if TYPE_CHECKING:
-    from msi_cli.core.context import Ctx, Event
+    from msi_cli.core.context import Event
     from msi_cli.core.model import State
     from msi_cli.server.app import Application
     from msi_cli.store.statefile import StateFile
@@ -126,7 +126,7 @@ async def handle(app: Application, req: Request, route: Route) -> Response:
 def token_exchange(app: Application, req: Request, tenant_ref: str, v1: bool = False) -> Response:
     """Validate against the live state without the lock (a refusal changes nothing); mint a
     token under the state lock (the tenant may roll its signing key, and the log records it)."""
-    from msi_cli.core import exchange
+    from msi_cli.core import credentials, exchange
     from msi_cli.core.context import Ctx
 
     form = _form(req)
@@ -134,42 +134,20 @@ def token_exchange(app: Application, req: Request, tenant_ref: str, v1: bool = F
     base = issuer_base(app)
     state = app.live.current
     ctx = Ctx(state, _now(state), app.keyset.keys)
-    refused = exchange.refusal(ctx, tenant_ref, form, base, v1)
-    if refused is not None:
+    try:
+        tenant, identity, resource = exchange.check(ctx, tenant_ref, form, base, v1)
+    except exchange.Refused as refused:
         return json_response(refused.status, refused.body(ctx.now, correlation_id=correlation), log=refused.reason)
-    if _signing_settled(ctx, tenant_ref):
+    if not credentials.keys_due(tenant, ctx.now_iso):
         # The tenant signs with a key it already has: minting changes nothing in the state, so no
-        # lock and no file is needed; the activity log still records the token.
-        status, body = exchange.exchange(ctx, tenant_ref, form, base, correlation_id=correlation, v1=v1)
+        # lock and no file is needed (nor a second check); the activity log still records the token.
+        status, body = exchange.issue(ctx, tenant, identity, resource, v1)
         _append_log(app.sf, ctx.events)
     else:
         with app.sf.transaction() as tctx:
             status, body = exchange.exchange(tctx, tenant_ref, form, base, correlation_id=correlation, v1=v1)
         app.live.refresh()
     return json_response(status, body, log="" if status == 200 else body.get("error_description", ""))
-
-
-class _NoNewKeys:
-    def new_signing_key(self, *args: object) -> NoReturn:
-        raise LookupError("a new signing key is due")
-
-
-def _signing_settled(ctx: Ctx, tenant_ref: str) -> bool:
-    """Would the tenant sign now without changing anything (no key to make, roll, publish or
-    retire)? Answered by a dry run of the signing-key rules on a copy of the tenant."""
-    import copy
-
-    from msi_cli.core import credentials, lookup
-    from msi_cli.core.context import Ctx
-
-    tenant = lookup.tenant(ctx.state, tenant_ref)
-    probe = copy.deepcopy(tenant)
-    dry = Ctx(ctx.state, ctx.now, _NoNewKeys())  # type: ignore[arg-type]  # a dry run: signing_key asks only for a new key, and this refuses it
-    try:
-        credentials.signing_key(dry, probe)
-    except LookupError:
-        return False
-    return not dry.events and probe == tenant
 
 
 def _append_log(sf: StateFile, events: Sequence[Event]) -> None:
