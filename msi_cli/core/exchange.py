@@ -28,6 +28,7 @@ Issuer, subject and audience are compared exactly and case-sensitively.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from msi_cli.core import federation, issuers, lookup, tokens
 from msi_cli.core.clock import iso
@@ -239,7 +240,7 @@ def check(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str, v1:
 
 
 def exchange(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str,
-             correlation_id: str | None = None, v1: bool = False) -> tuple[int, dict]:
+             correlation_id: str | None = None, v1: bool = False) -> tuple[int, dict[str, Any]]:
     """Entra's answer to `POST /{tenant}/oauth2/v2.0/token` (or, `v1`, `/oauth2/token`) with a
     federated client assertion: (HTTP status, JSON body). `issuer_base` is where the issuers msi
     plays are served."""
@@ -247,6 +248,11 @@ def exchange(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str,
         tenant, identity, resource = check(ctx, tenant_ref, form, issuer_base, v1)
     except Refused as refused:
         return refused.status, refused.body(ctx.now, correlation_id=correlation_id)
+    return issue(ctx, tenant, identity, resource, v1)
+
+
+def issue(ctx: Ctx, tenant: Tenant, identity: Identity, resource: str, v1: bool = False) -> tuple[int, dict[str, Any]]:
+    """The token for a request that `check` accepted, in the endpoint's shape."""
     token, iat, exp = tokens.sign(ctx, tenant, identity, resource)
     ctx.log("Issue token", identity.resource_id, f"federated credential exchange for {resource}")
     if v1:  # the v1 endpoint's body: every value a string, with the times and the resource

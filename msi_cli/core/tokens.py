@@ -260,12 +260,31 @@ def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dic
     }
 
 
+# Loaded signing keys, by key store and kid, for the life of the process: loading a PEM costs about
+# as much again as an RS256 signature (the library's per-key set-up), and `msi serve` signs many
+# tokens with one key. A key is loaded only after its file proved its name (the key ring checks
+# that); a file replaced later is never read again, so it can only stop being used, never forge.
+_PRIVATE_KEYS: dict[tuple[str, str], object] = {}
+
+
+def _private_key(keys, kid: str):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    slot = (str(getattr(keys, "dir", "")), kid)
+    private = _PRIVATE_KEYS.get(slot)
+    if private is None:
+        # Our own key from the owner-only store: skip the RSA consistency check (~50 ms per load).
+        private = load_pem_private_key(keys.signing_key_pem(kid), password=None, unsafe_skip_rsa_key_validation=True)
+        if len(_PRIVATE_KEYS) >= 64:
+            _PRIVATE_KEYS.clear()
+        _PRIVATE_KEYS[slot] = private
+    return private
+
+
 def sign(ctx: Ctx, tenant, identity: Identity, audience: str, az_rid: str | None = None) -> tuple[str, int, int]:
     """The v1 access token the tenant issues to a managed identity: (token, iat, exp). `az_rid`
     is the host resource of a user-assigned identity's token (absent when there is none, as for
     a token obtained through a federated credential)."""
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     from msi_cli import crypto
 
     key = credentials.signing_key(ctx, tenant)
@@ -293,8 +312,7 @@ def sign(ctx: Ctx, tenant, identity: Identity, audience: str, az_rid: str | None
     if az_rid is not None:
         claims["xms_az_rid"] = az_rid
     claims["xms_mirid"] = _mirid(identity.resource_id)
-    # Our own key from the owner-only store: skip the RSA consistency check (~50 ms per load).
-    private = load_pem_private_key(ctx.keys.signing_key_pem(key.kid), password=None, unsafe_skip_rsa_key_validation=True)
+    private = _private_key(ctx.keys, key.kid)
     token = crypto.jws_sign({"typ": "JWT", "alg": "RS256", "x5t": key.kid, "kid": key.kid}, claims, private)
     return token, iat, exp
 

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from msi_cli import __version__, platform
 from msi_cli.core.clock import iso, real_now
@@ -31,6 +32,10 @@ from msi_cli.server.serverlog import ServerLog
 from msi_cli.server.timesource import REAL, TimeSource
 from msi_cli.store.keyring import FileKeyRing
 from msi_cli.store.statefile import StateFile
+
+if TYPE_CHECKING:
+    from msi_cli.core.model import Resource, State
+    from msi_cli.server.tls import Setup
 
 SERVER_NAME = f"msi-cli/{__version__}"
 # the host protocols by route kind: each resource type names its host (`ResourceType.host`)
@@ -62,7 +67,7 @@ class Application:
         self.verbose = verbose
         self.base_url = ""
         self.https_url = ""  # the HTTPS listener's base; requests on it get `tls=True`
-        self._refreshing: asyncio.Future | None = None
+        self._refreshing: asyncio.Future[None] | None = None
         self._secrets: dict[str, str] = {}
 
     def _log_request(self, req: Request, response: Response, started: float) -> None:
@@ -83,11 +88,13 @@ class Application:
         if route is not None and route.kind == routes.JWKS and self._keys_due(route.target):
             return None  # the tenant's key is made off the loop first
         started = time.perf_counter()
-        response = self._route(req, self.live.state, tls)
-        if isinstance(response, _Pending):
-            response = response.answer_now()
+        routed = self._route(req, self.live.current, tls)
+        if isinstance(routed, _Pending):
+            response = routed.answer_now()
             if response is None:
                 return None
+        else:
+            response = routed
         self._log_request(req, response, started)
         return response
 
@@ -121,12 +128,13 @@ class Application:
             return PROTOCOLS.get(route.kind if route else "", imds.PROTOCOL).server_error(f"the state cannot be read: {exc.message}")
         if federated is not None:
             return await entra.handle(self, req, federated)
+        assert route is not None  # no federation route: the path matched a managed identity one
         if route.kind == routes.JWKS and self._keys_due(route.target):
             try:
                 await asyncio.get_running_loop().run_in_executor(self.pool, self._publish_keys, route.target)
             except MsiError as exc:
                 return imds.server_error(f"the tenant's signing keys cannot be made: {exc.message}")
-        pending = self._route(req, self.live.state, tls)
+        pending = self._route(req, self.live.current, tls)
         if isinstance(pending, Response):
             return pending
         if not self.injector:
@@ -143,7 +151,7 @@ class Application:
         finally:
             self.injector.leave(decision)
 
-    def _route(self, req: Request, state, tls: bool = False) -> Response | _Pending:
+    def _route(self, req: Request, state: State, tls: bool = False) -> Response | _Pending:
         """Where requests are routed (the one place: a new endpoint is matched here). Answers
         everything that needs neither the host's rules nor a token: unknown paths, discovery,
         unknown resources. A request for a resource's token endpoint comes back as _Pending.
@@ -166,7 +174,7 @@ class Application:
     def _keys_due(self, tenant_ref: str) -> bool:
         """A tenant publishes a key it signs with now; one that has none yet (no token issued so
         far) or whose key retired gets one before its JWKS is served."""
-        state = self.live.state
+        state = self.live.current
         tenant = discovery.find_tenant(state, tenant_ref)
         if tenant is None:
             return False
@@ -195,7 +203,7 @@ class _Pending:
 
     __slots__ = ("app", "req", "proto", "resource", "state")
 
-    def __init__(self, app: Application, req: Request, proto: HostProtocol, resource, state) -> None:
+    def __init__(self, app: Application, req: Request, proto: HostProtocol, resource: Resource, state: State) -> None:
         self.app, self.req, self.proto, self.resource, self.state = app, req, proto, resource, state
 
     def _parse(self) -> TokenRequest:
@@ -204,7 +212,7 @@ class _Pending:
     def _secret(self) -> str:
         return self.app._secret(self.resource.id.lower())
 
-    def _render(self, treq: TokenRequest, answer: dict) -> Response:
+    def _render(self, treq: TokenRequest, answer: dict[str, Any]) -> Response:
         return self.proto.token(answer, treq)
 
     def answer_now(self) -> Response | None:
@@ -263,9 +271,9 @@ class Server:
                                     clock=clock)
         self.url = ""
         self.https_url = ""
-        self.tls_setup = None  # msi_cli.server.tls.Setup once the HTTPS listener is up
+        self.tls_setup: Setup | None = None  # once the HTTPS listener is up
         self._record: runfile.RunRecord | None = None
-        self._projections: asyncio.Task | None = None
+        self._projections: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
         running = runfile.running(self.sf.server_path)
@@ -294,9 +302,11 @@ class Server:
     async def _start_https(self) -> None:
         from msi_cli.server import tls
 
-        self.tls_setup = tls.server_setup(self.sf.private, self.host, real_now())
+        https, https_port = self.https, self.https_port
+        assert https is not None and https_port is not None  # started only when an HTTPS port was given
+        setup = self.tls_setup = tls.server_setup(self.sf.private, self.host, real_now())
         try:
-            host, port = await self.https.start(self.host, self.https_port, ssl=self.tls_setup.context)
+            host, port = await https.start(self.host, https_port, ssl=setup.context)
         except OSError as exc:
             raise MsiError(f"cannot listen on {self.host}:{self.https_port}: {exc.strerror or exc}",
                            hint="choose another --https-port, or 0 for a free one") from None
@@ -319,7 +329,7 @@ class Server:
             runfile.remove(self.sf.server_path, os.getpid())
             self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def loop_error(self, loop, context: dict) -> None:
+    def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """What asyncio would print with a traceback (say, out of file descriptors), as one line."""
         message = context.get("message") or "event loop error"
         exc = context.get("exception")

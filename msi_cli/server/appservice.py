@@ -18,6 +18,8 @@ import functools
 import hmac
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from msi_cli.core.tokens import APPSERVICE_UNABLE, appservice_answer
 from msi_cli.errors import TokenError
@@ -44,7 +46,7 @@ FAULTS = {
 SERVER_ERROR = "An unexpected error occurred while acquiring the token."
 
 
-def _error(status: int, message: str, log: str = "", headers=None) -> Response:
+def _error(status: int, message: str, log: str = "", headers: list[tuple[str, str]] | None = None) -> Response:
     correlation = str(uuid.uuid4())
     body = {"statusCode": status, "message": message, "correlationId": correlation}
     return json_response(status, body, headers=[("X-CORRELATION-ID", correlation), *(headers or [])], log=log or message)
@@ -56,6 +58,7 @@ def parse(req: Request, secret: str) -> TokenRequest:
         raise Rejected(_error(405, METHOD_NOT_ALLOWED, headers=[("Allow", "GET")]))
     version, outcome = _query_rules(req.query)
     if version is None:
+        assert isinstance(outcome, tuple)  # a refused api-version comes with (message, why)
         raise Rejected(_error(400, outcome[0], log=outcome[1]))
     header = "secret" if version == LEGACY else "X-IDENTITY-HEADER"
     sent = req.headers.get(header.lower())
@@ -96,7 +99,7 @@ def legacy_date(epoch: int) -> str:
 _BODIES: dict[tuple[str, bool], bytes] = {}
 
 
-def token(response: dict, legacy: bool) -> Response:
+def token(response: dict[str, Any], legacy: bool) -> Response:
     """App Service's success body from the platform's (IMDS-shaped) response; kept per token,
     as nothing in it changes while the token is cached."""
     key = (response["access_token"], legacy)
@@ -108,7 +111,7 @@ def token(response: dict, legacy: bool) -> Response:
     return Response(200, body)
 
 
-def _body(response: dict, legacy: bool) -> dict:
+def _body(response: dict[str, Any], legacy: bool) -> dict[str, Any]:
     if legacy:
         body = {
             "access_token": response["access_token"],
@@ -152,10 +155,10 @@ class AppService(HostProtocol):
     kind = APPSERVICE
     label = "App Service"
 
-    def parse(self, req: Request, secret) -> TokenRequest:
+    def parse(self, req: Request, secret: Callable[[], str]) -> TokenRequest:
         return parse(req, secret())
 
-    def token(self, answer: dict, treq: TokenRequest) -> Response:
+    def token(self, answer: dict[str, Any], treq: TokenRequest) -> Response:
         return token(answer, treq.legacy)
 
     error = staticmethod(error)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from msi_cli.server.messages import Request, Response
 from msi_cli.server.wire import MAX_BODY, MAX_HEAD, BadRequest, framing, keep_alive, parse_head, plain, render
@@ -24,9 +24,10 @@ class Connection(asyncio.BufferedProtocol):
     __slots__ = ("server", "transport", "buffer", "busy", "closing", "eof", "waiting_since", "write_paused_since",
                  "yielded", "reading", "continued", "need")
 
+    transport: asyncio.Transport  # set by connection_made, before any other callback
+
     def __init__(self, server: HttpServer) -> None:
         self.server = server
-        self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.busy = False  # a request is being answered by a task
         self.closing = False
@@ -40,8 +41,9 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- asyncio callbacks ------------------------------------------------------------------------
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # create_server hands a stream protocol a full (read and write) Transport
+        transport = self.transport = cast(asyncio.Transport, transport)
         server = self.server
         if len(server.connections) >= server.max_connections and not server.evict():
             self.closing = True
@@ -56,7 +58,7 @@ class Connection(asyncio.BufferedProtocol):
                 pass
         transport.set_write_buffer_limits(WRITE_HIGH)
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.server.connections.pop(self, None)
 

@@ -11,12 +11,16 @@ endpoint of the tenant pointing at the server that was asked (`base`), and its J
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any
 
 from msi_cli.core import lookup, tokens
 from msi_cli.core.model import State, Tenant
 from msi_cli.errors import MsiError
 from msi_cli.server import routes
 from msi_cli.server.messages import Request, Response, json_response
+
+if TYPE_CHECKING:
+    from msi_cli.core.context import KeyRing
 
 TENANT_NOT_FOUND = (
     "AADSTS90002: Tenant '{name}' not found. Check to make sure you have the correct tenant ID and are signing into "
@@ -69,9 +73,9 @@ def configuration(base: str, tenant: Tenant) -> Response:
 class KeySet:
     """JWKS documents; each key's JWK is built once (a key never changes under its kid)."""
 
-    def __init__(self, keys) -> None:
+    def __init__(self, keys: KeyRing) -> None:
         self.keys = keys  # the key ring (public certificates by kid)
-        self._jwk: dict[str, dict] = {}
+        self._jwk: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def response(self, tenant: Tenant, now_iso: str) -> Response:

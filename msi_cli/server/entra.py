@@ -19,12 +19,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from msi_cli.core.clock import real_now
 from msi_cli.errors import MsiError
 from msi_cli.server.messages import Request, Response, json_response, parse_query
+
+if TYPE_CHECKING:
+    from msi_cli.core.context import Event
+    from msi_cli.core.model import State
+    from msi_cli.server.app import Application
+    from msi_cli.store.statefile import StateFile
 
 TOKEN = "token"
 TOKEN_V1 = "token-v1"
@@ -64,12 +72,12 @@ def match(raw_path: str) -> Route | None:
     return None
 
 
-def issuer_base(app) -> str:
+def issuer_base(app: Application) -> str:
     """Where the issuers msi plays are published: the HTTPS address when the server has one."""
-    return getattr(app, "https_url", "") or app.base_url
+    return app.https_url or app.base_url
 
 
-def _now(state) -> int:
+def _now(state: State) -> int:
     return real_now() + state.clock_offset
 
 
@@ -98,7 +106,7 @@ def _not_found(what: str) -> Response:
     return json_response(404, {"error": "not_found", "error_description": what}, log=what)
 
 
-async def handle(app, req: Request, route: Route) -> Response:
+async def handle(app: Application, req: Request, route: Route) -> Response:
     """Answer a federation request (called by the Application for the paths `match` knows)."""
     loop = asyncio.get_running_loop()
     try:
@@ -115,24 +123,25 @@ async def handle(app, req: Request, route: Route) -> Response:
         return json_response(500, {"error": "server_error", "error_description": exc.message}, log=exc.message)
 
 
-def token_exchange(app, req: Request, tenant_ref: str, v1: bool = False) -> Response:
+def token_exchange(app: Application, req: Request, tenant_ref: str, v1: bool = False) -> Response:
     """Validate against the live state without the lock (a refusal changes nothing); mint a
     token under the state lock (the tenant may roll its signing key, and the log records it)."""
-    from msi_cli.core import exchange
+    from msi_cli.core import credentials, exchange
     from msi_cli.core.context import Ctx
 
     form = _form(req)
     correlation = req.header("client-request-id")
     base = issuer_base(app)
-    state = app.live.state
+    state = app.live.current
     ctx = Ctx(state, _now(state), app.keyset.keys)
-    refused = exchange.refusal(ctx, tenant_ref, form, base, v1)
-    if refused is not None:
+    try:
+        tenant, identity, resource = exchange.check(ctx, tenant_ref, form, base, v1)
+    except exchange.Refused as refused:
         return json_response(refused.status, refused.body(ctx.now, correlation_id=correlation), log=refused.reason)
-    if _signing_settled(ctx, tenant_ref):
+    if not credentials.keys_due(tenant, ctx.now_iso):
         # The tenant signs with a key it already has: minting changes nothing in the state, so no
-        # lock and no file is needed; the activity log still records the token.
-        status, body = exchange.exchange(ctx, tenant_ref, form, base, correlation_id=correlation, v1=v1)
+        # lock and no file is needed (nor a second check); the activity log still records the token.
+        status, body = exchange.issue(ctx, tenant, identity, resource, v1)
         _append_log(app.sf, ctx.events)
     else:
         with app.sf.transaction() as tctx:
@@ -141,30 +150,7 @@ def token_exchange(app, req: Request, tenant_ref: str, v1: bool = False) -> Resp
     return json_response(status, body, log="" if status == 200 else body.get("error_description", ""))
 
 
-class _NoNewKeys:
-    def new_signing_key(self, *args):
-        raise LookupError("a new signing key is due")
-
-
-def _signing_settled(ctx, tenant_ref: str) -> bool:
-    """Would the tenant sign now without changing anything (no key to make, roll, publish or
-    retire)? Answered by a dry run of the signing-key rules on a copy of the tenant."""
-    import copy
-
-    from msi_cli.core import credentials, lookup
-    from msi_cli.core.context import Ctx
-
-    tenant = lookup.tenant(ctx.state, tenant_ref)
-    probe = copy.deepcopy(tenant)
-    dry = Ctx(ctx.state, ctx.now, _NoNewKeys())  # type: ignore[arg-type]
-    try:
-        credentials.signing_key(dry, probe)
-    except LookupError:
-        return False
-    return not dry.events and probe == tenant
-
-
-def _append_log(sf, events) -> None:
+def _append_log(sf: StateFile, events: Sequence[Event]) -> None:
     import json
 
     from msi_cli.store import files
@@ -175,10 +161,10 @@ def _append_log(sf, events) -> None:
         files.append_line(sf.log_path, lines.encode("utf-8"))
 
 
-def issuer_document(app, route: Route) -> Response:
+def issuer_document(app: Application, route: Route) -> Response:
     from msi_cli.core import issuers
 
-    state = app.live.state
+    state = app.live.current
     issuer = state.issuers.get(route.target.lower())
     if issuer is None or issuer.name != route.target:
         return _not_found(f"no issuer '{route.target}'")
@@ -188,7 +174,7 @@ def issuer_document(app, route: Route) -> Response:
     return json_response(200, issuers.jwks(app.keyset.keys, issuer))
 
 
-def github_token(app, req: Request) -> Response:
+def github_token(app: Application, req: Request) -> Response:
     """GitHub Actions' ID token request: `GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=A` with
     `Authorization: bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN` -> {"value": JWT}."""
     from msi_cli.core import issuers
@@ -201,7 +187,7 @@ def github_token(app, req: Request) -> Response:
     expected = proj.secret if proj is not None else ""
     if proj is None or not expected or scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
         return json_response(401, {"message": "Bad credentials"}, log="the request token does not match this run")
-    state = app.live.state
+    state = app.live.current
     issuer = state.issuers.get(proj.issuer.lower())
     if issuer is None:
         return _not_found(f"issuer '{proj.issuer}' was deleted")
@@ -209,15 +195,15 @@ def github_token(app, req: Request) -> Response:
     return json_response(200, {"value": token})
 
 
-def refresh_projections(app) -> list[str]:
+def refresh_projections(app: Application) -> list[str]:
     """Bring every projected token file up to date with the simulated clock (blocking)."""
     from msi_cli.store import projections
 
-    state = app.live.state
+    state = app.live.current
     return projections.refresh(app.sf.private, state, app.keyset.keys, issuer_base(app), _now(state))
 
 
-async def keep_fresh(app, interval: float = REFRESH_EVERY) -> None:
+async def keep_fresh(app: Application, interval: float = REFRESH_EVERY) -> None:
     """The server's periodic task: re-read the state if it changed, then rotate due tokens."""
     loop = asyncio.get_running_loop()
     while True:
@@ -228,7 +214,7 @@ async def keep_fresh(app, interval: float = REFRESH_EVERY) -> None:
         await asyncio.sleep(interval)
 
 
-def _tick(app) -> None:
+def _tick(app: Application) -> None:
     if app.live.stale():
         app.live.refresh()
     refresh_projections(app)

@@ -22,6 +22,7 @@ import math
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from msi_cli.errors import InvalidArgument
@@ -45,8 +46,8 @@ class Fault:
     concurrent: int = THROTTLE_CONCURRENT
     seen: int = 0  # matching requests so far
     fired: int = 0
-    windows: dict = field(default_factory=dict)  # throttle: times of admitted requests, per resource id
-    inflight: dict = field(default_factory=dict)  # throttle: admitted requests in progress, per resource id
+    windows: dict[str, deque[float]] = field(default_factory=dict)  # throttle: times of admitted requests, per resource id
+    inflight: dict[str, int] = field(default_factory=dict)  # throttle: admitted requests in progress, per resource id
 
     def matches(self, resource_id: str, name: str) -> bool:
         return self.target in ("*", resource_id.lower(), name.lower())
@@ -124,13 +125,13 @@ class Decision:
     status: int = 0  # 0: answer normally
     why: str = ""
     key: str = ""
-    admitted: list = field(default_factory=list)  # throttles that count this request as in progress
+    admitted: list[Fault] = field(default_factory=list)  # throttles that count this request as in progress
 
 
 class Injector:
     """Decides, per request, what the faults do. Used from the event loop thread only."""
 
-    def __init__(self, faults: list[Fault], clock=time.monotonic) -> None:
+    def __init__(self, faults: list[Fault], clock: Callable[[], float] = time.monotonic) -> None:
         self.faults = faults
         self.clock = clock
 

@@ -31,11 +31,15 @@ import os
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from msi_cli.server.messages import Request, Response
 from msi_cli.server.timesource import REAL, TimeSource
 from msi_cli.server.connection import BURST, Connection
 from msi_cli.server.wire import MAX_BODY, MAX_HEAD, BadRequest, DateHeader, parse_head, plain, render
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 __all__ = ["HttpServer", "BadRequest", "parse_head", "render", "plain", "MAX_HEAD", "MAX_BODY", "REQUEST_TIMEOUT"]
 
@@ -77,6 +81,8 @@ def connection_budget(want: int) -> int:
 
 
 class HttpServer:
+    loop: asyncio.AbstractEventLoop  # the loop `start` runs on; nothing else runs before it
+
     def __init__(self, handler: Handler, *, server_name: str, quick: QuickHandler | None = None,
                  request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
                  on_error: Callable[[str], None] | None = None, clock: TimeSource = REAL) -> None:
@@ -89,16 +95,15 @@ class HttpServer:
         self.on_error = on_error or (lambda message: None)
         self.clock = DateHeader(clock.time)
         self.connections: dict[Connection, None] = {}  # in the order they last started waiting
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self.evicted = 0  # connections dropped to make room for a new one
-        self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._queue: deque[Connection] = deque()  # connections with requests left after their turn
         self.chunk = memoryview(bytearray(READ_SIZE))  # what the loop reads into (one loop, one read at a time)
         self._pumping = False
 
-    async def start(self, host: str, port: int, *, ssl=None) -> tuple[str, int]:
+    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> tuple[str, int]:
         """Listen (TLS when given an `ssl.SSLContext`); returns the bound address."""
         self.loop = asyncio.get_running_loop()
         self.max_connections = connection_budget(self.max_connections)

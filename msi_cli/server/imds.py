@@ -12,6 +12,8 @@ wording follows the documentation's rule for each.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 from msi_cli.errors import TokenError
 from msi_cli.server.messages import Request, Response, encode, json_response
@@ -46,7 +48,8 @@ FAULTS = {
 SERVER_ERROR = ("unknown", "Failed to retrieve token from the Active directory.")
 
 
-def _error(status: int, error: str, description: str, log: str = "", headers=None) -> Response:
+def _error(status: int, error: str, description: str, log: str = "",
+           headers: list[tuple[str, str]] | None = None) -> Response:
     return json_response(status, {"error": error, "error_description": description}, headers=headers, log=log or description)
 
 
@@ -89,7 +92,7 @@ def _query_rules(raw: str) -> TokenRequest | tuple[str, str]:
 _BODIES: dict[tuple[str, str], bytes] = {}
 
 
-def token(response: dict) -> Response:
+def token(response: dict[str, Any]) -> Response:
     """IMDS's success body is the platform's response as it is (every value a string). Bodies
     are kept per token and expires_in, as clients ask for the same token over and over."""
     key = (response["access_token"], response["expires_in"])
@@ -122,10 +125,10 @@ class Imds(HostProtocol):
     kind = IMDS
     label = "IMDS"
 
-    def parse(self, req: Request, secret) -> TokenRequest:
+    def parse(self, req: Request, secret: Callable[[], str]) -> TokenRequest:
         return parse(req)  # IMDS has no secret: the Metadata header and the link-local address guard it
 
-    def token(self, answer: dict, treq: TokenRequest) -> Response:
+    def token(self, answer: dict[str, Any], treq: TokenRequest) -> Response:
         return token(answer)
 
     error = staticmethod(error)

@@ -14,7 +14,7 @@ from msi_cli.store.statefile import StateFile
 from msi_cli.store.tokencache import Snapshot
 
 
-def _signature(path: str) -> tuple | None:
+def _signature(path: str) -> tuple[object, ...] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -28,11 +28,18 @@ class LiveState:
         self._state_path = os.fspath(sf.path)
         self._tokens_path = os.fspath(sf.tokens_path)
         self._lock = threading.Lock()
-        self._state_sig: tuple | None = None
-        self._tokens_sig: tuple | None = None
+        self._state_sig: tuple[object, ...] | None = None
+        self._tokens_sig: tuple[object, ...] | None = None
         self.state: State | None = None
         self.tokens = Snapshot({})
         self.generation = 0  # bumped on every state reload
+
+    @property
+    def current(self) -> State:
+        """The state as last read: the server reads it (`refresh`) before it serves."""
+        state = self.state
+        assert state is not None, "the state is read before the server serves"
+        return state
 
     def stale(self) -> bool:
         """Has either file changed since it was last read? (Two stat calls, no reading.)"""

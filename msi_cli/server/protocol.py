@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from msi_cli.core.tokens import Selector
 from msi_cli.errors import TokenError
@@ -76,7 +77,7 @@ class HostProtocol:
         `secret()` is the resource's identity header secret, for hosts that require one."""
         raise NotImplementedError
 
-    def token(self, answer: dict, treq: TokenRequest) -> Response:
+    def token(self, answer: dict[str, Any], treq: TokenRequest) -> Response:
         """The success answer from the platform's (IMDS-shaped) token response."""
         raise NotImplementedError
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 MAX_LINE = 400  # characters, after escaping
 WINDOW = 1.0  # seconds
@@ -44,8 +48,8 @@ class ServerLog:
         self._start = clock()
         self._printed = 0
         self._counts: dict[str, int] = {}
-        self._held: dict[str, list] = {}  # kind -> [lines not written, the last of them]
-        self._timer = None
+        self._held: dict[str, list[Any]] = {}  # kind -> [lines not written, the last of them]
+        self._timer: asyncio.TimerHandle | None = None
 
     def __call__(self, message: str, kind: str | None = None) -> None:
         now = self.clock()

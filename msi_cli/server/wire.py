@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -74,7 +75,7 @@ def parse_head(head: bytes) -> Request:
 class DateHeader:
     """The Date header, formatted once a second."""
 
-    def __init__(self, now=time.time) -> None:
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
         self._now = now
         self._second = -1
         self._value = ""

@@ -4,10 +4,14 @@ checked on the simulated clock) for one of ARM's audiences."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from msi_cli.core import verify
 from msi_cli.core.model import State
 from msi_cli.server.arm import errors
+
+if TYPE_CHECKING:
+    from msi_cli.core.context import KeyRing
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +21,7 @@ class Caller:
     app_id: str
 
 
-def authenticate(state: State, keys, now: int, authorization: str | None) -> Caller:
+def authenticate(state: State, keys: KeyRing, now: int, authorization: str | None) -> Caller:
     if authorization is None:
         raise errors.missing_header()
     scheme, _, token = authorization.strip().partition(" ")

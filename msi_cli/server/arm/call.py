@@ -4,10 +4,11 @@ state (and, for a change, the transaction's context), and the checks every handl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from msi_cli.core import authz, lookup
 from msi_cli.core.context import Ctx
-from msi_cli.core.model import State, Subscription
+from msi_cli.core.model import State, Subscription, Tenant
 from msi_cli.server.arm import errors
 from msi_cli.server.arm.auth import Caller
 from msi_cli.server.arm.paths import Route
@@ -29,7 +30,7 @@ class Call:
     state: State
     now: int
     base_url: str
-    caller: Caller | None = None
+    caller: Caller  # every handler runs after authentication
     ctx: Ctx | None = None
 
     @property
@@ -39,7 +40,6 @@ class Call:
     def require(self, action: str, scope: str | None = None) -> None:
         """403 AuthorizationFailed unless the caller may perform `action` at `scope` (default:
         the request's own path, which is what ARM names in the message)."""
-        assert self.caller is not None
         where = self.route.path if scope is None else scope
         if not authz.permitted(self.state, self.caller.principal_id, action, where):
             raise errors.authorization_failed(self.caller.app_id, self.caller.principal_id, action, where)
@@ -50,14 +50,20 @@ class Call:
         sub = self.state.subscriptions.get(ref.lower())
         if sub is None:
             raise errors.subscription_not_found(ref)
-        if self.caller is not None and sub.tenant_id != self.caller.tenant_id:
+        if sub.tenant_id != self.caller.tenant_id:
             raise errors.wrong_tenant(self.caller.tenant_id, sub.tenant_id)
         return sub
 
-    def tenant_of(self, sub: Subscription):
+    def resource_names(self) -> tuple[str, str]:
+        """The resource group and name of a route to one resource: its path names both."""
+        group, name = self.route.group, self.route.name
+        assert group is not None and name is not None, f"a {self.route.kind} route names no resource"
+        return group, name
+
+    def tenant_of(self, sub: Subscription) -> Tenant:
         return lookup.tenant_of(self.state, sub.id)
 
-    def json_body(self) -> dict:
+    def json_body(self) -> dict[str, Any]:
         if not isinstance(self.body, dict):
             raise errors.invalid_content("the request body must be a JSON object")
         return self.body

@@ -22,7 +22,7 @@ class ArmError(Exception):
         self.message = message
         self.headers = headers or []
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
 
 

@@ -5,25 +5,32 @@ lock, as minting is)."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from msi_cli.errors import MsiError
 from msi_cli.server.arm import router
 from msi_cli.server.messages import Request, Response, json_response
 
+if TYPE_CHECKING:
+    from msi_cli.core.context import Ctx
+    from msi_cli.core.model import State
+    from msi_cli.server.app import Application
+
 
 class _ServerAccess:
-    def __init__(self, app) -> None:
+    def __init__(self, app: Application) -> None:
         self.app = app
         self.keys = app.keyset.keys
 
-    def snapshot(self):
-        return self.app.live.state
+    def snapshot(self) -> State:
+        return self.app.live.current
 
-    def transaction(self):
+    def transaction(self) -> AbstractContextManager[Ctx]:
         return self.app.sf.transaction()
 
 
-async def answer(app, req: Request, base_url: str) -> Response:
+async def answer(app: Application, req: Request, base_url: str) -> Response:
     """`base_url`: the listener the request came to (HTTPS for az and the SDKs), which the cloud
     metadata names as Resource Manager."""
     try:

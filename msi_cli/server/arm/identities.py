@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from msi_cli.core import arm, groups, lifecycle, lookup
-from msi_cli.core.model import Resource
+from msi_cli.core.model import Identity, Resource
 from msi_cli.errors import InvalidName, MsiError
 from msi_cli.server.arm import errors, shapes
 from msi_cli.server.arm.call import Call, Reply
@@ -33,8 +33,8 @@ def list_identities(call: Call) -> Reply:
 
 def identity(call: Call) -> Reply:
     sub = call.subscription()
-    route = call.route
-    rid = arm.resource_id(sub.id, route.group, UAI, route.name)
+    group, name = call.resource_names()
+    rid = arm.resource_id(sub.id, group, UAI, name)
     if call.method == "GET":
         call.require(READ)
         return Reply(200, shapes.user_identity(_existing(call, rid)))
@@ -54,37 +54,38 @@ def identity(call: Call) -> Reply:
     raise errors.method_not_allowed(call.method)
 
 
-def _existing(call: Call, rid: str):
+def _existing(call: Call, rid: str) -> Identity:
     found = lookup.find_user_identity_by_id(call.state, rid)
     if found is None:
-        if groups.find(call.state, call.route.subscription or "", call.route.group) is None:
-            raise errors.group_not_found(call.route.group)
-        raise errors.resource_not_found(UAI, call.route.name, call.route.group)
+        group_name, name = call.resource_names()
+        if groups.find(call.state, call.route.subscription or "", group_name) is None:
+            raise errors.group_not_found(group_name)
+        raise errors.resource_not_found(UAI, name, group_name)
     return found
 
 
 def _put(call: Call, sub_id: str, rid: str) -> Reply:
-    route = call.route
+    group_name, name = call.resource_names()
     body = call.json_body()
     location = body.get("location")
     if not isinstance(location, str) or not location.strip():
         raise errors.ArmError(400, "LocationRequired", "The location property is required for this definition.")
     location = normalize_location(location)
-    group = groups.find(call.state, sub_id, route.group)
+    group = groups.find(call.state, sub_id, group_name)
     if group is None:
-        raise errors.group_not_found(route.group)
+        raise errors.group_not_found(group_name)
     found = lookup.find_user_identity_by_id(call.state, rid)
     if found is not None:
         if found.location != location:
             raise errors.ArmError(
                 409, "InvalidResourceLocation",
-                f"The resource '{route.name}' already exists in location '{found.location}' in resource group "
+                f"The resource '{name}' already exists in location '{found.location}' in resource group "
                 f"'{group.name}'. A resource with the same name cannot be created in location '{location}'. "
                 "Please select a new resource name.",
             )
         return Reply(200, shapes.user_identity(found))
     try:
-        created = lifecycle.create_identity(call.changing(), route.name, group.name, sub_id, location)
+        created = lifecycle.create_identity(call.changing(), name, group.name, sub_id, location)
     except InvalidName as exc:
         if exc.message.startswith("invalid location"):
             raise errors.ArmError(400, "LocationNotAvailableForResourceType",

@@ -4,8 +4,10 @@ Azure's, so tokens are requested for https://management.core.windows.net/ as in 
 
 from __future__ import annotations
 
+from typing import Any
 
-def document(base_url: str) -> dict:
+
+def document(base_url: str) -> dict[str, Any]:
     base = base_url.rstrip("/")
     return {
         "portal": "https://portal.azure.com",
@@ -50,7 +52,7 @@ def document(base_url: str) -> dict:
     }
 
 
-def answer(base_url: str, api_version: str):
+def answer(base_url: str, api_version: str) -> dict[str, Any] | list[dict[str, Any]]:
     """2019-05-01 and older answer with a list of clouds; newer versions with the one cloud."""
     doc = document(base_url)
     return [doc] if api_version and api_version < "2022-09-01" else doc

@@ -33,14 +33,14 @@ class Route:
     subscription: str | None = None
     group: str | None = None
     namespace: str | None = None  # e.g. Microsoft.Compute
-    type: str | None = None  # e.g. virtualMachines
+    type_name: str | None = None  # e.g. virtualMachines
     name: str | None = None
     scope: str = ""  # for authorization and the system-assigned identity: the scope before /providers
-    params: dict = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
 
     @property
     def arm_type(self) -> str:
-        return f"{self.namespace}/{self.type}"
+        return f"{self.namespace}/{self.type_name}"
 
 
 def parse(raw_path: str) -> Route | None:
@@ -86,10 +86,10 @@ def parse(raw_path: str) -> Route | None:
         if lows[4] != "providers" or len(parts) not in (7, 8):
             return None
         kind = "resources" if len(parts) == 7 else "resource"
-        return Route(kind, path, subscription=sub, group=group, namespace=parts[5], type=parts[6],
+        return Route(kind, path, subscription=sub, group=group, namespace=parts[5], type_name=parts[6],
                      name=parts[7] if len(parts) == 8 else None)
     if lows[2] == "providers" and len(parts) == 5:
-        return Route("resources", path, subscription=sub, namespace=parts[3], type=parts[4])
+        return Route("resources", path, subscription=sub, namespace=parts[3], type_name=parts[4])
     return None
 
 

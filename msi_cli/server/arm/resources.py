@@ -4,10 +4,13 @@ applied through msi's lifecycle (`assign`/`unassign`), answered 200 as ARM does.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Any
 
 from msi_cli.core import arm, authz, groups, lifecycle, lookup
-from msi_cli.core.model import Resource
+from msi_cli.core.model import Identity, Resource
 from msi_cli.errors import MsiError
 from msi_cli.server.arm import errors, shapes
 from msi_cli.server.arm.call import Call, Reply
@@ -55,13 +58,14 @@ def generic_list(call: Call) -> Reply:
         prefix = group.id.lower() + "/"
     wanted = _filter(call.query.get("$filter", ""))
     principal = call.caller.principal_id
-    items = [(r.id, r.rtype.arm_type, r.resource_group, r.name, lambda r=r: _generic(call, r))
-             for r in call.state.resources.values()]
+    # (id, ARM type, group, name, its generic shape when listed)
+    items: list[tuple[str, str, str, str, Callable[[], dict[str, Any]]]] = [
+        (r.id, r.rtype.arm_type, r.resource_group, r.name, functools.partial(_generic, call, r))
+        for r in call.state.resources.values()]
     for i in lookup.user_identities(call.state):
         parsed = arm.parse_id(i.resource_id)
-        items.append((i.resource_id, arm.IDENTITY_ARM_TYPE, parsed.resource_group if parsed else "", i.name,
-                      lambda i=i: {"id": i.resource_id, "name": i.name, "type": arm.IDENTITY_ARM_TYPE,
-                                   "location": i.location, "tags": {}}))
+        items.append((i.resource_id, arm.IDENTITY_ARM_TYPE, (parsed.resource_group or "") if parsed else "", i.name,
+                      functools.partial(_generic_identity, i)))
     out = []
     for rid, arm_type, group_name, name, shape in items:
         values = {"resourcegroup": group_name, "resourcetype": arm_type, "name": name}
@@ -86,16 +90,21 @@ def _filter(text: str) -> dict[str, str]:
     return found
 
 
-def _generic(call: Call, r: Resource) -> dict:
+def _generic(call: Call, r: Resource) -> dict[str, Any]:
     item = shapes.resource(call.state, r)
     item.pop("properties", None)
     return item
 
 
+def _generic_identity(i: Identity) -> dict[str, Any]:
+    return {"id": i.resource_id, "name": i.name, "type": arm.IDENTITY_ARM_TYPE, "location": i.location, "tags": {}}
+
+
 def resource(call: Call) -> Reply:
     sub = call.subscription()
     arm_type = _arm_type(call)
-    rid = arm.resource_id(sub.id, call.route.group, arm_type, call.route.name)
+    group, name = call.resource_names()
+    rid = arm.resource_id(sub.id, group, arm_type, name)
     if call.method == "GET":
         call.require(f"{arm_type}/read")
         return Reply(200, shapes.resource(call.state, _existing(call, rid, arm_type)))
@@ -112,9 +121,10 @@ def resource(call: Call) -> Reply:
 def _existing(call: Call, rid: str, arm_type: str) -> Resource:
     found = call.state.resources.get(rid.lower())
     if found is None:
-        if groups.find(call.state, call.route.subscription or "", call.route.group) is None:
-            raise errors.group_not_found(call.route.group)
-        raise errors.resource_not_found(arm_type, call.route.name, call.route.group)
+        group, name = call.resource_names()
+        if groups.find(call.state, call.route.subscription or "", group) is None:
+            raise errors.group_not_found(group)
+        raise errors.resource_not_found(arm_type, name, group)
     return found
 
 

@@ -10,21 +10,21 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from msi_cli.core.clock import real_now
-from msi_cli.core.context import Ctx
+from msi_cli.core.context import Ctx, KeyRing
 from msi_cli.core.model import State
 from msi_cli.errors import MsiError
 from msi_cli.server.arm import errors, identities, metadata, paths, rbac, resources, subscriptions
-from msi_cli.server.arm.auth import authenticate
+from msi_cli.server.arm.auth import Caller, authenticate
 from msi_cli.server.arm.call import Call, Reply
 
 READS = ("GET", "HEAD")
 
 
 class StateAccess(Protocol):
-    keys: object  # verifies token signatures: has public_certificate_der(kid)
+    keys: KeyRing  # verifies token signatures (public_certificate_der)
 
     def snapshot(self) -> State: ...
 
@@ -37,7 +37,7 @@ class ArmResponse:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
 
-    def json(self):
+    def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
 
@@ -63,7 +63,8 @@ def _query(raw: str) -> dict[str, str]:
     return {k.lower(): v for k, v in parse_qsl(raw, keep_blank_values=True)}
 
 
-def _handle(method, path, raw_query, headers, body, access, base_url, now) -> Reply:
+def _handle(method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes, access: StateAccess,
+            base_url: str, now: int | None) -> Reply:
     route = paths.parse(path)
     if route is None:
         raise errors.no_route(path)
@@ -119,7 +120,7 @@ def _handler(route: paths.Route) -> Callable[[Call], Reply]:
     }
     if kind in simple:
         return _reads_only(simple[kind]) if kind in ("tenants", "subscriptions", "subscription", "groups") else simple[kind]
-    probe = Call("GET", route, {}, None, State(0, 0, ""), 0, "")
+    probe = Call("GET", route, {}, None, State(0, 0, ""), 0, "", Caller("", "", ""))
     if identities.is_identity_type(probe):
         return identities.list_identities if kind == "resources" else identities.identity
     if resources.known_type(probe):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import arm, lookup, roles
 from msi_cli.core import shapes as core_shapes
 from msi_cli.core.model import Identity, Resource, ResourceGroup, RoleAssignment, State, Subscription, Tenant
 
 
-def subscription(s: Subscription) -> dict:
+def subscription(s: Subscription) -> dict[str, Any]:
     return {
         "id": f"/subscriptions/{s.id}",
         "authorizationSource": "RoleBased",
@@ -21,17 +23,17 @@ def subscription(s: Subscription) -> dict:
     }
 
 
-def tenant(t: Tenant) -> dict:
+def tenant(t: Tenant) -> dict[str, Any]:
     return {"id": f"/tenants/{t.id}", "tenantId": t.id, "tenantCategory": "Home", "displayName": t.name,
             "tenantType": "AAD"}
 
 
-def group(g: ResourceGroup) -> dict:
+def group(g: ResourceGroup) -> dict[str, Any]:
     return {"id": g.id, "name": g.name, "type": "Microsoft.Resources/resourceGroups", "location": g.location,
             "properties": {"provisioningState": "Succeeded"}}
 
 
-def user_identity(i: Identity) -> dict:
+def user_identity(i: Identity) -> dict[str, Any]:
     return {
         "id": i.resource_id,
         "name": i.name,
@@ -42,7 +44,7 @@ def user_identity(i: Identity) -> dict:
     }
 
 
-def system_identity(scope: str, i: Identity) -> dict:
+def system_identity(scope: str, i: Identity) -> dict[str, Any]:
     return {
         "id": f"{scope}/providers/Microsoft.ManagedIdentity/identities/default",
         "name": "default",
@@ -53,9 +55,10 @@ def system_identity(scope: str, i: Identity) -> dict:
     }
 
 
-def identity_block(state: State, r: Resource) -> dict | None:
+def identity_block(state: State, r: Resource) -> dict[str, Any] | None:
     """A resource's `identity` property as ARM returns it; None when it has none."""
-    kinds, block = [], {}
+    kinds: list[str] = []
+    block: dict[str, Any] = {}
     if r.system_principal_id is not None:
         kinds.append("SystemAssigned")
         system = state.identities[r.system_principal_id]
@@ -63,7 +66,7 @@ def identity_block(state: State, r: Resource) -> dict | None:
         block["tenantId"] = system.tenant_id
     if r.user_identity_ids:
         kinds.append("UserAssigned")
-        users = {}
+        users: dict[str, dict[str, str]] = {}
         for rid in r.user_identity_ids:
             identity = lookup.find_user_identity_by_id(state, rid)
             users[rid] = {"principalId": identity.principal_id, "clientId": identity.client_id} if identity else {}
@@ -73,8 +76,8 @@ def identity_block(state: State, r: Resource) -> dict | None:
     return {"type": ", ".join(kinds), **block}
 
 
-def resource(state: State, r: Resource) -> dict:
-    out: dict = {"id": r.id, "name": r.name, "type": r.rtype.arm_type}
+def resource(state: State, r: Resource) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": r.id, "name": r.name, "type": r.rtype.arm_type}
     if r.rtype.kind:
         out["kind"] = r.rtype.kind
     out["location"] = r.location
@@ -86,7 +89,7 @@ def resource(state: State, r: Resource) -> dict:
     return out
 
 
-def role_definition(scope_sub: str | None, d: roles.RoleDefinition) -> dict:
+def role_definition(scope_sub: str | None, d: roles.RoleDefinition) -> dict[str, Any]:
     prefix = f"/subscriptions/{scope_sub}" if scope_sub else ""
     return {
         "id": f"{prefix}/providers/Microsoft.Authorization/roleDefinitions/{d.id}",
@@ -103,7 +106,7 @@ def role_definition(scope_sub: str | None, d: roles.RoleDefinition) -> dict:
     }
 
 
-def role_assignment(state: State, a: RoleAssignment) -> dict:
+def role_assignment(state: State, a: RoleAssignment) -> dict[str, Any]:
     return {
         "id": core_shapes.assignment_id(a),
         "name": a.id,

@@ -27,7 +27,7 @@ def subscriptions(call: Call) -> Reply:
 def subscription(call: Call) -> Reply:
     sub = call.subscription()
     if sub.id not in authz.visible_subscriptions(call.state, call.caller.principal_id):
-        raise errors.subscription_not_found(call.route.subscription)
+        raise errors.subscription_not_found(call.route.subscription or "")
     return Reply(200, shapes.subscription(sub))
 
 
@@ -42,6 +42,7 @@ def list_groups(call: Call) -> Reply:
 def group(call: Call) -> Reply:
     sub = call.subscription()
     name = call.route.group
+    assert name is not None  # the route of a resource group names it
     if call.method in ("GET", "HEAD"):
         call.require(GROUP_READ)
         found = groups.find(call.state, sub.id, name)
