@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from msi_cli.cli import app, load
-from msi_cli.cli import options
 
 load()  # register every command on the app, as `msi --help` does
 
@@ -39,7 +38,6 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("COLUMNS", "120")
     for var in ("MSI_OUTPUT", "MSI_QUERY", "MSI_SUBSCRIPTION", "MSI_RESOURCE_GROUP", "MSI_SHELL", "FORCE_COLOR"):
         monkeypatch.delenv(var, raising=False)
-    options.set_state_path(None)
     return state
 
 
@@ -74,7 +72,6 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | None = None):
-        options.set_state_path(None)
         return self.runner.invoke(app, list(args), input=input, prog_name="msi")
 
     def ok(self, *args: str, input: str | None = None):

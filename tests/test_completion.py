@@ -36,7 +36,6 @@ def complete_words(*words: str) -> list[str]:
     """What `msi` offers for the last word, in-process, through the same machinery the shell
     scripts call (`_MSI_COMPLETE=complete_bash`)."""
     load()
-    options.set_state_path(None)
     comp = complete.shell_completer(typer.main.get_command(app), "bash")
     return [item.value for item in comp.get_completions(list(words[:-1]), words[-1])]
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from msi_cli.core import exchange, federation, issuers, lifecycle, tokens
+from msi_cli.core import exchange, federation, issuers, lifecycle, tokens, verify
 from msi_cli.store.statefile import StateFile
 
 BASE = "https://127.0.0.1:8443"
@@ -74,7 +74,7 @@ def test_exchange_answers_the_identitys_v1_token(world):
     assert body["token_type"] == "Bearer" and body["expires_in"] == tokens.LIFETIME == body["ext_expires_in"]
     state = world.sf.read()
     with world.sf.transaction() as ctx:
-        verdict = tokens.verify(state, ctx.keys, ctx.now, body["access_token"], "https://management.azure.com/")
+        verdict = verify.verify(state, ctx.keys, ctx.now, body["access_token"], "https://management.azure.com/")
     assert verdict["valid"], verdict["reason"]
     claims = verdict["claims"]
     assert claims["aud"] == "https://management.azure.com"  # the scope without /.default

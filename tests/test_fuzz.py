@@ -155,8 +155,6 @@ def _check(label: str, code: int, stdout: str, stderr: str, before: bytes, after
 def template(tmp_path_factory) -> Path:
     """A real state: a tenant, identities, resources of both token hosts, a role assignment, a
     minted token and a log."""
-    from msi_cli.cli import options
-
     state = tmp_path_factory.mktemp("fuzz") / "state" / "state.toml"
     old = os.environ.get("MSI_STATE")
     os.environ["MSI_STATE"] = str(state)
@@ -174,7 +172,6 @@ def template(tmp_path_factory) -> Path:
             del os.environ["MSI_STATE"]
         else:
             os.environ["MSI_STATE"] = old
-        options.set_state_path(None)
     return state
 
 

@@ -5,18 +5,8 @@ from typing import Annotated
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import (
-    GroupOpt,
-    OutputOpt,
-    QueryOpt,
-    SubscriptionOpt,
-    complete_resources,
-    complete_roles,
-    complete_scopes,
-    complete_targets,
-    state_file,
-)
-from msi_cli.cli.render import Output, emit
+from msi_cli.cli.command import Result, command
+from msi_cli.cli.options import ASSIGNMENT_COLUMNS, GroupOpt, SubscriptionOpt, complete_resources, complete_roles, complete_scopes, complete_targets
 from msi_cli.cli.tokens import ClientIdOpt, ObjectIdOpt, ResIdOpt, selector
 
 PrincipalArg = Annotated[
@@ -30,51 +20,38 @@ ScopeOpt = Annotated[
     str, typer.Option("--scope", help="A subscription, resource group or resource id, or a resource name.", autocompletion=complete_scopes)
 ]
 
-ASSIGNMENT_COLUMNS = [("Principal id", "principalId"), ("Principal name", "principalName"), ("Principal type", "principalType"), ("Role", "roleDefinitionName"), ("Scope", "scope")]
-
-
-@app.command(
+@command(
+    app,
     "grant",
     epilog="Example: msi grant web1 --role \"Key Vault Secrets User\" --scope kv1\n\n"
     "Example: msi grant shared-id --role Reader --scope /subscriptions/SUB/resourceGroups/rg1",
 )
-def grant(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, output: OutputOpt = Output.table, query: QueryOpt = None) -> None:
+def grant(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, sf=None) -> dict:
     """Create a role assignment for an identity's service principal at a scope."""
-    from msi_cli.core import roles
+    from msi_cli.core import roles, shapes
 
-    with state_file().transaction() as ctx:
-        assignment = roles.grant(ctx, principal, role, scope)
-        data = roles.assignment_shape(ctx.state, assignment)
-    emit(data, output, query=query)
+    with sf.transaction() as ctx:
+        return shapes.assignment(ctx.state, roles.grant(ctx, principal, role, scope))
 
 
-@app.command("revoke", epilog="Example: msi revoke web1 --role \"Key Vault Secrets User\" --scope kv1")
-def revoke(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, output: OutputOpt = Output.table, query: QueryOpt = None) -> None:
+@command(app, "revoke", columns=ASSIGNMENT_COLUMNS, epilog="Example: msi revoke web1 --role \"Key Vault Secrets User\" --scope kv1")
+def revoke(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, sf=None) -> list:
     """Delete the matching role assignment (an orphaned one too, by principal id)."""
-    from msi_cli.core import roles
+    from msi_cli.core import roles, shapes
 
-    with state_file().transaction() as ctx:
-        removed = roles.revoke(ctx, principal, role, scope)
-        data = [roles.assignment_shape(ctx.state, a) for a in removed]
-    emit(data, output, columns=ASSIGNMENT_COLUMNS, query=query)
+    with sf.transaction() as ctx:
+        return [shapes.assignment(ctx.state, a) for a in roles.revoke(ctx, principal, role, scope)]
 
 
-@app.command(
-    "check-access",
-    epilog="Example: msi check-access web1 --scope kv1 --role \"Key Vault Secrets User\"",
-)
+@command(app, "check-access", epilog="Example: msi check-access web1 --scope kv1 --role \"Key Vault Secrets User\"")
 def check_access(
     resource: Annotated[str, typer.Argument(help="The resource whose identity would act (name or id).", autocompletion=complete_resources)],
     scope: ScopeOpt,
     role: RoleOpt,
-    client_id: ClientIdOpt = None,
-    object_id: ObjectIdOpt = None,
-    msi_res_id: ResIdOpt = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
+    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
+    sf=None,
+) -> Result:
     """Can this resource's identity act with ROLE at SCOPE? Exit 0 allowed, 1 denied, with the reason.
 
     The identity is picked as `msi token` picks it. Access is decided by the roles' permissions
@@ -85,12 +62,8 @@ def check_access(
     from msi_cli.errors import MsiError
     from msi_cli.store.keyring import FileKeyRing
 
-    sf = state_file()
     state = sf.read()
-    sub_id = lookup.subscription(state, subscription).id if subscription else None
-    res = lookup.resource(state, resource, resource_group, sub_id)
+    res = lookup.resource(state, resource, resource_group, subscription)
     ctx = Ctx(state, real_now() + state.clock_offset, FileKeyRing(sf.keys_dir))
     result = access.check_access(ctx, res, scope, role, selector(client_id, object_id, msi_res_id))
-    emit(result, output, query=query)
-    if not result["allowed"]:
-        raise MsiError(f"access denied: {result['reason']}")
+    return Result(result, error=None if result["allowed"] else MsiError(f"access denied: {result['reason']}"))

@@ -10,7 +10,6 @@ import typer
 from typer.core import TyperGroup
 
 from msi_cli import __version__
-from msi_cli.cli import options
 from msi_cli.errors import WARNINGS, MsiError, printable, start_command
 
 
@@ -116,4 +115,5 @@ def _root(
     ] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
 ) -> None:
-    options.set_state_path(state)
+    # `--state` stays in this context's params, where options.state_path() reads it.
+    del state, version

@@ -5,8 +5,7 @@ from typing import Annotated
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import OutputOpt, QueryOpt, state_file
-from msi_cli.cli.render import Output, emit
+from msi_cli.cli.command import command
 
 clock_app = typer.Typer(
     help="Show or move the simulated clock (certificates roll, tokens expire). It moves either way between "
@@ -16,50 +15,51 @@ clock_app = typer.Typer(
 app.add_typer(clock_app, name="clock")
 
 
-def _change(offset_of) -> dict:
+def _change(sf, offset_of) -> dict:
     from msi_cli.core import timeline
 
-    with state_file().transaction() as ctx:
+    with sf.transaction() as ctx:
         return timeline.set_offset(ctx, offset_of(ctx))
 
 
-@clock_app.command("show", epilog="Example: msi clock show -o json")
-def show(output: OutputOpt = Output.table, query: QueryOpt = None) -> None:
+@command(clock_app, "show", epilog="Example: msi clock show -o json")
+def show(sf=None) -> dict:
     """Show simulated time, real time and the offset between them."""
     from msi_cli.core import timeline
     from msi_cli.core.clock import real_now
 
-    state = state_file().read()
-    emit(timeline.describe(real_now(), state.clock_offset), output, query=query)
+    return timeline.describe(real_now(), sf.read().clock_offset)
 
 
-@clock_app.command("advance", epilog="Example: msi clock advance 45d\n\nExample: msi clock advance 1h30m\n\nExample: msi clock advance -- -2d   (back two days; '--' ends the options)")
+@command(clock_app, "advance", epilog="Example: msi clock advance 45d\n\nExample: msi clock advance 1h30m\n\nExample: msi clock advance -- -2d   (back two days; '--' ends the options)")
 def advance(
     duration: Annotated[str, typer.Argument(help="How far: a number and unit s, m, h, d or w (e.g. 45d, 1h30m); '-' in front goes back, after '--' (msi clock advance -- -2d).")],
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Move simulated time forward; certificates due for a roll are rolled."""
     from msi_cli.core.clock import parse_duration
 
-    seconds = parse_duration(duration)
-    emit(_change(lambda ctx: ctx.state.clock_offset + seconds), output, query=query)
+    seconds = parse_duration(duration)  # bad input fails before the state is opened
+    return _change(sf, lambda ctx: ctx.state.clock_offset + seconds)
 
 
-@clock_app.command("set", epilog="Example: msi clock set 2027-01-01T00:00:00Z")
+@command(clock_app, "set", epilog="Example: msi clock set 2027-01-01T00:00:00Z")
 def set_(
     time: Annotated[str, typer.Argument(help="An ISO 8601 time (UTC if no zone is given).")],
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Set simulated time; it then flows on like real time."""
     from msi_cli.core.clock import parse_instant
 
-    target = parse_instant(time)
-    emit(_change(lambda ctx: target - (ctx.now - ctx.state.clock_offset)), output, query=query)
+    return _change(sf, _offset_to(parse_instant(time)))
 
 
-@clock_app.command("reset", epilog="Example: msi clock reset")
-def reset(output: OutputOpt = Output.table, query: QueryOpt = None) -> None:
+def _offset_to(target: int):
+    """The offset that makes simulated time `target` now (ctx.now is simulated: minus the offset, real)."""
+    return lambda ctx: target - (ctx.now - ctx.state.clock_offset)
+
+
+@command(clock_app, "reset", epilog="Example: msi clock reset")
+def reset(sf=None) -> dict:
     """Go back to real time."""
-    emit(_change(lambda ctx: 0), output, query=query)
+    return _change(sf, lambda ctx: 0)

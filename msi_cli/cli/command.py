@@ -1,14 +1,24 @@
 """One way to declare a command: the function returns data; `-o/--output` and `--query` are added
-to its options, and its result is rendered, in one place (knack's output producer).
+to its options, the state file is handed to it, and its result is rendered, in one place (knack's
+output producer).
 
-    @command(app, "show", columns=RESOURCE_COLUMNS, epilog="Example: msi show web1")
-    def show(target: ...) -> dict:
-        return show_data(...)
+    @command(app, "show", epilog="Example: msi show web1")
+    def show(target: ..., resource_group: GroupOpt = None, sf=None) -> dict:
+        return show_data(sf.read(), target, resource_group, ...)
+
+A parameter named `sf` (unannotated, default None) is not an option: it receives the StateFile of
+this command line (its `--state`, else MSI_STATE, else the app dir), taken from the click context,
+never from a global.
 
 A command whose output has a special form in one format declares it instead of printing it:
 `formats={Output.tsv: lambda data, **options: data["access_token"] + "\\n"}` prints the bare token
 for `-o tsv` (unless `--query` is given, which always goes through the renderer, as in az). The
 formatter gets the command's own options as keyword arguments (`env` needs `--shell`).
+
+A command may return a `Result` instead of bare data: its `table` (a function, called only for a
+table without --query) gives what a table shows (its rows, or what a declared table format gets:
+`env`'s shell lines also print az's commands), and its `error` is raised once the data is
+printed (`verify` prints the verdict, then exits 1 for an invalid token).
 """
 
 from __future__ import annotations
@@ -17,14 +27,24 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import typer
 
-from msi_cli.cli.options import OutputOpt, QueryOpt
+from msi_cli.cli.options import OutputOpt, QueryOpt, state_file
 from msi_cli.cli.render import Columns, Output, emit
+from msi_cli.errors import MsiError
 
 Formatter = Callable[..., str]
+STATE_PARAM = "sf"
+
+
+@dataclass(frozen=True)
+class Result:
+    data: Any
+    table: Callable[[], Any] | None = None  # what a table shows instead of `data`
+    error: MsiError | None = None  # raised after `data` is printed
 
 
 def command(
@@ -43,23 +63,34 @@ def command(
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(fn, eval_str=True)
+        wants_state = STATE_PARAM in signature.parameters
+        own = [p for p in signature.parameters.values() if p.name != STATE_PARAM]
         added = [
             inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, default=output, annotation=OutputOpt),
             inspect.Parameter("query", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=QueryOpt),
+            inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
         ]
 
         @functools.wraps(fn)
-        def run(*args: Any, output: Output, query: str | None, **options: Any) -> None:
-            data = fn(*args, **options)
+        def run(*args: Any, output: Output, query: str | None, ctx: typer.Context, **options: Any) -> None:
+            extra = {STATE_PARAM: state_file(ctx)} if wants_state else {}
+            result = fn(*args, **options, **extra)
+            done = result if isinstance(result, Result) else Result(result)
+            data = done.data
+            if done.table is not None and output is Output.table and not query:
+                data = done.table()
             formatter = special.get(output)
             if formatter is not None and not query:
                 sys.stdout.write(formatter(data, **options))
-                return
-            chosen = columns(options) if callable(columns) else columns
-            emit(data, output, columns=chosen, query=query)
+            else:
+                chosen = columns(options) if callable(columns) else columns
+                emit(data, output, columns=chosen, query=query)
+            if done.error is not None:
+                raise done.error
 
-        run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *added])  # type: ignore[attr-defined]
-        run.__annotations__ = {**fn.__annotations__, "output": OutputOpt, "query": QueryOpt}
+        run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        annotations = {k: v for k, v in fn.__annotations__.items() if k != STATE_PARAM}
+        run.__annotations__ = {**annotations, "output": OutputOpt, "query": QueryOpt, "ctx": typer.Context}
         group.command(name, epilog=epilog, **settings)(run)
         return fn
 

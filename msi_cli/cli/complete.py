@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
+
+from msi_cli.core import arm
 
 Completion = str | tuple[str, str]
 
@@ -23,24 +24,16 @@ def _state(ctx: Any):
     """The state the command line being completed refers to, or None (no file, unreadable...).
 
     `--state PATH` may already be on the line; while completing, Typer parses it but does not run
-    the callback that records it, so it is read from the root context here."""
+    the root callback, so it is read from the root context here."""
     from msi_cli.cli import options
 
-    path = None
     try:
-        path = ctx.find_root().params.get("state")
-    except Exception:
-        path = None
-    previous = options._state_override
-    try:
-        options.set_state_path(Path(path) if path else None)
-        if not options.state_path().is_file():
+        sf = options.state_file(ctx)
+        if not sf.path.is_file():
             return None  # reading would create a fresh state, with new keys: not while completing
-        return options.state_file().read()
+        return sf.read()
     except BaseException:
         return None
-    finally:
-        options.set_state_path(previous)
 
 
 def _param(ctx: Any, name: str) -> Any:
@@ -95,16 +88,6 @@ def _resources(state: Any, ctx: Any, incomplete: str) -> list[Completion]:
     return out
 
 
-def _id_scope(resource_id: str) -> tuple[str, str]:
-    """(subscription id, resource group) of an ARM id, lower-case; empty strings if not an id."""
-    from msi_cli.core import arm
-
-    parsed = arm.parse_id(resource_id)
-    if parsed is None:
-        return "", ""
-    return (parsed.subscription_id or "").lower(), parsed.resource_group or ""
-
-
 def _user_identities(state: Any) -> list[Any]:
     from msi_cli.core.model import USER
 
@@ -116,10 +99,10 @@ def _identities(state: Any, ctx: Any, incomplete: str) -> list[Completion]:
     sub_id = _subscription_filter(state, ctx)
     out: list[Completion] = []
     for ident in _user_identities(state):
-        ident_sub, ident_group = _id_scope(ident.resource_id)
-        if group and ident_group.lower() != group:
+        where = arm.parts(ident.resource_id)
+        if group and (where.resource_group or "").lower() != group:
             continue
-        if sub_id and ident_sub != sub_id.lower():
+        if sub_id and where.subscription != sub_id.lower():
             continue
         out.append(ident.resource_id if incomplete.startswith("/") else ident.name)
     return out
@@ -173,7 +156,7 @@ def complete_groups(ctx: Any, args: list[str], incomplete: str) -> list[Completi
 
     def groups() -> list[str]:
         names = [r.resource_group for r in state.resources.values()]
-        names += [_id_scope(i.resource_id)[1] for i in _user_identities(state)]
+        names += [arm.parts(i.resource_id).resource_group for i in _user_identities(state)]
         return sorted({n for n in names if n}, key=str.lower)
 
     return _safely(groups, incomplete)
@@ -188,7 +171,7 @@ def complete_scopes(ctx: Any, args: list[str], incomplete: str) -> list[Completi
     def scopes() -> list[str]:
         out = [f"/subscriptions/{s.id}" for s in state.subscriptions.values()]
         groups = {(r.subscription_id, r.resource_group) for r in state.resources.values()}
-        groups |= {_id_scope(i.resource_id) for i in _user_identities(state)}
+        groups |= {(p.subscription, p.resource_group) for p in (arm.parts(i.resource_id) for i in _user_identities(state))}
         out += sorted(f"/subscriptions/{sub}/resourceGroups/{rg}" for sub, rg in groups if sub and rg)
         out += [r.id for r in state.resources.values()]
         out += [i.resource_id for i in _user_identities(state)]

@@ -9,6 +9,7 @@ import io
 import json
 import shlex
 import tempfile
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -76,46 +77,42 @@ class Narrator:
         return result
 
 
+def _identity_block(r: dict) -> str:
+    identity = r["identity"]
+    return f"{r['name']}: identity {identity.get('type')}" + (f", principal {identity['principalId']}" if "principalId" in identity else "")
+
+
+# How to say a result in one line, by the keys that tell its kind apart: the first match wins.
+_SUMMARIES: list[tuple[tuple[str, ...], Callable[[dict], str]]] = [
+    (("allowed",), lambda r: ("allowed: " if r["allowed"] else "denied: ") + r["reason"]),
+    (("access_token",), lambda r: f"a token for {r['resource']}, expires_in {r['expires_in']} s"),
+    (("valid",), lambda r: "valid" if r["valid"] else f"invalid: {r['reason']}"),
+    (("previousId",), lambda r: f"moved to {r['id']}"),
+    (("systemAssignedIdentity",), lambda r: f"system-assigned principal: {r['systemAssignedIdentity'] or 'none'}"),
+    (("stillReferencedBy",), lambda r: f"deleted {r['deleted']}; still referenced by {len(r['stillReferencedBy'])} resource(s)"),
+    (("userAssignedIdentities", "type"),  # az webapp identity assign
+     lambda r: f"identity {r['type']}" + (f", principal {r['principalId']}" if r.get("principalId") else "")),
+    (("signingKid",), lambda r: f"kid {r['signingKid']} signs now; published: {', '.join(r['publishedKids'])}"),
+    (("deletedRoleAssignments",),
+     lambda r: f"subscription now in tenant {r['tenantId']}; {len(r['deletedRoleAssignments'])} role assignment(s) deleted"),
+    (("deleted",), lambda r: f"deleted {r['deleted']}"),
+    (("kid", "kind"), lambda r: f"issuer {r['name']} ({r['kind']}), its own RS256 key {r['kid']}"),
+    (("roleDefinitionName",), lambda r: f"{r['roleDefinitionName']} for {r['principalId']} at {r['scope']}"),
+    (("principalId", "clientId"), lambda r: f"{r['name']}: principal {r['principalId']}"),
+    (("identity",), _identity_block),
+    (("tenantId", "displayName"), lambda r: f"tenant {r['displayName']}: {r['tenantId']}"),
+    (("tenantId", "name"), lambda r: f"subscription {r['name']}: {r['id']}"),
+    (("oid",), lambda r: f"oid {r['oid']}, tid {r.get('tid')}"),
+    (("id", "name"), lambda r: f"{r['name']}: {r['id']}"),  # a resource with no identity block (a vault)
+]
+
+
 def summary(result: object) -> str:
     """One line about a command's result; never a token."""
     if isinstance(result, dict):
-        if "allowed" in result:
-            return ("allowed: " if result["allowed"] else "denied: ") + result["reason"]
-        if "access_token" in result:
-            return f"a token for {result['resource']}, expires_in {result['expires_in']} s"
-        if "valid" in result:
-            return "valid" if result["valid"] else f"invalid: {result['reason']}"
-        if "previousId" in result:
-            return f"moved to {result['id']}"
-        if "systemAssignedIdentity" in result:
-            return f"system-assigned principal: {result['systemAssignedIdentity'] or 'none'}"
-        if "stillReferencedBy" in result:
-            return f"deleted {result['deleted']}; still referenced by {len(result['stillReferencedBy'])} resource(s)"
-        if "userAssignedIdentities" in result and "type" in result:  # az webapp identity assign
-            return f"identity {result['type']}" + (f", principal {result['principalId']}" if result.get("principalId") else "")
-        if "signingKid" in result:
-            return f"kid {result['signingKid']} signs now; published: {', '.join(result['publishedKids'])}"
-        if "deletedRoleAssignments" in result:
-            return f"subscription now in tenant {result['tenantId']}; {len(result['deletedRoleAssignments'])} role assignment(s) deleted"
-        if "deleted" in result:
-            return f"deleted {result['deleted']}"
-        if "kid" in result and "kind" in result:
-            return f"issuer {result['name']} ({result['kind']}), its own RS256 key {result['kid']}"
-        if "roleDefinitionName" in result:
-            return f"{result['roleDefinitionName']} for {result['principalId']} at {result['scope']}"
-        if "principalId" in result and "clientId" in result:
-            return f"{result['name']}: principal {result['principalId']}"
-        if "identity" in result:
-            identity = result["identity"]
-            return f"{result['name']}: identity {identity.get('type')}" + (f", principal {identity['principalId']}" if "principalId" in identity else "")
-        if "tenantId" in result and "displayName" in result:
-            return f"tenant {result['displayName']}: {result['tenantId']}"
-        if "tenantId" in result and "name" in result:
-            return f"subscription {result['name']}: {result['id']}"
-        if "oid" in result:
-            return f"oid {result['oid']}, tid {result.get('tid')}"
-        if "id" in result and "name" in result:  # a resource with no identity block (a vault)
-            return f"{result['name']}: {result['id']}"
+        for keys, say in _SUMMARIES:
+            if all(key in result for key in keys):
+                return say(result)
     if isinstance(result, list):
         if result and isinstance(result[0], dict) and "principalType" in result[0]:
             return "; ".join(
@@ -133,6 +130,14 @@ def _principal(result: dict) -> str:
     return result["identity"]["principalId"]
 
 
+def _reenable(n: Narrator, resource: str, before: str, why: str = "") -> str:
+    """Disable and re-enable a resource's system-assigned identity: a new principal."""
+    n.run("unassign", resource, "--system-assigned")
+    after = n.run("assign", resource)["principalId"]
+    n.fact(f"principal id changed: {before} -> {after}{why}")
+    return after
+
+
 def lifecycle(n: Narrator) -> None:
     n.title("lifecycle: system-assigned vs user-assigned identities")
     n.say("A web app gets a system-assigned identity: it lives and dies with the app.")
@@ -140,9 +145,7 @@ def lifecycle(n: Narrator) -> None:
     first = _principal(web)
     n.fact(f"web1's identity: principal {first}")
     n.say("Disabling it deletes the identity and its service principal; enabling it again makes a new one.")
-    n.run("unassign", "web1", "--system-assigned")
-    again = n.run("assign", "web1")["principalId"]
-    n.fact(f"principal id changed: {first} -> {again} (the old principal is gone for good)")
+    again = _reenable(n, "web1", first, " (the old principal is gone for good)")
     n.say("A user-assigned identity stands alone, and two VMs share it.")
     shared = n.run("create-identity", "shared-id", "-g", "workers")
     n.fact(f"shared-id: principal {shared['principalId']}, client {shared['clientId']}")
@@ -195,9 +198,7 @@ def migration(n: Narrator) -> None:
     orphans = n.run("list", "role-assignments", "--principal", old)
     n.fact(f"the old assignment stays behind at the vault's old id: {orphans[0]['scope'] if orphans else 'none'}")
     n.say("The fix Azure documents: disable and re-enable the system-assigned identity.")
-    n.run("unassign", "orders-app", "--system-assigned")
-    new = n.run("assign", "orders-app")["principalId"]
-    n.fact(f"principal id changed: {old} -> {new}")
+    _reenable(n, "orders-app", old)
     n.say("The new identity has no access yet...")
     n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User", ok=False)
     n.say("...until it is granted again, downstream.")
@@ -290,15 +291,9 @@ def demo(
     scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration, shared-identity or federation (default: all).", case_sensitive=False)] = None,
 ) -> None:
     """Narrated walkthroughs on a throwaway state (your state file is never touched)."""
-    from msi_cli.cli import options
-
     chosen = [scenario] if scenario else list(SCENARIOS)
-    previous = options.state_override()
-    try:
-        with tempfile.TemporaryDirectory(prefix="msi-demo-") as tmp:
-            for n, name in enumerate(chosen):
-                narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml")
-                SCENARIOS[name](narrator)
-            narrator.console.rule("done")
-    finally:
-        options.set_state_path(previous)  # the steps pointed --state at the throwaway state
+    with tempfile.TemporaryDirectory(prefix="msi-demo-") as tmp:
+        for n, name in enumerate(chosen):
+            narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml")
+            SCENARIOS[name](narrator)
+        narrator.console.rule("done")

@@ -9,8 +9,9 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.confirm import confirm_or_refuse
-from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, YesOpt, complete_identities, state_file
-from msi_cli.cli.render import Columns, Output, emit
+from msi_cli.cli.command import command
+from msi_cli.cli.options import GroupOpt, SubscriptionOpt, YesOpt, complete_identities
+from msi_cli.cli.render import Columns, Output
 
 federation_app = typer.Typer(
     help="Federated identity credentials of a user-assigned identity: trust an external issuer's tokens.", no_args_is_help=True
@@ -41,13 +42,19 @@ def _identity(state, ref: str, resource_group, subscription):
         return lookup.user_identity(state, ref, resource_group, sub_id)
     except NotFound:
         try:
-            lookup.resource(state, ref, resource_group, sub_id)
+            lookup.resource(state, ref, resource_group, subscription)
         except MsiError:
             raise NotFound(f"user-assigned identity '{ref}' not found") from None
         raise MsiError(
             f"'{ref}' is a resource: federated identity credentials are supported on user-assigned identities only",
             hint="create one with 'msi create-identity NAME' and attach it",
         ) from None
+
+
+def _read(sf, identity: str, resource_group, subscription):
+    """The state and the user-assigned identity named on the command line."""
+    state = sf.read()
+    return state, _identity(state, identity, resource_group, subscription)
 
 
 def published_base(sf) -> str | None:
@@ -80,7 +87,8 @@ def https_url(sf) -> str | None:
     return url.rstrip("/") if isinstance(url, str) and url.startswith("https://") else None
 
 
-@federation_app.command(
+@command(
+    federation_app,
     "add",
     epilog="Example: msi federation add ci-id --name main --issuer https://token.actions.githubusercontent.com "
     "--subject repo:octo-org/app:ref:refs/heads/main\n\n"
@@ -95,127 +103,107 @@ def add(
     audience: Annotated[Optional[list[str]], typer.Option("--audience", help="The one audience ('aud') accepted.")] = None,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Add (or update, by name) a federated identity credential: Entra then trades the issuer's
     tokens with this subject and audience for the identity's access tokens."""
     from msi_cli.core import federation
 
-    with state_file().transaction() as ctx:
+    with sf.transaction() as ctx:
         ident = _identity(ctx.state, identity, resource_group, subscription)
         cred = federation.add(ctx, ident, name, issuer, subject, audience or None)
-        data = federation.shape(ident, cred)
-    emit(data, output, query=query)
+        return federation.shape(ident, cred)
 
 
-@federation_app.command("list", epilog="Example: msi federation list ci-id -o json")
-def list_(
-    identity: IdentityArg,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+@command(federation_app, "list", columns=CREDENTIAL_COLUMNS, epilog="Example: msi federation list ci-id -o json")
+def list_(identity: IdentityArg, resource_group: GroupOpt = None, subscription: SubscriptionOpt = None, sf=None) -> list:
     """List an identity's federated identity credentials."""
     from msi_cli.core import federation
 
-    state = state_file().read()
-    ident = _identity(state, identity, resource_group, subscription)
+    state, ident = _read(sf, identity, resource_group, subscription)
     federation._require_user(ident)
-    data = [federation.shape(ident, c) for c in federation.of_identity(state, ident)]
-    emit(data, output, columns=CREDENTIAL_COLUMNS, query=query)
+    return [federation.shape(ident, c) for c in federation.of_identity(state, ident)]
 
 
-@federation_app.command("show", epilog="Example: msi federation show ci-id main -o json")
+@command(federation_app, "show", epilog="Example: msi federation show ci-id main -o json")
 def show(
     identity: IdentityArg,
     name: NameArg,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Show one federated identity credential."""
     from msi_cli.core import federation
 
-    state = state_file().read()
-    ident = _identity(state, identity, resource_group, subscription)
-    emit(federation.shape(ident, federation.find(state, ident, name)), output, query=query)
+    state, ident = _read(sf, identity, resource_group, subscription)
+    return federation.shape(ident, federation.find(state, ident, name))
 
 
-@federation_app.command("remove", epilog="Example: msi federation remove ci-id main --yes")
+@command(federation_app, "remove",
+         epilog="Example: msi federation remove ci-id main --yes")
 def remove(
     identity: IdentityArg,
     name: NameArg,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
     yes: YesOpt = False,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Remove a federated identity credential: the issuer's tokens are refused from then on."""
     from msi_cli.core import federation
 
-    sf = state_file()
-    state = sf.read()
-    ident = _identity(state, identity, resource_group, subscription)
+    state, ident = _read(sf, identity, resource_group, subscription)
     cred = federation.find(state, ident, name)
     confirm_or_refuse(f"Remove federated identity credential '{cred.name}' of '{ident.name}'?", yes)
     with sf.transaction() as ctx:
         ident = _identity(ctx.state, ident.resource_id, None, None)
         gone = federation.remove(ctx, ident, name)
-        data = {"deleted": federation.resource_id(ident, gone.name)}
-    emit(data, output, query=query)
+        return {"deleted": federation.resource_id(ident, gone.name)}
 
 
-@issuer_app.command(
-    "create",
-    epilog="Example: msi issuer create gh --kind github\n\nExample: msi issuer create aks --kind kubernetes",
-)
+@command(issuer_app, "create",
+         epilog="Example: msi issuer create gh --kind github\n\nExample: msi issuer create aks --kind kubernetes")
 def issuer_create(
     name: Annotated[str, typer.Argument(help="Issuer name (part of its URL): 1-63 letters, digits, '-' or '_'.")],
     kind: Annotated[IssuerKind, typer.Option("--kind", case_sensitive=False, help="Whose tokens it mints: github, kubernetes or generic.")] = IssuerKind.generic,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Create an OIDC issuer with its own RS256 key. `msi serve` publishes its discovery document
     and JWKS; its issuer URL is {server}/issuers/NAME."""
     from msi_cli.core import issuers
 
-    sf = state_file()
     with sf.transaction() as ctx:
         created = issuers.create(ctx, name, kind.value)
-    emit(issuers.shape(created, published_base(sf)), output, query=query)
+    return issuers.shape(created, published_base(sf))
 
 
-@issuer_app.command("list", epilog="Example: msi issuer list -o json")
-def issuer_list(output: OutputOpt = Output.table, query: QueryOpt = None) -> None:
+@command(issuer_app, "list", columns=ISSUER_COLUMNS, epilog="Example: msi issuer list -o json")
+def issuer_list(sf=None) -> list:
     """List the issuers msi plays, with their URLs when `msi serve` runs."""
     from msi_cli.core import issuers
 
-    sf = state_file()
-    state = sf.read()
     base = published_base(sf)
-    emit([issuers.shape(i, base) for i in state.issuers.values()], output, columns=ISSUER_COLUMNS, query=query)
+    return [issuers.shape(i, base) for i in sf.read().issuers.values()]
 
 
-@issuer_app.command("show", epilog="Example: msi issuer show gh --query issuer -o tsv")
+@command(issuer_app, "show", epilog="Example: msi issuer show gh --query issuer -o tsv")
 def issuer_show(
     name: Annotated[str, typer.Argument(help="Issuer name.")],
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Show an issuer; `issuer` is its URL (the tokens' 'iss') while `msi serve` runs, else null."""
     from msi_cli.core import issuers
 
-    sf = state_file()
-    state = sf.read()
-    emit(issuers.shape(issuers.find(state, name), published_base(sf)), output, query=query)
+    return issuers.shape(issuers.find(sf.read(), name), published_base(sf))
 
 
-@app.command(
-    "oidc-token",
+def _bare_token(data: dict, **options) -> str:
+    return data["token"] + "\n"
+
+
+@command(
+    app, "oidc-token", formats={Output.table: _bare_token, Output.tsv: _bare_token},
     epilog="Example: msi oidc-token gh --subject repo:octo-org/app:ref:refs/heads/main --audience api://AzureADTokenExchange\n\n"
     "Example: msi oidc-token aks --subject system:serviceaccount:default:app --lifetime 2h\n\n"
     "Example: msi oidc-token ci --subject job-42 --claim team=payments -o json",
@@ -228,9 +216,8 @@ def oidc_token(
                                                     "others: api://AzureADTokenExchange).")] = None,
     claim: Annotated[Optional[list[str]], typer.Option("--claim", metavar="NAME=VALUE", help="An extra claim (repeatable).")] = None,
     lifetime: Annotated[Optional[str], typer.Option("--lifetime", help="Validity, e.g. 5m or 1h (github: 5m, others: 1h).")] = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Print a token signed by the issuer, as GitHub Actions or a Kubernetes cluster would hand it
     to a workload, on the simulated clock. Table and tsv print the bare token; json adds its claims.
     Needs a running `msi serve`: the issuer URL is the address it publishes the issuer at."""
@@ -238,7 +225,6 @@ def oidc_token(
     from msi_cli.core.clock import parse_duration, real_now
     from msi_cli.errors import MsiError
 
-    sf = state_file()
     state = sf.read()
     found = issuers.find(state, issuer)
     base = published_base(sf)
@@ -251,10 +237,7 @@ def oidc_token(
 
     claims = issuers.claims_for(found, base, real_now() + state.clock_offset, subject, audience, extra, life)
     token = issuers.sign(FileKeyRing(sf.keys_dir), found, claims)
-    if output in (Output.table, Output.tsv) and not query:
-        sys.stdout.write(token + "\n")
-        return
-    emit({"token": token, "issuer": claims["iss"], "claims": claims}, output, query=query)
+    return {"token": token, "issuer": claims["iss"], "claims": claims}
 
 
 # ---- msi env IDENTITY --workload | --github | --kubernetes ------------------------------------------
@@ -288,7 +271,7 @@ def workload_variables(sf, record, identity_ref: str, workload: bool, issuer_nam
                        github: str | None, kubernetes: str | None, resource_group, subscription) -> dict[str, str]:
     """What WorkloadIdentityCredential (and ManagedIdentityCredential's workload mode) read, with a
     token file that `msi serve` keeps fresh; for --github also the job's token request pair."""
-    from msi_cli.core import federation, issuers, lookup
+    from msi_cli.core import arm, federation, issuers, lookup
     from msi_cli.core.clock import real_now
     from msi_cli.errors import MsiError
     from msi_cli.store import projections
@@ -320,7 +303,7 @@ def workload_variables(sf, record, identity_ref: str, workload: bool, issuer_nam
     if not any(c.issuer == iss and c.subject == subj for c in federation.of_identity(state, ident)):
         sys.stderr.write(f"note: no federated credential of '{ident.name}' trusts issuer {iss} with subject {subj}; add one with: "
                          f"msi federation add {ident.name} --name NAME --issuer {iss} --subject {subj}\n")
-    tenant = lookup.tenant_of(state, lookup.subscription(state, ident.resource_id.split("/")[2]).id)
+    tenant = lookup.tenant_of(state, arm.parts(ident.resource_id).subscription)
     variables = {
         "AZURE_CLIENT_ID": ident.client_id,
         "AZURE_TENANT_ID": tenant.id,

@@ -5,18 +5,10 @@ from typing import Annotated
 import typer
 
 from msi_cli.cli.app import app
+from msi_cli.cli.command import command
 from msi_cli.cli.confirm import confirm_or_refuse
-from msi_cli.cli.options import (
-    GroupOpt,
-    OutputOpt,
-    QueryOpt,
-    YesOpt,
-    complete_subscriptions,
-    complete_targets,
-    complete_tenants,
-    state_file,
-)
-from msi_cli.cli.render import Output, emit, note
+from msi_cli.cli.options import GroupOpt, YesOpt, complete_subscriptions, complete_targets, complete_tenants
+from msi_cli.cli.render import note
 
 
 def _warn_broken(identities: list[dict], where: str) -> None:
@@ -25,10 +17,7 @@ def _warn_broken(identities: list[dict], where: str) -> None:
             note(f"warning: {entry['kind']} identity {entry['principalId']} of {where} no longer gets tokens: {entry['reason']}")
 
 
-@app.command(
-    "migrate",
-    epilog="Example: msi migrate web1 --subscription other-sub\n\nExample: msi migrate vm1 --subscription prod -g rg2",
-)
+@command(app, "migrate", epilog="Example: msi migrate web1 --subscription other-sub\n\nExample: msi migrate vm1 --subscription prod -g rg2")
 def migrate(
     target: Annotated[str, typer.Argument(help="The resource to move (name or id).", autocompletion=complete_targets)],
     to_subscription: Annotated[
@@ -36,9 +25,8 @@ def migrate(
         typer.Option("--subscription", help="Destination subscription (name or id), in the resource's tenant.", autocompletion=complete_subscriptions),
     ],
     resource_group: GroupOpt = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Move a resource to another subscription of its tenant (and/or resource group); it gets a new id.
 
     An App Service or Function app's system-assigned identity stops working after a move across
@@ -48,30 +36,27 @@ def migrate(
     User-assigned identities themselves cannot be moved."""
     from msi_cli.core import lookup, moves
 
-    with state_file().transaction() as ctx:
-        found = lookup.target(ctx.state, target)
-        result = moves.migrate(ctx, found, to_subscription, resource_group)
+    with sf.transaction() as ctx:
+        result = moves.migrate(ctx, lookup.target(ctx.state, target), to_subscription, resource_group)
     _warn_broken(result["identities"], result["id"])
-    emit(result, output, query=query)
+    return result
 
 
-@app.command("move-subscription", epilog="Example: msi move-subscription prod --tenant Fabrikam --yes")
+@command(app, "move-subscription", epilog="Example: msi move-subscription prod --tenant Fabrikam --yes")
 def move_subscription(
     subscription: Annotated[str, typer.Argument(help="The subscription to move (name or id).", autocompletion=complete_subscriptions)],
     tenant: Annotated[str, typer.Option("--tenant", help="Destination tenant (name or id).", autocompletion=complete_tenants)],
     yes: YesOpt = False,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Move a subscription to another directory: every role assignment in it is deleted, its
     system-assigned identities must be disabled and re-enabled, its user-assigned ones re-created."""
     from msi_cli.core import lookup, moves
 
-    sf = state_file()
     state = sf.read()
     sub = lookup.subscription(state, subscription)
     confirm_or_refuse(f"Move subscription '{sub.name}' to tenant '{lookup.tenant(state, tenant).name}' (deletes its role assignments)?", yes)
     with sf.transaction() as ctx:
         result = moves.move_subscription(ctx, sub.id, tenant)
     _warn_broken(result["brokenIdentities"], f"subscription {result['subscriptionId']}")
-    emit(result, output, query=query)
+    return result

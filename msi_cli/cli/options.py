@@ -1,41 +1,45 @@
-"""Options shared by many commands, and where the state file is."""
+"""Options (and table columns) shared by many commands, and where the state file is."""
 
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from msi_cli.cli.render import Output
-
-_state_override: Path | None = None
+from msi_cli.cli.render import Columns, Output
 
 
-def set_state_path(path: Path | None) -> None:
-    global _state_override
-    _state_override = path
+class ResourceKind(str, Enum):
+    vm = "vm"
+    vmss = "vmss"
+    webapp = "webapp"
+    functionapp = "functionapp"
+    containerapp = "containerapp"
+    keyvault = "keyvault"
+    storage = "storage"
 
 
-def state_override() -> Path | None:
-    return _state_override
-
-
-def state_path() -> Path:
-    """`--state`, else MSI_STATE, else state.toml in the user's app dir; resolved on every call."""
-    if _state_override is not None:
-        return _state_override
+def state_path(ctx: Any = None) -> Path:
+    """`--state` as given on the command line of `ctx` (a click context: its root holds it), else
+    MSI_STATE, else state.toml in the user's app dir; resolved on every call, never kept in a
+    module global, so a nested run (`msi demo`'s steps) cannot leak into its caller."""
+    given = ctx.find_root().params.get("state") if ctx is not None else None
+    if given is not None:
+        return Path(given)
     env = os.environ.get("MSI_STATE")
     if env:
         return Path(env).expanduser()
     return Path(typer.get_app_dir("msi-cli")) / "state.toml"
 
 
-def state_file():
+def state_file(ctx: Any = None):
+    """The StateFile of the command line being run (see state_path)."""
     from msi_cli.store.statefile import StateFile
 
-    return StateFile(state_path())
+    return StateFile(state_path(ctx))
 
 
 def _lazy_completer(name: str):
@@ -106,3 +110,16 @@ UserAssignedOpt = Annotated[
     ),
 ]
 SystemAssignedOpt = Annotated[bool, typer.Option("--system-assigned", help="The resource's system-assigned identity.")]
+DefaultTenantOpt = Annotated[
+    Optional[str],
+    typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
+]
+
+# Table columns shared by command modules (importing a command module registers its commands).
+ASSIGNMENT_COLUMNS: Columns = [
+    ("Principal id", "principalId"),
+    ("Principal name", "principalName"),
+    ("Principal type", "principalType"),
+    ("Role", "roleDefinitionName"),
+    ("Scope", "scope"),
+]

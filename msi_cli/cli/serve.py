@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, state_file
-from msi_cli.cli.render import Output, emit
+from msi_cli.cli.command import Result, command
+from msi_cli.cli.options import GroupOpt, SubscriptionOpt, state_file
+from msi_cli.cli.render import Output
 
 
 class Shell(str, Enum):
@@ -38,6 +39,7 @@ HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMB
     "Example: msi serve --fault vm1:410:count=2 --fault web1:throttle --fault '*:latency=200ms'",
 )
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", envvar="MSI_SERVE_HOST", help="Address to listen on. Keep loopback: the endpoint hands tokens to anyone who reaches it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port of the plain HTTP endpoints (IMDS, App Service); 0 picks a free one.")] = 0,
     https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant, Azure Resource Manager), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
@@ -66,7 +68,7 @@ def serve(
     from msi_cli.server.app import Server
 
     parsed = [fault_specs.parse(spec) for spec in fault or []]
-    sf = state_file()
+    sf = state_file(ctx)
     server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose, https_port=https_port)
     if host not in ("127.0.0.1", "::1", "localhost"):
         _note(f"warning: listening on {host}: any machine that reaches it can take this state's tokens")
@@ -110,32 +112,37 @@ def _quote(shell: Shell, value: str) -> str:
     return shlex.quote(value)
 
 
+# (unset, set) lines per shell; bash and zsh share the POSIX form.
+_SYNTAX = {
+    Shell.fish: ("set -e {name}", "set -gx {name} {value}"),
+    Shell.powershell: ("Remove-Item Env:{name} -ErrorAction SilentlyContinue", "$Env:{name} = {value}"),
+}
+_POSIX = ("unset {name}", "export {name}={value}")
+
+
 def shell_lines(variables: dict[str, str], shell: Shell) -> str:
     """Lines that set `variables` and unset every other variable that would make a client pick
     another source (an earlier `msi env` for another kind of host, or a CI job's own identity)."""
-    lines = []
-    for name in HOST_VARIABLES:
-        if name in variables:
-            continue
-        if shell is Shell.fish:
-            lines.append(f"set -e {name}")
-        elif shell is Shell.powershell:
-            lines.append(f"Remove-Item Env:{name} -ErrorAction SilentlyContinue")
-        else:
-            lines.append(f"unset {name}")
-    for name, value in variables.items():
-        quoted = _quote(shell, value)
-        if shell is Shell.fish:
-            lines.append(f"set -gx {name} {quoted}")
-        elif shell is Shell.powershell:
-            lines.append(f"$Env:{name} = {quoted}")
-        else:
-            lines.append(f"export {name}={quoted}")
+    unset, set_ = _SYNTAX.get(shell, _POSIX)
+    lines = [unset.format(name=name) for name in HOST_VARIABLES if name not in variables]
+    lines += [set_.format(name=name, value=_quote(shell, value)) for name, value in variables.items()]
     return "\n".join(lines) + "\n"
 
 
-@app.command(
+def _tsv_lines(variables: dict[str, str], **options) -> str:
+    return "".join(f"{k}\t{v}\n" for k, v in variables.items())
+
+
+def _shell_output(shown: tuple[dict[str, str], str], shell: Optional[Shell], **options) -> str:
+    """The table form of `msi env`: shell lines for eval, then (--az) az's cloud commands."""
+    variables, az_commands = shown
+    return shell_lines(variables, shell or _default_shell()) + az_commands
+
+
+@command(
+    app,
     "env",
+    formats={Output.table: _shell_output, Output.tsv: _tsv_lines},
     epilog="Example: eval \"$(msi env vm1)\"\n\n"
     "Example: msi env web1 --shell fish | source\n\n"
     "Example: msi env vm1 -o json\n\n"
@@ -154,9 +161,8 @@ def env(
     github: Annotated[Optional[str], typer.Option("--github", metavar="OWNER/REPO[@BRANCH]", help="Act as a GitHub Actions job of this repository (branch main by default).")] = None,
     kubernetes: Annotated[Optional[str], typer.Option("--kubernetes", metavar="NAMESPACE/SERVICEACCOUNT", help="Act as a Kubernetes pod running as this service account.")] = None,
     az: Annotated[bool, typer.Option("--az", envvar="MSI_ENV_AZ", help="Also set up the Azure CLI: its own AZURE_CONFIG_DIR in the state's private folder, instance discovery and telemetry off, and (shell output) the 'az cloud register/set' commands for a cloud named msi whose Resource Manager is msi serve.")] = False,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> Result:
     """Print the environment that makes azure-identity and msal talk to the running `msi serve`
     as this resource's host, or (`--workload`, `--github`, `--kubernetes`) as a workload that
     trades an external token for a user-assigned identity's token.
@@ -178,7 +184,6 @@ def env(
     from msi_cli.errors import MsiError
     from msi_cli.server import runfile
 
-    sf = state_file()
     record = runfile.running(sf.server_path)
     if record is None:
         raise MsiError(f"no 'msi serve' is running for state {sf.path}", hint="start one with: msi serve")
@@ -203,7 +208,8 @@ def env(
                            hint="restart it with this version of msi")
         variables.update(azsetup.variables(sf.private))
         commands = azsetup.commands(record.https_url, powershell=(shell or _default_shell()) is Shell.powershell)
-    _print_variables(variables, shell, output, query, commands)
+    # shell lines (the table form) end with az's commands; json, tsv and --query show the variables
+    return Result(variables, table=lambda: (variables, commands))
 
 
 def _host_variables(sf, record, resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
@@ -212,9 +218,7 @@ def _host_variables(sf, record, resource: str, resource_group: Optional[str], su
     from msi_cli.errors import MsiError
     from msi_cli.server import routes
 
-    state = sf.read()
-    sub_id = lookup.subscription(state, subscription).id if subscription else None
-    res = lookup.resource(state, resource, resource_group, sub_id)
+    res = lookup.resource(sf.read(), resource, resource_group, subscription)
     host = res.rtype.host
     if host == routes.APPSERVICE:
         endpoint, secret = routes.token_endpoint(record.url, res), record.identity_header(res.id)
@@ -227,16 +231,3 @@ def _host_variables(sf, record, resource: str, resource_group: Optional[str], su
         raise MsiError(f"'{res.name}' is a {res.rtype.label}, which has no managed identity token endpoint",
                        hint="use a vm, vmss, containerapp, webapp or functionapp")
     return variables
-
-
-def _print_variables(variables: dict[str, str], shell: Optional[Shell], output: Output, query: Optional[str],
-                     az_commands: str = "") -> None:
-    if output is Output.table and not query:
-        chosen = shell or _default_shell()
-        sys.stdout.write(shell_lines(variables, chosen))
-        if az_commands:
-            sys.stdout.write(az_commands)
-    elif output is Output.tsv and not query:
-        sys.stdout.write("".join(f"{k}\t{v}\n" for k, v in variables.items()))
-    else:
-        emit(variables, output, query=query)

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import OutputOpt, QueryOpt, state_file
-from msi_cli.cli.render import Output, emit, note
+from msi_cli.cli.command import command
+from msi_cli.cli.render import note
 
 tls_app = typer.Typer(help="msi's local certificate authority: show it, issue server certificates for local emulators.",
                       no_args_is_help=True)
@@ -17,10 +17,10 @@ app.add_typer(tls_app, name="tls")
 CERT_FILE, KEY_FILE, CA_FILE = "cert.pem", "key.pem", "ca.pem"
 
 
-def _authority():
+def _authority(sf):
     from msi_cli.store.ca import LocalCA
 
-    return LocalCA(state_file().private)
+    return LocalCA(sf.private)
 
 
 def _made(ca, created: bool) -> None:
@@ -28,8 +28,8 @@ def _made(ca, created: bool) -> None:
         note(f"made a local certificate authority: {ca.paths.cert}")
 
 
-@tls_app.command("show", epilog="Example: msi tls show\n\nExample: msi tls show --query fingerprintSha256 -o tsv")
-def show(output: OutputOpt = Output.table, query: QueryOpt = None) -> None:
+@command(tls_app, "show", epilog="Example: msi tls show\n\nExample: msi tls show --query fingerprintSha256 -o tsv")
+def show(sf=None) -> dict:
     """Show msi's local CA: subject, SHA-256 fingerprint, validity and the path of its certificate
     (never its key). The CA is made on first need: P-256, valid 10 years, its key owner-only in
     the state's private folder. `msi serve` presents certificates it issued; `msi env` makes
@@ -37,15 +37,16 @@ def show(output: OutputOpt = Output.table, query: QueryOpt = None) -> None:
     from msi_cli.core.clock import real_now
     from msi_cli.tls import certs
 
-    ca = _authority()
+    ca = _authority(sf)
     cert, created = ca.ensure(real_now())
     _made(ca, created)
     info = certs.describe(cert)
-    emit({"subject": info["subject"], "fingerprintSha256": info["fingerprintSha256"], "notBefore": info["notBefore"],
-          "notAfter": info["notAfter"], "certificate": str(ca.paths.cert)}, output, query=query)
+    return {"subject": info["subject"], "fingerprintSha256": info["fingerprintSha256"], "notBefore": info["notBefore"],
+            "notAfter": info["notAfter"], "certificate": str(ca.paths.cert)}
 
 
-@tls_app.command(
+@command(
+    tls_app,
     "cert",
     epilog="Example: msi tls cert --host localhost --host 127.0.0.1 --out ./certs\n\n"
     "Example: azurite --oauth basic --cert ./certs/cert.pem --key ./certs/key.pem --skipApiVersionCheck",
@@ -54,9 +55,8 @@ def cert(
     host: Annotated[list[str], typer.Option("--host", help="A DNS name or IP address the certificate is for (repeatable), e.g. localhost, 127.0.0.1.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write cert.pem, key.pem and ca.pem into (made if missing; existing files are replaced).")],
     days: Annotated[int, typer.Option("--days", min=1, max=3650, help="Validity in days (cut to the CA's).")] = 365,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Issue a server certificate from msi's local CA for a local emulator or server (Azurite with
     `--oauth basic` is the model case): writes cert.pem (P-256, subjectAltName from --host,
     extended key usage serverAuth), key.pem (its key, owner-only) and ca.pem (the CA, for clients
@@ -69,7 +69,7 @@ def cert(
     certs.split_hosts(host)  # bad input fails before anything is made
     if out.exists() and not out.is_dir():
         raise InvalidArgument(f"--out {out} is a file, not a folder")
-    ca = _authority()
+    ca = _authority(sf)
     now = real_now()
     _made(ca, ca.ensure(now)[1])
     key_pem, cert_pem, ca_pem = ca.issue(host, now, days)
@@ -85,5 +85,4 @@ def cert(
             os.chmod(path, 0o644)
         written[name] = str(path.resolve())
     info = certs.describe(cert_pem)
-    emit({"certificate": written[CERT_FILE], "key": written[KEY_FILE], "ca": written[CA_FILE], **info}, output,
-         query=query)
+    return {"certificate": written[CERT_FILE], "key": written[KEY_FILE], "ca": written[CA_FILE], **info}

@@ -6,8 +6,9 @@ from typing import Annotated, Optional
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.options import GroupOpt, OutputOpt, QueryOpt, SubscriptionOpt, complete_resources, complete_tenants, state_file
-from msi_cli.cli.render import Output, emit
+from msi_cli.cli.command import Result, command
+from msi_cli.cli.options import DefaultTenantOpt, GroupOpt, SubscriptionOpt, complete_resources, complete_tenants
+from msi_cli.cli.render import Output
 
 AudienceOpt = Annotated[str, typer.Option("--audience", "--resource", help="The resource URI the token is for, e.g. https://vault.azure.net.")]
 ClientIdOpt = Annotated[Optional[str], typer.Option("--client-id", help="Select the identity by client id.")]
@@ -25,22 +26,20 @@ def selector(client_id, object_id, msi_res_id):
     return chosen
 
 
-@app.command(
+@command(
+    app,
     "token",
+    formats={Output.tsv: lambda response, **options: response["access_token"] + "\n"},  # the bare token
     epilog="Example: msi token vm1 --audience https://vault.azure.net -o tsv\n\n"
     "Example: msi token vm1 --audience https://management.azure.com/ --client-id 00000000-0000-0000-0000-000000000000 -o json",
 )
 def token(
     resource: Annotated[str, typer.Argument(help="The resource whose host asks for the token (name or id).", autocompletion=complete_resources)],
     audience: AudienceOpt,
-    client_id: ClientIdOpt = None,
-    object_id: ObjectIdOpt = None,
-    msi_res_id: ResIdOpt = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
+    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
+    sf=None,
+) -> dict:
     """Get an access token as the resource's host hands it out (IMDS response shape).
 
     Without a selector: the system-assigned identity if enabled; on VMs and scale sets (IMDS) else
@@ -52,36 +51,30 @@ def token(
     from msi_cli.core import lookup, tokens
     from msi_cli.errors import MsiError, TokenError
 
-    sf = state_file()
     state = sf.read()
-    sub_id = lookup.subscription(state, subscription).id if subscription else None
-    res = lookup.resource(state, resource, resource_group, sub_id)
+    res = lookup.resource(state, resource, resource_group, subscription)
     try:
-        response = platform.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
+        return platform.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
     except TokenError as exc:
         if res.rtype.host != "appservice":
             raise
         status, message = tokens.appservice_answer(exc)
         raise MsiError(f"HTTP {status}: {message}", hint=exc.reason) from None
-    if output is Output.tsv and not query:
-        sys.stdout.write(response["access_token"] + "\n")
-        return
-    emit(response, output, query=query)
 
 
-@app.command(
+@command(
+    app,
     "verify",
     epilog="Example: msi verify \"$(msi token vm1 --audience https://vault.azure.net -o tsv)\" --audience https://vault.azure.net",
 )
 def verify(
     token: Annotated[str, typer.Argument(help="The access token (a JWT); '-' reads it from stdin.")],
     audience: Annotated[Optional[str], typer.Option("--audience", help="Also require this audience.")] = None,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> Result:
     """Validate a token: signature against the issuing tenant's published keys, exp/nbf against the
     simulated clock, and the audience if given. Exit 0 valid, 1 invalid."""
-    from msi_cli.core import tokens
+    from msi_cli.core import verify as checker
     from msi_cli.core.clock import real_now
     from msi_cli.errors import MsiError
     from msi_cli.store.keyring import FileKeyRing
@@ -93,48 +86,39 @@ def verify(
         from msi_cli.errors import InvalidArgument
 
         raise InvalidArgument("the token is not a JWT: it holds characters outside ASCII")
-    sf = state_file()
     state = sf.read()
-    result = tokens.verify(state, FileKeyRing(sf.keys_dir), real_now() + state.clock_offset, token, audience)
-    emit(result, output, query=query)
-    if not result["valid"]:
-        raise MsiError(f"invalid token: {result['reason']}")
+    result = checker.verify(state, FileKeyRing(sf.keys_dir), real_now() + state.clock_offset, token, audience)
+    return Result(result, error=None if result["valid"] else MsiError(f"invalid token: {result['reason']}"))
 
 
-@app.command("jwks", epilog="Example: msi jwks --tenant Contoso -o json")
+@command(
+    app, "jwks", output=Output.json, columns=[("kid", "kid"), ("kty", "kty"), ("use", "use"), ("e", "e")],
+    epilog="Example: msi jwks --tenant Contoso -o json",
+)
 def jwks(
-    tenant: Annotated[
-        Optional[str],
-        typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
-    ] = None,
-    output: OutputOpt = Output.json,
-    query: QueryOpt = None,
-) -> None:
+    tenant: DefaultTenantOpt = None,
+    sf=None,
+) -> dict:
     """Print a tenant's public signing keys as a JWKS (kty, use, kid, x5t, n, e, x5c)."""
     from msi_cli.core import credentials, lookup, tokens
 
-    sf = state_file()
     with sf.transaction() as ctx:
         t = lookup.tenant(ctx.state, tenant) if tenant else lookup.tenant_of(ctx.state, ctx.state.default_subscription_id)
         credentials.signing_key(ctx, t)  # a tenant always has a current key; roll it when due
-        data = tokens.jwks(ctx.keys, t, ctx.now_iso)
-    emit(data, output, columns=[("kid", "kid"), ("kty", "kty"), ("use", "use"), ("e", "e")], query=query)
+        return tokens.jwks(ctx.keys, t, ctx.now_iso)
 
 
 tenant_app = typer.Typer(help="Operate on a tenant's directory (signing keys).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 
 
-@tenant_app.command(
-    "roll-keys",
-    epilog="Example: msi tenant roll-keys \"Default Directory\"\n\nExample: msi tenant roll-keys Contoso --emergency",
-)
+@command(tenant_app, "roll-keys",
+         epilog="Example: msi tenant roll-keys \"Default Directory\"\n\nExample: msi tenant roll-keys Contoso --emergency")
 def roll_keys(
     tenant: Annotated[str, typer.Argument(help="Tenant name or id.", autocompletion=complete_tenants)],
     emergency: Annotated[bool, typer.Option("--emergency", help="Also withdraw the old key at once: tokens it signed stop verifying.")] = False,
-    output: OutputOpt = Output.table,
-    query: QueryOpt = None,
-) -> None:
+    sf=None,
+) -> dict:
     """Roll the tenant's token-signing key now: the published next key signs from now on and a new
     next key is published, so the JWKS always holds more than one valid key. The old key stays
     published until its tokens expire, unless --emergency withdraws it at once (as Entra may), for
@@ -142,9 +126,8 @@ def roll_keys(
     from msi_cli.core import credentials, lookup
     from msi_cli.store.tokencache import TokenCache
 
-    sf = state_file()
     with sf.transaction() as ctx:
         result = credentials.roll_keys(ctx, lookup.tenant(ctx.state, tenant), emergency)
         if emergency:  # the platform does not hand out tokens no one can verify
             TokenCache(sf.tokens_path).drop_signed_by(result["previousKid"])
-    emit(result, output, query=query)
+    return result

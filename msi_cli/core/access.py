@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msi_cli.core import roles, tokens
+from msi_cli.core import roles, shapes, tokens
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import Resource
 from msi_cli.errors import TokenError
@@ -39,7 +39,7 @@ def check_access(ctx: Ctx, resource: Resource, scope_ref: str, role_ref: str, se
     if held and roles.covers(definitions, wanted):
         granting = [a for a in held if roles.covers([roles.ROLES_BY_ID[a.role_definition_id]], wanted)] or held
         result["allowed"] = True
-        result["grantedBy"] = [roles.assignment_arm_id(a) for a in granting]
+        result["grantedBy"] = [shapes.assignment_id(a) for a in granting]
         first = granting[0]
         result["reason"] = f"'{roles.ROLES_BY_ID[first.role_definition_id].name}' is assigned to {identity.principal_id} at {first.scope}"
         return result

@@ -132,10 +132,17 @@ def resource_group_scope(subscription_id: str, resource_group: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ParsedId:
+    """The parts of an ARM id (a subscription, resource group or resource scope), as written."""
+
     subscription_id: str
     resource_group: str | None
     arm_type: str | None
     name: str | None
+
+    @property
+    def subscription(self) -> str:
+        """The subscription id, lower-case (as the state keys it); "" if not an id."""
+        return self.subscription_id.lower()
 
 
 _ID_RULE = re.compile(
@@ -152,6 +159,21 @@ def parse_id(value: str) -> ParsedId | None:
         return None
     arm_type = f"{m['ns']}/{m['type']}" if m["ns"] else None
     return ParsedId(m["sub"], m["rg"], arm_type, m["name"])
+
+
+NOT_AN_ID = ParsedId("", None, None, None)
+
+
+def parts(value: str) -> ParsedId:
+    """`parse_id`, with empty parts (never None) for a value that is not an ARM id."""
+    return parse_id(value) or NOT_AN_ID
+
+
+def covers(outer: str, inner: str) -> bool:
+    """True when scope `outer` is `inner` or a parent of it (case-insensitive, as ARM ids are): an
+    assignment at `outer` applies at `inner`; a move of resource `outer` orphans what is at `inner`."""
+    o, i = outer.lower().rstrip("/"), inner.lower().rstrip("/")
+    return i == o or i.startswith(o + "/")
 
 
 def looks_like_id(value: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 
-from msi_cli.core import roles
+from msi_cli.core import arm, roles
 from msi_cli.core.model import RoleAssignment, State
 
 
@@ -52,7 +52,7 @@ def visible_subscriptions(state: State, principal_id: str) -> list[str]:
     for a in state.role_assignments.values():
         if a.principal_id != principal_id:
             continue
-        sub = roles.subscription_of_scope(a.scope)
+        sub = arm.parts(a.scope).subscription
         if sub in state.subscriptions and sub not in seen:
             seen.append(sub)
     return [s for s in state.subscriptions if s in seen]

@@ -251,14 +251,6 @@ def _entry(resource: Resource, rid: str) -> UserAssignment | None:
     return next((u for u in resource.user_assigned if u.resource_id.lower() == low), None)
 
 
-def live_identity(state: State, entry: UserAssignment) -> Identity | None:
-    """The identity a resource's entry names, or None when it was deleted (a dangling entry)."""
-    identity = state.identities.get(entry.principal_id)
-    if identity is None or identity.kind != USER or identity.resource_id.lower() != entry.resource_id.lower():
-        return None
-    return identity
-
-
 def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str]) -> dict:
     """Disable the system-assigned identity and/or remove user-assigned entries (dangling ones
     too: by full id, as a deleted identity's name resolves to nothing)."""
@@ -284,7 +276,7 @@ def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: lis
     for rid in detach:
         entry = _entry(resource, rid)
         resource.user_assigned.remove(entry)  # type: ignore[arg-type]
-        dangling = live_identity(ctx.state, entry) is None  # type: ignore[arg-type]
+        dangling = lookup.live_identity(ctx.state, entry) is None  # type: ignore[arg-type]
         ctx.log("Remove user-assigned identity", resource.id, rid + (" (deleted identity)" if dangling else ""))
     return assignment_summary(ctx.state, resource)
 
@@ -298,7 +290,7 @@ def _unassign_target(state: State, resource: Resource, ref: str) -> str:
         return lookup.user_identity(state, ref).resource_id
     except NotFound:
         dangling = [u.resource_id for u in resource.user_assigned
-                    if u.resource_id.rsplit("/", 1)[-1].lower() == ref.lower() and live_identity(state, u) is None]
+                    if u.resource_id.rsplit("/", 1)[-1].lower() == ref.lower() and lookup.live_identity(state, u) is None]
         if not dangling:
             return ref
         raise NotFound(
@@ -352,15 +344,3 @@ def delete(ctx: Ctx, target: Resource | Identity) -> dict:
         f"principalId {target.principal_id} deleted; still referenced by {len(referenced)} resource(s)",
     )
     return {"deleted": target.resource_id, "deletedPrincipals": [target.principal_id], "stillReferencedBy": referenced}
-
-
-def resource_identities(state: State, resource: Resource) -> list[Identity]:
-    """The identities a resource holds: system-assigned first, then user-assigned in order."""
-    found = []
-    if resource.system_principal_id is not None:
-        found.append(state.identities[resource.system_principal_id])
-    for entry in resource.user_assigned:
-        identity = live_identity(state, entry)
-        if identity is not None:
-            found.append(identity)
-    return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msi_cli.core import lookup, roles, shapes
+from msi_cli.core import arm, lookup, roles, shapes
 from msi_cli.core.model import State
 from msi_cli.errors import InvalidArgument
 
@@ -61,20 +61,14 @@ def collect(
         target = roles.resolve_scope(state, scope) if scope else None
         out = []
         for a in state.role_assignments.values():
-            parsed_sub = roles.subscription_of_scope(a.scope)
-            if parsed_sub in state.subscriptions and not in_scope(parsed_sub, _group(a.scope)):
+            where = arm.parts(a.scope)
+            if where.subscription in state.subscriptions and not in_scope(where.subscription, where.resource_group):
                 continue
             if principal_id is not None and a.principal_id != principal_id:
                 continue
             if target is not None and not roles.scope_covers(a.scope, target):
                 continue
-            out.append(roles.assignment_shape(state, a))
+            out.append(shapes.assignment(state, a))
         return out
     raise ValueError(kind)
 
-
-def _group(scope: str) -> str | None:
-    from msi_cli.core import arm
-
-    parsed = arm.parse_id(scope)
-    return parsed.resource_group if parsed else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from msi_cli.core import arm
-from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant
+from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant, UserAssignment
 from msi_cli.errors import Ambiguous, NotFound
 
 
@@ -46,6 +46,26 @@ def user_identities(state: State) -> list[Identity]:
     return [i for i in state.identities.values() if i.kind == USER]
 
 
+def live_identity(state: State, entry: UserAssignment) -> Identity | None:
+    """The identity a resource's entry names, or None when it was deleted (a dangling entry)."""
+    identity = state.identities.get(entry.principal_id)
+    if identity is None or identity.kind != USER or identity.resource_id.lower() != entry.resource_id.lower():
+        return None
+    return identity
+
+
+def resource_identities(state: State, resource: Resource) -> list[Identity]:
+    """The identities a resource holds: system-assigned first, then user-assigned in order."""
+    found = []
+    if resource.system_principal_id is not None:
+        found.append(state.identities[resource.system_principal_id])
+    for entry in resource.user_assigned:
+        identity = live_identity(state, entry)
+        if identity is not None:
+            found.append(identity)
+    return found
+
+
 def find_user_identity_by_id(state: State, ident: str) -> Identity | None:
     low = ident.lower()
     for i in state.identities.values():
@@ -54,28 +74,45 @@ def find_user_identity_by_id(state: State, ident: str) -> Identity | None:
     return None
 
 
-def _scope_filter(parsed: arm.ParsedId, resource_group: str | None, subscription_id: str | None) -> bool:
-    if resource_group is not None and (parsed.resource_group or "").lower() != resource_group.lower():
-        return False
-    return subscription_id is None or parsed.subscription_id == subscription_id
+def _resources_named(state: State, name: str, resource_group: str | None, subscription_id: str | None) -> list[Resource]:
+    """Resources called `name` (any case), in the group and subscription if given."""
+    low, group = name.lower(), resource_group.lower() if resource_group is not None else None
+    return [
+        r for r in state.resources.values()
+        if r.name.lower() == low
+        and (group is None or r.resource_group.lower() == group)
+        and (subscription_id is None or r.subscription_id == subscription_id)
+    ]
 
 
-def resource(
-    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None
-) -> Resource:
+def _identities_named(state: State, name: str, resource_group: str | None, subscription_id: str | None) -> list[Identity]:
+    """User-assigned identities called `name` (any case), in the group and subscription if given."""
+    low, group = name.lower(), resource_group.lower() if resource_group is not None else None
+    out = []
+    for i in user_identities(state):
+        parsed = arm.parse_id(i.resource_id) if i.name.lower() == low else None
+        if parsed is None:
+            continue
+        if (group is None or (parsed.resource_group or "").lower() == group) and (
+            subscription_id is None or parsed.subscription_id == subscription_id
+        ):
+            out.append(i)
+    return out
+
+
+def _subscription_id(state: State, ref: str | None) -> str | None:
+    return subscription(state, ref).id if ref else None
+
+
+def resource(state: State, ref: str, resource_group: str | None = None, subscription: str | None = None) -> Resource:
+    """A resource by id, or by name within the group and subscription (name or id) if given."""
+    subscription_id = _subscription_id(state, subscription)
     if arm.looks_like_id(ref):
         found = state.resources.get(ref.lower().rstrip("/"))
         if found is None:
             raise NotFound(f"resource '{ref}' not found")
         return found
-    low = ref.lower()
-    matches = [
-        r
-        for r in state.resources.values()
-        if r.name.lower() == low
-        and (resource_group is None or r.resource_group.lower() == resource_group.lower())
-        and (subscription_id is None or r.subscription_id == subscription_id)
-    ]
+    matches = _resources_named(state, ref, resource_group, subscription_id)
     return _one(matches, "resource", ref, lambda r: r.id)  # type: ignore[return-value]
 
 
@@ -87,14 +124,7 @@ def user_identity(
         if found is None:
             raise NotFound(f"user-assigned identity '{ref}' not found")
         return found
-    low = ref.lower()
-    matches = []
-    for i in user_identities(state):
-        if i.name.lower() != low:
-            continue
-        parsed = arm.parse_id(i.resource_id)
-        if parsed and _scope_filter(parsed, resource_group, subscription_id):
-            matches.append(i)
+    matches = _identities_named(state, ref, resource_group, subscription_id)
     return _one(matches, "user-assigned identity", ref, lambda i: i.resource_id)  # type: ignore[return-value]
 
 
@@ -110,9 +140,11 @@ def principal(state: State, ref: str) -> ServicePrincipal:
 
 
 def target(
-    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None
+    state: State, ref: str, resource_group: str | None = None, subscription: str | None = None
 ) -> Resource | Identity:
-    """A resource or a user-assigned identity, by name or full id."""
+    """A resource or a user-assigned identity, by full id, or by name within the group and
+    subscription (name or id) if given."""
+    subscription_id = _subscription_id(state, subscription)
     if arm.looks_like_id(ref):
         key = ref.lower().rstrip("/")
         if key in state.resources:
@@ -121,18 +153,9 @@ def target(
         if found is not None:
             return found
         raise NotFound(f"resource '{ref}' not found")
-    low = ref.lower()
     matches: list[Resource | Identity] = [
-        r
-        for r in state.resources.values()
-        if r.name.lower() == low
-        and (resource_group is None or r.resource_group.lower() == resource_group.lower())
-        and (subscription_id is None or r.subscription_id == subscription_id)
+        *_resources_named(state, ref, resource_group, subscription_id),
+        *_identities_named(state, ref, resource_group, subscription_id),
     ]
-    for i in user_identities(state):
-        if i.name.lower() == low:
-            parsed = arm.parse_id(i.resource_id)
-            if parsed and _scope_filter(parsed, resource_group, subscription_id):
-                matches.append(i)
     what = "resource" if all(isinstance(m, Resource) for m in matches) else "resource or identity"
     return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id)  # type: ignore[return-value]

@@ -21,10 +21,10 @@ PROBE_AUDIENCE = "https://management.azure.com/"
 
 def identity_health(ctx: Ctx, resource: Resource) -> list[dict]:
     """For each identity the resource holds: can its host still get a token, and if not, why."""
-    from msi_cli.core import lifecycle, tokens
+    from msi_cli.core import tokens
 
     report = []
-    for identity in lifecycle.resource_identities(ctx.state, resource):
+    for identity in lookup.resource_identities(ctx.state, resource):
         entry = {"kind": identity.kind, "principalId": identity.principal_id, "works": True, "reason": ""}
         try:
             tokens.check_chain(ctx, resource, identity, PROBE_AUDIENCE)
@@ -81,7 +81,7 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
         identity = state.identities[resource.system_principal_id]
         identity.resource_id = new_id
         state.principals[identity.principal_id].alternative_names[1:] = [new_id]
-    orphaned = [a.id for a in state.role_assignments.values() if _within(a.scope, old_id)]
+    orphaned = [a.id for a in state.role_assignments.values() if arm.covers(old_id, a.scope)]
     ctx.log("Move resource", old_id, f"to {new_id}")
     return {
         "id": new_id,
@@ -89,11 +89,6 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
         "orphanedRoleAssignments": orphaned,
         "identities": identity_health(ctx, resource),
     }
-
-
-def _within(scope: str, resource_id: str) -> bool:
-    s, r = scope.lower().rstrip("/"), resource_id.lower()
-    return s == r or s.startswith(r + "/")
 
 
 def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict:
@@ -106,8 +101,7 @@ def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict:
         raise Conflict(f"subscription '{sub.name}' is already in tenant '{tenant.name}'")
     old = state.tenants[sub.tenant_id]
     sub.tenant_id = tenant.id
-    prefix = arm.subscription_scope(sub.id).lower()
-    deleted = [a.id for a in state.role_assignments.values() if a.scope.lower() == prefix or a.scope.lower().startswith(prefix + "/")]
+    deleted = [a.id for a in state.role_assignments.values() if arm.covers(arm.subscription_scope(sub.id), a.scope)]
     for aid in deleted:
         del state.role_assignments[aid]
     ctx.log("Move subscription", sub.name, f"tenant {old.name} -> {tenant.name}; {len(deleted)} role assignment(s) deleted")
@@ -119,7 +113,7 @@ def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict:
                     broken.append({"resource": resource.id, **entry})
     stranded = [
         i.resource_id for i in lookup.user_identities(state)
-        if (arm.parse_id(i.resource_id) or arm.ParsedId("", None, None, None)).subscription_id == sub.id and i.tenant_id != tenant.id
+        if arm.parts(i.resource_id).subscription_id == sub.id and i.tenant_id != tenant.id
     ]
     return {
         "subscriptionId": sub.id,

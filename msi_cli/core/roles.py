@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from msi_cli.core import arm, lookup
+from msi_cli.core import arm, lookup, shapes
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import Identity, Resource, RoleAssignment, State
 from msi_cli.errors import Conflict, InvalidArgument, MsiError, NotFound
@@ -119,40 +119,7 @@ def role(ref: str) -> RoleDefinition:
 
 
 def role_definition_id(scope: str, role_id: str) -> str:
-    parsed = arm.parse_id(scope)
-    sub = parsed.subscription_id if parsed else ""
-    return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_id}"
-
-
-def assignment_arm_id(a: RoleAssignment) -> str:
-    return f"{a.scope}/providers/Microsoft.Authorization/roleAssignments/{a.id}"
-
-
-PRINCIPAL_TYPE = "ServicePrincipal"  # every principal here is a managed identity's service principal
-
-
-def principal_name(state: State, principal_id: str) -> str:
-    """What `az role assignment list` shows as principalName: a service principal's first
-    servicePrincipalName (for a managed identity, its appId); "" once the principal is gone
-    (orphaned). The assignment keeps its principalType either way."""
-    sp = state.principals.get(principal_id)
-    return sp.app_id if sp is not None else ""
-
-
-def assignment_shape(state: State, a: RoleAssignment) -> dict:
-    definition = ROLES_BY_ID.get(a.role_definition_id)
-    return {
-        "id": assignment_arm_id(a),
-        "name": a.id,
-        "type": "Microsoft.Authorization/roleAssignments",
-        "principalId": a.principal_id,
-        "principalName": principal_name(state, a.principal_id),
-        "principalType": PRINCIPAL_TYPE,
-        "roleDefinitionName": definition.name if definition else "",
-        "roleDefinitionId": role_definition_id(a.scope, a.role_definition_id),
-        "scope": a.scope,
-        "createdOn": a.created,
-    }
+    return f"/subscriptions/{arm.parts(scope).subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_id}"
 
 
 # ---- scopes ----------------------------------------------------------------------------------------
@@ -187,15 +154,7 @@ def resolve_scope(state: State, ref: str) -> str:
     return arm.subscription_scope(sub.id)
 
 
-def scope_covers(outer: str, inner: str) -> bool:
-    """True when an assignment at `outer` applies at `inner` (same scope or a parent of it)."""
-    o, i = outer.lower().rstrip("/"), inner.lower().rstrip("/")
-    return i == o or i.startswith(o + "/")
-
-
-def subscription_of_scope(scope: str) -> str:
-    parsed = arm.parse_id(scope)
-    return parsed.subscription_id.lower() if parsed else ""
+scope_covers = arm.covers  # an assignment at the first scope applies at the second
 
 
 # ---- principals --------------------------------------------------------------------------------------
@@ -224,13 +183,13 @@ def grant(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str, assignmen
     definition = role(role_ref)
     scope = resolve_scope(state, scope_ref)
     principal_id = resolve_principal(state, principal_ref)
-    tenant = lookup.tenant_of(state, subscription_of_scope(scope))
+    tenant = lookup.tenant_of(state, arm.parts(scope).subscription)
     sp = state.principals.get(principal_id)
     if sp is None or sp.tenant_id != tenant.id:
         raise MsiError(f"PrincipalNotFound: Principal {principal_id} does not exist in the directory {tenant.id}.")
     for a in state.role_assignments.values():
         if a.principal_id == principal_id and a.role_definition_id == definition.id and a.scope.lower() == scope.lower():
-            raise Conflict("RoleAssignmentExists: The role assignment already exists.", hint=assignment_arm_id(a))
+            raise Conflict("RoleAssignmentExists: The role assignment already exists.", hint=shapes.assignment_id(a))
     assignment = RoleAssignment((assignment_id or arm.new_guid()).lower(), principal_id, definition.id, scope, ctx.now_iso)
     state.role_assignments[assignment.id] = assignment
     ctx.log("Create role assignment", scope, f"{definition.name} for {principal_id}")

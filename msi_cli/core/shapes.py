@@ -8,6 +8,7 @@ from msi_cli.core.model import (
     Identity,
     Resource,
     ResourceGroup,
+    RoleAssignment,
     ServicePrincipal,
     State,
     Subscription,
@@ -112,6 +113,41 @@ def subscription(state: State, s: Subscription) -> dict:
         "tenantId": s.tenant_id,
         "isDefault": s.id == state.default_subscription_id,
         "state": "Enabled",
+    }
+
+
+# ---- role assignments (az role assignment) ---------------------------------------------------------
+
+PRINCIPAL_TYPE = "ServicePrincipal"  # every principal here is a managed identity's service principal
+
+
+def assignment_id(a: RoleAssignment) -> str:
+    return f"{a.scope}/providers/Microsoft.Authorization/roleAssignments/{a.id}"
+
+
+def principal_name(state: State, principal_id: str) -> str:
+    """What `az role assignment list` shows as principalName: a service principal's first
+    servicePrincipalName (for a managed identity, its appId); "" once the principal is gone
+    (orphaned). The assignment keeps its principalType either way."""
+    sp = state.principals.get(principal_id)
+    return sp.app_id if sp is not None else ""
+
+
+def assignment(state: State, a: RoleAssignment) -> dict:
+    from msi_cli.core.roles import ROLES_BY_ID, role_definition_id
+
+    definition = ROLES_BY_ID.get(a.role_definition_id)
+    return {
+        "id": assignment_id(a),
+        "name": a.id,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "principalId": a.principal_id,
+        "principalName": principal_name(state, a.principal_id),
+        "principalType": PRINCIPAL_TYPE,
+        "roleDefinitionName": definition.name if definition else "",
+        "roleDefinitionId": role_definition_id(a.scope, a.role_definition_id),
+        "scope": a.scope,
+        "createdOn": a.created,
     }
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from msi_cli.core import credentials, lookup
 from msi_cli.core.context import Ctx
-from msi_cli.core.lifecycle import live_identity
 from msi_cli.core.model import SYSTEM, Identity, Resource, State
 from msi_cli.errors import TokenError
 
@@ -105,7 +104,7 @@ def select(state: State, resource: Resource, selector: Selector) -> Identity:
     if selector.given() > 1:
         raise TokenError("invalid_request", "Only one of client_id, object_id or msi_res_id may be given", reason="give at most one selector")
     system = state.identities[resource.system_principal_id] if resource.system_principal_id is not None else None
-    entries = [(u, live_identity(state, u)) for u in resource.user_assigned]
+    entries = [(u, lookup.live_identity(state, u)) for u in resource.user_assigned]
     if selector.client_id is not None:
         want = selector.client_id.strip().lower()
         hit = system if system is not None and system.client_id == want else None
@@ -332,7 +331,7 @@ def from_cache(entry: dict, now: int) -> dict | None:
     return out
 
 
-# ---- published keys and verification -------------------------------------------------------------
+# ---- published keys (core/verify.py checks tokens against them) ----------------------------------
 
 
 def published_keys(tenant, now_iso: str):
@@ -346,56 +345,3 @@ def jwks(keys, tenant, now_iso: str) -> dict:
     from msi_cli import crypto
 
     return {"keys": [crypto.jwk_from_certificate(keys.public_certificate_der(k.kid), k.kid) for k in published_keys(tenant, now_iso)]}
-
-
-def verify(state: State, keys, now: int, token: str, audience: str | None = None) -> dict:
-    """Check a token the way a resource server does, against the issuing tenant's published keys
-    and the simulated clock. Returns the verdict, the reason when invalid, header and claims."""
-    import jwt
-    from cryptography import x509
-
-    from msi_cli.core.clock import iso
-
-    result: dict = {"valid": False, "reason": "", "issuer": None, "principalExists": None, "header": {}, "claims": {}}
-    try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        result["reason"] = "malformed: not a signed JWT"
-        return result
-    result["header"], result["claims"] = header, claims
-    oid = claims.get("oid")
-    result["principalExists"] = isinstance(oid, str) and oid in state.principals
-    tid = claims.get("tid")
-    tenant = state.tenants.get(tid) if isinstance(tid, str) else None
-    if tenant is None or claims.get("iss") != f"https://sts.windows.net/{tenant.id}/":
-        result["reason"] = f"unknown issuer: {claims.get('iss')!r} is not a simulated tenant"
-        return result
-    result["issuer"] = tenant.name
-    kid = header.get("kid")
-    key = next((k for k in published_keys(tenant, iso(now)) if k.kid == kid), None)
-    if key is None:
-        result["reason"] = f"unknown key: kid {kid!r} is not published by tenant '{tenant.name}'"
-        return result
-    public = x509.load_der_x509_certificate(keys.public_certificate_der(key.kid)).public_key()
-    try:
-        jwt.decode(token, public, algorithms=["RS256"],
-                   options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False})
-    except jwt.InvalidSignatureError:
-        result["reason"] = "bad signature"
-        return result
-    except jwt.PyJWTError as exc:
-        result["reason"] = f"bad token: {exc}"
-        return result
-    exp, nbf = claims.get("exp"), claims.get("nbf")
-    if not isinstance(exp, int) or exp <= now:
-        result["reason"] = f"expired at {iso(exp) if isinstance(exp, int) else exp} (now {iso(now)})"
-        return result
-    if isinstance(nbf, int) and nbf > now:
-        result["reason"] = f"not valid before {iso(nbf)} (now {iso(now)})"
-        return result
-    if audience is not None and str(claims.get("aud", "")).rstrip("/").lower() != audience.rstrip("/").lower():
-        result["reason"] = f"wrong audience: the token is for {claims.get('aud')!r}, not {audience!r}"
-        return result
-    result["valid"] = True
-    return result

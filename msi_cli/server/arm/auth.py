@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from msi_cli.core import tokens
+from msi_cli.core import verify
 from msi_cli.core.model import State
 from msi_cli.server.arm import errors
 
@@ -27,7 +27,7 @@ def authenticate(state: State, keys: KeyRing, now: int, authorization: str | Non
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise errors.invalid_header()
-    verdict = tokens.verify(state, keys, now, token.strip())
+    verdict = verify.verify(state, keys, now, token.strip())
     claims = verdict["claims"]
     if not verdict["valid"]:
         exp = claims.get("exp") if isinstance(claims, dict) else None

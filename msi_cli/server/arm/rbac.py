@@ -81,8 +81,8 @@ def role_assignments(call: Call) -> Reply:
             principal = m["v"].lower()
     out = []
     for a in call.state.role_assignments.values():
-        above = roles.scope_covers(a.scope, scope) if scope else a.scope == ""
-        below = scope == "" or roles.scope_covers(scope, a.scope)
+        above = arm.covers(a.scope, scope) if scope else a.scope == ""
+        below = scope == "" or arm.covers(scope, a.scope)
         if principal is not None and a.principal_id != principal:
             continue
         if at_scope and not above:

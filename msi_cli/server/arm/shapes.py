@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from msi_cli.core import arm, lookup, roles
+from msi_cli.core import shapes as core_shapes
 from msi_cli.core.model import Identity, Resource, ResourceGroup, RoleAssignment, State, Subscription, Tenant
 
 
@@ -107,13 +108,13 @@ def role_definition(scope_sub: str | None, d: roles.RoleDefinition) -> dict[str,
 
 def role_assignment(state: State, a: RoleAssignment) -> dict[str, Any]:
     return {
-        "id": roles.assignment_arm_id(a),
+        "id": core_shapes.assignment_id(a),
         "name": a.id,
         "type": "Microsoft.Authorization/roleAssignments",
         "properties": {
             "roleDefinitionId": roles.role_definition_id(a.scope, a.role_definition_id),
             "principalId": a.principal_id,
-            "principalType": roles.PRINCIPAL_TYPE,  # kept when the principal is gone (orphaned), as ARM keeps it
+            "principalType": core_shapes.PRINCIPAL_TYPE,  # kept when the principal is gone (orphaned), as ARM keeps it
             "scope": a.scope,
             "condition": None,
             "conditionVersion": None,
