@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import environment, msi_command, precompile, table  # noqa: E402
+from _timing import environment, msi_command, precompile, table
 
 
 def run_msi(msi: list[str], env: dict, *args: str) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import environment, interleaved, msi_command, precompile, table  # noqa: E402
-from seed import seed  # noqa: E402
+from _timing import environment, interleaved, msi_command, precompile, table
+from seed import seed
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import environment, msi_command, precompile, table  # noqa: E402
+from _timing import environment, msi_command, precompile, table
 
 VAULT = "https://vault.azure.net"
 

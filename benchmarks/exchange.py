@@ -36,10 +36,10 @@ from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import endpoint  # noqa: E402
-import tls  # noqa: E402
-from _timing import environment, msi_command, precompile, table  # noqa: E402
-from endpoint import cpu_seconds, run_msi  # noqa: E402
+import endpoint
+import tls
+from _timing import environment, msi_command, precompile, table
+from endpoint import cpu_seconds, run_msi
 
 VAULT = "https://vault.azure.net"
 SUBJECT = "system:serviceaccount:payments:api"

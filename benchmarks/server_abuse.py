@@ -37,8 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import environment, msi_command, precompile, table  # noqa: E402
-from endpoint import VAULT, imds_target, run_msi  # noqa: E402
+from _timing import environment, msi_command, precompile, table
+from endpoint import VAULT, imds_target, run_msi
 
 _MORE = re.compile(rb"\.\.\. and (\d+) more like this")
 MAX_PROBES = 20000  # per probe run, whatever the duration
@@ -117,7 +117,7 @@ def _attack(kind: str, addr: tuple[str, int], count: int, payload: bytes, ready,
     connected = 0
     signalled = False
     while not stop.is_set():
-        for key, events in sel.select(0.05):
+        for key, _events in sel.select(0.05):
             sock, (n, state) = key.fileobj, key.data
             try:
                 if state == "connect":  # the connection is up: maybe half a request, then wait
@@ -165,7 +165,7 @@ class Attack:
         self.stop.set()
         try:
             self.result = self.out.get(timeout=30)
-        except Exception:  # noqa: BLE001 - a benchmark reports what it has
+        except Exception:  # a benchmark reports what it has
             self.result = {}
         self.proc.join(10)
         if self.proc.is_alive():

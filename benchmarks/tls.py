@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import environment, msi_command, precompile, table  # noqa: E402
-from endpoint import cpu_seconds, run_msi  # noqa: E402
+from _timing import environment, msi_command, precompile, table
+from endpoint import cpu_seconds, run_msi
 
 
 def start_server(msi: list[str], env: dict) -> tuple[subprocess.Popen, str, str]:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import copy_state, environment, interleaved, msi_command, precompile, run, table  # noqa: E402
-from seed import seed  # noqa: E402
+from _timing import copy_state, environment, interleaved, msi_command, precompile, run, table
+from seed import seed
 
 CACHE_HIT_TARGET = 2.0
 FRESH_TARGET = 2.5

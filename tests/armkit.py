@@ -117,8 +117,8 @@ class Served:
     def msi_json(self, *args: str):
         return json.loads(self.msi(*args, "-o", "json").stdout)
 
-    def start(self) -> "Served":
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+    def start(self) -> Served:
+        self._log = open(self.log_path, "w")  # closed in stop()
         self.proc = subprocess.Popen([*self.msi_cmd, "serve"], env=self.env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         lines: list[str] = []
 

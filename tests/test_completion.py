@@ -16,7 +16,7 @@ from conftest import REPO, msi_executable
 from msi_cli.cli import app, complete, load, options
 
 sys.path.insert(0, str(REPO / "scripts"))
-import gen_completions  # noqa: E402
+import gen_completions
 
 README = REPO / "README.md"
 

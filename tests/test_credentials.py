@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ DAY = timedelta(days=1)
 
 
 def when(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def keys_dir(state: Path) -> Path:
@@ -141,7 +141,7 @@ def test_clock_show_advance_set_reset(cli):
     shown = cli.json("clock", "show")
     assert set(shown) >= {"now", "realTime", "offsetSeconds", "offset", "simulated"}
     assert shown["offsetSeconds"] == 0 and shown["simulated"] is False
-    assert abs(when(shown["now"]) - datetime.now(timezone.utc)) < timedelta(seconds=10)
+    assert abs(when(shown["now"]) - datetime.now(UTC)) < timedelta(seconds=10)
 
     advanced = cli.json("clock", "advance", "1h30m")
     assert advanced["offsetSeconds"] == 5400 and advanced["simulated"] is True
@@ -151,7 +151,7 @@ def test_clock_show_advance_set_reset(cli):
     back = json.loads(cli.ok("clock", "advance", "-o", "json", "--", "-2d").stdout)  # '--' ends the options
     assert back["offsetSeconds"] == 5400
 
-    target = datetime(2030, 6, 1, tzinfo=timezone.utc)
+    target = datetime(2030, 6, 1, tzinfo=UTC)
     cli.ok("clock", "set", "2030-06-01T00:00:00Z")
     assert abs(when(cli.json("clock", "show")["now"]) - target) < timedelta(seconds=5)
 
@@ -177,7 +177,7 @@ def test_every_timestamp_comes_from_the_simulated_clock(cli, isolated_state):
     cred = key_credentials(cli, ident["principalId"])[0]
     assert cred["startDateTime"].startswith("2031-03-04T05:")
     resp = cli.json("token", "vm1", "--audience", VAULT)
-    expected = int(datetime(2031, 3, 4, 5, 6, 7, tzinfo=timezone.utc).timestamp())
+    expected = int(datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC).timestamp())
     assert 0 <= int(resp["expires_on"]) - 86400 - expected < 60
     log = isolated_state.parent / (isolated_state.name + ".d") / "activity.jsonl"
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

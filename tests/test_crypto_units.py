@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import jwt
 import pytest
@@ -75,8 +75,8 @@ def test_spki_of_a_certificate_with_long_fields():
                       x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "z" * 60)])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(datetime.fromtimestamp(START, tz=timezone.utc))
-            .not_valid_after(datetime.fromtimestamp(END, tz=timezone.utc))
+            .not_valid_before(datetime.fromtimestamp(START, tz=UTC))
+            .not_valid_after(datetime.fromtimestamp(END, tz=UTC))
             .sign(key, hashes.SHA256()))
     der = cert.public_bytes(serialization.Encoding.DER)
     assert crypto.certificate_spki(der) == cert.public_key().public_bytes(

@@ -3,7 +3,6 @@ the temp folder alone, and names every principal id change it shows."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import tempfile

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-import gen_docs  # noqa: E402
+import gen_docs
 
 README = REPO / "README.md"
 

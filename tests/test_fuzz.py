@@ -133,7 +133,7 @@ def _mutate(rng: random.Random, raw: bytes) -> bytes:
     if kind == 6:  # ids of another shape
         return re.sub(
             r'"([0-9a-f-]{36})"',
-            lambda m: rng.choice(['"%s"' % m.group(1).upper(), "1", '"x"', "[]"]) if rng.random() < 0.15 else m.group(0), text,
+            lambda m: rng.choice([f'"{m.group(1).upper()}"', "1", '"x"', "[]"]) if rng.random() < 0.15 else m.group(0), text,
         ).encode("utf-8")
     if kind == 7:  # truncation
         return raw[: rng.randrange(len(raw))]

@@ -388,7 +388,7 @@ VALID_AND_INVALID_NAMES = [
 def test_resource_names_are_validated_per_type(cli, isolated_state, type_key, good, bad):
     cli.ok("create-identity", "seed-id")
     before = isolated_state.read_bytes()
-    fails(cli("create-resource", "--type", type_key, "--", bad), 1, "invalid", bad)  # `--`: a name may start with '-' 
+    fails(cli("create-resource", "--type", type_key, "--", bad), 1, "invalid", bad)  # `--`: a name may start with '-'
     assert isolated_state.read_bytes() == before
     data = succeeds_json(cli("create-resource", good, "--type", type_key, "-o", "json"))
     assert data["name"] == good

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import pytest
@@ -66,7 +65,7 @@ def log_path(state: Path) -> Path:
 
 
 def parse_time(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 @pytest.fixture
@@ -501,7 +500,7 @@ def test_log_records_every_change_with_simulated_time(cli, isolated_state):
     assert [e["operation"] for e in entries[count:]] == ["Create role assignment", "Delete role assignment", "Create role assignment"]
     assert all("Reader" in e["detail"] for e in entries[count:count + 2]) and KV_USER in entries[-1]["detail"]
 
-    real = datetime.now(timezone.utc)
+    real = datetime.now(UTC)
     for e in entries:
         assert set(e) == {"time", "operation", "target", "outcome", "detail"}
         assert e["outcome"] == "Succeeded"

@@ -54,7 +54,7 @@ class Deployment:
 
     def start(self, *faults: str) -> None:
         args = [arg for f in faults for arg in ("--fault", f)]
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "w")  # closed in stop()
         self.proc = subprocess.Popen([*msi_executable(), "serve", *args], env=self.env, stdout=subprocess.PIPE,
                                      stderr=self._log, text=True)
         line: list[str] = []

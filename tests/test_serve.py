@@ -106,7 +106,7 @@ def raw_exchange(url: str, data: bytes, read_timeout: float = 5.0) -> bytes:
         while True:
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break
@@ -620,7 +620,7 @@ def test_random_bytes_never_hurt_the_server(ep, world):
             try:
                 while sock.recv(4096):
                     pass
-            except socket.timeout:
+            except TimeoutError:
                 pytest.fail("the server kept a half-closed connection open")
     healthy(ep, world)
 

@@ -163,7 +163,7 @@ def closed_within(sock: socket.socket, seconds: float) -> float | None:
     try:
         while sock.recv(65536):
             pass
-    except socket.timeout:
+    except TimeoutError:
         return None
     except ConnectionError:
         pass

@@ -164,7 +164,7 @@ class Served:
         return json.loads(proc.stdout)
 
     def start(self, *args: str) -> None:
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "w")  # closed in stop()
         self.proc = subprocess.Popen([*msi_executable(), "serve", "--verbose", *args], env=self.env,
                                      stdout=subprocess.PIPE, stderr=self._log, text=True)
         lines: list[str] = []

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import jwt
 import pytest
@@ -71,7 +71,7 @@ def default_tenant(cli) -> str:
 
 def simulated_now(cli) -> int:
     now = cli.json("clock", "show")["now"]
-    return int(datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
+    return int(datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
 
 
 def fail(cli, *args: str, code: int = 1) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from msi_cli.errors import InvalidArgument
 
@@ -30,7 +30,7 @@ def iso(epoch: int) -> str:
 
 
 def epoch(value: str) -> int:
-    return int(datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
+    return int(datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
 
 
 def parse_duration(text: str) -> int:
@@ -55,5 +55,5 @@ def parse_instant(text: str) -> int:
     except ValueError:
         raise InvalidArgument(f"invalid time '{text}'", hint="use ISO 8601, e.g. 2027-01-01T00:00:00Z") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())

@@ -168,7 +168,7 @@ class Connection(asyncio.BufferedProtocol):
             response = await self.server.handler(request)
         except asyncio.CancelledError:
             return
-        except Exception as exc:  # noqa: BLE001 - the server must survive any handler bug
+        except Exception as exc:  # the server must survive any handler bug
             self.server.on_error(f"500 handler failed: {type(exc).__name__}")
             response = plain(500, "internal error")
         self.busy = False

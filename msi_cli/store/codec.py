@@ -600,7 +600,7 @@ def load(doc: Doc) -> State:
     state = check_header(doc)
     for coll in COLLECTIONS:
         target = getattr(state, coll)
-        for n, r in enumerate(_collection(doc, coll)):
+        for r in _collection(doc, coll):
             obj = PARSERS[coll](r)
             key = _state_key(obj)
             if key in target:

@@ -42,7 +42,7 @@ def folder(private: Path) -> Path:
 
 
 def projection_id(issuer: str, subject: str, audience: str) -> str:
-    return hashlib.sha256(f"{issuer.lower()}\n{subject}\n{audience}".encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(f"{issuer.lower()}\n{subject}\n{audience}".encode()).hexdigest()[:16]
 
 
 def token_path(private: Path, pid: str) -> Path:

@@ -10,6 +10,7 @@ cache is ignored; a save re-serialises only the records that changed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import marshal
 import os
 from collections.abc import Callable, Iterator
@@ -140,7 +141,7 @@ class StateFile:
                 if text is None:
                     rec = codec.RECORD_OF[coll](objects[key])
                     if before.get(key) != row:
-                        self._check(lambda: codec.check_record(coll, rec, index))
+                        self._check(functools.partial(codec.check_record, coll, rec, index))
                     text = "\n" + tomli_w.dumps({coll: [rec]})
                 out[key] = text
                 parts.append(text)
