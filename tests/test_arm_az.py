@@ -186,7 +186,16 @@ def test_az_login_with_a_federated_token(az):
     served.msi("issuer", "create", "gh", "--kind", "github")
     issuer = served.msi("issuer", "show", "gh", "--query", "issuer", "-o", "tsv").stdout.strip()
     subject = "repo:octo-org/app:ref:refs/heads/main"
-    served.msi("federation", "add", "deployer", "--name", "main", "--issuer", issuer, "--subject", subject)
+    # the runner (Owner) gives the identity its federated credential with az, as a platform team would
+    az.ok("login", "--identity")
+    made = az.ok("identity", "federated-credential", "create", "--name", "main", "--identity-name", "deployer", "-g", "ci",
+                 "--issuer", issuer, "--subject", subject, "--audiences", "api://AzureADTokenExchange")
+    assert (made["issuer"], made["subject"]) == (issuer, subject)
+    assert served.msi_json("federation", "show", "deployer", "main")["subject"] == subject
+    listed = az.ok("identity", "federated-credential", "list", "--identity-name", "deployer", "-g", "ci")
+    assert [c["name"] for c in listed] == ["main"]
+    for cache in Path(az.env()["AZURE_CONFIG_DIR"]).glob("msal_token_cache*"):  # the CI job starts afresh
+        cache.unlink()
     token = served.msi("oidc-token", "gh", "--subject", subject, "--audience", "api://AzureADTokenExchange", "-o", "tsv").stdout.strip()
 
     accounts = az.ok("login", "--service-principal", "-u", deployer["clientId"], "--tenant", deployer["tenantId"],

@@ -395,3 +395,39 @@ def test_role_assignments_at_a_resource_or_identity_scope_and_missing_scopes(w, 
     ghost_rg = f"/subscriptions/{w.sub}/resourceGroups/ghost"
     assert error_of(w.call("PUT", _ra_path(ghost_rg, "71111111-2222-3333-4444-555555555555"), body, as_="admin"))[:2] == (
         404, "ResourceGroupNotFound")
+
+
+def test_federated_identity_credentials_through_arm_are_msis_own(w, cli):
+    """What `az identity federated-credential create|show|list|delete` sends, on msi's own model:
+    `msi federation` sees each change and Azure's rules answer with ARM's errors."""
+    ident = f"{w.rg()}/{UAI}/deployer"
+    assert w.call("PUT", ident, {"location": "eastus"}, as_="admin").status == 201
+    path = f"{ident}/federatedIdentityCredentials/app-main"
+    props = {"issuer": "https://token.actions.githubusercontent.com", "subject": "repo:o/r:ref:refs/heads/main",
+             "audiences": ["api://AzureADTokenExchange"]}
+    resp = w.call("PUT", path, {"properties": props}, as_="admin", api="2025-01-31-preview")
+    assert resp.status == 201
+    body = resp.json()
+    assert body == {"id": path, "name": "app-main", "type": "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+                    "properties": props}
+    shown = cli.json("federation", "show", "deployer", "app-main")
+    assert (shown["issuer"], shown["subject"], shown["audiences"]) == (props["issuer"], props["subject"], props["audiences"])
+    assert w.call("PUT", path, {"properties": props}, as_="admin").status == 200  # an update of the same name
+    assert w.call("GET", path.lower(), as_="admin").json() == body
+    assert [c["name"] for c in w.call("GET", f"{ident}/federatedIdentityCredentials", as_="admin").json()["value"]] == ["app-main"]
+    # the pair is unique per identity; the name follows Azure's pattern; exactly one audience
+    other = f"{ident}/federatedIdentityCredentials/copy"
+    assert error_of(w.call("PUT", other, {"properties": props}, as_="admin"))[:2] == (409, "Conflict")
+    bad = f"{ident}/federatedIdentityCredentials/-x"
+    assert error_of(w.call("PUT", bad, {"properties": {**props, "subject": "s2"}}, as_="admin"))[:2] == (400, "InvalidResourceName")
+    two = {**props, "subject": "s3", "audiences": ["a", "b"]}
+    assert error_of(w.call("PUT", other, {"properties": two}, as_="admin"))[:2] == (400, "BadRequest")
+    # a Reader may list, not write
+    w.caller("reader", "Reader")
+    assert w.call("GET", f"{ident}/federatedIdentityCredentials", as_="reader").status == 200
+    status, code, message = error_of(w.call("DELETE", path, as_="reader"))
+    assert (status, code) == (403, "AuthorizationFailed") and "federatedIdentityCredentials/delete" in message
+    assert w.call("DELETE", path, as_="admin").status == 200
+    assert w.call("DELETE", path, as_="admin").status == 204
+    assert error_of(w.call("GET", path, as_="admin"))[:2] == (404, "ResourceNotFound")
+    assert cli.json("federation", "list", "deployer") == []

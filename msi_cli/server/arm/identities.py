@@ -37,10 +37,10 @@ def identity(call: Call) -> Reply:
     rid = arm.resource_id(sub.id, group, UAI, name)
     if call.method == "GET":
         call.require(READ)
-        return Reply(200, shapes.user_identity(_existing(call, rid)))
+        return Reply(200, shapes.user_identity(existing(call, rid)))
     if call.method == "PATCH":
         call.require(WRITE)
-        return Reply(200, shapes.user_identity(_existing(call, rid)))
+        return Reply(200, shapes.user_identity(existing(call, rid)))
     if call.method == "DELETE":
         call.require(DELETE)
         found = lookup.find_user_identity_by_id(call.state, rid)
@@ -54,7 +54,7 @@ def identity(call: Call) -> Reply:
     raise errors.method_not_allowed(call.method)
 
 
-def _existing(call: Call, rid: str) -> Identity:
+def existing(call: Call, rid: str) -> Identity:
     found = lookup.find_user_identity_by_id(call.state, rid)
     if found is None:
         group_name, name = call.resource_names()

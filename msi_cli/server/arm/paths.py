@@ -15,6 +15,9 @@ PREFIXES = ("/subscriptions", "/tenants", "/providers")
 _SLASHES = re.compile(r"//+")
 
 
+UAI_LOWER = "microsoft.managedidentity/userassignedidentities"
+
+
 def _clean(path: str) -> str:
     """Repeated slashes count as one: az joins `https://host/` and `/metadata/...` into `//`."""
     return _SLASHES.sub("/", path)
@@ -83,7 +86,13 @@ def parse(raw_path: str) -> Route | None:
             return Route("group", path, subscription=sub, group=group)
         if len(parts) == 5 and lows[4] == "resources":
             return Route("generic-resources", path, subscription=sub, group=group)
-        if lows[4] != "providers" or len(parts) not in (7, 8):
+        if lows[4] != "providers":
+            return None
+        if len(parts) in (9, 10) and lows[8] == "federatedidentitycredentials" and f"{lows[5]}/{lows[6]}" == UAI_LOWER:
+            return Route("federated-credentials" if len(parts) == 9 else "federated-credential", path, subscription=sub,
+                         group=group, namespace=parts[5], type_name=parts[6], name=parts[7],
+                         params={"credential": parts[9]} if len(parts) == 10 else {})
+        if len(parts) not in (7, 8):
             return None
         kind = "resources" if len(parts) == 7 else "resource"
         return Route(kind, path, subscription=sub, group=group, namespace=parts[5], type_name=parts[6],

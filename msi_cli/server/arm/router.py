@@ -16,7 +16,7 @@ from msi_cli.core.clock import real_now
 from msi_cli.core.context import Ctx, KeyRing
 from msi_cli.core.model import State
 from msi_cli.errors import MsiError
-from msi_cli.server.arm import errors, identities, metadata, paths, rbac, resources, subscriptions
+from msi_cli.server.arm import errors, fics, identities, metadata, paths, rbac, resources, subscriptions
 from msi_cli.server.arm.auth import Caller, authenticate
 from msi_cli.server.arm.call import Call, Reply
 
@@ -117,6 +117,8 @@ def _handler(route: paths.Route) -> Callable[[Call], Reply]:
         "role-definition": rbac.role_definition,
         "role-assignments": rbac.role_assignments,
         "role-assignment": rbac.role_assignment,
+        "federated-credentials": fics.credentials,
+        "federated-credential": fics.credential,
     }
     if kind in simple:
         return _reads_only(simple[kind]) if kind in ("tenants", "subscriptions", "subscription", "groups") else simple[kind]
