@@ -536,3 +536,18 @@ def test_a_damaged_ca_certificate_is_an_error_that_names_it(cli, isolated_state)
     fails(cli("tls", "show"), 1, f"{cert} is not a PEM certificate", "remove the folder")
     fails(cli("tls", "cert", "--host", "localhost", "--out", str(isolated_state.parent / "c")), 1, "is not a PEM certificate")
     assert cert.read_text() == "not a certificate\n" and not (isolated_state.parent / "c").exists()
+
+
+@pytest.mark.parametrize("alias", ["organizations", "common"])
+def test_multi_tenant_authorities_have_entras_documents(served, alias):
+    """az builds a client on `/organizations` (az logout, az account clear): Entra's document names
+    the alias's endpoints and a `{tenantid}` issuer; its keys are every tenant's."""
+    status, doc = served.get(f"{served.https_url}/{alias}/v2.0/.well-known/openid-configuration")
+    assert status == 200
+    assert doc["issuer"] == "https://login.microsoftonline.com/{tenantid}/v2.0"
+    assert doc["token_endpoint"] == f"{served.https_url}/{alias}/oauth2/v2.0/token"
+    published = {k["kid"] for k in served.json("jwks")["keys"]}  # (the tenant makes its keys on first need)
+    status, keys = served.get(doc["jwks_uri"])
+    assert status == 200 and published <= {k["kid"] for k in keys["keys"]}
+    status, body = served.get(f"{served.https_url}/nosuchalias/v2.0/.well-known/openid-configuration")
+    assert status == 400 and body["error_description"].startswith("AADSTS90002: ")

@@ -11,6 +11,7 @@ endpoint of the tenant pointing at the server that was asked (`base`), and its J
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from msi_cli.core import lookup, tokens
@@ -79,9 +80,13 @@ class KeySet:
         self._lock = threading.Lock()
 
     def response(self, tenant: Tenant, now_iso: str) -> Response:
+        return self.union([tenant], now_iso)
+
+    def union(self, tenants: Iterable[Tenant], now_iso: str) -> Response:
+        """One JWKS of the keys `tenants` publish at `now_iso`."""
         from msi_cli import crypto
 
-        published = tokens.published_keys(tenant, now_iso)
+        published = [key for tenant in tenants for key in tokens.published_keys(tenant, now_iso)]
         out = []
         for key in published:
             jwk = self._jwk.get(key.kid)
@@ -93,13 +98,20 @@ class KeySet:
         return json_response(200, {"keys": out})
 
 
-def configuration_v2(base: str, tenant: Tenant) -> Response:
-    tid = tenant.id
-    local = f"{base}/{tid}"
+# Entra's multi-tenant authorities: their v2 document names each endpoint under the alias and the
+# issuer with a `{tenantid}` placeholder, as Entra's does (az builds one for `az logout`).
+TENANT_ALIASES = ("common", "organizations", "consumers")
+
+
+def configuration_v2(base: str, tenant: Tenant | None, alias: str = "") -> Response:
+    """The v2 OpenID document of `tenant`, or (tenant None) of the multi-tenant `alias`."""
+    tid = tenant.id if tenant is not None else "{tenantid}"
+    segment = tenant.id if tenant is not None else alias
+    local = f"{base}/{segment}"
     doc = {
         "token_endpoint": f"{local}/oauth2/v2.0/token",
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "jwks_uri": routes.jwks_v2_uri(base, tid),
+        "jwks_uri": routes.jwks_v2_uri(base, segment),
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -130,6 +142,11 @@ def handle(req: Request, kind: str, tenant_ref: str, base: str, state: State, ke
     if req.method != "GET":
         return method_not_allowed()
     tenant = find_tenant(state, tenant_ref)
+    if tenant is None and tenant_ref.lower() in TENANT_ALIASES:
+        if kind == routes.OPENID_V2:
+            return configuration_v2(base, None, tenant_ref.lower())
+        if kind == routes.JWKS:  # every tenant's published keys, as Entra's common keys serve them all
+            return keyset.union(state.tenants.values(), now_iso)
     if tenant is None:
         return unknown_tenant(tenant_ref)
     if kind == routes.OPENID:
