@@ -431,3 +431,15 @@ def test_federated_identity_credentials_through_arm_are_msis_own(w, cli):
     assert w.call("DELETE", path, as_="admin").status == 204
     assert error_of(w.call("GET", path, as_="admin"))[:2] == (404, "ResourceNotFound")
     assert cli.json("federation", "list", "deployer") == []
+
+
+def test_a_resource_shows_the_same_identity_block_through_arm_and_msi(w, cli):
+    """A deleted identity's entry stays on the VM with the ids it recorded, over ARM as in `msi show`;
+    an identity re-created under the same id does not change it."""
+    cli.ok("create-identity", "shared-id", "-g", "ci", "-o", "none")
+    vm = cli.json("create-resource", "vm9", "--type", "vm", "-g", "ci", "--system-assigned", "--user-assigned", "shared-id")
+    cli.ok("delete", "shared-id", "-g", "ci", "--yes", "-o", "none")
+    cli.ok("create-identity", "shared-id", "-g", "ci", "-o", "none")
+    shown = cli.json("show", "vm9")["identity"]
+    assert shown["userAssignedIdentities"] == vm["identity"]["userAssignedIdentities"]
+    assert w.call("GET", vm["id"], as_="admin").json()["identity"] == shown

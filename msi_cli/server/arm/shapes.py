@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msi_cli.core import arm, lookup, roles
+from msi_cli.core import arm, roles
 from msi_cli.core import shapes as core_shapes
 from msi_cli.core.model import Identity, Resource, ResourceGroup, RoleAssignment, State, Subscription, Tenant
 
@@ -56,24 +56,10 @@ def system_identity(scope: str, i: Identity) -> dict[str, Any]:
 
 
 def identity_block(state: State, r: Resource) -> dict[str, Any] | None:
-    """A resource's `identity` property as ARM returns it; None when it has none."""
-    kinds: list[str] = []
-    block: dict[str, Any] = {}
-    if r.system_principal_id is not None:
-        kinds.append("SystemAssigned")
-        system = state.identities[r.system_principal_id]
-        block["principalId"] = system.principal_id
-        block["tenantId"] = system.tenant_id
-    if r.user_identity_ids:
-        kinds.append("UserAssigned")
-        users: dict[str, dict[str, str]] = {}
-        for rid in r.user_identity_ids:
-            identity = lookup.find_user_identity_by_id(state, rid)
-            users[rid] = {"principalId": identity.principal_id, "clientId": identity.client_id} if identity else {}
-        block["userAssignedIdentities"] = users
-    if not kinds:
-        return None
-    return {"type": ", ".join(kinds), **block}
+    """A resource's `identity` property as ARM returns it (msi's own shape: a deleted identity's
+    entry keeps the ids it recorded); None when it has none."""
+    block = core_shapes.identity_block(state, r)
+    return None if block["type"] == "None" else block
 
 
 def resource(state: State, r: Resource) -> dict[str, Any]:
