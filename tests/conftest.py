@@ -137,3 +137,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if isinstance(item, pytest.Function) and item.get_closest_marker("e2e") is None and _starts_a_process(item):
             item.add_marker(pytest.mark.e2e)
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    """Stop a served `msi serve` as Ctrl-C would, killing it if it has not gone in 10 s."""
+    import signal
+
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

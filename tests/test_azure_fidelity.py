@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import tomllib
@@ -16,7 +15,7 @@ from urllib.parse import quote, urlencode
 import pytest
 import tomli_w
 
-from conftest import msi_executable
+from conftest import msi_executable, stop_process
 
 VAULT = "https://vault.azure.net"
 IDENTITY_NOT_FOUND = {"error": "invalid_request", "error_description": "Identity not found"}
@@ -72,12 +71,7 @@ class Served:
         return self.get(quote(resource_id) + "/msi/token?" + query, {"X-IDENTITY-HEADER": secret})
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
 
 @pytest.fixture

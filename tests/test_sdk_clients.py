@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from conftest import msi_executable
+from conftest import msi_executable, stop_process
 
 pytest.importorskip("azure.identity")
 pytest.importorskip("msal")
@@ -67,13 +66,7 @@ class Deployment:
         self.url = line[0].strip()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self._log.close()
 
     def client_env(self, resource: str) -> dict:

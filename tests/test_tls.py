@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import stat
@@ -30,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from conftest import fails, msi_executable
+from conftest import fails, msi_executable, stop_process
 
 TIMEOUT = 60
 VAULT = "https://vault.azure.net"
@@ -180,13 +179,7 @@ class Served:
         self.ca = self.tls_dir / "ca.pem"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self._log.close()
 
     def log(self) -> str:
