@@ -33,6 +33,11 @@ class Access:
     def transaction(self):
         return self.sf.transaction()
 
+    def now(self):
+        from msi_cli.core.clock import real_now
+
+        return real_now()
+
 
 @dataclass
 class World:

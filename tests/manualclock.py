@@ -1,7 +1,9 @@
-"""A clock that tests move by hand, for the in-process server (`Server(clock=...)`): time stands
-still until `advance`, so a cache countdown, a throttle window, a connection deadline or a
-fault's latency is reached by moving the clock, never by sleeping. It starts at the real time, so
-tokens the CLI minted before the server started are current for it."""
+"""A clock that tests move by hand, for the in-process server (`Server(clock=...)`): monotonic
+time stands still until `advance`, so a throttle window, a connection deadline or a fault's
+latency is reached by moving the clock, never by sleeping. The wall clock is the real one plus
+what `advance` added: the CLI a test runs beside the server reads the real clock, so a
+certificate or token it makes a second later is already current for the server (a wall clock
+that stood still would see it as not yet valid), and a cache countdown still moves on `advance`."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ class ManualClock:
     in its own thread, the test moves the clock from another)."""
 
     def __init__(self) -> None:
-        self._wall = time.time()
         self._mono = time.monotonic()
         self._elapsed = 0.0
         self._cond = threading.Condition()
@@ -23,7 +24,7 @@ class ManualClock:
         self.slept: list[float] = []  # every wait asked for, in order
 
     def time(self) -> float:
-        return self._wall + self._elapsed
+        return time.time() + self._elapsed
 
     def monotonic(self) -> float:
         return self._mono + self._elapsed

@@ -191,7 +191,7 @@ def world(world_template, isolated_state: Path) -> World:
 @pytest.fixture
 def serve(isolated_state: Path):
     """Start an in-process server for the test's state: serve(faults=[...], request_timeout=...).
-    Its clock stands still until the test moves it: `serve.clock.advance(s)` (also `ep.clock`)."""
+    Its monotonic clock stands still until the test moves it (the wall clock runs, as the CLI's does): `serve.clock.advance(s)` (also `ep.clock`)."""
     from msi_cli.server import faults as fault_specs
     from msi_cli.server.app import Server
     from msi_cli.server.background import ServerThread

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from msi_cli.core.clock import real_now
 from msi_cli.errors import MsiError
 from msi_cli.server.messages import Request, Response, json_response, parse_query
 
@@ -77,8 +76,9 @@ def issuer_base(app: Application) -> str:
     return app.https_url or app.base_url
 
 
-def _now(state: State) -> int:
-    return real_now() + state.clock_offset
+def _now(app: Application, state: State) -> int:
+    """Simulated now: the server's clock plus the state's offset."""
+    return app.clock.now() + state.clock_offset
 
 
 def _form(req: Request) -> dict[str, str]:
@@ -133,7 +133,7 @@ def token_exchange(app: Application, req: Request, tenant_ref: str, v1: bool = F
     correlation = req.header("client-request-id")
     base = issuer_base(app)
     state = app.live.current
-    ctx = Ctx(state, _now(state), app.keyset.keys)
+    ctx = Ctx(state, _now(app, state), app.keyset.keys)
     try:
         tenant, identity, resource = exchange.check(ctx, tenant_ref, form, base, v1)
     except exchange.Refused as refused:
@@ -144,7 +144,7 @@ def token_exchange(app: Application, req: Request, tenant_ref: str, v1: bool = F
         status, body = exchange.issue(ctx, tenant, identity, resource, v1)
         _append_log(app.sf, ctx.events)
     else:
-        with app.sf.transaction() as tctx:
+        with app.sf.transaction(app.clock.now) as tctx:
             status, body = exchange.exchange(tctx, tenant_ref, form, base, correlation_id=correlation, v1=v1)
         app.live.refresh()
     return json_response(status, body, log="" if status == 200 else body.get("error_description", ""))
@@ -191,7 +191,7 @@ def github_token(app: Application, req: Request) -> Response:
     issuer = state.issuers.get(proj.issuer.lower())
     if issuer is None:
         return _not_found(f"issuer '{proj.issuer}' was deleted")
-    token = issuers.mint(app.keyset.keys, issuer, issuer_base(app), _now(state), proj.subject, query.get("audience") or None)
+    token = issuers.mint(app.keyset.keys, issuer, issuer_base(app), _now(app, state), proj.subject, query.get("audience") or None)
     return json_response(200, {"value": token})
 
 
@@ -200,7 +200,7 @@ def refresh_projections(app: Application) -> list[str]:
     from msi_cli.store import projections
 
     state = app.live.current
-    return projections.refresh(app.sf.private, state, app.keyset.keys, issuer_base(app), _now(state))
+    return projections.refresh(app.sf.private, state, app.keyset.keys, issuer_base(app), _now(app, state))
 
 
 async def keep_fresh(app: Application, interval: float = REFRESH_EVERY) -> None:

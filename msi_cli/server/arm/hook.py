@@ -27,7 +27,10 @@ class _ServerAccess:
         return self.app.live.current
 
     def transaction(self) -> AbstractContextManager[Ctx]:
-        return self.app.sf.transaction()
+        return self.app.sf.transaction(self.app.clock.now)
+
+    def now(self) -> int:
+        return self.app.clock.now()
 
 
 async def answer(app: Application, req: Request, base_url: str) -> Response:

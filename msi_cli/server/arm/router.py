@@ -12,7 +12,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from msi_cli.core.clock import real_now
 from msi_cli.core.context import Ctx, KeyRing
 from msi_cli.core.model import State
 from msi_cli.errors import MsiError
@@ -29,6 +28,10 @@ class StateAccess(Protocol):
     def snapshot(self) -> State: ...
 
     def transaction(self) -> AbstractContextManager[Ctx]: ...
+
+    def now(self) -> int:
+        """Whole epoch seconds on the server's clock (the simulated offset is the state's)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -80,7 +83,7 @@ def _handle(method: str, path: str, raw_query: str, headers: dict[str, str], bod
     # Authenticate against the current state before anything else: a request without a valid
     # token never waits for (or holds) the state lock.
     state = access.snapshot()
-    moment = now if now is not None else real_now() + state.clock_offset
+    moment = now if now is not None else access.now() + state.clock_offset
     caller = authenticate(state, access.keys, moment, headers.get("authorization"))
     if method in READS:
         return handler(Call(method, route, query, parsed_body, state, moment, base_url, caller))
