@@ -82,10 +82,12 @@ class Application:
         """The answer, if it can be given at once without blocking: the state and token cache
         are current in memory, no fault is configured, and the token is a cache hit (or the
         request is refused). None sends the request down `handle`."""
-        if self.injector or self.live.stale() or entra.match(req.path) is not None or (routes.match(req.path) is None and is_arm(req.path)):
+        if self.injector or self.live.stale():
             return None
         route = routes.match(req.path)
-        if route is not None and route.kind == routes.JWKS and self._keys_due(route.target):
+        if route is None:
+            return self._exchange_now(req) if req.method == "POST" else None
+        if route.kind == routes.JWKS and self._keys_due(route.target):
             return None  # the tenant's key is made off the loop first
         started = time.perf_counter()
         routed = self._route(req, self.live.current, tls)
@@ -96,6 +98,21 @@ class Application:
         else:
             response = routed
         self._log_request(req, response, started)
+        return response
+
+    def _exchange_now(self, req: Request) -> Response | None:
+        """Entra's token endpoint answered on the loop when minting needs no lock (see
+        `entra.exchange_now`); None for every other path, and whenever the state must change."""
+        federated = entra.match(req.path)
+        if federated is None or federated.kind not in (entra.TOKEN, entra.TOKEN_V1):
+            return None
+        started = time.perf_counter()
+        try:
+            response = entra.exchange_now(self, req, federated.target, federated.kind == entra.TOKEN_V1)
+        except MsiError:
+            return None  # `handle` answers it, with the error
+        if response is not None:
+            self._log_request(req, response, started)
         return response
 
     async def handle(self, req: Request, tls: bool = False) -> Response:
