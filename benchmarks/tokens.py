@@ -41,7 +41,7 @@ def bulk_in_process(state: Path, count: int, generate_keys: bool) -> float:
     never made (run it on a throwaway copy of the state)."""
     from msi_cli.core import lifecycle
     from msi_cli.core.arm import new_guid
-    from msi_cli.core.clock import iso
+    from msi_cli.core.timefmt import iso
     from msi_cli.core.model import KeyCredential
     from msi_cli.store.statefile import StateFile
 

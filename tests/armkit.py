@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from msi_cli import platform
+from msi_cli import tokenservice
 from msi_cli.core import lifecycle, roles, tokens
 from msi_cli.server.arm import router
 from msi_cli.store.keyring import FileKeyRing
@@ -34,7 +34,7 @@ class Access:
         return self.sf.transaction()
 
     def now(self):
-        from msi_cli.core.clock import real_now
+        from msi_cli.core.timefmt import real_now
 
         return real_now()
 
@@ -64,7 +64,7 @@ class World:
     def token(self, name: str, audience: str = ARM) -> str:
         state = self.state()
         vm = next(r for r in state.resources.values() if r.name == name)
-        return platform.acquire(self.sf, vm, audience, tokens.Selector(), state)["access_token"]
+        return tokenservice.acquire(self.sf, vm, audience, tokens.Selector(), state)["access_token"]
 
     def call(self, method: str, path: str, body=None, token: str | None = None, as_: str | None = None,
              api: str = "2022-12-01", query: str | None = None, headers: dict | None = None) -> router.ArmResponse:

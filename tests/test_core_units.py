@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from msi_cli.core import arm, clock, roles, tokens
+from msi_cli.core import arm, roles, timefmt, tokens
 from msi_cli.errors import InvalidArgument, InvalidName, NotFound
 from msi_cli.store import codec
 
@@ -53,18 +53,18 @@ def test_parse_id_levels():
 
 
 def test_durations_and_instants():
-    assert clock.parse_duration("45d") == 45 * 86400
-    assert clock.parse_duration("1h30m") == 5400
-    assert clock.parse_duration("-2w") == -14 * 86400
+    assert timefmt.parse_duration("45d") == 45 * 86400
+    assert timefmt.parse_duration("1h30m") == 5400
+    assert timefmt.parse_duration("-2w") == -14 * 86400
     for text in ("", "45", "d", "1x", "1d 2h", "--1d"):
         with pytest.raises(InvalidArgument):
-            clock.parse_duration(text)
-    assert clock.parse_instant("2027-01-01T00:00:00Z") == 1798761600
-    assert clock.parse_instant("2027-01-01") == 1798761600
-    assert clock.iso(1798761600) == "2027-01-01T00:00:00Z"
-    assert clock.epoch("2027-01-01T00:00:00Z") == 1798761600
+            timefmt.parse_duration(text)
+    assert timefmt.parse_instant("2027-01-01T00:00:00Z") == 1798761600
+    assert timefmt.parse_instant("2027-01-01") == 1798761600
+    assert timefmt.iso(1798761600) == "2027-01-01T00:00:00Z"
+    assert timefmt.epoch("2027-01-01T00:00:00Z") == 1798761600
     with pytest.raises(InvalidArgument):
-        clock.parse_instant("next tuesday")
+        timefmt.parse_instant("next tuesday")
 
 
 def test_roles_by_name_and_id():

@@ -43,7 +43,7 @@ class Http:
 
 @pytest.fixture
 def server(isolated_state):
-    from msi_cli.server.app import Server
+    from msi_cli.server.service import Server
     from msi_cli.server.background import ServerThread
 
     logs: list[str] = []

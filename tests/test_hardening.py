@@ -78,7 +78,7 @@ def seeded(template: Path, isolated_state: Path) -> Path:
 def signing_key_file(state: Path) -> Path:
     """The key file of the default tenant's current signing key (named by its kid)."""
     from msi_cli.core import credentials, lookup
-    from msi_cli.core.clock import iso, real_now
+    from msi_cli.core.timefmt import iso, real_now
     from msi_cli.store.statefile import StateFile
 
     loaded = StateFile(state).read()

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from msi_cli.core import arm, credentials, lifecycle, lookup, timeline
-from msi_cli.core.clock import DAY, iso, real_now
+from msi_cli.core.timefmt import DAY, iso, real_now
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, USER, State
 from msi_cli.errors import MsiError

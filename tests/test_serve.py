@@ -193,7 +193,7 @@ def serve(isolated_state: Path):
     """Start an in-process server for the test's state: serve(faults=[...], request_timeout=...).
     Its monotonic clock stands still until the test moves it (the wall clock runs, as the CLI's does): `serve.clock.advance(s)` (also `ep.clock`)."""
     from msi_cli.server import faults as fault_specs
-    from msi_cli.server.app import Server
+    from msi_cli.server.service import Server
     from msi_cli.server.background import ServerThread
     from msi_cli.store.statefile import StateFile
 

@@ -493,7 +493,7 @@ def test_azurite_with_a_certificate_from_msi_accepts_a_managed_identity_token(se
 
 
 def test_a_client_that_never_completes_the_handshake_is_dropped(isolated_state):
-    from msi_cli.server.app import Server
+    from msi_cli.server.service import Server
     from msi_cli.server.background import ServerThread
     from msi_cli.store.statefile import StateFile
 
@@ -509,7 +509,7 @@ def test_a_client_that_never_completes_the_handshake_is_dropped(isolated_state):
 
 
 def test_a_ca_that_is_about_to_expire_is_replaced(isolated_state):
-    from msi_cli.core.clock import real_now
+    from msi_cli.core.timefmt import real_now
     from msi_cli.store.ca import LocalCA
 
     ca = LocalCA(private_dir(isolated_state))

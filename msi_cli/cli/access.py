@@ -57,7 +57,7 @@ def check_access(
     The identity is picked as `msi token` picks it. Access is decided by the roles' permissions
     at the scope or above it, as Azure RBAC does."""
     from msi_cli.core import access, lookup
-    from msi_cli.core.clock import real_now
+    from msi_cli.core.timefmt import real_now
     from msi_cli.core.context import Ctx
     from msi_cli.errors import MsiError
     from msi_cli.store.keyring import FileKeyRing

@@ -26,7 +26,7 @@ def _change(sf, offset_of) -> dict:
 def show(sf=None) -> dict:
     """Show simulated time, real time and the offset between them."""
     from msi_cli.core import timeline
-    from msi_cli.core.clock import real_now
+    from msi_cli.core.timefmt import real_now
 
     return timeline.describe(real_now(), sf.read().clock_offset)
 
@@ -37,7 +37,7 @@ def advance(
     sf=None,
 ) -> dict:
     """Move simulated time forward; certificates due for a roll are rolled."""
-    from msi_cli.core.clock import parse_duration
+    from msi_cli.core.timefmt import parse_duration
 
     seconds = parse_duration(duration)  # bad input fails before the state is opened
     return _change(sf, lambda ctx: ctx.state.clock_offset + seconds)
@@ -49,7 +49,7 @@ def set_(
     sf=None,
 ) -> dict:
     """Set simulated time; it then flows on like real time."""
-    from msi_cli.core.clock import parse_instant
+    from msi_cli.core.timefmt import parse_instant
 
     return _change(sf, _offset_to(parse_instant(time)))
 

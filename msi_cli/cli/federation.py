@@ -222,7 +222,7 @@ def oidc_token(
     to a workload, on the simulated clock. Table and tsv print the bare token; json adds its claims.
     Needs a running `msi serve`: the issuer URL is the address it publishes the issuer at."""
     from msi_cli.core import issuers
-    from msi_cli.core.clock import parse_duration, real_now
+    from msi_cli.core.timefmt import parse_duration, real_now
     from msi_cli.errors import MsiError
 
     state = sf.read()
@@ -272,7 +272,7 @@ def workload_variables(sf, record, identity_ref: str, workload: bool, issuer_nam
     """What WorkloadIdentityCredential (and ManagedIdentityCredential's workload mode) read, with a
     token file that `msi serve` keeps fresh; for --github also the job's token request pair."""
     from msi_cli.core import arm, federation, issuers, lookup
-    from msi_cli.core.clock import real_now
+    from msi_cli.core.timefmt import real_now
     from msi_cli.errors import MsiError
     from msi_cli.store import projections
 

@@ -65,7 +65,7 @@ def serve(
     URL, then the HTTPS one, on stdout, records both in the state's private folder for `msi env`,
     reads the state live (CLI changes apply to the next request) and stops cleanly on Ctrl-C."""
     from msi_cli.server import faults as fault_specs
-    from msi_cli.server.app import Server
+    from msi_cli.server.service import Server
 
     parsed = [fault_specs.parse(spec) for spec in fault or []]
     sf = state_file(ctx)

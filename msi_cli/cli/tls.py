@@ -34,7 +34,7 @@ def show(sf=None) -> dict:
     (never its key). The CA is made on first need: P-256, valid 10 years, its key owner-only in
     the state's private folder. `msi serve` presents certificates it issued; `msi env` makes
     clients trust it."""
-    from msi_cli.core.clock import real_now
+    from msi_cli.core.timefmt import real_now
     from msi_cli.tls import certs
 
     ca = _authority(sf)
@@ -61,7 +61,7 @@ def cert(
     `--oauth basic` is the model case): writes cert.pem (P-256, subjectAltName from --host,
     extended key usage serverAuth), key.pem (its key, owner-only) and ca.pem (the CA, for clients
     to trust) into the folder. Clients trust it through `msi env` (or ca.pem directly)."""
-    from msi_cli.core.clock import real_now
+    from msi_cli.core.timefmt import real_now
     from msi_cli.errors import InvalidArgument, StateError
     from msi_cli.store import files
     from msi_cli.tls import certs

@@ -47,14 +47,14 @@ def token(
     need a selector for a user-assigned identity. Refusals are worded as the host words them.
     The platform caches each token: asking again returns it with a smaller expires_in.
     `-o tsv` prints the bare access token."""
-    from msi_cli import platform
+    from msi_cli import tokenservice
     from msi_cli.core import lookup, tokens
     from msi_cli.errors import MsiError, TokenError
 
     state = sf.read()
     res = lookup.resource(state, resource, resource_group, subscription)
     try:
-        return platform.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
+        return tokenservice.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
     except TokenError as exc:
         if res.rtype.host != "appservice":
             raise
@@ -75,7 +75,7 @@ def verify(
     """Validate a token: signature against the issuing tenant's published keys, exp/nbf against the
     simulated clock, and the audience if given. Exit 0 valid, 1 invalid."""
     from msi_cli.core import verify as checker
-    from msi_cli.core.clock import real_now
+    from msi_cli.core.timefmt import real_now
     from msi_cli.errors import MsiError
     from msi_cli.store.keyring import FileKeyRing
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from msi_cli.core.clock import iso
+from msi_cli.core.timefmt import iso
 from msi_cli.core.model import KeyCredential, SigningKey, State
 
 

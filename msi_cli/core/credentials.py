@@ -13,7 +13,7 @@ new time still verifies.
 
 from __future__ import annotations
 
-from msi_cli.core.clock import DAY, epoch, iso
+from msi_cli.core.timefmt import DAY, epoch, iso
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import KeyCredential, ServicePrincipal, SigningKey, Tenant
 

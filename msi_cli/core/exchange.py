@@ -31,7 +31,7 @@ import uuid
 from typing import Any
 
 from msi_cli.core import federation, issuers, lookup, tokens
-from msi_cli.core.clock import iso
+from msi_cli.core.timefmt import iso
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import USER, Identity, State, Tenant
 from msi_cli.errors import MsiError

@@ -21,7 +21,7 @@ import hashlib
 import re
 import uuid
 
-from msi_cli.core.clock import DAY
+from msi_cli.core.timefmt import DAY
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import Issuer, State
 from msi_cli.errors import Conflict, InvalidArgument, InvalidName, NotFound

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from msi_cli.core import arm, credentials, groups, lookup, shapes
 from msi_cli.core.context import Ctx
-from msi_cli.core.clock import iso
+from msi_cli.core.timefmt import iso
 from msi_cli.core.model import (
     SCHEMA_VERSION,
     SYSTEM,

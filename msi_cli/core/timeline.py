@@ -11,7 +11,7 @@ ISO 8601 with four-digit years).
 from __future__ import annotations
 
 from msi_cli.core import credentials, maintenance
-from msi_cli.core.clock import EARLIEST, LATEST, epoch, iso
+from msi_cli.core.timefmt import EARLIEST, LATEST, epoch, iso
 from msi_cli.core.context import Ctx
 from msi_cli.errors import InvalidArgument
 

@@ -335,7 +335,7 @@ def from_cache(entry: dict, now: int) -> dict | None:
 
 
 def published_keys(tenant, now_iso: str):
-    from msi_cli.core.clock import epoch
+    from msi_cli.core.timefmt import epoch
 
     return credentials.published(tenant, epoch(now_iso))
 

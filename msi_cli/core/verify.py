@@ -14,7 +14,7 @@ def verify(state: State, keys, now: int, token: str, audience: str | None = None
     import jwt
     from cryptography import x509
 
-    from msi_cli.core.clock import iso
+    from msi_cli.core.timefmt import iso
 
     result: dict = {"valid": False, "reason": "", "issuer": None, "principalExists": None, "header": {}, "claims": {}}
     try:

@@ -25,6 +25,6 @@ Modules, from the wire inwards:
 - `background`: a server on a background thread (tests, benchmarks).
 
 Decisions (which identity, the chain of trust, token errors) come from the core through
-`msi_cli.platform`; this package only parses HTTP and renders responses. It never logs a token,
+`msi_cli.tokenservice`; this package only parses HTTP and renders responses. It never logs a token,
 a key or a secret.
 """

@@ -9,25 +9,19 @@ runs in a small thread pool, so one slow request never holds up the others.
 from __future__ import annotations
 
 import asyncio
-import functools
-import os
-import signal
-import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from msi_cli import __version__, platform
-from msi_cli.core.clock import iso, real_now
+from msi_cli import __version__, tokenservice
+from msi_cli.core.timefmt import iso
 from msi_cli.errors import MsiError, NotFound, TokenError
 from msi_cli.server import appservice, discovery, entra, imds, routes, runfile
 from msi_cli.server.arm.paths import is_arm
 from msi_cli.server.faults import Fault, Injector
-from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
+from msi_cli.server.hostprotocol import HostProtocol, Rejected, TokenRequest
 from msi_cli.server.live import LiveState
 from msi_cli.server.messages import Request, Response, json_response
-from msi_cli.server.protocol import HostProtocol, Rejected, TokenRequest
 from msi_cli.server.serverlog import ServerLog
 from msi_cli.server.timesource import REAL, TimeSource
 from msi_cli.store.keyring import FileKeyRing
@@ -35,7 +29,6 @@ from msi_cli.store.statefile import StateFile
 
 if TYPE_CHECKING:
     from msi_cli.core.model import Resource, State
-    from msi_cli.server.tls import Setup
 
 SERVER_NAME = f"msi-cli/{__version__}"
 # the host protocols by route kind: each resource type names its host (`ResourceType.host`)
@@ -236,7 +229,7 @@ class _Pending:
         """The answer from the rules and the in-memory token cache; None when a token must be minted."""
         try:
             treq = self._parse()
-            answer = platform.cached(self.resource, treq.audience, treq.selector, self.state, self.app.live.tokens,
+            answer = tokenservice.cached(self.resource, treq.audience, treq.selector, self.state, self.app.live.tokens,
                                      self.app.clock.now)
         except Rejected as rejected:
             return rejected.response
@@ -251,7 +244,7 @@ class _Pending:
         treq = self._parse()
         try:
             loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(self.app.pool, platform.acquire, self.app.sf, self.resource,
+            answer = await loop.run_in_executor(self.app.pool, tokenservice.acquire, self.app.sf, self.resource,
                                                 treq.audience, treq.selector, self.state, self.app.clock.now)
             self.app.live.tokens_changed()
         except TokenError as exc:
@@ -261,119 +254,3 @@ class _Pending:
         except MsiError as exc:
             return self.proto.server_error(exc.message)
         return self._render(treq, answer)
-
-
-class Server:
-    """`msi serve`: the HTTP loop, the application and the run file, started and stopped together."""
-
-    def __init__(self, sf: StateFile, host: str = "127.0.0.1", port: int = 0, faults: list[Fault] | None = None,
-                 request_timeout: float = REQUEST_TIMEOUT, verbose: bool = False,
-                 log: Callable[[str], None] | None = None, https_port: int | None = None,
-                 clock: TimeSource = REAL) -> None:
-        self.sf = sf
-        self.host = host
-        self.port = port
-        self.https_port = https_port  # None: no HTTPS listener
-        self.log = ServerLog(log or _stderr)  # escaped, bounded, repeated lines summed up
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="msi-serve")
-        self.key = runfile.new_key()
-        self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose, clock)
-        self.http = HttpServer(self.app.handle, quick=self.app.answer_now, server_name=SERVER_NAME,
-                               request_timeout=request_timeout, on_error=self.log if verbose else None, clock=clock)
-        self.https: HttpServer | None = None
-        if https_port is not None:
-            self.https = HttpServer(functools.partial(self.app.handle, tls=True),
-                                    quick=functools.partial(self.app.answer_now, tls=True), server_name=SERVER_NAME,
-                                    request_timeout=request_timeout, on_error=self.log if verbose else None,
-                                    clock=clock)
-        self.url = ""
-        self.https_url = ""
-        self.tls_setup: Setup | None = None  # once the HTTPS listener is up
-        self._record: runfile.RunRecord | None = None
-        self._projections: asyncio.Task[None] | None = None
-
-    async def start(self) -> str:
-        running = runfile.running(self.sf.server_path)
-        if running is not None and running.pid != os.getpid():
-            raise MsiError(f"a server is already running for this state at {running.url} (pid {running.pid})",
-                           hint="stop it first, or use another --state")
-        self.app.live.refresh()  # a state that does not load is an error now, not at the first request
-        try:
-            host, port = await self.http.start(self.host, self.port)
-        except OSError as exc:
-            raise MsiError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
-                           hint="choose another --port, or 0 for a free one") from None
-        self.url = self.app.base_url = runfile.client_url(host, port)
-        try:
-            if self.https is not None:
-                await self._start_https()
-            self._record = runfile.RunRecord(self.url, host, port, os.getpid(), iso(real_now()), self.key.hex(),
-                                             self.https_url)
-            runfile.write(self.sf.server_path, self._record)
-        except BaseException:
-            await self._close_listeners()
-            raise
-        self._projections = asyncio.get_running_loop().create_task(entra.keep_fresh(self.app))  # projected token files
-        return self.url
-
-    async def _start_https(self) -> None:
-        from msi_cli.server import tls
-
-        https, https_port = self.https, self.https_port
-        assert https is not None and https_port is not None  # started only when an HTTPS port was given
-        setup = self.tls_setup = tls.server_setup(self.sf.private, self.host, real_now())
-        try:
-            host, port = await https.start(self.host, https_port, ssl=setup.context)
-        except OSError as exc:
-            raise MsiError(f"cannot listen on {self.host}:{self.https_port}: {exc.strerror or exc}",
-                           hint="choose another --https-port, or 0 for a free one") from None
-        self.https_url = self.app.https_url = runfile.client_url(host, port, "https")
-
-    async def _close_listeners(self) -> None:
-        try:
-            await self.http.close()
-        finally:
-            if self.https is not None:
-                await self.https.close()
-
-    async def stop(self) -> None:
-        if self._projections is not None:
-            self._projections.cancel()
-        try:
-            await self._close_listeners()
-        finally:
-            self.log.flush()
-            runfile.remove(self.sf.server_path, os.getpid())
-            self.pool.shutdown(wait=False, cancel_futures=True)
-
-    def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """What asyncio would print with a traceback (say, out of file descriptors), as one line."""
-        message = context.get("message") or "event loop error"
-        exc = context.get("exception")
-        self.log(f"{message}: {exc}" if exc is not None else message, kind=message)
-
-    def run(self, ready: Callable[[str], None]) -> None:
-        """Serve until SIGINT, SIGTERM or SIGHUP, then stop cleanly (blocking; main thread)."""
-
-        async def main() -> None:
-            loop = asyncio.get_running_loop()
-            loop.set_exception_handler(self.loop_error)
-            stop = asyncio.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, stop.set)
-            url = await self.start()
-            try:
-                ready(url)
-                await stop.wait()
-            finally:
-                await self.stop()
-
-        asyncio.run(main())
-
-
-def _stderr(message: str) -> None:
-    try:
-        sys.stderr.write(f"msi serve: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass

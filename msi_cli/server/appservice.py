@@ -24,7 +24,7 @@ from typing import Any
 from msi_cli.core.tokens import APPSERVICE_UNABLE, appservice_answer
 from msi_cli.errors import TokenError
 from msi_cli.server.messages import Request, Response, encode, json_response
-from msi_cli.server.protocol import MULTIPLE_SELECTORS, HostProtocol, Rejected, TokenRequest, collect_selector, query
+from msi_cli.server.hostprotocol import MULTIPLE_SELECTORS, HostProtocol, Rejected, TokenRequest, collect_selector, query
 from msi_cli.server.routes import APPSERVICE
 
 CURRENT = "2019-08-01"

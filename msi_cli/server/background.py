@@ -8,7 +8,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from msi_cli.server.app import Server
+    from msi_cli.server.service import Server
 
 
 class ServerThread:

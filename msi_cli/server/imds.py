@@ -17,7 +17,7 @@ from typing import Any
 
 from msi_cli.errors import TokenError
 from msi_cli.server.messages import Request, Response, encode, json_response
-from msi_cli.server.protocol import MULTIPLE_SELECTORS, HostProtocol, Rejected, TokenRequest, collect_selector, query
+from msi_cli.server.hostprotocol import MULTIPLE_SELECTORS, HostProtocol, Rejected, TokenRequest, collect_selector, query
 from msi_cli.server.routes import IMDS
 
 # Supported IMDS api-versions (Microsoft's list); the identity category exists since 2018-02-01.

@@ -18,7 +18,7 @@ class TimeSource:
     sleep = staticmethod(asyncio.sleep)
 
     def now(self) -> int:
-        """Whole epoch seconds, as `core.clock.real_now` gives them."""
+        """Whole epoch seconds, as `core.timefmt.real_now` gives them."""
         return int(self.time())
 
 

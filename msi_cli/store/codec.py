@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from msi_cli.core import arm, clock
+from msi_cli.core import arm, timefmt
 from msi_cli.core.model import (
     SCHEMA_VERSION,
     DeletedPrincipal,
@@ -41,7 +41,7 @@ _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # past now) must still be a valid X.509 and JWT time, and a 64-bit time_t.
 EARLIEST_YEAR = 1970
 LATEST = 221845392000  # 9000-01-01T00:00:00Z: no stored time may reach it
-LATEST_NOW = clock.epoch(clock.LATEST)  # the simulated now stays a year short, so certificates and keys it makes fit
+LATEST_NOW = timefmt.epoch(timefmt.LATEST)  # the simulated now stays a year short, so certificates and keys it makes fit
 
 
 def valid_instant(value: str) -> bool:
@@ -496,7 +496,7 @@ def check_header(doc: Doc) -> State:
     offset = doc.get("clock_offset", 0)
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise InvalidDocument(("clock_offset",), "'clock_offset' must be a whole number of seconds")
-    from msi_cli.core.clock import real_now
+    from msi_cli.core.timefmt import real_now
 
     now = real_now()
     if not -now <= offset <= LATEST_NOW - now:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from msi_cli import crypto
 from msi_cli.core.arm import new_guid
-from msi_cli.core.clock import iso
+from msi_cli.core.timefmt import iso
 from msi_cli.core.model import KeyCredential, SigningKey
 from msi_cli.errors import StateError
 from msi_cli.store import files

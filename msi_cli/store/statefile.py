@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
 from msi_cli import __version__
-from msi_cli.core.clock import iso, real_now
+from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved
 from msi_cli.store import codec, files

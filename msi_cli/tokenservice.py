@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from msi_cli.core import lookup, tokens
-from msi_cli.core.clock import real_now
+from msi_cli.core.timefmt import real_now
 from msi_cli.core.model import Resource, State
 from msi_cli.store.statefile import StateFile
 from msi_cli.store.tokencache import TokenCache
