@@ -41,6 +41,63 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
+# ---- speed of the in-process suite: two costs no test observes ----------------------------------
+# RSA-2048 key generation (a tenant's first signing key: about 100 ms each, a third of the suite's
+# time) draws from a pool made once per machine; every key is a real, distinct-enough key (the
+# certificates around them, and so every kid and thumbprint, are still new each time), and the
+# processes of the e2e tests generate their own. fsync (durability after a power cut, which no
+# test can see) is skipped in-process; the e2e tests keep it.
+_RSA_POOL_SIZE = 12
+_rsa_pool: list = []
+_rsa_next = [0]
+
+
+def _pooled_rsa_key(public_exponent: int = 65537, key_size: int = 2048, backend: object = None):
+    if public_exponent != 65537 or key_size != 2048:
+        return _real_rsa_generate(public_exponent=public_exponent, key_size=key_size)
+    if not _rsa_pool:
+        _rsa_pool.extend(_load_rsa_pool())
+    key = _rsa_pool[_rsa_next[0] % len(_rsa_pool)]
+    _rsa_next[0] += 1
+    return key
+
+
+def _load_rsa_pool() -> list:
+    from cryptography.hazmat.primitives import serialization
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "msi-cli-tests" / "rsa-pool.pem"
+    try:
+        blocks = cache.read_bytes().split(b"\n\n")
+        keys = [serialization.load_pem_private_key(b, None) for b in blocks if b.strip()]
+        if len(keys) == _RSA_POOL_SIZE:
+            return keys
+    except (OSError, ValueError):
+        pass
+    keys = [_real_rsa_generate(public_exponent=65537, key_size=2048) for _ in range(_RSA_POOL_SIZE)]
+    pem = b"\n".join(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()) for k in keys)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pem)
+        tmp.chmod(0o600)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return keys
+
+
+from cryptography.hazmat.primitives.asymmetric import rsa as _rsa  # noqa: E402
+
+_real_rsa_generate = _rsa.generate_private_key
+
+
+@pytest.fixture(autouse=True)
+def _fast_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_rsa, "generate_private_key", _pooled_rsa_key)
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+
+
 def is_guid(value: object) -> bool:
     """A canonical, lower-case GUID string."""
     if not isinstance(value, str):
@@ -115,7 +172,8 @@ def msi_proc(isolated_state: Path):
 # editing); the README's test command runs everything. A test is end-to-end when it starts a process:
 # the installed `msi`, `msi serve`, a shell, a client SDK or a pseudo-terminal.
 E2E_FIXTURES = {"msi_proc", "serve", "ep"}
-E2E_MODULES = {"test_e2e", "test_sdk_clients", "test_parallel", "test_serve"}
+E2E_MODULES = {"test_e2e", "test_sdk_clients", "test_parallel", "test_serve", "test_serve_abuse", "test_tls", "test_arm_az",
+               "test_confirm"}
 _STARTS_A_PROCESS = ("subprocess.", "Popen", "openpty", "pty.fork", "msi_executable(")
 
 
@@ -133,10 +191,34 @@ def _starts_a_process(item: pytest.Item) -> bool:
     return any(marker in source for marker in _STARTS_A_PROCESS)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """`pytest -m "not e2e"` is the quick loop while editing: the fuzz and property tests draw
+    fewer examples there (as a Hypothesis "dev" profile would), unless the variables are set. The
+    README's test command runs everything with the full counts."""
+    if (config.getoption("markexpr", "") or "").replace(" ", "") == "note2e":
+        os.environ.setdefault("MSI_FUZZ_EXAMPLES", "100")
+        os.environ.setdefault("MSI_PROPERTY_EXAMPLES", "15")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item, pytest.Function) and item.get_closest_marker("e2e") is None and _starts_a_process(item):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def _in_process_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marking above reads a test's own source; a process started through a helper would
+    slip past it and slow the in-process suite down unseen. Such a test fails here, naming the fix."""
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+    name = request.node.nodeid
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError(f"{name} starts a process, so it is end-to-end: mark it "
+                             "@pytest.mark.e2e (or add its module to E2E_MODULES in conftest.py)")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 def stop_process(proc: subprocess.Popen | None) -> None:

@@ -221,6 +221,7 @@ def _loaded(*args: str) -> set[str]:
     return {m for m in line[len("LOADED="):].split(",") if m}
 
 
+@pytest.mark.e2e  # starts a fresh python to see what `msi show` imports
 def test_show_does_not_import_jmespath_rich_or_completion(world):
     assert _loaded("show", "web1", "-o", "json") == set()
     assert _loaded("show", "web1", "-o", "tsv") == set()
