@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 from msi_cli.cli.app import app
 
@@ -44,7 +45,7 @@ COMMAND_MODULES: dict[str, str] = {
 }
 
 
-_parked: dict[str, list] = {"commands": [], "groups": []}
+_parked: dict[str, list[Any]] = {"commands": [], "groups": []}
 
 
 def load(names: list[str] | None = None) -> None:
@@ -63,7 +64,9 @@ def focus(name: str) -> None:
     """Keep only command `name` on the app, so Typer builds one click command, not its module's
     whole set; `load()` restores the others."""
     load([name])
-    for kind, registered in (("commands", app.registered_commands), ("groups", app.registered_groups)):
+    # Typer's CommandInfo and TyperInfo lists: both kinds have a name
+    registries: tuple[tuple[str, list[Any]], ...] = (("commands", app.registered_commands), ("groups", app.registered_groups))
+    for kind, registered in registries:
         _parked[kind].extend(c for c in registered if c.name != name)
         registered[:] = [c for c in registered if c.name == name]
 

@@ -1,12 +1,12 @@
 """Commands for role assignments and access checks: grant, revoke, check-access."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import ASSIGNMENT_COLUMNS, GroupOpt, SubscriptionOpt, complete_resources, complete_roles, complete_scopes, complete_targets
+from msi_cli.cli.options import ASSIGNMENT_COLUMNS, GroupOpt, StateArg, SubscriptionOpt, complete_resources, complete_roles, complete_scopes, complete_targets
 from msi_cli.cli.tokens import ClientIdOpt, ObjectIdOpt, ResIdOpt, selector
 
 PrincipalArg = Annotated[
@@ -26,7 +26,7 @@ ScopeOpt = Annotated[
     epilog="Example: msi grant web1 --role \"Key Vault Secrets User\" --scope kv1\n\n"
     "Example: msi grant shared-id --role Reader --scope /subscriptions/SUB/resourceGroups/rg1",
 )
-def grant(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, sf=None) -> dict:
+def grant(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, *, sf: StateArg) -> dict[str, Any]:
     """Create a role assignment for an identity's service principal at a scope."""
     from msi_cli.core import roles, shapes
 
@@ -35,7 +35,7 @@ def grant(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, sf=None) -> d
 
 
 @command(app, "revoke", columns=ASSIGNMENT_COLUMNS, epilog="Example: msi revoke web1 --role \"Key Vault Secrets User\" --scope kv1")
-def revoke(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, sf=None) -> list:
+def revoke(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, *, sf: StateArg) -> list[dict[str, Any]]:
     """Delete the matching role assignment (an orphaned one too, by principal id)."""
     from msi_cli.core import roles, shapes
 
@@ -50,7 +50,7 @@ def check_access(
     role: RoleOpt,
     client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
     resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
-    sf=None,
+    *, sf: StateArg,
 ) -> Result:
     """Can this resource's identity act with ROLE at SCOPE? Exit 0 allowed, 1 denied, with the reason.
 

@@ -3,6 +3,7 @@
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -39,12 +40,12 @@ class MsiGroup(TyperGroup):
     """Maps every error a user can cause to one `error:` line on stderr and a documented exit code:
     1 domain error, 2 usage error, 3 not found, 130 interrupted. No traceback, no locals."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         start_command()
         try:
             rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
-                              standalone_mode=False, **extra)
+                              standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
         except MsiError as exc:
             _fail(exc.message, exc.exit_code, exc.hint)
         except (KeyboardInterrupt, typer.Abort):
@@ -57,7 +58,7 @@ class MsiGroup(TyperGroup):
                 # the system refused a file operation that the store does not guard itself
                 _fail(f"{exc.filename}: {exc.strerror or exc}", 1)
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `msi` or `msi clock`: help, not an error
-                text = exc.format_message()  # type: ignore[attr-defined]
+                text = exc.format_message()  # type: ignore[attr-defined]  # click's NoArgsIsHelpError, matched by name above
                 if text.strip():
                     sys.stdout.write(text + "\n")
                 sys.exit(0)

@@ -1,11 +1,20 @@
 """`msi clock`: the simulated clock every timestamp comes from."""
 
-from typing import Annotated
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import command
+from msi_cli.cli.options import StateArg
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from msi_cli.core.context import Ctx
+    from msi_cli.store.statefile import StateFile
 
 clock_app = typer.Typer(
     help="Show or move the simulated clock (certificates roll, tokens expire). It moves either way between "
@@ -15,7 +24,7 @@ clock_app = typer.Typer(
 app.add_typer(clock_app, name="clock")
 
 
-def _change(sf, offset_of) -> dict:
+def _change(sf: StateFile, offset_of: Callable[[Ctx], int]) -> dict[str, Any]:
     from msi_cli.core import timeline
 
     with sf.transaction() as ctx:
@@ -23,7 +32,7 @@ def _change(sf, offset_of) -> dict:
 
 
 @command(clock_app, "show", epilog="Example: msi clock show -o json")
-def show(sf=None) -> dict:
+def show(*, sf: StateArg) -> dict[str, Any]:
     """Show simulated time, real time and the offset between them."""
     from msi_cli.core import timeline
     from msi_cli.core.timefmt import real_now
@@ -34,8 +43,8 @@ def show(sf=None) -> dict:
 @command(clock_app, "advance", epilog="Example: msi clock advance 45d\n\nExample: msi clock advance 1h30m\n\nExample: msi clock advance -- -2d   (back two days; '--' ends the options)")
 def advance(
     duration: Annotated[str, typer.Argument(help="How far: a number and unit s, m, h, d or w (e.g. 45d, 1h30m); '-' in front goes back, after '--' (msi clock advance -- -2d).")],
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Move simulated time forward; certificates due for a roll are rolled."""
     from msi_cli.core.timefmt import parse_duration
 
@@ -46,20 +55,20 @@ def advance(
 @command(clock_app, "set", epilog="Example: msi clock set 2027-01-01T00:00:00Z")
 def set_(
     time: Annotated[str, typer.Argument(help="An ISO 8601 time (UTC if no zone is given).")],
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Set simulated time; it then flows on like real time."""
     from msi_cli.core.timefmt import parse_instant
 
     return _change(sf, _offset_to(parse_instant(time)))
 
 
-def _offset_to(target: int):
+def _offset_to(target: int) -> Callable[[Ctx], int]:
     """The offset that makes simulated time `target` now (ctx.now is simulated: minus the offset, real)."""
     return lambda ctx: target - (ctx.now - ctx.state.clock_offset)
 
 
 @command(clock_app, "reset", epilog="Example: msi clock reset")
-def reset(sf=None) -> dict:
+def reset(*, sf: StateArg) -> dict[str, Any]:
     """Go back to real time."""
     return _change(sf, lambda ctx: 0)

@@ -3,12 +3,12 @@ to its options, the state file is handed to it, and its result is rendered, in o
 output producer).
 
     @command(app, "show", epilog="Example: msi show web1")
-    def show(target: ..., resource_group: GroupOpt = None, sf=None) -> dict:
+    def show(target: ..., resource_group: GroupOpt = None, *, sf: StateArg) -> dict[str, Any]:
         return show_data(sf.read(), target, resource_group, ...)
 
-A parameter named `sf` (unannotated, default None) is not an option: it receives the StateFile of
-this command line (its `--state`, else MSI_STATE, else the app dir), taken from the click context,
-never from a global.
+A keyword-only parameter named `sf` (annotated `options.StateArg`) is not an option: it receives
+the StateFile of this command line (its `--state`, else MSI_STATE, else the app dir), taken from
+the click context, never from a global.
 
 A command whose output has a special form in one format declares it instead of printing it:
 `formats={Output.tsv: lambda data, **options: data["access_token"] + "\\n"}` prints the bare token
@@ -88,7 +88,7 @@ def command(
             if done.error is not None:
                 raise done.error
 
-        run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]  # a function takes any attribute; inspect.signature() reads this one
         annotations = {k: v for k, v in fn.__annotations__.items() if k != STATE_PARAM}
         run.__annotations__ = {**annotations, "output": OutputOpt, "query": QueryOpt, "ctx": typer.Context}
         group.command(name, epilog=epilog, **settings)(run)

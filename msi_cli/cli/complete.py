@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msi_cli.core import arm
+
+if TYPE_CHECKING:
+    from msi_cli.core.model import Identity, State
 
 Completion = str | tuple[str, str]
 
 
-def _state(ctx: Any):
+def _state(ctx: Any) -> State | None:
     """The state the command line being completed refers to, or None (no file, unreadable...).
 
     `--state PATH` may already be on the line; while completing, Typer parses it but does not run
@@ -64,7 +67,7 @@ def _safely(produce: Callable[[], Iterable[Completion]], incomplete: str) -> lis
         return []
 
 
-def _subscription_filter(state: Any, ctx: Any) -> str | None:
+def _subscription_filter(state: State, ctx: Any) -> str | None:
     ref = _param(ctx, "subscription") or os.environ.get("MSI_SUBSCRIPTION")
     if not ref:
         return None
@@ -75,7 +78,7 @@ def _subscription_filter(state: Any, ctx: Any) -> str | None:
     return None
 
 
-def _resources(state: Any, ctx: Any, incomplete: str) -> list[Completion]:
+def _resources(state: State, ctx: Any, incomplete: str) -> list[Completion]:
     group = (_param(ctx, "resource_group") or "").lower()
     sub_id = _subscription_filter(state, ctx)
     out: list[Completion] = []
@@ -88,13 +91,13 @@ def _resources(state: Any, ctx: Any, incomplete: str) -> list[Completion]:
     return out
 
 
-def _user_identities(state: Any) -> list[Any]:
+def _user_identities(state: State) -> list[Identity]:
     from msi_cli.core.model import USER
 
     return [i for i in state.identities.values() if i.kind == USER]
 
 
-def _identities(state: Any, ctx: Any, incomplete: str) -> list[Completion]:
+def _identities(state: State, ctx: Any, incomplete: str) -> list[Completion]:
     group = (_param(ctx, "resource_group") or "").lower()
     sub_id = _subscription_filter(state, ctx)
     out: list[Completion] = []
@@ -155,7 +158,7 @@ def complete_groups(ctx: Any, args: list[str], incomplete: str) -> list[Completi
         return []
 
     def groups() -> list[str]:
-        names = [r.resource_group for r in state.resources.values()]
+        names: list[str | None] = [r.resource_group for r in state.resources.values()]
         names += [arm.parts(i.resource_id).resource_group for i in _user_identities(state)]
         return sorted({n for n in names if n}, key=str.lower)
 
@@ -170,7 +173,7 @@ def complete_scopes(ctx: Any, args: list[str], incomplete: str) -> list[Completi
 
     def scopes() -> list[str]:
         out = [f"/subscriptions/{s.id}" for s in state.subscriptions.values()]
-        groups = {(r.subscription_id, r.resource_group) for r in state.resources.values()}
+        groups: set[tuple[str | None, str | None]] = {(r.subscription_id, r.resource_group) for r in state.resources.values()}
         groups |= {(p.subscription, p.resource_group) for p in (arm.parts(i.resource_id) for i in _user_identities(state))}
         out += sorted(f"/subscriptions/{sub}/resourceGroups/{rg}" for sub, rg in groups if sub and rg)
         out += [r.id for r in state.resources.values()]
@@ -260,7 +263,7 @@ def register_shells() -> None:
     """Register the shells' completion handlers (Typer's, with the scripts above for bash and
     PowerShell). Called only when a shell asks `msi` for completions, or to generate scripts."""
     from typer import _completion_classes as typer_shells
-    from typer.completion import completion_init
+    from typer._completion_classes import add_completion_class, completion_init  # type: ignore[attr-defined]  # add_completion_class: Typer's import of click's (its own copy or click's, by version)
 
     completion_init()
 
@@ -273,14 +276,14 @@ def register_shells() -> None:
     class PowerShellComplete(typer_shells.PowerShellComplete):
         source_template = POWERSHELL_SCRIPT
 
-    typer_shells.add_completion_class(BashComplete, "bash")
-    typer_shells.add_completion_class(PowerShellComplete, "powershell")
-    typer_shells.add_completion_class(PowerShellComplete, "pwsh")
+    add_completion_class(BashComplete, "bash")
+    add_completion_class(PowerShellComplete, "powershell")
+    add_completion_class(PowerShellComplete, "pwsh")
 
 
 def shell_completer(command: Any, shell: str, prog_name: str = "msi") -> Any:
     """The handler a shell's script talks to (a click ShellComplete), as msi uses it."""
-    from typer.completion import shell_completion  # click's module, as Typer uses it
+    from typer.completion import shell_completion  # type: ignore[attr-defined]  # click's module, as Typer uses it (own copy or click's, by version)
 
     register_shells()
     cls = shell_completion.get_completion_class(shell)
@@ -292,7 +295,8 @@ def shell_completer(command: Any, shell: str, prog_name: str = "msi") -> Any:
 def completion_script(command: Any, shell: str, prog_name: str = "msi") -> str:
     """The completion script for `shell`, as `_MSI_COMPLETE=source_<shell> msi` prints it, for the
     click command built from the Typer app."""
-    return shell_completer(command, shell, prog_name).source().strip() + "\n"
+    script: str = shell_completer(command, shell, prog_name).source()
+    return script.strip() + "\n"
 
 
 __all__ = [

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -50,7 +50,7 @@ class Narrator:
 
         self.console.print(Text("  → " + text), style="bold")
 
-    def run(self, *args: str, ok: bool = True, shown: str | None = None) -> object:
+    def run(self, *args: str, ok: bool = True, shown: str | None = None) -> Any:
         """Run one command; print it and its outcome; return its JSON result (or the error line)."""
         from rich.text import Text
 
@@ -77,13 +77,13 @@ class Narrator:
         return result
 
 
-def _identity_block(r: dict) -> str:
+def _identity_block(r: dict[str, Any]) -> str:
     identity = r["identity"]
     return f"{r['name']}: identity {identity.get('type')}" + (f", principal {identity['principalId']}" if "principalId" in identity else "")
 
 
 # How to say a result in one line, by the keys that tell its kind apart: the first match wins.
-_SUMMARIES: list[tuple[tuple[str, ...], Callable[[dict], str]]] = [
+_SUMMARIES: list[tuple[tuple[str, ...], Callable[[dict[str, Any]], str]]] = [
     (("allowed",), lambda r: ("allowed: " if r["allowed"] else "denied: ") + r["reason"]),
     (("access_token",), lambda r: f"a token for {r['resource']}, expires_in {r['expires_in']} s"),
     (("valid",), lambda r: "valid" if r["valid"] else f"invalid: {r['reason']}"),
@@ -126,14 +126,15 @@ def summary(result: object) -> str:
     return str(result)
 
 
-def _principal(result: dict) -> str:
-    return result["identity"]["principalId"]
+def _principal(result: dict[str, Any]) -> str:
+    principal: str = result["identity"]["principalId"]
+    return principal
 
 
 def _reenable(n: Narrator, resource: str, before: str, why: str = "") -> str:
     """Disable and re-enable a resource's system-assigned identity: a new principal."""
     n.run("unassign", resource, "--system-assigned")
-    after = n.run("assign", resource)["principalId"]
+    after: str = n.run("assign", resource)["principalId"]
     n.fact(f"principal id changed: {before} -> {after}{why}")
     return after
 
@@ -244,7 +245,7 @@ def shared_identity(n: Narrator) -> None:
 DEMO_BASE = "https://127.0.0.1:8443"  # where `msi serve` would publish the issuer (the demo runs no server)
 
 
-def _exchange(n: Narrator, subject: str) -> tuple[int, dict]:
+def _exchange(n: Narrator, subject: str) -> tuple[int, dict[str, Any]]:
     """A GitHub job's token traded at Entra's token endpoint, through the core (no server)."""
     from msi_cli.core import exchange, issuers
     from msi_cli.store.statefile import StateFile

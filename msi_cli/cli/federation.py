@@ -1,17 +1,24 @@
 """Commands for workload identity federation: federated credentials (`msi federation`), the
 external issuers msi plays (`msi issuer`) and their tokens (`msi oidc-token`)."""
 
+from __future__ import annotations
+
 import sys
 from enum import Enum
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.confirm import confirm_or_refuse
 from msi_cli.cli.command import command
-from msi_cli.cli.options import GroupOpt, SubscriptionOpt, YesOpt, complete_identities
+from msi_cli.cli.options import GroupOpt, StateArg, SubscriptionOpt, YesOpt, complete_identities
 from msi_cli.cli.render import Columns, Output
+
+if TYPE_CHECKING:
+    from msi_cli.core.model import Identity, State
+    from msi_cli.server.runfile import RunRecord
+    from msi_cli.store.statefile import StateFile
 
 federation_app = typer.Typer(
     help="Federated identity credentials of a user-assigned identity: trust an external issuer's tokens.", no_args_is_help=True
@@ -33,7 +40,7 @@ class IssuerKind(str, Enum):
     generic = "generic"
 
 
-def _identity(state, ref: str, resource_group, subscription):
+def _identity(state: State, ref: str, resource_group: str | None, subscription: str | None) -> Identity:
     from msi_cli.core import lookup
     from msi_cli.errors import MsiError, NotFound
 
@@ -51,13 +58,13 @@ def _identity(state, ref: str, resource_group, subscription):
         ) from None
 
 
-def _read(sf, identity: str, resource_group, subscription):
+def _read(sf: StateFile, identity: str, resource_group: str | None, subscription: str | None) -> tuple[State, Identity]:
     """The state and the user-assigned identity named on the command line."""
     state = sf.read()
     return state, _identity(state, identity, resource_group, subscription)
 
 
-def published_base(sf) -> str | None:
+def published_base(sf: StateFile) -> str | None:
     """Where the running `msi serve` publishes issuers: its HTTPS address when the run file
     records one, else its base URL; None when no server runs."""
     from msi_cli.server import runfile
@@ -68,7 +75,7 @@ def published_base(sf) -> str | None:
     return https_url(sf) or record.url
 
 
-def https_url(sf) -> str | None:
+def https_url(sf: StateFile) -> str | None:
     """The HTTPS address the running server recorded, if any. Read defensively: the run file's
     HTTPS field is written by the TLS part of `msi serve` (the seam between the two)."""
     import json
@@ -103,8 +110,8 @@ def add(
     audience: Annotated[Optional[list[str]], typer.Option("--audience", help="The one audience ('aud') accepted.")] = None,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Add (or update, by name) a federated identity credential: Entra then trades the issuer's
     tokens with this subject and audience for the identity's access tokens."""
     from msi_cli.core import federation
@@ -116,7 +123,7 @@ def add(
 
 
 @command(federation_app, "list", columns=CREDENTIAL_COLUMNS, epilog="Example: msi federation list ci-id -o json")
-def list_(identity: IdentityArg, resource_group: GroupOpt = None, subscription: SubscriptionOpt = None, sf=None) -> list:
+def list_(identity: IdentityArg, resource_group: GroupOpt = None, subscription: SubscriptionOpt = None, *, sf: StateArg) -> list[dict[str, Any]]:
     """List an identity's federated identity credentials."""
     from msi_cli.core import federation
 
@@ -131,8 +138,8 @@ def show(
     name: NameArg,
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Show one federated identity credential."""
     from msi_cli.core import federation
 
@@ -148,8 +155,8 @@ def remove(
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
     yes: YesOpt = False,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Remove a federated identity credential: the issuer's tokens are refused from then on."""
     from msi_cli.core import federation
 
@@ -167,8 +174,8 @@ def remove(
 def issuer_create(
     name: Annotated[str, typer.Argument(help="Issuer name (part of its URL): 1-63 letters, digits, '-' or '_'.")],
     kind: Annotated[IssuerKind, typer.Option("--kind", case_sensitive=False, help="Whose tokens it mints: github, kubernetes or generic.")] = IssuerKind.generic,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Create an OIDC issuer with its own RS256 key. `msi serve` publishes its discovery document
     and JWKS; its issuer URL is {server}/issuers/NAME."""
     from msi_cli.core import issuers
@@ -179,7 +186,7 @@ def issuer_create(
 
 
 @command(issuer_app, "list", columns=ISSUER_COLUMNS, epilog="Example: msi issuer list -o json")
-def issuer_list(sf=None) -> list:
+def issuer_list(*, sf: StateArg) -> list[dict[str, Any]]:
     """List the issuers msi plays, with their URLs when `msi serve` runs."""
     from msi_cli.core import issuers
 
@@ -190,16 +197,16 @@ def issuer_list(sf=None) -> list:
 @command(issuer_app, "show", epilog="Example: msi issuer show gh --query issuer -o tsv")
 def issuer_show(
     name: Annotated[str, typer.Argument(help="Issuer name.")],
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Show an issuer; `issuer` is its URL (the tokens' 'iss') while `msi serve` runs, else null."""
     from msi_cli.core import issuers
 
     return issuers.shape(issuers.find(sf.read(), name), published_base(sf))
 
 
-def _bare_token(data: dict, **options) -> str:
-    return data["token"] + "\n"
+def _bare_token(data: dict[str, Any], **options: Any) -> str:
+    return str(data["token"]) + "\n"
 
 
 @command(
@@ -216,8 +223,8 @@ def oidc_token(
                                                     "others: api://AzureADTokenExchange).")] = None,
     claim: Annotated[Optional[list[str]], typer.Option("--claim", metavar="NAME=VALUE", help="An extra claim (repeatable).")] = None,
     lifetime: Annotated[Optional[str], typer.Option("--lifetime", help="Validity, e.g. 5m or 1h (github: 5m, others: 1h).")] = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Print a token signed by the issuer, as GitHub Actions or a Kubernetes cluster would hand it
     to a workload, on the simulated clock. Table and tsv print the bare token; json adds its claims.
     Needs a running `msi serve`: the issuer URL is the address it publishes the issuer at."""
@@ -267,8 +274,8 @@ def _mode(workload: bool, subject: str | None, github: str | None, kubernetes: s
     return "generic", subject
 
 
-def workload_variables(sf, record, identity_ref: str, workload: bool, issuer_name: str | None, subject: str | None,
-                       github: str | None, kubernetes: str | None, resource_group, subscription) -> dict[str, str]:
+def workload_variables(sf: StateFile, record: RunRecord, identity_ref: str, workload: bool, issuer_name: str | None, subject: str | None,
+                       github: str | None, kubernetes: str | None, resource_group: str | None, subscription: str | None) -> dict[str, str]:
     """What WorkloadIdentityCredential (and ManagedIdentityCredential's workload mode) read, with a
     token file that `msi serve` keeps fresh; for --github also the job's token request pair."""
     from msi_cli.core import arm, federation, issuers, lookup

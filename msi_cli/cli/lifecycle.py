@@ -2,7 +2,7 @@
 in cli/listing.py)."""
 
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +14,7 @@ from msi_cli.cli.options import (
     GroupOpt,
     LocationOpt,
     ResourceKind,
+    StateArg,
     SubscriptionOpt,
     SystemAssignedOpt,
     UserAssignedOpt,
@@ -28,7 +29,7 @@ ResourceArg = Annotated[str, typer.Argument(help="Resource name or id.", autocom
 
 
 @command(app, "create-tenant", epilog="Example: msi create-tenant Contoso")
-def create_tenant(name: Annotated[str, typer.Argument(help="Display name of the new directory.")], sf=None) -> dict:
+def create_tenant(name: Annotated[str, typer.Argument(help="Display name of the new directory.")], *, sf: StateArg) -> dict[str, Any]:
     """Create a tenant (directory) with its own signing keys."""
     from msi_cli.core import lifecycle, shapes
 
@@ -41,8 +42,8 @@ def create_tenant(name: Annotated[str, typer.Argument(help="Display name of the 
 def create_subscription(
     name: Annotated[str, typer.Argument(help="Name of the new subscription.")],
     tenant: DefaultTenantOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Create a subscription in a tenant."""
     from msi_cli.core import lifecycle, shapes
 
@@ -63,8 +64,8 @@ def create_resource(
     resource_group: GroupOpt = None, subscription: SubscriptionOpt = None, location: LocationOpt = None,
     system_assigned: SystemAssignedOpt = False,
     user_assigned: UserAssignedOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Create a resource, optionally with a system-assigned and/or user-assigned identities."""
     from msi_cli.core import lifecycle, shapes
 
@@ -81,8 +82,8 @@ def create_resource(
 def create_identity(
     name: Annotated[str, typer.Argument(help="Identity name: 3-128 letters, digits, '-' or '_'.")],
     resource_group: GroupOpt = None, subscription: SubscriptionOpt = None, location: LocationOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Create a user-assigned identity (and its service principal)."""
     from msi_cli.core import lifecycle, shapes
 
@@ -100,13 +101,13 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
         user_assigned: UserAssignedOpt = None,
         resource_group: GroupOpt = None,
         subscription: SubscriptionOpt = None,
-        sf=None,
-    ) -> dict:
+        *, sf: StateArg,
+    ) -> dict[str, Any]:
         from msi_cli.core import lifecycle, lookup
 
         with sf.transaction() as ctx:
             res = lookup.resource(ctx.state, resource, resource_group, subscription)
-            data = getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or [])
+            data: dict[str, Any] = getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or [])
         warn(ctx.warnings)
         return data
 
@@ -136,17 +137,18 @@ def delete(
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
     yes: YesOpt = False,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Delete a resource (with its system-assigned identity) or a user-assigned identity.
 
     As in Azure, deleting a user-assigned identity does not remove it from the resources it is
     assigned to: they keep a dangling entry (listed as stillReferencedBy, with a warning) that gets
     no token until removed with `msi unassign RESOURCE --user-assigned ID`."""
     from msi_cli.core import lifecycle, lookup
+    from msi_cli.core.model import Resource
 
     found = lookup.target(sf.read(), target, resource_group, subscription)
-    what = found.id if isinstance(found, lifecycle.Resource) else found.resource_id
+    what = found.id if isinstance(found, Resource) else found.resource_id
     confirm_or_refuse(f"Delete {what}?", yes)
     with sf.transaction() as ctx:
         data = lifecycle.delete(ctx, lookup.target(ctx.state, what))

@@ -1,8 +1,9 @@
 """Commands that read: show (one object in az's shape) and list."""
 
+from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -12,6 +13,7 @@ from msi_cli.cli.options import (
     ASSIGNMENT_COLUMNS,
     GroupOpt,
     ResourceKind,
+    StateArg,
     SubscriptionOpt,
     complete_scopes,
     complete_targets,
@@ -19,6 +21,9 @@ from msi_cli.cli.options import (
     complete_types,
 )
 from msi_cli.cli.render import Columns
+
+if TYPE_CHECKING:
+    from msi_cli.core.model import State
 
 RESOURCE_COLUMNS: Columns = [
     ("Name", "name"),
@@ -74,8 +79,8 @@ def show(
     ],
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Show one object in az's shape."""
     from msi_cli.core.show import show_data
 
@@ -111,7 +116,7 @@ def list_(
     deleted: Annotated[
         bool, typer.Option("--deleted", help="Principals of deleted identities, kept 30 days (soft-deleted, not restorable).")
     ] = False,
-    sf=None,
+    *, sf: StateArg,
 ) -> Result:
     """List resources, identities, principals, role assignments, tenants, subscriptions or resource groups."""
     from msi_cli.core import listing
@@ -126,7 +131,7 @@ def list_(
     return Result(data, table=lambda: [{**item, USER_CELL: _user_cell(state, item)} for item in data])
 
 
-def _user_cell(state, item: dict) -> str:
+def _user_cell(state: State, item: dict[str, Any]) -> str:
     """The user-assigned identities of a resource, by name; a deleted identity's entry (dangling)
     is marked, as it gets no token until removed."""
     entries = (item.get("identity") or {}).get("userAssignedIdentities") or {}

@@ -6,6 +6,7 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import command
+from msi_cli.cli.options import StateArg
 
 
 @command(
@@ -15,7 +16,7 @@ from msi_cli.cli.command import command
 )
 def log(
     last: Annotated[Optional[int], typer.Option("--last", "-n", min=1, help="Only the last N entries.")] = None,
-    sf=None,
-) -> list:
+    *, sf: StateArg,
+) -> list[dict[str, str]]:
     """Show the activity log: time (simulated), operation, target, outcome, detail."""
     return sf.log_entries(last)

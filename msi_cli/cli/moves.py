@@ -1,17 +1,17 @@
 """Commands that move things: migrate (a resource) and move-subscription (to another tenant)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import command
 from msi_cli.cli.confirm import confirm_or_refuse
-from msi_cli.cli.options import GroupOpt, YesOpt, complete_subscriptions, complete_targets, complete_tenants
+from msi_cli.cli.options import GroupOpt, StateArg, YesOpt, complete_subscriptions, complete_targets, complete_tenants
 from msi_cli.cli.render import note
 
 
-def _warn_broken(identities: list[dict], where: str) -> None:
+def _warn_broken(identities: list[dict[str, Any]], where: str) -> None:
     for entry in identities:
         if not entry["works"]:
             note(f"warning: {entry['kind']} identity {entry['principalId']} of {where} no longer gets tokens: {entry['reason']}")
@@ -25,8 +25,8 @@ def migrate(
         typer.Option("--subscription", help="Destination subscription (name or id), in the resource's tenant.", autocompletion=complete_subscriptions),
     ],
     resource_group: GroupOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Move a resource to another subscription of its tenant (and/or resource group); it gets a new id.
 
     An App Service or Function app's system-assigned identity stops working after a move across
@@ -47,8 +47,8 @@ def move_subscription(
     subscription: Annotated[str, typer.Argument(help="The subscription to move (name or id).", autocompletion=complete_subscriptions)],
     tenant: Annotated[str, typer.Option("--tenant", help="Destination tenant (name or id).", autocompletion=complete_tenants)],
     yes: YesOpt = False,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Move a subscription to another directory: every role assignment in it is deleted, its
     system-assigned identities must be disabled and re-enabled, its user-assigned ones re-created."""
     from msi_cli.core import lookup, moves

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from msi_cli.cli.render import Columns, Output
+
+if TYPE_CHECKING:
+    from msi_cli.store.statefile import StateFile
+
+    # The annotation of a command's `sf` parameter (see msi_cli.cli.command): the StateFile it is given.
+    StateArg = StateFile
+else:
+    # At run time command() evaluates a command's annotations, then drops `sf` before Typer sees
+    # them: any name will do there, and the store is imported only when the command runs.
+    StateArg = object
 
 
 class ResourceKind(str, Enum):
@@ -35,17 +46,17 @@ def state_path(ctx: Any = None) -> Path:
     return Path(typer.get_app_dir("msi-cli")) / "state.toml"
 
 
-def state_file(ctx: Any = None):
+def state_file(ctx: Any = None) -> StateFile:
     """The StateFile of the command line being run (see state_path)."""
     from msi_cli.store.statefile import StateFile
 
     return StateFile(state_path(ctx))
 
 
-def _lazy_completer(name: str):
+def _lazy_completer(name: str) -> Callable[[Any, list[str], str], Any]:
     """`autocompletion=` for Typer: msi_cli.cli.complete.<name>, imported only while completing."""
 
-    def complete(ctx, args, incomplete):
+    def complete(ctx: Any, args: list[str], incomplete: str) -> Any:
         from msi_cli.cli import complete as completions
 
         return getattr(completions, name)(ctx, args, incomplete)

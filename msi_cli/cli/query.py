@@ -45,7 +45,7 @@ def _functions(node: Any) -> list[tuple[str, int]]:
         node = stack.pop()
         if isinstance(node, dict):
             if node.get("type") == "function_expression":
-                found.append((node.get("value"), len(node.get("children", []))))
+                found.append((str(node.get("value")), len(node.get("children", []))))
             stack.extend(reversed(node.get("children", [])))
     return found
 
@@ -72,6 +72,7 @@ def compile_query(expression: str) -> Any:
     import jmespath
     from jmespath import exceptions
 
+    problem: str | None
     try:
         if any(0xD800 <= ord(c) <= 0xDFFF for c in expression):
             raise ValueError("the expression is not valid UTF-8 text")

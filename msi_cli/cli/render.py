@@ -88,7 +88,7 @@ def to_tsv(data: Any) -> str:
     return "".join(_tsv_row(item) + "\n" for item in rows)
 
 
-def flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = []
     for key, value in data.items():
         name = f"{prefix}{key}"
@@ -116,7 +116,7 @@ def for_people() -> bool:
     return bool(os.environ.get("FORCE_COLOR")) or sys.stdout.isatty()
 
 
-def _columns_of(data: list) -> Columns:
+def _columns_of(data: list[Any]) -> Columns:
     keys: list[str] = []
     for item in data:
         if isinstance(item, dict):
@@ -124,7 +124,7 @@ def _columns_of(data: list) -> Columns:
     return [(k, k) for k in keys]
 
 
-def _plain_table(data: list, columns: Columns) -> str:
+def _plain_table(data: list[Any], columns: Columns) -> str:
     """az's own table style: aligned columns under a dashed rule."""
     rows = [[_cell(_get(item, path)).replace("\n", ", ") for _, path in columns] for item in data]
     widths = [max([len(h)] + [len(r[n]) for r in rows]) for n, (h, _) in enumerate(columns)]

@@ -1,17 +1,23 @@
 """Commands for the local token endpoint: serve, env."""
 
+from __future__ import annotations
+
 import os
 import shlex
 import sys
 from enum import Enum
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import GroupOpt, SubscriptionOpt, state_file
+from msi_cli.cli.options import GroupOpt, StateArg, SubscriptionOpt, state_file
 from msi_cli.cli.render import Output
+
+if TYPE_CHECKING:
+    from msi_cli.server.runfile import RunRecord
+    from msi_cli.store.statefile import StateFile
 
 
 class Shell(str, Enum):
@@ -75,6 +81,7 @@ def serve(
 
     def ready(url: str) -> None:
         setup = server.tls_setup
+        assert setup is not None  # serve always starts the HTTPS listener (--https-port is a number) before ready()
         _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys, Resource Manager) "
               f"for state {sf.path} (Ctrl-C to stop)")
         if setup.ca_created:
@@ -129,11 +136,11 @@ def shell_lines(variables: dict[str, str], shell: Shell) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _tsv_lines(variables: dict[str, str], **options) -> str:
+def _tsv_lines(variables: dict[str, str], **options: Any) -> str:
     return "".join(f"{k}\t{v}\n" for k, v in variables.items())
 
 
-def _shell_output(shown: tuple[dict[str, str], str], shell: Optional[Shell], **options) -> str:
+def _shell_output(shown: tuple[dict[str, str], str], shell: Optional[Shell], **options: Any) -> str:
     """The table form of `msi env`: shell lines for eval, then (--az) az's cloud commands."""
     variables, az_commands = shown
     return shell_lines(variables, shell or _default_shell()) + az_commands
@@ -161,7 +168,7 @@ def env(
     github: Annotated[Optional[str], typer.Option("--github", metavar="OWNER/REPO[@BRANCH]", help="Act as a GitHub Actions job of this repository (branch main by default).")] = None,
     kubernetes: Annotated[Optional[str], typer.Option("--kubernetes", metavar="NAMESPACE/SERVICEACCOUNT", help="Act as a Kubernetes pod running as this service account.")] = None,
     az: Annotated[bool, typer.Option("--az", envvar="MSI_ENV_AZ", help="Also set up the Azure CLI: its own AZURE_CONFIG_DIR in the state's private folder, instance discovery and telemetry off, and (shell output) the 'az cloud register/set' commands for a cloud named msi whose Resource Manager is msi serve.")] = False,
-    sf=None,
+    *, sf: StateArg,
 ) -> Result:
     """Print the environment that makes azure-identity and msal talk to the running `msi serve`
     as this resource's host, or (`--workload`, `--github`, `--kubernetes`) as a workload that
@@ -212,7 +219,7 @@ def env(
     return Result(variables, table=lambda: (variables, commands))
 
 
-def _host_variables(sf, record, resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
+def _host_variables(sf: StateFile, record: RunRecord, resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
     """The variables of the resource's managed identity host (IMDS or App Service)."""
     from msi_cli.core import lookup
     from msi_cli.errors import MsiError
@@ -222,6 +229,7 @@ def _host_variables(sf, record, resource: str, resource_group: Optional[str], su
     host = res.rtype.host
     if host == routes.APPSERVICE:
         endpoint, secret = routes.token_endpoint(record.url, res), record.identity_header(res.id)
+        assert endpoint is not None  # every App Service host has a token endpoint
         variables = {"IDENTITY_ENDPOINT": endpoint, "IDENTITY_HEADER": secret}
         if res.rtype.arm_type == "Microsoft.Web/sites":  # App Service also sets the legacy pair
             variables.update(MSI_ENDPOINT=endpoint, MSI_SECRET=secret)

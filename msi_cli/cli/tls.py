@@ -1,14 +1,21 @@
 """`msi tls`: msi's local certificate authority, and server certificates for local emulators."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import command
+from msi_cli.cli.options import StateArg
 from msi_cli.cli.render import note
+
+if TYPE_CHECKING:
+    from msi_cli.store.ca import LocalCA
+    from msi_cli.store.statefile import StateFile
 
 tls_app = typer.Typer(help="msi's local certificate authority: show it, issue server certificates for local emulators.",
                       no_args_is_help=True)
@@ -17,19 +24,19 @@ app.add_typer(tls_app, name="tls")
 CERT_FILE, KEY_FILE, CA_FILE = "cert.pem", "key.pem", "ca.pem"
 
 
-def _authority(sf):
+def _authority(sf: StateFile) -> LocalCA:
     from msi_cli.store.ca import LocalCA
 
     return LocalCA(sf.private)
 
 
-def _made(ca, created: bool) -> None:
+def _made(ca: LocalCA, created: bool) -> None:
     if created:
         note(f"made a local certificate authority: {ca.paths.cert}")
 
 
 @command(tls_app, "show", epilog="Example: msi tls show\n\nExample: msi tls show --query fingerprintSha256 -o tsv")
-def show(sf=None) -> dict:
+def show(*, sf: StateArg) -> dict[str, Any]:
     """Show msi's local CA: subject, SHA-256 fingerprint, validity and the path of its certificate
     (never its key). The CA is made on first need: P-256, valid 10 years, its key owner-only in
     the state's private folder. `msi serve` presents certificates it issued; `msi env` makes
@@ -55,8 +62,8 @@ def cert(
     host: Annotated[list[str], typer.Option("--host", help="A DNS name or IP address the certificate is for (repeatable), e.g. localhost, 127.0.0.1.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write cert.pem, key.pem and ca.pem into (made if missing; existing files are replaced).")],
     days: Annotated[int, typer.Option("--days", min=1, max=3650, help="Validity in days (cut to the CA's).")] = 365,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Issue a server certificate from msi's local CA for a local emulator or server (Azurite with
     `--oauth basic` is the model case): writes cert.pem (P-256, subjectAltName from --host,
     extended key usage serverAuth), key.pem (its key, owner-only) and ca.pem (the CA, for clients

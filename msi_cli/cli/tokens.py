@@ -1,14 +1,19 @@
 """Commands for credentials and tokens: token, verify, jwks."""
 
+from __future__ import annotations
+
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import DefaultTenantOpt, GroupOpt, SubscriptionOpt, complete_resources, complete_tenants
+from msi_cli.cli.options import DefaultTenantOpt, GroupOpt, StateArg, SubscriptionOpt, complete_resources, complete_tenants
 from msi_cli.cli.render import Output
+
+if TYPE_CHECKING:
+    from msi_cli.core.tokens import Selector
 
 AudienceOpt = Annotated[str, typer.Option("--audience", "--resource", help="The resource URI the token is for, e.g. https://vault.azure.net.")]
 ClientIdOpt = Annotated[Optional[str], typer.Option("--client-id", help="Select the identity by client id.")]
@@ -16,7 +21,7 @@ ObjectIdOpt = Annotated[Optional[str], typer.Option("--object-id", help="Select 
 ResIdOpt = Annotated[Optional[str], typer.Option("--msi-res-id", "--mi-res-id", help="Select a user-assigned identity by resource id.")]
 
 
-def selector(client_id, object_id, msi_res_id):
+def selector(client_id: str | None, object_id: str | None, msi_res_id: str | None) -> Selector:
     from msi_cli.core.tokens import Selector
     from msi_cli.errors import InvalidArgument
 
@@ -38,8 +43,8 @@ def token(
     audience: AudienceOpt,
     client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
     resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Get an access token as the resource's host hands it out (IMDS response shape).
 
     Without a selector: the system-assigned identity if enabled; on VMs and scale sets (IMDS) else
@@ -70,7 +75,7 @@ def token(
 def verify(
     token: Annotated[str, typer.Argument(help="The access token (a JWT); '-' reads it from stdin.")],
     audience: Annotated[Optional[str], typer.Option("--audience", help="Also require this audience.")] = None,
-    sf=None,
+    *, sf: StateArg,
 ) -> Result:
     """Validate a token: signature against the issuing tenant's published keys, exp/nbf against the
     simulated clock, and the audience if given. Exit 0 valid, 1 invalid."""
@@ -97,8 +102,8 @@ def verify(
 )
 def jwks(
     tenant: DefaultTenantOpt = None,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Print a tenant's public signing keys as a JWKS (kty, use, kid, x5t, n, e, x5c)."""
     from msi_cli.core import credentials, lookup, tokens
 
@@ -117,8 +122,8 @@ app.add_typer(tenant_app, name="tenant")
 def roll_keys(
     tenant: Annotated[str, typer.Argument(help="Tenant name or id.", autocompletion=complete_tenants)],
     emergency: Annotated[bool, typer.Option("--emergency", help="Also withdraw the old key at once: tokens it signed stop verifying.")] = False,
-    sf=None,
-) -> dict:
+    *, sf: StateArg,
+) -> dict[str, Any]:
     """Roll the tenant's token-signing key now: the published next key signs from now on and a new
     next key is published, so the JWKS always holds more than one valid key. The old key stays
     published until its tokens expire, unless --emergency withdraws it at once (as Entra may), for

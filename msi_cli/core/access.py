@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import roles, shapes, tokens
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import Resource
 from msi_cli.errors import TokenError
 
 
-def check_access(ctx: Ctx, resource: Resource, scope_ref: str, role_ref: str, selector: tokens.Selector) -> dict:
+def check_access(ctx: Ctx, resource: Resource, scope_ref: str, role_ref: str, selector: tokens.Selector) -> dict[str, Any]:
     state = ctx.state
     wanted = roles.role(role_ref)
     scope = roles.resolve_scope(state, scope_ref)
-    result: dict = {
+    result: dict[str, Any] = {
         "allowed": False,
         "resource": resource.id,
         "principalId": None,

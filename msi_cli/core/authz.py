@@ -18,7 +18,7 @@ from msi_cli.core.model import RoleAssignment, State
 
 
 @functools.lru_cache(maxsize=256)
-def _pattern(action: str) -> re.Pattern:
+def _pattern(action: str) -> re.Pattern[str]:
     parts = [re.escape(p) for p in action.lower().split("*")]
     body = ".*".join(parts).replace("/.*/", "/(?:.*/)?")
     return re.compile(body)

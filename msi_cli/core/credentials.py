@@ -13,6 +13,8 @@ new time still verifies.
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core.timefmt import DAY, epoch, iso
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import KeyCredential, ServicePrincipal, SigningKey, Tenant
@@ -118,7 +120,7 @@ def published(tenant: Tenant, now: int) -> list[SigningKey]:
     return [k for k in tenant.signing_keys if is_published(k, now)]
 
 
-def roll_keys(ctx: Ctx, tenant: Tenant, emergency: bool) -> dict:
+def roll_keys(ctx: Ctx, tenant: Tenant, emergency: bool) -> dict[str, Any]:
     """Roll the tenant's signing key now: the published next key signs from now on and a new next
     key is published. The old key stays published (tokens it signed still verify) unless the roll
     is an emergency, which withdraws it at once."""

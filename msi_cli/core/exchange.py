@@ -28,13 +28,18 @@ Issuer, subject and audience are compared exactly and case-sensitively.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msi_cli.core import federation, issuers, lookup, tokens
 from msi_cli.core.timefmt import iso
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import USER, Identity, State, Tenant
 from msi_cli.errors import MsiError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+    from msi_cli.core.model import FederatedCredential
 
 GRANT_TYPE = "client_credentials"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -52,7 +57,7 @@ class Refused(Exception):
         self.status, self.error, self.code, self.description = status, error, code, description
         self.reason = reason or description
 
-    def body(self, now: int, trace_id: str | None = None, correlation_id: str | None = None) -> dict:
+    def body(self, now: int, trace_id: str | None = None, correlation_id: str | None = None) -> dict[str, Any]:
         stamp = iso(now).replace("T", " ")
         trace = trace_id or str(uuid.uuid4())
         corr = correlation_id or str(uuid.uuid4())
@@ -113,7 +118,8 @@ def _identity(state: State, tenant: Tenant, client_id: str) -> Identity:
                       f"Application with identifier '{client_id}' was not found in the directory '{tenant.id}'. This can happen if "
                       "the application has not been installed by the administrator of the tenant or consented to by any user in "
                       "the tenant. You may have sent your authentication request to the wrong tenant.", reason=why)
-    return identity  # type: ignore[return-value]
+    assert identity is not None  # else `why` is set and Refused raised above
+    return identity
 
 
 def _subscription_of(identity: Identity) -> str:
@@ -123,7 +129,7 @@ def _subscription_of(identity: Identity) -> str:
     return parsed.subscription_id if parsed else ""
 
 
-def _decode(assertion: str) -> tuple[dict, dict]:
+def _decode(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     import json
 
     from msi_cli import crypto
@@ -138,10 +144,10 @@ def _decode(assertion: str) -> tuple[dict, dict]:
     return header, claims
 
 
-_PUBLIC: dict[str, object] = {}  # issuers' public keys by kid
+_PUBLIC: dict[str, PublicKeyTypes] = {}  # issuers' public keys by kid
 
 
-def _verify_signature(ctx: Ctx, base: str, assertion: str, header: dict, iss: str) -> None:
+def _verify_signature(ctx: Ctx, base: str, assertion: str, header: dict[str, Any], iss: str) -> None:
     issuer = issuers.at_url(ctx.state, base, iss)
     kid = header.get("kid")
     if issuer is None or kid != issuer.kid or header.get("alg") != "RS256":
@@ -161,13 +167,15 @@ def _verify_signature(ctx: Ctx, base: str, assertion: str, header: dict, iss: st
                       reason=f"the assertion does not verify with the key of issuer '{issuer.name}'")
 
 
-def _rs256_verifies(public, assertion: str) -> bool:
+def _rs256_verifies(public: PublicKeyTypes, assertion: str) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
     from msi_cli import crypto
 
+    if not isinstance(public, rsa.RSAPublicKey):  # an issuer's key is RSA; another kind cannot verify RS256
+        return False
     head_body, _, sig = assertion.rpartition(".")
     try:
         public.verify(crypto.b64url_decode(sig), head_body.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
@@ -181,7 +189,7 @@ def _stamp(epoch: object) -> str:
     return iso(value).replace("Z", ".0000000Z")
 
 
-def _check_time(now: int, claims: dict) -> None:
+def _check_time(now: int, claims: dict[str, Any]) -> None:
     exp, nbf = claims.get("exp"), claims.get("nbf", 0)
     ok_exp = isinstance(exp, int) and not isinstance(exp, bool) and now < exp
     ok_nbf = isinstance(nbf, int) and not isinstance(nbf, bool) and nbf <= now
@@ -193,7 +201,7 @@ def _check_time(now: int, claims: dict) -> None:
                       reason="the assertion has expired" if ok_nbf else "the assertion is not valid yet")
 
 
-def _match(creds, claims: dict) -> None:
+def _match(creds: list[FederatedCredential], claims: dict[str, Any]) -> None:
     iss, sub, aud = claims.get("iss"), claims.get("sub"), claims.get("aud")
     auds = aud if isinstance(aud, list) else [aud]
     same_sub = [c for c in creds if c.subject == sub]
@@ -227,7 +235,8 @@ def check(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str, v1:
         raise Refused(401, "invalid_client", 700211,
                       f"No matching federated identity record found for presented assertion issuer '{iss}'. {CHECK_FIC} {DOCS}",
                       reason=f"no federated credential of '{identity.name}' trusts issuer '{iss}'")
-    _verify_signature(ctx, issuer_base, assertion, header, iss)  # type: ignore[arg-type]
+    assert isinstance(iss, str)  # it equals a credential's issuer
+    _verify_signature(ctx, issuer_base, assertion, header, iss)
     _check_time(ctx.now, claims)
     _match(creds, claims)
     if not tokens.audience_known(resource):

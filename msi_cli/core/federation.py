@@ -17,6 +17,7 @@ AADSTS700016 (the tenant does not know the client id), like the identity's other
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from msi_cli.core import arm
 from msi_cli.core.context import Ctx
@@ -121,7 +122,7 @@ def resource_id(identity: Identity, name: str) -> str:
     return f"{identity.resource_id}/federatedIdentityCredentials/{name}"
 
 
-def shape(identity: Identity, cred: FederatedCredential) -> dict:
+def shape(identity: Identity, cred: FederatedCredential) -> dict[str, Any]:
     """What `az identity federated-credential show` prints."""
     parsed = arm.parse_id(identity.resource_id)
     return {

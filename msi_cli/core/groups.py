@@ -7,9 +7,11 @@ a PUT into a group that does not exist is ResourceGroupNotFound.
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import arm, lookup
 from msi_cli.core.context import Ctx
-from msi_cli.core.model import ResourceGroup, State
+from msi_cli.core.model import Identity, Resource, ResourceGroup, State
 from msi_cli.errors import Conflict, NotFound
 
 
@@ -60,7 +62,7 @@ def create_or_update(ctx: Ctx, subscription_ref: str, name: str, location: str) 
     return _create(ctx, sub.id, name, location.lower()), True
 
 
-def members(state: State, group: ResourceGroup) -> tuple[list, list]:
+def members(state: State, group: ResourceGroup) -> tuple[list[Resource], list[Identity]]:
     """The resources and user-assigned identities in a group."""
     prefix = group.id.lower() + "/"
     resources = [r for k, r in state.resources.items() if k.startswith(prefix)]
@@ -68,7 +70,7 @@ def members(state: State, group: ResourceGroup) -> tuple[list, list]:
     return resources, identities
 
 
-def delete(ctx: Ctx, group: ResourceGroup) -> dict:
+def delete(ctx: Ctx, group: ResourceGroup) -> dict[str, Any]:
     """Delete a group and everything in it (resources first, with their system-assigned identities,
     then user-assigned identities), each through the lifecycle's own delete."""
     from msi_cli.core import lifecycle

@@ -20,11 +20,15 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from msi_cli.core.timefmt import DAY
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import Issuer, State
 from msi_cli.errors import Conflict, InvalidArgument, InvalidName, NotFound
+
+if TYPE_CHECKING:
+    from msi_cli.core.context import KeyRing
 
 KINDS = ("github", "kubernetes", "generic")
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}")
@@ -78,7 +82,7 @@ def at_url(state: State, base: str, iss: str) -> Issuer | None:
     return found if found is not None and url(base, found.name) == iss else None
 
 
-def shape(issuer: Issuer, base: str | None) -> dict:
+def shape(issuer: Issuer, base: str | None) -> dict[str, Any]:
     return {
         "name": issuer.name,
         "kind": issuer.kind,
@@ -88,7 +92,7 @@ def shape(issuer: Issuer, base: str | None) -> dict:
     }
 
 
-def discovery(base: str, issuer: Issuer) -> dict:
+def discovery(base: str, issuer: Issuer) -> dict[str, Any]:
     """The OpenID configuration at `{issuer}/.well-known/openid-configuration`."""
     iss = url(base, issuer.name)
     doc = {
@@ -105,18 +109,18 @@ def discovery(base: str, issuer: Issuer) -> dict:
     return doc
 
 
-def jwks(keys, issuer: Issuer) -> dict:
+def jwks(keys: KeyRing, issuer: Issuer) -> dict[str, Any]:
     from msi_cli import crypto
 
     jwk = crypto.jwk_from_certificate(keys.public_certificate_der(issuer.kid), issuer.kid)
     return {"keys": [{**jwk, "alg": "RS256"}]}
 
 
-def parse_claims(pairs: list[str]) -> dict:
+def parse_claims(pairs: list[str]) -> dict[str, Any]:
     """`--claim k=v` values; a value that reads as JSON (a number, true, a list...) is taken as such."""
     import json
 
-    out: dict = {}
+    out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
@@ -134,7 +138,7 @@ def _digest(*parts: str) -> str:
     return hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()
 
 
-def github_claims(subject: str) -> dict:
+def github_claims(subject: str) -> dict[str, Any]:
     m = GITHUB_SUBJECT.fullmatch(subject)
     if m is None:
         raise InvalidArgument(
@@ -166,7 +170,7 @@ def github_claims(subject: str) -> dict:
     return claims
 
 
-def kubernetes_claims(subject: str) -> dict:
+def kubernetes_claims(subject: str) -> dict[str, Any]:
     m = K8S_SUBJECT.fullmatch(subject)
     if m is None:
         raise InvalidArgument(f"'{subject}' is not a Kubernetes service-account subject", hint="use system:serviceaccount:NAMESPACE:NAME")
@@ -189,15 +193,16 @@ def default_audience(issuer: Issuer, subject: str) -> str:
 
 
 def claims_for(issuer: Issuer, base: str, now: int, subject: str, audience: str | None = None,
-               extra: dict | None = None, lifetime: int | None = None) -> dict:
+               extra: dict[str, Any] | None = None, lifetime: int | None = None) -> dict[str, Any]:
     """The claim set of a token the issuer would hand out now (validated, not signed)."""
     if not subject:
         raise InvalidArgument("the token needs a subject")
     life = LIFETIMES[issuer.kind] if lifetime is None else lifetime
     if life <= 0:
         raise InvalidArgument("the token's lifetime must be positive")
-    aud: str | list[str] = audience or default_audience(issuer, subject)
-    claims: dict = {"jti": str(uuid.uuid4()), "sub": subject}
+    aud: str | list[str]
+    aud = audience or default_audience(issuer, subject)
+    claims: dict[str, Any] = {"jti": str(uuid.uuid4()), "sub": subject}
     if issuer.kind == "github":
         claims.update(github_claims(subject))
     elif issuer.kind == "kubernetes":
@@ -211,7 +216,7 @@ def claims_for(issuer: Issuer, base: str, now: int, subject: str, audience: str 
     return claims
 
 
-def sign(keys, issuer: Issuer, claims: dict) -> str:
+def sign(keys: KeyRing, issuer: Issuer, claims: dict[str, Any]) -> str:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     from msi_cli import crypto
@@ -220,7 +225,7 @@ def sign(keys, issuer: Issuer, claims: dict) -> str:
     return crypto.jws_sign({"typ": "JWT", "alg": "RS256", "kid": issuer.kid, "x5t": issuer.kid}, claims, private)
 
 
-def mint(keys, issuer: Issuer, base: str, now: int, subject: str, audience: str | None = None,
-         extra: dict | None = None, lifetime: int | None = None) -> str:
+def mint(keys: KeyRing, issuer: Issuer, base: str, now: int, subject: str, audience: str | None = None,
+         extra: dict[str, Any] | None = None, lifetime: int | None = None) -> str:
     """A signed token from the issuer, on the simulated clock `now`."""
     return sign(keys, issuer, claims_for(issuer, base, now, subject, audience, extra, lifetime))

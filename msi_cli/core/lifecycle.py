@@ -13,6 +13,8 @@ Azure's rules, as the functions below apply them:
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import arm, credentials, groups, lookup, shapes
 from msi_cli.core.context import Ctx
 from msi_cli.core.timefmt import iso
@@ -205,7 +207,7 @@ def _resolve_user_identities(ctx: Ctx, refs: list[str]) -> list[Identity]:
     return found
 
 
-def assign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str]) -> dict:
+def assign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str]) -> dict[str, Any]:
     """Enable the system-assigned identity and/or attach user-assigned ones (idempotent)."""
     if not resource.rtype.supports_identity:
         raise MsiError(f"resource type {resource.rtype.arm_type} does not support managed identities")
@@ -251,7 +253,7 @@ def _entry(resource: Resource, rid: str) -> UserAssignment | None:
     return next((u for u in resource.user_assigned if u.resource_id.lower() == low), None)
 
 
-def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str]) -> dict:
+def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str]) -> dict[str, Any]:
     """Disable the system-assigned identity and/or remove user-assigned entries (dangling ones
     too: by full id, as a deleted identity's name resolves to nothing)."""
     if not system_assigned and not user_refs:
@@ -269,14 +271,16 @@ def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: lis
     if missing:
         raise MsiError(f"'{', '.join(missing)}' are not associated with '{resource.name}'")
     if system_assigned:
-        identity = ctx.state.identities[resource.system_principal_id]  # type: ignore[index]
+        assert resource.system_principal_id is not None  # else "[system]" is missing and raised above
+        identity = ctx.state.identities[resource.system_principal_id]
         _remove_identity(ctx, identity)
         resource.system_principal_id = None
         ctx.log("Disable system-assigned identity", resource.id, f"principalId {identity.principal_id} deleted")
     for rid in detach:
         entry = _entry(resource, rid)
-        resource.user_assigned.remove(entry)  # type: ignore[arg-type]
-        dangling = lookup.live_identity(ctx.state, entry) is None  # type: ignore[arg-type]
+        assert entry is not None  # detach holds only attached ids
+        resource.user_assigned.remove(entry)
+        dangling = lookup.live_identity(ctx.state, entry) is None
         ctx.log("Remove user-assigned identity", resource.id, rid + (" (deleted identity)" if dangling else ""))
     return assignment_summary(ctx.state, resource)
 
@@ -299,7 +303,7 @@ def _unassign_target(state: State, resource: Resource, ref: str) -> str:
         ) from None
 
 
-def assignment_summary(state: State, resource: Resource) -> dict:
+def assignment_summary(state: State, resource: Resource) -> dict[str, Any]:
     """What az prints after `identity assign`/`remove`: `az vm identity assign` (and vmss) returns
     {systemAssignedIdentity, userAssignedIdentities}; `az webapp`/`functionapp`/`containerapp
     identity assign` return the identity block."""
@@ -315,7 +319,7 @@ def assignment_summary(state: State, resource: Resource) -> dict:
     return {"systemAssignedIdentity": resource.system_principal_id or "", "userAssignedIdentities": users}
 
 
-def delete(ctx: Ctx, target: Resource | Identity) -> dict:
+def delete(ctx: Ctx, target: Resource | Identity) -> dict[str, Any]:
     """Delete a resource (and its system-assigned identity) or a user-assigned identity. Deleting a
     user-assigned identity leaves the resources it was assigned to with a dangling entry."""
     state = ctx.state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import arm, lookup, roles, shapes
 from msi_cli.core.model import State
 from msi_cli.errors import InvalidArgument
@@ -17,7 +19,7 @@ def collect(
     principal: str | None = None,
     scope: str | None = None,
     deleted: bool = False,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     tenant_id = lookup.tenant(state, tenant).id if tenant else None
     rg = resource_group.lower() if resource_group else None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from msi_cli.core import arm
 from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant, UserAssignment
 from msi_cli.errors import Ambiguous, NotFound
 
+T = TypeVar("T")
 
-def _one(matches: list, what: str, name: str, ident) -> object:
+def _one(matches: list[T], what: str, name: str, ident: Callable[[T], str]) -> T:
     if not matches:
         raise NotFound(f"{what} '{name}' not found")
     if len(matches) > 1:
@@ -23,7 +27,7 @@ def tenant(state: State, ref: str) -> Tenant:
         return state.tenants[ref]
     low = ref.lower()
     matches = [t for t in state.tenants.values() if t.id == low or t.name.lower() == low]
-    return _one(matches, "tenant", ref, lambda t: t.id)  # type: ignore[return-value]
+    return _one(matches, "tenant", ref, lambda t: t.id)
 
 
 def subscription(state: State, ref: str | None) -> Subscription:
@@ -35,7 +39,7 @@ def subscription(state: State, ref: str | None) -> Subscription:
     if low.startswith("/subscriptions/"):
         low = low.removeprefix("/subscriptions/").rstrip("/")
     matches = [s for s in state.subscriptions.values() if s.id == low or s.name.lower() == low]
-    return _one(matches, "subscription", ref, lambda s: s.id)  # type: ignore[return-value]
+    return _one(matches, "subscription", ref, lambda s: s.id)
 
 
 def tenant_of(state: State, sub_id: str) -> Tenant:
@@ -113,7 +117,7 @@ def resource(state: State, ref: str, resource_group: str | None = None, subscrip
             raise NotFound(f"resource '{ref}' not found")
         return found
     matches = _resources_named(state, ref, resource_group, subscription_id)
-    return _one(matches, "resource", ref, lambda r: r.id)  # type: ignore[return-value]
+    return _one(matches, "resource", ref, lambda r: r.id)
 
 
 def user_identity(
@@ -125,7 +129,7 @@ def user_identity(
             raise NotFound(f"user-assigned identity '{ref}' not found")
         return found
     matches = _identities_named(state, ref, resource_group, subscription_id)
-    return _one(matches, "user-assigned identity", ref, lambda i: i.resource_id)  # type: ignore[return-value]
+    return _one(matches, "user-assigned identity", ref, lambda i: i.resource_id)
 
 
 def principal(state: State, ref: str) -> ServicePrincipal:
@@ -158,4 +162,4 @@ def target(
         *_identities_named(state, ref, resource_group, subscription_id),
     ]
     what = "resource" if all(isinstance(m, Resource) for m in matches) else "resource or identity"
-    return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id)  # type: ignore[return-value]
+    return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id)

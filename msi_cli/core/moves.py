@@ -9,6 +9,8 @@ assignments stay at scopes that no longer exist.
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import arm, groups, lookup
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, Identity, Resource
@@ -19,7 +21,7 @@ WEB_SITES = "Microsoft.Web/sites"
 PROBE_AUDIENCE = "https://management.azure.com/"
 
 
-def identity_health(ctx: Ctx, resource: Resource) -> list[dict]:
+def identity_health(ctx: Ctx, resource: Resource) -> list[dict[str, Any]]:
     """For each identity the resource holds: can its host still get a token, and if not, why."""
     from msi_cli.core import tokens
 
@@ -40,7 +42,7 @@ def identity_health(ctx: Ctx, resource: Resource) -> list[dict]:
     return report
 
 
-def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resource_group: str | None) -> dict:
+def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resource_group: str | None) -> dict[str, Any]:
     """Move a resource to another subscription of its tenant and/or resource group. Azure does not
     move resources across Microsoft Entra tenants: only a whole subscription changes tenant."""
     state = ctx.state
@@ -91,7 +93,7 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
     }
 
 
-def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict:
+def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict[str, Any]:
     """Transfer a subscription to another directory. Azure deletes every role assignment in it;
     the identities' service principals stay behind in the old directory."""
     state = ctx.state

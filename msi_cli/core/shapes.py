@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import arm
 from msi_cli.core.model import (
     DeletedPrincipal,
@@ -16,9 +18,9 @@ from msi_cli.core.model import (
 )
 
 
-def resource(state: State, r: Resource) -> dict:
+def resource(state: State, r: Resource) -> dict[str, Any]:
     rtype = r.rtype
-    out: dict = {"id": r.id, "name": r.name, "type": rtype.arm_type}
+    out: dict[str, Any] = {"id": r.id, "name": r.name, "type": rtype.arm_type}
     if rtype.kind:
         out["kind"] = rtype.kind
     out["resourceGroup"] = r.resource_group
@@ -32,12 +34,12 @@ def resource(state: State, r: Resource) -> dict:
     return out
 
 
-def identity_block(state: State, r: Resource) -> dict:
+def identity_block(state: State, r: Resource) -> dict[str, Any]:
     """A resource's `identity` as ARM shows it: type, principalId/tenantId when system-assigned is
     on, and each user-assigned entry with the ids it recorded when attached (a deleted identity's
     entry stays, dangling, as in Azure)."""
     kinds = []
-    block: dict = {}
+    block: dict[str, Any] = {}
     if r.system_principal_id is not None:
         kinds.append("SystemAssigned")
         system = state.identities[r.system_principal_id]
@@ -51,7 +53,7 @@ def identity_block(state: State, r: Resource) -> dict:
     return {"type": ", ".join(kinds) or "None", **block}
 
 
-def user_identity(i: Identity) -> dict:
+def user_identity(i: Identity) -> dict[str, Any]:
     parsed = arm.parse_id(i.resource_id)
     assert parsed is not None
     return {
@@ -67,7 +69,7 @@ def user_identity(i: Identity) -> dict:
     }
 
 
-def principal(sp: ServicePrincipal) -> dict:
+def principal(sp: ServicePrincipal) -> dict[str, Any]:
     return {
         "id": sp.id,
         "appId": sp.app_id,
@@ -90,7 +92,7 @@ def principal(sp: ServicePrincipal) -> dict:
     }
 
 
-def deleted_principal(d: DeletedPrincipal) -> dict:
+def deleted_principal(d: DeletedPrincipal) -> dict[str, Any]:
     """A soft-deleted service principal, as Microsoft Graph lists deleted items."""
     return {
         "id": d.id,
@@ -102,11 +104,11 @@ def deleted_principal(d: DeletedPrincipal) -> dict:
     }
 
 
-def tenant(t: Tenant) -> dict:
+def tenant(t: Tenant) -> dict[str, Any]:
     return {"tenantId": t.id, "displayName": t.name, "createdDateTime": t.created}
 
 
-def subscription(state: State, s: Subscription) -> dict:
+def subscription(state: State, s: Subscription) -> dict[str, Any]:
     return {
         "id": s.id,
         "name": s.name,
@@ -133,7 +135,7 @@ def principal_name(state: State, principal_id: str) -> str:
     return sp.app_id if sp is not None else ""
 
 
-def assignment(state: State, a: RoleAssignment) -> dict:
+def assignment(state: State, a: RoleAssignment) -> dict[str, Any]:
     from msi_cli.core.roles import ROLES_BY_ID, role_definition_id
 
     definition = ROLES_BY_ID.get(a.role_definition_id)
@@ -151,7 +153,7 @@ def assignment(state: State, a: RoleAssignment) -> dict:
     }
 
 
-def group(g: ResourceGroup) -> dict:
+def group(g: ResourceGroup) -> dict[str, Any]:
     """As `az group show` prints it."""
     return {
         "id": g.id,

@@ -3,12 +3,14 @@ tenant, subscription or role assignment by id), in az's shape."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import arm, lookup, shapes
 from msi_cli.core.model import Resource, State
 from msi_cli.errors import NotFound
 
 
-def show_data(state: State, ref: str, resource_group: str | None, subscription: str | None) -> dict:
+def show_data(state: State, ref: str, resource_group: str | None, subscription: str | None) -> dict[str, Any]:
     if arm.is_guid(ref):
         return _by_guid(state, ref)
     if "/providers/Microsoft.Authorization/roleAssignments/" in ref:
@@ -22,7 +24,7 @@ def show_data(state: State, ref: str, resource_group: str | None, subscription: 
     return shapes.user_identity(found)
 
 
-def _by_guid(state: State, ref: str) -> dict:
+def _by_guid(state: State, ref: str) -> dict[str, Any]:
     low = ref.lower()
     if low in state.principals or any(sp.app_id == low for sp in state.principals.values()):
         return shapes.principal(lookup.principal(state, low))

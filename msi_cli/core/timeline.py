@@ -10,6 +10,8 @@ ISO 8601 with four-digit years).
 
 from __future__ import annotations
 
+from typing import Any
+
 from msi_cli.core import credentials, maintenance
 from msi_cli.core.timefmt import EARLIEST, LATEST, epoch, iso
 from msi_cli.core.context import Ctx
@@ -17,7 +19,7 @@ from msi_cli.errors import InvalidArgument
 
 
 
-def set_offset(ctx: Ctx, offset: int) -> dict:
+def set_offset(ctx: Ctx, offset: int) -> dict[str, Any]:
     state = ctx.state
     real = ctx.now - state.clock_offset
     target = real + offset
@@ -38,7 +40,7 @@ def _span(seconds: int) -> str:
     return f"{'-' if seconds < 0 else '+'}{days}d"
 
 
-def describe(real: int, offset: int) -> dict:
+def describe(real: int, offset: int) -> dict[str, Any]:
     sign = "-" if offset < 0 else "+"
     days, rest = divmod(abs(offset), 86400)
     hours, rest = divmod(rest, 3600)

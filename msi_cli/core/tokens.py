@@ -18,11 +18,18 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from msi_cli.core import credentials, lookup
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, Identity, Resource, State
 from msi_cli.errors import TokenError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+    from msi_cli.core.context import KeyRing
+    from msi_cli.core.model import KeyCredential, ServicePrincipal, SigningKey, Tenant
 
 LIFETIME = 86400  # what IMDS reports as expires_in for a fresh token
 BACKDATE = 300  # iat and nbf sit five minutes before issue
@@ -168,7 +175,7 @@ def _mirid(resource_id: str) -> str:
     return resource_id.replace("/resourceGroups/", "/resourcegroups/")
 
 
-def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str):
+def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> tuple[Tenant, ServicePrincipal, KeyCredential]:
     """Walk the chain of trust; returns (tenant, service principal, current certificate) or raises."""
     state = ctx.state
     tenant = lookup.tenant_of(state, resource.subscription_id)
@@ -210,7 +217,7 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
     return tenant, sp, cert
 
 
-def _verify_client_assertion(ctx: Ctx, sp, cert, tenant_id: str) -> None:
+def _verify_client_assertion(ctx: Ctx, sp: ServicePrincipal, cert: KeyCredential, tenant_id: str) -> None:
     """MSRP signs an assertion with the identity's private key; the tenant verifies it with the
     public certificate listed on the service principal (found by thumbprint)."""
     from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
@@ -241,7 +248,7 @@ def _verify_client_assertion(ctx: Ctx, sp, cert, tenant_id: str) -> None:
         raise TokenError("invalid_client", "AADSTS700027: Client assertion audience is invalid.", reason="wrong assertion audience")
 
 
-def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dict:
+def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dict[str, str]:
     """A fresh token response in the IMDS shape (every value a string)."""
     tenant, sp, _ = check_chain(ctx, resource, identity, audience)
     token, iat, exp = sign(ctx, tenant, identity, audience, az_rid=_mirid(resource.id) if identity.kind != SYSTEM else None)
@@ -264,10 +271,10 @@ def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dic
 # as much again as an RS256 signature (the library's per-key set-up), and `msi serve` signs many
 # tokens with one key. A key is loaded only after its file proved its name (the key ring checks
 # that); a file replaced later is never read again, so it can only stop being used, never forge.
-_PRIVATE_KEYS: dict[tuple[str, str], object] = {}
+_PRIVATE_KEYS: dict[tuple[str, str], PrivateKeyTypes] = {}
 
 
-def _private_key(keys, kid: str):
+def _private_key(keys: KeyRing, kid: str) -> PrivateKeyTypes:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     slot = (str(getattr(keys, "dir", "")), kid)
@@ -281,7 +288,7 @@ def _private_key(keys, kid: str):
     return private
 
 
-def sign(ctx: Ctx, tenant, identity: Identity, audience: str, az_rid: str | None = None) -> tuple[str, int, int]:
+def sign(ctx: Ctx, tenant: Tenant, identity: Identity, audience: str, az_rid: str | None = None) -> tuple[str, int, int]:
     """The v1 access token the tenant issues to a managed identity: (token, iat, exp). `az_rid`
     is the host resource of a user-assigned identity's token (absent when there is none, as for
     a token obtained through a federated credential)."""
@@ -317,7 +324,7 @@ def sign(ctx: Ctx, tenant, identity: Identity, audience: str, az_rid: str | None
     return token, iat, exp
 
 
-def from_cache(entry: dict, now: int) -> dict | None:
+def from_cache(entry: dict[str, Any], now: int) -> dict[str, Any] | None:
     """A cached response, with `expires_in` counted down (`ext_expires_in` is not), while it has
     more than the margin left."""
     try:
@@ -334,13 +341,13 @@ def from_cache(entry: dict, now: int) -> dict | None:
 # ---- published keys (core/verify.py checks tokens against them) ----------------------------------
 
 
-def published_keys(tenant, now_iso: str):
+def published_keys(tenant: Tenant, now_iso: str) -> list[SigningKey]:
     from msi_cli.core.timefmt import epoch
 
     return credentials.published(tenant, epoch(now_iso))
 
 
-def jwks(keys, tenant, now_iso: str) -> dict:
+def jwks(keys: KeyRing, tenant: Tenant, now_iso: str) -> dict[str, Any]:
     """The tenant's public signing keys, as Azure publishes them at its jwks_uri."""
     from msi_cli import crypto
 

@@ -4,19 +4,25 @@ audience if asked."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from msi_cli.core.model import State
 from msi_cli.core.tokens import published_keys
 
+if TYPE_CHECKING:
+    from msi_cli.core.context import KeyRing
 
-def verify(state: State, keys, now: int, token: str, audience: str | None = None) -> dict:
+
+def verify(state: State, keys: KeyRing, now: int, token: str, audience: str | None = None) -> dict[str, Any]:
     """Check a token the way a resource server does, against the issuing tenant's published keys
     and the simulated clock. Returns the verdict, the reason when invalid, header and claims."""
     import jwt
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     from msi_cli.core.timefmt import iso
 
-    result: dict = {"valid": False, "reason": "", "issuer": None, "principalExists": None, "header": {}, "claims": {}}
+    result: dict[str, Any] = {"valid": False, "reason": "", "issuer": None, "principalExists": None, "header": {}, "claims": {}}
     try:
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options={"verify_signature": False})
@@ -38,6 +44,9 @@ def verify(state: State, keys, now: int, token: str, audience: str | None = None
         result["reason"] = f"unknown key: kid {kid!r} is not published by tenant '{tenant.name}'"
         return result
     public = x509.load_der_x509_certificate(keys.public_certificate_der(key.kid)).public_key()
+    if not isinstance(public, rsa.RSAPublicKey):  # PyJWT raises TypeError for a key RS256 cannot use
+        result["reason"] = "bad signature"
+        return result
     try:
         jwt.decode(token, public, algorithms=["RS256"],
                    options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False})
