@@ -18,7 +18,8 @@ formatter gets the command's own options as keyword arguments (`env` needs `--sh
 A command may return a `Result` instead of bare data: its `table` (a function, called only for a
 table without --query) gives what a table shows (its rows, or what a declared table format gets:
 `env`'s shell lines also print az's commands), and its `error` is raised once the data is
-printed (`verify` prints the verdict, then exits 1 for an invalid token).
+printed (`verify` prints the verdict, then exits 1 for an invalid token). A table states the reason
+in the verdict, so it exits quietly with the error's code: the reason is printed once.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def command(
                 chosen = columns(options) if callable(columns) else columns
                 emit(data, output, columns=chosen, query=query)
             if done.error is not None:
+                if output is Output.table and not query:
+                    # the verdict just printed states the reason: say it once, exit with its code
+                    raise typer.Exit(done.error.exit_code)
                 raise done.error
 
         run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
