@@ -28,6 +28,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,9 @@ from msi_cli.errors import MsiError
 
 Formatter = Callable[..., str]
 STATE_PARAM = "sf"
+# Set by `msi demo` while it runs a step: each command's result (before --query) is appended, so the
+# narration can use it while the step prints exactly what a user would see.
+CAPTURED: ContextVar[list[Any] | None] = ContextVar("CAPTURED", default=None)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ def command(
             extra = {STATE_PARAM: state_file(ctx)} if wants_state else {}
             result = fn(*args, **options, **extra)
             done = result if isinstance(result, Result) else Result(result)
+            sink = CAPTURED.get()
+            if sink is not None:
+                sink.append(done.data)
             data = done.data
             if done.table is not None and output is Output.table and not query:
                 data = done.table()

@@ -1,7 +1,7 @@
 """`msi demo`: narrated scenarios that run the real commands on a throwaway state.
 
 Every step prints the command (copyable) and what came back; the user's own state file is never
-touched. Scenarios: lifecycle, migration, shared-identity, federation.
+touched. Scenarios are registered in SCENARIOS (one line each); `msi demo --list` names them.
 """
 
 import contextlib
@@ -10,7 +10,6 @@ import json
 import shlex
 import tempfile
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,23 +18,55 @@ import typer
 from msi_cli.cli.app import app
 
 
-class Scenario(str, Enum):
-    lifecycle = "lifecycle"
-    migration = "migration"
-    shared_identity = "shared-identity"
-    federation = "federation"
+ABRIDGE_AT = 14  # output lines shown per step; more are abridged visibly
+
+
+def command_lines(args: list[str], width: int) -> list[str]:
+    """`$ msi ARGS` as copyable shell lines no wider than `width`: broken between arguments with
+    a `\\` continuation, never inside one (a long argument stays whole on its own line)."""
+    words = [shlex.quote(a) for a in args]
+    lines, line = [], "$ msi"
+    for word in words:
+        if len(line) + 1 + len(word) + 2 > width and line not in ("$ msi", "    "):
+            lines.append(line + " \\")
+            line = "    " + word
+        else:
+            line += ("" if line == "    " else " ") + word
+    return [*lines, line]
+
+
+def abridge(text: str, width: int) -> list[str]:
+    """A step's output as shown: tokens never (abridged to their first characters), lines wider
+    than the console cut with a visible `…`, and at most ABRIDGE_AT lines (the rest counted)."""
+    import re
+
+    lines = [re.sub(r"eyJ[\w-]{10,}\.[\w-]+\.[\w-]*", "… (an access token, abridged)", line.rstrip()) for line in text.splitlines()]
+    lines = [line if len(line) <= width else line[: width - 1] + "…" for line in lines]
+    if len(lines) > ABRIDGE_AT:
+        lines = [*lines[: ABRIDGE_AT - 1], f"… ({len(lines) - ABRIDGE_AT + 1} more lines; -o json shows all)"]
+    return lines
 
 
 class Narrator:
-    """Runs `msi` commands in-process against one throwaway state and tells what happened."""
+    """Runs `msi` commands in-process against one throwaway state: shows each command, what it
+    prints (as a terminal of the demo's width would show it), and tells what happened."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, pace: float = 0.0) -> None:
         from rich.console import Console
 
         self.state = state
-        # soft_wrap: never break a line (a command, an id) with a newline; the terminal wraps it
-        # visually, so what is shown can be copied and pasted, even from a pipe or a log.
-        self.console = Console(highlight=False, soft_wrap=True)
+        self.pace = pace
+        self.console = Console(highlight=False)  # prose wraps between words at the console's width
+
+    @property
+    def width(self) -> int:
+        return int(self.console.width)
+
+    def _pause(self) -> None:
+        if self.pace > 0:
+            import time
+
+            time.sleep(self.pace)
 
     def say(self, text: str) -> None:
         from rich.text import Text
@@ -48,37 +79,63 @@ class Narrator:
     def fact(self, text: str) -> None:
         from rich.text import Text
 
-        self.console.print(Text("  → " + text), style="bold")
+        from msi_cli.cli.terminal import short_id
 
-    def run(self, *args: str, ok: bool = True, shown: str | None = None) -> object:
-        """Run one command; print it and its outcome; return its JSON result (or the error line)."""
+        # wrapped between words (a GUID is one word, never broken); an ARM id as its name
+        self.console.print(Text("  → " + short_id(text)), style="bold")
+
+    def _show(self, lines: list[str], style: str) -> None:
         from rich.text import Text
 
+        for line in lines:
+            self.console.print(Text(line), style=style, soft_wrap=True)
+
+    def run(self, *args: str, ok: bool = True, shown: str | None = None) -> object:
+        """Run one command as a user would type it; print it, then what it printed; return its
+        result (after --query, as JSON would give it), or its error line."""
         from msi_cli.cli import load
+        from msi_cli.cli.command import CAPTURED
+        from msi_cli.cli.render import TERMINAL
 
         load()
-        shown = "$ msi " + (shown or " ".join(shlex.quote(a) for a in args))
-        self.console.print(Text(shown), style="cyan")
+        self._pause()
+        self._show(command_lines(shlex.split(shown) if shown else list(args), self.width), "cyan")
         out, err = io.StringIO(), io.StringIO()
-        code = 0
+        code, captured = 0, []
+        tokens = (CAPTURED.set(captured), TERMINAL.set((True, self.width)))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = app(args=["--state", str(self.state), *args, "-o", "json"], prog_name="msi", standalone_mode=False) or 0
+                code = app(args=["--state", str(self.state), *args], prog_name="msi", standalone_mode=False) or 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                CAPTURED.reset(tokens[0])
+                TERMINAL.reset(tokens[1])
         if (code == 0) != ok:
-            raise RuntimeError(f"demo step '{shown}' exited {code}: {err.getvalue().strip() or out.getvalue().strip()}")
+            raise RuntimeError(f"demo step '{args}' exited {code}: {err.getvalue().strip() or out.getvalue().strip()}")
+        self._show(abridge(out.getvalue(), self.width), "default")
         for line in err.getvalue().splitlines():
-            self.console.print(Text("  " + line), style="red" if line.startswith("error") else "yellow")
-        text = out.getvalue().strip()
-        result = json.loads(text) if text else err.getvalue().strip()
-        if code == 0 and text:
-            self.console.print(Text("  " + summary(result)), style="green")
+            self._show(abridge(line, self.width), "red" if line.startswith("error") else "yellow")
+        if not captured:
+            return err.getvalue().strip()
+        result = json.loads(json.dumps(captured[-1]))
+        if "--query" in args:
+            from msi_cli.cli.query import apply_query
+
+            result = apply_query(result, args[list(args).index("--query") + 1])
+        if isinstance(result, (dict, list)):
+            from rich.text import Text
+
+            from msi_cli.cli.terminal import short_id
+
+            self.console.print(Text("  → " + short_id(summary(result))), style="green")
         return result
 
 
 def _identity_block(r: dict) -> str:
     identity = r["identity"]
+    if identity.get("type") in (None, "None"):
+        return f"{r['name']}: no identity"
     return f"{r['name']}: identity {identity.get('type')}" + (f", principal {identity['principalId']}" if "principalId" in identity else "")
 
 
@@ -91,11 +148,11 @@ _SUMMARIES: list[tuple[tuple[str, ...], Callable[[dict], str]]] = [
     (("systemAssignedIdentity",), lambda r: f"system-assigned principal: {r['systemAssignedIdentity'] or 'none'}"),
     (("stillReferencedBy",), lambda r: f"deleted {r['deleted']}; still referenced by {len(r['stillReferencedBy'])} resource(s)"),
     (("userAssignedIdentities", "type"),  # az webapp identity assign
-     lambda r: f"identity {r['type']}" + (f", principal {r['principalId']}" if r.get("principalId") else "")),
+     lambda r: "no identity" if r["type"] == "None" else f"identity {r['type']}" + (f", principal {r['principalId']}" if r.get("principalId") else "")),
     (("signingKid",), lambda r: f"kid {r['signingKid']} signs now; published: {', '.join(r['publishedKids'])}"),
     (("deletedRoleAssignments",),
      lambda r: f"subscription now in tenant {r['tenantId']}; {len(r['deletedRoleAssignments'])} role assignment(s) deleted"),
-    (("deleted",), lambda r: f"deleted {r['deleted']}"),
+    (("deleted",), lambda r: f"deleted {r['deleted'].rsplit('/', 1)[-1]}"),
     (("kid", "kind"), lambda r: f"issuer {r['name']} ({r['kind']}), its own RS256 key {r['kid']}"),
     (("roleDefinitionName",), lambda r: f"{r['roleDefinitionName']} for {r['principalId']} at {r['scope']}"),
     (("principalId", "clientId"), lambda r: f"{r['name']}: principal {r['principalId']}"),
@@ -117,7 +174,7 @@ def summary(result: object) -> str:
         if result and isinstance(result[0], dict) and "principalType" in result[0]:
             return "; ".join(
                 f"{a['roleDefinitionName']} for {a['principalId']} ({a['principalType']}, principalName "
-                + (repr(a['principalName']) if a['principalName'] else '"": orphaned') + ")"
+                + (f'"{a["principalName"]}"' if a['principalName'] else '"": orphaned') + ")"
                 for a in result
             )
         return f"{len(result)} item(s)"
@@ -156,7 +213,7 @@ def lifecycle(n: Narrator) -> None:
     n.fact(f"shared-id still exists: principal {n.run('show', 'shared-id')['principalId']}")
     n.say("...deleting the web app deletes its system-assigned identity with it...")
     gone = n.run("delete", "web1", "--yes")
-    n.fact(f"principal {again} deleted with web1: {gone['deletedPrincipals']}")
+    n.fact(f"principal {again} deleted with web1: {', '.join(gone['deletedPrincipals'])}")
     n.say("...but deleting the user-assigned identity does NOT remove it from the resources it is assigned to.")
     n.run("delete", "shared-id", "-g", "workers", "--yes")
     vm2 = n.run("show", "vm2", "-g", "workers")
@@ -175,10 +232,11 @@ def lifecycle(n: Narrator) -> None:
 
 def migration(n: Narrator) -> None:
     n.title("migration: moves across subscriptions and tenants")
-    n.say("Contoso runs an app that reads a Key Vault secret with its system-assigned identity.")
+    n.say("An app in the default directory reads a Key Vault secret with its system-assigned identity;")
+    n.say("a second directory, Fabrikam, has a subscription of its own.")
     n.run("create-tenant", "Fabrikam")
     n.run("create-subscription", "fabrikam-prod", "--tenant", "Fabrikam")
-    n.run("create-subscription", "contoso-prod")
+    n.run("create-subscription", "prod-2")
     n.run("create-resource", "kv1", "--type", "keyvault", "-g", "app-rg")
     web = n.run("create-resource", "orders-app", "--type", "webapp", "-g", "app-rg", "--system-assigned")
     old = _principal(web)
@@ -190,8 +248,8 @@ def migration(n: Narrator) -> None:
     n.say("Azure does not move a resource to a subscription of another tenant:")
     n.run("migrate", "orders-app", "--subscription", "fabrikam-prod", ok=False)
     n.say("The app and its vault move to another subscription of the same tenant instead.")
-    n.run("migrate", "kv1", "--subscription", "contoso-prod")
-    n.run("migrate", "orders-app", "--subscription", "contoso-prod")
+    n.run("migrate", "kv1", "--subscription", "prod-2")
+    n.run("migrate", "orders-app", "--subscription", "prod-2")
     n.say("App Service does not tell the identity about the app's new id: it stops working.")
     n.run("token", "orders-app", "--audience", "https://vault.azure.net", ok=False)
     n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User", ok=False)
@@ -210,9 +268,9 @@ def migration(n: Narrator) -> None:
         shown="verify \"$(msi token orders-app --audience https://vault.azure.net -o tsv)\" --audience https://vault.azure.net",
     )
     n.fact(f"works again: the token's oid is {claims['oid']}, tid {claims['tid']}")
-    n.say("A resource changes tenant only with its whole subscription. Moving contoso-prod to Fabrikam")
-    n.say("deletes its role assignments, and the identity's principal stays behind in Contoso:")
-    n.run("move-subscription", "contoso-prod", "--tenant", "Fabrikam", "--yes")
+    n.say("A resource changes tenant only with its whole subscription. Moving prod-2 to Fabrikam")
+    n.say("deletes its role assignments, and the identity's principal stays behind in the default directory:")
+    n.run("move-subscription", "prod-2", "--tenant", "Fabrikam", "--yes")
     n.run("token", "orders-app", "--audience", "https://vault.azure.net", ok=False)
     n.fact("in Fabrikam, orders-app needs its identity disabled and re-enabled, and its access granted again, as above")
 
@@ -282,18 +340,52 @@ def federation(n: Narrator) -> None:
     n.run("federation", "list", "deploy-id", "-g", "ci")
 
 
-SCENARIOS = {Scenario.lifecycle: lifecycle, Scenario.migration: migration, Scenario.shared_identity: shared_identity,
-             Scenario.federation: federation}
+# The scenarios, in the order `msi demo` runs them: name -> ("module:function", what it shows).
+# Add one with one line; its function takes a Narrator.
+SCENARIOS: dict[str, tuple[str, str]] = {
+    "lifecycle": ("msi_cli.cli.demo:lifecycle", "system-assigned vs user-assigned identities, dangling entries"),
+    "migration": ("msi_cli.cli.demo:migration", "moving an app across subscriptions and tenants, and fixing it"),
+    "shared-identity": ("msi_cli.cli.demo:shared_identity", "recycled VMs keep access with a user-assigned identity"),
+    "federation": ("msi_cli.cli.demo:federation", "a GitHub Actions job gets a token without a secret"),
+}
 
 
-@app.command("demo", epilog="Example: msi demo\n\nExample: msi demo migration")
+def _scenario(name: str) -> Callable[[Narrator], None]:
+    import importlib
+
+    module, function = SCENARIOS[name][0].split(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def _check_scenario(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in SCENARIOS:
+        raise typer.BadParameter(f"no scenario '{value}'; choose one of: {', '.join(SCENARIOS)} (msi demo --list)")
+    return value
+
+
+@app.command("demo", epilog="Example: msi demo\n\nExample: msi demo --list\n\nExample: msi demo migration --pace 0")
 def demo(
-    scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration, shared-identity or federation (default: all).", case_sensitive=False)] = None,
+    scenario: Annotated[
+        Optional[str],
+        typer.Argument(help="The scenario to run (default: all, in order); msi demo --list names them.", callback=_check_scenario),
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="Name the scenarios and what each shows, then exit.")] = False,
+    pace: Annotated[
+        Optional[float],
+        typer.Option("--pace", min=0, help="Seconds to pause before each command at a terminal (default 0.8; never when piped)."),
+    ] = None,
 ) -> None:
     """Narrated walkthroughs on a throwaway state (your state file is never touched)."""
+    import sys
+
+    if list_:
+        width = max(len(name) for name in SCENARIOS)
+        sys.stdout.write("".join(f"{name.ljust(width)}  {about}\n" for name, (_, about) in SCENARIOS.items()))
+        return
+    pause = (0.8 if pace is None else pace) if sys.stdout.isatty() else 0.0
     chosen = [scenario] if scenario else list(SCENARIOS)
     with tempfile.TemporaryDirectory(prefix="msi-demo-") as tmp:
         for n, name in enumerate(chosen):
-            narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml")
-            SCENARIOS[name](narrator)
+            narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml", pause)
+            _scenario(name)(narrator)
         narrator.console.rule("done")

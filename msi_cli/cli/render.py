@@ -268,6 +268,11 @@ def note(message: str) -> None:
 
 
 def warn(messages: list[str]) -> None:
-    """The core's warnings about a change that was made: stderr, one `warning:` line each."""
+    """The core's warnings about a change that was made: stderr, one `warning:` line each (none
+    with --only-show-errors)."""
+    from msi_cli.cli.globalopts import QUIET, level
+
+    if level() <= QUIET:
+        return
     for message in messages:
         note(f"warning: {message}")
