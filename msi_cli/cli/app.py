@@ -125,20 +125,20 @@ app = typer.Typer(
     name="msi",
     help="""Simulate Azure managed identities: resources, identities, principals, tokens, moves.
 
-    [bold]Examples[/bold] (on a fresh state; `msi demo` runs stories on a throwaway one)
+    Examples (on a fresh state; `msi demo` runs stories on a throwaway one)
 
-    [dim]# a web app with its own (system-assigned) identity[/dim]\n
-    [cyan]msi create-resource web1 --type webapp --system-assigned[/cyan]
+    # a web app with its own (system-assigned) identity
+    msi create-resource web1 --type webapp --system-assigned
 
-    [dim]# let that identity read a key vault's secrets[/dim]\n
-    [cyan]msi create-resource kv1 --type keyvault[/cyan]\n
-    [cyan]msi grant web1 --role "Key Vault Secrets User" --scope kv1[/cyan]
+    # let that identity read a key vault's secrets
+    msi create-resource kv1 --type keyvault
+    msi grant web1 --role "Key Vault Secrets User" --scope kv1
 
-    [dim]# a token for the vault, as the app's host hands it out[/dim]\n
-    [cyan]msi token web1 --audience https://vault.azure.net[/cyan]
+    # a token for the vault, as the app's host hands it out
+    msi token web1 --audience https://vault.azure.net
 
-    [dim]# the narrated walkthroughs[/dim]\n
-    [cyan]msi demo --list[/cyan]""",
+    # the narrated walkthroughs
+    msi demo --list""",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

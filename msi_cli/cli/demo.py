@@ -21,13 +21,13 @@ from msi_cli.cli.app import app
 ABRIDGE_AT = 14  # output lines shown per step; more are abridged visibly
 
 
-def command_lines(args: list[str], width: int) -> list[str]:
+def command_lines(args: list[str], width: int, program: str = "msi") -> list[str]:
     """`$ msi ARGS` as copyable shell lines no wider than `width`: broken between arguments with
     a `\\` continuation, never inside one (a long argument stays whole on its own line)."""
     words = [shlex.quote(a) for a in args]
-    lines, line = [], "$ msi"
+    lines, line = [], f"$ {program}"
     for word in words:
-        if len(line) + 1 + len(word) + 2 > width and line not in ("$ msi", "    "):
+        if len(line) + 1 + len(word) + 2 > width and line not in (f"$ {program}", "    "):
             lines.append(line + " \\")
             line = "    " + word
         else:
@@ -313,9 +313,10 @@ def _exchange(n: Narrator, subject: str) -> tuple[int, dict]:
         assertion = issuers.mint(ctx.keys, issuers.find(ctx.state, "gh"), DEMO_BASE, ctx.now, subject, "api://AzureADTokenExchange")
         form = {"grant_type": "client_credentials", "client_id": ident.client_id, "scope": "https://management.azure.com/.default",
                 "client_assertion_type": exchange.ASSERTION_TYPE, "client_assertion": assertion}
-        n.console.print(f"$ curl -X POST {DEMO_BASE}/{ident.tenant_id}/oauth2/v2.0/token -d grant_type=client_credentials "
-                        f"-d client_id={ident.client_id} -d scope=https://management.azure.com/.default -d client_assertion=<{subject}>",
-                        style="cyan", markup=False)
+        n._show(command_lines([
+            "-X", "POST", f"{DEMO_BASE}/{ident.tenant_id}/oauth2/v2.0/token", "-d", "grant_type=client_credentials",
+            "-d", f"client_id={ident.client_id}", "-d", "scope=https://management.azure.com/.default",
+            "-d", f"client_assertion=<{subject}>"], n.width, "curl"), "cyan")
         return exchange.exchange(ctx, ident.tenant_id, form, DEMO_BASE)
 
 
