@@ -405,8 +405,9 @@ def test_check_access_table_output_and_exit_codes(cli, world):
     assert world["vm_pid"] in " ".join(ok.stdout.split())
     no = cli("check-access", "vm1", "--scope", "st1", "--role", "Storage Blob Data Reader")
     assert no.exit_code == 1
-    # the verdict states the reason; it is not repeated as an error line (issue 13)
-    assert no.stderr == "" and "no role assignment grants" in " ".join(no.stdout.split())
+    # the reason is printed once: the error line, without a verdict table besides it (issue 13)
+    assert no.stdout == "" and no.stderr.startswith("error: access denied: no role assignment grants")
+    assert len(no.stderr.splitlines()) == 1
     quiet = cli("check-access", "vm1", "--scope", "st1", "--role", "Storage Blob Data Reader", "-o", "none")
     assert quiet.exit_code == 1 and quiet.stderr.startswith("error: access denied: no role assignment grants")
     # usage and not-found errors keep their own exit codes

@@ -107,8 +107,12 @@ def test_narrow_tables_drop_columns_not_values(estate):
 
 
 def test_assign_shows_principal_and_client_id(estate):
-    out = in_terminal(estate, 80, "assign", "vm1", "--user-assigned", "shared-id").stdout
-    assert "principalId" in out and "clientId" in out
+    for resource, key in (("vm1", "systemAssignedClientId"), ("web1", "clientId")):
+        shown = estate.json("show", resource)
+        out = in_terminal(estate, 80, "assign", resource).stdout
+        app_id = estate.json("show", shown["identity"]["principalId"])["appId"]
+        assert f"{key}" in out and app_id in out and shown["identity"]["principalId"] in out
+        assert app_id not in estate.ok("assign", resource).stdout  # piped: az's shape, unchanged
 
 
 def test_log_is_two_lines_per_event_at_80(estate):
@@ -153,14 +157,17 @@ def test_pty_run_keeps_every_id_whole(msi_proc, isolated_state, tmp_path):
     for args in (("create-identity", "shared-id"), ("create-resource", "vm1", "--type", "vm", "--system-assigned",
                  "--user-assigned", "shared-id"), ("grant", "vm1", "--role", "Reader", "--scope", "vm1")):
         assert msi_proc(*args, "-o", "none").returncode == 0
+    vm_id = json.loads(msi_proc("show", "vm1", "-o", "json").stdout)["id"]
     known = set(GUID.findall(msi_proc("list", "resources", "-o", "json").stdout + msi_proc("list", "identities", "-o", "json").stdout))
     for args in (("list", "resources"), ("list", "identities"), ("show", "vm1"), ("list", "role-assignments"), ("log",)):
         text = run_in_pty([*msi_command(), *args], {"MSI_STATE": str(isolated_state)}, 80)
         assert "error" not in text, text
         assert_whole(text, known)
-        for line in text.splitlines():  # a printed id is on one line: never continued on the next
-            for guid in GUID.findall(line):
-                assert guid in known or True
+        assert known & set(GUID.findall(text)) or args[0] == "log", (args, text)
+        if args[0] == "show":  # a long value is printed whole: no newline or padding inserted in it
+            assert vm_id in text.splitlines()[0], text
+        if args[0] == "list":
+            assert all(len(line) <= 80 for line in text.splitlines()), text
 
 
 def msi_command() -> list[str]:

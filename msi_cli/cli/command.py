@@ -18,8 +18,8 @@ formatter gets the command's own options as keyword arguments (`env` needs `--sh
 A command may return a `Result` instead of bare data: its `table` (a function, called only for a
 table without --query) gives what a table shows (its rows, or what a declared table format gets:
 `env`'s shell lines also print az's commands), and its `error` is raised once the data is
-printed (`verify` prints the verdict, then exits 1 for an invalid token). A table states the reason
-in the verdict, so it exits quietly with the error's code: the reason is printed once.
+printed (`verify -o json` prints the verdict, then exits 1 for an invalid token). A table (for
+people) prints only the error line, which states the reason: the reason is printed once.
 """
 
 from __future__ import annotations
@@ -85,6 +85,11 @@ def command(
             if sink is not None:
                 sink.append(done.data)
             data = done.data
+            if done.error is not None and output is Output.table and not query:
+                # a verdict for people (check-access denied, verify invalid): its error line states
+                # the reason, so the verdict is not printed besides it (the reason is said once);
+                # json, yaml and tsv still carry the whole verdict for scripts
+                raise done.error
             if done.table is not None and output is Output.table and not query:
                 data = done.table()
             formatter = special.get(output)
@@ -94,9 +99,6 @@ def command(
                 chosen = columns(options) if callable(columns) else columns
                 emit(data, output, columns=chosen, query=query)
             if done.error is not None:
-                if output is Output.table and not query:
-                    # the verdict just printed states the reason: say it once, exit with its code
-                    raise typer.Exit(done.error.exit_code)
                 raise done.error
 
         run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]

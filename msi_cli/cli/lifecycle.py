@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.command import command
+from msi_cli.cli.command import Result, command
 from msi_cli.cli.confirm import confirm_or_refuse
 from msi_cli.cli.options import (
     DefaultTenantOpt,
@@ -91,6 +91,27 @@ def create_identity(
     return shapes.user_identity(identity)
 
 
+def with_client_id(state, data: dict) -> dict:
+    """What a table shows after assign/unassign: az's shape, plus the system-assigned identity's
+    clientId (its service principal's appId) beside its principalId, as a user needs both. A pipe
+    gets az's shape as it is."""
+    from msi_cli.cli.render import for_people
+
+    if not for_people():
+        return data
+    principal = data.get("systemAssignedIdentity") or data.get("principalId")
+    sp = state.principals.get(principal) if principal else None
+    if sp is None:
+        return data
+    key = "systemAssignedIdentity" if "systemAssignedIdentity" in data else "principalId"
+    shown: dict = {}
+    for name, value in data.items():
+        shown[name] = value
+        if name == key:
+            shown["systemAssignedClientId" if key == "systemAssignedIdentity" else "clientId"] = sp.app_id
+    return shown
+
+
 def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
     """Register `assign` or `unassign`: the same options, core function lifecycle.<change>."""
 
@@ -101,14 +122,14 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
         resource_group: GroupOpt = None,
         subscription: SubscriptionOpt = None,
         sf=None,
-    ) -> dict:
+    ) -> Result:
         from msi_cli.core import lifecycle, lookup
 
         with sf.transaction() as ctx:
             res = lookup.resource(ctx.state, resource, resource_group, subscription)
             data = getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or [])
         warn(ctx.warnings)
-        return data
+        return Result(data, table=lambda: with_client_id(ctx.state, data))
 
     run.__name__ = run.__qualname__ = change
     run.__doc__ = doc
