@@ -117,8 +117,12 @@ def test_assign_shows_principal_and_client_id(estate):
 
 def test_log_is_two_lines_per_event_at_80(estate):
     entries = estate.json("log")
-    out = in_terminal(estate, 80, "log").stdout
-    assert len(out.splitlines()) == 2 * len(entries)
+    lines = in_terminal(estate, 80, "log").stdout.splitlines()
+    heads = [line for line in lines if not line.startswith("    ")]
+    assert [h.split()[0] for h in heads] == [e["time"] for e in entries]  # a line per event, then its detail
+    assert len(entries) <= len(lines) <= 2 * len(entries)
+    assert all(len(h) <= 80 for h in heads), heads
+    assert "/subscriptions/" not in "\n".join(lines)  # ids as names: -o json has them whole
 
 
 def test_piped_output_is_unchanged_by_the_terminal_rules(estate):
@@ -145,7 +149,7 @@ def test_help_has_no_python_types_and_no_broken_words(cli, monkeypatch):
         wide = cli.ok(*path, "--help").stdout
         for bad in ("<str>", "<int", "<path>", "<float", " TEXT ", "INTEGER"):
             assert bad not in narrow, (path, bad, narrow)
-        broken = {w for w in words(narrow) - words(wide) if not w.endswith("…")}  # rich ellipsizes a long flag list (env)
+        broken = words(narrow) - words(wide)
         assert not broken, (path, broken)  # every word at 80 columns is a word at 250: none broken
         if path and not any(p in ("tenant", "clock", "tls", "federation", "issuer") for p in path[-1:]):
             assert "Example" in narrow, path
@@ -203,3 +207,35 @@ def run_in_pty(argv: list[str], env: dict[str, str], columns: int) -> str:
 def test_readme_demo_recording_is_current():
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "record_demo.py"), "--check"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_debug_shows_the_stack_of_an_unexpected_error(cli, monkeypatch):
+    from msi_cli.core import show
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(show, "show_data", broken)
+    quiet = cli("show", "web1")
+    assert quiet.exit_code == 1 and "Traceback" not in quiet.stderr and "internal error (RuntimeError: boom)" in quiet.stderr
+    loud = cli("show", "web1", "--debug")
+    assert loud.exit_code == 1 and "Traceback (most recent call last)" in loud.stderr and "RuntimeError: boom" in loud.stderr
+    assert [line for line in loud.stderr.splitlines() if line.startswith("error:")][0].startswith("error: internal error")
+
+
+@pytest.mark.e2e
+def test_demo_does_not_pace_when_piped(msi_proc):
+    """--pace applies at a terminal only: piped, 30 s a step would time this out."""
+    done = msi_proc("demo", "federation", "--pace", "30", env={"COLUMNS": "80"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    listing = msi_proc("demo", "--list").stdout.split()
+    assert {"lifecycle", "migration", "shared-identity", "federation"} <= set(listing)
+
+
+def test_demo_at_80_columns_wraps_between_words(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = cli.ok("demo", "shared-identity").stdout
+    assert "['" not in out and "None," not in out
+    for line in out.splitlines():
+        # only a copyable command line holding one argument longer than the width may run over
+        assert len(line) <= 80 or (line.startswith(("$ ", "    ")) and len(max(line.split(), key=len)) > 70), line

@@ -117,14 +117,18 @@ def short_id(text: str) -> str:
 
 
 def log_lines(entries: list[dict[str, Any]]) -> str:
-    """`msi log` for a terminal: one line per event (time, outcome, operation), and a second,
-    indented, with its target and detail; ids as their names (`-o json` has them whole)."""
+    """`msi log` for a terminal: a line per event (time, operation, target by name, and the outcome
+    when it is not Succeeded), and its detail indented below; ids as their names (`-o json` has
+    them whole)."""
     lines: list[str] = []
     for e in entries:
-        lines.append(safe(f"{e.get('time', '')}  {e.get('outcome', ''):<9}  {e.get('operation', '')}"))
-        target = safe(short_id(str(e.get("target") or "")))
-        detail = safe(short_id(str(e.get("detail") or "")))
-        lines.append("    " + ": ".join(p for p in (target, detail) if p))
+        target = short_id(str(e.get("target") or ""))
+        outcome = str(e.get("outcome") or "")
+        head = f"{e.get('time', '')}  {e.get('operation', '')}  {target}" + ("" if outcome in ("", "Succeeded") else f"  [{outcome}]")
+        lines.append(safe(head))
+        detail = short_id(str(e.get("detail") or ""))
+        if detail:
+            lines.append(safe("    " + detail))
     return "".join(line.rstrip() + "\n" for line in lines)
 
 
