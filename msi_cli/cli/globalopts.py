@@ -93,7 +93,7 @@ def _choices_in_help(param: Any) -> None:
 
 def _quiet_type(param: Any) -> None:
     """Typer prints an argument's type (`<str>`) beside its name: say nothing instead."""
-    param.type.get_metavar = lambda *args, **kwargs: ""  # type: ignore[method-assign]
+    param.type.get_metavar = lambda *args, **kwargs: ""
 
 
 def _fix_params(command: Any) -> None:
