@@ -14,10 +14,12 @@ from msi_cli.cli.options import GroupOpt, SubscriptionOpt, YesOpt, complete_iden
 from msi_cli.cli.render import Col, Columns, Output
 
 federation_app = typer.Typer(
-    help="Federated identity credentials of a user-assigned identity: trust an external issuer's tokens.", no_args_is_help=True
+    help="Federated identity credentials of a user-assigned identity: trust an external issuer's tokens.", no_args_is_help=True,
+    epilog="Example: msi federation list deploy-id -g ci",
 )
 app.add_typer(federation_app, name="federation")
-issuer_app = typer.Typer(help="External OIDC issuers msi plays (GitHub Actions, Kubernetes, generic).", no_args_is_help=True)
+issuer_app = typer.Typer(help="External OIDC issuers msi plays (GitHub Actions, Kubernetes, generic).", no_args_is_help=True,
+                         epilog="Example: msi issuer create gh --kind github")
 app.add_typer(issuer_app, name="issuer")
 
 CREDENTIAL_COLUMNS: Columns = [Col("Name", "name"), Col("Issuer", "issuer"), Col("Subject", "subject"), Col("Audiences", "audiences", rank=1)]
