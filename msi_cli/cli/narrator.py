@@ -112,8 +112,11 @@ class Narrator:
         if (code == 0) != ok:
             raise RuntimeError(f"demo step '{args}' exited {code}: {err.getvalue().strip() or out.getvalue().strip()}")
         self._show(abridge(out.getvalue(), self.width), "default")
-        for line in err.getvalue().splitlines():
-            self._show(abridge(line, self.width), "red" if line.startswith("error") else "yellow")
+        for line in err.getvalue().splitlines():  # the reason in full: wrapped between words, an id kept whole
+            import textwrap
+
+            wrapped = textwrap.wrap(line, self.width, break_long_words=False, break_on_hyphens=False, subsequent_indent="  ")
+            self._show(wrapped, "red" if line.startswith("error") else "yellow")
         if not captured:
             return err.getvalue().strip()
         result = json.loads(json.dumps(captured[-1]))
@@ -121,19 +124,20 @@ class Narrator:
             from msi_cli.cli.query import apply_query
 
             result = apply_query(result, args[list(args).index("--query") + 1])
-        if isinstance(result, (dict, list)):
+        said = summary(result) if code == 0 and isinstance(result, (dict, list)) else ""  # an error line says it
+        if said:
             from rich.text import Text
 
             from msi_cli.cli.terminal import short_id
 
-            self.console.print(Text("  → " + short_id(summary(result))), style="green")
+            self.console.print(Text("  → " + short_id(said)), style="green")
         return result
 
 
 def _identity_block(r: dict[str, Any]) -> str:
     identity = r["identity"]
-    if identity.get("type") in (None, "None"):
-        return f"{r['name']}: no identity"
+    if "principalId" not in identity:  # no system-assigned principal to follow: the output says it
+        return ""
     return f"{r['name']}: identity {identity.get('type')}" + (f", principal {identity['principalId']}" if "principalId" in identity else "")
 
 
@@ -151,19 +155,20 @@ _SUMMARIES: list[tuple[tuple[str, ...], Callable[[dict[str, Any]], str]]] = [
     (("deletedRoleAssignments",),
      lambda r: f"subscription now in tenant {r['tenantId']}; {len(r['deletedRoleAssignments'])} role assignment(s) deleted"),
     (("deleted",), lambda r: f"deleted {r['deleted'].rsplit('/', 1)[-1]}"),
-    (("kid", "kind"), lambda r: f"issuer {r['name']} ({r['kind']}), its own RS256 key {r['kid']}"),
-    (("roleDefinitionName",), lambda r: f"{r['roleDefinitionName']} for {r['principalId']} at {r['scope']}"),
-    (("principalId", "clientId"), lambda r: f"{r['name']}: principal {r['principalId']}"),
+    (("kid", "kind"), lambda r: ""),  # what the output shows is the point: no summary
+    (("roleDefinitionName",), lambda r: ""),
+    (("principalId", "clientId"), lambda r: ""),
     (("identity",), _identity_block),
-    (("tenantId", "displayName"), lambda r: f"tenant {r['displayName']}: {r['tenantId']}"),
-    (("tenantId", "name"), lambda r: f"subscription {r['name']}: {r['id']}"),
+    (("tenantId", "displayName"), lambda r: ""),
+    (("tenantId", "name"), lambda r: ""),
     (("oid",), lambda r: f"oid {r['oid']}, tid {r.get('tid')}"),
-    (("id", "name"), lambda r: f"{r['name']}: {r['id']}"),  # a resource with no identity block (a vault)
+    (("id", "name"), lambda r: ""),
 ]
 
 
 def summary(result: object) -> str:
-    """One line about a command's result; never a token."""
+    """One line about what a command's result means for the story ("" when its output says it
+    all); never a token."""
     if isinstance(result, dict):
         for keys, say in _SUMMARIES:
             if all(key in result for key in keys):
@@ -175,7 +180,7 @@ def summary(result: object) -> str:
                 + (f'"{a["principalName"]}"' if a['principalName'] else '"": orphaned') + ")"
                 for a in result
             )
-        return f"{len(result)} item(s)"
+        return ""
     if isinstance(result, str) and result.startswith("eyJ"):
         return "(an access token)"
     return str(result)
