@@ -1,4 +1,7 @@
-"""The one renderer: data (dicts and lists, in az's shapes) to a rich table, JSON, TSV or nothing.
+"""The one renderer: data (dicts and lists, in az's shapes) to a table, JSON, YAML, TSV or nothing.
+
+A table is drawn for a terminal by msi_cli.cli.terminal (fitted to its width, values never broken)
+and written as az's plain aligned text to a pipe.
 
 Results go to stdout, everything else to stderr. Values from the state are printed as plain text,
 never as rich markup, so a name like `[red]` is shown as it is.
@@ -10,10 +13,10 @@ import json
 import os
 import sys
 from collections import OrderedDict
-from enum import Enum
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 
