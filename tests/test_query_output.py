@@ -118,11 +118,14 @@ def test_tsv_without_query_one_row_per_resource_in_key_order(world):
     rows = [row.split("\t") for row in lines(world.ok("list", "resources", "-o", "tsv").stdout)]
     data = world.json("list", "resources")
     assert len(rows) == len(data) == 3
+    # every row has the same columns: all keys of the list, sorted; a key a row lacks is empty
+    keys = sorted({key for item in data for key in item})
+    assert any(set(item) != set(keys) for item in data)  # the rows differ (a vault has no identity)
     for row, item in zip(rows, data):
-        keys = sorted(item)
         assert len(row) == len(keys)
         assert row[keys.index("name")] == item["name"]
         assert row[keys.index("id")] == item["id"]
+        assert all(row[n] == "" for n, key in enumerate(keys) if key not in item)
         if isinstance(item.get("identity"), dict):
             assert row[keys.index("identity")] == ""  # nested object: column kept, content omitted
 

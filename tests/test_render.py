@@ -18,7 +18,7 @@ def test_force_color_draws_a_rich_table(cli, monkeypatch):
     cli.ok("create-resource", "web1", "--type", "webapp")
     monkeypatch.setenv("FORCE_COLOR", "1")
     out = cli.ok("list", "resources").stdout
-    assert "┃" in out and "web1" in out
+    assert "──" in out and "web1" in out and "webapp" in out  # a rule under the header; short type names
 
 
 def test_state_values_are_never_markup(cli, monkeypatch):

@@ -405,7 +405,11 @@ def test_check_access_table_output_and_exit_codes(cli, world):
     assert world["vm_pid"] in " ".join(ok.stdout.split())
     no = cli("check-access", "vm1", "--scope", "st1", "--role", "Storage Blob Data Reader")
     assert no.exit_code == 1
-    assert no.stderr.startswith("error: access denied: no role assignment grants")
+    # the reason is printed once: the error line, without a verdict table besides it (issue 13)
+    assert no.stdout == "" and no.stderr.startswith("error: access denied: no role assignment grants")
+    assert len(no.stderr.splitlines()) == 1
+    quiet = cli("check-access", "vm1", "--scope", "st1", "--role", "Storage Blob Data Reader", "-o", "none")
+    assert quiet.exit_code == 1 and quiet.stderr.startswith("error: access denied: no role assignment grants")
     # usage and not-found errors keep their own exit codes
     fails(cli("check-access", "nosuch", "--scope", "kv1", "--role", KV_USER), 3)
     fails(cli("check-access", "vm1", "--scope", "kv1", "--role", "Nope"), 3)

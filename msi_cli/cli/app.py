@@ -21,7 +21,9 @@ def _one_line(text: str) -> str:
 
 
 def _flush_warnings() -> None:
-    for message in WARNINGS:
+    from msi_cli.cli.globalopts import QUIET, level
+
+    for message in WARNINGS if level() > QUIET else []:
         sys.stderr.write(f"warning: {_one_line(message)}\n")
     WARNINGS.clear()
 
@@ -40,9 +42,34 @@ class MsiGroup(TyperGroup):
     """Maps every error a user can cause to one `error:` line on stderr and a documented exit code:
     1 domain error, 2 usage error, 3 not found, 130 interrupted. No traceback, no locals."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from msi_cli.cli.globalopts import prepare
+
+        prepare(self)  # --only-show-errors/--verbose/--debug and plain metavars, on every command
+        from msi_cli.cli.panels import panel_of
+
+        for name, command in self.commands.items():
+            command.rich_help_panel = panel_of(name)  # type: ignore[attr-defined]
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from msi_cli.cli.panels import ordered
+
+        return ordered(list(super().list_commands(ctx)))
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        from msi_cli.cli import globalopts
+
         start_command()
+        tokens = globalopts.start()
+        try:
+            return self._main(args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
+        finally:
+            globalopts.finish(tokens)
+
+    def _main(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None,
+              standalone_mode: bool, windows_expand_args: bool, **extra: Any) -> Any:
         try:
             rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
                               standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
@@ -68,8 +95,14 @@ class MsiGroup(TyperGroup):
                 _fail(exc.format_message(), exc.exit_code, hint)
             if type(exc).__name__ == "Abort":
                 _fail("aborted", 1)
-            # A bug, not something the user did: still one line and exit 1 (no traceback, whose
-            # locals could hold keys), but named as a bug so it is reported, not worked around.
+            # A bug, not something the user did: still one line and exit 1 (no traceback unless
+            # --debug, and never locals, which could hold keys), named as a bug so it is reported.
+            from msi_cli.cli.globalopts import DEBUG, level
+
+            if level() >= DEBUG:
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
             _fail(f"internal error ({type(exc).__name__}: {exc}); please report this as an msi-cli bug", 1)
         _flush_warnings()
         code = rv if isinstance(rv, int) else 0
@@ -92,7 +125,22 @@ class MsiGroup(TyperGroup):
 app = typer.Typer(
     cls=MsiGroup,
     name="msi",
-    help="Simulate Azure managed identities: resources, identities, principals, tokens, moves.",
+    help="""Simulate Azure managed identities: resources, identities, principals, tokens, moves.
+
+    Examples (on a fresh state; `msi demo` runs stories on a throwaway one)
+
+    # a web app with its own (system-assigned) identity
+    msi create-resource web1 --type webapp --system-assigned
+
+    # let that identity read a key vault's secrets
+    msi create-resource kv1 --type keyvault
+    msi grant web1 --role "Key Vault Secrets User" --scope kv1
+
+    # a token for the vault, as the app's host hands it out
+    msi token web1 --audience https://vault.azure.net
+
+    # the narrated walkthroughs
+    msi demo --list""",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -20,6 +20,7 @@ clock_app = typer.Typer(
     help="Show or move the simulated clock (certificates roll, tokens expire). It moves either way between "
     "1970-01-01 and 8999-01-01, and every identity keeps getting tokens that verify.",
     no_args_is_help=True,
+    epilog="Example: msi clock advance 2h\n\nExample: msi clock show -o json",
 )
 app.add_typer(clock_app, name="clock")
 

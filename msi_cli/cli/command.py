@@ -18,7 +18,8 @@ formatter gets the command's own options as keyword arguments (`env` needs `--sh
 A command may return a `Result` instead of bare data: its `table` (a function, called only for a
 table without --query) gives what a table shows (its rows, or what a declared table format gets:
 `env`'s shell lines also print az's commands), and its `error` is raised once the data is
-printed (`verify` prints the verdict, then exits 1 for an invalid token).
+printed (`verify -o json` prints the verdict, then exits 1 for an invalid token). A table (for
+people) prints only the error line, which states the reason: the reason is printed once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,9 @@ from msi_cli.errors import MsiError
 
 Formatter = Callable[..., str]
 STATE_PARAM = "sf"
+# Set by `msi demo` while it runs a step: each command's result (before --query) is appended, so the
+# narration can use it while the step prints exactly what a user would see.
+CAPTURED: ContextVar[list[Any] | None] = ContextVar("CAPTURED", default=None)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,15 @@ def command(
             extra = {STATE_PARAM: state_file(ctx)} if wants_state else {}
             result = fn(*args, **options, **extra)
             done = result if isinstance(result, Result) else Result(result)
+            sink = CAPTURED.get()
+            if sink is not None:
+                sink.append(done.data)
             data = done.data
+            if done.error is not None and output is Output.table and not query:
+                # a verdict for people (check-access denied, verify invalid): its error line states
+                # the reason, so the verdict is not printed besides it (the reason is said once);
+                # json, yaml and tsv still carry the whole verdict for scripts
+                raise done.error
             if done.table is not None and output is Output.table and not query:
                 data = done.table()
             formatter = special.get(output)

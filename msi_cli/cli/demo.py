@@ -1,129 +1,18 @@
 """`msi demo`: narrated scenarios that run the real commands on a throwaway state.
 
 Every step prints the command (copyable) and what came back; the user's own state file is never
-touched. Scenarios: lifecycle, migration, shared-identity, federation.
+touched. Scenarios are registered in SCENARIOS (one line each); `msi demo --list` names them.
 """
 
-import contextlib
-import io
-import json
-import shlex
 import tempfile
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from msi_cli.cli.app import app
-
-
-class Scenario(str, Enum):
-    lifecycle = "lifecycle"
-    migration = "migration"
-    shared_identity = "shared-identity"
-    federation = "federation"
-
-
-class Narrator:
-    """Runs `msi` commands in-process against one throwaway state and tells what happened."""
-
-    def __init__(self, state: Path) -> None:
-        from rich.console import Console
-
-        self.state = state
-        # soft_wrap: never break a line (a command, an id) with a newline; the terminal wraps it
-        # visually, so what is shown can be copied and pasted, even from a pipe or a log.
-        self.console = Console(highlight=False, soft_wrap=True)
-
-    def say(self, text: str) -> None:
-        from rich.text import Text
-
-        self.console.print(Text(text), style="italic")
-
-    def title(self, text: str) -> None:
-        self.console.rule(text)
-
-    def fact(self, text: str) -> None:
-        from rich.text import Text
-
-        self.console.print(Text("  → " + text), style="bold")
-
-    def run(self, *args: str, ok: bool = True, shown: str | None = None) -> Any:
-        """Run one command; print it and its outcome; return its JSON result (or the error line)."""
-        from rich.text import Text
-
-        from msi_cli.cli import load
-
-        load()
-        shown = "$ msi " + (shown or " ".join(shlex.quote(a) for a in args))
-        self.console.print(Text(shown), style="cyan")
-        out, err = io.StringIO(), io.StringIO()
-        code = 0
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = app(args=["--state", str(self.state), *args, "-o", "json"], prog_name="msi", standalone_mode=False) or 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-        if (code == 0) != ok:
-            raise RuntimeError(f"demo step '{shown}' exited {code}: {err.getvalue().strip() or out.getvalue().strip()}")
-        for line in err.getvalue().splitlines():
-            self.console.print(Text("  " + line), style="red" if line.startswith("error") else "yellow")
-        text = out.getvalue().strip()
-        result = json.loads(text) if text else err.getvalue().strip()
-        if code == 0 and text:
-            self.console.print(Text("  " + summary(result)), style="green")
-        return result
-
-
-def _identity_block(r: dict[str, Any]) -> str:
-    identity = r["identity"]
-    return f"{r['name']}: identity {identity.get('type')}" + (f", principal {identity['principalId']}" if "principalId" in identity else "")
-
-
-# How to say a result in one line, by the keys that tell its kind apart: the first match wins.
-_SUMMARIES: list[tuple[tuple[str, ...], Callable[[dict[str, Any]], str]]] = [
-    (("allowed",), lambda r: ("allowed: " if r["allowed"] else "denied: ") + r["reason"]),
-    (("access_token",), lambda r: f"a token for {r['resource']}, expires_in {r['expires_in']} s"),
-    (("valid",), lambda r: "valid" if r["valid"] else f"invalid: {r['reason']}"),
-    (("previousId",), lambda r: f"moved to {r['id']}"),
-    (("systemAssignedIdentity",), lambda r: f"system-assigned principal: {r['systemAssignedIdentity'] or 'none'}"),
-    (("stillReferencedBy",), lambda r: f"deleted {r['deleted']}; still referenced by {len(r['stillReferencedBy'])} resource(s)"),
-    (("userAssignedIdentities", "type"),  # az webapp identity assign
-     lambda r: f"identity {r['type']}" + (f", principal {r['principalId']}" if r.get("principalId") else "")),
-    (("signingKid",), lambda r: f"kid {r['signingKid']} signs now; published: {', '.join(r['publishedKids'])}"),
-    (("deletedRoleAssignments",),
-     lambda r: f"subscription now in tenant {r['tenantId']}; {len(r['deletedRoleAssignments'])} role assignment(s) deleted"),
-    (("deleted",), lambda r: f"deleted {r['deleted']}"),
-    (("kid", "kind"), lambda r: f"issuer {r['name']} ({r['kind']}), its own RS256 key {r['kid']}"),
-    (("roleDefinitionName",), lambda r: f"{r['roleDefinitionName']} for {r['principalId']} at {r['scope']}"),
-    (("principalId", "clientId"), lambda r: f"{r['name']}: principal {r['principalId']}"),
-    (("identity",), _identity_block),
-    (("tenantId", "displayName"), lambda r: f"tenant {r['displayName']}: {r['tenantId']}"),
-    (("tenantId", "name"), lambda r: f"subscription {r['name']}: {r['id']}"),
-    (("oid",), lambda r: f"oid {r['oid']}, tid {r.get('tid')}"),
-    (("id", "name"), lambda r: f"{r['name']}: {r['id']}"),  # a resource with no identity block (a vault)
-]
-
-
-def summary(result: object) -> str:
-    """One line about a command's result; never a token."""
-    if isinstance(result, dict):
-        for keys, say in _SUMMARIES:
-            if all(key in result for key in keys):
-                return say(result)
-    if isinstance(result, list):
-        if result and isinstance(result[0], dict) and "principalType" in result[0]:
-            return "; ".join(
-                f"{a['roleDefinitionName']} for {a['principalId']} ({a['principalType']}, principalName "
-                + (repr(a['principalName']) if a['principalName'] else '"": orphaned') + ")"
-                for a in result
-            )
-        return f"{len(result)} item(s)"
-    if isinstance(result, str) and result.startswith("eyJ"):
-        return "(an access token)"
-    return str(result)
+from msi_cli.cli.narrator import Narrator, command_lines
 
 
 def _principal(result: dict[str, Any]) -> str:
@@ -157,7 +46,7 @@ def lifecycle(n: Narrator) -> None:
     n.fact(f"shared-id still exists: principal {n.run('show', 'shared-id')['principalId']}")
     n.say("...deleting the web app deletes its system-assigned identity with it...")
     gone = n.run("delete", "web1", "--yes")
-    n.fact(f"principal {again} deleted with web1: {gone['deletedPrincipals']}")
+    n.fact(f"principal {again} deleted with web1: {', '.join(gone['deletedPrincipals'])}")
     n.say("...but deleting the user-assigned identity does NOT remove it from the resources it is assigned to.")
     n.run("delete", "shared-id", "-g", "workers", "--yes")
     vm2 = n.run("show", "vm2", "-g", "workers")
@@ -176,10 +65,11 @@ def lifecycle(n: Narrator) -> None:
 
 def migration(n: Narrator) -> None:
     n.title("migration: moves across subscriptions and tenants")
-    n.say("Contoso runs an app that reads a Key Vault secret with its system-assigned identity.")
+    n.say("An app in the default directory reads a Key Vault secret with its system-assigned identity;")
+    n.say("a second directory, Fabrikam, has a subscription of its own.")
     n.run("create-tenant", "Fabrikam")
     n.run("create-subscription", "fabrikam-prod", "--tenant", "Fabrikam")
-    n.run("create-subscription", "contoso-prod")
+    n.run("create-subscription", "prod-2")
     n.run("create-resource", "kv1", "--type", "keyvault", "-g", "app-rg")
     web = n.run("create-resource", "orders-app", "--type", "webapp", "-g", "app-rg", "--system-assigned")
     old = _principal(web)
@@ -191,8 +81,8 @@ def migration(n: Narrator) -> None:
     n.say("Azure does not move a resource to a subscription of another tenant:")
     n.run("migrate", "orders-app", "--subscription", "fabrikam-prod", ok=False)
     n.say("The app and its vault move to another subscription of the same tenant instead.")
-    n.run("migrate", "kv1", "--subscription", "contoso-prod")
-    n.run("migrate", "orders-app", "--subscription", "contoso-prod")
+    n.run("migrate", "kv1", "--subscription", "prod-2")
+    n.run("migrate", "orders-app", "--subscription", "prod-2")
     n.say("App Service does not tell the identity about the app's new id: it stops working.")
     n.run("token", "orders-app", "--audience", "https://vault.azure.net", ok=False)
     n.run("check-access", "orders-app", "--scope", "kv1", "--role", "Key Vault Secrets User", ok=False)
@@ -211,9 +101,9 @@ def migration(n: Narrator) -> None:
         shown="verify \"$(msi token orders-app --audience https://vault.azure.net -o tsv)\" --audience https://vault.azure.net",
     )
     n.fact(f"works again: the token's oid is {claims['oid']}, tid {claims['tid']}")
-    n.say("A resource changes tenant only with its whole subscription. Moving contoso-prod to Fabrikam")
-    n.say("deletes its role assignments, and the identity's principal stays behind in Contoso:")
-    n.run("move-subscription", "contoso-prod", "--tenant", "Fabrikam", "--yes")
+    n.say("A resource changes tenant only with its whole subscription. Moving prod-2 to Fabrikam")
+    n.say("deletes its role assignments, and the identity's principal stays behind in the default directory:")
+    n.run("move-subscription", "prod-2", "--tenant", "Fabrikam", "--yes")
     n.run("token", "orders-app", "--audience", "https://vault.azure.net", ok=False)
     n.fact("in Fabrikam, orders-app needs its identity disabled and re-enabled, and its access granted again, as above")
 
@@ -256,9 +146,10 @@ def _exchange(n: Narrator, subject: str) -> tuple[int, dict[str, Any]]:
         assertion = issuers.mint(ctx.keys, issuers.find(ctx.state, "gh"), DEMO_BASE, ctx.now, subject, "api://AzureADTokenExchange")
         form = {"grant_type": "client_credentials", "client_id": ident.client_id, "scope": "https://management.azure.com/.default",
                 "client_assertion_type": exchange.ASSERTION_TYPE, "client_assertion": assertion}
-        n.console.print(f"$ curl -X POST {DEMO_BASE}/{ident.tenant_id}/oauth2/v2.0/token -d grant_type=client_credentials "
-                        f"-d client_id={ident.client_id} -d scope=https://management.azure.com/.default -d client_assertion=<{subject}>",
-                        style="cyan", markup=False)
+        n._show(command_lines([
+            "-X", "POST", f"{DEMO_BASE}/{ident.tenant_id}/oauth2/v2.0/token", "-d", "grant_type=client_credentials",
+            "-d", f"client_id={ident.client_id}", "-d", "scope=https://management.azure.com/.default",
+            "-d", f"client_assertion=<{subject}>"], n.width, "curl"), "cyan")
         return exchange.exchange(ctx, ident.tenant_id, form, DEMO_BASE)
 
 
@@ -283,18 +174,52 @@ def federation(n: Narrator) -> None:
     n.run("federation", "list", "deploy-id", "-g", "ci")
 
 
-SCENARIOS = {Scenario.lifecycle: lifecycle, Scenario.migration: migration, Scenario.shared_identity: shared_identity,
-             Scenario.federation: federation}
+# The scenarios, in the order `msi demo` runs them: name -> ("module:function", what it shows).
+# Add one with one line; its function takes a Narrator.
+SCENARIOS: dict[str, tuple[str, str]] = {
+    "lifecycle": ("msi_cli.cli.demo:lifecycle", "system-assigned vs user-assigned identities, dangling entries"),
+    "migration": ("msi_cli.cli.demo:migration", "moving an app across subscriptions and tenants, and fixing it"),
+    "shared-identity": ("msi_cli.cli.demo:shared_identity", "recycled VMs keep access with a user-assigned identity"),
+    "federation": ("msi_cli.cli.demo:federation", "a GitHub Actions job gets a token without a secret"),
+}
 
 
-@app.command("demo", epilog="Example: msi demo\n\nExample: msi demo migration")
+def _scenario(name: str) -> Callable[[Narrator], None]:
+    import importlib
+
+    module, function = SCENARIOS[name][0].split(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def _check_scenario(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in SCENARIOS:
+        raise typer.BadParameter(f"no scenario '{value}'; choose one of: {', '.join(SCENARIOS)} (msi demo --list)")
+    return value
+
+
+@app.command("demo", epilog="Example: msi demo\n\nExample: msi demo --list\n\nExample: msi demo migration --pace 0")
 def demo(
-    scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration, shared-identity or federation (default: all).", case_sensitive=False)] = None,
+    scenario: Annotated[
+        Optional[str],
+        typer.Argument(help="The scenario to run (default: all, in order); msi demo --list names them.", callback=_check_scenario),
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="Name the scenarios and what each shows, then exit.")] = False,
+    pace: Annotated[
+        Optional[float],
+        typer.Option("--pace", min=0, help="Seconds to pause before each command at a terminal (default 0.8; never when piped)."),
+    ] = None,
 ) -> None:
     """Narrated walkthroughs on a throwaway state (your state file is never touched)."""
+    import sys
+
+    if list_:
+        width = max(len(name) for name in SCENARIOS)
+        sys.stdout.write("".join(f"{name.ljust(width)}  {about}\n" for name, (_, about) in SCENARIOS.items()))
+        return
+    pause = (0.8 if pace is None else pace) if sys.stdout.isatty() else 0.0
     chosen = [scenario] if scenario else list(SCENARIOS)
     with tempfile.TemporaryDirectory(prefix="msi-demo-") as tmp:
         for n, name in enumerate(chosen):
-            narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml")
-            SCENARIOS[name](narrator)
+            narrator = Narrator(Path(tmp) / f"demo{n}" / "state.toml", pause)
+            _scenario(name)(narrator)
         narrator.console.rule("done")

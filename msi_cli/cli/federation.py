@@ -13,7 +13,7 @@ from msi_cli.cli.app import app
 from msi_cli.cli.confirm import confirm_or_refuse
 from msi_cli.cli.command import command
 from msi_cli.cli.options import GroupOpt, StateArg, SubscriptionOpt, YesOpt, complete_identities
-from msi_cli.cli.render import Columns, Output
+from msi_cli.cli.render import Col, Columns, Output
 
 if TYPE_CHECKING:
     from msi_cli.core.model import Identity, State
@@ -21,14 +21,16 @@ if TYPE_CHECKING:
     from msi_cli.store.statefile import StateFile
 
 federation_app = typer.Typer(
-    help="Federated identity credentials of a user-assigned identity: trust an external issuer's tokens.", no_args_is_help=True
+    help="Federated identity credentials of a user-assigned identity: trust an external issuer's tokens.", no_args_is_help=True,
+    epilog="Example: msi federation list deploy-id -g ci",
 )
 app.add_typer(federation_app, name="federation")
-issuer_app = typer.Typer(help="External OIDC issuers msi plays (GitHub Actions, Kubernetes, generic).", no_args_is_help=True)
+issuer_app = typer.Typer(help="External OIDC issuers msi plays (GitHub Actions, Kubernetes, generic).", no_args_is_help=True,
+                         epilog="Example: msi issuer create gh --kind github")
 app.add_typer(issuer_app, name="issuer")
 
-CREDENTIAL_COLUMNS: Columns = [("Name", "name"), ("Issuer", "issuer"), ("Subject", "subject"), ("Audiences", "audiences")]
-ISSUER_COLUMNS: Columns = [("Name", "name"), ("Kind", "kind"), ("Issuer", "issuer"), ("Created", "created")]
+CREDENTIAL_COLUMNS: Columns = [Col("Name", "name"), Col("Issuer", "issuer"), Col("Subject", "subject"), Col("Audiences", "audiences", rank=1)]
+ISSUER_COLUMNS: Columns = [Col("Name", "name"), Col("Kind", "kind"), Col("Issuer", "issuer"), Col("Created", "created", rank=1)]
 
 IdentityArg = Annotated[str, typer.Argument(help="The user-assigned identity (name or id).", autocompletion=complete_identities)]
 NameArg = Annotated[str, typer.Argument(help="The credential's name.")]

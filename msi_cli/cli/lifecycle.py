@@ -2,12 +2,12 @@
 in cli/listing.py)."""
 
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from msi_cli.cli.app import app
-from msi_cli.cli.command import command
+from msi_cli.cli.command import Result, command
 from msi_cli.cli.confirm import confirm_or_refuse
 from msi_cli.cli.options import (
     DefaultTenantOpt,
@@ -24,6 +24,9 @@ from msi_cli.cli.options import (
     complete_types,
 )
 from msi_cli.cli.render import warn
+
+if TYPE_CHECKING:
+    from msi_cli.core.model import State
 
 ResourceArg = Annotated[str, typer.Argument(help="Resource name or id.", autocompletion=complete_resources)]
 
@@ -92,6 +95,27 @@ def create_identity(
     return shapes.user_identity(identity)
 
 
+def with_client_id(state: "State", data: dict[str, Any]) -> dict[str, Any]:
+    """What a table shows after assign/unassign: az's shape, plus the system-assigned identity's
+    clientId (its service principal's appId) beside its principalId, as a user needs both. A pipe
+    gets az's shape as it is."""
+    from msi_cli.cli.render import for_people
+
+    if not for_people():
+        return data
+    principal = data.get("systemAssignedIdentity") or data.get("principalId")
+    sp = state.principals.get(principal) if principal else None
+    if sp is None:
+        return data
+    key = "systemAssignedIdentity" if "systemAssignedIdentity" in data else "principalId"
+    shown: dict[str, Any] = {}
+    for name, value in data.items():
+        shown[name] = value
+        if name == key:
+            shown["systemAssignedClientId" if key == "systemAssignedIdentity" else "clientId"] = sp.app_id
+    return shown
+
+
 def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
     """Register `assign` or `unassign`: the same options, core function lifecycle.<change>."""
 
@@ -102,14 +126,14 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
         resource_group: GroupOpt = None,
         subscription: SubscriptionOpt = None,
         *, sf: StateArg,
-    ) -> dict[str, Any]:
+    ) -> Result:
         from msi_cli.core import lifecycle, lookup
 
         with sf.transaction() as ctx:
             res = lookup.resource(ctx.state, resource, resource_group, subscription)
             data: dict[str, Any] = getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or [])
         warn(ctx.warnings)
-        return data
+        return Result(data, table=lambda: with_client_id(ctx.state, data))
 
     run.__name__ = run.__qualname__ = change
     run.__doc__ = doc

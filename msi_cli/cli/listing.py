@@ -11,6 +11,7 @@ from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
 from msi_cli.cli.options import (
     ASSIGNMENT_COLUMNS,
+    PRINCIPAL_CELL,
     GroupOpt,
     ResourceKind,
     StateArg,
@@ -20,18 +21,36 @@ from msi_cli.cli.options import (
     complete_tenants,
     complete_types,
 )
-from msi_cli.cli.render import Columns
+from msi_cli.cli.render import Col, Columns
+
+
+
+def short_type(item: dict[str, Any]) -> str:
+    """A resource's type as `--type` spells it (vm, webapp, ...): what a terminal's table shows."""
+    from msi_cli.core.arm import RESOURCE_TYPES
+
+    arm, kind = str(item.get("type") or ""), item.get("kind")
+    for t in RESOURCE_TYPES.values():
+        if t.arm_type.lower() == arm.lower() and (t.kind is None or t.kind == kind):
+            return t.key
+    return arm
+
+
+def short_identity(item: dict[str, Any]) -> str:
+    kinds = str((item.get("identity") or {}).get("type") or "")
+    return ", ".join(k.strip().removesuffix("Assigned").lower() for k in kinds.split(",") if k.strip() not in ("", "None"))
+
 
 if TYPE_CHECKING:
     from msi_cli.core.model import State
 
 RESOURCE_COLUMNS: Columns = [
-    ("Name", "name"),
-    ("Type", "type"),
-    ("Resource group", "resourceGroup"),
-    ("Location", "location"),
-    ("Identity", "identity.type"),
-    ("Principal id", "identity.principalId"),
+    Col("Name", "name"),
+    Col("Type", "type", tty=short_type),
+    Col("Resource group", "resourceGroup", rank=4),
+    Col("Location", "location", rank=5),
+    Col("Identity", "identity.type", rank=3, tty=short_identity),
+    Col("Principal id", "identity.principalId", rank=2),
 ]
 USER_CELL = "_userAssigned"  # a table-only column, never in the JSON
 
@@ -47,21 +66,29 @@ class ListKind(str, Enum):
 
 
 COLUMNS: dict[ListKind, Columns] = {
-    ListKind.resources: [*RESOURCE_COLUMNS, ("User-assigned", USER_CELL)],
+    ListKind.resources: [*RESOURCE_COLUMNS, Col("User-assigned", USER_CELL, rank=1)],
     ListKind.identities: [
-        ("Name", "name"),
-        ("Resource group", "resourceGroup"),
-        ("Location", "location"),
-        ("Principal id", "principalId"),
-        ("Client id", "clientId"),
+        Col("Name", "name"),
+        Col("Resource group", "resourceGroup", rank=3),
+        Col("Location", "location", rank=4),
+        Col("Principal id", "principalId", rank=2),
+        Col("Client id", "clientId", rank=1),
     ],
-    ListKind.principals: [("Display name", "displayName"), ("Object id", "id"), ("App id", "appId"), ("Type", "servicePrincipalType")],
-    ListKind.tenants: [("Name", "displayName"), ("Tenant id", "tenantId"), ("Created", "createdDateTime")],
-    ListKind.subscriptions: [("Name", "name"), ("Subscription id", "id"), ("Tenant id", "tenantId"), ("Default", "isDefault")],
-    ListKind.groups: [("Name", "name"), ("Location", "location"), ("Subscription", "subscriptionId")],
+    ListKind.principals: [
+        Col("Display name", "displayName"), Col("Object id", "id", rank=1), Col("App id", "appId", rank=2),
+        Col("Type", "servicePrincipalType", rank=3),
+    ],
+    ListKind.tenants: [Col("Name", "displayName"), Col("Tenant id", "tenantId"), Col("Created", "createdDateTime", rank=1)],
+    ListKind.subscriptions: [
+        Col("Name", "name"), Col("Subscription id", "id"), Col("Tenant id", "tenantId", rank=2), Col("Default", "isDefault", rank=1),
+    ],
+    ListKind.groups: [Col("Name", "name"), Col("Location", "location", rank=2), Col("Subscription", "subscriptionId", rank=1)],
     ListKind.role_assignments: ASSIGNMENT_COLUMNS,
 }
-DELETED_COLUMNS: Columns = [("Display name", "displayName"), ("Object id", "id"), ("App id", "appId"), ("Deleted", "deletedDateTime")]
+DELETED_COLUMNS: Columns = [
+    Col("Display name", "displayName"), Col("Object id", "id", rank=1), Col("App id", "appId", rank=3),
+    Col("Deleted", "deletedDateTime", rank=2),
+]
 
 
 @command(
@@ -126,9 +153,17 @@ def list_(
         state, kind.value, resource_group=resource_group, subscription=subscription, tenant=tenant,
         type_key=type_.value if type_ else None, principal=principal, scope=scope, deleted=deleted,
     )
+    if kind is ListKind.role_assignments:
+        return Result(data, table=lambda: [{**a, PRINCIPAL_CELL: _principal_name(state, a)} for a in data])
     if kind is not ListKind.resources:
         return Result(data)
     return Result(data, table=lambda: [{**item, USER_CELL: _user_cell(state, item)} for item in data])
+
+
+def _principal_name(state: State, assignment: dict[str, Any]) -> str:
+    """A role assignment's principal by its display name (the identity's name); "" once gone."""
+    sp = state.principals.get(str(assignment.get("principalId") or ""))
+    return sp.display_name if sp is not None else ""
 
 
 def _user_cell(state: State, item: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from msi_cli.cli.render import Columns, Output
+from msi_cli.cli.render import Col, Columns, Output
 
 if TYPE_CHECKING:
     from msi_cli.store.statefile import StateFile
@@ -89,7 +89,7 @@ def _check_query(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
 
 OutputOpt = Annotated[
     Output,
-    typer.Option("--output", "-o", envvar="MSI_OUTPUT", help="Output format: table, json, tsv or none.", case_sensitive=False),
+    typer.Option("--output", "-o", envvar="MSI_OUTPUT", help="Output format: table, json, jsonc (coloured JSON), yaml, tsv or none.", case_sensitive=False),
 ]
 QueryOpt = Annotated[
     Optional[str],
@@ -127,10 +127,27 @@ DefaultTenantOpt = Annotated[
 ]
 
 # Table columns shared by command modules (importing a command module registers its commands).
+PRINCIPAL_CELL = "_principal"  # a table-only field: the principal's display name, never in the JSON
+
+
+def principal_cell(item: dict[str, Any]) -> str:
+    """Who a role assignment is for, in a terminal: the principal's display name (when the table
+    knows it), else az's principalName, and a marker once the principal is gone."""
+    name = item.get(PRINCIPAL_CELL) or item.get("principalName")
+    return name if name else "(orphaned)"
+
+
+def short_scope(item: dict[str, Any]) -> str:
+    """A scope as a terminal shows it: the name at its end (`kv1`, `rg app-rg`); -o json has it whole."""
+    from msi_cli.cli.terminal import short_id
+
+    return short_id(str(item.get("scope") or ""))
+
+
 ASSIGNMENT_COLUMNS: Columns = [
-    ("Principal id", "principalId"),
-    ("Principal name", "principalName"),
-    ("Principal type", "principalType"),
-    ("Role", "roleDefinitionName"),
-    ("Scope", "scope"),
+    Col("Principal id", "principalId", rank=2),
+    Col("Principal name", "principalName", tty=principal_cell),
+    Col("Principal type", "principalType", rank=3),
+    Col("Role", "roleDefinitionName"),
+    Col("Scope", "scope", tty=short_scope),
 ]

@@ -1,4 +1,7 @@
-"""The one renderer: data (dicts and lists, in az's shapes) to a rich table, JSON, TSV or nothing.
+"""The one renderer: data (dicts and lists, in az's shapes) to a table, JSON, YAML, TSV or nothing.
+
+A table is drawn for a terminal by msi_cli.cli.terminal (fitted to its width, values never broken)
+and written as az's plain aligned text to a pipe.
 
 Results go to stdout, everything else to stderr. Values from the state are printed as plain text,
 never as rich markup, so a name like `[red]` is shown as it is.
@@ -11,6 +14,9 @@ import os
 import re
 import sys
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -18,14 +24,39 @@ from typing import Any
 class Output(str, Enum):
     table = "table"
     json = "json"
+    jsonc = "jsonc"
+    yaml = "yaml"
     tsv = "tsv"
     none = "none"
 
 
-Columns = list[tuple[str, str]]  # (header, dotted path into each item)
+# (header, dotted path into each item), or a Col that also says how a terminal shows it
+Columns = Sequence[Any]
 
 
-def _get(item: Any, path: str) -> Any:
+@dataclass(frozen=True)
+class Col:
+    """A table column. `rank` 0 is always shown; at narrow widths the highest rank goes first.
+    `wrap` lets prose wrap between words (values never wrap). `tty` is what a terminal shows for
+    an item instead of the value at `path` (a short type name, a marker); piped output keeps the
+    value at `path`."""
+
+    header: str
+    path: str
+    rank: int = 0
+    wrap: bool = False
+    tty: Callable[[dict[str, Any]], Any] | None = None
+
+
+def as_col(column: Any) -> Col:
+    return column if isinstance(column, Col) else Col(column[0], column[1])
+
+
+# Set by `msi demo` while it runs a step: (is a terminal, width) of the console it prints to.
+TERMINAL: ContextVar[tuple[bool, int] | None] = ContextVar("TERMINAL", default=None)
+
+
+def get(item: Any, path: str) -> Any:
     for part in path.split("."):
         if not isinstance(item, dict):
             return None
@@ -33,7 +64,7 @@ def _get(item: Any, path: str) -> Any:
     return item
 
 
-def _safe(text: str) -> str:
+def safe(text: str) -> str:
     """Text for the terminal: control characters escaped (see msi_cli.errors.printable)."""
     if text.isprintable() and text.isascii():
         return text
@@ -51,7 +82,7 @@ def _cell(value: Any) -> str:
         return "\n".join(value) if all(isinstance(v, dict) for v in value.values()) else json.dumps(value)
     if isinstance(value, list):
         return "\n".join(_cell(v) for v in value)
-    return _safe(str(value))
+    return safe(str(value))
 
 
 def _tsv_value(value: Any) -> str:
@@ -62,15 +93,27 @@ def _tsv_value(value: Any) -> str:
         return ""
     if isinstance(value, list):
         return str(len(value))
-    return _safe(str(value).replace("\t", " ").replace("\r", " ").replace("\n", " "))
+    return safe(str(value).replace("\t", " ").replace("\r", " ").replace("\n", " "))
 
 
-def _tsv_row(item: Any) -> str:
+def _tsv_keys(rows: list[Any]) -> list[str] | None:
+    """The columns of a list of objects: every key any row has, so that a key missing on one row is
+    an empty field there, not a shift of the fields after it. A plain dict's keys in sorted order;
+    an object built by --query ({a: x, b: y}, an OrderedDict) in the order it names them (az's
+    rule, so the column order is stable)."""
+    if not rows or not all(isinstance(item, dict) for item in rows):
+        return None
+    keys: dict[str, None] = {}
+    for item in rows:
+        keys.update(dict.fromkeys(item if isinstance(item, OrderedDict) else sorted(item)))
+    return list(keys) if all(isinstance(item, OrderedDict) for item in rows) else sorted(keys)
+
+
+def _tsv_row(item: Any, keys: list[str] | None = None) -> str:
     if isinstance(item, dict):
-        # A plain dict's values in key order; an object built by --query ({a: x, b: y}, an
-        # OrderedDict) in the order it names them: az's rule, so the column order is stable.
-        values = list(item.values()) if isinstance(item, OrderedDict) else [item[k] for k in sorted(item)]
-        return "\t".join(_tsv_value(v) for v in values)
+        if keys is None:
+            keys = list(item) if isinstance(item, OrderedDict) else sorted(item)
+        return "\t".join("" if k not in item else _tsv_value(item[k]) for k in keys)
     if isinstance(item, list):
         return "\t".join(_tsv_value(v) for v in item)
     if isinstance(item, bool):
@@ -85,7 +128,8 @@ def to_tsv(data: Any) -> str:
     if data is None:
         return ""
     rows = data if isinstance(data, list) else [data]
-    return "".join(_tsv_row(item) + "\n" for item in rows)
+    keys = _tsv_keys(rows)
+    return "".join(_tsv_row(item, keys) + "\n" for item in rows)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -113,7 +157,21 @@ def for_people() -> bool:
     """Tables are drawn with rich for a terminal (or where FORCE_COLOR asks for it, as rich itself
     reads it); piped or redirected, `-o table` is az's plain aligned text, which scripts can cut
     and which skips rich's import (about 40 ms a call)."""
+    forced = TERMINAL.get()
+    if forced is not None:
+        return forced[0]
     return bool(os.environ.get("FORCE_COLOR")) or sys.stdout.isatty()
+
+
+def terminal_width() -> int:
+    """The width to fit: `msi demo`'s console while it runs a step, else the terminal's (rich reads
+    COLUMNS, then the tty)."""
+    forced = TERMINAL.get()
+    if forced is not None:
+        return forced[1]
+    from rich.console import Console
+
+    return Console().width
 
 
 def _columns_of(data: list[Any]) -> Columns:
@@ -126,15 +184,21 @@ def _columns_of(data: list[Any]) -> Columns:
 
 def _plain_table(data: list[Any], columns: Columns) -> str:
     """az's own table style: aligned columns under a dashed rule."""
-    rows = [[_cell(_get(item, path)).replace("\n", ", ") for _, path in columns] for item in data]
-    widths = [max([len(h)] + [len(r[n]) for r in rows]) for n, (h, _) in enumerate(columns)]
-    out = ["  ".join(h.ljust(w) for (h, _), w in zip(columns, widths)).rstrip()]
+    pairs = [(c.header, c.path) for c in map(as_col, columns)]
+    rows = [[_cell(get(item, path)).replace("\n", ", ") for _, path in pairs] for item in data]
+    widths = [max([len(h)] + [len(r[n]) for r in rows]) for n, (h, _) in enumerate(pairs)]
+    out = ["  ".join(h.ljust(w) for (h, _), w in zip(pairs, widths)).rstrip()]
     out.append("  ".join("-" * w for w in widths))
     out.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
     return "\n".join(out) + "\n"
 
 
-def _plain(data: Any, columns: Columns | None) -> str:
+def _object_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(key, _cell(value).replace("\n", ", ")) for key, value in flatten(data)]
+
+
+def plain(data: Any, columns: Columns | None) -> str:
+    """`-o table` for a pipe: az's plain text."""
     if isinstance(data, list):
         if data and all(isinstance(i, dict) for i in data):
             return _plain_table(data, columns or _columns_of(data))
@@ -142,7 +206,7 @@ def _plain(data: Any, columns: Columns | None) -> str:
             return _plain_table([], columns) if columns else ""
         return "".join(_cell(item).replace("\n", ", ") + "\n" for item in data)
     if isinstance(data, dict):
-        rows = [(key, _cell(value).replace("\n", ", ")) for key, value in flatten(data)]
+        rows = _object_rows(data)
         width = max((len(k) for k, _ in rows), default=0)
         return "".join(f"{k.ljust(width)}  {v}".rstrip() + "\n" for k, v in rows)
     return _cell(data) + "\n"
@@ -150,38 +214,24 @@ def _plain(data: Any, columns: Columns | None) -> str:
 
 def _table(data: Any, columns: Columns | None, title: str | None) -> None:
     if not for_people() or (isinstance(data, list) and len(data) > RICH_TABLE_LIMIT):
-        sys.stdout.write((f"{title}\n" if title else "") + _plain(data, columns))
+        sys.stdout.write((f"{title}\n" if title else "") + plain(data, columns))
         return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    from msi_cli.cli import terminal
 
-    console = Console(highlight=False, soft_wrap=False)
     if isinstance(data, list):
-        if columns is None:
-            columns = _columns_of(data)
-        table = Table(title=title, show_lines=False)
-        if not columns or not all(isinstance(item, dict) for item in data):
-            table.add_column("value")
-            for item in data:
-                table.add_row(Text(_cell(item)))
-        else:
-            for header, _ in columns:
-                table.add_column(header, overflow="fold")
-            for item in data:
-                table.add_row(*(Text(_cell(_get(item, path))) for _, path in columns))
-        console.print(table)
-        if not data:
-            console.print(Text("(none)", style="dim"))
+        terminal.print_list(data, columns if columns is not None else _columns_of(data), title, _cell)
     elif isinstance(data, dict):
-        table = Table(title=title, show_header=False, box=None, padding=(0, 2, 0, 0))
-        table.add_column(style="bold")
-        table.add_column(overflow="fold")
-        for key, value in flatten(data):
-            table.add_row(Text(key), Text(_cell(value)))
-        console.print(table)
+        terminal.print_object(_object_rows(data), title)
     else:
-        console.print(Text(_cell(data)))
+        terminal.print_value(_cell(data))
+
+
+def _yaml(data: Any) -> str:
+    """az's `-o yaml` (knack's format_yaml): PyYAML's safe_dump, block style, keys sorted,
+    unicode kept. PyYAML is imported here only, when yaml is asked for."""
+    import yaml
+
+    return str(yaml.safe_dump(json.loads(json.dumps(data)), default_flow_style=False, allow_unicode=True))
 
 
 # DEL, C1 controls and bidi marks, written as \u escapes in JSON (the same value, nothing that can
@@ -205,11 +255,18 @@ def emit(data: Any, output: Output, columns: Columns | None = None, title: str |
         columns = None
     if output is Output.none or data is None:
         return
-    if output is Output.json:
+    if output in (Output.json, Output.jsonc):
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
         if not text.isascii():
             text = _JSON_UNSAFE.sub(_json_escape, text)
-        sys.stdout.write(text + "\n")
+        if output is Output.jsonc and for_people():
+            from msi_cli.cli import terminal
+
+            terminal.print_json(text)
+        else:
+            sys.stdout.write(text + "\n")
+    elif output is Output.yaml:
+        sys.stdout.write(_yaml(data))
     elif output is Output.tsv:
         sys.stdout.write(to_tsv(data))
     else:
@@ -222,6 +279,11 @@ def note(message: str) -> None:
 
 
 def warn(messages: list[str]) -> None:
-    """The core's warnings about a change that was made: stderr, one `warning:` line each."""
+    """The core's warnings about a change that was made: stderr, one `warning:` line each (none
+    with --only-show-errors)."""
+    from msi_cli.cli.globalopts import QUIET, level
+
+    if level() <= QUIET:
+        return
     for message in messages:
         note(f"warning: {message}")

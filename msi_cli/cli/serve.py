@@ -163,7 +163,7 @@ def env(
     resource_group: GroupOpt = None,
     subscription: SubscriptionOpt = None,
     workload: Annotated[bool, typer.Option("--workload", help="Workload identity federation: RESOURCE is a user-assigned identity; with --issuer and --subject.")] = False,
-    issuer: Annotated[Optional[str], typer.Option("--issuer", help="With --workload/--github/--kubernetes: the issuer msi plays (default: one per kind, created on first use).")] = None,
+    issuer: Annotated[Optional[str], typer.Option("--issuer", help="With --workload, --github or --kubernetes: the issuer msi plays (default: one per kind, created on first use).")] = None,
     subject: Annotated[Optional[str], typer.Option("--subject", help="With --workload: the 'sub' of the tokens in the token file.")] = None,
     github: Annotated[Optional[str], typer.Option("--github", metavar="OWNER/REPO[@BRANCH]", help="Act as a GitHub Actions job of this repository (branch main by default).")] = None,
     kubernetes: Annotated[Optional[str], typer.Option("--kubernetes", metavar="NAMESPACE/SERVICEACCOUNT", help="Act as a Kubernetes pod running as this service account.")] = None,

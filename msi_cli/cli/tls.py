@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from msi_cli.store.statefile import StateFile
 
 tls_app = typer.Typer(help="msi's local certificate authority: show it, issue server certificates for local emulators.",
-                      no_args_is_help=True)
+                      no_args_is_help=True, epilog="Example: msi tls show")
 app.add_typer(tls_app, name="tls")
 
 CERT_FILE, KEY_FILE, CA_FILE = "cert.pem", "key.pem", "ca.pem"

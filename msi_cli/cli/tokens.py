@@ -113,7 +113,8 @@ def jwks(
         return tokens.jwks(ctx.keys, t, ctx.now_iso)
 
 
-tenant_app = typer.Typer(help="Operate on a tenant's directory (signing keys).", no_args_is_help=True)
+tenant_app = typer.Typer(help="Operate on a tenant's directory (signing keys).", no_args_is_help=True,
+                         epilog="Example: msi tenant roll-keys Contoso")
 app.add_typer(tenant_app, name="tenant")
 
 

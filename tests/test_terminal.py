@@ -1,0 +1,244 @@
+"""What a person sees in a terminal (issue 13): at 80 and 160 columns no id, GUID, name or time is
+split across lines; tables keep the columns that fit; help and the demo wrap between words."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from msi_cli.cli.render import TERMINAL
+
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def estate(cli):
+    """One of everything a table shows: every resource kind, identities (one deleted: a dangling
+    entry), a role assignment and an orphaned one, a tenant, a subscription, an issuer, a credential."""
+    cli.ok("create-tenant", "Contoso")
+    cli.ok("create-subscription", "prod", "--tenant", "Contoso")
+    cli.ok("create-identity", "shared-id", "-g", "workers")
+    cli.ok("create-identity", "gone-id", "-g", "workers")
+    for name, kind in (("vm1", "vm"), ("ss1", "vmss"), ("web1", "webapp"), ("fn1", "functionapp"), ("ca1", "containerapp")):
+        cli.ok("create-resource", name, "--type", kind, "-g", "workers", "--system-assigned", "--user-assigned", "shared-id")
+    cli.ok("create-resource", "kv1", "--type", "keyvault", "-g", "workers")
+    cli.ok("create-resource", "st1", "--type", "storage", "-g", "workers")
+    cli.ok("assign", "vm1", "--user-assigned", "gone-id")
+    cli.ok("grant", "web1", "--role", "Key Vault Secrets User", "--scope", "kv1")
+    cli.ok("grant", "gone-id", "--role", "Reader", "--scope", "st1")
+    cli.ok("delete", "gone-id", "--yes")  # vm1 keeps a dangling entry; the Reader grant is orphaned
+    cli.ok("issuer", "create", "gh", "--kind", "github")
+    cli.ok("federation", "add", "shared-id", "--name", "main", "--issuer", "https://token.actions.githubusercontent.com",
+           "--subject", "repo:octo/app:ref:refs/heads/main")
+    return cli
+
+
+COMMANDS = [
+    *[("list", kind) for kind in ("resources", "identities", "principals", "role-assignments", "tenants", "subscriptions", "groups")],
+    ("list", "principals", "--deleted"),
+    ("show", "vm1"), ("show", "web1"), ("show", "shared-id"), ("show", "kv1"),
+    ("log",), ("federation", "list", "shared-id"), ("issuer", "list"), ("clock", "show"), ("jwks", "-o", "table"),
+    ("check-access", "web1", "--scope", "kv1", "--role", "Key Vault Secrets User"),
+]
+CHANGING = [
+    ("create-identity", "new-id", "-g", "workers"), ("create-resource", "web2", "--type", "webapp", "--system-assigned"),
+    ("assign", "web2", "--user-assigned", "new-id"), ("create-tenant", "Fabrikam"), ("create-subscription", "dev"),
+    ("grant", "web2", "--role", "Reader", "--scope", "kv1"), ("revoke", "web2", "--role", "Reader", "--scope", "kv1"),
+]
+
+
+def in_terminal(cli, width: int, *args: str):
+    token = TERMINAL.set((True, width))
+    try:
+        return cli(*args)
+    finally:
+        TERMINAL.reset(token)
+
+
+def assert_whole(text: str, known: set[str]) -> None:
+    """Every GUID printed is whole on its line: no line ends or starts with a piece of one."""
+    lines = text.splitlines()
+    for guid in known:
+        for line in lines:
+            for piece_len in range(4, len(guid)):
+                head, tail = guid[:piece_len], guid[piece_len:]
+                assert not (line.rstrip().endswith(head) and guid not in line), f"{guid} split: {line!r}"
+                assert not (line.lstrip().startswith(tail) and len(tail) > 6 and guid not in line), f"{guid} split: {line!r}"
+    for line in lines:  # nothing that looks like a broken GUID
+        for m in re.finditer(r"[0-9a-f]{8}-[0-9a-f-]{3,}", line):
+            assert GUID.fullmatch(m.group(0)) or m.group(0) + "…" in line or m.end() == len(line.rstrip("…")), line
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_every_table_and_show_keeps_ids_whole(estate, width):
+    known = set(GUID.findall(json.dumps([estate.json(*c[:3] if c[0] != "jwks" else ("jwks",)) for c in COMMANDS[:8]])))
+    assert len(known) > 20
+    for args in [*COMMANDS, *CHANGING]:
+        result = in_terminal(estate, width, *args)
+        assert result.exit_code == 0, (args, result.stderr)
+        out = result.stdout
+        assert out.strip(), args
+        assert_whole(out, known | set(GUID.findall(out)))
+        assert "│" not in out and "┃" not in out  # no boxes: a value's line is the row's line
+        if args[0] in ("list", "federation", "issuer") and width == 160:
+            assert all(len(line) <= width for line in out.splitlines()), (args, out)
+
+
+def test_narrow_tables_drop_columns_not_values(estate):
+    at80 = in_terminal(estate, 80, "list", "identities").stdout
+    at160 = in_terminal(estate, 160, "list", "identities").stdout
+    assert "Client id" in at80 and "Principal id" in at160 and "Location" in at160
+    assert all(len(line) <= 80 for line in at80.splitlines())
+    resources = in_terminal(estate, 80, "list", "resources").stdout
+    assert "webapp" in resources and "Microsoft.Web/sites" not in resources  # short type names
+    assert "gone-id (deleted: dangling)" in resources
+    assignments = in_terminal(estate, 160, "list", "role-assignments").stdout
+    assert "web1" in assignments and "(orphaned)" in assignments  # principal names, orphan marker
+
+
+def test_assign_shows_principal_and_client_id(estate):
+    for resource, key in (("vm1", "systemAssignedClientId"), ("web1", "clientId")):
+        shown = estate.json("show", resource)
+        out = in_terminal(estate, 80, "assign", resource).stdout
+        app_id = estate.json("show", shown["identity"]["principalId"])["appId"]
+        assert f"{key}" in out and app_id in out and shown["identity"]["principalId"] in out
+        assert app_id not in estate.ok("assign", resource).stdout  # piped: az's shape, unchanged
+
+
+def test_log_is_two_lines_per_event_at_80(estate):
+    entries = estate.json("log")
+    lines = in_terminal(estate, 80, "log").stdout.splitlines()
+    heads = [line for line in lines if not line.startswith("    ")]
+    assert [h.split()[0] for h in heads] == [e["time"] for e in entries]  # a line per event, then its detail
+    assert len(entries) <= len(lines) <= 2 * len(entries)
+    assert all(len(h) <= 80 for h in heads), heads
+    assert "/subscriptions/" not in "\n".join(lines)  # ids as names: -o json has them whole
+
+
+def test_jsonc_at_a_terminal_is_the_same_json(estate):
+    assert in_terminal(estate, 80, "show", "vm1", "-o", "jsonc").stdout == estate.ok("show", "vm1", "-o", "json").stdout
+
+
+def test_piped_output_is_unchanged_by_the_terminal_rules(estate):
+    piped = estate.ok("list", "resources").stdout.splitlines()
+    assert piped[0].split()[:2] == ["Name", "Type"] and "Microsoft.Compute/virtualMachines" in "\n".join(piped)
+
+
+def help_paths() -> list[list[str]]:
+    sys.path.insert(0, str(REPO / "scripts"))
+    import gen_docs
+
+    return [path.split()[1:] for path, _, _ in gen_docs.walk()]
+
+
+def words(text: str) -> set[str]:
+    return set(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+def test_help_has_no_python_types_and_no_broken_words(cli, monkeypatch):
+    for path in help_paths():
+        monkeypatch.setenv("COLUMNS", "80")
+        narrow = cli.ok(*path, "--help").stdout
+        monkeypatch.setenv("COLUMNS", "250")
+        wide = cli.ok(*path, "--help").stdout
+        for bad in ("<str>", "<int", "<path>", "<float", " TEXT ", "INTEGER"):
+            assert bad not in narrow, (path, bad, narrow)
+        broken = words(narrow) - words(wide)
+        assert not broken, (path, broken)  # every word at 80 columns is a word at 250: none broken
+        assert "Example" in narrow, path
+
+
+@pytest.mark.e2e
+def test_pty_run_keeps_every_id_whole(msi_proc, isolated_state, tmp_path):
+    """The installed msi in a real pseudo-terminal of 80x24: ids are whole on their lines."""
+    for args in (("create-identity", "shared-id"), ("create-resource", "vm1", "--type", "vm", "--system-assigned",
+                 "--user-assigned", "shared-id"), ("grant", "vm1", "--role", "Reader", "--scope", "vm1")):
+        assert msi_proc(*args, "-o", "none").returncode == 0
+    vm_id = json.loads(msi_proc("show", "vm1", "-o", "json").stdout)["id"]
+    known = set(GUID.findall(msi_proc("list", "resources", "-o", "json").stdout + msi_proc("list", "identities", "-o", "json").stdout))
+    for args in (("list", "resources"), ("list", "identities"), ("show", "vm1"), ("list", "role-assignments"), ("log",)):
+        text = run_in_pty([*msi_command(), *args], {"MSI_STATE": str(isolated_state)}, 80)
+        assert "error" not in text, text
+        assert_whole(text, known)
+        assert known & set(GUID.findall(text)) or args[0] == "log", (args, text)
+        if args[0] == "show":  # a long value is printed whole: no newline or padding inserted in it
+            assert vm_id in text.splitlines()[0], text
+        if args[0] == "list":
+            assert all(len(line) <= 80 for line in text.splitlines()), text
+
+
+def msi_command() -> list[str]:
+    exe = Path(sys.executable).with_name("msi")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "msi_cli"]
+
+
+def run_in_pty(argv: list[str], env: dict[str, str], columns: int) -> str:
+    import fcntl
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    full = {**os.environ, **env, "COLUMNS": str(columns), "LINES": "24", "TERM": "xterm"}
+    full.pop("FORCE_COLOR", None)
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=full, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r\n", "\n")
+
+
+@pytest.mark.e2e
+def test_readme_demo_recording_is_current():
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "record_demo.py"), "--check"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_debug_shows_the_stack_of_an_unexpected_error(cli, monkeypatch):
+    from msi_cli.core import show
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(show, "show_data", broken)
+    quiet = cli("show", "web1")
+    assert quiet.exit_code == 1 and "Traceback" not in quiet.stderr and "internal error (RuntimeError: boom)" in quiet.stderr
+    loud = cli("show", "web1", "--debug")
+    assert loud.exit_code == 1 and "Traceback (most recent call last)" in loud.stderr and "RuntimeError: boom" in loud.stderr
+    assert [line for line in loud.stderr.splitlines() if line.startswith("error:")][0].startswith("error: internal error")
+
+
+@pytest.mark.e2e
+def test_demo_does_not_pace_when_piped(msi_proc):
+    """--pace applies at a terminal only: piped, 30 s a step would time this out."""
+    done = msi_proc("demo", "federation", "--pace", "30", env={"COLUMNS": "80"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    listing = msi_proc("demo", "--list").stdout.split()
+    assert {"lifecycle", "migration", "shared-identity", "federation"} <= set(listing)
+
+
+def test_demo_at_80_columns_wraps_between_words(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = cli.ok("demo", "shared-identity").stdout
+    assert "['" not in out and "None," not in out
+    for line in out.splitlines():
+        # a line runs over only to keep an unbreakable word (a full resource id) whole
+        assert len(line) <= 80 or len(max(line.split(), key=len)) > 70, line
