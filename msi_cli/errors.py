@@ -21,9 +21,10 @@ class NotFound(MsiError):
 
 
 class Ambiguous(MsiError):
-    """A bare name matched several objects; the message lists their ids."""
+    """A bare name matched several objects (a usage error: the command line must say which); the
+    message lists their ids, the hint the option that tells them apart."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class Conflict(MsiError):

@@ -6,7 +6,7 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import ASSIGNMENT_COLUMNS, GroupOpt, SubscriptionOpt, complete_resources, complete_roles, complete_scopes, complete_targets
+from msi_cli.cli.options import ASSIGNMENT_COLUMNS, FindGroupOpt, FindSubscriptionOpt, complete_resources, complete_roles, complete_scopes, complete_targets
 from msi_cli.cli.tokens import ClientIdOpt, ObjectIdOpt, ResIdOpt, selector
 
 PrincipalArg = Annotated[
@@ -49,7 +49,7 @@ def check_access(
     scope: ScopeOpt,
     role: RoleOpt,
     client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
-    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None, subscription: FindSubscriptionOpt = None,
     sf=None,
 ) -> Result:
     """Can this resource's identity act with ROLE at SCOPE? Exit 0 allowed, 1 denied, with the reason.

@@ -35,6 +35,51 @@ def _fail(message: str, code: int, hint: str | None = None) -> None:
     sys.exit(code)
 
 
+# Words people type for an msi command (az's and other CLIs' habits).
+_HABITS = {
+    "version": "'msi --version'",
+    "help": "'msi --help'",
+    "create": "'create-resource' or 'create-identity'",
+    "new": "'create-resource' or 'create-identity'",
+    "get-token": "'token'",
+    "get-access-token": "'token'",
+    "ls": "'list'",
+    "rm": "'delete'",
+    "remove": "'delete'",
+    "del": "'delete'",
+    "move": "'migrate' or 'move-subscription'",
+    "login": "'env RESOURCE' (after 'msi serve')",
+    "completions": "'completion'",
+}
+
+
+def _meant(word: str, commands: list[str]) -> str | None:
+    """The command(s) meant by an unknown `word`, quoted for an error message, or None."""
+    low = word.lower()
+    if low in _HABITS:
+        return _HABITS[low]
+    prefixed = [c for c in commands if c.startswith(low + "-") or (len(low) >= 3 and c.startswith(low))]
+    if prefixed:
+        return " or ".join(f"'{c}'" for c in sorted(prefixed)[:4])
+    return None
+
+
+def _help_to_option(args: list[str]) -> list[str]:
+    """`msi help [COMMAND...]` is `msi [COMMAND...] --help`."""
+    index, skip = None, False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg == "--state":
+            skip = True
+        elif not arg.startswith("-"):
+            index = i
+            break
+    if index is None or args[index] != "help":
+        return args
+    return [*args[:index], *args[index + 1 :], "--help"]
+
+
 class MsiGroup(TyperGroup):
     """Maps every error a user can cause to one `error:` line on stderr and a documented exit code:
     1 domain error, 2 usage error, 3 not found, 130 interrupted. No traceback, no locals."""
@@ -42,6 +87,13 @@ class MsiGroup(TyperGroup):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         start_command()
+        if args is None:
+            args = sys.argv[1:]
+        args = _help_to_option(list(args))
+        if "--ids" in args:
+            from msi_cli.cli.options import spread_ids
+
+            args = spread_ids(list(args))
         try:
             rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -75,6 +127,20 @@ class MsiGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """An unknown command names the one the user most likely meant (`msi version`: `msi
+        --version`; `msi create`: `create-resource`), beside Typer's close matches."""
+        try:
+            return super().resolve_command(ctx, args)
+        except Exception as exc:
+            message = getattr(exc, "message", None)
+            if message is None or not args or not message.startswith("No such command"):
+                raise
+            meant = _meant(args[0], list(self.commands))
+            if meant:  # ahead of Typer's close matches (`version` is not `verify`)
+                exc.message = f"{message.split('.', 1)[0]}. Did you mean {meant}?"  # type: ignore[attr-defined]
+            raise
 
     def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
         # A shell asking for completions (the scripts in completions/ set _MSI_COMPLETE). Typer

@@ -10,7 +10,7 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import GroupOpt, SubscriptionOpt, state_file
+from msi_cli.cli.options import FindGroupOpt, FindSubscriptionOpt, state_file
 from msi_cli.cli.render import Output
 
 
@@ -153,8 +153,8 @@ def env(
     resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
     client_id: Annotated[Optional[str], typer.Option("--client-id", help="Also set AZURE_CLIENT_ID, which DefaultAzureCredential uses to select a user-assigned identity.")] = None,
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None,
+    subscription: FindSubscriptionOpt = None,
     workload: Annotated[bool, typer.Option("--workload", help="Workload identity federation: RESOURCE is a user-assigned identity; with --issuer and --subject.")] = False,
     issuer: Annotated[Optional[str], typer.Option("--issuer", help="With --workload/--github/--kubernetes: the issuer msi plays (default: one per kind, created on first use).")] = None,
     subject: Annotated[Optional[str], typer.Option("--subject", help="With --workload: the 'sub' of the tokens in the token file.")] = None,

@@ -115,7 +115,8 @@ def role(ref: str) -> RoleDefinition:
     for r in BUILT_IN_ROLES:
         if r.id == low or r.name.lower() == ref.strip().lower():
             return r
-    raise NotFound(f"role '{ref}' not found", hint="built-in roles: " + ", ".join(r.name for r in BUILT_IN_ROLES))
+    close = lookup.did_you_mean(ref, [r.name for r in BUILT_IN_ROLES])
+    raise NotFound(f"role '{ref}' not found", hint=close or "built-in roles: " + ", ".join(r.name for r in BUILT_IN_ROLES))
 
 
 def role_definition_id(scope: str, role_id: str) -> str:
