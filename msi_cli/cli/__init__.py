@@ -41,6 +41,8 @@ COMMAND_MODULES: dict[str, str] = {
     "federation": "federation",
     "issuer": "federation",
     "oidc-token": "federation",
+    "state": "statecmd",
+    "completion": "completion",
 }
 
 

@@ -69,6 +69,8 @@ def serve(
 
     parsed = [fault_specs.parse(spec) for spec in fault or []]
     sf = state_file(ctx)
+    if any(spec.target != "*" for spec in parsed):
+        _check_fault_targets(sf.read(), parsed)
     server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose, https_port=https_port)
     if host not in ("127.0.0.1", "::1", "localhost"):
         _note(f"warning: listening on {host}: any machine that reaches it can take this state's tokens")
@@ -88,8 +90,25 @@ def serve(
         sys.stdout.write(f"{url}\n{server.https_url}\n")  # last: a reader of stdout then finds the notes logged
         sys.stdout.flush()
 
-    server.run(ready)
+    import signal
+
+    stopped_by = server.run(ready)
     _note("stopped")
+    if stopped_by == signal.SIGINT:  # Ctrl-C: interrupted, as every command reports it
+        raise typer.Exit(130)
+
+
+def _check_fault_targets(state, parsed: list) -> None:
+    """A fault must name a resource that exists (by name or id), or '*': a typo would otherwise
+    inject nothing, silently."""
+    from msi_cli.core import lookup
+    from msi_cli.errors import NotFound
+
+    known = {r.name.lower() for r in state.resources.values()} | set(state.resources)
+    for spec in parsed:
+        if spec.target != "*" and spec.target not in known:
+            close = lookup.did_you_mean(spec.target, [r.name for r in state.resources.values()])
+            raise NotFound(f"--fault '{spec.spec}': resource '{spec.target}' not found", hint=close or "name a resource of this state, or '*'")
 
 
 def _note(message: str) -> None:

@@ -1,0 +1,1 @@
+from msi_cli.cli.app import app  # noqa: F401
