@@ -759,7 +759,7 @@ def test_msi_output_env_var(cli, isolated_state, monkeypatch):
 
 def test_state_option_beats_msi_state(cli, isolated_state, tmp_path):
     other = tmp_path / "elsewhere" / "other.toml"
-    result = cli("--state", str(other), "create-resource", "vm1", "--type", "vm", "-o", "none")
+    result = cli("--state", str(other), "--create", "create-resource", "vm1", "--type", "vm", "-o", "none")  # a new folder: --create
     assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
     assert other.exists()
     assert not isolated_state.exists()

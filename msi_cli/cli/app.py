@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from msi_cli import __version__
-from msi_cli.errors import WARNINGS, MsiError, printable, start_command
+from msi_cli.errors import NOTICES, WARNINGS, MsiError, printable, start_command
 
 
 def _one_line(text: str) -> str:
@@ -20,9 +20,43 @@ def _one_line(text: str) -> str:
 
 
 def _flush_warnings() -> None:
+    if NOTICES and sys.stderr.isatty():
+        for message in NOTICES:
+            sys.stderr.write(f"msi: {_one_line(message)}\n")
+    NOTICES.clear()
     for message in WARNINGS:
         sys.stderr.write(f"warning: {_one_line(message)}\n")
     WARNINGS.clear()
+
+
+def _check_state_choice(args: list[str]) -> None:
+    """`--state PATH` naming a missing file in a missing folder is most likely a typo: refuse it
+    unless `--create` is given. (MSI_STATE and the default path create what they need.)"""
+    given, create, i = None, False, 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--state" and i + 1 < len(args):
+            given, i = args[i + 1], i + 2
+            continue
+        if arg.startswith("--state="):
+            given = arg.split("=", 1)[1]
+        elif arg == "--create":
+            create = True
+        elif not arg.startswith("-"):
+            break  # the command: global options come before it
+        elif arg in ("-h", "--help"):
+            return
+        i += 1
+    if given is None or create or i >= len(args) or "--help" in args or "-h" in args:
+        return
+    path = Path(given).expanduser()
+    if not os.path.lexists(path) and not os.path.lexists(path.parent):
+        from msi_cli.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"--state {given}: no such file, and its folder {path.parent} does not exist either",
+            hint="check the path, or pass --create (before the command) to start a new state there",
+        )
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> None:
@@ -95,6 +129,8 @@ class MsiGroup(TyperGroup):
 
             args = spread_ids(list(args))
         try:
+            if standalone_mode and not any(key.startswith("_MSI_COMPLETE") for key in os.environ):
+                _check_state_choice(list(args))
             rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
                               standalone_mode=False, **extra)
         except MsiError as exc:
@@ -179,7 +215,10 @@ def _root(
         Optional[Path],
         typer.Option("--state", envvar="MSI_STATE", help="State file (default: state.toml in the user's app dir).", show_default=False),
     ] = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="With --state: start a new state there even if its folder does not exist yet.")
+    ] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
 ) -> None:
     # `--state` stays in this context's params, where options.state_path() reads it.
-    del state, version
+    del state, create, version
