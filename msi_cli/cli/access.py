@@ -17,7 +17,7 @@ RoleOpt = Annotated[
     str, typer.Option("--role", help="Built-in role name (e.g. 'Key Vault Secrets User') or role definition id.", autocompletion=complete_roles)
 ]
 ScopeOpt = Annotated[
-    str, typer.Option("--scope", help="A subscription, resource group or resource id, or a resource name.", autocompletion=complete_scopes)
+    str, typer.Option("--scope", help="A resource, identity or resource group by name (when only one object has it), or a subscription, resource group or resource id.", autocompletion=complete_scopes)
 ]
 
 @command(

@@ -211,3 +211,26 @@ def target(
     what = "resource" if all(isinstance(m, Resource) for m in matches) else "resource or identity"
     names = lambda: [*(r.name for r in state.resources.values()), *(i.name for i in user_identities(state))]  # noqa: E731
     return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id, names)  # type: ignore[return-value]
+
+
+SCOPE_FORMS = (
+    "a scope is a resource or identity name, a resource group name, or an id: "
+    "/subscriptions/ID[/resourceGroups/RG[/providers/NAMESPACE/TYPE/NAME]]"
+)
+
+
+def scope_by_name(state: State, ref: str) -> str:
+    """The scope a bare name gives: a resource's or user-assigned identity's id, or a resource
+    group's scope, when exactly one object has that name (any case)."""
+    low = ref.lower()
+    found = [r.id for r in _resources_named(state, ref, None, None)]
+    found += [i.resource_id for i in _identities_named(state, ref, None, None)]
+    found += [arm.resource_group_scope(g.subscription_id, g.name) for g in state.resource_groups.values() if g.name.lower() == low]
+    if not found:
+        names = [*(r.name for r in state.resources.values()), *(i.name for i in user_identities(state))]
+        names += [g.name for g in state.resource_groups.values()]
+        close = did_you_mean(ref, names)
+        raise NotFound(f"scope '{ref}' not found", hint=f"{close}; {SCOPE_FORMS}" if close else SCOPE_FORMS)
+    if len(found) > 1:
+        raise Ambiguous(f"scope '{ref}' matches {len(found)} objects: {', '.join(sorted(found))}", hint="give the full id as --scope")
+    return found[0]
