@@ -64,6 +64,7 @@ complete_groups = _lazy_completer("complete_groups")
 complete_scopes = _lazy_completer("complete_scopes")
 complete_roles = _lazy_completer("complete_roles")
 complete_types = _lazy_completer("complete_types")
+complete_audiences = _lazy_completer("complete_audiences")  # known resource URIs
 
 
 def _check_query(ctx: typer.Context, value: Optional[str]) -> Optional[str]:

@@ -13,13 +13,20 @@ from msi_cli.cli.options import (
     FindSubscriptionOpt,
     IdsOpt,
     NameOpt,
+    complete_audiences,
     complete_resources,
     complete_tenants,
     targets,
 )
 from msi_cli.cli.render import Output
 
-AudienceOpt = Annotated[str, typer.Option("--audience", "--resource", help="The resource URI the token is for, e.g. https://vault.azure.net.")]
+AudienceOpt = Annotated[
+    str,
+    typer.Option(
+        "--audience", "--resource", metavar="URI", help="The resource URI the token is for, e.g. https://vault.azure.net.",
+        autocompletion=complete_audiences,
+    ),
+]
 ClientIdOpt = Annotated[Optional[str], typer.Option("--client-id", help="Select the identity by client id.")]
 ObjectIdOpt = Annotated[Optional[str], typer.Option("--object-id", help="Select the identity by object (principal) id.")]
 ResIdOpt = Annotated[Optional[str], typer.Option("--msi-res-id", "--mi-res-id", help="Select a user-assigned identity by resource id.")]
