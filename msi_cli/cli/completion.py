@@ -56,7 +56,7 @@ def _install(shell: CompletionShell, script_text: str) -> None:
         note(f"msi: wrote {script}")
         if rc is not None:
             existing = rc.read_text(encoding="utf-8") if rc.is_file() else ""
-            if line not in existing.splitlines():
+            if not any(loaded.strip().startswith(line) for loaded in existing.splitlines()):
                 rc.parent.mkdir(parents=True, exist_ok=True)
                 with open(rc, "a", encoding="utf-8") as fh:
                     fh.write(("" if existing.endswith("\n") or not existing else "\n") + f"{line}  # msi completion\n")
