@@ -2,7 +2,7 @@
 machines or CI jobs."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,14 +29,14 @@ SUMMARY_COLUMNS = [
     formats={Output.table: lambda data, **options: data["path"] + "\n", Output.tsv: lambda data, **options: data["path"] + "\n"},
     epilog="Example: msi state path\n\nExample: ls -l \"$(msi state path).d\"",
 )
-def path(sf=None) -> dict:
+def path(sf: Any = None) -> dict[str, Any]:
     """Print the state file's path (from --state, else MSI_STATE, else the app dir); `-o json`
     also says whether it exists yet."""
     return {"path": str(sf.path), "exists": sf.path.is_file()}
 
 
 @command(state_app, "reset", output=Output.none, epilog="Example: msi state reset --yes")
-def reset(yes: YesOpt = False, sf=None) -> dict:
+def reset(yes: YesOpt = False, sf: Any = None) -> dict[str, Any]:
     """Start over: delete the state file, its private keys, activity log and caches. The next
     command makes a fresh state (one tenant, one subscription). The local CA and a running
     server's record are kept."""
@@ -58,8 +58,8 @@ def reset(yes: YesOpt = False, sf=None) -> dict:
 )
 def export(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write the copy (replaced if it exists; written 0600).")],
-    sf=None,
-) -> dict:
+    sf: Any = None,
+) -> dict[str, Any]:
     """Copy the whole state to FILE: the state, its private keys and its activity log.
 
     FILE holds PRIVATE KEYS (tenants' signing keys, identities' certificates): anyone who can read
@@ -73,8 +73,8 @@ def export(
 @command(state_app, "import", columns=SUMMARY_COLUMNS, epilog="Example: msi state import fixture.json")
 def import_(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A file written by 'msi state export'.")],
-    sf=None,
-) -> dict:
+    sf: Any = None,
+) -> dict[str, Any]:
     """Replace the state with the copy in FILE (written by 'msi state export').
 
     The whole copy is validated first (the state as a state file is, and every key it names);

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from msi_cli.core import arm
 from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant, UserAssignment
@@ -38,7 +39,7 @@ def _not_found(what: str, name: str, candidates: Iterable[str]) -> NotFound:
     return NotFound(f"{what} '{name}' not found", hint=did_you_mean(name, candidates))
 
 
-def _disambiguate(matches: list) -> str:
+def _disambiguate(matches: Sequence[Resource | Identity]) -> str:
     """The option that tells the matches apart: `-g RG` when their groups differ, else
     `--subscription S`, else the full id."""
     where = [arm.parse_id(m.id if isinstance(m, Resource) else m.resource_id) for m in matches]
@@ -52,7 +53,8 @@ def _disambiguate(matches: list) -> str:
 
 
 def _one(
-    matches: list, what: str, name: str, ident, candidates: Callable[[], Iterable[str]] = tuple, by_option: bool = True
+    matches: Sequence[Any], what: str, name: str, ident: Callable[[Any], str],
+    candidates: Callable[[], Iterable[str]] = tuple, by_option: bool = True,
 ) -> object:
     if not matches:
         raise _not_found(what, name, candidates())
