@@ -19,8 +19,11 @@ def _one_line(text: str) -> str:
     return printable(" ".join(text.split()))
 
 
+_nested = 0  # how many commands run inside another one (see MsiGroup.main)
+
+
 def _flush_warnings() -> None:
-    if NOTICES and sys.stderr.isatty():
+    if NOTICES and not _nested and sys.stderr.isatty():
         for message in NOTICES:
             sys.stderr.write(f"msi: {_one_line(message)}\n")
     NOTICES.clear()
@@ -120,6 +123,16 @@ class MsiGroup(TyperGroup):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        global _nested
+        if standalone_mode:
+            return self._run(args, prog_name, complete_var, standalone_mode, **extra)
+        _nested += 1  # a command run by another (msi demo's steps): its notices are not the user's
+        try:
+            return self._run(args, prog_name, complete_var, standalone_mode, **extra)
+        finally:
+            _nested -= 1
+
+    def _run(self, args: Any, prog_name: str | None, complete_var: str | None, standalone_mode: bool, **extra: Any) -> Any:
         start_command()
         if args is None:
             args = sys.argv[1:]
