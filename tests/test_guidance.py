@@ -201,7 +201,8 @@ def test_name_option_is_the_positional_name(world):
     assert world.json("show", "-n", "web1") == world.json("show", "web1")
     assert world.json("show", "--name", "vm1")["name"] == "vm1"
     fails(world("show", "web1", "-n", "web1"), 2, "give the name once")
-    fails(world("show"), 2, "missing a name")
+    fails(world("show"), 2, "missing a name", "--ids ID")
+    fails(world("env"), 2, "missing a name", "give NAME or -n NAME")
 
 
 def test_ids_take_full_ids_space_delimited(world):

@@ -146,7 +146,9 @@ IdsOpt = Annotated[
 ]
 
 
-def targets(positional: Optional[str], name: Optional[str], ids: Optional[list[str]], *, many: bool = True) -> list[str]:
+def targets(
+    positional: Optional[str], name: Optional[str], ids: Optional[list[str]], *, many: bool = True, with_ids: bool = True
+) -> list[str]:
     """What the user named: the positional NAME, -n/--name, or the --ids (a value holding several
     ids, `--ids "$(msi list ... -o tsv)"`, is split on whitespace). Exactly one way, as in az."""
     from msi_cli.errors import InvalidArgument
@@ -159,7 +161,7 @@ def targets(positional: Optional[str], name: Optional[str], ids: Optional[list[s
         raise InvalidArgument("give the name once: as the positional NAME or with -n/--name")
     if ids is None:
         if not given:
-            raise InvalidArgument("missing a name", hint="give NAME, -n NAME or --ids ID")
+            raise InvalidArgument("missing a name", hint="give NAME, -n NAME or --ids ID" if with_ids else "give NAME or -n NAME")
         return given
     if not split:
         raise InvalidArgument("--ids needs at least one full resource id")

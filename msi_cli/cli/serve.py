@@ -10,7 +10,7 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import FindGroupOpt, FindSubscriptionOpt, state_file
+from msi_cli.cli.options import FindGroupOpt, FindSubscriptionOpt, NameOpt, state_file, targets
 from msi_cli.cli.render import Output
 
 
@@ -169,7 +169,10 @@ def _shell_output(shown: tuple[dict[str, str], str], shell: Optional[Shell], **o
     "Example: eval \"$(msi env vm1 --az)\" && az login --identity",
 )
 def env(
-    resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
+    resource: Annotated[
+        Optional[str], typer.Argument(metavar="[NAME]", help="The resource whose host the client should act as (name or id).", show_default=False)
+    ] = None,
+    name: NameOpt = None,
     client_id: Annotated[Optional[str], typer.Option("--client-id", help="Also set AZURE_CLIENT_ID, which DefaultAzureCredential uses to select a user-assigned identity.")] = None,
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
     resource_group: FindGroupOpt = None,
@@ -203,6 +206,7 @@ def env(
     from msi_cli.errors import MsiError
     from msi_cli.server import runfile
 
+    resource = targets(resource, name, None, many=False, with_ids=False)[0]
     record = runfile.running(sf.server_path)
     if record is None:
         raise MsiError(f"no 'msi serve' is running for state {sf.path}", hint="start one with: msi serve")
