@@ -3,7 +3,10 @@
 # Install: see 'Shell completion' in README.md.
 
 _msi_completion() {
-  eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" _MSI_COMPLETE=complete_zsh msi)
+  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" _MSI_COMPLETE=complete_zsh msi)"
 }
 
+if (( ! $+functions[compdef] )); then
+  autoload -Uz compinit && compinit
+fi
 compdef _msi_completion msi

@@ -21,9 +21,10 @@ class NotFound(MsiError):
 
 
 class Ambiguous(MsiError):
-    """A bare name matched several objects; the message lists their ids."""
+    """A bare name matched several objects (a usage error: the command line must say which); the
+    message lists their ids, the hint the option that tells them apart."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class Conflict(MsiError):
@@ -100,6 +101,7 @@ def start_command() -> None:
     global _saved
     _saved = False
     WARNINGS.clear()
+    NOTICES.clear()
 
 
 # Warnings raised below the CLI (a change that was saved, but a side effect that failed); the
@@ -111,3 +113,13 @@ WARNINGS: list[str] = []
 def warn(message: str) -> None:
     if len(WARNINGS) < 20 and message not in WARNINGS:
         WARNINGS.append(message)
+
+
+# Notes for a person at a terminal (a brand-new state file was made); the exception boundary
+# prints them on stderr when it is a terminal, never into a script's captured output.
+NOTICES: list[str] = []
+
+
+def notice(message: str) -> None:
+    if len(NOTICES) < 20 and message not in NOTICES:
+        NOTICES.append(message)

@@ -142,7 +142,7 @@ def test_ambiguity_between_a_resource_and_an_identity_names_both_kinds(cli):
     cli.ok("create-resource", "same1", "--type", "vm")
     cli.ok("create-identity", "same1")
     result = cli("show", "same1")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error: the command line must say which
     assert result.stderr.startswith("error: 'same1' matches 2 resources or identities: /subscriptions/")
 
 

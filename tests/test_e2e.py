@@ -106,8 +106,8 @@ def test_errors_are_one_line_with_the_documented_exit_code(msi_proc, isolated_st
 def test_ambiguous_name_end_to_end(msi_proc, isolated_state):
     one = json.loads(ok(msi_proc("create-resource", "vm1", "--type", "vm", "-g", "rg1", "-o", "json")))
     two = json.loads(ok(msi_proc("create-resource", "vm1", "--type", "vm", "-g", "rg2", "-o", "json")))
-    line = one_error_line(msi_proc("delete", "vm1", "--yes"), 1)
-    assert one["id"] in line and two["id"] in line
+    line = one_error_line(msi_proc("delete", "vm1", "--yes"), 2)  # a usage error: which one?
+    assert one["id"] in line and two["id"] in line and "-g rg1" in line
     ok(msi_proc("delete", two["id"], "--yes", "-o", "none"))
     assert [r["id"] for r in json.loads(ok(msi_proc("list", "resources", "-o", "json")))] == [one["id"]]
 
@@ -137,7 +137,7 @@ def test_state_location_env_option_and_app_dir(msi_proc, isolated_state, tmp_pat
     assert isolated_state.exists() and not config.exists()
     # --state beats MSI_STATE
     other = tmp_path / "other" / "state.toml"
-    ok(msi_proc("--state", str(other), "create-identity", "id-opt", "-o", "none", env=home))
+    ok(msi_proc("--state", str(other), "--create", "create-identity", "id-opt", "-o", "none", env=home))  # a new folder: --create
     assert [i.name for i in StateFile(other).read().identities.values()] == ["id-opt"]
     assert [i.name for i in StateFile(isolated_state).read().identities.values()] == ["id-env"]
     # neither: state.toml in the user's app dir

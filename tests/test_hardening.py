@@ -465,7 +465,7 @@ def test_the_next_writer_cleans_up_after_a_killed_one(msi_proc, seeded):
 
 def test_folders_msi_creates_are_private_under_umask_000(tmp_path):
     state = tmp_path / "a" / "b" / "c" / "state.toml"
-    proc = subprocess.run([*msi_executable(), "--state", str(state), "create-identity", "id1"], capture_output=True,
+    proc = subprocess.run([*msi_executable(), "--state", str(state), "--create", "create-identity", "id1"], capture_output=True,
                           text=True, timeout=60, preexec_fn=lambda: os.umask(0))
     assert proc.returncode == 0, proc.stderr
     for folder in (tmp_path / "a", tmp_path / "a" / "b", state.parent, private(state), private(state) / "keys"):

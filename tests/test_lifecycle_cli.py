@@ -469,7 +469,7 @@ def test_same_name_in_two_groups_is_ambiguous(cli, isolated_state):
     two = cli.json("create-resource", "vm1", "--type", "vm", "-g", "rg2")
     before = isolated_state.read_bytes()
     for args in (("show", "vm1"), ("assign", "vm1"), ("delete", "vm1", "--yes"), ("unassign", "vm1", "--system-assigned")):
-        line = fails(cli(*args), 1)
+        line = fails(cli(*args), 2, "add -g rg1 or -g rg2")  # a usage error naming the option to add
         assert one["id"] in line and two["id"] in line, line
     assert isolated_state.read_bytes() == before
     # a full id, or the group, resolves it
@@ -488,7 +488,7 @@ def test_ambiguous_user_identity_name(cli, isolated_state):
     b = cli.json("create-identity", "id1", "-g", "rg2")
     cli.ok("create-resource", "vm1", "--type", "vm")
     before = isolated_state.read_bytes()
-    line = fails(cli("assign", "vm1", "--user-assigned", "id1"), 1, "matches 2 user-assigned identities")
+    line = fails(cli("assign", "vm1", "--user-assigned", "id1"), 2, "matches 2 user-assigned identities", "full id")
     assert a["id"] in line and b["id"] in line
     assert isolated_state.read_bytes() == before
     cli.ok("assign", "vm1", "--user-assigned", b["id"])
@@ -499,7 +499,7 @@ def test_resource_and_identity_with_same_name_are_ambiguous_for_delete(cli, isol
     res = cli.json("create-resource", "thing1", "--type", "vm")
     ident = cli.json("create-identity", "thing1")
     before = isolated_state.read_bytes()
-    line = fails(cli("delete", "thing1", "--yes"), 1)
+    line = fails(cli("delete", "thing1", "--yes"), 2)
     assert res["id"] in line and ident["id"] in line
     assert isolated_state.read_bytes() == before
 
@@ -759,7 +759,7 @@ def test_msi_output_env_var(cli, isolated_state, monkeypatch):
 
 def test_state_option_beats_msi_state(cli, isolated_state, tmp_path):
     other = tmp_path / "elsewhere" / "other.toml"
-    result = cli("--state", str(other), "create-resource", "vm1", "--type", "vm", "-o", "none")
+    result = cli("--state", str(other), "--create", "create-resource", "vm1", "--type", "vm", "-o", "none")  # a new folder: --create
     assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
     assert other.exists()
     assert not isolated_state.exists()

@@ -300,7 +300,7 @@ def test_migrate_refusals(cli, tenants, isolated_state):
     cli.ok("create-resource", "vm1", "--type", "vm", "--system-assigned")
     cli.ok("create-resource", "vm1", "--type", "vm", "--subscription", "sub2")
     before = isolated_state.read_bytes()
-    fails(cli("migrate", "vm1", "--subscription", "default"), 1)  # ambiguous, or already there
+    fails(cli("migrate", "vm1", "--subscription", "default"), 2, "matches 2")  # ambiguous: a usage error
     vm1 = cli.json("list", "resources", "--subscription", "default")[0]["id"]
     fails(cli("migrate", vm1, "--subscription", "default"), 1, "already")
     fails(cli("migrate", vm1, "--subscription", "sub2"), 1, "already exists")

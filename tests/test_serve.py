@@ -174,7 +174,7 @@ def world_template(tmp_path_factory) -> tuple[World, Path]:
     runner = CliRunner()
 
     def run(*args: str):
-        result = runner.invoke(app, ["--state", str(folder / "state.toml"), *args, "-o", "json"], prog_name="msi")
+        result = runner.invoke(app, ["--state", str(folder / "state.toml"), "--create", *args, "-o", "json"], prog_name="msi")
         assert result.exit_code == 0, result.stderr
         return json.loads(result.stdout) if result.stdout.strip() else None
 

@@ -42,6 +42,8 @@ COMMAND_MODULES: dict[str, str] = {
     "federation": "federation",
     "issuer": "federation",
     "oidc-token": "federation",
+    "state": "statecmd",
+    "completion": "completion",
 }
 
 
@@ -87,10 +89,31 @@ def command_name(argv: list[str]) -> str | None:
     return None
 
 
+def completed_words() -> list[str] | None:
+    """While a shell asks for completions: the words before the one being completed (program
+    name excluded), from the variables the shell scripts set; else None."""
+    if not any(key.startswith("_MSI_COMPLETE") for key in os.environ):
+        return None
+    import shlex
+
+    if "COMP_WORDS" in os.environ:  # bash
+        try:
+            words = shlex.split(os.environ["COMP_WORDS"])
+            return words[1 : int(os.environ.get("COMP_CWORD", "0"))]
+        except ValueError:
+            return []
+    line = os.environ.get("_TYPER_COMPLETE_ARGS", "")  # zsh, fish, PowerShell: the line up to the cursor
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return []
+    return words[1:] if line.endswith(" ") else words[1:-1]
+
+
 def main() -> None:
-    name = command_name(sys.argv[1:])
-    completing = any(key.startswith("_MSI_COMPLETE") for key in os.environ)
-    if name in COMMAND_MODULES and not completing:
+    before = completed_words()
+    name = command_name(before if before is not None else sys.argv[1:])
+    if name in COMMAND_MODULES:  # build only that command: for a run, and for a TAB in its arguments
         focus(name)
     else:
         load()

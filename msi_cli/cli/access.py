@@ -6,7 +6,9 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import ASSIGNMENT_COLUMNS, GroupOpt, StateArg, SubscriptionOpt, complete_resources, complete_roles, complete_scopes, complete_targets
+from msi_cli.cli.options import (
+    ASSIGNMENT_COLUMNS, FindGroupOpt, FindSubscriptionOpt, StateArg, complete_resources, complete_roles, complete_scopes, complete_targets,
+)
 from msi_cli.cli.tokens import ClientIdOpt, ObjectIdOpt, ResIdOpt, selector
 
 PrincipalArg = Annotated[
@@ -17,7 +19,7 @@ RoleOpt = Annotated[
     str, typer.Option("--role", help="Built-in role name (e.g. 'Key Vault Secrets User') or role definition id.", autocompletion=complete_roles)
 ]
 ScopeOpt = Annotated[
-    str, typer.Option("--scope", help="A subscription, resource group or resource id, or a resource name.", autocompletion=complete_scopes)
+    str, typer.Option("--scope", help="A resource, identity or resource group by name (when only one object has it), or a subscription, resource group or resource id.", autocompletion=complete_scopes)
 ]
 
 @command(
@@ -49,7 +51,7 @@ def check_access(
     scope: ScopeOpt,
     role: RoleOpt,
     client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
-    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None, subscription: FindSubscriptionOpt = None,
     *, sf: StateArg,
 ) -> Result:
     """Can this resource's identity act with ROLE at SCOPE? Exit 0 allowed, 1 denied, with the reason.

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from msi_cli import __version__
-from msi_cli.errors import WARNINGS, MsiError, printable, start_command
+from msi_cli.errors import NOTICES, WARNINGS, MsiError, printable, start_command
 
 
 def _one_line(text: str) -> str:
@@ -20,12 +20,49 @@ def _one_line(text: str) -> str:
     return printable(" ".join(text.split()))
 
 
+_nested = 0  # how many commands run inside another one (see MsiGroup.main)
+
+
 def _flush_warnings() -> None:
     from msi_cli.cli.globalopts import QUIET, level
 
+    if NOTICES and not _nested and sys.stderr.isatty() and level() > QUIET:
+        for message in NOTICES:
+            sys.stderr.write(f"msi: {_one_line(message)}\n")
+    NOTICES.clear()
     for message in WARNINGS if level() > QUIET else []:
         sys.stderr.write(f"warning: {_one_line(message)}\n")
     WARNINGS.clear()
+
+
+def _check_state_choice(args: list[str]) -> None:
+    """`--state PATH` naming a missing file in a missing folder is most likely a typo: refuse it
+    unless `--create` is given. (MSI_STATE and the default path create what they need.)"""
+    given, create, i = None, False, 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--state" and i + 1 < len(args):
+            given, i = args[i + 1], i + 2
+            continue
+        if arg.startswith("--state="):
+            given = arg.split("=", 1)[1]
+        elif arg == "--create":
+            create = True
+        elif not arg.startswith("-"):
+            break  # the command: global options come before it
+        elif arg in ("-h", "--help"):
+            return
+        i += 1
+    if given is None or create or i >= len(args) or "--help" in args or "-h" in args:
+        return
+    path = Path(given).expanduser()
+    if not os.path.lexists(path) and not os.path.lexists(path.parent):
+        from msi_cli.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"--state {given}: no such file, and its folder {path.parent} does not exist either",
+            hint="check the path, or pass --create (before the command) to start a new state there",
+        )
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> None:
@@ -36,6 +73,51 @@ def _fail(message: str, code: int, hint: str | None = None) -> None:
     sys.stderr.write(f"error: {line}\n")
     sys.stderr.flush()
     sys.exit(code)
+
+
+# Words people type for an msi command (az's and other CLIs' habits).
+_HABITS = {
+    "version": "'msi --version'",
+    "help": "'msi --help'",
+    "create": "'create-resource' or 'create-identity'",
+    "new": "'create-resource' or 'create-identity'",
+    "get-token": "'token'",
+    "get-access-token": "'token'",
+    "ls": "'list'",
+    "rm": "'delete'",
+    "remove": "'delete'",
+    "del": "'delete'",
+    "move": "'migrate' or 'move-subscription'",
+    "login": "'env RESOURCE' (after 'msi serve')",
+    "completions": "'completion'",
+}
+
+
+def _meant(word: str, commands: list[str]) -> str | None:
+    """The command(s) meant by an unknown `word`, quoted for an error message, or None."""
+    low = word.lower()
+    if low in _HABITS:
+        return _HABITS[low]
+    prefixed = [c for c in commands if c.startswith(low + "-") or (len(low) >= 3 and c.startswith(low))]
+    if prefixed:
+        return " or ".join(f"'{c}'" for c in sorted(prefixed)[:4])
+    return None
+
+
+def _help_to_option(args: list[str]) -> list[str]:
+    """`msi help [COMMAND...]` is `msi [COMMAND...] --help`."""
+    index, skip = None, False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg == "--state":
+            skip = True
+        elif not arg.startswith("-"):
+            index = i
+            break
+    if index is None or args[index] != "help":
+        return args
+    return [*args[:index], *args[index + 1 :], "--help"]
 
 
 class MsiGroup(TyperGroup):
@@ -61,16 +143,30 @@ class MsiGroup(TyperGroup):
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         from msi_cli.cli import globalopts
 
-        start_command()
+        global _nested
+        if not standalone_mode:
+            _nested += 1  # a command run by another (msi demo's steps): its notices are not the user's
         tokens = globalopts.start()
         try:
-            return self._main(args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
+            return self._run(args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
         finally:
             globalopts.finish(tokens)
+            if not standalone_mode:
+                _nested -= 1
 
-    def _main(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None,
-              standalone_mode: bool, windows_expand_args: bool, **extra: Any) -> Any:
+    def _run(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None,
+             standalone_mode: bool, windows_expand_args: bool, **extra: Any) -> Any:
+        start_command()
+        if args is None:
+            args = sys.argv[1:]
+        args = _help_to_option(list(args))
+        if "--ids" in args:
+            from msi_cli.cli.options import spread_ids
+
+            args = spread_ids(list(args))
         try:
+            if standalone_mode and not any(key.startswith("_MSI_COMPLETE") for key in os.environ):
+                _check_state_choice(list(args))
             rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
                               standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
         except MsiError as exc:
@@ -109,6 +205,20 @@ class MsiGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """An unknown command names the one the user most likely meant (`msi version`: `msi
+        --version`; `msi create`: `create-resource`), beside Typer's close matches."""
+        try:
+            return super().resolve_command(ctx, args)
+        except Exception as exc:
+            message = getattr(exc, "message", None)
+            if message is None or not args or not message.startswith("No such command"):
+                raise
+            meant = _meant(args[0], list(self.commands))
+            if meant:  # ahead of Typer's close matches (`version` is not `verify`)
+                exc.message = f"{message.split('.', 1)[0]}. Did you mean {meant}?"  # type: ignore[attr-defined]
+            raise
 
     def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
         # A shell asking for completions (the scripts in completions/ set _MSI_COMPLETE). Typer
@@ -162,7 +272,10 @@ def _root(
         Optional[Path],
         typer.Option("--state", envvar="MSI_STATE", help="State file (default: state.toml in the user's app dir).", show_default=False),
     ] = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="With --state: start a new state there even if its folder does not exist yet.")
+    ] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
 ) -> None:
     # `--state` stays in this context's params, where options.state_path() reads it.
-    del state, version
+    del state, create, version

@@ -205,6 +205,17 @@ def complete_types(ctx: Any, args: list[str], incomplete: str) -> list[Completio
     return _safely(types, incomplete)
 
 
+def complete_audiences(ctx: Any, args: list[str], incomplete: str) -> list[Completion]:
+    """`--audience` values: the resource URIs the simulated tenants know."""
+
+    def audiences() -> list[Completion]:
+        from msi_cli.core.tokens import KNOWN_AUDIENCES
+
+        return list(KNOWN_AUDIENCES)
+
+    return _safely(audiences, incomplete)
+
+
 # ---- the shell scripts ---------------------------------------------------------------------------
 # Typer's own scripts for zsh and fish; for bash and PowerShell, Typer's scripts with two changes:
 # a value with spaces (a role such as "Key Vault Secrets User", a tenant such as "Default
@@ -232,6 +243,20 @@ BASH_SCRIPT = r"""
 }
 
 complete -o default -F %(complete_func)s %(prog_name)s
+"""
+
+# zsh: sourced from a plain ~/.zshrc, `compdef` does not exist until compinit has run: run it then.
+ZSH_SCRIPT = r"""
+#compdef %(prog_name)s
+
+%(complete_func)s() {
+  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh %(prog_name)s)"
+}
+
+if (( ! $+functions[compdef] )); then
+  autoload -Uz compinit && compinit
+fi
+compdef %(complete_func)s %(prog_name)s
 """
 
 POWERSHELL_SCRIPT = r"""
@@ -276,9 +301,37 @@ def register_shells() -> None:
     class PowerShellComplete(typer_shells.PowerShellComplete):
         source_template = POWERSHELL_SCRIPT
 
+    class ZshComplete(typer_shells.ZshComplete):
+        source_template = ZSH_SCRIPT
+
+        def format_completion(self, item: Any) -> str:
+            return _zsh_item(item.value, item.help)
+
+        def complete(self) -> str:
+            # One line, single-quoted for eval: an apostrophe in a description ("the resource's
+            # host") is written '\'' so it survives (Typer's '' would drop it).
+            args, incomplete = self.get_completion_args()
+            items = [self.format_completion(item) for item in self.get_completions(args, incomplete)]
+            if not items:
+                return "_files"
+            spec = "*: :((" + " ".join(items) + "))"
+            return "_arguments " + "'" + spec.replace("'", "'\\''") + "'"
+
     add_completion_class(BashComplete, "bash")
+    add_completion_class(ZshComplete, "zsh")
     add_completion_class(PowerShellComplete, "powershell")
     add_completion_class(PowerShellComplete, "pwsh")
+
+
+def _zsh_item(value: str, help_text: str | None) -> str:
+    """One `"value":"description"` item of zsh's _arguments list (double quotes, `:` escaped)."""
+
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`").replace(":", r"\\:")
+
+    if help_text:
+        return f'"{escape(value)}":"{escape(" ".join(help_text.split()))}"'
+    return f'"{escape(value)}"'
 
 
 def shell_completer(command: Any, shell: str, prog_name: str = "msi") -> Any:
@@ -304,6 +357,7 @@ __all__ = [
     "completion_script",
     "register_shells",
     "shell_completer",
+    "complete_audiences",
     "complete_groups",
     "complete_identities",
     "complete_resources",

@@ -24,10 +24,16 @@ def _ask(question: str) -> bool:
     while True:
         sys.stderr.write(f"{question} [y/N]: ")
         sys.stderr.flush()
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:  # Ctrl-C at the prompt: the error goes on a line of its own
+            sys.stderr.write("\n")
+            raise
         if not line:  # end of input (Ctrl-D): as no
             sys.stderr.write("\n")
             return False
+        if not sys.stderr.isatty():  # the terminal echoed the answer, not into this stream: end the question's line
+            sys.stderr.write("\n")
         answer = line.strip().lower()
         if answer in ("y", "yes"):
             return True

@@ -12,7 +12,7 @@ import typer
 from msi_cli.cli.app import app
 from msi_cli.cli.confirm import confirm_or_refuse
 from msi_cli.cli.command import command
-from msi_cli.cli.options import GroupOpt, StateArg, SubscriptionOpt, YesOpt, complete_identities
+from msi_cli.cli.options import FindGroupOpt, FindSubscriptionOpt, StateArg, YesOpt, complete_identities
 from msi_cli.cli.render import Col, Columns, Output
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def _identity(state: State, ref: str, resource_group: str | None, subscription: 
 
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     try:
-        return lookup.user_identity(state, ref, resource_group, sub_id)
+        return lookup.user_identity(state, ref, resource_group, sub_id, by_option=True)
     except NotFound:
         try:
             lookup.resource(state, ref, resource_group, subscription)
@@ -110,8 +110,8 @@ def add(
     issuer: Annotated[str, typer.Option("--issuer", help="The external issuer's URL, exactly as its tokens' 'iss' (at most 600 characters).")],
     subject: Annotated[str, typer.Option("--subject", help="The 'sub' its tokens must carry, matched exactly (at most 600 characters).")],
     audience: Annotated[Optional[list[str]], typer.Option("--audience", help="The one audience ('aud') accepted.")] = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None,
+    subscription: FindSubscriptionOpt = None,
     *, sf: StateArg,
 ) -> dict[str, Any]:
     """Add (or update, by name) a federated identity credential: Entra then trades the issuer's
@@ -125,7 +125,7 @@ def add(
 
 
 @command(federation_app, "list", columns=CREDENTIAL_COLUMNS, epilog="Example: msi federation list ci-id -o json")
-def list_(identity: IdentityArg, resource_group: GroupOpt = None, subscription: SubscriptionOpt = None, *, sf: StateArg) -> list[dict[str, Any]]:
+def list_(identity: IdentityArg, resource_group: FindGroupOpt = None, subscription: FindSubscriptionOpt = None, *, sf: StateArg) -> list[dict[str, Any]]:
     """List an identity's federated identity credentials."""
     from msi_cli.core import federation
 
@@ -138,8 +138,8 @@ def list_(identity: IdentityArg, resource_group: GroupOpt = None, subscription: 
 def show(
     identity: IdentityArg,
     name: NameArg,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None,
+    subscription: FindSubscriptionOpt = None,
     *, sf: StateArg,
 ) -> dict[str, Any]:
     """Show one federated identity credential."""
@@ -154,8 +154,8 @@ def show(
 def remove(
     identity: IdentityArg,
     name: NameArg,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None,
+    subscription: FindSubscriptionOpt = None,
     yes: YesOpt = False,
     *, sf: StateArg,
 ) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 in cli/listing.py)."""
 
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -11,7 +11,11 @@ from msi_cli.cli.command import Result, command
 from msi_cli.cli.confirm import confirm_or_refuse
 from msi_cli.cli.options import (
     DefaultTenantOpt,
+    FindGroupOpt,
+    FindSubscriptionOpt,
     GroupOpt,
+    IdsOpt,
+    NameOpt,
     LocationOpt,
     ResourceKind,
     StateArg,
@@ -22,13 +26,16 @@ from msi_cli.cli.options import (
     complete_resources,
     complete_targets,
     complete_types,
+    targets,
 )
 from msi_cli.cli.render import warn
 
 if TYPE_CHECKING:
     from msi_cli.core.model import State
 
-ResourceArg = Annotated[str, typer.Argument(help="Resource name or id.", autocompletion=complete_resources)]
+ResourceArg = Annotated[
+    Optional[str], typer.Argument(metavar="[NAME]", help="Resource name or id.", autocompletion=complete_resources, show_default=False)
+]
 
 
 @command(app, "create-tenant", epilog="Example: msi create-tenant Contoso")
@@ -120,20 +127,30 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
     """Register `assign` or `unassign`: the same options, core function lifecycle.<change>."""
 
     def run(
-        resource: ResourceArg,
+        resource: ResourceArg = None,
+        name: NameOpt = None,
+        ids: IdsOpt = None,
         system_assigned: SystemAssignedOpt = False,
         user_assigned: UserAssignedOpt = None,
-        resource_group: GroupOpt = None,
-        subscription: SubscriptionOpt = None,
+        resource_group: FindGroupOpt = None,
+        subscription: FindSubscriptionOpt = None,
         *, sf: StateArg,
-    ) -> Result:
+    ) -> Result | list[dict[str, Any]]:
         from msi_cli.core import lifecycle, lookup
 
+        refs = targets(resource, name, ids)
+        if ids is not None:
+            resource_group = subscription = None
+        results: list[dict[str, Any]] = []
         with sf.transaction() as ctx:
-            res = lookup.resource(ctx.state, resource, resource_group, subscription)
-            data: dict[str, Any] = getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or [])
+            for ref in refs:
+                res = lookup.resource(ctx.state, ref, resource_group, subscription)
+                results.append(getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or []))
         warn(ctx.warnings)
-        return Result(data, table=lambda: with_client_id(ctx.state, data))
+        if len(results) == 1:
+            data = results[0]
+            return Result(data, table=lambda: with_client_id(ctx.state, data))
+        return results
 
     run.__name__ = run.__qualname__ = change
     run.__doc__ = doc
@@ -157,12 +174,17 @@ _identity_command(
 
 @command(app, "delete", epilog="Example: msi delete web1 --yes\n\nExample: msi delete shared-id --yes")
 def delete(
-    target: Annotated[str, typer.Argument(help="Resource or user-assigned identity, by name or id.", autocompletion=complete_targets)],
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    target: Annotated[
+        Optional[str],
+        typer.Argument(metavar="[NAME]", help="Resource or user-assigned identity, by name or id.", autocompletion=complete_targets, show_default=False),
+    ] = None,
+    name: NameOpt = None,
+    ids: IdsOpt = None,
+    resource_group: FindGroupOpt = None,
+    subscription: FindSubscriptionOpt = None,
     yes: YesOpt = False,
     *, sf: StateArg,
-) -> dict[str, Any]:
+) -> dict[str, Any] | list[dict[str, Any]]:
     """Delete a resource (with its system-assigned identity) or a user-assigned identity.
 
     As in Azure, deleting a user-assigned identity does not remove it from the resources it is
@@ -171,10 +193,16 @@ def delete(
     from msi_cli.core import lifecycle, lookup
     from msi_cli.core.model import Resource
 
-    found = lookup.target(sf.read(), target, resource_group, subscription)
-    what = found.id if isinstance(found, Resource) else found.resource_id
-    confirm_or_refuse(f"Delete {what}?", yes)
+    refs = targets(target, name, ids)
+    if ids is not None:
+        resource_group = subscription = None
+    state = sf.read()
+    found = [lookup.target(state, ref, resource_group, subscription) for ref in refs]
+    what = [f.id if isinstance(f, Resource) else f.resource_id for f in found]
+    confirm_or_refuse(f"Delete {', '.join(what)}?", yes)
+    results: list[dict[str, Any]] = []
     with sf.transaction() as ctx:
-        data = lifecycle.delete(ctx, lookup.target(ctx.state, what))
+        for ident in what:
+            results.append(lifecycle.delete(ctx, lookup.target(ctx.state, ident)))
     warn(ctx.warnings)
-    return data
+    return results[0] if len(results) == 1 else results

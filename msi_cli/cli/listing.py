@@ -12,10 +12,13 @@ from msi_cli.cli.command import Result, command
 from msi_cli.cli.options import (
     ASSIGNMENT_COLUMNS,
     PRINCIPAL_CELL,
-    GroupOpt,
+    FindGroupOpt,
+    FindSubscriptionOpt,
+    IdsOpt,
+    NameOpt,
     ResourceKind,
     StateArg,
-    SubscriptionOpt,
+    targets,
     complete_scopes,
     complete_targets,
     complete_tenants,
@@ -98,20 +101,28 @@ DELETED_COLUMNS: Columns = [
 )
 def show(
     target: Annotated[
-        str,
+        Optional[str],
         typer.Argument(
+            metavar="[NAME]",
             help="A resource or identity (name or id), or a principal, tenant, subscription or role assignment id.",
-            autocompletion=complete_targets,
+            autocompletion=complete_targets, show_default=False,
         ),
-    ],
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    ] = None,
+    name: NameOpt = None,
+    ids: IdsOpt = None,
+    resource_group: FindGroupOpt = None,
+    subscription: FindSubscriptionOpt = None,
     *, sf: StateArg,
-) -> dict[str, Any]:
-    """Show one object in az's shape."""
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """Show one object in az's shape (several, as a list, with --ids A B ...)."""
     from msi_cli.core.show import show_data
 
-    return show_data(sf.read(), target, resource_group, subscription)
+    refs = targets(target, name, ids)
+    state = sf.read()
+    if ids is not None:
+        found = [show_data(state, ref, None, None) for ref in refs]
+        return found[0] if len(found) == 1 else found
+    return show_data(state, refs[0], resource_group, subscription)
 
 
 @command(
@@ -123,8 +134,8 @@ def show(
 )
 def list_(
     kind: Annotated[ListKind, typer.Argument(help="What to list.", case_sensitive=False)],
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None,
+    subscription: FindSubscriptionOpt = None,
     tenant: Annotated[Optional[str], typer.Option("--tenant", help="Only objects in this tenant.", autocompletion=complete_tenants)] = None,
     type_: Annotated[
         Optional[ResourceKind],

@@ -75,6 +75,7 @@ complete_groups = _lazy_completer("complete_groups")
 complete_scopes = _lazy_completer("complete_scopes")
 complete_roles = _lazy_completer("complete_roles")
 complete_types = _lazy_completer("complete_types")
+complete_audiences = _lazy_completer("complete_audiences")  # known resource URIs
 
 
 def _check_query(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
@@ -104,6 +105,22 @@ GroupOpt = Annotated[
         "--resource-group", "-g", envvar="MSI_RESOURCE_GROUP", help="Resource group (default: 'default').", autocompletion=complete_groups
     ),
 ]
+# Looking an object up (show, list, delete, assign, token, env, ...): an omitted -g or
+# --subscription searches them all (the contract; a bare name that matches several is refused).
+FindGroupOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--resource-group", "-g", envvar="MSI_RESOURCE_GROUP", metavar="RG",
+        help="Resource group to look in (default: every group).", autocompletion=complete_groups,
+    ),
+]
+FindSubscriptionOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--subscription", envvar="MSI_SUBSCRIPTION", metavar="SUBSCRIPTION",
+        help="Subscription (name or id) to look in (default: every subscription).", autocompletion=complete_subscriptions,
+    ),
+]
 SubscriptionOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -125,6 +142,69 @@ DefaultTenantOpt = Annotated[
     Optional[str],
     typer.Option("--tenant", help="Tenant name or id (default: the default subscription's tenant).", autocompletion=complete_tenants),
 ]
+
+# az's "Resource Id arguments": a target by name (positional or -n/--name) or by full id (--ids).
+NameOpt = Annotated[
+    Optional[str], typer.Option("--name", "-n", metavar="NAME", help="The target's name (instead of the positional NAME).", autocompletion=complete_targets),
+]
+IdsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--ids", metavar="ID",
+        help="One or more full resource ids (space-delimited), instead of a name; -g and --subscription are not needed.",
+        autocompletion=complete_targets,
+    ),
+]
+
+
+def targets(
+    positional: Optional[str], name: Optional[str], ids: Optional[list[str]], *, many: bool = True, with_ids: bool = True
+) -> list[str]:
+    """What the user named: the positional NAME, -n/--name, or the --ids (a value holding several
+    ids, `--ids "$(msi list ... -o tsv)"`, is split on whitespace). Exactly one way, as in az."""
+    from msi_cli.errors import InvalidArgument
+
+    given = [ref for ref in (positional, name) if ref is not None]
+    split = [part for value in ids or () for part in value.split()]
+    if ids is not None and given:
+        raise InvalidArgument("give either --ids or a name (positional or -n/--name), not both")
+    if len(given) > 1:
+        raise InvalidArgument("give the name once: as the positional NAME or with -n/--name")
+    if ids is None:
+        if not given:
+            raise InvalidArgument("missing a name", hint="give NAME, -n NAME or --ids ID" if with_ids else "give NAME or -n NAME")
+        return given
+    if not split:
+        raise InvalidArgument("--ids needs at least one full resource id")
+    bad = next((ref for ref in split if not ref.startswith("/")), None)
+    if bad is not None:
+        raise InvalidArgument(f"--ids takes full resource ids; '{bad}' is not one", hint=f"use -n {bad} for a name")
+    if len(split) > 1 and not many:
+        raise InvalidArgument("this command takes one target: give one id to --ids")
+    return split
+
+
+def spread_ids(args: list[str]) -> list[str]:
+    """az's `--ids A B C` (space-delimited) as click reads repeated options: `--ids A --ids B
+    --ids C`. Only words that start with '/' (a full id) are taken after `--ids`."""
+    if "--ids" not in args:
+        return args
+    out: list[str] = []
+    taking = False
+    for arg in args:
+        if arg == "--ids":
+            taking = False
+            out.append(arg)
+            continue
+        if taking and arg.startswith("/"):
+            out += ["--ids", arg]
+            continue
+        taking = bool(out) and out[-1] == "--ids"
+        out.append(arg)
+        if arg == "--":
+            taking = False
+    return out
+
 
 # Table columns shared by command modules (importing a command module registers its commands).
 PRINCIPAL_CELL = "_principal"  # a table-only field: the principal's display name, never in the JSON

@@ -12,10 +12,12 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import GroupOpt, StateArg, SubscriptionOpt, state_file
+from msi_cli.cli.options import FindGroupOpt, FindSubscriptionOpt, NameOpt, StateArg, state_file, targets
 from msi_cli.cli.render import Output
 
 if TYPE_CHECKING:
+    from msi_cli.core.model import State
+    from msi_cli.server.faults import Fault
     from msi_cli.server.runfile import RunRecord
     from msi_cli.store.statefile import StateFile
 
@@ -75,6 +77,8 @@ def serve(
 
     parsed = [fault_specs.parse(spec) for spec in fault or []]
     sf = state_file(ctx)
+    if any(spec.target != "*" for spec in parsed):
+        _check_fault_targets(sf.read(), parsed)
     server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose, https_port=https_port)
     if host not in ("127.0.0.1", "::1", "localhost"):
         _note(f"warning: listening on {host}: any machine that reaches it can take this state's tokens")
@@ -95,8 +99,25 @@ def serve(
         sys.stdout.write(f"{url}\n{server.https_url}\n")  # last: a reader of stdout then finds the notes logged
         sys.stdout.flush()
 
-    server.run(ready)
+    import signal
+
+    stopped_by = server.run(ready)
     _note("stopped")
+    if stopped_by == signal.SIGINT:  # Ctrl-C: interrupted, as every command reports it
+        raise typer.Exit(130)
+
+
+def _check_fault_targets(state: State, parsed: list[Fault]) -> None:
+    """A fault must name a resource that exists (by name or id), or '*': a typo would otherwise
+    inject nothing, silently."""
+    from msi_cli.core import lookup
+    from msi_cli.errors import NotFound
+
+    known = {r.name.lower() for r in state.resources.values()} | set(state.resources)
+    for spec in parsed:
+        if spec.target != "*" and spec.target not in known:
+            close = lookup.did_you_mean(spec.target, [r.name for r in state.resources.values()])
+            raise NotFound(f"--fault '{spec.spec}': resource '{spec.target}' not found", hint=close or "name a resource of this state, or '*'")
 
 
 def _note(message: str) -> None:
@@ -157,11 +178,14 @@ def _shell_output(shown: tuple[dict[str, str], str], shell: Optional[Shell], **o
     "Example: eval \"$(msi env vm1 --az)\" && az login --identity",
 )
 def env(
-    resource: Annotated[str, typer.Argument(help="The resource whose host the client should act as (name or id).")],
+    resource: Annotated[
+        Optional[str], typer.Argument(metavar="[NAME]", help="The resource whose host the client should act as (name or id).", show_default=False)
+    ] = None,
+    name: NameOpt = None,
     client_id: Annotated[Optional[str], typer.Option("--client-id", help="Also set AZURE_CLIENT_ID, which DefaultAzureCredential uses to select a user-assigned identity.")] = None,
     shell: Annotated[Optional[Shell], typer.Option("--shell", envvar="MSI_SHELL", case_sensitive=False, help="Syntax of the lines: bash, zsh, fish or powershell (default: from $SHELL, else bash).")] = None,
-    resource_group: GroupOpt = None,
-    subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None,
+    subscription: FindSubscriptionOpt = None,
     workload: Annotated[bool, typer.Option("--workload", help="Workload identity federation: RESOURCE is a user-assigned identity; with --issuer and --subject.")] = False,
     issuer: Annotated[Optional[str], typer.Option("--issuer", help="With --workload, --github or --kubernetes: the issuer msi plays (default: one per kind, created on first use).")] = None,
     subject: Annotated[Optional[str], typer.Option("--subject", help="With --workload: the 'sub' of the tokens in the token file.")] = None,
@@ -191,6 +215,7 @@ def env(
     from msi_cli.errors import MsiError
     from msi_cli.server import runfile
 
+    resource = targets(resource, name, None, many=False, with_ids=False)[0]
     record = runfile.running(sf.server_path)
     if record is None:
         raise MsiError(f"no 'msi serve' is running for state {sf.path}", hint="start one with: msi serve")

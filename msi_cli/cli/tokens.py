@@ -9,13 +9,30 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import DefaultTenantOpt, GroupOpt, StateArg, SubscriptionOpt, complete_resources, complete_tenants
+from msi_cli.cli.options import (
+    DefaultTenantOpt,
+    FindGroupOpt,
+    FindSubscriptionOpt,
+    IdsOpt,
+    NameOpt,
+    StateArg,
+    complete_audiences,
+    complete_resources,
+    complete_tenants,
+    targets,
+)
 from msi_cli.cli.render import Output
 
 if TYPE_CHECKING:
     from msi_cli.core.tokens import Selector
 
-AudienceOpt = Annotated[str, typer.Option("--audience", "--resource", help="The resource URI the token is for, e.g. https://vault.azure.net.")]
+AudienceOpt = Annotated[
+    str,
+    typer.Option(
+        "--audience", "--resource", metavar="URI", help="The resource URI the token is for, e.g. https://vault.azure.net.",
+        autocompletion=complete_audiences,
+    ),
+]
 ClientIdOpt = Annotated[Optional[str], typer.Option("--client-id", help="Select the identity by client id.")]
 ObjectIdOpt = Annotated[Optional[str], typer.Option("--object-id", help="Select the identity by object (principal) id.")]
 ResIdOpt = Annotated[Optional[str], typer.Option("--msi-res-id", "--mi-res-id", help="Select a user-assigned identity by resource id.")]
@@ -39,10 +56,15 @@ def selector(client_id: str | None, object_id: str | None, msi_res_id: str | Non
     "Example: msi token vm1 --audience https://management.azure.com/ --client-id 00000000-0000-0000-0000-000000000000 -o json",
 )
 def token(
-    resource: Annotated[str, typer.Argument(help="The resource whose host asks for the token (name or id).", autocompletion=complete_resources)],
     audience: AudienceOpt,
+    resource: Annotated[
+        Optional[str],
+        typer.Argument(metavar="[NAME]", help="The resource whose host asks for the token (name or id).", autocompletion=complete_resources, show_default=False),
+    ] = None,
+    name: NameOpt = None,
+    ids: IdsOpt = None,
     client_id: ClientIdOpt = None, object_id: ObjectIdOpt = None, msi_res_id: ResIdOpt = None,  # which identity
-    resource_group: GroupOpt = None, subscription: SubscriptionOpt = None,
+    resource_group: FindGroupOpt = None, subscription: FindSubscriptionOpt = None,
     *, sf: StateArg,
 ) -> dict[str, Any]:
     """Get an access token as the resource's host hands it out (IMDS response shape).
@@ -56,8 +78,11 @@ def token(
     from msi_cli.core import lookup, tokens
     from msi_cli.errors import MsiError, TokenError
 
+    ref = targets(resource, name, ids, many=False)[0]
+    if ids is not None:
+        resource_group = subscription = None
     state = sf.read()
-    res = lookup.resource(state, resource, resource_group, subscription)
+    res = lookup.resource(state, ref, resource_group, subscription)
     try:
         return tokenservice.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)
     except TokenError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from msi_cli.core import arm
@@ -11,14 +11,61 @@ from msi_cli.errors import Ambiguous, NotFound
 
 T = TypeVar("T")
 
-def _one(matches: list[T], what: str, name: str, ident: Callable[[T], str]) -> T:
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """"did you mean 'x'?" for the candidates closest to `word` (any case), or None. difflib is
+    imported here, on the error path only."""
+    import difflib
+
+    by_key: dict[str, str] = {}
+    for c in candidates:
+        by_key.setdefault(c.lower(), c)
+    low = word.strip().lower()
+    scored = sorted(((difflib.SequenceMatcher(None, low, k).ratio(), k) for k in by_key), reverse=True)
+    close = [k for r, k in scored[:3] if r >= 0.6 and r >= scored[0][0] - 0.05]
+    if not close:  # a word of a longer value: `vault` for `https://vault.azure.net`, `Defualt` for `Default Directory`
+        import re
+
+        words: dict[str, list[str]] = {}
+        for key in by_key:
+            for part in re.split(r"[\s/.:_-]+", key):
+                if len(part) >= 3:
+                    words.setdefault(part, []).append(key)
+        close = list(dict.fromkeys(k for w in difflib.get_close_matches(low, list(words), n=3, cutoff=0.75) for k in words[w]))[:3]
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"'{by_key[k]}'" for k in close) + "?"
+
+
+def _not_found(what: str, name: str, candidates: Iterable[str]) -> NotFound:
+    return NotFound(f"{what} '{name}' not found", hint=did_you_mean(name, candidates))
+
+
+def _disambiguate(matches: Sequence[Resource | Identity]) -> str:
+    """The option that tells the matches apart: `-g RG` when their groups differ, else
+    `--subscription S`, else the full id."""
+    where = [arm.parse_id(m.id if isinstance(m, Resource) else m.resource_id) for m in matches]
+    groups = sorted({(p.resource_group or "") for p in where if p is not None}, key=str.lower)
+    if len(groups) == len(matches) and all(groups):
+        return "add " + " or ".join(f"-g {g}" for g in groups) + ", or give the full id"
+    subs = sorted({p.subscription_id for p in where if p is not None})
+    if len(subs) == len(matches):
+        return "add " + " or ".join(f"--subscription {s}" for s in subs) + ", or give the full id"
+    return "give the full id instead"
+
+
+def _one(
+    matches: Sequence[T], what: str, name: str, ident: Callable[[T], str],
+    candidates: Callable[[], Iterable[str]] = tuple, by_option: bool = True,
+) -> T:
     if not matches:
-        raise NotFound(f"{what} '{name}' not found")
+        raise _not_found(what, name, candidates())
     if len(matches) > 1:
         ids = ", ".join(sorted(ident(m) for m in matches))
         plural = what[:-1] + "ies" if what.endswith("y") else what + "s"
         plural = plural.replace("resource or identities", "resources or identities")
-        raise Ambiguous(f"'{name}' matches {len(matches)} {plural}: {ids}", hint="give the full id instead")
+        located = [m for m in matches if isinstance(m, (Resource, Identity))]
+        hint = _disambiguate(located) if by_option and len(located) == len(matches) else "give the full id instead"
+        raise Ambiguous(f"'{name}' matches {len(matches)} {plural}: {ids}", hint=hint)
     return matches[0]
 
 
@@ -27,7 +74,7 @@ def tenant(state: State, ref: str) -> Tenant:
         return state.tenants[ref]
     low = ref.lower()
     matches = [t for t in state.tenants.values() if t.id == low or t.name.lower() == low]
-    return _one(matches, "tenant", ref, lambda t: t.id)
+    return _one(matches, "tenant", ref, lambda t: t.id, lambda: [t.name for t in state.tenants.values()])
 
 
 def subscription(state: State, ref: str | None) -> Subscription:
@@ -39,7 +86,7 @@ def subscription(state: State, ref: str | None) -> Subscription:
     if low.startswith("/subscriptions/"):
         low = low.removeprefix("/subscriptions/").rstrip("/")
     matches = [s for s in state.subscriptions.values() if s.id == low or s.name.lower() == low]
-    return _one(matches, "subscription", ref, lambda s: s.id)
+    return _one(matches, "subscription", ref, lambda s: s.id, lambda: [s.name for s in state.subscriptions.values()])
 
 
 def tenant_of(state: State, sub_id: str) -> Tenant:
@@ -117,19 +164,22 @@ def resource(state: State, ref: str, resource_group: str | None = None, subscrip
             raise NotFound(f"resource '{ref}' not found")
         return found
     matches = _resources_named(state, ref, resource_group, subscription_id)
-    return _one(matches, "resource", ref, lambda r: r.id)
+    return _one(matches, "resource", ref, lambda r: r.id, lambda: [r.name for r in state.resources.values()])
 
 
 def user_identity(
-    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None
+    state: State, ref: str, resource_group: str | None = None, subscription_id: str | None = None, by_option: bool = False
 ) -> Identity:
+    """A user-assigned identity by id, or by name within the group and subscription if given.
+    `by_option`: the command line has -g/--subscription for this identity (an ambiguous name's
+    hint names them); else (`--user-assigned NAME`) the hint is the full id."""
     if arm.looks_like_id(ref):
         found = find_user_identity_by_id(state, ref.rstrip("/"))
         if found is None:
             raise NotFound(f"user-assigned identity '{ref}' not found")
         return found
     matches = _identities_named(state, ref, resource_group, subscription_id)
-    return _one(matches, "user-assigned identity", ref, lambda i: i.resource_id)
+    return _one(matches, "user-assigned identity", ref, lambda i: i.resource_id, lambda: [i.name for i in user_identities(state)], by_option)
 
 
 def principal(state: State, ref: str) -> ServicePrincipal:
@@ -162,4 +212,28 @@ def target(
         *_identities_named(state, ref, resource_group, subscription_id),
     ]
     what = "resource" if all(isinstance(m, Resource) for m in matches) else "resource or identity"
-    return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id)
+    names = lambda: [*(r.name for r in state.resources.values()), *(i.name for i in user_identities(state))]  # noqa: E731
+    return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id, names)
+
+
+SCOPE_FORMS = (
+    "a scope is a resource or identity name, a resource group name, or an id: "
+    "/subscriptions/ID[/resourceGroups/RG[/providers/NAMESPACE/TYPE/NAME]]"
+)
+
+
+def scope_by_name(state: State, ref: str) -> str:
+    """The scope a bare name gives: a resource's or user-assigned identity's id, or a resource
+    group's scope, when exactly one object has that name (any case)."""
+    low = ref.lower()
+    found = [r.id for r in _resources_named(state, ref, None, None)]
+    found += [i.resource_id for i in _identities_named(state, ref, None, None)]
+    found += [arm.resource_group_scope(g.subscription_id, g.name) for g in state.resource_groups.values() if g.name.lower() == low]
+    if not found:
+        names = [*(r.name for r in state.resources.values()), *(i.name for i in user_identities(state))]
+        names += [g.name for g in state.resource_groups.values()]
+        close = did_you_mean(ref, names)
+        raise NotFound(f"scope '{ref}' not found", hint=f"{close}; {SCOPE_FORMS}" if close else SCOPE_FORMS)
+    if len(found) > 1:
+        raise Ambiguous(f"scope '{ref}' matches {len(found)} objects: {', '.join(sorted(found))}", hint="give the full id as --scope")
+    return found[0]

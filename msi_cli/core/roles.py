@@ -115,7 +115,8 @@ def role(ref: str) -> RoleDefinition:
     for r in BUILT_IN_ROLES:
         if r.id == low or r.name.lower() == ref.strip().lower():
             return r
-    raise NotFound(f"role '{ref}' not found", hint="built-in roles: " + ", ".join(r.name for r in BUILT_IN_ROLES))
+    close = lookup.did_you_mean(ref, [r.name for r in BUILT_IN_ROLES])
+    raise NotFound(f"role '{ref}' not found", hint=close or "built-in roles: " + ", ".join(r.name for r in BUILT_IN_ROLES))
 
 
 def role_definition_id(scope: str, role_id: str) -> str:
@@ -137,11 +138,10 @@ def scope_exists(state: State, scope: str) -> bool:
 def resolve_scope(state: State, ref: str) -> str:
     """A scope given as an ARM id (subscription, resource group, resource) or a resource's name."""
     if not arm.looks_like_id(ref):
-        found = lookup.target(state, ref)
-        return found.id if isinstance(found, Resource) else found.resource_id
+        return lookup.scope_by_name(state, ref)
     parsed = arm.parse_id(ref)
     if parsed is None:
-        raise InvalidArgument(f"invalid scope '{ref}'", hint="use /subscriptions/ID[/resourceGroups/RG[/providers/NS/TYPE/NAME]]")
+        raise InvalidArgument(f"invalid scope '{ref}'", hint=lookup.SCOPE_FORMS)
     sub = state.subscriptions.get(parsed.subscription_id.lower())
     if sub is None:
         raise NotFound(f"subscription '{parsed.subscription_id}' in scope '{ref}' not found")

@@ -166,6 +166,12 @@ def appservice_answer(exc: TokenError) -> tuple[int, str]:
     return exc.status, exc.description
 
 
+def _unknown_audience_reason(audience: str) -> str:
+    reason = f"'{audience}' is not a resource the simulated tenants know"
+    close = lookup.did_you_mean(audience, KNOWN_AUDIENCES)
+    return f"{reason}; {close}" if close else reason
+
+
 def cache_key(state: State, resource: Resource, identity: Identity, audience: str) -> str:
     tenant = lookup.tenant_of(state, resource.subscription_id)
     return f"{identity.principal_id}|{tenant.id}|{resource.id.lower()}|{audience}"
@@ -211,7 +217,7 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
             f"AADSTS500011: The resource principal named {audience} was not found in the tenant named {tenant.name}. "
             "This can happen if the application has not been installed by the administrator of the tenant or consented "
             "to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
-            reason=f"'{audience}' is not a resource the simulated tenants know",
+            reason=_unknown_audience_reason(audience),
             code="unknown_audience",
         )
     return tenant, sp, cert

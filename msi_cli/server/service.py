@@ -116,15 +116,22 @@ class Server:
         exc = context.get("exception")
         self.log(f"{message}: {exc}" if exc is not None else message, kind=message)
 
-    def run(self, ready: Callable[[str], None]) -> None:
-        """Serve until SIGINT, SIGTERM or SIGHUP, then stop cleanly (blocking; main thread)."""
+    def run(self, ready: Callable[[str], None]) -> int:
+        """Serve until SIGINT, SIGTERM or SIGHUP, then stop cleanly (blocking; main thread).
+        Returns the number of the signal that stopped it."""
+        stopped_by: list[int] = []
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
             loop.set_exception_handler(self.loop_error)
             stop = asyncio.Event()
+
+            def on_signal(sig: int) -> None:
+                stopped_by.append(sig)
+                stop.set()
+
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal, int(sig))
             url = await self.start()
             try:
                 ready(url)
@@ -133,6 +140,7 @@ class Server:
                 await self.stop()
 
         asyncio.run(main())
+        return stopped_by[0] if stopped_by else 0
 
 
 def _stderr(message: str) -> None:

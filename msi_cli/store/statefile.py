@@ -20,7 +20,7 @@ from pathlib import Path
 from msi_cli import __version__
 from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
-from msi_cli.errors import StateError, mark_saved
+from msi_cli.errors import StateError, mark_saved, notice
 from msi_cli.store import codec, files
 
 if TYPE_CHECKING:
@@ -192,6 +192,8 @@ class StateFile:
                 if data != raw:
                     files.write_atomic(self.path, data)
                     mark_saved()
+                    if raw is None:
+                        notice(f"created a new state at {self.path} (one tenant, one subscription)")
                     digest = digest_of(data)
                     self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "rows": table})
                     self._write_blob(self.texts_path, {"format": CACHE_FORMAT, "digest": digest, "texts": texts})

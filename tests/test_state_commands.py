@@ -1,0 +1,152 @@
+"""`msi state path|reset|export|import`: where the state is, start over, and a whole state (keys
+included) copied between machines or CI jobs."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import fails
+from msi_cli.store.statefile import StateFile
+
+
+@pytest.fixture
+def world(cli):
+    cli.ok("create-resource", "web1", "--type", "webapp", "--system-assigned", "-o", "none")
+    cli.ok("create-identity", "shared-id", "-g", "rg1", "-o", "none")
+    cli.ok("create-resource", "vm1", "--type", "vm", "-g", "rg1", "--user-assigned", "shared-id", "-o", "none")
+    cli.ok("grant", "web1", "--role", "Reader", "--scope", "rg1", "-o", "none")
+    return cli
+
+
+def private(state: Path) -> Path:
+    return state.parent / (state.name + ".d")
+
+
+def key_files(state: Path) -> set[str]:
+    return {p.name for p in (private(state) / "keys").glob("*.pem")}
+
+
+# ---- path --------------------------------------------------------------------------------------------
+
+
+def test_path_prints_the_state_path(cli, isolated_state, tmp_path):
+    assert cli.ok("state", "path").stdout == f"{isolated_state}\n"
+    assert cli.json("state", "path") == {"path": str(isolated_state), "exists": False}
+    assert not isolated_state.exists()  # asking where it is creates nothing
+    other = tmp_path / "other.toml"
+    assert cli.ok("--state", str(other), "state", "path", "-o", "tsv").stdout == f"{other}\n"
+
+
+# ---- reset -------------------------------------------------------------------------------------------
+
+
+def test_reset_starts_over(world, isolated_state):
+    tenant = world.json("list", "tenants")[0]["tenantId"]
+    assert key_files(isolated_state)
+    result = world.ok("state", "reset", "--yes")
+    assert result.stdout == "" and "deleted the state" in result.stderr
+    assert not isolated_state.exists()
+    assert key_files(isolated_state) == set()
+    assert world.json("list", "resources") == []
+    assert world.json("list", "tenants")[0]["tenantId"] != tenant  # a fresh state, new keys
+
+
+def test_reset_without_yes_and_no_terminal_changes_nothing(world, isolated_state):
+    before = isolated_state.read_bytes()
+    fails(world("state", "reset"), 2, "refused without confirmation", "--yes")
+    assert isolated_state.read_bytes() == before
+
+
+def test_reset_of_a_missing_state_says_so(cli, isolated_state):
+    result = cli.ok("state", "reset", "--yes")
+    assert "nothing to reset" in result.stderr and not isolated_state.exists()
+
+
+# ---- export / import -----------------------------------------------------------------------------------
+
+
+def test_export_then_import_restores_the_whole_state(world, isolated_state, tmp_path):
+    token = world.json("token", "web1", "--audience", "https://vault.azure.net")["access_token"]  # signing keys exist now
+    fixture = tmp_path / "fixture.json"
+    summary = world.json("state", "export", str(fixture))
+    assert summary["resources"] == 2 and summary["identities"] == 2 and summary["roleAssignments"] == 1
+    assert stat.S_IMODE(fixture.stat().st_mode) == 0o600  # it holds private keys
+    doc = json.loads(fixture.read_text())
+    assert set(doc["keys"]) == {name[: -len(".pem")] for name in key_files(isolated_state)}
+    shown = world.json("show", "web1")
+
+    world.ok("state", "reset", "--yes")
+    assert world.json("list", "resources") == []
+    world.ok("state", "import", str(fixture), "-o", "none")
+    assert world.json("show", "web1") == shown
+    # the signing keys came along: a token minted before the export still verifies
+    verified = world("verify", token, "-o", "none")
+    assert verified.exit_code == 0, verified.stderr
+    assert world.json("token", "vm1", "--audience", "https://vault.azure.net")["token_type"] == "Bearer"
+    assert any(e["operation"] == "Create resource" for e in world.json("log"))
+
+
+def test_import_into_another_state_path_shares_a_fixture(world, isolated_state, tmp_path):
+    fixture = tmp_path / "fixture.json"
+    world.ok("state", "export", str(fixture), "-o", "none")
+    job2 = tmp_path / "job2" / "state.toml"
+    world.ok("--state", str(job2), "--create", "state", "import", str(fixture), "-o", "none")
+    assert StateFile(job2).read().resources.keys() == StateFile(isolated_state).read().resources.keys()
+    assert key_files(job2) == key_files(isolated_state)
+    assert stat.S_IMODE((private(job2) / "keys").stat().st_mode) == 0o700
+
+
+def test_import_replaces_keys_of_the_old_state(world, isolated_state, tmp_path, cli):
+    fixture = tmp_path / "fixture.json"
+    world.ok("state", "export", str(fixture), "-o", "none")
+    exported = key_files(isolated_state)
+    world.ok("create-resource", "vm9", "--type", "vm", "--system-assigned", "-o", "none")  # one more certificate, not in the fixture
+    assert key_files(isolated_state) > exported
+    world.ok("state", "import", str(fixture), "-o", "none")
+    assert key_files(isolated_state) == exported
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        (lambda doc: "not json", "not JSON"),
+        (lambda doc: json.dumps({"format": "something else"}), "not a file written by 'msi state export'"),
+        (lambda doc: json.dumps({**doc, "version": 99}), "version 99"),
+        (lambda doc: json.dumps({**doc, "state": doc["state"].replace("[[resources]]", "[[resources]", 1)}), "not valid TOML"),
+        (lambda doc: json.dumps({**doc, "keys": dict(list(doc["keys"].items())[1:])}), "does not hold"),
+        (lambda doc: json.dumps({**doc, "keys": {k: list(doc["keys"].values())[0] for k in doc["keys"]}}), "thumbprint is not its name"),
+    ],
+)
+def test_import_validates_before_replacing_anything(world, isolated_state, tmp_path, damage, fragment):
+    fixture = tmp_path / "fixture.json"
+    world.ok("state", "export", str(fixture), "-o", "none")
+    doc = json.loads(fixture.read_text())
+    bad = tmp_path / "bad.json"
+    bad.write_text(damage(doc))
+    world.ok("create-resource", "later1", "--type", "vm", "-o", "none")
+    before, keys = isolated_state.read_bytes(), key_files(isolated_state)
+    fails(world("state", "import", str(bad)), 1, fragment, "nothing was changed")
+    assert isolated_state.read_bytes() == before and key_files(isolated_state) == keys
+
+
+def test_import_of_a_missing_file(cli, tmp_path):
+    fails(cli("state", "import", str(tmp_path / "nope.json")), 1, "no such file")
+
+
+def test_export_help_warns_about_private_keys(cli):
+    text = " ".join(cli.ok("state", "export", "--help").stdout.replace("│", " ").split())
+    assert "PRIVATE KEYS" in text and "0600" in text
+
+
+def test_state_commands_installed(msi_proc, isolated_state, tmp_path):
+    assert msi_proc("create-resource", "vm1", "--type", "vm", "--system-assigned", "-o", "none").returncode == 0
+    fixture = tmp_path / "f.json"
+    proc = msi_proc("state", "export", str(fixture), "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["resources"] == 1
+    assert "PRIVATE" not in proc.stdout and "BEGIN" not in proc.stdout  # never printed
+    assert msi_proc("state", "path").stdout == f"{isolated_state}\n"
