@@ -1,7 +1,8 @@
 """`msi serve` under abuse by another local process: idle and half-open connections must not lock
 out a well-behaved client, pipelining floods that never read their answers must not starve it or
-flood the log, and slow or silent connections are dropped at their deadlines. Plus the HTTP loop's
-request bodies (Content-Length framed, bounded, pipelining-safe).
+flood the log, and slow or silent connections are dropped at their deadlines; the same for the
+HTTP loop alone, with an echo application (tests/loopkit.py; its request bodies:
+tests/test_httploop.py).
 
 The server runs in-process (`Server` on a `ServerThread`) with a ManualClock: its monotonic time
 stands still until a test moves it, so a deadline is reached by `clock.advance`, and each test
@@ -14,43 +15,20 @@ checks what reaches the terminal. benchmarks/server_abuse.py measures the real l
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import socket
-import threading
 from urllib.parse import urlsplit
 
 import pytest
 
+from loopkit import REQUEST_TIMEOUT, EchoServer, body_of, settled, sweep
 from manualclock import ManualClock
 from rawhttp import TIMEOUT, close_all, closed_by_server, exchange, hold_idle, imds_request, is_open, read_answer, served
 
 pytestmark = pytest.mark.usefixtures("enough_file_descriptors")
 
-REQUEST_TIMEOUT = 10.0  # `msi serve`'s default --request-timeout
-
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def sweep(http, loop: asyncio.AbstractEventLoop) -> None:
-    """Run the HTTP loop's deadline sweep now, on its loop, and let the sockets it drops close.
-    (Its timer sweeps every quarter of a timeout, at most a second, of real time; waiting for it
-    would be waiting for real time. The timer itself is tested in tests/test_serve.py.)"""
-
-    async def now() -> None:
-        if http._sweeper is not None:
-            http._sweeper.cancel()
-        http._sweep()  # reschedules the timer
-        await asyncio.sleep(0)  # the aborted transports close their sockets first
-
-    asyncio.run_coroutine_threadsafe(now(), loop).result(TIMEOUT)
-
-
-def settled(loop: asyncio.AbstractEventLoop) -> None:
-    """Return once the callback the server's loop is running (if any) has finished."""
-    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(TIMEOUT)
 
 
 class InProcess:
@@ -264,218 +242,97 @@ def test_like_log_lines_are_summed_up():
     assert written[-2:] == [f"... and {1000 - PER_KIND} more like this: GET /x999 404", "GET /y 404"]
 
 
-# ---- the HTTP loop alone: request bodies, deadlines, turns ------------------------------------------
+# ---- the HTTP loop alone: turns and deadlines ---------------------------------------------------------
 
 
-class EchoServer:
-    """The HTTP loop alone, with a handler that echoes what it received (quick or as a task) and
-    records the paths in the order it answers them; `GET /big/N` answers N bytes."""
-
-    def __init__(self, quick: bool, request_timeout: float = REQUEST_TIMEOUT) -> None:
-        from msi_cli.server.httploop import HttpServer
-        from msi_cli.server.messages import Response
-
-        self.order: list[str] = []
-        self.clock = ManualClock()
-
-        def echo(req):
-            self.order.append(req.path)
-            if req.path.startswith("/big/"):
-                return Response(200, b"b" * int(req.path[5:]), content_type="text/plain")
-            return Response(200, f"{req.method} {req.path} {len(req.body)} ".encode() + req.body,
-                            content_type="text/plain")
-
-        async def handler(req):
-            return echo(req)
-
-        self.loop = asyncio.new_event_loop()
-        self.http = HttpServer(handler, quick=echo if quick else None, server_name="test",
-                               request_timeout=request_timeout, clock=self.clock, open_files=1024)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.addr = asyncio.run_coroutine_threadsafe(self.http.start("127.0.0.1", 0), self.loop).result(TIMEOUT)
-
-    def sweep(self) -> None:
-        sweep(self.http, self.loop)
-
-    @contextlib.contextmanager
-    def frozen(self):
-        """The server's loop held still (blocked on an event, not asleep) while the test sends:
-        what is sent meanwhile is all waiting when the loop next looks."""
-        holding, release = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            holding.set()
-            release.wait(TIMEOUT)
-
-        self.loop.call_soon_threadsafe(hold)
-        assert holding.wait(TIMEOUT)
-        try:
-            yield
-        finally:
-            release.set()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.http.close(), self.loop).result(TIMEOUT)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(TIMEOUT)
-        self.loop.close()
-
-
-@pytest.fixture(params=["quick", "task"])
-def echo(request):
-    server = EchoServer(request.param == "quick")
+@pytest.fixture
+def echo_server():
+    """The HTTP loop alone (quick answers) with the request timeout of `msi serve` (10 s) and a ManualClock."""
+    server = EchoServer(quick=True)
     yield server
     server.close()
 
 
-def post(path: str, body: bytes, extra: bytes = b"") -> bytes:
-    return b"POST %s HTTP/1.1\r\nContent-Length: %d\r\n%s\r\n" % (path.encode(), len(body), extra) + body
-
-
-def body_of(answer: bytes) -> bytes:
-    return answer.split(b"\r\n\r\n", 1)[1]
-
-
-def test_a_body_reaches_the_handler_and_pipelining_stays_in_step(echo):
-    smuggled = b"grant_type=x&GET /smuggled HTTP/1.1\r\n\r\n"
-    with socket.create_connection(echo.addr, timeout=TIMEOUT) as sock:
-        sock.sendall(post("/a", smuggled) + b"GET /b HTTP/1.1\r\n\r\n" + post("/c", b"") + post("/d", b"k=v"))
-        pending = bytearray()
-        bodies = [body_of(read_answer(sock, pending)) for _ in range(4)]
-        assert bodies == [b"POST /a %d " % len(smuggled) + smuggled, b"GET /b 0 ", b"POST /c 0 ", b"POST /d 3 k=v"]
-        request = post("/e", b"x" * 5000)  # a body in pieces
-        for n in range(0, len(request), 700):
-            sock.sendall(request[n:n + 700])
-        assert body_of(read_answer(sock, pending)) == b"POST /e 5000 " + b"x" * 5000
-
-
-def test_expect_100_continue_gets_an_interim_answer(echo):
-    with socket.create_connection(echo.addr, timeout=TIMEOUT) as sock:
-        sock.sendall(b"POST /t HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
-        assert read_answer(sock, bytearray()).startswith(b"HTTP/1.1 100 Continue\r\n")
-        sock.sendall(b"a=b")
-        assert body_of(read_answer(sock, bytearray())) == b"POST /t 3 a=b"
-
-
-def test_body_limits_and_chunked_bodies(echo):
-    from msi_cli.server.httploop import MAX_BODY
-
-    with socket.create_connection(echo.addr, timeout=TIMEOUT) as sock:
-        assert body_of(exchange(sock, post("/max", b"y" * MAX_BODY))).startswith(b"POST /max %d " % MAX_BODY)
-    with socket.create_connection(echo.addr, timeout=TIMEOUT) as sock:  # refused while the body is still coming
-        sock.sendall(b"POST /big HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1) + b"z" * 300_000)
-        answer = read_answer(sock, bytearray())  # the 413 arrives, not a reset
-        assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
-        assert closed_by_server(sock)
-    with socket.create_connection(echo.addr, timeout=TIMEOUT) as sock:
-        sock.sendall(b"POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /x HTTP/1.1\r\n\r\n")
-        answer = read_answer(sock, bytearray())
-        assert body_of(answer) == b"POST /chunked 0 " and b"Connection: close" in answer  # not read, not desynchronised
-        assert closed_by_server(sock)
-
-
-def test_many_pipelined_requests_are_answered_in_order(echo):
-    with socket.create_connection(echo.addr, timeout=TIMEOUT) as sock:
-        sock.sendall(b"".join(b"GET /%d HTTP/1.1\r\n\r\n" % n if n % 3 else post(f"/{n}", b"b%d" % n) for n in range(300)))
-        sock.shutdown(socket.SHUT_WR)
-        pending = bytearray()
-        paths = [body_of(read_answer(sock, pending)).split(b" ")[1] for _ in range(300)]
-        assert paths == [b"/%d" % n for n in range(300)]
-        assert closed_by_server(sock)
-
-
-def test_a_pipelined_backlog_yields_to_another_client_within_a_turn(echo):
+def test_a_pipelined_backlog_yields_to_another_client_within_a_turn(echo_server):
     """A connection with 300 pipelined requests gets BURST answers, then waits its turn: a request
     from another client that arrives with them is answered after at most one burst and one turn
     of the queue, not after the backlog."""
     from msi_cli.server.connection import BURST
     from msi_cli.server.httploop import PUMP
 
-    with socket.create_connection(echo.addr, timeout=TIMEOUT) as flood, \
-            socket.create_connection(echo.addr, timeout=TIMEOUT) as client:
+    with socket.create_connection(echo_server.addr, timeout=TIMEOUT) as flood, \
+            socket.create_connection(echo_server.addr, timeout=TIMEOUT) as client:
         for sock in (flood, client):  # both accepted
             exchange(sock, b"GET /hello HTTP/1.1\r\n\r\n")
-        echo.order.clear()
-        with echo.frozen():
+        echo_server.order.clear()
+        with echo_server.frozen():
             flood.sendall(b"".join(b"GET /f%d HTTP/1.1\r\n\r\n" % n for n in range(300)))
             client.sendall(b"GET /client HTTP/1.1\r\n\r\n")
         assert body_of(read_answer(client, bytearray())) == b"GET /client 0 "
         pending = bytearray()
         assert [body_of(read_answer(flood, pending)).split(b" ")[1] for _ in range(300)] == [b"/f%d" % n for n in range(300)]
-    assert echo.order.index("/client") <= BURST + PUMP <= 50  # one burst and one turn: a small part of the backlog
-    assert [path for path in echo.order if path != "/client"] == [f"/f{n}" for n in range(300)]
+    assert echo_server.order.index("/client") <= BURST + PUMP <= 50  # one burst and one turn: a small part of the backlog
+    assert [path for path in echo_server.order if path != "/client"] == [f"/f{n}" for n in range(300)]
 
 
-# ---- the HTTP loop's deadlines, reached by moving its clock -----------------------------------------
-
-
-@pytest.fixture
-def timed():
-    """The HTTP loop alone with the request timeout of `msi serve` (10 s) and a ManualClock."""
-    server = EchoServer(quick=True)
-    yield server
-    server.close()
-
-
-def test_a_keep_alive_connection_is_dropped_after_the_request_timeout(timed):
-    with socket.create_connection(timed.addr, timeout=TIMEOUT) as sock:
+def test_a_keep_alive_connection_is_dropped_after_the_request_timeout(echo_server):
+    with socket.create_connection(echo_server.addr, timeout=TIMEOUT) as sock:
         assert body_of(exchange(sock, b"GET /one HTTP/1.1\r\n\r\n")) == b"GET /one 0 "
-        timed.clock.advance(REQUEST_TIMEOUT - 0.1)  # counted from the end of the answer
-        timed.sweep()
+        echo_server.clock.advance(REQUEST_TIMEOUT - 0.1)  # counted from the end of the answer
+        echo_server.sweep()
         assert is_open(sock)
         assert body_of(exchange(sock, b"GET /two HTTP/1.1\r\n\r\n")) == b"GET /two 0 "  # a new answer: a new deadline
-        timed.clock.advance(REQUEST_TIMEOUT - 0.1)
-        timed.sweep()
+        echo_server.clock.advance(REQUEST_TIMEOUT - 0.1)
+        echo_server.sweep()
         assert is_open(sock)
-        timed.clock.advance(0.2)
-        timed.sweep()
+        echo_server.clock.advance(0.2)
+        echo_server.sweep()
         assert closed_by_server(sock)
 
 
-def test_a_request_sent_slowly_gets_no_more_time(timed):
+def test_a_request_sent_slowly_gets_no_more_time(echo_server):
     """The deadline runs from the last answer (or connecting) to the end of a whole request:
     bytes trickling in do not extend it (a slowloris)."""
-    with socket.create_connection(timed.addr, timeout=TIMEOUT) as sock:
+    with socket.create_connection(echo_server.addr, timeout=TIMEOUT) as sock:
         exchange(sock, b"GET /first HTTP/1.1\r\n\r\n")  # the deadline runs from here
         request = b"GET /slow HTTP/1.1\r\nHost: x\r\n"
         elapsed = 0.0
         for n, byte in enumerate(request):
             sock.sendall(bytes([byte]))
             if n % 5 == 4:
-                timed.clock.advance(0.3)
+                echo_server.clock.advance(0.3)
                 elapsed += 0.3
         assert elapsed < REQUEST_TIMEOUT - 1
-        timed.clock.advance(REQUEST_TIMEOUT - 0.1 - elapsed)
-        timed.sweep()
+        echo_server.clock.advance(REQUEST_TIMEOUT - 0.1 - elapsed)
+        echo_server.sweep()
         assert is_open(sock)
         sock.sendall(b"X-More: 1\r\n")
-        timed.clock.advance(0.2)
-        timed.sweep()
+        echo_server.clock.advance(0.2)
+        echo_server.sweep()
         assert closed_by_server(sock)
-    assert timed.order == ["/first"]  # the slow request was never answered
+    assert echo_server.order == ["/first"]  # the slow request was never answered
 
 
-def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_request_timeout(timed):
+def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_request_timeout(echo_server):
     """An answer the client does not take (our write buffer full) gets the request timeout from
     when writing stopped; a client that takes it in time gets all of it."""
     size = 4 << 20  # past the kernel's buffers and ours
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.settimeout(TIMEOUT)
-        sock.connect(timed.addr)
+        sock.connect(echo_server.addr)
         sock.sendall(b"GET /big/%d HTTP/1.1\r\n\r\n" % size)
         assert sock.recv(1, socket.MSG_PEEK)  # the answer is being written...
-        settled(timed.loop)  # ...and the loop has stopped writing it (in the same callback)
-        timed.clock.advance(REQUEST_TIMEOUT - 0.1)
-        timed.sweep()
+        settled(echo_server.loop)  # ...and the loop has stopped writing it (in the same callback)
+        echo_server.clock.advance(REQUEST_TIMEOUT - 0.1)
+        echo_server.sweep()
         answer = read_answer(sock, bytearray())  # not dropped: read now, it arrives whole
         assert len(body_of(answer)) == size
         sock.sendall(b"GET /big/%d HTTP/1.1\r\n\r\n" % size)
         assert sock.recv(1, socket.MSG_PEEK)
-        settled(timed.loop)
-        timed.clock.advance(REQUEST_TIMEOUT + 0.1)
-        timed.sweep()
+        settled(echo_server.loop)
+        echo_server.clock.advance(REQUEST_TIMEOUT + 0.1)
+        echo_server.sweep()
         received = 0  # dropped: what was already on its way arrives, then the end
         try:
             while chunk := sock.recv(1 << 20):
@@ -487,7 +344,7 @@ def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_request_tim
         assert received < size
 
 
-def test_a_client_that_does_not_take_its_answers_gets_no_more_answered(timed):
+def test_a_client_that_does_not_take_its_answers_gets_no_more_answered(echo_server):
     """While an answer waits to be read, the requests pipelined behind it wait too: no more are
     answered than the burst being written when it stopped; once it is read, the rest follow in
     order."""
@@ -497,12 +354,12 @@ def test_a_client_that_does_not_take_its_answers_gets_no_more_answered(timed):
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.settimeout(TIMEOUT)
-        sock.connect(timed.addr)
+        sock.connect(echo_server.addr)
         sock.sendall(b"GET /big/%d HTTP/1.1\r\n\r\n" % size + b"".join(b"GET /after%d HTTP/1.1\r\n\r\n" % n for n in range(50)))
         assert sock.recv(1, socket.MSG_PEEK)
         for _ in range(3):  # turns of the loop in which a round-robin turn would come
-            settled(timed.loop)
-        assert timed.order[0] == f"/big/{size}" and len(timed.order) <= BURST <= 8
+            settled(echo_server.loop)
+        assert echo_server.order[0] == f"/big/{size}" and len(echo_server.order) <= BURST <= 8
         pending = bytearray()
         assert len(body_of(read_answer(sock, pending))) == size
         assert [body_of(read_answer(sock, pending)).split(b" ")[1] for _ in range(50)] == [b"/after%d" % n for n in range(50)]
