@@ -59,9 +59,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 QuickHandler = Callable[[Request], "Response | None"]
 
 
-def connection_budget(want: int) -> int:
+def connection_budget(want: int, open_files: int | None = None) -> int:
     """How many connections fit in the open-file limit, after raising its soft value toward
-    `want` plus a reserve (never past the hard limit)."""
+    `want` plus a reserve (never past the hard limit). `open_files` is that limit when given
+    (tests); by default it is the process's RLIMIT_NOFILE, which is then raised."""
+    if open_files is not None:
+        return max(16, min(want, open_files - FD_RESERVE))
     try:
         import resource
     except ImportError:  # not a Unix
@@ -85,13 +88,15 @@ class HttpServer:
 
     def __init__(self, handler: Handler, *, server_name: str, quick: QuickHandler | None = None,
                  request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
-                 on_error: Callable[[str], None] | None = None, clock: TimeSource = REAL) -> None:
+                 on_error: Callable[[str], None] | None = None, clock: TimeSource = REAL,
+                 open_files: int | None = None) -> None:
         self.handler = handler
         self.monotonic = clock.monotonic  # deadlines: idle, slow and unread connections
         self.quick = quick
         self.server_name = server_name
         self.timeout = request_timeout
         self.max_connections = max_connections
+        self.open_files = open_files  # the limit the connections must fit in; None: the process's RLIMIT_NOFILE
         self.on_error = on_error or (lambda message: None)
         self.clock = DateHeader(clock.time)
         self.connections: dict[Connection, None] = {}  # in the order they last started waiting
@@ -106,7 +111,7 @@ class HttpServer:
     async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> tuple[str, int]:
         """Listen (TLS when given an `ssl.SSLContext`); returns the bound address."""
         self.loop = asyncio.get_running_loop()
-        self.max_connections = connection_budget(self.max_connections)
+        self.max_connections = connection_budget(self.max_connections, self.open_files)
         self._server = await self.loop.create_server(lambda: Connection(self), host, port, backlog=ACCEPT_BURST, ssl=ssl,
                                                      ssl_handshake_timeout=self.timeout if ssl is not None else None)
         for sock in self._server.sockets:  # asyncio accepts `backlog` at a time: keep that small, the queue long

@@ -33,7 +33,9 @@ class Server:
     def __init__(self, sf: StateFile, host: str = "127.0.0.1", port: int = 0, faults: list[Fault] | None = None,
                  request_timeout: float = REQUEST_TIMEOUT, verbose: bool = False,
                  log: Callable[[str], None] | None = None, https_port: int | None = None,
-                 clock: TimeSource = REAL) -> None:
+                 clock: TimeSource = REAL, open_files: int | None = None) -> None:
+        """`open_files`: the open-file limit the connections must fit in (tests); by default the
+        process's RLIMIT_NOFILE, raised toward what the connections need."""
         self.sf = sf
         self.host = host
         self.port = port
@@ -43,13 +45,14 @@ class Server:
         self.key = runfile.new_key()
         self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose, clock)
         self.http = HttpServer(self.app.handle, quick=self.app.answer_now, server_name=SERVER_NAME,
-                               request_timeout=request_timeout, on_error=self.log if verbose else None, clock=clock)
+                               request_timeout=request_timeout, on_error=self.log if verbose else None, clock=clock,
+                               open_files=open_files)
         self.https: HttpServer | None = None
         if https_port is not None:
             self.https = HttpServer(functools.partial(self.app.handle, tls=True),
                                     quick=functools.partial(self.app.answer_now, tls=True), server_name=SERVER_NAME,
                                     request_timeout=request_timeout, on_error=self.log if verbose else None,
-                                    clock=clock)
+                                    clock=clock, open_files=open_files)
         self.url = ""
         self.https_url = ""
         self.tls_setup: Setup | None = None  # once the HTTPS listener is up
