@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from msi_cli.core import authz, roles
+from msi_cli.core import authz, roledefs, roles
 
 UAI = "Microsoft.ManagedIdentity/userAssignedIdentities"
 RA = "Microsoft.Authorization/roleAssignments"
@@ -45,7 +45,7 @@ def test_wildcards_ignore_case_and_a_star_segment_may_be_empty():
 
 
 def test_role_ids_are_azures():
-    assert {r.name: r.id for r in roles.BUILT_IN_ROLES if r.name in ROLES} == {
+    assert {r.name: r.id for r in roledefs.BUILT_IN_ROLES if r.name in ROLES} == {
         "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
         "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
         "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",

@@ -120,7 +120,7 @@ def test_msi_commands_create_a_group_on_first_use_and_group_delete_takes_its_mem
     assert [(g["name"], g["location"], g["id"]) for g in listed] == [("fresh", "westus", group.id)]
     assert "fresh" in cli.ok("list", "groups").stdout
     with sf.transaction() as ctx:
-        report = groups.delete(ctx, groups.get(ctx.state, ctx.state.default_subscription_id, "fresh"))
+        report = lifecycle.delete_group(ctx, groups.get(ctx.state, ctx.state.default_subscription_id, "fresh"))
     assert len(report["resources"]) == 1 and len(report["identities"]) == 1
     state = sf.read()
     assert not state.resources and not [i for i in state.identities.values()] and groups.find(state, state.default_subscription_id, "fresh") is None

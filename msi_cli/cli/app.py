@@ -277,5 +277,5 @@ def _root(
     ] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
 ) -> None:
-    # `--state` stays in this context's params, where options.state_path() reads it.
+    # `--state` stays in this context's params, where statepath.state_path() reads it.
     del state, create, version

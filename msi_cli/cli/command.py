@@ -34,7 +34,8 @@ from typing import Any
 
 import typer
 
-from msi_cli.cli.options import OutputOpt, QueryOpt, state_file
+from msi_cli.cli.options import OutputOpt, QueryOpt
+from msi_cli.cli.statepath import state_file
 from msi_cli.cli.render import Columns, Output, emit
 from msi_cli.errors import MsiError
 

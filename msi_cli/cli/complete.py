@@ -28,10 +28,10 @@ def _state(ctx: Any) -> State | None:
 
     `--state PATH` may already be on the line; while completing, Typer parses it but does not run
     the root callback, so it is read from the root context here."""
-    from msi_cli.cli import options
+    from msi_cli.cli.statepath import state_file
 
     try:
-        sf = options.state_file(ctx)
+        sf = state_file(ctx)
         if not sf.path.is_file():
             return None  # reading would create a fresh state, with new keys: not while completing
         return sf.read()
@@ -187,7 +187,7 @@ def complete_roles(ctx: Any, args: list[str], incomplete: str) -> list[Completio
     """Built-in role names, with the role definition id as help."""
 
     def roles() -> list[Completion]:
-        from msi_cli.core.roles import BUILT_IN_ROLES
+        from msi_cli.core.roledefs import BUILT_IN_ROLES
 
         return [(r.name, r.id) for r in BUILT_IN_ROLES]
 

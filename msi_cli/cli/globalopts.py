@@ -45,7 +45,7 @@ def _set(wanted: int) -> Any:
             return
         LEVEL.set(max(LEVEL.get(), wanted) if wanted != QUIET else QUIET)
         if wanted == DEBUG:
-            from msi_cli.cli.options import state_path
+            from msi_cli.cli.statepath import state_path
 
             debug(f"state file: {state_path(ctx)}")
             debug(f"command: {ctx.command_path}")

@@ -1,11 +1,10 @@
-"""Options (and table columns) shared by many commands, and where the state file is."""
+"""Options (and table columns) shared by many commands. Which state file a command line means is
+in cli/statepath.py."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -31,26 +30,6 @@ class ResourceKind(str, Enum):
     containerapp = "containerapp"
     keyvault = "keyvault"
     storage = "storage"
-
-
-def state_path(ctx: Any = None) -> Path:
-    """`--state` as given on the command line of `ctx` (a click context: its root holds it), else
-    MSI_STATE, else state.toml in the user's app dir; resolved on every call, never kept in a
-    module global, so a nested run (`msi demo`'s steps) cannot leak into its caller."""
-    given = ctx.find_root().params.get("state") if ctx is not None else None
-    if given is not None:
-        return Path(given)
-    env = os.environ.get("MSI_STATE")
-    if env:
-        return Path(env).expanduser()
-    return Path(typer.get_app_dir("msi-cli")) / "state.toml"
-
-
-def state_file(ctx: Any = None) -> StateFile:
-    """The StateFile of the command line being run (see state_path)."""
-    from msi_cli.store.statefile import StateFile
-
-    return StateFile(state_path(ctx))
 
 
 def _lazy_completer(name: str) -> Callable[[Any, list[str], str], Any]:

@@ -12,7 +12,8 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.options import FindGroupOpt, FindSubscriptionOpt, NameOpt, StateArg, state_file, targets
+from msi_cli.cli.options import FindGroupOpt, FindSubscriptionOpt, NameOpt, StateArg, targets
+from msi_cli.cli.statepath import state_file
 from msi_cli.cli.render import Output
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msi_cli.core import roles, shapes, tokens
+from msi_cli.core import roledefs, roles, shapes, tokens
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import Resource
 from msi_cli.errors import TokenError
@@ -37,13 +37,13 @@ def check_access(ctx: Ctx, resource: Resource, scope_ref: str, role_ref: str, se
         result["reason"] = f"the identity cannot get a token: {exc.reason}"
         return result
     held = roles.assignments_for(state, identity.principal_id, scope)
-    definitions = [roles.ROLES_BY_ID[a.role_definition_id] for a in held if a.role_definition_id in roles.ROLES_BY_ID]
+    definitions = [roledefs.ROLES_BY_ID[a.role_definition_id] for a in held if a.role_definition_id in roledefs.ROLES_BY_ID]
     if held and roles.covers(definitions, wanted):
-        granting = [a for a in held if roles.covers([roles.ROLES_BY_ID[a.role_definition_id]], wanted)] or held
+        granting = [a for a in held if roles.covers([roledefs.ROLES_BY_ID[a.role_definition_id]], wanted)] or held
         result["allowed"] = True
         result["grantedBy"] = [shapes.assignment_id(a) for a in granting]
         first = granting[0]
-        result["reason"] = f"'{roles.ROLES_BY_ID[first.role_definition_id].name}' is assigned to {identity.principal_id} at {first.scope}"
+        result["reason"] = f"'{roledefs.ROLES_BY_ID[first.role_definition_id].name}' is assigned to {identity.principal_id} at {first.scope}"
         return result
     if held:
         names = ", ".join(sorted({d.name for d in definitions}))
@@ -52,7 +52,7 @@ def check_access(ctx: Ctx, resource: Resource, scope_ref: str, role_ref: str, se
     orphans = [
         a for a in state.role_assignments.values()
         if a.principal_id not in state.principals and roles.scope_covers(a.scope, scope)
-        and a.role_definition_id in roles.ROLES_BY_ID and roles.covers([roles.ROLES_BY_ID[a.role_definition_id]], wanted)
+        and a.role_definition_id in roledefs.ROLES_BY_ID and roles.covers([roledefs.ROLES_BY_ID[a.role_definition_id]], wanted)
     ]
     if orphans:
         gone = state.deleted_principals.get(orphans[0].principal_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 
-from msi_cli.core import arm, roles
+from msi_cli.core import arm, roledefs, roles
 from msi_cli.core.model import RoleAssignment, State
 
 
@@ -28,14 +28,14 @@ def matches(pattern: str, action: str) -> bool:
     return _pattern(pattern).fullmatch(action.lower()) is not None
 
 
-def role_allows(definition: roles.RoleDefinition, action: str) -> bool:
+def role_allows(definition: roledefs.RoleDefinition, action: str) -> bool:
     return any(matches(a, action) for a in definition.actions) and not any(matches(n, action) for n in definition.not_actions)
 
 
 def granting(state: State, principal_id: str, action: str, scope: str) -> RoleAssignment | None:
     """The first assignment that lets the principal perform `action` at `scope`, or None."""
     for a in roles.assignments_for(state, principal_id, scope):
-        definition = roles.ROLES_BY_ID.get(a.role_definition_id)
+        definition = roledefs.ROLES_BY_ID.get(a.role_definition_id)
         if definition is not None and role_allows(definition, action):
             return a
     return None

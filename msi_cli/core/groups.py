@@ -7,7 +7,6 @@ a PUT into a group that does not exist is ResourceGroupNotFound.
 
 from __future__ import annotations
 
-from typing import Any
 
 from msi_cli.core import arm, lookup
 from msi_cli.core.context import Ctx
@@ -68,18 +67,3 @@ def members(state: State, group: ResourceGroup) -> tuple[list[Resource], list[Id
     resources = [r for k, r in state.resources.items() if k.startswith(prefix)]
     identities = [i for i in lookup.user_identities(state) if i.resource_id.lower().startswith(prefix)]
     return resources, identities
-
-
-def delete(ctx: Ctx, group: ResourceGroup) -> dict[str, Any]:
-    """Delete a group and everything in it (resources first, with their system-assigned identities,
-    then user-assigned identities), each through the lifecycle's own delete."""
-    from msi_cli.core import lifecycle
-
-    resources, identities = members(ctx.state, group)
-    for resource in resources:
-        lifecycle.delete(ctx, resource)
-    for identity in identities:
-        lifecycle.delete(ctx, identity)
-    del ctx.state.resource_groups[group.id.lower()]
-    ctx.log("Delete resource group", group.id, f"{len(resources)} resource(s), {len(identities)} identity(ies) deleted")
-    return {"deleted": group.id, "resources": [r.id for r in resources], "identities": [i.resource_id for i in identities]}

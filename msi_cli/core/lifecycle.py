@@ -25,6 +25,7 @@ from msi_cli.core.model import (
     DeletedPrincipal,
     Identity,
     Resource,
+    ResourceGroup,
     ServicePrincipal,
     State,
     Subscription,
@@ -242,7 +243,7 @@ def assign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[
                     f"identity name '{identity.name}' is longer than {LONG_NAME} characters: Azure documents that "
                     f"assigning it to a {resource.rtype.label} may fail or not work"
                 )
-    return assignment_summary(ctx.state, resource)
+    return shapes.assignment_summary(ctx.state, resource)
 
 
 LONG_NAME = 24  # Azure: user-assigned identities with longer names may not work on VMs and scale sets
@@ -282,7 +283,7 @@ def unassign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: lis
         resource.user_assigned.remove(entry)
         dangling = lookup.live_identity(ctx.state, entry) is None
         ctx.log("Remove user-assigned identity", resource.id, rid + (" (deleted identity)" if dangling else ""))
-    return assignment_summary(ctx.state, resource)
+    return shapes.assignment_summary(ctx.state, resource)
 
 
 def _unassign_target(state: State, resource: Resource, ref: str) -> str:
@@ -301,22 +302,6 @@ def _unassign_target(state: State, resource: Resource, ref: str) -> str:
             f"user-assigned identity '{ref}' no longer exists, so its name cannot be resolved; '{resource.name}' still "
             f"holds its entry: remove it by full id: msi unassign {resource.name} --user-assigned {dangling[0]}"
         ) from None
-
-
-def assignment_summary(state: State, resource: Resource) -> dict[str, Any]:
-    """What az prints after `identity assign`/`remove`: `az vm identity assign` (and vmss) returns
-    {systemAssignedIdentity, userAssignedIdentities}; `az webapp`/`functionapp`/`containerapp
-    identity assign` return the identity block."""
-    if resource.rtype.key not in ("vm", "vmss"):
-        block = shapes.identity_block(state, resource)
-        return {
-            "principalId": block.get("principalId"),
-            "tenantId": block.get("tenantId"),
-            "type": block["type"],
-            "userAssignedIdentities": block.get("userAssignedIdentities"),
-        }
-    users = {u.resource_id: {"principalId": u.principal_id, "clientId": u.client_id} for u in resource.user_assigned}
-    return {"systemAssignedIdentity": resource.system_principal_id or "", "userAssignedIdentities": users}
 
 
 def delete(ctx: Ctx, target: Resource | Identity) -> dict[str, Any]:
@@ -348,3 +333,16 @@ def delete(ctx: Ctx, target: Resource | Identity) -> dict[str, Any]:
         f"principalId {target.principal_id} deleted; still referenced by {len(referenced)} resource(s)",
     )
     return {"deleted": target.resource_id, "deletedPrincipals": [target.principal_id], "stillReferencedBy": referenced}
+
+
+def delete_group(ctx: Ctx, group: ResourceGroup) -> dict[str, Any]:
+    """Delete a group and everything in it (resources first, with their system-assigned identities,
+    then user-assigned identities), each through the lifecycle's own delete."""
+    resources, identities = groups.members(ctx.state, group)
+    for resource in resources:
+        delete(ctx, resource)
+    for identity in identities:
+        delete(ctx, identity)
+    del ctx.state.resource_groups[group.id.lower()]
+    ctx.log("Delete resource group", group.id, f"{len(resources)} resource(s), {len(identities)} identity(ies) deleted")
+    return {"deleted": group.id, "resources": [r.id for r in resources], "identities": [i.resource_id for i in identities]}

@@ -136,7 +136,7 @@ def principal_name(state: State, principal_id: str) -> str:
 
 
 def assignment(state: State, a: RoleAssignment) -> dict[str, Any]:
-    from msi_cli.core.roles import ROLES_BY_ID, role_definition_id
+    from msi_cli.core.roledefs import ROLES_BY_ID, role_definition_id
 
     definition = ROLES_BY_ID.get(a.role_definition_id)
     return {
@@ -165,3 +165,19 @@ def group(g: ResourceGroup) -> dict[str, Any]:
         "tags": None,
         "type": "Microsoft.Resources/resourceGroups",
     }
+
+
+def assignment_summary(state: State, resource: Resource) -> dict[str, Any]:
+    """What az prints after `identity assign`/`remove`: `az vm identity assign` (and vmss) returns
+    {systemAssignedIdentity, userAssignedIdentities}; `az webapp`/`functionapp`/`containerapp
+    identity assign` return the identity block."""
+    if resource.rtype.key not in ("vm", "vmss"):
+        block = identity_block(state, resource)
+        return {
+            "principalId": block.get("principalId"),
+            "tenantId": block.get("tenantId"),
+            "type": block["type"],
+            "userAssignedIdentities": block.get("userAssignedIdentities"),
+        }
+    users = {u.resource_id: {"principalId": u.principal_id, "clientId": u.client_id} for u in resource.user_assigned}
+    return {"systemAssignedIdentity": resource.system_principal_id or "", "userAssignedIdentities": users}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from msi_cli.core import arm, groups, roles
+from msi_cli.core import arm, groups, roledefs, roles
 from msi_cli.errors import MsiError, NotFound
 from msi_cli.server.arm import errors, shapes
 from msi_cli.server.arm.call import Call, Reply
@@ -41,7 +41,7 @@ def role_definitions(call: Call) -> Reply:
     _check_scope(call)
     call.require("Microsoft.Authorization/roleDefinitions/read")
     sub = call.route.subscription
-    found = list(roles.BUILT_IN_ROLES)
+    found = list(roledefs.BUILT_IN_ROLES)
     flt = call.query.get("$filter")
     if flt:
         m = _ROLE_NAME.fullmatch(flt)
@@ -56,7 +56,7 @@ def role_definition(call: Call) -> Reply:
         raise errors.method_not_allowed(call.method)
     _check_scope(call)
     call.require("Microsoft.Authorization/roleDefinitions/read")
-    definition = roles.ROLES_BY_ID.get((call.route.name or "").lower())
+    definition = roledefs.ROLES_BY_ID.get((call.route.name or "").lower())
     if definition is None:
         raise _no_definition(call.route.name or "")
     return Reply(200, shapes.role_definition(call.route.subscription, definition))
@@ -125,7 +125,7 @@ def _create(call: Call, scope: str, guid: str) -> Reply:
     role_ref, principal_id = props.get("roleDefinitionId"), props.get("principalId")
     if not isinstance(role_ref, str) or not isinstance(principal_id, str):
         raise errors.invalid_content("'properties.roleDefinitionId' and 'properties.principalId' are required")
-    definition = roles.ROLES_BY_ID.get(role_ref.rstrip("/").rsplit("/", 1)[-1].lower())
+    definition = roledefs.ROLES_BY_ID.get(role_ref.rstrip("/").rsplit("/", 1)[-1].lower())
     if definition is None:
         raise _no_definition(role_ref.rstrip("/").rsplit("/", 1)[-1])
     if not scope:  # msi models no tenant-root scope: nobody may assign there

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msi_cli.core import arm, roles
+from msi_cli.core import arm, roledefs
 from msi_cli.core import shapes as core_shapes
 from msi_cli.core.model import Identity, Resource, ResourceGroup, RoleAssignment, State, Subscription, Tenant
 
@@ -75,7 +75,7 @@ def resource(state: State, r: Resource) -> dict[str, Any]:
     return out
 
 
-def role_definition(scope_sub: str | None, d: roles.RoleDefinition) -> dict[str, Any]:
+def role_definition(scope_sub: str | None, d: roledefs.RoleDefinition) -> dict[str, Any]:
     prefix = f"/subscriptions/{scope_sub}" if scope_sub else ""
     return {
         "id": f"{prefix}/providers/Microsoft.Authorization/roleDefinitions/{d.id}",
@@ -98,7 +98,7 @@ def role_assignment(state: State, a: RoleAssignment) -> dict[str, Any]:
         "name": a.id,
         "type": "Microsoft.Authorization/roleAssignments",
         "properties": {
-            "roleDefinitionId": roles.role_definition_id(a.scope, a.role_definition_id),
+            "roleDefinitionId": roledefs.role_definition_id(a.scope, a.role_definition_id),
             "principalId": a.principal_id,
             "principalType": core_shapes.PRINCIPAL_TYPE,  # kept when the principal is gone (orphaned), as ARM keeps it
             "scope": a.scope,

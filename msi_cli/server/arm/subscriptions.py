@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msi_cli.core import authz, groups
+from msi_cli.core import authz, groups, lifecycle
 from msi_cli.errors import Conflict, MsiError
 from msi_cli.server.arm import errors, shapes
 from msi_cli.server.arm.call import Call, Reply
@@ -77,7 +77,7 @@ def group(call: Call) -> Reply:
         found = groups.find(call.state, sub.id, name)
         if found is None:
             raise errors.group_not_found(name)
-        groups.delete(call.changing(), found)
+        lifecycle.delete_group(call.changing(), found)
         return Reply(200)
     raise errors.method_not_allowed(call.method)
 
