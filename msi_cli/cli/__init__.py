@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, str] = {
     "federation": "federation",
     "issuer": "federation",
     "oidc-token": "federation",
+    "apply": "estate", "export": "estate", "import": "estate",
 }
 
 
