@@ -51,6 +51,19 @@ def plan_text(data: dict[str, Any], **options: Any) -> str:
     if data.get("kept"):
         tail += f"; {data['kept']} object(s) not in the file kept (--prune deletes them)"
     lines.append(tail)
+    report = data.get("import")
+    if report:
+        lines.append("az files: " + "; ".join(f"{f['file']} ({f['kind']}, {f['items']})" for f in report["files"]))
+        for item in report["plainResources"]:
+            lines.append(f"kept as a plain resource without identities: {item['id']} ({item['type']})")
+        for item in report["skipped"]:
+            lines.append(f"not imported: {item['item']}: {item['reason']}")
+        for real, where in report["principals"].items():
+            if where.get("kept") is False:
+                lines.append(f"principal {real} is simulated as {where.get('simulatedPrincipalId')}")
+        kept = sum(1 for w in report["principals"].values() if w.get("kept"))
+        if kept:
+            lines.append(f"{kept} real principal id(s) kept as they are")
     for section in ("identities", "resources"):
         for name, ids in data.get(section, {}).items():
             lines.append(f"{name}: principalId {ids['principalId']}, clientId {ids['clientId']}")
@@ -169,5 +182,8 @@ def import_az(
     doc, report = azimport.convert(docs)
     import json
 
-    estate = parse(json.dumps(doc, indent=1), "az import", "json")
-    return run_plan(sf, estate, what_if, False, yes, {"import": report})
+    estate = parse(json.dumps(doc, indent=1), "the estate made from the az files", "json")
+    result = run_plan(sf, estate, what_if, False, yes, {"import": report})
+    if not what_if:
+        report["principals"] = azimport.mapping(sf.read(), report["principals"])
+    return result

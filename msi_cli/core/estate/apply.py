@@ -31,10 +31,12 @@ def at(estate: Estate, path: Path_) -> Iterator[None]:
         raise err from None
 
 
-def _kept(plan: Plan, *ids: str | None) -> tuple[str, str] | None:
-    if ids[0] and ids[1] and not any(i in plan.remapped for i in ids):
-        return ids[0], ids[1]
-    return None
+def _kept(plan: Plan, principal_id: str | None, client_id: str | None) -> tuple[str, str] | None:
+    """The ids a new identity keeps: the file's principal id (and client id, else a new one),
+    unless one is taken already."""
+    if principal_id is None or principal_id in plan.remapped or (client_id is not None and client_id in plan.remapped):
+        return None
+    return principal_id, client_id or arm.new_guid()
 
 
 def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:

@@ -124,7 +124,9 @@ class Planner:
         raise self.e.fail(path, f"unknown subscription '{ref}' (declare it under [[subscriptions]])")
 
     def display(self, *parts: str) -> str:
-        return "/".join(parts)
+        """A key as people read it: the subscription by its display name."""
+        sub = self.file_subs.get(parts[0]) or (self.subs_by_name[parts[0]].name if parts[0] in self.subs_by_name else parts[0])
+        return "/".join((sub, *parts[1:]))
 
     # ---- the plan -------------------------------------------------------------------------------------
 
@@ -386,7 +388,7 @@ class Planner:
             seen.add(key)
             if existing.pop(key, None) is None:
                 self.plan.assignments.append((spec, key))
-                who = "/".join(principal[1][:2]) + "/" + principal[1][-1]
+                who = self.display(*principal[1][:2], principal[1][-1])
                 self.plan.changes.append(Change(CREATE, "role assignment", f"{definition.name} for {who}", f"at {spec.scope}"))
         self.leftover_assignments = list(existing.values())
 

@@ -347,9 +347,8 @@ def _read(estate: Estate, doc: Doc) -> None:
 
 
 def _pair(e: _Entry) -> None:
-    if ("principal_id" in e.rec) != ("client_id" in e.rec):
-        raise e.fail("principal_id" if "principal_id" not in e.rec else "client_id",
-                     "'principal_id' and 'client_id' go together (the ids an identity keeps when it is created)")
+    if "client_id" in e.rec and "principal_id" not in e.rec:
+        raise e.fail("client_id", "'client_id' comes with 'principal_id' (the ids an identity keeps when it is created)")
 
 
 def _as_credential(spec: CredentialSpec) -> Any:
