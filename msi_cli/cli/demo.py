@@ -24,6 +24,7 @@ class Scenario(str, Enum):
     migration = "migration"
     shared_identity = "shared-identity"
     federation = "federation"
+    estate = "estate"
 
 
 class Narrator:
@@ -282,13 +283,19 @@ def federation(n: Narrator) -> None:
     n.run("federation", "list", "deploy-id", "-g", "ci")
 
 
+def estate(n: Narrator) -> None:
+    from msi_cli.cli.demo_estate import estate as scenario  # the scenario lives in its own module
+
+    scenario(n)
+
+
 SCENARIOS = {Scenario.lifecycle: lifecycle, Scenario.migration: migration, Scenario.shared_identity: shared_identity,
-             Scenario.federation: federation}
+             Scenario.federation: federation, Scenario.estate: estate}
 
 
 @app.command("demo", epilog="Example: msi demo\n\nExample: msi demo migration")
 def demo(
-    scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration, shared-identity or federation (default: all).", case_sensitive=False)] = None,
+    scenario: Annotated[Optional[Scenario], typer.Argument(help="lifecycle, migration, shared-identity, federation or estate (default: all).", case_sensitive=False)] = None,
 ) -> None:
     """Narrated walkthroughs on a throwaway state (your state file is never touched)."""
     chosen = [scenario] if scenario else list(SCENARIOS)

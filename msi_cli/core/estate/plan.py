@@ -98,6 +98,7 @@ class Planner:
         self.file_tenants: dict[str, str] = {}  # lower name/id -> name
         self.file_subs: dict[str, str] = {}  # lower name/id -> name
         self.sub_tenant: dict[str, str] = {}  # sub key -> tenant name
+        self._by_name: dict[int, dict[str, list[Any]]] = {}  # per reference pool: its keys by name
 
     # ---- names ----------------------------------------------------------------------------------------
 
@@ -297,7 +298,13 @@ class Planner:
         name = low(parts[-1])
         group = low(parts[-2]) if len(parts) > 1 else None
         sub = self.sub_key(parts[0], path) if len(parts) > 2 else None
-        found = [k for k in pool if k[-1] == name and (group is None or k[1] == group) and (sub is None or k[0] == sub)]
+        index = self._by_name.get(id(pool))
+        if index is None:
+            index = {}
+            for k in pool:
+                index.setdefault(k[-1], []).append(k)
+            self._by_name[id(pool)] = index
+        found = [k for k in index.get(name, ()) if (group is None or k[1] == group) and (sub is None or k[0] == sub)]
         if len(found) > 1 and near is not None:
             closer = [k for k in found if k[:2] == near]
             found = closer or found
