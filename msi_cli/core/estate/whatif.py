@@ -16,28 +16,36 @@ from typing import Any
 
 from msi_cli.core import arm, lookup, moves, roles, shapes
 from msi_cli.core.context import Ctx
-from msi_cli.core.model import SYSTEM, Identity, Resource, RoleAssignment, State
+from msi_cli.core.model import (
+    SYSTEM,
+    Identity,
+    Resource,
+    RoleAssignment,
+    ServicePrincipal,
+    State,
+    Subscription,
+    Tenant,
+    UserAssignment,
+)
 
 
 def clone(state: State) -> State:
-    """A copy deep enough for a move: every object copied, with its lists."""
+    """A copy deep enough for a move: every object a move may change is copied, with its lists
+    (role assignments, credentials and deleted principals are only ever added or dropped)."""
     out = copy.copy(state)
-    out.tenants = {k: copy.copy(t) for k, t in state.tenants.items()}
-    out.subscriptions = {k: copy.copy(s) for k, s in state.subscriptions.items()}
-    out.resource_groups = dict(state.resource_groups)  # moves only add groups
-    out.resources = {}
-    for k, r in state.resources.items():
-        c = copy.copy(r)
-        c.user_assigned = [copy.copy(u) for u in r.user_assigned]
-        out.resources[k] = c
-    out.identities = {k: copy.copy(i) for k, i in state.identities.items()}
-    out.principals = {}
-    for k, p in state.principals.items():
-        c = copy.copy(p)
-        c.alternative_names = list(p.alternative_names)
-        c.key_credentials = list(p.key_credentials)
-        out.principals[k] = c
-    out.role_assignments = dict(state.role_assignments)  # assignments are dropped, never edited
+    out.tenants = {k: Tenant(t.id, t.name, t.created, list(t.signing_keys)) for k, t in state.tenants.items()}
+    out.subscriptions = {k: Subscription(s.id, s.name, s.tenant_id, s.created) for k, s in state.subscriptions.items()}
+    out.resource_groups = dict(state.resource_groups)
+    out.resources = {
+        k: Resource(r.name, r.type, r.subscription_id, r.resource_group, r.location, r.created, r.system_principal_id,
+                    [UserAssignment(u.resource_id, u.principal_id, u.client_id) for u in r.user_assigned])
+        for k, r in state.resources.items()
+    }
+    out.identities = {k: Identity(i.principal_id, i.client_id, i.tenant_id, i.kind, i.name, i.resource_id, i.location, i.created)
+                      for k, i in state.identities.items()}
+    out.principals = {k: ServicePrincipal(p.id, p.app_id, p.tenant_id, p.display_name, list(p.alternative_names), list(p.key_credentials))
+                      for k, p in state.principals.items()}
+    out.role_assignments = dict(state.role_assignments)
     out.deleted_principals = dict(state.deleted_principals)
     out.federated_credentials = dict(state.federated_credentials)
     out.issuers = dict(state.issuers)
@@ -73,6 +81,7 @@ def rehearse(ctx: Ctx, operation: str, move: Callable[[Ctx], dict[str, Any]]) ->
         for i in recreate for c in after.federated_credentials.values() if c.identity_id == i.principal_id
     ]
     report["fixCommands"] = _fixes(before, after, recreate, broken, deleted, orphaned)
+    _USERS.pop(id(after), None)
     return report
 
 
@@ -81,11 +90,22 @@ def _tenant_of_id(state: State, resource_id: str) -> str | None:
     return sub.tenant_id if sub is not None else None
 
 
+_USERS: dict[int, dict[str, list[str]]] = {}
+
+
 def _users_of(state: State, identity: Identity) -> list[str]:
-    """The resources that get tokens as this identity (its host, or every resource it is attached to)."""
-    if identity.kind == SYSTEM:
-        return [r.id for r in state.resources.values() if r.system_principal_id == identity.principal_id]
-    return [r.id for r in state.resources.values() if any(u.principal_id == identity.principal_id for u in r.user_assigned)]
+    """The resources that get tokens as this identity (its host, or every resource it is attached
+    to), from an index of the state built once per rehearsal."""
+    index = _USERS.get(id(state))
+    if index is None:
+        index = {}
+        for r in state.resources.values():
+            if r.system_principal_id is not None:
+                index.setdefault(r.system_principal_id, []).append(r.id)
+            for u in r.user_assigned:
+                index.setdefault(u.principal_id, []).append(r.id)
+        _USERS[id(state)] = index
+    return list(index.get(identity.principal_id, ()))
 
 
 def _broken(before: State, after: State, shadow: Ctx) -> list[dict[str, Any]]:
@@ -144,7 +164,8 @@ def _fixes(before: State, after: State, recreate: list[Identity], broken: list[d
     for a in orphaned:  # at a scope that moved: remove it, grant at the new id
         role = names.get(a.role_definition_id, a.role_definition_id)
         cmds.append(f"msi revoke {a.principal_id} --role {_q(role)} --scope {_q(a.scope)}")
-    regrants = [*deleted, *orphaned, *(a for a in after.role_assignments.values() if a.principal_id in renewed and a not in orphaned)]
+    moved_away = {a.id for a in orphaned}
+    regrants = [*deleted, *orphaned, *(a for a in after.role_assignments.values() if a.principal_id in renewed and a.id not in moved_away)]
     for a in regrants:
         principal = renewed.get(a.principal_id)
         if principal is None:
