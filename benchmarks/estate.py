@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import environment, msi_command, precompile  # noqa: E402
+from _timing import environment, msi_command, precompile
 
 
 def estate(count: int) -> dict:

@@ -116,8 +116,8 @@ def apply_estate(
     prune: PruneOpt = False,
     yes: YesOpt = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the estate format's JSON Schema and exit.")] = False,
-    sf=None,
-) -> dict:
+    sf: Any = None,
+) -> dict[str, Any]:
     """Make the state hold the estate a file declares: tenants, subscriptions, resource groups,
     user-assigned identities (with federated credentials), resources with their identities, and role
     assignments. Objects match by name, so applying twice changes nothing the second time.
@@ -141,7 +141,7 @@ def apply_estate(
          formats={Output.table: lambda data, **o: data["text"]})
 def export_estate(
     fmt: Annotated[str, typer.Option("--format", help="toml or json.", case_sensitive=False)] = "toml",
-    sf=None,
+    sf: Any = None,
 ) -> Result:
     """Write the state as an estate file (names only: no ids, no key material), which `msi apply`
     reproduces on any state, an empty one included. -o json prints the document as JSON."""
@@ -165,8 +165,8 @@ def import_az(
     paths: Annotated[list[Path], typer.Argument(help="JSON files, or folders of them, as az printed them (any names).", show_default=False)],
     what_if: WhatIfOpt = False,
     yes: YesOpt = False,
-    sf=None,
-) -> dict:
+    sf: Any = None,
+) -> dict[str, Any]:
     """Recreate an estate from the JSON that `az account list`, `az group list`, `az resource list`,
     `az identity list`, `az vm list`/`az webapp list` and `az role assignment list --all` print; each
     file is recognised by its content. Names, resource ids, tenants and subscriptions are kept, and

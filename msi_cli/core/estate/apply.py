@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from msi_cli.core import arm, federation, groups, lifecycle, roles
 from msi_cli.core.context import Ctx
@@ -50,8 +50,8 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
 
     for a in plan.delete_assignments:
         roles.delete_assignment(ctx, a.id)
-    for identity, cred in plan.delete_credentials:
-        federation.remove(ctx, identity, cred.name)
+    for holder, gone in plan.delete_credentials:
+        federation.remove(ctx, holder, gone.name)
     for resource in plan.delete_resources:
         lifecycle.delete(ctx, resource)
     for identity in plan.delete_identities:
@@ -61,15 +61,15 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
         groups.ensure(ctx, sub_ids[sub], name, location)
 
     identities: dict[ObjKey, Identity] = {}
-    for key, (spec, existing) in plan.identities.items():
+    for ikey, (ispec, existing) in plan.identities.items():
         if existing is None:
-            with at(e, spec.path):
-                existing = lifecycle.create_identity(ctx, spec.name, spec.resource_group, sub_ids[key[0]], spec.location,
-                                                     _kept(plan, spec.principal_id, spec.client_id))
-        identities[key] = existing
-    for key, cred in plan.credentials:
+            with at(e, ispec.path):
+                existing = lifecycle.create_identity(ctx, ispec.name, ispec.resource_group, sub_ids[ikey[0]], ispec.location,
+                                                     _kept(plan, ispec.principal_id, ispec.client_id))
+        identities[ikey] = existing
+    for ckey, cred in plan.credentials:
         with at(e, cred.path):
-            federation.add(ctx, identities[key], cred.name, cred.issuer, cred.subject, cred.audiences)
+            federation.add(ctx, identities[ckey], cred.name, cred.issuer, cred.subject, cred.audiences)
 
     resources: dict[ResKey, Resource] = {}
     for key, work in plan.resources.items():
@@ -89,9 +89,9 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
     for aspec, (principal, _, _) in plan.assignments:
         with at(e, aspec.path):
             if principal[0] == "identity":
-                principal_id = identities[principal[1]].principal_id
+                principal_id = identities[cast(ObjKey, principal[1])].principal_id
             else:
-                principal_id = resources[principal[1]].system_principal_id or ""
+                principal_id = resources[cast(ResKey, principal[1])].system_principal_id or ""
             keep = aspec.id if aspec.id and aspec.id not in state.role_assignments and aspec.id not in plan.remapped else None
             roles.grant(ctx, principal_id, aspec.role, _scope(aspec.scope, sub_ids, plan), keep, index)
 
@@ -154,6 +154,6 @@ def ids_by_name(state: State, identities: dict[ObjKey, Identity], resources: dic
     out_r = {}
     for k in with_system:
         r = resources[k]
-        i = state.identities[r.system_principal_id]
+        i = state.identities[r.system_principal_id or ""]
         out_r[rrefs[k]] = {"id": r.id, "principalId": i.principal_id, "clientId": i.client_id, "tenantId": i.tenant_id}
     return {"identities": out_i, "resources": out_r}

@@ -195,6 +195,7 @@ class Converter:
                 self.skip(rid, f"type {type_} is not one msi can keep")
                 return
         location = _location(r.get("location"))
+        assert key_type is not None
         try:
             arm.validate_resource_name(key_type, p.name)
             arm.validate_resource_group(p.resource_group)

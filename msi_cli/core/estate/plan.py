@@ -413,12 +413,12 @@ class Planner:
         for a in self.state.role_assignments.values():
             who = owner.get(a.principal_id)
             p = arm.parts(a.scope)
-            sub = self.sub_name_of.get(p.subscription)
-            if who is None or sub is None:
+            sub_name = self.sub_name_of.get(p.subscription)
+            if who is None or sub_name is None:
                 self.orphaned.append(a)
                 continue
-            scope: ScopeKey = (sub,) if p.resource_group is None else (
-                (sub, low(p.resource_group)) if p.name is None else (sub, low(p.resource_group), low(p.arm_type or ""), low(p.name)))
+            scope: ScopeKey = (sub_name,) if p.resource_group is None else (
+                (sub_name, low(p.resource_group)) if p.name is None else (sub_name, low(p.resource_group), low(p.arm_type or ""), low(p.name)))
             out[(who, a.role_definition_id, scope)] = a
         return out
 

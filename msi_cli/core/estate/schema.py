@@ -185,7 +185,11 @@ class _LocatingDecoder(json.JSONDecoder):
 
     def __init__(self, positions: dict[int, int]) -> None:
         super().__init__()
-        from json import decoder, scanner
+        from json import decoder as json_decoder
+        from json import scanner as json_scanner
+
+        decoder: Any = json_decoder
+        scanner: Any = json_scanner
 
         text_lines: list[tuple[str, list[int]]] = []
 
