@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from msi_cli.core import arm, lookup, moves, roles, shapes
+from msi_cli.core import arm, lookup, roles, shapes
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import (
     SYSTEM,
@@ -68,7 +68,7 @@ def rehearse(ctx: Ctx, operation: str, move: Callable[[Ctx], dict[str, Any]]) ->
     orphaned = [a for a in after.role_assignments.values()
                 if roles.scope_exists(before, a.scope) and not roles.scope_exists(after, a.scope)]
     report["orphanedRoleAssignments"] = [shapes.assignment(after, a) for a in orphaned]
-    broken = _broken(before, after, shadow)
+    broken = _broken(after, result)
     report["brokenIdentities"] = broken
     recreate = [i for i in lookup.user_identities(after) if i.tenant_id != _tenant_of_id(after, i.resource_id)
                 and i.tenant_id == _tenant_of_id(before, i.resource_id)]
@@ -108,28 +108,22 @@ def _users_of(state: State, identity: Identity) -> list[str]:
     return list(index.get(identity.principal_id, ()))
 
 
-def _broken(before: State, after: State, shadow: Ctx) -> list[dict[str, Any]]:
-    """Identities that got a token before the move and do not after it, with the apps that use them."""
+def _broken(after: State, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Identities that no longer get a token, as the move itself found them (move-subscription's
+    `brokenIdentities`, migrate's `identities`), with the apps that use them."""
+    entries = result.get("brokenIdentities")
+    if entries is None:
+        entries = [e for e in result.get("identities", []) if not e["works"]]
     out: dict[str, dict[str, Any]] = {}
-    changed = [r for k, r in after.resources.items() if _moved(before, after, k, r)]
-    for resource in changed:
-        for entry in moves.identity_health(shadow, resource):
-            if entry["works"] or entry["principalId"] in out:
-                continue
-            identity = after.identities[entry["principalId"]]
-            out[identity.principal_id] = {
-                "principalId": identity.principal_id, "kind": identity.kind, "name": identity.name,
-                "id": identity.resource_id, "reason": entry["reason"], "usedBy": _users_of(after, identity),
-            }
+    for entry in entries:
+        if entry["principalId"] in out:
+            continue
+        identity = after.identities[entry["principalId"]]
+        out[identity.principal_id] = {
+            "principalId": identity.principal_id, "kind": identity.kind, "name": identity.name,
+            "id": identity.resource_id, "reason": entry["reason"], "usedBy": _users_of(after, identity),
+        }
     return list(out.values())
-
-
-def _moved(before: State, after: State, key: str, resource: Resource) -> bool:
-    """The resource changed id, or its subscription changed tenant."""
-    old = before.resources.get(key)
-    if old is None:
-        return True
-    return before.subscriptions[old.subscription_id].tenant_id != after.subscriptions[resource.subscription_id].tenant_id
 
 
 def _fixes(before: State, after: State, recreate: list[Identity], broken: list[dict[str, Any]],
