@@ -233,3 +233,17 @@ def test_round_trip_export_apply_export_is_equal(doc: dict) -> None:
         assert counts == {"create": 0, "update": 0, "delete": 0} and again == first
         assert len(first.get("role_assignments", [])) == len(doc["role_assignments"])
         assert len(first.get("resources", [])) == len(doc["resources"])
+
+
+def test_the_schema_names_exactly_the_keys_the_reader_accepts(cli) -> None:
+    from msi_cli.core.estate import schema as reader
+
+    doc = json.loads(cli.ok("apply", "--schema").stdout)
+    props = doc["properties"]
+    pairs = {"tenants": reader.TENANT_KEYS, "subscriptions": reader.SUBSCRIPTION_KEYS, "resource_groups": reader.GROUP_KEYS,
+             "identities": reader.IDENTITY_KEYS, "resources": reader.RESOURCE_KEYS, "role_assignments": reader.ASSIGNMENT_KEYS}
+    for section, keys in pairs.items():
+        assert set(props[section]["items"]["properties"]) == set(keys), section
+    creds = props["identities"]["items"]["properties"]["federated_credentials"]["items"]["properties"]
+    assert set(creds) == set(reader.CREDENTIAL_KEYS)
+    assert set(props) == set(reader.TOP_KEYS)
