@@ -247,3 +247,26 @@ def test_the_schema_names_exactly_the_keys_the_reader_accepts(cli) -> None:
     creds = props["identities"]["items"]["properties"]["federated_credentials"]["items"]["properties"]
     assert set(creds) == set(reader.CREDENTIAL_KEYS)
     assert set(props) == set(reader.TOP_KEYS)
+
+
+def test_a_nested_federated_credential_is_reported_at_its_own_line(cli, tmp_path: Path) -> None:
+    lines = EXAMPLE.read_text().splitlines()
+    at = lines.index('name = "app-main"') + 1
+    lines[at - 1] = 'name = "x"'
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    fails(cli("apply", str(path)), 2, f"line {at}:", "invalid federated identity credential name 'x'")
+
+
+def test_installed_msi_applies_exports_and_reapplies_the_example(msi_proc, tmp_path: Path) -> None:
+    first = msi_proc("apply", str(EXAMPLE), "-o", "json")
+    assert first.returncode == 0, first.stderr
+    ids = json.loads(first.stdout)["identities"]["deploy-id"]
+    exported = msi_proc("export")
+    assert exported.returncode == 0 and ids["principalId"] not in exported.stdout
+    fresh = {"MSI_STATE": str(tmp_path / "fresh" / "state.toml")}
+    applied = msi_proc("apply", "-", "-o", "json", input=exported.stdout, env=fresh)
+    assert applied.returncode == 0, applied.stderr
+    assert msi_proc("export", env=fresh).stdout == exported.stdout
+    assert json.loads(msi_proc("apply", "-", "-o", "json", input=exported.stdout, env=fresh).stdout)["changes"] == []
+    schema = msi_proc("apply", "--schema")
+    assert schema.returncode == 0 and json.loads(schema.stdout)["title"] == "msi estate"
