@@ -164,7 +164,6 @@ app.add_typer(import_app, name="import")
 def import_az(
     paths: Annotated[list[Path], typer.Argument(help="JSON files, or folders of them, as az printed them (any names).", show_default=False)],
     what_if: WhatIfOpt = False,
-    yes: YesOpt = False,
     sf: Any = None,
 ) -> dict[str, Any]:
     """Recreate an estate from the JSON that `az account list`, `az group list`, `az resource list`,
@@ -183,7 +182,7 @@ def import_az(
     import json
 
     estate = parse(json.dumps(doc, indent=1), "the estate made from the az files", "json")
-    result = run_plan(sf, estate, what_if, False, yes, {"import": report})
+    result = run_plan(sf, estate, what_if, False, True, {"import": report})  # never destructive: no --prune
     if not what_if:
         report["principals"] = azimport.mapping(sf.read(), report["principals"])
     return result
