@@ -185,6 +185,6 @@ def test_installed_msi_demo(msi_proc, tmp_path, monkeypatch):
     done = msi_proc("demo", env={"HOME": str(home), "TMPDIR": str(tmp), "COLUMNS": "80"}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert len(check_output(done.stdout, SCENARIOS)) == 3
+    assert len(check_output(done.stdout, SCENARIOS)) == 4  # one principal change per scenario but federation
     assert list(home.iterdir()) == []
     assert list(tmp.iterdir()) == []
