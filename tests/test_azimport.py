@@ -84,3 +84,17 @@ def test_invalid_json_names_its_file_and_line_and_changes_nothing(cli, tmp_path:
     fails(cli("import", "az", str(AZ / "accounts.json"), str(bad)), 2, f"{bad}, line 3", "not valid JSON")
     assert isolated_state.read_bytes() == before
     fails(cli("import", "az", str(tmp_path / "nothing.json")), 3, "no such file")
+
+
+def test_ids_taken_already_are_reported_with_the_ids_they_got(cli, tmp_path: Path) -> None:
+    cli.ok("import", "az", str(AZ / "accounts.json"), str(AZ / "webapps.json"))
+    # a second estate claims the same principal id for another app: it gets a new one, reported
+    webapps = json.loads((AZ / "webapps.json").read_text())
+    clash = dict(webapps[0], id=webapps[0]["id"].replace("orders-api", "orders-api2"), name="orders-api2")
+    (tmp_path / "more.json").write_text(json.dumps([clash]))
+    result = cli.json("import", "az", str(AZ / "accounts.json"), str(tmp_path / "more.json"))
+    real = webapps[0]["identity"]["principalId"]
+    new = cli.json("show", "orders-api2")["identity"]["principalId"]
+    assert new != real and result["remapped"] == {real: new}
+    assert result["import"]["principals"][real]["simulatedPrincipalId"] == new
+    assert result["import"]["principals"][real]["kept"] is False

@@ -31,6 +31,12 @@ def at(estate: Estate, path: Path_) -> Iterator[None]:
         raise err from None
 
 
+def _note(plan: Plan, wanted: str | None, made: str | None) -> None:
+    """Report an id the file asked for that the state could not keep, with the id it got."""
+    if wanted is not None and made is not None and wanted != made:
+        plan.remapped[wanted] = made
+
+
 def _kept(plan: Plan, principal_id: str | None, client_id: str | None) -> tuple[str, str] | None:
     """The ids a new identity keeps: the file's principal id (and client id, else a new one),
     unless one is taken already."""
@@ -42,10 +48,14 @@ def _kept(plan: Plan, principal_id: str | None, client_id: str | None) -> tuple[
 def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
     """Make the state what the plan says; returns the identities' ids by the names the file gave."""
     state, e = ctx.state, plan.estate
+    wanted = {t.name.lower(): t.id for t in e.tenants if t.id}
     for name, tenant_id in plan.new_tenants:
-        lifecycle.create_tenant(ctx, name, tenant_id)
+        made = lifecycle.create_tenant(ctx, name, tenant_id)
+        _note(plan, wanted.get(name.lower()), made.id)
+    wanted = {s.name.lower(): s.id for s in e.subscriptions if s.id}
     for name, tenant, sub_id in plan.new_subscriptions:
-        lifecycle.create_subscription(ctx, name, tenant, sub_id)
+        sub = lifecycle.create_subscription(ctx, name, tenant, sub_id)
+        _note(plan, wanted.get(name.lower()), sub.id)
     sub_ids = {low(s.name): s.id for s in state.subscriptions.values()}
 
     for a in plan.delete_assignments:
@@ -66,6 +76,7 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
             with at(e, ispec.path):
                 existing = lifecycle.create_identity(ctx, ispec.name, ispec.resource_group, sub_ids[ikey[0]], ispec.location,
                                                      _kept(plan, ispec.principal_id, ispec.client_id))
+                _note(plan, ispec.principal_id, existing.principal_id)
         identities[ikey] = existing
     for ckey, cred in plan.credentials:
         with at(e, cred.path):
@@ -83,6 +94,8 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
             if work.enable_system or work.attach:
                 refs = [identities[k].resource_id for k in work.attach]
                 lifecycle.assign(ctx, r, work.enable_system, refs, _kept(plan, spec.principal_id, spec.client_id))
+                if work.enable_system:
+                    _note(plan, spec.principal_id, r.system_principal_id)
         resources[key] = r
 
     index = {(a.principal_id, a.role_definition_id, a.scope.lower()) for a in state.role_assignments.values()}
