@@ -54,8 +54,8 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
         _note(plan, wanted.get(name.lower()), made.id)
     wanted = {s.name.lower(): s.id for s in e.subscriptions if s.id}
     for name, tenant, sub_id in plan.new_subscriptions:
-        sub = lifecycle.create_subscription(ctx, name, tenant, sub_id)
-        _note(plan, wanted.get(name.lower()), sub.id)
+        made_sub = lifecycle.create_subscription(ctx, name, tenant, sub_id)
+        _note(plan, wanted.get(name.lower()), made_sub.id)
     sub_ids = {low(s.name): s.id for s in state.subscriptions.values()}
 
     for a in plan.delete_assignments:
@@ -67,8 +67,8 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
     for identity in plan.delete_identities:
         lifecycle.delete(ctx, identity)
 
-    for sub, name, location, _ in plan.groups.values():
-        groups.ensure(ctx, sub_ids[sub], name, location)
+    for sub_key, name, location, _ in plan.groups.values():
+        groups.ensure(ctx, sub_ids[sub_key], name, location)
 
     identities: dict[ObjKey, Identity] = {}
     for ikey, (ispec, existing) in plan.identities.items():
