@@ -270,3 +270,17 @@ def test_installed_msi_applies_exports_and_reapplies_the_example(msi_proc, tmp_p
     assert json.loads(msi_proc("apply", "-", "-o", "json", input=exported.stdout, env=fresh).stdout)["changes"] == []
     schema = msi_proc("apply", "--schema")
     assert schema.returncode == 0 and json.loads(schema.stdout)["title"] == "msi estate"
+
+
+def test_pruning_an_identity_a_kept_resource_drops_leaves_nothing_dangling(cli, tmp_path: Path) -> None:
+    cli.ok("apply", str(EXAMPLE))
+    text = EXAMPLE.read_text().split("[[role_assignments]]")[0]
+    start = text.index("[[identities]]")
+    text = text[:start] + text[text.index("[[resources]]"):]  # no identities any more
+    text = text.replace('user_assigned = ["deploy-id"]', "")
+    result = cli("apply", str(_write(tmp_path, text)), "--prune", "--yes", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stderr  # detached first, then deleted: no dangling entry
+    vm = cli.json("show", "batch-vm")
+    assert vm.get("identity", {}).get("type", "None") == "None"
+    fails(cli("show", "deploy-id"), 3, "not found")

@@ -1,9 +1,10 @@
 """Carry out a plan through the lifecycle, groups, federation and roles operations, in one
 context: the caller's transaction saves all of it or none of it.
 
-Order: tenants, subscriptions, then (with --prune) the deletions (role assignments, federated
-credentials, resources, identities), then groups, identities and their credentials, resources and
-their identities, role assignments, and last the groups --prune empties.
+Order: tenants, subscriptions, then (with --prune) the deletions of role assignments, federated
+credentials and resources, then groups, identities and their credentials, resources and their
+identities (detaching what the file no longer names), the pruned identities, role assignments,
+and last the groups --prune empties.
 """
 
 from __future__ import annotations
@@ -64,8 +65,6 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
         federation.remove(ctx, holder, gone.name)
     for resource in plan.delete_resources:
         lifecycle.delete(ctx, resource)
-    for identity in plan.delete_identities:
-        lifecycle.delete(ctx, identity)
 
     for sub_key, name, location, _ in plan.groups.values():
         groups.ensure(ctx, sub_ids[sub_key], name, location)
@@ -97,6 +96,8 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
                 if work.enable_system:
                     _note(plan, spec.principal_id, r.system_principal_id)
         resources[key] = r
+    for identity in plan.delete_identities:  # after the resources that keep running let go of them
+        lifecycle.delete(ctx, identity)
 
     index = {(a.principal_id, a.role_definition_id, a.scope.lower()) for a in state.role_assignments.values()}
     for aspec, (principal, _, _) in plan.assignments:
