@@ -77,6 +77,7 @@ def run_plan(sf: Any, estate: Any, what_if: bool, prune: bool, yes: bool, extra:
     """Plan `estate` against the state, ask before a destructive plan, apply it in one transaction."""
     from msi_cli.core.estate import apply as applying
     from msi_cli.core.estate import plan as planning
+    from msi_cli.core.estate.changes import DELETE
 
     if what_if:
         plan = planning.make(estate, sf.read(), prune)
@@ -85,7 +86,7 @@ def run_plan(sf: Any, estate: Any, what_if: bool, prune: bool, yes: bool, extra:
         plan = planning.make(estate, ctx.state, prune)
         if plan.destructive:
             for change in plan.changes:
-                if change.op == planning.DELETE or change.destructive:
+                if change.op == DELETE or change.destructive:
                     sys.stderr.write(change.text() + "\n")
             confirm_or_refuse("Apply this plan (it deletes or detaches what is listed above)?", yes)
         ids = applying.apply(ctx, plan)

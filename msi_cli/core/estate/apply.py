@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 from msi_cli.core import arm, federation, groups, lifecycle, roles
 from msi_cli.core.context import Ctx
-from msi_cli.core.estate.plan import ObjKey, Plan, ResKey, low
+from msi_cli.core.estate.changes import ObjKey, Plan, ResKey, low
 from msi_cli.core.estate.schema import Estate, Path_
 from msi_cli.core.model import Identity, Resource, State
 from msi_cli.errors import MsiError

@@ -8,15 +8,15 @@ resolved by the planner, which reports them at the line of the entry that holds 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from msi_cli.core import arm, federation
+from msi_cli.core.estate import lines
 from msi_cli.errors import InvalidArgument, MsiError
 
 Doc = dict[str, Any]
-Path_ = tuple[str | int, ...]  # where a value sits: ("resources", 3, "type")
+Path_ = lines.Path_  # where a value sits: ("resources", 3, "type")
 
 FORMAT = "msi-estate"
 SECTIONS = ("tenants", "subscriptions", "resource_groups", "identities", "resources", "role_assignments")
@@ -149,11 +149,9 @@ def _toml(text: str, source: str) -> Doc:
         raise EstateError(source, "not valid TOML: nested too deeply") from None
 
 
-def _json(text: str, source: str, lines: dict[Path_, int]) -> Doc:
-    positions: dict[int, int] = {}  # id(object) -> its line; ids are stable while `doc` lives
-    decoder = _LocatingDecoder(positions)
+def _json(text: str, source: str, found: dict[Path_, int]) -> Doc:
     try:
-        doc, end = decoder.raw_decode(text, len(text) - len(text.lstrip()))
+        doc, end = lines.decode_json(text, found)
     except json.JSONDecodeError as exc:
         raise EstateError(f"{source}, line {exc.lineno}", f"not valid JSON: {exc.msg}") from None
     except RecursionError:
@@ -162,53 +160,7 @@ def _json(text: str, source: str, lines: dict[Path_, int]) -> Doc:
         raise EstateError(f"{source}, line {text.count(chr(10), 0, end) + 1}", "not valid JSON: extra data after the document")
     if not isinstance(doc, dict):
         raise EstateError(source, "the document must be an object")
-    _record_lines(doc, (), positions, lines)
     return doc
-
-
-def _record_lines(value: object, path: Path_, positions: dict[int, int], lines: dict[Path_, int]) -> None:
-    if isinstance(value, dict):
-        line = positions.get(id(value))
-        if line is not None:
-            lines[path] = line
-        for key, item in value.items():
-            if isinstance(item, (dict, list)):
-                _record_lines(item, (*path, key), positions, lines)
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            _record_lines(item, (*path, n), positions, lines)
-
-
-class _LocatingDecoder(json.JSONDecoder):
-    """json's own decoder, noting the line each object starts on (the pure-Python scanner calls
-    `parse_object` with the offset of its `{`)."""
-
-    def __init__(self, positions: dict[int, int]) -> None:
-        super().__init__()
-        from json import decoder as json_decoder
-        from json import scanner as json_scanner
-
-        decoder: Any = json_decoder
-        scanner: Any = json_scanner
-
-        text_lines: list[tuple[str, list[int]]] = []
-
-        def line_of(s: str, offset: int) -> int:
-            if not text_lines or text_lines[0][0] is not s:
-                text_lines[:] = [(s, [m.start() for m in re.finditer("\n", s)])]
-            import bisect
-
-            return bisect.bisect_right(text_lines[0][1], offset) + 1
-
-        def parse_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any, object_hook: Any,
-                         object_pairs_hook: Any, memo: Any = None) -> tuple[Any, int]:
-            s, end = s_and_end
-            obj, new_end = decoder.JSONObject(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo)
-            positions[id(obj)] = line_of(s, end - 1)
-            return obj, new_end
-
-        self.parse_object = parse_object
-        self.scan_once = scanner.py_make_scanner(self)
 
 
 class _Entry:
@@ -361,81 +313,8 @@ def _as_credential(spec: CredentialSpec) -> Any:
     return FederatedCredential("", spec.name, spec.issuer, spec.subject, spec.audiences, "")
 
 
-# ---- lines ----------------------------------------------------------------------------------------------
-
-
-_KEY = re.compile(r"\s*(?:\"([^\"]+)\"|([A-Za-z0-9_-]+))\s*=")
-
-
 def locate(estate: Estate, path: Path_) -> int | None:
     """The 1-based line of the entry (or its key) at `path`."""
     if estate.kind == "json":
-        best, depth = None, 0
-        for depth in range(len(path), 0, -1):
-            best = estate.lines.get(path[:depth])
-            if best is not None:
-                break
-        key = next((k for k in path[depth:] if isinstance(k, str)), None)
-        if best is not None and key is not None:
-            return _json_key_line(estate.text, best, key) or best
-        return best
-    return _toml_line(estate.text.splitlines(), path)
-
-
-def _json_key_line(text: str, start_line: int, key: str) -> int | None:
-    lines = text.splitlines()
-    needle = json.dumps(key) + ":"
-    for n in range(start_line - 1, min(len(lines), start_line + 200)):
-        if needle in lines[n].replace('" :', '":'):
-            return n + 1
-    return None
-
-
-def _toml_line(lines: list[str], path: Path_) -> int | None:
-    """Entries of `[[section]]` (and `[[section.sub]]` inside them) found by counting headers; a
-    key by scanning its entry. Inline arrays fall back to the line of the section's key."""
-    if not path:
-        return None
-    start, end = 0, len(lines)
-    prefix = ""
-    result: int | None = None
-    rest = list(path)
-    while rest:
-        name = rest.pop(0)
-        if not isinstance(name, str):
-            break
-        full = f"{prefix}{name}"
-        if rest and isinstance(rest[0], int):
-            index = rest.pop(0)
-            header = f"[[{full}]]"
-            count, found = -1, None
-            for n in range(start, end):
-                if lines[n].strip().replace(" ", "") == header:
-                    count += 1
-                    if count == index:
-                        found = n
-                        break
-            if found is None:  # an inline array (or a list of strings): the line of its key
-                return _key_line(lines, start + (1 if result else 0), end, name) or result
-            stop = end
-            for n in range(found + 1, end):
-                s = lines[n].strip().replace(" ", "")
-                if s.startswith("[") and not s.startswith(f"[[{full}.") and not s.startswith(f"[{full}."):
-                    stop = n
-                    break
-            start, end, result, prefix = found, stop, found + 1, full + "."
-        else:
-            return _key_line(lines, start + (1 if result else 0), end, name) or result
-    return result
-
-
-def _key_line(lines: list[str], start: int, end: int, key: str) -> int | None:
-    for n in range(start, end):
-        if lines[n].strip().startswith("["):
-            if n > start:
-                break
-            continue
-        m = _KEY.match(lines[n])
-        if m and (m.group(1) or m.group(2)) == key:
-            return n + 1
-    return None
+        return lines.json_line(estate.text, estate.lines, path)
+    return lines.toml_line(estate.text.splitlines(), path)
