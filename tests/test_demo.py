@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SCENARIOS = ("lifecycle", "migration", "shared-identity", "federation")
+SCENARIOS = ("lifecycle", "migration", "shared-identity", "federation", "estate")
 NO_PRINCIPAL_CHANGE = ("federation",)  # scenarios about something else than a principal's lifecycle
 GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CHANGE = re.compile(rf"principal id changed: ({GUID}) -> ({GUID})")
@@ -104,8 +104,8 @@ def test_demo_runs_every_scenario_in_process_without_touching_user_state(cli, is
     assert result.exit_code == 0, f"stdout: {result.stdout}\nstderr: {result.stderr}"
     assert result.stderr == ""
     changes = check_output(result.stdout, SCENARIOS)
-    assert len(changes) == 3
-    assert len({pid for change in changes for pid in change}) == 6
+    assert len(changes) == 4
+    assert len({pid for change in changes for pid in change}) == 8
     assert "Fabrikam" in result.stdout
     lifecycle_story(result.stdout)
     # nothing was created for the user, and the throwaway state is gone
@@ -196,6 +196,6 @@ def test_installed_msi_demo(msi_proc, tmp_path, monkeypatch):
     done = msi_proc("demo", env={"HOME": str(home), "TMPDIR": str(tmp), "COLUMNS": "80"}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert len(check_output(done.stdout, SCENARIOS)) == 3
+    assert len(check_output(done.stdout, SCENARIOS)) == 4  # one principal change per scenario but federation
     assert list(home.iterdir()) == []
     assert list(tmp.iterdir()) == []

@@ -44,6 +44,7 @@ COMMAND_MODULES: dict[str, str] = {
     "oidc-token": "federation",
     "state": "statecmd",
     "completion": "completion",
+    "apply": "estate", "export": "estate", "import": "estate",
 }
 
 

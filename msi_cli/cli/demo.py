@@ -181,6 +181,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "migration": ("msi_cli.cli.demo:migration", "moving an app across subscriptions and tenants, and fixing it"),
     "shared-identity": ("msi_cli.cli.demo:shared_identity", "recycled VMs keep access with a user-assigned identity"),
     "federation": ("msi_cli.cli.demo:federation", "a GitHub Actions job gets a token without a secret"),
+    "estate": ("msi_cli.cli.demo_estate:estate", "import an estate from az JSON, rehearse its tenant move, fix it"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -24,7 +25,22 @@ class ResourceType:
 _VM_RULE = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?"
 _VM_HELP = "1-64 characters: letters, digits, '_', '.', '-'; starting with a letter, digit or '_' and ending with a letter, digit or '_'"
 
-RESOURCE_TYPES: dict[str, ResourceType] = {
+class _ResourceTypes(dict[str, ResourceType]):
+    """The modelled types by their short key. Any other single-level ARM type, written as
+    `Namespace/type` (what `msi import az` found and msi does not model), is a plain resource: kept
+    with its name and id, with no identity and no token endpoint. Iterating gives the modelled
+    types only."""
+
+    def __missing__(self, key: str) -> ResourceType:
+        if not is_plain_type(key):
+            raise KeyError(key)
+        return _plain_type(key)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (isinstance(key, str) and is_plain_type(key))
+
+
+RESOURCE_TYPES: dict[str, ResourceType] = _ResourceTypes({
     t.key: t
     for t in (
         ResourceType("vm", "Microsoft.Compute/virtualMachines", None, "virtual machine", True, "imds", _VM_RULE, _VM_HELP),
@@ -55,7 +71,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "3-24 characters: lower-case letters and digits only",
         ),
     )
-}
+})
 
 IDENTITY_ARM_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
 _IDENTITY_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}")
@@ -65,6 +81,20 @@ _LOCATION_RULE = re.compile(r"[a-z][a-z0-9]{1,39}")
 _GUID_RULE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 _COMPILED = {key: re.compile(t.name_rule) for key, t in RESOURCE_TYPES.items()}
+_PLAIN_TYPE_RULE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)+/[A-Za-z][A-Za-z0-9_-]*")
+_PLAIN_NAME_RULE = r"[^/\\?#\x00-\x1f\x7f]{1,260}"
+_MODELLED_ARM_TYPES = {t.arm_type.lower() for t in RESOURCE_TYPES.values()} | {IDENTITY_ARM_TYPE.lower()}
+
+
+def is_plain_type(value: str) -> bool:
+    """An ARM type msi does not model (`Microsoft.Sql/servers`): kept as a plain resource."""
+    return _PLAIN_TYPE_RULE.fullmatch(value) is not None and value.lower() not in _MODELLED_ARM_TYPES
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_type(arm_type: str) -> ResourceType:
+    return ResourceType(arm_type, arm_type, None, f"{arm_type} resource", False, None, _PLAIN_NAME_RULE,
+                        "1-260 characters, no '/', '\\', '?' or '#'")
 
 
 def resource_type(key: str) -> ResourceType:
@@ -86,7 +116,8 @@ def is_guid(value: str) -> bool:
 
 def validate_resource_name(type_key: str, name: str) -> None:
     rtype = resource_type(type_key)
-    if not _COMPILED[type_key].fullmatch(name):
+    rule = _COMPILED.get(type_key) or re.compile(rtype.name_rule)
+    if not rule.fullmatch(name):
         raise InvalidName(f"invalid {rtype.label} name '{name}': {rtype.name_help}")
 
 

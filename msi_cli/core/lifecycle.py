@@ -55,26 +55,32 @@ def fresh_state(now_iso: str) -> State:
 # ---- directories and subscriptions ------------------------------------------------------------
 
 
-def create_tenant(ctx: Ctx, name: str) -> Tenant:
+def create_tenant(ctx: Ctx, name: str, tenant_id: str | None = None) -> Tenant:
+    """A new directory; `tenant_id` keeps a given id (`msi import az` recreates real tenants)."""
     arm.validate_display_name("tenant", name, 256)
     if any(t.name.lower() == name.lower() for t in ctx.state.tenants.values()):
         raise Conflict(f"a tenant named '{name}' already exists")
-    tenant = Tenant(arm.new_guid(), name, ctx.now_iso)
+    if tenant_id is not None and tenant_id in ctx.state.tenants:
+        raise Conflict(f"a tenant with the id {tenant_id} already exists")
+    tenant = Tenant(tenant_id or arm.new_guid(), name, ctx.now_iso)
     ctx.state.tenants[tenant.id] = tenant
     ctx.log("Create tenant", name, tenant.id)
     return tenant
 
 
-def create_subscription(ctx: Ctx, name: str, tenant_ref: str | None) -> Subscription:
+def create_subscription(ctx: Ctx, name: str, tenant_ref: str | None, subscription_id: str | None = None) -> Subscription:
+    """A subscription in a tenant; `subscription_id` keeps a given id (`msi import az`)."""
     arm.validate_display_name("subscription", name, 64)
     if any(s.name.lower() == name.lower() for s in ctx.state.subscriptions.values()):
         raise Conflict(f"a subscription named '{name}' already exists")
+    if subscription_id is not None and subscription_id in ctx.state.subscriptions:
+        raise Conflict(f"a subscription with the id {subscription_id} already exists")
     tenant = (
         lookup.tenant(ctx.state, tenant_ref)
         if tenant_ref
         else lookup.tenant_of(ctx.state, ctx.state.default_subscription_id)
     )
-    sub = Subscription(arm.new_guid(), name, tenant.id, ctx.now_iso)
+    sub = Subscription(subscription_id or arm.new_guid(), name, tenant.id, ctx.now_iso)
     ctx.state.subscriptions[sub.id] = sub
     ctx.log("Create subscription", name, f"{sub.id} in tenant {tenant.name}")
     return sub
@@ -83,10 +89,16 @@ def create_subscription(ctx: Ctx, name: str, tenant_ref: str | None) -> Subscrip
 # ---- identities and their principals ----------------------------------------------------------
 
 
-def _new_identity(ctx: Ctx, kind: str, name: str, resource_id: str, location: str, tenant_id: str) -> Identity:
+def _new_identity(
+    ctx: Ctx, kind: str, name: str, resource_id: str, location: str, tenant_id: str, ids: tuple[str, str] | None = None
+) -> Identity:
+    """`ids`: the (principalId, clientId) to keep (`msi import az`); new GUIDs otherwise."""
+    if ids is not None and any(i in ctx.state.identities or i in ctx.state.principals or i in ctx.state.deleted_principals for i in ids):
+        raise Conflict(f"a principal with the id {ids[0]} or {ids[1]} already exists")
+    principal_id, client_id = ids or (arm.new_guid(), arm.new_guid())
     identity = Identity(
-        principal_id=arm.new_guid(),
-        client_id=arm.new_guid(),
+        principal_id=principal_id,
+        client_id=client_id,
         tenant_id=tenant_id,
         kind=kind,
         name=name,
@@ -135,7 +147,8 @@ def purge_deleted(ctx: Ctx) -> int:
 
 
 def create_identity(
-    ctx: Ctx, name: str, resource_group: str | None, subscription_ref: str | None, location: str | None
+    ctx: Ctx, name: str, resource_group: str | None, subscription_ref: str | None, location: str | None,
+    ids: tuple[str, str] | None = None,
 ) -> Identity:
     arm.validate_identity_name(name)
     rg = resource_group or DEFAULT_RESOURCE_GROUP
@@ -147,7 +160,7 @@ def create_identity(
     if lookup.find_user_identity_by_id(ctx.state, rid) is not None:
         raise Conflict(f"a user-assigned identity named '{name}' already exists in resource group '{rg}'")
     groups.ensure(ctx, sub.id, rg, loc)
-    identity = _new_identity(ctx, USER, name, rid, loc, sub.tenant_id)
+    identity = _new_identity(ctx, USER, name, rid, loc, sub.tenant_id, ids)
     ctx.log("Create user-assigned identity", rid, f"principalId {identity.principal_id}")
     return identity
 
@@ -208,8 +221,11 @@ def _resolve_user_identities(ctx: Ctx, refs: list[str]) -> list[Identity]:
     return found
 
 
-def assign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str]) -> dict[str, Any]:
-    """Enable the system-assigned identity and/or attach user-assigned ones (idempotent)."""
+def assign(
+    ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str], system_ids: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Enable the system-assigned identity and/or attach user-assigned ones (idempotent).
+    `system_ids`: the (principalId, clientId) a new system-assigned identity keeps (`msi import az`)."""
     if not resource.rtype.supports_identity:
         raise MsiError(f"resource type {resource.rtype.arm_type} does not support managed identities")
     if not system_assigned and not user_refs:
@@ -231,7 +247,7 @@ def assign(ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[
                 hint=f"remove the old entry first: msi unassign {resource.name} --user-assigned {entry.resource_id}",
             )
     if system_assigned and resource.system_principal_id is None:
-        identity = _new_identity(ctx, SYSTEM, resource.name, resource.id, resource.location, tenant_id)
+        identity = _new_identity(ctx, SYSTEM, resource.name, resource.id, resource.location, tenant_id, system_ids)
         resource.system_principal_id = identity.principal_id
         ctx.log("Enable system-assigned identity", resource.id, f"principalId {identity.principal_id}")
     for identity in to_attach:

@@ -71,6 +71,8 @@ def resolve_principal(state: State, ref: str) -> str:
     user-assigned identity. A GUID that no longer resolves is returned as it is."""
     if arm.is_guid(ref):
         low = ref.lower()
+        if low in state.principals:
+            return low  # an object id (the common case, answered without a scan)
         for sp in state.principals.values():
             if sp.app_id == low:
                 return sp.id
@@ -83,8 +85,13 @@ def resolve_principal(state: State, ref: str) -> str:
     return found.system_principal_id
 
 
-def grant(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str, assignment_id: str | None = None) -> RoleAssignment:
-    """Assign a role. `assignment_id` is the GUID an ARM client chose (a new one otherwise)."""
+def grant(
+    ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str, assignment_id: str | None = None,
+    index: set[tuple[str, str, str]] | None = None,
+) -> RoleAssignment:
+    """Assign a role. `assignment_id` is the GUID an ARM client chose (a new one otherwise).
+    `index`: the (principalId, role id, lower-case scope) of every assignment in the state, kept by a
+    caller that grants many at once (`msi apply`), so the duplicate check needs no scan."""
     state = ctx.state
     definition = role(role_ref)
     scope = resolve_scope(state, scope_ref)
@@ -93,11 +100,14 @@ def grant(ctx: Ctx, principal_ref: str, role_ref: str, scope_ref: str, assignmen
     sp = state.principals.get(principal_id)
     if sp is None or sp.tenant_id != tenant.id:
         raise MsiError(f"PrincipalNotFound: Principal {principal_id} does not exist in the directory {tenant.id}.")
-    for a in state.role_assignments.values():
-        if a.principal_id == principal_id and a.role_definition_id == definition.id and a.scope.lower() == scope.lower():
-            raise Conflict("RoleAssignmentExists: The role assignment already exists.", hint=shapes.assignment_id(a))
+    if index is None or (principal_id, definition.id, scope.lower()) in index:
+        for a in state.role_assignments.values():
+            if a.principal_id == principal_id and a.role_definition_id == definition.id and a.scope.lower() == scope.lower():
+                raise Conflict("RoleAssignmentExists: The role assignment already exists.", hint=shapes.assignment_id(a))
     assignment = RoleAssignment((assignment_id or arm.new_guid()).lower(), principal_id, definition.id, scope, ctx.now_iso)
     state.role_assignments[assignment.id] = assignment
+    if index is not None:
+        index.add((principal_id, definition.id, scope.lower()))
     ctx.log("Create role assignment", scope, f"{definition.name} for {principal_id}")
     return assignment
 

@@ -1,0 +1,173 @@
+"""Carry out a plan through the lifecycle, groups, federation and roles operations, in one
+context: the caller's transaction saves all of it or none of it.
+
+Order: tenants, subscriptions, then (with --prune) the deletions of role assignments, federated
+credentials and resources, then groups, identities and their credentials, resources and their
+identities (detaching what the file no longer names), the pruned identities, role assignments,
+and last the groups --prune empties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+from msi_cli.core import arm, federation, groups, lifecycle, roles
+from msi_cli.core.context import Ctx
+from msi_cli.core.estate.changes import ObjKey, Plan, ResKey, low
+from msi_cli.core.estate.schema import Estate, Path_
+from msi_cli.core.model import Identity, Resource, State
+from msi_cli.errors import MsiError
+
+
+@contextmanager
+def at(estate: Estate, path: Path_) -> Iterator[None]:
+    """Name the file and line of the entry whose operation failed."""
+    try:
+        yield
+    except MsiError as exc:
+        err = MsiError(f"{estate.where(path)}: {exc.message}; nothing was changed", hint=exc.hint)
+        err.exit_code = exc.exit_code
+        raise err from None
+
+
+def _note(plan: Plan, wanted: str | None, made: str | None) -> None:
+    """Report an id the file asked for that the state could not keep, with the id it got."""
+    if wanted is not None and made is not None and wanted != made:
+        plan.remapped[wanted] = made
+
+
+def _kept(plan: Plan, principal_id: str | None, client_id: str | None) -> tuple[str, str] | None:
+    """The ids a new identity keeps: the file's principal id (and client id, else a new one),
+    unless one is taken already."""
+    if principal_id is None or principal_id in plan.remapped or (client_id is not None and client_id in plan.remapped):
+        return None
+    return principal_id, client_id or arm.new_guid()
+
+
+def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
+    """Make the state what the plan says; returns the identities' ids by the names the file gave."""
+    state, e = ctx.state, plan.estate
+    wanted = {t.name.lower(): t.id for t in e.tenants if t.id}
+    for name, tenant_id in plan.new_tenants:
+        made = lifecycle.create_tenant(ctx, name, tenant_id)
+        _note(plan, wanted.get(name.lower()), made.id)
+    wanted = {s.name.lower(): s.id for s in e.subscriptions if s.id}
+    for name, tenant, sub_id in plan.new_subscriptions:
+        made_sub = lifecycle.create_subscription(ctx, name, tenant, sub_id)
+        _note(plan, wanted.get(name.lower()), made_sub.id)
+    sub_ids = {low(s.name): s.id for s in state.subscriptions.values()}
+
+    for a in plan.delete_assignments:
+        roles.delete_assignment(ctx, a.id)
+    for holder, gone in plan.delete_credentials:
+        federation.remove(ctx, holder, gone.name)
+    for resource in plan.delete_resources:
+        lifecycle.delete(ctx, resource)
+
+    for sub_key, name, location, _ in plan.groups.values():
+        groups.ensure(ctx, sub_ids[sub_key], name, location)
+
+    identities: dict[ObjKey, Identity] = {}
+    for ikey, (ispec, existing) in plan.identities.items():
+        if existing is None:
+            with at(e, ispec.path):
+                existing = lifecycle.create_identity(ctx, ispec.name, ispec.resource_group, sub_ids[ikey[0]], ispec.location,
+                                                     _kept(plan, ispec.principal_id, ispec.client_id))
+                _note(plan, ispec.principal_id, existing.principal_id)
+        identities[ikey] = existing
+    for ckey, cred in plan.credentials:
+        with at(e, cred.path):
+            federation.add(ctx, identities[ckey], cred.name, cred.issuer, cred.subject, cred.audiences)
+
+    resources: dict[ResKey, Resource] = {}
+    for key, work in plan.resources.items():
+        spec = work.spec
+        with at(e, spec.path):
+            r = work.existing
+            if r is None:
+                r = lifecycle.create_resource(ctx, spec.name, spec.type, spec.resource_group, sub_ids[key[0]], spec.location)
+            elif work.disable_system or work.detach:
+                lifecycle.unassign(ctx, r, work.disable_system, work.detach)
+            if work.enable_system or work.attach:
+                refs = [identities[k].resource_id for k in work.attach]
+                lifecycle.assign(ctx, r, work.enable_system, refs, _kept(plan, spec.principal_id, spec.client_id))
+                if work.enable_system:
+                    _note(plan, spec.principal_id, r.system_principal_id)
+        resources[key] = r
+    for identity in plan.delete_identities:  # after the resources that keep running let go of them
+        lifecycle.delete(ctx, identity)
+
+    index = {(a.principal_id, a.role_definition_id, a.scope.lower()) for a in state.role_assignments.values()}
+    for aspec, (principal, _, _) in plan.assignments:
+        with at(e, aspec.path):
+            if principal[0] == "identity":
+                principal_id = identities[cast(ObjKey, principal[1])].principal_id
+            else:
+                principal_id = resources[cast(ResKey, principal[1])].system_principal_id or ""
+            keep = aspec.id if aspec.id and aspec.id not in state.role_assignments and aspec.id not in plan.remapped else None
+            roles.grant(ctx, principal_id, aspec.role, _scope(aspec.scope, sub_ids, plan), keep, index)
+
+    for group in plan.delete_groups:
+        lifecycle.delete_group(ctx, group)
+    return ids_by_name(state, identities, resources)
+
+
+def _scope(scope: str, sub_ids: dict[str, str], plan: Plan) -> str:
+    """The file's scope with its subscription (a name or id) written as the subscription's id."""
+    p = arm.parts(scope)
+    ref = low(p.subscription_id)
+    sub_id = sub_ids.get(ref)
+    if sub_id is None:
+        named = next((s for s in plan.estate.subscriptions if s.id == ref), None)
+        sub_id = sub_ids.get(low(named.name)) if named is not None else ref
+    out = arm.subscription_scope(sub_id or ref)
+    if p.resource_group is not None:
+        out = arm.resource_group_scope(sub_id or ref, p.resource_group)
+        if p.name is not None and p.arm_type is not None:
+            out = arm.resource_id(sub_id or ref, p.resource_group, p.arm_type, p.name)
+    return out
+
+
+K = TypeVar("K", bound=tuple[str, ...])
+
+
+def short_refs(keys: Sequence[K], name_of: Callable[[K], str], group_of: Callable[[K], str], sub_of: Callable[[K], str]) -> dict[K, str]:
+    """The shortest reference ("name", "group/name", "subscription/group/name") naming each key alone."""
+    by_name: dict[str, int] = {}
+    by_group: dict[tuple[str, str], int] = {}
+    for k in keys:
+        by_name[low(name_of(k))] = by_name.get(low(name_of(k)), 0) + 1
+        gk = (low(group_of(k)), low(name_of(k)))
+        by_group[gk] = by_group.get(gk, 0) + 1
+    out: dict[K, str] = {}
+    for k in keys:
+        if by_name[low(name_of(k))] == 1:
+            out[k] = name_of(k)
+        elif by_group[(low(group_of(k)), low(name_of(k)))] == 1:
+            out[k] = f"{group_of(k)}/{name_of(k)}"
+        else:
+            out[k] = f"{sub_of(k)}/{group_of(k)}/{name_of(k)}"
+    return out
+
+
+def ids_by_name(state: State, identities: dict[ObjKey, Identity], resources: dict[ResKey, Resource]) -> dict[str, Any]:
+    """{"identities": {ref: ids}, "resources": {ref: ids of its system-assigned identity}}."""
+    sub_names = {s.id: s.name for s in state.subscriptions.values()}
+    ids = list(identities)
+    refs = short_refs(ids, lambda k: identities[k].name, lambda k: arm.parts(identities[k].resource_id).resource_group or "",
+                      lambda k: sub_names.get(arm.parts(identities[k].resource_id).subscription, ""))
+    out_i = {
+        refs[k]: {"id": i.resource_id, "principalId": i.principal_id, "clientId": i.client_id, "tenantId": i.tenant_id}
+        for k, i in identities.items()
+    }
+    with_system = [k for k, r in resources.items() if r.system_principal_id is not None]
+    rrefs = short_refs(with_system, lambda k: resources[k].name, lambda k: resources[k].resource_group,
+                       lambda k: sub_names.get(resources[k].subscription_id, ""))
+    out_r = {}
+    for k in with_system:
+        r = resources[k]
+        i = state.identities[r.system_principal_id or ""]
+        out_r[rrefs[k]] = {"id": r.id, "principalId": i.principal_id, "clientId": i.client_id, "tenantId": i.tenant_id}
+    return {"identities": out_i, "resources": out_r}

@@ -1,0 +1,358 @@
+"""What `az ... -o json` printed, as an estate document that `msi apply` machinery recreates.
+
+Each file is recognised by its content, never its name: `az account list` (subscriptions, with
+`cloudName` and `tenantId`), `az group list` (type Microsoft.Resources/resourceGroups), `az
+identity list` (Microsoft.ManagedIdentity/userAssignedIdentities, with `clientId`), `az role
+assignment list` (Microsoft.Authorization/roleAssignments), and `az resource list` / `az vm list`
+/ `az webapp list` (anything else with an ARM `id` and `type`, whose `identity` blocks name the
+resources' identities). az's quirks are taken as they come: ids in mixed case (compare them
+case-insensitively), `resourcegroups` in lower case in identity ids, locations as display names in
+`az webapp list` ("East US"), `principalType` ServicePrincipal for managed identities.
+
+Names, ids, tenants, subscriptions and real principal ids are kept; a system-assigned identity's
+client id is not in ARM's identity block, so msi makes one. What msi does not model is reported,
+never fatal: other principal types (users, groups), custom roles, management-group scopes, child
+resources, names msi's rules refuse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from msi_cli.core import arm, roles
+from msi_cli.errors import InvalidArgument, MsiError
+
+Doc = dict[str, Any]
+
+_TYPE_KEYS = {t.arm_type.lower(): key for key, t in arm.RESOURCE_TYPES.items() if key != "functionapp"}
+_GROUP_TYPE = "microsoft.resources/resourcegroups"
+_IDENTITY_TYPE = arm.IDENTITY_ARM_TYPE.lower()
+_ASSIGNMENT_TYPE = "microsoft.authorization/roleassignments"
+
+
+def collect(paths: Iterable[Path]) -> list[Path]:
+    """The files named, and the *.json files of the folders named, in a stable order."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file()))
+        elif path.exists():
+            out.append(path)
+        else:
+            from msi_cli.errors import NotFound
+
+            raise NotFound(f"{path}: no such file or folder")
+    if not out:
+        raise InvalidArgument("no az JSON files found", hint="save them with az ... -o json > NAME.json")
+    return out
+
+
+def kind_of(items: list[Any]) -> str:
+    """Which az command printed this list."""
+    dicts = [i for i in items if isinstance(i, dict)]
+    if not dicts:
+        return "empty" if not items else "unknown"
+    first = dicts[0]
+    type_ = str(first.get("type", "")).lower()
+    if "cloudName" in first and "tenantId" in first:
+        return "az account list"
+    if type_ == _GROUP_TYPE:
+        return "az group list"
+    if type_ == _ASSIGNMENT_TYPE or ("roleDefinitionId" in first and "principalId" in first and "scope" in first):
+        return "az role assignment list"
+    if all(str(d.get("type", "")).lower() == _IDENTITY_TYPE and "clientId" in d for d in dicts):
+        return "az identity list"
+    if "id" in first and "type" in first:
+        return "az resource list"
+    return "unknown"
+
+
+def _location(value: object) -> str:
+    """ARM's location name: `az webapp list` prints display names ("East US")."""
+    return str(value or "eastus").replace(" ", "").lower()
+
+
+class Converter:
+    def __init__(self) -> None:
+        self.report: dict[str, Any] = {"files": [], "skipped": [], "plainResources": [], "principals": {}}
+        self.tenants: dict[str, str] = {}  # id -> name
+        self.subs: dict[str, dict[str, Any]] = {}  # lower id -> {"name", "tenant" (id), "id"}
+        self.groups: dict[tuple[str, str], Doc] = {}
+        self.identities: dict[str, Doc] = {}  # lower id -> spec
+        self.resources: dict[str, Doc] = {}  # lower id -> spec
+        self.system_of: dict[str, str] = {}  # real principal id -> resource lower id
+        self.user_of: dict[str, str] = {}  # real principal id -> identity lower id
+        self.assignments: list[Doc] = []
+
+    def skip(self, what: str, why: str) -> None:
+        self.report["skipped"].append({"item": what, "reason": why})
+
+    def read(self, name: str, text: str) -> None:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(f"{name}, line {exc.lineno}: not valid JSON: {exc.msg}; nothing was changed") from None
+        items = data if isinstance(data, list) else [data]
+        kind = kind_of(items)
+        self.report["files"].append({"file": name, "kind": kind, "items": len(items)})
+        if kind == "unknown":
+            self.skip(name, "not output of a supported az command (account, group, resource, identity, vm, webapp, role assignment list)")
+            return
+        for item in items:
+            if not isinstance(item, dict):
+                self.skip(f"{name}: {str(item)[:60]}", "not an object")
+                continue
+            getattr(self, "_" + kind.removeprefix("az ").replace(" ", "_"))(item)
+
+    # ---- by kind ----------------------------------------------------------------------------------------
+
+    def _account_list(self, a: Doc) -> None:
+        tid, sid = str(a.get("tenantId", "")).lower(), str(a.get("id", "")).lower()
+        if not (arm.is_guid(tid) and arm.is_guid(sid)):
+            self.skip(str(a.get("name")), "an account entry without tenant and subscription ids")
+            return
+        name = a.get("tenantDisplayName") or self.tenants.get(tid) or f"tenant {tid}"
+        self.tenants[tid] = str(name)
+        self.subs[sid] = {"name": str(a.get("name") or sid), "tenant": tid, "id": sid}
+
+    def _sub(self, sub_id: str) -> str | None:
+        low = sub_id.lower()
+        if not arm.is_guid(low):
+            return None
+        if low not in self.subs:
+            self.subs[low] = {"name": low, "tenant": None, "id": low}  # named by its id: not in az account list
+        return low
+
+    def _group_list(self, g: Doc) -> None:
+        p = arm.parse_id(str(g.get("id", "")))
+        if p is None or p.resource_group is None or self._sub(p.subscription_id) is None:
+            self.skip(str(g.get("id")), "not a resource group id")
+            return
+        self._group(p.subscription, p.resource_group, _location(g.get("location")), declared=True)
+
+    def _group(self, sub: str, name: str, location: str, declared: bool = False) -> None:
+        key = (sub, name.lower())
+        if key not in self.groups or declared:
+            self.groups[key] = {"name": self.groups.get(key, {}).get("name", name), "subscription": sub, "location": location}
+
+    def _identity_list(self, i: Doc) -> None:
+        self._user_identity(str(i.get("id", "")), i.get("principalId"), i.get("clientId"), _location(i.get("location")), i.get("tenantId"))
+
+    def _user_identity(self, rid: str, principal: object, client: object, location: str, tenant: object = None) -> str | None:
+        p = arm.parse_id(rid)
+        if p is None or p.name is None or p.resource_group is None or (p.arm_type or "").lower() != _IDENTITY_TYPE:
+            self.skip(rid, "not a user-assigned identity id")
+            return None
+        sub = self._sub(p.subscription_id)
+        try:
+            arm.validate_identity_name(p.name)
+            arm.validate_location(location)
+        except MsiError as exc:
+            self.skip(rid, exc.message)
+            return None
+        if sub is None:
+            self.skip(rid, "not a subscription id")
+            return None
+        if isinstance(tenant, str) and arm.is_guid(tenant) and self.subs[sub]["tenant"] is None:
+            self.subs[sub]["tenant"] = tenant.lower()
+        key = rid.lower()
+        spec = self.identities.get(key)
+        if spec is None:
+            spec = {"name": p.name, "subscription": sub, "resource_group": p.resource_group, "location": location}
+            self.identities[key] = spec
+            self._group(sub, p.resource_group, location)
+        if isinstance(principal, str) and isinstance(client, str) and arm.is_guid(principal) and arm.is_guid(client):
+            spec["principal_id"], spec["client_id"] = principal.lower(), client.lower()
+            self.user_of[principal.lower()] = key
+        return key
+
+    def _role_assignment_list(self, a: Doc) -> None:
+        self.assignments.append(a)
+
+    def _resource_list(self, r: Doc) -> None:
+        rid, type_ = str(r.get("id", "")), str(r.get("type", ""))
+        p = arm.parse_id(rid)
+        if type_.lower() == _IDENTITY_TYPE:  # az resource list lists identities too (without their ids)
+            self._user_identity(rid, r.get("principalId"), r.get("clientId"), _location(r.get("location")))
+            return
+        if p is None or p.name is None or p.resource_group is None or p.arm_type is None:
+            self.skip(rid, f"a child resource or an id msi does not model ({type_})")
+            return
+        sub = self._sub(p.subscription_id)
+        if sub is None:
+            self.skip(rid, "not a subscription id")
+            return
+        key_type = _TYPE_KEYS.get(p.arm_type.lower())
+        if key_type == "webapp" and "functionapp" in str(r.get("kind", "")).lower():
+            key_type = "functionapp"
+        plain = key_type is None
+        if plain:
+            key_type = p.arm_type if arm.is_plain_type(p.arm_type) else None
+            if key_type is None:
+                self.skip(rid, f"type {type_} is not one msi can keep")
+                return
+        location = _location(r.get("location"))
+        assert key_type is not None
+        try:
+            arm.validate_resource_name(key_type, p.name)
+            arm.validate_resource_group(p.resource_group)
+            arm.validate_location(location)
+        except MsiError as exc:
+            self.skip(rid, exc.message)
+            return
+        key = rid.lower()
+        spec = self.resources.get(key)
+        if spec is None:
+            spec = {"name": p.name, "type": key_type, "subscription": sub, "resource_group": p.resource_group, "location": location}
+            self.resources[key] = spec
+            self._group(sub, p.resource_group, location)
+            if plain:
+                self.report["plainResources"].append({"id": rid, "type": p.arm_type})
+        identity = r.get("identity")
+        if isinstance(identity, dict) and not plain and arm.RESOURCE_TYPES[key_type].supports_identity:
+            self._identity_block(key, spec, identity, location)
+        elif isinstance(identity, dict) and str(identity.get("type", "None")) != "None":
+            self.skip(rid, "its identity is dropped: msi keeps this type as a plain resource without identities")
+
+    def _identity_block(self, key: str, spec: Doc, block: Doc, location: str) -> None:
+        kinds = str(block.get("type", "")).replace(" ", "").lower().split(",")
+        principal = block.get("principalId")
+        if "systemassigned" in kinds:
+            spec["system_assigned"] = True
+            if isinstance(principal, str) and arm.is_guid(principal):
+                spec["principal_id"] = principal.lower()
+                self.system_of[principal.lower()] = key
+            tenant = block.get("tenantId")
+            if isinstance(tenant, str) and arm.is_guid(tenant) and self.subs[spec["subscription"]]["tenant"] is None:
+                self.subs[spec["subscription"]]["tenant"] = tenant.lower()
+        users = block.get("userAssignedIdentities") or {}
+        refs: list[str] = []
+        if isinstance(users, dict):
+            for uid, ids in users.items():
+                ids = ids if isinstance(ids, dict) else {}
+                ukey = self._user_identity(uid, ids.get("principalId"), ids.get("clientId"), location)
+                if ukey is not None and ukey not in refs:
+                    refs.append(ukey)
+        if refs:
+            spec["user_assigned"] = refs
+
+    # ---- the document --------------------------------------------------------------------------------------
+
+    def document(self) -> Doc:
+        tenants_of_subs = {s["tenant"] for s in self.subs.values() if s["tenant"]}
+        for tid in tenants_of_subs:
+            self.tenants.setdefault(tid, f"tenant {tid}")
+        sub_names = {k: s["name"] for k, s in self.subs.items()}
+        idents = {}
+        for key, spec in self.identities.items():
+            idents[key] = {**spec, "subscription": sub_names[spec["subscription"]]}
+        ident_ref = {key: f"{s['subscription']}/{s['resource_group']}/{s['name']}" for key, s in idents.items()}
+        resources = {}
+        for key, spec in self.resources.items():
+            out = {**spec, "subscription": sub_names[spec["subscription"]]}
+            if "user_assigned" in spec:
+                out["user_assigned"] = [ident_ref[u] for u in spec["user_assigned"]]
+            resources[key] = out
+        res_ref = {key: f"{s['subscription']}/{s['resource_group']}/{s['name']}" for key, s in resources.items()}
+        doc: Doc = {"format": "msi-estate"}
+        doc["tenants"] = [{"name": name, "id": tid} for tid, name in sorted(self.tenants.items())]
+        doc["subscriptions"] = [
+            {"name": s["name"], "id": s["id"], **({"tenant": self.tenants[s["tenant"]]} if s["tenant"] else {})}
+            for s in sorted(self.subs.values(), key=lambda s: s["name"].lower())
+        ]
+        doc["resource_groups"] = [{**g, "subscription": sub_names[g["subscription"]]} for g in self.groups.values()]
+        doc["identities"] = list(idents.values())
+        doc["resources"] = list(resources.values())
+        doc["role_assignments"] = self._assignments(idents, ident_ref, res_ref)
+        for real, key in self.system_of.items():
+            self.report["principals"][real] = {"kind": "SystemAssigned", "resource": res_ref[key]}
+        for real, key in self.user_of.items():
+            self.report["principals"][real] = {"kind": "UserAssigned", "identity": ident_ref[key]}
+        return doc
+
+    def _tenant_of_sub(self, sub: str) -> str | None:
+        s = self.subs.get(sub)
+        return s["tenant"] if s else None
+
+    def _assignments(self, idents: dict[str, Doc], ident_ref: dict[str, str], res_ref: dict[str, str]) -> list[Doc]:
+        out: list[Doc] = []
+        seen: set[tuple[str, str, str]] = set()
+        for a in self.assignments:
+            what = str(a.get("id") or a.get("name"))
+            principal = str(a.get("principalId", "")).lower()
+            ptype = str(a.get("principalType", ""))
+            entry: Doc = {}
+            if principal in self.system_of:
+                entry["resource"] = res_ref[self.system_of[principal]]
+                home = self.resources[self.system_of[principal]]["subscription"]
+            elif principal in self.user_of:
+                entry["identity"] = ident_ref[self.user_of[principal]]
+                home = self.identities[self.user_of[principal]]["subscription"]
+            else:
+                why = (f"principal type {ptype} is not modelled (msi simulates managed identities only)" if ptype and ptype != "ServicePrincipal"
+                       else f"principal {principal} is not a managed identity of the imported files")
+                self.skip(what, why)
+                continue
+            role_ref = str(a.get("roleDefinitionName") or a.get("roleDefinitionId") or "")
+            try:
+                role = roles.role(role_ref)
+            except MsiError:
+                self.skip(what, f"role '{role_ref}' is not one of msi's built-in roles")
+                continue
+            scope = str(a.get("scope", ""))
+            p = arm.parse_id(scope)
+            if p is None:
+                self.skip(what, f"scope '{scope}' is not a subscription, resource group or resource msi models")
+                continue
+            if p.name is not None and scope.lower().rstrip("/") not in self.resources and scope.lower().rstrip("/") not in idents:
+                self.skip(what, f"scope '{scope}' was not imported")
+                continue
+            if p.subscription not in self.subs:
+                self.skip(what, f"scope '{scope}' is in a subscription that was not imported")
+                continue
+            if self._tenant_of_sub(p.subscription) != self._tenant_of_sub(home):
+                self.skip(what, "the principal and the scope are in different tenants (msi grants within one tenant)")
+                continue
+            key = (principal, role.id, scope.lower().rstrip("/"))
+            if key in seen:
+                continue
+            seen.add(key)
+            entry.update({"role": role.name, "scope": scope.rstrip("/")})
+            name = str(a.get("name", "")).lower()
+            if arm.is_guid(name):
+                entry["id"] = name
+            out.append(entry)
+        return out
+
+
+def convert(files: list[tuple[str, str]]) -> tuple[Doc, dict[str, Any]]:
+    """(the estate document, the report) for az JSON texts given as (name, text)."""
+    c = Converter()
+    for name, text in files:
+        c.read(name, text)
+    doc = c.document()
+    return doc, c.report
+
+
+def mapping(state: Any, principals: dict[str, Any]) -> dict[str, Any]:
+    """Each real principal id with the simulated identity that stands for it: the same id where
+    msi could keep it."""
+    from msi_cli.core import lookup
+
+    out: dict[str, Any] = {}
+    for real, where in principals.items():
+        ref = where.get("resource") or where.get("identity")
+        sub, group, name = ref.rsplit("/", 2)
+        simulated = None
+        try:
+            if "resource" in where:
+                simulated = lookup.resource(state, name, group, sub).system_principal_id
+            else:
+                simulated = lookup.user_identity(state, name, group, lookup.subscription(state, sub).id).principal_id
+        except MsiError:
+            simulated = None
+        out[real] = {**where, "simulatedPrincipalId": simulated, "kept": simulated == real}
+    return out

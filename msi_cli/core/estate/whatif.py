@@ -1,0 +1,207 @@
+"""Rehearse a move: run the real move (msi_cli.core.moves) on a copy of the state, then compare.
+
+The rehearsal cannot drift from the move because it is the move: the same function runs on a
+copy, and what it returns is what the real move would print. Around it, this module reads off the
+copy what the move breaks (role assignments deleted or orphaned, identities that no longer get a
+token and the apps that use them, user-assigned identities to re-create, federated credentials
+that stop working) and writes the msi commands that repair it, in the order they must run.
+"""
+
+from __future__ import annotations
+
+import copy
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from msi_cli.core import arm, lookup, roledefs, roles, shapes
+from msi_cli.core.context import Ctx
+from msi_cli.core.model import (
+    SYSTEM,
+    Identity,
+    Resource,
+    RoleAssignment,
+    ServicePrincipal,
+    State,
+    Subscription,
+    Tenant,
+    UserAssignment,
+)
+
+
+def clone(state: State) -> State:
+    """A copy deep enough for a move: every object a move may change is copied, with its lists
+    (role assignments, credentials and deleted principals are only ever added or dropped)."""
+    out = copy.copy(state)
+    out.tenants = {k: Tenant(t.id, t.name, t.created, list(t.signing_keys)) for k, t in state.tenants.items()}
+    out.subscriptions = {k: Subscription(s.id, s.name, s.tenant_id, s.created) for k, s in state.subscriptions.items()}
+    out.resource_groups = dict(state.resource_groups)
+    out.resources = {
+        k: Resource(r.name, r.type, r.subscription_id, r.resource_group, r.location, r.created, r.system_principal_id,
+                    [UserAssignment(u.resource_id, u.principal_id, u.client_id) for u in r.user_assigned])
+        for k, r in state.resources.items()
+    }
+    out.identities = {k: Identity(i.principal_id, i.client_id, i.tenant_id, i.kind, i.name, i.resource_id, i.location, i.created)
+                      for k, i in state.identities.items()}
+    out.principals = {k: ServicePrincipal(p.id, p.app_id, p.tenant_id, p.display_name, list(p.alternative_names), list(p.key_credentials))
+                      for k, p in state.principals.items()}
+    out.role_assignments = dict(state.role_assignments)
+    out.deleted_principals = dict(state.deleted_principals)
+    out.federated_credentials = dict(state.federated_credentials)
+    out.issuers = dict(state.issuers)
+    return out
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def rehearse(ctx: Ctx, operation: str, move: Callable[[Ctx], dict[str, Any]]) -> dict[str, Any]:
+    """Run `move` on a copy of ctx's state; ctx's state is not touched."""
+    before = ctx.state
+    after = clone(before)
+    shadow = Ctx(after, ctx.now, ctx.keys)
+    result = move(shadow)
+    report: dict[str, Any] = {"whatIf": True, "operation": operation, "result": result}
+    deleted = [a for aid, a in before.role_assignments.items() if aid not in after.role_assignments]
+    report["deletedRoleAssignments"] = [shapes.assignment(before, a) for a in deleted]
+    orphaned = [a for a in after.role_assignments.values()
+                if roles.scope_exists(before, a.scope) and not roles.scope_exists(after, a.scope)]
+    report["orphanedRoleAssignments"] = [shapes.assignment(after, a) for a in orphaned]
+    broken = _broken(after, result)
+    report["brokenIdentities"] = broken
+    recreate = [i for i in lookup.user_identities(after) if i.tenant_id != _tenant_of_id(after, i.resource_id)
+                and i.tenant_id == _tenant_of_id(before, i.resource_id)]
+    report["userAssignedIdentitiesToRecreate"] = [
+        {"id": i.resource_id, "name": i.name, "principalId": i.principal_id, "usedBy": _users_of(after, i)} for i in recreate
+    ]
+    report["brokenFederatedCredentials"] = [
+        {"identity": i.resource_id, "name": c.name, "issuer": c.issuer, "subject": c.subject,
+         "reason": f"the identity's service principal stays in tenant {i.tenant_id}; exchanges at its new tenant fail (AADSTS700016)"}
+        for i in recreate for c in after.federated_credentials.values() if c.identity_id == i.principal_id
+    ]
+    report["fixCommands"] = _fixes(before, after, recreate, broken, deleted, orphaned)
+    _USERS.pop(id(after), None)
+    return report
+
+
+def _tenant_of_id(state: State, resource_id: str) -> str | None:
+    sub = state.subscriptions.get(arm.parts(resource_id).subscription)
+    return sub.tenant_id if sub is not None else None
+
+
+_USERS: dict[int, dict[str, list[str]]] = {}
+
+
+def _users_of(state: State, identity: Identity) -> list[str]:
+    """The resources that get tokens as this identity (its host, or every resource it is attached
+    to), from an index of the state built once per rehearsal."""
+    index = _USERS.get(id(state))
+    if index is None:
+        index = {}
+        for r in state.resources.values():
+            if r.system_principal_id is not None:
+                index.setdefault(r.system_principal_id, []).append(r.id)
+            for u in r.user_assigned:
+                index.setdefault(u.principal_id, []).append(r.id)
+        _USERS[id(state)] = index
+    return list(index.get(identity.principal_id, ()))
+
+
+def _broken(after: State, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Identities that no longer get a token, as the move itself found them (move-subscription's
+    `brokenIdentities`, migrate's `identities`), with the apps that use them."""
+    entries = result.get("brokenIdentities")
+    if entries is None:
+        entries = [e for e in result.get("identities", []) if not e["works"]]
+    out: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry["principalId"] in out:
+            continue
+        identity = after.identities[entry["principalId"]]
+        out[identity.principal_id] = {
+            "principalId": identity.principal_id, "kind": identity.kind, "name": identity.name,
+            "id": identity.resource_id, "reason": entry["reason"], "usedBy": _users_of(after, identity),
+        }
+    return list(out.values())
+
+
+def _fixes(before: State, after: State, recreate: list[Identity], broken: list[dict[str, Any]],
+           deleted: list[RoleAssignment], orphaned: list[RoleAssignment]) -> list[str]:
+    """The msi commands that repair what the move breaks, in the order they must run: detach and
+    re-create user-assigned identities (with their federated credentials) and attach them again;
+    disable and re-enable broken system-assigned identities; then grant the lost access again, to
+    the new principals, and remove the orphaned assignments."""
+    cmds: list[str] = []
+    renewed: dict[str, str] = {}  # old principal id -> how to name its successor in `msi grant`
+    for i in recreate:
+        p = arm.parts(i.resource_id)
+        users = _users_of(after, i)
+        for rid in users:
+            cmds.append(f"msi unassign {_q(rid)} --user-assigned {_q(i.resource_id)}")
+        cmds.append(f"msi delete {_q(i.resource_id)} --yes")
+        cmds.append(f"msi create-identity {_q(i.name)} -g {_q(p.resource_group or '')} --subscription {p.subscription} --location {i.location}")
+        for c in sorted((c for c in after.federated_credentials.values() if c.identity_id == i.principal_id), key=lambda c: c.name.lower()):
+            cmds.append(f"msi federation add {_q(i.resource_id)} --name {_q(c.name)} --issuer {_q(c.issuer)} --subject {_q(c.subject)}"
+                        + "".join(f" --audience {_q(a)}" for a in c.audiences))
+        for rid in users:
+            cmds.append(f"msi assign {_q(rid)} --user-assigned {_q(i.resource_id)}")
+        renewed[i.principal_id] = i.resource_id
+    for entry in broken:
+        if entry["kind"] == SYSTEM:
+            for rid in entry["usedBy"]:
+                cmds.append(f"msi unassign {_q(rid)} --system-assigned")
+                cmds.append(f"msi assign {_q(rid)} --system-assigned")
+                renewed[entry["principalId"]] = rid
+    seen: set[tuple[str, str, str]] = set()
+    names = {rid: d.name for rid, d in roledefs.ROLES_BY_ID.items()}
+    for a in orphaned:  # at a scope that moved: remove it, grant at the new id
+        role = names.get(a.role_definition_id, a.role_definition_id)
+        cmds.append(f"msi revoke {a.principal_id} --role {_q(role)} --scope {_q(a.scope)}")
+    moved_away = {a.id for a in orphaned}
+    regrants = [*deleted, *orphaned, *(a for a in after.role_assignments.values() if a.principal_id in renewed and a.id not in moved_away)]
+    for a in regrants:
+        principal = renewed.get(a.principal_id)
+        if principal is None:
+            identity = after.identities.get(a.principal_id)
+            if identity is None:
+                continue  # the principal was already gone: nothing to grant to
+            principal = identity.resource_id
+        scope = _new_scope(before, after, a.scope)
+        if scope is None or not _same_tenant(after, principal, scope):
+            continue
+        role = names.get(a.role_definition_id, a.role_definition_id)
+        key = (principal.lower(), role, scope.lower())
+        if key not in seen:
+            seen.add(key)
+            cmds.append(f"msi grant {_q(principal)} --role {_q(role)} --scope {_q(scope)}")
+    return cmds
+
+
+def _new_scope(before: State, after: State, scope: str) -> str | None:
+    """Where a scope is after the move: itself if it still exists, else the moved resource's new id."""
+    if roles.scope_exists(after, scope):
+        return scope
+    for key, old in before.resources.items():
+        if arm.covers(old.id, scope) and key not in after.resources:
+            new = next((r for r in after.resources.values() if r is not None and _same_object(old, r)), None)
+            if new is not None:
+                return new.id + scope[len(old.id):]
+    return None
+
+
+def _same_object(old: Resource, new: Resource) -> bool:
+    return old.name == new.name and old.type == new.type and old.created == new.created
+
+
+def _same_tenant(state: State, principal_ref: str, scope: str) -> bool:
+    """A grant works only when the principal's tenant holds the scope's subscription."""
+    sub = state.subscriptions.get(arm.parts(scope).subscription)
+    if sub is None:
+        return False
+    owner = state.resources.get(principal_ref.lower())
+    if owner is not None:
+        return owner.subscription_id in state.subscriptions and state.subscriptions[owner.subscription_id].tenant_id == sub.tenant_id
+    tenant = _tenant_of_id(state, principal_ref)
+    return tenant == sub.tenant_id
+

@@ -1,0 +1,100 @@
+"""`msi import az`: the JSON az prints (samples in tests/data/az, in az's shapes and quirks)
+recreates the estate: same names, ids, tenants, subscriptions and principal ids."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import REPO, fails
+
+AZ = REPO / "tests" / "data" / "az"
+CONTOSO_SUB = "0b1f6471-1bf0-4dda-aec3-111122223333"
+CONTOSO_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+def test_import_recreates_the_estate_with_its_real_ids(cli, isolated_state: Path) -> None:
+    result = cli.json("import", "az", str(AZ))
+    kinds = sorted(f["kind"] for f in result["import"]["files"])
+    assert kinds == ["az account list", "az group list", "az identity list", "az resource list", "az resource list",
+                     "az resource list", "az role assignment list"]
+    subs = {s["name"]: s for s in cli.json("list", "subscriptions")}
+    assert subs["Contoso Production"]["id"] == CONTOSO_SUB
+    assert subs["Contoso Production"]["tenantId"] == CONTOSO_TENANT
+    tenants = {t["displayName"]: t["tenantId"] for t in cli.json("list", "tenants")}
+    assert tenants["Fabrikam"] == "a1b2c3d4-0000-4000-8000-0000000000fb"
+    vm = cli.json("show", "orders-worker")
+    vms = json.loads((AZ / "vms.json").read_text())
+    assert vm["id"].lower() == vms[0]["id"].lower()
+    assert vm["identity"]["principalId"] == vms[0]["identity"]["principalId"]
+    uai_id = next(iter(vms[0]["identity"]["userAssignedIdentities"]))  # lower-case resourcegroups, as az prints it
+    attached = {k.lower(): v for k, v in vm["identity"]["userAssignedIdentities"].items()}
+    assert attached[uai_id.lower()] == vms[0]["identity"]["userAssignedIdentities"][uai_id]
+    api = cli.json("show", "orders-api")
+    assert api["kind"] == "app" and api["location"] == "westeurope"  # az webapp list printed "West Europe"
+    assert cli.json("show", "orders-jobs")["kind"] == "functionapp"
+    # role assignments: the managed identities' ones, with their ids, at the same scopes
+    assignments = {a["name"]: a for a in cli.json("list", "role-assignments")}
+    assert set(assignments) == {"2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091", "3c4d5e6f-7081-4923-8b4c-5d6e7f809102",
+                                "92031425-3647-4f89-a102-132435465768"}
+    # mixed case: the principal id in upper case still found its identity
+    assert assignments["3c4d5e6f-7081-4923-8b4c-5d6e7f809102"]["principalId"] == "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    assert cli.json("check-access", "orders-api", "--scope", "orders-kv", "--role", "Key Vault Secrets User")["allowed"] is True
+    token = cli.json("token", "orders-api", "--audience", "https://vault.azure.net")
+    claims = cli.json("verify", token["access_token"], "--audience", "https://vault.azure.net")["claims"]
+    assert claims["oid"] == "7d6c5b4a-3f2e-4d1c-8b0a-9f8e7d6c5b4a" and claims["tid"] == CONTOSO_TENANT
+    report = result["import"]
+    assert all(p["kept"] for p in report["principals"].values()) and len(report["principals"]) == 4
+    # what msi does not model: kept plainly, or reported; never a crash
+    assert {p["type"] for p in report["plainResources"]} == {"Microsoft.Sql/servers", "microsoft.insights/components"}
+    assert cli.json("show", "orders-sql")["type"] == "Microsoft.Sql/servers"
+    reasons = " | ".join(s["reason"] for s in report["skipped"])
+    for fragment in ("principal type User", "principal type Group", "'Orders Deployer'", "managementGroups", "child resource"):
+        assert fragment in reasons
+    # importing again changes nothing
+    before = isolated_state.read_bytes()
+    again = cli.json("import", "az", str(AZ))
+    assert again["changes"] == [] and isolated_state.read_bytes() == before
+
+
+def test_files_are_recognised_by_content_whatever_their_names(cli, tmp_path: Path) -> None:
+    for n, path in enumerate(sorted(AZ.glob("*.json"))):
+        shutil.copy(path, tmp_path / f"dump{n}.json")
+    (tmp_path / "notes.json").write_text('{"hello": "world"}')
+    result = cli.json("import", "az", *sorted(str(p) for p in tmp_path.iterdir()), "--what-if")
+    assert result["summary"]["create"] == 19
+    assert any(s["item"].endswith("notes.json") for s in result["import"]["skipped"])
+
+
+def test_the_imported_estate_rehearses_its_tenant_move(cli) -> None:
+    cli.ok("import", "az", str(AZ))
+    rehearsal = cli.json("move-subscription", "Contoso Production", "--tenant", "Fabrikam", "--what-if")
+    assert len(rehearsal["deletedRoleAssignments"]) == 3
+    assert {b["name"] for b in rehearsal["brokenIdentities"]} == {"orders-worker", "orders-api", "orders-worker-id"}
+    worker_id = next(b for b in rehearsal["brokenIdentities"] if b["name"] == "orders-worker-id")
+    assert len(worker_id["usedBy"]) == 2  # the VM and the function app
+
+
+def test_invalid_json_names_its_file_and_line_and_changes_nothing(cli, tmp_path: Path, isolated_state: Path) -> None:
+    cli.ok("create-resource", "web1", "--type", "webapp")
+    before = isolated_state.read_bytes()
+    bad = tmp_path / "roles.json"
+    bad.write_text('[\n  {"id": "x",\n  "name": }\n]\n')
+    fails(cli("import", "az", str(AZ / "accounts.json"), str(bad)), 2, f"{bad}, line 3", "not valid JSON")
+    assert isolated_state.read_bytes() == before
+    fails(cli("import", "az", str(tmp_path / "nothing.json")), 3, "no such file")
+
+
+def test_ids_taken_already_are_reported_with_the_ids_they_got(cli, tmp_path: Path) -> None:
+    cli.ok("import", "az", str(AZ / "accounts.json"), str(AZ / "webapps.json"))
+    # a second estate claims the same principal id for another app: it gets a new one, reported
+    webapps = json.loads((AZ / "webapps.json").read_text())
+    clash = dict(webapps[0], id=webapps[0]["id"].replace("orders-api", "orders-api2"), name="orders-api2")
+    (tmp_path / "more.json").write_text(json.dumps([clash]))
+    result = cli.json("import", "az", str(AZ / "accounts.json"), str(tmp_path / "more.json"))
+    real = webapps[0]["identity"]["principalId"]
+    new = cli.json("show", "orders-api2")["identity"]["principalId"]
+    assert new != real and result["remapped"] == {real: new}
+    assert result["import"]["principals"][real]["simulatedPrincipalId"] == new
+    assert result["import"]["principals"][real]["kept"] is False

@@ -1,0 +1,286 @@
+"""`msi apply` and `msi export`: declarative estates, idempotent, all or nothing, line-numbered errors."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import REPO, fails
+
+EXAMPLE = REPO / "examples" / "estate.toml"
+
+
+def test_example_applies_and_reapplying_changes_nothing(cli, isolated_state: Path) -> None:
+    plan = cli.json("apply", str(EXAMPLE), "--what-if")
+    assert plan["whatIf"] is True and plan["summary"] == {"create": 11, "update": 0, "delete": 0}
+    assert not isolated_state.exists() or "contoso-prod" not in isolated_state.read_text()  # what-if changed nothing
+    applied = cli.json("apply", str(EXAMPLE))
+    assert applied["summary"]["create"] == 11
+    app = cli.json("show", "orders-app")
+    assert applied["resources"]["orders-app"]["principalId"] == app["identity"]["principalId"]
+    ident = cli.json("show", "deploy-id")
+    assert applied["identities"]["deploy-id"] == {"id": ident["id"], "principalId": ident["principalId"], "clientId": ident["clientId"],
+                                                 "tenantId": ident["tenantId"]}
+    before = isolated_state.read_bytes()
+    again = cli.json("apply", str(EXAMPLE))
+    assert again["changes"] == [] and again["identities"] == applied["identities"]
+    assert isolated_state.read_bytes() == before
+    table = cli.ok("apply", str(EXAMPLE)).stdout
+    assert "no changes" in table
+    # the declared grants work
+    check = cli.json("check-access", "orders-app", "--scope", "orders-kv", "--role", "Key Vault Secrets User")
+    assert check["allowed"] is True
+    fics = cli.json("federation", "list", "deploy-id")
+    assert [f["subject"] for f in fics] == ["repo:octo-org/app:ref:refs/heads/main"]
+
+
+def test_a_fresh_state_reuses_its_default_tenant_and_subscription(cli) -> None:
+    cli.ok("apply", str(EXAMPLE))
+    tenants = cli.json("list", "tenants")
+    assert sorted(t["displayName"] for t in tenants) == ["Default Directory", "Fabrikam"]
+    subs = cli.json("list", "subscriptions")
+    assert sorted(s["name"] for s in subs) == ["contoso-prod", "default"]
+
+
+def _write(tmp_path: Path, text: str, name: str = "estate.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_changes_are_planned_with_tilde_and_prune_deletes_only_when_asked(cli, tmp_path: Path, isolated_state: Path) -> None:
+    cli.ok("apply", str(EXAMPLE))
+    text = EXAMPLE.read_text()
+    reduced = text.replace('user_assigned = ["deploy-id"]', "system_assigned = true")
+    reduced = reduced.split("[[role_assignments]]")[0]  # no role assignments any more
+    path = _write(tmp_path, reduced)
+    plan = cli.json("apply", str(path), "--what-if")
+    assert {(c["action"], c["detail"]) for c in plan["changes"]} == {
+        ("update", "enable the system-assigned identity"), ("update", "detach deploy-id")}
+    assert plan["kept"] == 2  # two role assignments the file no longer names, kept without --prune
+    pruned = cli.json("apply", str(path), "--what-if", "--prune")
+    deletions = [c for c in pruned["changes"] if c["action"] == "delete"]
+    assert [c["kind"] for c in deletions] == ["role assignment", "role assignment"]
+    before = isolated_state.read_bytes()
+    refused = cli("apply", str(path), "--prune")  # destructive, no terminal to ask on
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert isolated_state.read_bytes() == before
+    done = cli.json("apply", str(path), "--prune", "--yes")
+    assert done["summary"] == {"create": 0, "update": 2, "delete": 2}
+    assert cli.json("list", "role-assignments") == []
+    vm = cli.json("show", "batch-vm")
+    assert vm["identity"]["type"] == "SystemAssigned"
+    assert cli.json("apply", str(path), "--prune")["changes"] == []
+
+
+def test_prune_deletes_resources_and_identities_the_file_does_not_name(cli, tmp_path: Path) -> None:
+    cli.ok("apply", str(EXAMPLE))
+    cli.ok("create-resource", "stray", "--type", "vm", "-g", "other", "--system-assigned")
+    path = _write(tmp_path, EXAMPLE.read_text())
+    plan = cli.json("apply", str(path), "--prune", "--yes")
+    gone = {(c["kind"], c["name"]) for c in plan["changes"] if c["action"] == "delete"}
+    assert gone == {("resource", "default/other/stray"), ("resource group", "default/other")}
+    fails(cli("show", "stray"), 3, "not found")
+
+
+def test_an_invalid_entry_is_refused_with_its_file_and_line(cli, tmp_path: Path, isolated_state: Path) -> None:
+    cli.ok("create-resource", "web1", "--type", "webapp")
+    before = isolated_state.read_bytes()
+    lines = EXAMPLE.read_text().splitlines()
+    bad_at = lines.index('type = "vm"') + 1
+    lines[bad_at - 1] = 'type = "mainframe"'
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    line = fails(cli("apply", str(path)), 2, f"{path}, line {bad_at}:", "unknown resource type 'mainframe'")
+    assert "nothing was changed" in line
+    assert isolated_state.read_bytes() == before
+    # a reference to an identity the file does not declare: the line of the entry's key
+    lines = EXAMPLE.read_text().splitlines()
+    ref_at = lines.index('user_assigned = ["deploy-id"]') + 1
+    lines[ref_at - 1] = 'user_assigned = ["nobody"]'
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    fails(cli("apply", str(path)), 2, f"line {ref_at}:", "user-assigned identity 'nobody' is not declared")
+    # a later failure inside the core (the subscription exists in another tenant) leaves the state untouched too
+    cli.ok("create-tenant", "Other")
+    cli.ok("create-subscription", "contoso-prod", "--tenant", "Other")
+    before = isolated_state.read_bytes()
+    sub_at = EXAMPLE.read_text().splitlines().index("[[subscriptions]]") + 1
+    fails(cli("apply", str(EXAMPLE)), 1, f"line {sub_at}:", "move-subscription")
+    assert isolated_state.read_bytes() == before
+
+
+def test_unknown_keys_and_bad_toml_name_their_line(cli, tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[resources]]\nname = "web1"\ntype = "webapp"\nsystem_asigned = true\n')
+    fails(cli("apply", str(path)), 2, "line 4:", "unknown key 'system_asigned'")
+    path = _write(tmp_path, '[[resources]]\nname = "web1"\ntype = webapp\n')
+    fails(cli("apply", str(path)), 2, "not valid TOML", "line 3")
+    fails(cli("apply", str(tmp_path / "missing.toml")), 3, "no such file")
+
+
+def test_json_estates_apply_and_name_their_lines(cli, tmp_path: Path) -> None:
+    doc = {"resources": [{"name": "web1", "type": "webapp", "system_assigned": True},
+                         {"name": "vm1", "type": "vm", "user_assigned": ["ghost"]}]}
+    text = json.dumps(doc, indent=2)
+    path = _write(tmp_path, text, "estate.json")
+    ghost_line = text.splitlines().index('        "ghost"') + 1
+    line = fails(cli("apply", str(path)), 2, f"{path}, line")
+    assert int(line.split("line ")[1].split(":")[0]) in (ghost_line, ghost_line - 1)
+    doc["resources"][1]["user_assigned"] = []
+    path.write_text(json.dumps(doc))
+    assert cli.json("apply", str(path))["resources"]["web1"]["principalId"]
+    fails(cli("apply", str(_write(tmp_path, '{"resources": [', "x.json"))), 2, "not valid JSON", "line 1")
+
+
+def test_the_schema_is_shipped_and_describes_every_section(cli) -> None:
+    schema = json.loads(cli.ok("apply", "--schema").stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert set(schema["properties"]) == {"format", "tenants", "subscriptions", "resource_groups", "identities", "resources", "role_assignments"}
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '"msi_cli.core.estate" = ["*.json"]' in pyproject
+
+
+def test_export_writes_no_ids_and_json_on_request(cli) -> None:
+    applied = cli.json("apply", str(EXAMPLE))
+    text = cli.ok("export").stdout
+    for ids in applied["identities"].values():
+        assert ids["principalId"] not in text and ids["clientId"] not in text
+    import re
+
+    assert "-----BEGIN" not in text and not re.search(r"[0-9A-Fa-f]{40}", text)  # no key material, no thumbprints
+    doc = json.loads(cli.ok("export", "--format", "json").stdout)
+    assert doc["format"] == "msi-estate" and {r["name"] for r in doc["resources"]} == {"orders-kv", "orders-app", "batch-vm"}
+
+
+# ---- round trip, property-based ---------------------------------------------------------------------------
+
+NAMES = st.sampled_from(["alpha", "beta", "gamma", "delta"])
+GROUPS = st.sampled_from(["rg-a", "rg-b"])
+ROLES = st.sampled_from(["Reader", "Contributor", "Key Vault Secrets User", "Storage Blob Data Reader"])
+
+
+@st.composite
+def estates(draw: st.DrawFn) -> dict:
+    subs = draw(st.lists(st.sampled_from(["default", "prod", "dev"]), min_size=1, max_size=2, unique=True))
+    tenants = ["Default Directory"] + (["Fabrikam"] if draw(st.booleans()) else [])
+    doc: dict = {"tenants": [{"name": t} for t in tenants],
+                 "subscriptions": [{"name": s, "tenant": "Default Directory" if s == "default" else draw(st.sampled_from(tenants))} for s in subs]}
+    idents = []
+    for name in draw(st.lists(NAMES, max_size=3, unique=True)):
+        rec = {"name": f"id-{name}", "subscription": draw(st.sampled_from(subs)), "resource_group": draw(GROUPS)}
+        if draw(st.booleans()):
+            rec["federated_credentials"] = [{"name": "gh-main", "issuer": "https://token.actions.githubusercontent.com",
+                                             "subject": f"repo:o/{name}:ref:refs/heads/main"}]
+        idents.append(rec)
+    doc["identities"] = idents
+    tenant_of = {s["name"]: s["tenant"] for s in doc["subscriptions"]}
+    resources = []
+    for name in draw(st.lists(NAMES, max_size=4, unique=True)):
+        kind = draw(st.sampled_from(["vm", "webapp", "keyvault", "storage", "Microsoft.Sql/servers"]))
+        sub = draw(st.sampled_from(subs))
+        rec = {"name": f"r{name}", "type": kind, "subscription": sub, "resource_group": draw(GROUPS)}
+        if kind in ("vm", "webapp", "storage"):
+            rec["system_assigned"] = draw(st.booleans())
+            same_tenant = [f"{i['subscription']}/{i['resource_group']}/{i['name']}" for i in idents if tenant_of[i["subscription"]] == tenant_of[sub]]
+            if same_tenant:
+                rec["user_assigned"] = draw(st.lists(st.sampled_from(same_tenant), max_size=2, unique=True))
+        resources.append(rec)
+    doc["resources"] = resources
+    grants = []
+    principals = [("identity", f"{i['subscription']}/{i['resource_group']}/{i['name']}", i["subscription"]) for i in idents]
+    principals += [("resource", f"{r['subscription']}/{r['resource_group']}/{r['name']}", r["subscription"]) for r in resources if r.get("system_assigned")]
+    for kind, ref, sub in draw(st.lists(st.sampled_from(principals), max_size=4)) if principals else []:
+        targets = [f"/subscriptions/{sub}", f"/subscriptions/{sub}/resourceGroups/rg-a"]
+        targets += [f"/subscriptions/{sub}/resourceGroups/{r['resource_group']}/providers/{_arm(r['type'])}/{r['name']}"
+                    for r in resources if r["subscription"] == sub]
+        grants.append({"role": draw(ROLES), "scope": draw(st.sampled_from(targets)), kind: ref})
+    unique = {json.dumps(g, sort_keys=True): g for g in grants}
+    doc["role_assignments"] = list(unique.values())
+    return doc
+
+
+def _arm(kind: str) -> str:
+    from msi_cli.core import arm
+
+    return arm.RESOURCE_TYPES[kind].arm_type
+
+
+def _apply_and_export(state_path: Path, doc: dict) -> tuple[dict, dict]:
+    from msi_cli.core.estate import apply as applying
+    from msi_cli.core.estate import plan as planning
+    from msi_cli.core.estate.export import export
+    from msi_cli.core.estate.schema import parse
+    from msi_cli.store.statefile import StateFile
+
+    sf = StateFile(state_path)
+    estate = parse(json.dumps(doc), "estate.json")
+    with sf.transaction() as ctx:
+        plan = planning.make(estate, ctx.state)
+        applying.apply(ctx, plan)
+    return export(sf.read()), plan.counts()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(doc=estates())
+def test_round_trip_export_apply_export_is_equal(doc: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        first, _ = _apply_and_export(Path(tmp) / "a" / "state.toml", doc)
+        second, _ = _apply_and_export(Path(tmp) / "b" / "state.toml", first)
+        assert second == first
+        again, counts = _apply_and_export(Path(tmp) / "b" / "state.toml", first)
+        assert counts == {"create": 0, "update": 0, "delete": 0} and again == first
+        assert len(first.get("role_assignments", [])) == len(doc["role_assignments"])
+        assert len(first.get("resources", [])) == len(doc["resources"])
+
+
+def test_the_schema_names_exactly_the_keys_the_reader_accepts(cli) -> None:
+    from msi_cli.core.estate import schema as reader
+
+    doc = json.loads(cli.ok("apply", "--schema").stdout)
+    props = doc["properties"]
+    pairs = {"tenants": reader.TENANT_KEYS, "subscriptions": reader.SUBSCRIPTION_KEYS, "resource_groups": reader.GROUP_KEYS,
+             "identities": reader.IDENTITY_KEYS, "resources": reader.RESOURCE_KEYS, "role_assignments": reader.ASSIGNMENT_KEYS}
+    for section, keys in pairs.items():
+        assert set(props[section]["items"]["properties"]) == set(keys), section
+    creds = props["identities"]["items"]["properties"]["federated_credentials"]["items"]["properties"]
+    assert set(creds) == set(reader.CREDENTIAL_KEYS)
+    assert set(props) == set(reader.TOP_KEYS)
+
+
+def test_a_nested_federated_credential_is_reported_at_its_own_line(cli, tmp_path: Path) -> None:
+    lines = EXAMPLE.read_text().splitlines()
+    at = lines.index('name = "app-main"') + 1
+    lines[at - 1] = 'name = "x"'
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    fails(cli("apply", str(path)), 2, f"line {at}:", "invalid federated identity credential name 'x'")
+
+
+def test_installed_msi_applies_exports_and_reapplies_the_example(msi_proc, tmp_path: Path) -> None:
+    first = msi_proc("apply", str(EXAMPLE), "-o", "json")
+    assert first.returncode == 0, first.stderr
+    ids = json.loads(first.stdout)["identities"]["deploy-id"]
+    exported = msi_proc("export")
+    assert exported.returncode == 0 and ids["principalId"] not in exported.stdout
+    fresh = {"MSI_STATE": str(tmp_path / "fresh" / "state.toml")}
+    applied = msi_proc("apply", "-", "-o", "json", input=exported.stdout, env=fresh)
+    assert applied.returncode == 0, applied.stderr
+    assert msi_proc("export", env=fresh).stdout == exported.stdout
+    assert json.loads(msi_proc("apply", "-", "-o", "json", input=exported.stdout, env=fresh).stdout)["changes"] == []
+    schema = msi_proc("apply", "--schema")
+    assert schema.returncode == 0 and json.loads(schema.stdout)["title"] == "msi estate"
+
+
+def test_pruning_an_identity_a_kept_resource_drops_leaves_nothing_dangling(cli, tmp_path: Path) -> None:
+    cli.ok("apply", str(EXAMPLE))
+    text = EXAMPLE.read_text().split("[[role_assignments]]")[0]
+    start = text.index("[[identities]]")
+    text = text[:start] + text[text.index("[[resources]]"):]  # no identities any more
+    text = text.replace('user_assigned = ["deploy-id"]', "")
+    result = cli("apply", str(_write(tmp_path, text)), "--prune", "--yes", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stderr  # detached first, then deleted: no dangling entry
+    vm = cli.json("show", "batch-vm")
+    assert vm.get("identity", {}).get("type", "None") == "None"
+    fails(cli("show", "deploy-id"), 3, "not found")

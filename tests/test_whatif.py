@@ -1,0 +1,79 @@
+"""`--what-if` on msi move-subscription and msi migrate: the move rehearsed on a copy; what it
+reports is what the real move then does, and its fix commands repair the estate."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from conftest import REPO
+
+EXAMPLE = REPO / "examples" / "estate.toml"
+VAULT = "https://vault.azure.net"
+
+
+def _run_fixes(cli, commands: list[str]) -> None:
+    for line in commands:
+        args = shlex.split(line)
+        assert args[0] == "msi"
+        cli.ok(*args[1:])
+
+
+def test_move_subscription_what_if_changes_nothing_and_equals_the_real_move(cli, isolated_state: Path) -> None:
+    cli.ok("apply", str(EXAMPLE))
+    before = isolated_state.read_bytes()
+    rehearsal = cli.json("move-subscription", "contoso-prod", "--tenant", "Fabrikam", "--what-if")
+    assert isolated_state.read_bytes() == before
+    table = cli.ok("move-subscription", "contoso-prod", "--tenant", "Fabrikam", "--what-if").stdout
+    assert "Fix, in order" in table and "msi create-identity deploy-id" in table
+    assert {a["roleDefinitionName"] for a in rehearsal["deletedRoleAssignments"]} == {"Key Vault Secrets User", "Contributor"}
+    assert {b["name"] for b in rehearsal["brokenIdentities"]} == {"orders-app", "deploy-id"}
+    app_user = next(b for b in rehearsal["brokenIdentities"] if b["name"] == "orders-app")
+    assert app_user["usedBy"] == [cli.json("show", "orders-app")["id"]]
+    assert [i["name"] for i in rehearsal["userAssignedIdentitiesToRecreate"]] == ["deploy-id"]
+    assert [c["name"] for c in rehearsal["brokenFederatedCredentials"]] == ["app-main"]
+    real = cli.json("move-subscription", "contoso-prod", "--tenant", "Fabrikam", "--yes")
+    assert real == rehearsal["result"]
+    assert sorted(real["deletedRoleAssignments"]) == sorted(a["name"] for a in rehearsal["deletedRoleAssignments"])
+    assert cli("token", "orders-app", "--audience", VAULT).exit_code == 1
+    # the fix commands, run in order, repair it: tokens again, and the access re-granted
+    _run_fixes(cli, rehearsal["fixCommands"])
+    assert cli.json("token", "orders-app", "--audience", VAULT)["access_token"]
+    assert cli.json("token", "batch-vm", "--audience", VAULT)["access_token"]
+    assert cli.json("check-access", "orders-app", "--scope", "orders-kv", "--role", "Key Vault Secrets User")["allowed"] is True
+    assert [f["name"] for f in cli.json("federation", "list", "deploy-id")] == ["app-main"]
+    after = cli.json("move-subscription", "contoso-prod", "--tenant", "Default Directory", "--what-if")
+    assert len(after["brokenIdentities"]) == 2  # and moving back would break the new ones again
+
+
+def test_migrate_what_if_reports_orphans_and_the_app_service_identity(cli, isolated_state: Path) -> None:
+    cli.ok("create-subscription", "other")
+    cli.ok("create-resource", "kv1", "--type", "keyvault", "-g", "app")
+    cli.ok("create-resource", "web1", "--type", "webapp", "-g", "app", "--system-assigned")
+    cli.ok("grant", "web1", "--role", "Key Vault Secrets User", "--scope", "kv1")
+    cli.ok("grant", "web1", "--role", "Reader", "--scope", "web1")
+    before = isolated_state.read_bytes()
+    rehearsal = cli.json("migrate", "web1", "--subscription", "other", "--what-if")
+    assert isolated_state.read_bytes() == before
+    assert [a["roleDefinitionName"] for a in rehearsal["orphanedRoleAssignments"]] == ["Reader"]
+    assert [b["kind"] for b in rehearsal["brokenIdentities"]] == ["SystemAssigned"]
+    assert rehearsal["deletedRoleAssignments"] == [] and rehearsal["userAssignedIdentitiesToRecreate"] == []
+    real = cli.json("migrate", "web1", "--subscription", "other")
+    assert real == rehearsal["result"]
+    _run_fixes(cli, rehearsal["fixCommands"])
+    assert cli.json("check-access", "web1", "--scope", "kv1", "--role", "Key Vault Secrets User")["allowed"] is True
+    assert cli.json("check-access", "web1", "--scope", "web1", "--role", "Reader")["allowed"] is True
+    scopes = {a["scope"] for a in cli.json("list", "role-assignments") if a["roleDefinitionName"] == "Reader"}
+    assert scopes == {real["id"]}
+
+
+def test_a_refused_move_is_refused_by_its_rehearsal_too(cli, isolated_state: Path) -> None:
+    cli.ok("create-tenant", "Fabrikam")
+    cli.ok("create-subscription", "fab", "--tenant", "Fabrikam")
+    cli.ok("create-resource", "web1", "--type", "webapp")
+    real = cli("migrate", "web1", "--subscription", "fab")
+    rehearsal = cli("migrate", "web1", "--subscription", "fab", "--what-if")
+    assert rehearsal.exit_code == real.exit_code == 1
+    assert rehearsal.stderr == real.stderr
+    json.loads(cli.ok("move-subscription", "default", "--tenant", "Fabrikam", "--what-if", "-o", "json").stdout)
