@@ -112,4 +112,5 @@ def test_quick_start_installs_msi_on_the_path(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
     assert proc.stdout.strip().splitlines()[-1] == str(copy / ".venv" / "bin" / "msi")
-    assert "Contoso" in proc.stdout  # the demo ran
+    assert "lifecycle: system-assigned vs user-assigned identities" in proc.stdout  # the demo ran,
+    assert any(line.strip("─ ") == "done" for line in proc.stdout.splitlines())  # to its end

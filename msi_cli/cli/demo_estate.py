@@ -67,7 +67,7 @@ SAMPLE: dict[str, Any] = {
 
 def estate(n: Any) -> None:
     """The scenario, told by `n` (msi_cli.cli.demo.Narrator)."""
-    n.title("estate: import a real estate from az JSON, and rehearse its move to another tenant")
+    n.title("estate: import from az JSON, rehearse a move to another tenant")
     folder = Path(n.state).parent / "az"
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in SAMPLE.items():
