@@ -72,8 +72,8 @@ def estate(n: Any) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in SAMPLE.items():
         (folder / name).write_text(json.dumps(data, indent=2))
-    n.say("What `az account list`, `az identity list`, `az resource list`, `az webapp list` and")
-    n.say("`az role assignment list --all` printed for a small shop, saved as JSON files:")
+    n.say("What `az account list`, `az identity list`, `az resource list`, `az webapp list` and "
+          "`az role assignment list --all` printed for a small shop, saved as JSON files:")
     created = n.run("import", "az", str(folder), "--query", "summary.create", shown=f"import az {folder}")
     n.fact(f"{created} objects created with their real names and ids; the SQL server is kept as a plain resource; "
            "the user's Owner grant is reported, not modelled")
