@@ -139,7 +139,7 @@ class StateFile:
             for index, (key, row) in enumerate(entries):
                 text = known.get(key) if before.get(key) == row else None
                 if text is None:
-                    rec = codec.RECORD_OF[coll](objects[key])
+                    rec = codec.to_record(objects[key])
                     if before.get(key) != row:
                         self._check(functools.partial(codec.check_record, coll, rec, index))
                     text = "\n" + tomli_w.dumps({coll: [rec]})
