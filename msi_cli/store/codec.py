@@ -16,7 +16,7 @@ from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.store import upgrades
 from msi_cli.store.links import check_links
 from msi_cli.store.records import Record, check_record, collections, read_record, state_key, to_record
-from msi_cli.store.rows import Rows, from_rows, rows
+from msi_cli.store.rows import Rows, collection_rows, from_rows, rows
 from msi_cli.store.validation import (
     EARLIEST_YEAR,
     LATEST,
@@ -31,7 +31,7 @@ from msi_cli.store.validation import (
 
 __all__ = [
     "COLLECTIONS", "EARLIEST_YEAR", "LATEST", "LATEST_NOW", "SCHEMA_VERSION", "UPGRADES", "Doc", "DocPath",
-    "InvalidDocument", "Record", "Rows", "check_header", "check_links", "check_record", "dump", "from_rows", "header",
+    "InvalidDocument", "Record", "Rows", "check_header", "collection_rows", "check_links", "check_record", "dump", "from_rows", "header",
     "load", "locate", "records", "rows", "to_record", "upgrade", "valid_instant",
 ]
 

@@ -22,7 +22,7 @@ from msi_cli.core.arm import new_guid
 from msi_cli.core.clock import iso
 from msi_cli.core.model import KeyCredential, SigningKey
 from msi_cli.errors import StateError
-from msi_cli.store import files
+from msi_cli.store import files, quickcert
 
 MAX_KEY_FILE = 64 * 1024
 PENDING = ".pending"  # names of key files made by a transaction that has not committed yet
@@ -122,7 +122,7 @@ class FileKeyRing:
         return SigningKey(kid, iso(created), iso(signs_until), iso(published_until))
 
     def new_identity_certificate(self, app_id: str, start: int, end: int) -> KeyCredential:
-        pem, der = crypto.new_ec_certificate(app_id, start, end)
+        pem, der = quickcert.new_ec_certificate(app_id, start, end)
         thumbprint = crypto.sha1_thumbprint_hex(der)
         self._store(thumbprint, pem)
         self._verified[thumbprint] = der

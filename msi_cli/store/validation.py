@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from msi_cli.core import arm, clock
+from msi_cli.core import arm
 from msi_cli.errors import MsiError
 
 # A document, or one record of it: TOML-shaped data, checked value by value as it is read.
@@ -25,7 +25,9 @@ _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # past now) must still be a valid X.509 and JWT time, and a 64-bit time_t.
 EARLIEST_YEAR = 1970
 LATEST = 221845392000  # 9000-01-01T00:00:00Z: no stored time may reach it
-LATEST_NOW = clock.epoch(clock.LATEST)  # the simulated now stays a year short, so certificates and keys it makes fit
+# The simulated now stays a year short, so certificates and keys it makes fit: clock.LATEST,
+# 8999-01-01T00:00:00Z (a constant: parsing it at import would cost every command the strptime import).
+LATEST_NOW = 221813856000
 
 KID = re.compile(r"[A-Za-z0-9_-]{27}")  # a signing or issuer key's kid (base64url SHA-1)
 THUMBPRINT = re.compile(r"[0-9A-F]{40}")  # an identity certificate's thumbprint (hex SHA-1)
