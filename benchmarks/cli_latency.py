@@ -91,7 +91,9 @@ def main() -> None:
             seed(state, size)
             print(f"seeded {size} resources in {time.perf_counter() - started:.1f} s", file=sys.stderr)
             env = environment(state)
-            run([*msi, "token", f"res{size // 2 - (size // 2) % 3}", "--audience", AUDIENCE, "-o", "none"], env)  # the cache's first entry
+            vm = f"res{size // 2 - (size // 2) % 3}"
+            run([*msi, "token", vm, "--audience", AUDIENCE, "-o", "none"], env)  # the cache's first entry
+            run([*msi, "grant", vm, "--role", "Reader", "--scope", vm, "-o", "none"], env)  # check-access: allowed
             for label, (cmds, writes) in cases(msi, size).items():
                 if only and not label.startswith(tuple(only)):
                     continue

@@ -67,7 +67,7 @@ class FileKeyRing:
             else:
                 os.unlink(journal)
 
-    def settle(self, used: set[str]) -> None:
+    def settle(self, used: Callable[[], set[str]]) -> None:
         """Delete the key files that writers journalled but the committed state does not name
         (made by a writer killed before it committed), then the journal. Only files this key ring
         made are ever touched. Call with the state lock held, once the state is saved."""
@@ -79,8 +79,9 @@ class FileKeyRing:
         if raw is None:
             return
         files.remove_leftovers(self.dir)  # a writer killed while writing a key file journalled it first
+        names = used()  # only now: the state's every key name takes reading all its principals
         for name in raw.decode("ascii", "replace").split():
-            if name not in used and _NAME.fullmatch(name):
+            if name not in names and _NAME.fullmatch(name):
                 with contextlib.suppress(OSError):
                     os.unlink(self.dir / f"{name}.pem")
         with contextlib.suppress(OSError):

@@ -49,19 +49,6 @@ class LazyState(State):
         state._fallback = fallback
         return state
 
-    @classmethod
-    def from_parsed(cls, parsed: State, tables: dict[str, list[tuple[str, Row]]]) -> LazyState:
-        """A state just parsed from the file, with its rows (the file's texts are not known)."""
-        state = cls.__new__(cls)
-        state._roll_summary = None
-        state._blobs = {}
-        state._pending = set()
-        for name in _FIELDS:
-            setattr(state, name, getattr(parsed, name))
-        state._tables = {coll: (table, None) for coll, table in tables.items()}
-        state._fallback = lambda: parsed
-        return state
-
     @property
     def roll_summary(self) -> tuple[str, str] | None:
         """credentials.roll_summary of the principals, while they are not read (then None: the

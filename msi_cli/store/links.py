@@ -28,9 +28,15 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
     if due("identities", "tenants", "resource_groups"):
         _identities(state)
     if due("resources", "subscriptions", "resource_groups", "identities"):
-        # when only resources changed, each unchanged one still holds: only the changed are checked
-        only = changed.get("resources") if changed is not None and not due("subscriptions", "resource_groups", "identities") else None
-        _resources(state, None if only is None else set(only))
+        only: set[str] | None = None
+        if changed is not None and not due("subscriptions", "resource_groups"):
+            # an unchanged resource that names no changed identity still holds: it is not checked again
+            only = set(changed.get("resources", ()))
+            touched = changed.get("identities", ())
+            if touched:
+                only.update(key for key, r in state.resources.items()
+                            if r.system_principal_id in touched or any(e.principal_id in touched for e in r.user_assigned))
+        _resources(state, only)
     if due("identities", "resources"):
         system_owner = {r.system_principal_id for r in state.resources.values() if r.system_principal_id is not None}
         for n, (pid, identity) in enumerate(state.identities.items()):

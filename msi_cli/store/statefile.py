@@ -25,6 +25,7 @@ from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved
 from msi_cli.store import codec, files
 from msi_cli.store.lazystate import LazyState
+from msi_cli.store.rows import shared
 
 if TYPE_CHECKING:
     from msi_cli.core.context import Ctx, Event
@@ -81,13 +82,15 @@ class StateFile:
                 pass  # a cache this version cannot read: fall back to the file itself
         parsed = self._parse(raw)
         head = codec.header(parsed)
-        tables = {coll: codec.collection_rows(coll, getattr(parsed, coll)) for coll in codec.COLLECTIONS}
-        colls = {coll: (None, None, marshal.dumps((table, None))) for coll, table in tables.items()}
         from msi_cli.core.credentials import roll_summary
 
-        self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "colls": colls,
-                                           "roll_summary": roll_summary(parsed.principals.values())})
-        return LazyState.from_parsed(parsed, tables), {coll: (None, None) for coll in codec.COLLECTIONS}, digest
+        summary = roll_summary(parsed.principals.values())
+        blobs = {coll: marshal.dumps((shared(codec.collection_rows(coll, getattr(parsed, coll))), None)) for coll in codec.COLLECTIONS}
+        self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "roll_summary": summary,
+                                           "colls": {coll: (None, None, blob) for coll, blob in blobs.items()}})
+        # built from the rows, as a cached state is: equal strings are one object, and stay so in the next cache
+        state = LazyState.from_cache(head, blobs, lambda: parsed, summary)
+        return state, {coll: (None, None) for coll in codec.COLLECTIONS}, digest
 
     def _parse(self, raw: bytes) -> State:
         """The state the TOML in `raw` describes, validated; StateError naming the line if not."""
@@ -177,7 +180,7 @@ class StateFile:
             if changed is not None and (old is None or keys or len(table) != len(old_rows)):
                 keys.update(set(dict(old_rows)) - set(objects))  # removed
                 changed[coll] = keys
-            colls[coll] = (pos, pos + size, marshal.dumps((table, ends)))
+            colls[coll] = (pos, pos + size, marshal.dumps((table if old is not None else shared(table), ends)))
             pos += size
         if changed is None or changed:
             self._check(lambda: codec.check_links(state, changed))
@@ -279,7 +282,7 @@ class StateFile:
             except BaseException:
                 keys.discard_new()
                 raise
-            keys.settle(_key_names(ctx.state))
+            keys.settle(lambda: _key_names(ctx.state))
             if ctx.events:
                 self._append_log(ctx.events)
 
