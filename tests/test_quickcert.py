@@ -63,3 +63,25 @@ def test_bulk_issuance_switches_to_cryptography(monkeypatch):
     assert calls == []
     quickcert.new_ec_certificate("a", START, START + DAY)
     assert len(calls) == 1
+
+
+def test_a_key_file_naming_an_unknown_curve_is_one_error(tmp_path):
+    """A damaged byte can turn the curve's id into one no library knows: the key ring reports the
+    file (StateError: one error line), never an internal error."""
+    import base64
+
+    from msi_cli.errors import StateError
+    from msi_cli.store.keyring import FileKeyRing
+
+    ring = FileKeyRing(tmp_path / "state.toml.d" / "keys")
+    cred = ring.new_identity_certificate("0b9a4c1e-5d6f-4a70-9b21-3c4d5e6f7a8b", START, START + DAY)
+    path = ring.dir / f"{cred.thumbprint}.pem"
+    key_pem, cert_pem = path.read_bytes().split(b"-----BEGIN CERTIFICATE-----")
+    der = crypto.certificate_der(path.read_bytes())
+    damaged = der.replace(bytes.fromhex("2a8648ce3d030107"), bytes.fromhex("2a8648ce3d3b0107"))
+    assert damaged != der
+    body = base64.encodebytes(damaged).decode().replace("\n", "")
+    lines = "".join(body[i:i + 64] + "\n" for i in range(0, len(body), 64))
+    path.write_bytes(key_pem + f"-----BEGIN CERTIFICATE-----\n{lines}-----END CERTIFICATE-----\n".encode())
+    with pytest.raises(StateError, match="cannot be used"):
+        FileKeyRing(ring.dir).certificate_pem(cred.thumbprint)
