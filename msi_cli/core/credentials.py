@@ -13,6 +13,7 @@ new time still verifies.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from msi_cli.core.timefmt import DAY, epoch, iso
@@ -36,11 +37,32 @@ def _latest(sp: ServicePrincipal) -> KeyCredential | None:
     return max(sp.key_credentials, key=lambda c: c.start, default=None)
 
 
+def roll_summary(principals: Iterable[ServicePrincipal]) -> tuple[str, str]:
+    """What `roll_due` looks at, summed up over all principals: the oldest newest-certificate
+    start and the earliest first-certificate end ("" when a principal has none: due now). A store
+    keeps it beside a state it has not fully read, as `roll_summary`, so that a transaction that
+    never touches the principals does not read them all to learn that nothing is due."""
+    oldest, earliest = _NEVER, _NEVER
+    for sp in principals:
+        latest = _latest(sp)
+        if latest is None:
+            return "", ""
+        oldest = min(oldest, latest.start)
+        earliest = min(earliest, sp.key_credentials[0].end)
+    return oldest, earliest
+
+
+_NEVER = "~"  # sorts after every ISO instant
+
+
 def roll_due(ctx: Ctx) -> int:
     """Roll every certificate that is 45 days old and drop expired ones; returns how many rolled."""
     rolled = 0
     now_iso = ctx.now_iso
     due_before = iso(ctx.now - CERT_ROLL_AFTER)
+    summary: tuple[str, str] | None = getattr(ctx.state, "roll_summary", None)
+    if summary is not None and summary[0] > due_before and summary[1] > now_iso:
+        return 0  # the fast path below, for every principal at once
     for sp in ctx.state.principals.values():
         latest = _latest(sp)
         if latest is not None and latest.start > due_before:

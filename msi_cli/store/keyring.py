@@ -22,7 +22,7 @@ from msi_cli.core.arm import new_guid
 from msi_cli.core.timefmt import iso
 from msi_cli.core.model import KeyCredential, SigningKey
 from msi_cli.errors import StateError
-from msi_cli.store import files
+from msi_cli.store import files, quickcert
 
 MAX_KEY_FILE = 64 * 1024
 PENDING = ".pending"  # names of key files made by a transaction that has not committed yet
@@ -67,7 +67,7 @@ class FileKeyRing:
             else:
                 os.unlink(journal)
 
-    def settle(self, used: set[str]) -> None:
+    def settle(self, used: Callable[[], set[str]]) -> None:
         """Delete the key files that writers journalled but the committed state does not name
         (made by a writer killed before it committed), then the journal. Only files this key ring
         made are ever touched. Call with the state lock held, once the state is saved."""
@@ -79,8 +79,9 @@ class FileKeyRing:
         if raw is None:
             return
         files.remove_leftovers(self.dir)  # a writer killed while writing a key file journalled it first
+        names = used()  # only now: the state's every key name takes reading all its principals
         for name in raw.decode("ascii", "replace").split():
-            if name not in used and _NAME.fullmatch(name):
+            if name not in names and _NAME.fullmatch(name):
                 with contextlib.suppress(OSError):
                     os.unlink(self.dir / f"{name}.pem")
         with contextlib.suppress(OSError):
@@ -102,9 +103,11 @@ class FileKeyRing:
         pem = self._read(name)
         if self._verified.get(name) is None:
             path = self.dir / f"{name}.pem"
+            from cryptography.exceptions import UnsupportedAlgorithm  # loaded already by the check
+
             try:
                 der = crypto.check_key_file(pem)
-            except ValueError as exc:
+            except (ValueError, UnsupportedAlgorithm) as exc:  # a damaged curve or algorithm id is unsupported
                 raise StateError(f"key file {path} cannot be used: {exc}", hint="it was damaged or replaced") from None
             if thumbprint(der) != name:
                 raise StateError(
@@ -122,7 +125,7 @@ class FileKeyRing:
         return SigningKey(kid, iso(created), iso(signs_until), iso(published_until))
 
     def new_identity_certificate(self, app_id: str, start: int, end: int) -> KeyCredential:
-        pem, der = crypto.new_ec_certificate(app_id, start, end)
+        pem, der = quickcert.new_ec_certificate(app_id, start, end)
         thumbprint = crypto.sha1_thumbprint_hex(der)
         self._store(thumbprint, pem)
         self._verified[thumbprint] = der

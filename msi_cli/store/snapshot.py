@@ -180,8 +180,9 @@ def _check_key(src: Path, name: str, pem: bytes) -> None:
 
 
 def _forget_derived(sf: StateFile) -> None:
-    """Caches of the old state: the parse caches and the platform's cached tokens."""
-    for path in (sf.cache_path, sf.texts_path, sf.tokens_path):
+    """Caches of the old state: the parse cache (and the record-text cache older versions kept
+    beside it) and the platform's cached tokens."""
+    for path in (sf.cache_path, sf.private / "cache-text", sf.tokens_path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 

@@ -2,9 +2,11 @@
 
 The TOML file is the only source of truth. Parsing and writing TOML is slow for large states
 (about 0.2 s each at 1,000 resources), so beside it, in the owner-only folder `<state>.d/`, a
-parse cache holds the validated document and each record's TOML text, keyed by a BLAKE2 digest of the
-file's bytes. Any change to the file (a hand edit, another version of msi) changes the hash and the
-cache is ignored; a save re-serialises only the records that changed.
+parse cache holds the validated state as rows, each collection on its own, with where each record's
+text sits in the file, keyed by a BLAKE2 digest of the file's bytes. Any change to the file (a hand
+edit, another version of msi) changes the hash and the cache is ignored. A command builds only the
+collections it uses (LazyState); a save copies unused collections and unchanged records from the
+old file byte for byte and serialises only the records that changed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
 from msi_cli.store import codec, files
+from msi_cli.store.lazystate import LazyState
+from msi_cli.store.rows import shared
 
 if TYPE_CHECKING:
     from msi_cli.core.context import Ctx, Event
@@ -37,9 +41,12 @@ def digest_of(data: bytes) -> str:
     return blake2b(data, digest_size=20).hexdigest()
 
 
-CACHE_FORMAT = f"2/{SCHEMA_VERSION}/{__version__}"
-Rows = codec.Rows
-Texts = dict[str, dict[str, str]]  # each record's TOML text, by collection and key
+CACHE_FORMAT = f"3/{SCHEMA_VERSION}/{__version__}"
+# Where each collection's records sit in the file (None: not known, the file was not written by
+# this store); a collection in the cache: (start, end, its marshalled rows and record ends).
+Spans = dict[str, tuple[int | None, int | None]]
+Coll = tuple[int | None, int | None, bytes]
+Row = tuple[Any, ...]
 
 
 class StateFile:
@@ -47,7 +54,6 @@ class StateFile:
         self.path = path
         self.private = path.parent / (path.name + ".d")
         self.cache_path = self.private / "cache"  # the parsed state, as rows
-        self.texts_path = self.private / "cache-text"  # each record's TOML, for the next save
         self.lock_path = self.private / "lock"
         self.log_path = self.private / "activity.jsonl"
         self.keys_dir = self.private / "keys"
@@ -56,17 +62,38 @@ class StateFile:
 
     # ---- reading ---------------------------------------------------------------------------------
 
-    def _decode(self, raw: bytes) -> tuple[State, Rows, str]:
-        """The state in `raw`, its rows and its digest: from the cache when it matches."""
+    def _decode(self, raw: bytes) -> tuple[LazyState, Spans, str]:
+        """The state in `raw`, where its collections' records sit in `raw`, and its digest: from
+        the cache when it matches, else parsed from the TOML (and cached)."""
         digest = digest_of(raw)
         files.check_private_dir(self.private)
         cached = self._read_blob(self.cache_path, digest)
         if cached is not None:
             try:
-                table = cached["rows"]
-                return codec.from_rows(cached["header"], table), table, digest
-            except (KeyError, TypeError, ValueError, AttributeError):
+                colls = cached["colls"]
+                blobs = {coll: colls[coll][2] for coll in codec.COLLECTIONS}
+                spans = {coll: (colls[coll][0], colls[coll][1]) for coll in codec.COLLECTIONS}
+                summary = cached.get("roll_summary")
+                if not (isinstance(summary, tuple) and len(summary) == 2 and all(isinstance(v, str) for v in summary)):
+                    summary = None
+                state = LazyState.from_cache(cached["header"], blobs, lambda: self._parse(raw), summary)
+                return state, spans, digest
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError):
                 pass  # a cache this version cannot read: fall back to the file itself
+        parsed = self._parse(raw)
+        head = codec.header(parsed)
+        from msi_cli.core.credentials import roll_summary
+
+        summary = roll_summary(parsed.principals.values())
+        blobs = {coll: marshal.dumps((shared(codec.collection_rows(coll, getattr(parsed, coll))), None)) for coll in codec.COLLECTIONS}
+        self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "roll_summary": summary,
+                                           "colls": {coll: (None, None, blob) for coll, blob in blobs.items()}})
+        # built from the rows, as a cached state is: equal strings are one object, and stay so in the next cache
+        state = LazyState.from_cache(head, blobs, lambda: parsed, summary)
+        return state, {coll: (None, None) for coll in codec.COLLECTIONS}, digest
+
+    def _parse(self, raw: bytes) -> State:
+        """The state the TOML in `raw` describes, validated; StateError naming the line if not."""
         import tomllib
 
         try:
@@ -80,14 +107,11 @@ class StateFile:
             raise StateError(f"{self.path}: arrays or tables nested too deeply for a state file; the file was left unchanged") from None
         try:
             doc = codec.upgrade(doc)
-            state = codec.load(doc)
+            return codec.load(doc)
         except codec.InvalidDocument as exc:
             line = codec.locate(text, exc.path)
             where = f"{self.path}, line {line}" if line else str(self.path)
             raise StateError(f"{where}: {exc.message}; the file was left unchanged") from None
-        table = codec.rows(state)
-        self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": codec.header(state), "rows": table})
-        return state, table, digest
 
     def _read_blob(self, path: Path, digest: str) -> dict[str, Any] | None:
         raw = files.read_private(path, "cache file", cache=True)  # refused when planted by another user
@@ -116,10 +140,11 @@ class StateFile:
 
     # ---- writing ---------------------------------------------------------------------------------
 
-    def _encode(self, state: State, old_rows: Rows, old_texts: Texts) -> tuple[bytes, codec.Doc, Rows, Texts]:
-        """TOML for the state. A record whose row is unchanged keeps its text; one that changed is
-        validated field by field and serialised again; the links between all records are
-        validated every time."""
+    def _encode(self, state: State, raw: bytes, spans: Spans) -> tuple[bytes, codec.Doc, dict[str, Coll]]:
+        """TOML for the state, and each collection's place in it with its cached rows. A
+        collection nobody used is copied from `raw` as it was; in a used one, a record whose row
+        is unchanged keeps its text, one that changed is validated field by field and serialised
+        again; when anything changed, the links between all records are validated."""
         import tomli_w
 
         head = codec.header(state)
@@ -128,30 +153,87 @@ class StateFile:
             codec.check_header(head)
         except codec.InvalidDocument as exc:
             raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
-        parts = [tomli_w.dumps(head)]
-        table = codec.rows(state)
-        texts: Texts = {}
-        for coll, entries in table.items():
-            before = dict(old_rows.get(coll, ()))
-            known = old_texts.get(coll, {})
+        lazy = state if isinstance(state, LazyState) else None
+        parts = [self._utf8(tomli_w.dumps(head))]
+        pos = len(parts[0])
+        colls: dict[str, Coll] = {}
+        changed: dict[str, set[str]] | None = {} if lazy is not None else None
+        for coll in codec.COLLECTIONS:
+            start, end = spans.get(coll, (None, None))
+            blob = lazy.blob(coll) if lazy is not None else None
+            old = lazy.table(coll) if lazy is not None else None
+            if lazy is not None and blob is not None and start is not None and end is not None and lazy.is_pending(coll):
+                parts.append(raw[start:end])  # never used: as it was
+                colls[coll] = (pos, pos + end - start, blob)
+                pos += end - start
+                continue
             objects = getattr(state, coll)
-            out: dict[str, str] = {}
-            for index, (key, row) in enumerate(entries):
-                text = known.get(key) if before.get(key) == row else None
-                if text is None:
-                    rec = codec.RECORD_OF[coll](objects[key])
-                    if before.get(key) != row:
-                        self._check(functools.partial(codec.check_record, coll, rec, index))
-                    text = "\n" + tomli_w.dumps({coll: [rec]})
-                out[key] = text
-                parts.append(text)
-            texts[coll] = out
-        self._check(lambda: codec.check_links(state))
+            table = codec.collection_rows(coll, objects)
+            old_rows, old_ends = old or ([], None)
+            if old is not None and table == old_rows and blob is not None and old_ends is not None and start is not None and end is not None:
+                parts.append(raw[start:end])  # used, but unchanged
+                colls[coll] = (pos, pos + end - start, blob)
+                pos += end - start
+                continue
+            keys: set[str] = set()
+            ends, size = self._texts(coll, objects, table, old_rows, old_ends, raw, start, parts, keys)
+            if changed is not None and (old is None or keys or len(table) != len(old_rows)):
+                keys.update(set(dict(old_rows)) - set(objects))  # removed
+                changed[coll] = keys
+            colls[coll] = (pos, pos + size, marshal.dumps((table if old is not None else shared(table), ends)))
+            pos += size
+        self._check(lambda: codec.check_links(state, changed))  # with nothing changed: the default subscription alone
+        return b"".join(parts), head, colls
+
+    def _texts(self, coll: str, objects: dict[str, Any], table: list[tuple[str, Row]], old_rows: list[tuple[str, Row]],
+               old_ends: list[int] | None, raw: bytes, start: int | None, parts: list[bytes],
+               keys: set[str]) -> tuple[list[int], int]:
+        """Append each record's text to `parts`: unchanged ones from `raw` (a run of them in one
+        piece), changed ones validated and serialised (their keys added to `keys`). Returns where
+        each text ends (from the collection's start) and their total size."""
+        import tomli_w
+
+        common = min(len(table), len(old_rows))
+        if old_ends is not None and start is not None:
+            differ = [i for i in range(common) if table[i] != old_rows[i]]  # the rest stay in place
+        else:
+            differ = list(range(common))  # no text to copy: every record is serialised
+        differ.extend(range(common, len(table)))
+        before = {k: i for i, (k, _) in enumerate(old_rows)} if differ else {}
+        ends: list[int] = []
+        size = at = 0
+        for index in [*differ, len(table)]:
+            if index > at:  # records [at, index) are unchanged, in place: copied as one piece
+                assert old_ends is not None and start is not None
+                first = old_ends[at - 1] if at else 0
+                parts.append(raw[start + first:start + old_ends[index - 1]])
+                shift = size - first
+                ends.extend([e + shift for e in old_ends[at:index]])
+                size = ends[-1]
+            at = index + 1
+            if index == len(table):
+                break
+            key, row = table[index]
+            n = before.get(key)
+            same = n is not None and old_rows[n][1] == row
+            if same and n is not None and old_ends is not None and start is not None:
+                text = raw[start + (old_ends[n - 1] if n else 0):start + old_ends[n]]
+            else:
+                rec = codec.to_record(objects[key])
+                if not same:
+                    keys.add(key)
+                    self._check(functools.partial(codec.check_record, coll, rec, index))
+                text = self._utf8("\n" + tomli_w.dumps({coll: [rec]}))
+            parts.append(text)
+            size += len(text)
+            ends.append(size)
+        return ends, size
+
+    def _utf8(self, text: str) -> bytes:
         try:
-            data = "".join(parts).encode("utf-8")
+            return text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8 on the command line
             raise StateError(f"refusing to save an invalid state (a value is not valid Unicode text); {self.path} is unchanged") from None
-        return data, head, table, texts
 
     def _check(self, check: Callable[[], object]) -> None:
         try:
@@ -163,7 +245,7 @@ class StateFile:
     def transaction(self, clock: Callable[[], int] = real_now) -> Iterator[Ctx]:
         """Lock, load (or start fresh), hand out a context, then validate and save if it changed.
         `clock`: real epoch seconds (the server passes its injected clock)."""
-        from msi_cli.core import lifecycle, maintenance
+        from msi_cli.core import credentials, lifecycle, maintenance
         from msi_cli.core.context import Ctx
         from msi_cli.store.keyring import FileKeyRing
 
@@ -174,33 +256,34 @@ class StateFile:
             raw = files.read_bytes(self.path)
             self._remove_leftovers()
             now = clock()
-            old_rows: Rows = {}
-            old_texts: Texts = {}
+            spans: Spans = {}
             if raw is None:
                 state = lifecycle.fresh_state(iso(now))
             else:
-                state, old_rows, digest = self._decode(raw)
-                blob = self._read_blob(self.texts_path, digest)
-                if blob is not None and isinstance(blob.get("texts"), dict):
-                    old_texts = blob["texts"]
+                state, spans, digest = self._decode(raw)
             keys = FileKeyRing(self.keys_dir)
             ctx = Ctx(state, now + state.clock_offset, keys)
             try:
                 maintenance.maintain(ctx)
                 yield ctx
-                data, head, table, texts = self._encode(ctx.state, old_rows, old_texts)
+                data, head, colls = self._encode(ctx.state, raw or b"", spans)
                 if data != raw:
                     files.write_atomic(self.path, data)
                     mark_saved()
                     if raw is None:
                         notice(f"created a new state at {self.path} (one tenant, one subscription)")
                     digest = digest_of(data)
-                    self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "rows": table})
-                    self._write_blob(self.texts_path, {"format": CACHE_FORMAT, "digest": digest, "texts": texts})
+                    summary = ctx.state.roll_summary if isinstance(ctx.state, LazyState) else None
+                    if summary is None:
+                        summary = credentials.roll_summary(ctx.state.principals.values())
+                    self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "colls": colls,
+                                                       "roll_summary": summary})
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.private / "cache-text")  # the record texts of msi-cli before 0.2: now read from the file
             except BaseException:
                 keys.discard_new()
                 raise
-            keys.settle(_key_names(ctx.state))
+            keys.settle(lambda: _key_names(ctx.state))
             if ctx.events:
                 self._append_log(ctx.events)
 

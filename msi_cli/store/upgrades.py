@@ -9,6 +9,35 @@ from typing import Any
 from msi_cli.core import arm
 from msi_cli.core.model import USER
 
+Doc = dict[str, Any]
+
+
+def user_identities_with_ids(doc: Doc) -> Doc:
+    """Schema 1 listed a resource's user-assigned identities by id only (deleting an identity
+    detached it, so each named a live identity). Schema 2 records, per entry, the principal and
+    client ids the resource saw when it was attached, so that an entry outlives its identity."""
+    identities = doc.get("identities")
+    by_id: dict[str, Doc] = {}
+    if isinstance(identities, list):
+        for rec in identities:
+            if isinstance(rec, dict) and rec.get("kind") == USER and isinstance(rec.get("resource_id"), str):
+                by_id[rec["resource_id"].lower()] = rec
+    resources = doc.get("resources")
+    for rec in resources if isinstance(resources, list) else ():
+        ids = rec.get("user_identities") if isinstance(rec, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            continue  # left as it is: validation reports it
+        entries: list[dict[str, str]] = []
+        for rid in ids:
+            found = by_id.get(rid.lower(), {})
+            entry: dict[str, str] = {"id": rid}
+            for field, key in (("principal_id", "principal_id"), ("client_id", "client_id")):
+                if isinstance(found.get(key), str):
+                    entry[field] = found[key]
+            entries.append(entry)
+        rec["user_identities"] = entries
+    return doc
+
 
 def add_resource_groups(doc: dict[str, Any]) -> dict[str, Any]:
     """Resource groups become objects with a location. Create every group an older state uses (by

@@ -1,0 +1,125 @@
+"""A State read from the parse cache, whose collections are built when first used.
+
+The cache keeps each collection's rows as its own marshalled blob. A command that looks at
+resources never builds the principals, and a save copies a collection nobody touched from the old
+file as it was, bytes and cached rows alike. Everything else sees a plain State: the collections
+are properties over State's own slots, filled on first read.
+"""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+from msi_cli.core.model import State
+from msi_cli.store import records, rows
+
+Row = rows.Row
+# One collection in the cache: its rows and, when the file was written by this store, where each
+# record's text ends, counted from the collection's first byte (None for a hand-edited file).
+Table = tuple[list[tuple[str, Row]], list[int] | None]
+
+_FIELDS = tuple(f.name for f in fields(State))
+
+
+class LazyState(State):
+    __slots__ = ("_blobs", "_pending", "_tables", "_fallback", "_roll_summary")
+    _blobs: dict[str, bytes]  # each collection's marshalled Table, as the cache holds it
+    _pending: set[str]  # the collections not built yet
+    _tables: dict[str, Table]  # collections built from the cache: the Table they came from
+    _fallback: Callable[[], State]  # the state parsed from the file itself, should a blob be unreadable
+    _roll_summary: tuple[str, str] | None  # credentials.roll_summary of the cached principals
+
+    @classmethod
+    def from_cache(cls, head: dict[str, Any], blobs: dict[str, bytes], fallback: Callable[[], State],
+                   roll_summary: tuple[str, str] | None = None) -> LazyState:
+        state = cls.__new__(cls)
+        state._roll_summary = roll_summary
+        state.schema = head["schema"]
+        state.clock_offset = head.get("clock_offset", 0)
+        state.default_subscription_id = head["default_subscription"]
+        for coll in records.collections():
+            if not isinstance(blobs[coll], bytes):
+                raise TypeError(coll)
+        state._blobs = dict(blobs)
+        state._pending = set(blobs)
+        state._tables = {}
+        state._fallback = fallback
+        return state
+
+    @property
+    def roll_summary(self) -> tuple[str, str] | None:
+        """credentials.roll_summary of the principals, while they are not read (then None: the
+        principals themselves say)."""
+        return self._roll_summary if "principals" in self._pending else None
+
+    def is_pending(self, coll: str) -> bool:
+        """Whether the collection was never used (so it is exactly as the cache has it)."""
+        return coll in self._pending
+
+    def blob(self, coll: str) -> bytes | None:
+        """The cache's blob for the collection, unless it proved unreadable."""
+        return self._blobs.get(coll)
+
+    def table(self, coll: str) -> Table | None:
+        """The cached rows (and text ends) a used collection was built from, if it was."""
+        return self._tables.get(coll)
+
+    def _build(self, coll: str) -> dict[str, Any]:
+        self._pending.discard(coll)
+        blob = self._blobs[coll]
+        try:
+            table, ends = marshal.loads(blob)
+            objects = rows.collection_objects(coll, table)
+            if ends is not None and len(ends) != len(table):
+                raise ValueError("text ends do not match the rows")
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError):
+            return self._recover(coll)
+        self._tables[coll] = (table, ends)
+        return objects
+
+    def _recover(self, coll: str) -> dict[str, Any]:
+        """A damaged blob: every collection not built yet comes from the file itself, and no
+        cached text is trusted for the next save."""
+        parsed = self._fallback()
+        for other in self._pending:
+            _SLOTS[other].__set__(self, getattr(parsed, other))
+        self._pending.clear()
+        self._blobs.clear()
+        self._tables.clear()
+        objects: dict[str, Any] = getattr(parsed, coll)
+        return objects
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as State is
+
+
+_SLOTS: dict[str, Any] = {coll: State.__dict__[coll] for coll in records.collections()}
+
+
+def _lazy(coll: str) -> property:
+    slot = _SLOTS[coll]
+
+    def get(self: LazyState) -> dict[str, Any]:
+        try:
+            value: dict[str, Any] = slot.__get__(self, State)
+        except AttributeError:
+            value = self._build(coll)
+            slot.__set__(self, value)
+        return value
+
+    def put(self: LazyState, value: dict[str, Any]) -> None:
+        self._pending.discard(coll)
+        slot.__set__(self, value)
+
+    return property(get, put)
+
+
+for _coll in records.collections():
+    setattr(LazyState, _coll, _lazy(_coll))

@@ -1,0 +1,152 @@
+"""The invariants that tie a state's records together: every reference names an object that
+exists, nothing is held twice. Checked over the whole state when it is loaded and before every
+save."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from msi_cli.core import arm
+from msi_cli.core.model import SYSTEM, USER, Identity, State
+from msi_cli.store.validation import InvalidDocument
+
+
+def check_links(state: State, changed: Mapping[str, Collection[str]] | None = None) -> None:
+    """The invariants that tie records together, over the whole state. With `changed` (the keys
+    of the records changed, added or removed, per collection), only those that involve a changed
+    collection: the others held in the state as it was loaded."""
+
+    def due(*colls: str) -> bool:
+        return changed is None or any(c in changed for c in colls)
+
+    if due("subscriptions", "tenants"):
+        _subscriptions(state)
+    if state.default_subscription_id not in state.subscriptions:
+        raise InvalidDocument(("default_subscription",), "'default_subscription' names an unknown subscription")
+    if due("resource_groups", "subscriptions"):
+        _resource_groups(state)
+    if due("identities", "tenants", "resource_groups"):
+        _identities(state)
+    if due("resources", "subscriptions", "resource_groups", "identities"):
+        only: set[str] | None = None
+        if changed is not None and not due("subscriptions", "resource_groups"):
+            # an unchanged resource that names no changed identity still holds: it is not checked again
+            only = set(changed.get("resources", ()))
+            touched = changed.get("identities", ())
+            if touched:
+                only.update(key for key, r in state.resources.items()
+                            if r.system_principal_id in touched or any(e.principal_id in touched for e in r.user_assigned))
+        _resources(state, only)
+    if due("identities", "resources"):
+        system_owner = {r.system_principal_id for r in state.resources.values() if r.system_principal_id is not None}
+        for n, (pid, identity) in enumerate(state.identities.items()):
+            if identity.kind == SYSTEM and pid not in system_owner:
+                raise InvalidDocument(("identities", n, "principal_id"), f"system-assigned identity {pid} belongs to no resource")
+    if due("identities", "principals"):
+        for n, pid in enumerate(state.identities):
+            if pid not in state.principals:
+                raise InvalidDocument(("identities", n, "principal_id"), f"identity {pid} has no service principal")
+    if due("principals", "identities", "tenants"):
+        _principals(state)
+    if due("deleted_principals", "principals", "identities", "tenants"):
+        _deleted_principals(state)
+    if due("federated_credentials", "identities"):
+        _check_federation(state)
+
+
+def _subscriptions(state: State) -> None:
+    for n, s in enumerate(state.subscriptions.values()):
+        if s.tenant_id not in state.tenants:
+            raise InvalidDocument(("subscriptions", n, "tenant"), f"subscription '{s.name}' names an unknown tenant {s.tenant_id}")
+
+
+def _resource_groups(state: State) -> None:
+    for n, (key, g) in enumerate(state.resource_groups.items()):
+        if key != g.id.lower():
+            raise InvalidDocument(("resource_groups", n, "name"), f"resource group '{g.name}' is filed under another id")
+        if g.subscription_id not in state.subscriptions:
+            raise InvalidDocument(("resource_groups", n, "subscription"), f"resource group '{g.name}' names an unknown subscription")
+
+
+def _identities(state: State) -> None:
+    user_ids: dict[str, Identity] = {}
+    for n, i in enumerate(state.identities.values()):
+        if i.tenant_id not in state.tenants:
+            raise InvalidDocument(("identities", n, "tenant"), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
+        if i.kind == USER:
+            group = arm.parse_id(i.resource_id)
+            if group is None or arm.resource_group_scope(group.subscription_id, group.resource_group or "").lower() not in state.resource_groups:
+                raise InvalidDocument(("identities", n, "resource_id"), f"identity '{i.name}' is in a resource group that does not exist")
+            if i.resource_id.lower() in user_ids:
+                raise InvalidDocument(("identities", n, "resource_id"), f"two user-assigned identities share the id {i.resource_id}")
+            user_ids[i.resource_id.lower()] = i
+
+
+def _resources(state: State, only: set[str] | None) -> None:
+    system_owner: dict[str, str] = {}
+    for n, (key, res) in enumerate(state.resources.items()):
+        if only is not None and key not in only:
+            pid = res.system_principal_id
+            if pid is not None:
+                if pid in system_owner:
+                    raise InvalidDocument(("resources", n, "system_principal_id"), f"system-assigned identity {pid} is held by two resources")
+                system_owner[pid] = res.name
+            continue
+        if key != res.id.lower():
+            raise InvalidDocument(("resources", n, "name"), f"resource '{res.name}' is filed under another id")
+        if res.subscription_id not in state.subscriptions:
+            raise InvalidDocument(("resources", n, "subscription"), f"resource '{res.name}' names an unknown subscription")
+        if arm.resource_group_scope(res.subscription_id, res.resource_group).lower() not in state.resource_groups:
+            raise InvalidDocument(("resources", n, "resource_group"), f"resource '{res.name}' is in a resource group that does not exist")
+        pid = res.system_principal_id
+        if pid is not None:
+            owner = state.identities.get(pid)
+            if owner is None or owner.kind != SYSTEM:
+                raise InvalidDocument(("resources", n, "system_principal_id"), f"resource '{res.name}' names a missing system-assigned identity {pid}")
+            if pid in system_owner:
+                raise InvalidDocument(("resources", n, "system_principal_id"), f"system-assigned identity {pid} is held by two resources")
+            system_owner[pid] = res.name
+        seen: set[str] = set()
+        for entry in res.user_assigned:
+            low = entry.resource_id.lower()
+            parsed = arm.parse_id(entry.resource_id)
+            if parsed is None or (parsed.arm_type or "").lower() != arm.IDENTITY_ARM_TYPE.lower() or low in seen:
+                raise InvalidDocument(("resources", n, "user_identities"), f"resource '{res.name}' holds an invalid or repeated user-assigned identity id {entry.resource_id}")
+            seen.add(low)
+            # a live principal must be the identity the entry names; any other is a deleted one's (dangling)
+            live = state.identities.get(entry.principal_id)
+            if live is not None and (live.kind != USER or live.resource_id.lower() != low or live.client_id != entry.client_id):
+                raise InvalidDocument(("resources", n, "user_identities"), f"resource '{res.name}' records principal {entry.principal_id} for {entry.resource_id}, which is another identity")
+
+
+def _principals(state: State) -> None:
+    for n, sp in enumerate(state.principals.values()):
+        owner = state.identities.get(sp.id)
+        if owner is None or owner.client_id != sp.app_id:
+            raise InvalidDocument(("principals", n, "id"), f"service principal {sp.id} has no matching identity")
+        if sp.tenant_id not in state.tenants:
+            raise InvalidDocument(("principals", n, "tenant"), f"service principal {sp.id} names an unknown tenant")
+
+
+def _deleted_principals(state: State) -> None:
+    for n, d in enumerate(state.deleted_principals.values()):
+        if d.id in state.principals or d.id in state.identities:
+            raise InvalidDocument(("deleted_principals", n, "id"), f"principal {d.id} is both live and deleted")
+        if d.tenant_id not in state.tenants:
+            raise InvalidDocument(("deleted_principals", n, "tenant"), f"deleted principal {d.id} names an unknown tenant")
+
+
+def _check_federation(state: State) -> None:
+    counts: dict[str, int] = {}
+    pairs: set[tuple[str, str, str]] = set()
+    for n, c in enumerate(state.federated_credentials.values()):
+        identity = state.identities.get(c.identity_id)
+        if identity is None or identity.kind != USER:
+            raise InvalidDocument(("federated_credentials", n, "identity"),
+                                  f"federated identity credential '{c.name}' names no user-assigned identity ({c.identity_id})")
+        counts[c.identity_id] = counts.get(c.identity_id, 0) + 1
+        if counts[c.identity_id] > 20:
+            raise InvalidDocument(("federated_credentials", n, "identity"), f"identity '{identity.name}' has more than 20 federated identity credentials")
+        if (c.identity_id, c.issuer, c.subject) in pairs:
+            raise InvalidDocument(("federated_credentials", n, "subject"), f"identity '{identity.name}' has two federated identity credentials with issuer '{c.issuer}' and subject '{c.subject}'")
+        pairs.add((c.identity_id, c.issuer, c.subject))
