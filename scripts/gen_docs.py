@@ -28,12 +28,9 @@ def root_command() -> Any:
     """The click command built from the Typer app, with every command registered."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    import typer.main
+    from msi_cli.cli import click_command
 
-    from msi_cli.cli import app, load
-
-    load()
-    return typer.main.get_command(app)
+    return click_command()
 
 
 def walk(command: Any = None, ctx: Any = None, path: str = "msi") -> Iterator[tuple[str, Any, Any]]:

@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer.main
 
 from conftest import REPO, msi_executable
-from msi_cli.cli import app, complete, load, options
+from msi_cli.cli import click_command, complete, load, options
 
 sys.path.insert(0, str(REPO / "scripts"))
 import gen_completions
@@ -35,8 +34,7 @@ def world(cli):
 def complete_words(*words: str) -> list[str]:
     """What `msi` offers for the last word, in-process, through the same machinery the shell
     scripts call (`_MSI_COMPLETE=complete_bash`)."""
-    load()
-    comp = complete.shell_completer(typer.main.get_command(app), "bash")
+    comp = complete.shell_completer(click_command(), "bash")
     return [item.value for item in comp.get_completions(list(words[:-1]), words[-1])]
 
 
@@ -120,7 +118,7 @@ def test_tenants_subscriptions_and_groups(world):
 def test_every_command_completes_the_shared_options(world):
     """GroupOpt, SubscriptionOpt and UserAssignedOpt carry their completion wherever used."""
     load()
-    root = typer.main.get_command(app)
+    root = click_command()
     shared = {
         options.SubscriptionOpt.__metadata__[0].help: ("--subscription", lambda got: "prod" in got),
         options.GroupOpt.__metadata__[0].help: ("-g", lambda got: "rg1" in got),

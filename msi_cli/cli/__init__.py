@@ -63,6 +63,21 @@ def load(names: list[str] | None = None) -> None:
         _parked["groups"].clear()
 
 
+_built: list[tuple[tuple[int, ...], Any]] = []  # the click command and the registrations it was built from
+
+
+def click_command() -> Any:
+    """The click command of every registered command, built once per set of registrations: Typer
+    builds the whole tree anew on every `app(...)` (0.1-0.2 s), which `msi demo` would pay per step."""
+    import typer.main
+
+    load()
+    key = tuple(id(c) for c in (*app.registered_commands, *app.registered_groups))
+    if not _built or _built[0][0] != key:
+        _built[:] = [(key, typer.main.get_command(app))]
+    return _built[0][1]
+
+
 def focus(name: str) -> None:
     """Keep only command `name` on the app, so Typer builds one click command, not its module's
     whole set; `load()` restores the others."""

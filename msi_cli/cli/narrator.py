@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from msi_cli.cli.app import app
 
 ABRIDGE_AT = 14  # output lines shown per step; more are abridged visibly
 
@@ -90,7 +89,7 @@ class Narrator:
     def run(self, *args: str, ok: bool = True, shown: str | None = None) -> Any:
         """Run one command as a user would type it; print it, then what it printed; return its
         result (after --query, as JSON would give it), or its error line."""
-        from msi_cli.cli import load
+        from msi_cli.cli import click_command, load
         from msi_cli.cli.command import CAPTURED
         from msi_cli.cli.render import TERMINAL
 
@@ -103,7 +102,7 @@ class Narrator:
         tokens = (CAPTURED.set(captured), TERMINAL.set((True, self.width)))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = app(args=["--state", str(self.state), *args], prog_name="msi", standalone_mode=False) or 0
+                code = click_command().main(args=["--state", str(self.state), *args], prog_name="msi", standalone_mode=False) or 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             finally:
