@@ -23,7 +23,7 @@ from msi_cli import __version__
 from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
-from msi_cli.store import codec, files
+from msi_cli.store import activitylog, codec, files
 from msi_cli.store.lazystate import LazyState
 from msi_cli.store.rows import shared
 
@@ -293,77 +293,16 @@ class StateFile:
         files.remove_leftovers(self.private)  # keys/ (thousands of files) only when its journal says so
 
     def _append_log(self, events: list[Event]) -> None:
-        """Record the committed change in the activity log. The change is saved already: a log
-        that cannot be written is a warning, never a failure reported for a change that was made."""
-        import json
-
-        lines = "".join(
-            json.dumps({"time": e.time, "operation": e.operation, "target": e.target, "outcome": e.outcome, "detail": e.detail})
-            + "\n"
-            for e in events
-        )
-        try:
-            files.append_line(self.log_path, lines.encode("utf-8", "backslashreplace"))
-        except (StateError, OSError) as exc:
-            from msi_cli.errors import warn
-
-            why = exc.message if isinstance(exc, StateError) else exc.strerror or str(exc)
-            warn(f"the change was saved, but the activity log was not written: {why}")
+        activitylog.append(self.log_path, events)
 
     def log_entries(self, last: int | None = None) -> list[dict[str, str]]:
-        """Activity log entries, oldest first; with `last`, only the tail is read from disk. A
-        line that is not a log entry (a torn or hand-edited line) is skipped with a warning that
-        names it: the good entries are still shown."""
+        """Activity log entries, oldest first (see activitylog.entries)."""
         if not files.check_private_dir(self.private):
             return []
-        try:
-            fd, _ = files._open_private(self.log_path, os.O_RDONLY, "activity log")
-        except FileNotFoundError:
-            return []
-        try:
-            with os.fdopen(fd, "rb") as fh:
-                if last is None:
-                    raw = fh.read(files.MAX_PRIVATE_BYTES + 1)
-                    if len(raw) > files.MAX_PRIVATE_BYTES:
-                        raise StateError(f"activity log {self.log_path} is too large to show whole", hint="use --last N")
-                else:
-                    size = fh.seek(0, 2)
-                    block, raw = 64 * 1024, b""
-                    while size > 0 and raw.count(b"\n") <= last:
-                        step = min(block, size)
-                        size -= step
-                        fh.seek(size)
-                        raw = fh.read(step) + raw
-                    if size > 0:
-                        raw = raw.split(b"\n", 1)[1]  # drop a partial first line
-        except OSError as exc:
-            raise StateError(f"cannot read {self.log_path}: {exc.strerror}") from None
-        import json
-
-        numbered = [(n, line) for n, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1) if line.strip()]
-        if last is not None:
-            numbered = numbered[-last:]
-        entries, bad = [], []
-        for n, line in numbered:
-            try:
-                entry = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                entry = None
-            if isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in LOG_FIELDS):
-                entries.append({k: entry[k] for k in LOG_FIELDS})
-            else:
-                bad.append((n, line))
-        if bad:
-            from msi_cli.errors import warn
-
-            n, line = bad[0]
-            where = f"line {n}" if last is None else "a line"
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            warn(f"{self.log_path}: {where} is not a log entry and was skipped{more}: {line[:60]!r}")
-        return entries
+        return activitylog.entries(self.log_path, last)
 
 
-LOG_FIELDS = ("time", "operation", "target", "outcome", "detail")
+LOG_FIELDS = activitylog.FIELDS
 
 
 def _key_names(state: State) -> set[str]:
