@@ -42,7 +42,7 @@ def _command():
 
 def render() -> dict[str, str]:
     """{file name: content} for every shell."""
-    from msi_cli.cli.complete import completion_script
+    from msi_cli.cli.shellscripts import completion_script
 
     command = _command()
     out: dict[str, str] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, msi_executable
-from msi_cli.cli import click_command, complete, load, options
+from msi_cli.cli import click_command, complete, load, options, shellscripts
 
 sys.path.insert(0, str(REPO / "scripts"))
 import gen_completions
@@ -34,7 +34,7 @@ def world(cli):
 def complete_words(*words: str) -> list[str]:
     """What `msi` offers for the last word, in-process, through the same machinery the shell
     scripts call (`_MSI_COMPLETE=complete_bash`)."""
-    comp = complete.shell_completer(click_command(), "bash")
+    comp = shellscripts.shell_completer(click_command(), "bash")
     return [item.value for item in comp.get_completions(list(words[:-1]), words[-1])]
 
 

@@ -15,7 +15,7 @@ import pytest
 import typer.main
 
 from conftest import msi_executable
-from msi_cli.cli import app, complete, load
+from msi_cli.cli import app, load, shellscripts
 
 SHELLS = ("bash", "zsh", "fish", "powershell")
 
@@ -30,7 +30,7 @@ def world(cli):
 @pytest.mark.parametrize("shell", SHELLS)
 def test_completion_prints_the_script(cli, shell):
     load()
-    expected = complete.completion_script(typer.main.get_command(app), shell)
+    expected = shellscripts.completion_script(typer.main.get_command(app), shell)
     result = cli.ok("completion", shell)
     assert result.stdout == expected and result.stderr == ""
     assert "_MSI_COMPLETE" in result.stdout
@@ -72,7 +72,7 @@ def test_install_writes_where_the_shell_looks_once(cli, tmp_path, monkeypatch, s
 
 def complete_words(*words: str) -> list[str]:
     load()
-    comp = complete.shell_completer(typer.main.get_command(app), "bash")
+    comp = shellscripts.shell_completer(typer.main.get_command(app), "bash")
     return [item.value for item in comp.get_completions(list(words[:-1]), words[-1])]
 
 

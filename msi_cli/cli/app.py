@@ -226,7 +226,7 @@ class MsiGroup(TyperGroup):
         # them (with msi's scripts) here, and only here, so a normal run pays nothing for it.
         var = complete_var or f"_{prog_name}_COMPLETE".replace("-", "_").upper()
         if os.environ.get(var):
-            from msi_cli.cli.complete import register_shells
+            from msi_cli.cli.shellscripts import register_shells
 
             register_shells()
         super()._main_shell_completion(ctx_args, prog_name, complete_var)

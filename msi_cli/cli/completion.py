@@ -92,7 +92,7 @@ def completion(
     current state: resources, identities, groups, tenants, subscriptions, scopes, roles,
     audiences), so `msi` must be on PATH. The zsh script works from a plain ~/.zshrc: it runs
     compinit itself when that has not been done."""
-    from msi_cli.cli.complete import completion_script
+    from msi_cli.cli.shellscripts import completion_script
 
     text = completion_script(ctx.find_root().command, shell.value, prog_name="msi")
     if install:

@@ -1,0 +1,154 @@
+"""The shell completion scripts msi prints and the handlers a shell's script talks to.
+
+Imported only while a shell asks `msi` for completions, or to print or generate the scripts (never
+at plain start-up); the values themselves come from `msi_cli.cli.complete`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Typer's own scripts for zsh and fish; for bash and PowerShell, Typer's scripts with two changes:
+# a value with spaces (a role such as "Key Vault Secrets User", a tenant such as "Default
+# Directory") is inserted quoted, so it stays one argument, and the PowerShell script does not
+# rebind the Tab key for the whole session. All of them call back into `msi` through the same
+# _MSI_COMPLETE protocol; `_MSI_COMPLETE=source_<shell> msi` prints the same scripts.
+
+BASH_SCRIPT = r"""
+%(complete_func)s() {
+    local IFS=$'\n'
+    local cur="${COMP_WORDS[COMP_CWORD]}"
+    local value quoted
+    local -a values
+    values=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
+                    COMP_CWORD=$COMP_CWORD \
+                    %(autocomplete_var)s=complete_bash "$1" 2>/dev/null ) )
+    COMPREPLY=()
+    for value in "${values[@]}"; do
+        case "$cur" in
+            \'* | \"*) COMPREPLY+=( "$value" ) ;;
+            *) printf -v quoted '%%q' "$value"; COMPREPLY+=( "$quoted" ) ;;
+        esac
+    done
+    return 0
+}
+
+complete -o default -F %(complete_func)s %(prog_name)s
+"""
+
+# zsh: sourced from a plain ~/.zshrc, `compdef` does not exist until compinit has run: run it then.
+ZSH_SCRIPT = r"""
+#compdef %(prog_name)s
+
+%(complete_func)s() {
+  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh %(prog_name)s)"
+}
+
+if (( ! $+functions[compdef] )); then
+  autoload -Uz compinit && compinit
+fi
+compdef %(complete_func)s %(prog_name)s
+"""
+
+POWERSHELL_SCRIPT = r"""
+$scriptblock = {
+    param($wordToComplete, $commandAst, $cursorPosition)
+    $Env:%(autocomplete_var)s = "complete_powershell"
+    $Env:_TYPER_COMPLETE_ARGS = $commandAst.ToString()
+    $Env:_TYPER_COMPLETE_WORD_TO_COMPLETE = $wordToComplete
+    %(prog_name)s | ForEach-Object {
+        $commandArray = $_ -Split ":::"
+        $command = $commandArray[0]
+        $helpString = $commandArray[1]
+        $text = $command
+        if ($command -match '\s') { $text = "'" + ($command -replace "'", "''") + "'" }
+        [System.Management.Automation.CompletionResult]::new(
+            $text, $command, 'ParameterValue', $helpString)
+    }
+    $Env:%(autocomplete_var)s = ""
+    $Env:_TYPER_COMPLETE_ARGS = ""
+    $Env:_TYPER_COMPLETE_WORD_TO_COMPLETE = ""
+}
+Register-ArgumentCompleter -Native -CommandName %(prog_name)s -ScriptBlock $scriptblock
+"""
+
+SHELLS = ("bash", "zsh", "fish", "powershell")
+
+
+def register_shells() -> None:
+    """Register the shells' completion handlers (Typer's, with the scripts above for bash and
+    PowerShell). Called only when a shell asks `msi` for completions, or to generate scripts."""
+    from typer import _completion_classes as typer_shells
+    from typer._completion_classes import add_completion_class, completion_init  # type: ignore[attr-defined]  # add_completion_class: Typer's import of click's (its own copy or click's, by version)
+
+    completion_init()
+
+    class BashComplete(typer_shells.BashComplete):
+        source_template = BASH_SCRIPT
+
+        def source(self) -> str:  # without Typer's check of the local bash version
+            return self.source_template % self.source_vars()
+
+    class PowerShellComplete(typer_shells.PowerShellComplete):
+        source_template = POWERSHELL_SCRIPT
+
+    class ZshComplete(typer_shells.ZshComplete):
+        source_template = ZSH_SCRIPT
+
+        def format_completion(self, item: Any) -> str:
+            return _zsh_item(item.value, item.help)
+
+        def complete(self) -> str:
+            # One line, single-quoted for eval: an apostrophe in a description ("the resource's
+            # host") is written '\'' so it survives (Typer's '' would drop it).
+            args, incomplete = self.get_completion_args()
+            items = [self.format_completion(item) for item in self.get_completions(args, incomplete)]
+            if not items:
+                return "_files"
+            spec = "*: :((" + " ".join(items) + "))"
+            return "_arguments " + "'" + spec.replace("'", "'\\''") + "'"
+
+    add_completion_class(BashComplete, "bash")
+    add_completion_class(ZshComplete, "zsh")
+    add_completion_class(PowerShellComplete, "powershell")
+    add_completion_class(PowerShellComplete, "pwsh")
+
+
+def _zsh_item(value: str, help_text: str | None) -> str:
+    """One `"value":"description"` item of zsh's _arguments list (double quotes, `:` escaped)."""
+
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`").replace(":", r"\\:")
+
+    if help_text:
+        return f'"{escape(value)}":"{escape(" ".join(help_text.split()))}"'
+    return f'"{escape(value)}"'
+
+
+def shell_completer(command: Any, shell: str, prog_name: str = "msi") -> Any:
+    """The handler a shell's script talks to (a click ShellComplete), as msi uses it."""
+    from typer.completion import shell_completion  # type: ignore[attr-defined]  # click's module, as Typer uses it (own copy or click's, by version)
+
+    register_shells()
+    cls = shell_completion.get_completion_class(shell)
+    if cls is None:
+        raise ValueError(f"unsupported shell: {shell}")
+    return cls(command, {}, prog_name, f"_{prog_name}_COMPLETE".replace("-", "_").upper())
+
+
+def completion_script(command: Any, shell: str, prog_name: str = "msi") -> str:
+    """The completion script for `shell`, as `_MSI_COMPLETE=source_<shell> msi` prints it, for the
+    click command built from the Typer app."""
+    script: str = shell_completer(command, shell, prog_name).source()
+    return script.strip() + "\n"
+
+
+__all__ = [
+    "BASH_SCRIPT",
+    "POWERSHELL_SCRIPT",
+    "SHELLS",
+    "ZSH_SCRIPT",
+    "completion_script",
+    "register_shells",
+    "shell_completer",
+]
