@@ -122,13 +122,13 @@ def test_locate_finds_record_and_key_lines():
 
 
 def test_create_resource_is_all_or_nothing_in_the_core(isolated_state):
-    from msi_cli.core import lifecycle
+    from msi_cli.core import directory, lifecycle
     from msi_cli.errors import MsiError
     from msi_cli.store.statefile import StateFile
 
     with StateFile(isolated_state).transaction() as ctx:
-        other = lifecycle.create_tenant(ctx, "Other")
-        sub = lifecycle.create_subscription(ctx, "other-sub", other.id)
+        other = directory.create_tenant(ctx, "Other")
+        sub = directory.create_subscription(ctx, "other-sub", other.id)
         foreign = lifecycle.create_identity(ctx, "foreign-id", None, sub.id, None)
         before = len(ctx.events)
         with pytest.raises(MsiError, match="across tenants"):

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from msi_cli.core import exchange, federation, issuers, lifecycle, tokens, verify
+from msi_cli.core import directory, exchange, federation, issuers, lifecycle, tokens, verify
 from msi_cli.store.statefile import StateFile
 
 BASE = "https://127.0.0.1:8443"
@@ -156,7 +156,7 @@ def test_unknown_client_id_is_700016(world):
 
 def test_client_id_of_another_tenant_is_700016(world):
     with world.sf.transaction() as ctx:
-        other = lifecycle.create_tenant(ctx, "Fabrikam")
+        other = directory.create_tenant(ctx, "Fabrikam")
     refused(world.run(world.form(), tenant=other.id), 400, "unauthorized_client", 700016)
 
 
@@ -164,7 +164,7 @@ def test_after_a_subscription_transfer_the_new_tenant_does_not_know_the_identity
     from msi_cli.core import moves
 
     with world.sf.transaction() as ctx:
-        other = lifecycle.create_tenant(ctx, "Fabrikam")
+        other = directory.create_tenant(ctx, "Fabrikam")
         moves.move_subscription(ctx, ctx.state.default_subscription_id, other.id)
     refused(world.run(world.form(), tenant=other.id), 400, "unauthorized_client", 700016)
     refused(world.run(world.form(), tenant=world.tenant.id), 400, "unauthorized_client", 700016)

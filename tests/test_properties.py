@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from msi_cli.core import arm, credentials, lifecycle, lookup, timeline
+from msi_cli.core.directory import create_subscription, create_tenant, fresh_state
 from msi_cli.core.timefmt import DAY, iso, real_now
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, USER, State
@@ -43,14 +44,14 @@ class World:
         self.keys_dir = directory / "keys"
         self.base = real_now()
         self.now = self.base
-        self.state: State = lifecycle.fresh_state(iso(self.now))
+        self.state: State = fresh_state(iso(self.now))
         self.ever_principals: set[str] = set()
         self.ever_clients: set[str] = set()
         self.live_principals: set[str] = set()
         self.applied = 0
         # a second directory from the start, so that identities can be in the wrong tenant
-        assert self.apply(lambda ctx: lifecycle.create_tenant(ctx, "T1"))
-        assert self.apply(lambda ctx: lifecycle.create_subscription(ctx, "s1", "T1"))
+        assert self.apply(lambda ctx: create_tenant(ctx, "T1"))
+        assert self.apply(lambda ctx: create_subscription(ctx, "s1", "T1"))
         self.check()
 
     # ---- one transaction -------------------------------------------------------------------------
@@ -99,10 +100,10 @@ class World:
 
     def create_directory(self, rnd: random.Random) -> None:
         name = rnd.choice(["T1", "T2"])
-        self.apply(lambda ctx: lifecycle.create_tenant(ctx, name))
+        self.apply(lambda ctx: create_tenant(ctx, name))
         sub = rnd.choice(["s1", "s2", "s3"])
         tenant = rnd.choice([None, "T-missing"] + sorted(t.name for t in self.state.tenants.values()))
-        self.apply(lambda ctx: lifecycle.create_subscription(ctx, sub, tenant))
+        self.apply(lambda ctx: create_subscription(ctx, sub, tenant))
 
     def create_resource(self, rnd: random.Random) -> None:
         name, type_key, group = rnd.choice(RESOURCE_NAMES), rnd.choice(TYPES), rnd.choice(GROUPS)

@@ -41,10 +41,10 @@ ResourceArg = Annotated[
 @command(app, "create-tenant", epilog="Example: msi create-tenant Contoso")
 def create_tenant(name: Annotated[str, typer.Argument(help="Display name of the new directory.")], *, sf: StateArg) -> dict[str, Any]:
     """Create a tenant (directory) with its own signing keys."""
-    from msi_cli.core import lifecycle, shapes
+    from msi_cli.core import directory, shapes
 
     with sf.transaction() as ctx:
-        tenant = lifecycle.create_tenant(ctx, name)
+        tenant = directory.create_tenant(ctx, name)
     return shapes.tenant(tenant)
 
 
@@ -55,10 +55,10 @@ def create_subscription(
     *, sf: StateArg,
 ) -> dict[str, Any]:
     """Create a subscription in a tenant."""
-    from msi_cli.core import lifecycle, shapes
+    from msi_cli.core import directory, shapes
 
     with sf.transaction() as ctx:
-        sub = lifecycle.create_subscription(ctx, name, tenant)
+        sub = directory.create_subscription(ctx, name, tenant)
         return shapes.subscription(ctx.state, sub)
 
 

@@ -1,4 +1,5 @@
-"""The identity lifecycle: tenants, subscriptions, resources, identities and their principals.
+"""The identity lifecycle: resources, identities and their principals (tenants and subscriptions:
+`msi_cli.core.directory`).
 
 Azure's rules, as the functions below apply them:
 - a resource has at most one system-assigned identity; disabling it deletes the identity and its
@@ -17,9 +18,9 @@ from typing import Any
 
 from msi_cli.core import arm, credentials, groups, lookup, shapes
 from msi_cli.core.context import Ctx
+from msi_cli.core.directory import DEFAULT_LOCATION, DEFAULT_RESOURCE_GROUP
 from msi_cli.core.timefmt import iso
 from msi_cli.core.model import (
-    SCHEMA_VERSION,
     SYSTEM,
     USER,
     DeletedPrincipal,
@@ -28,63 +29,9 @@ from msi_cli.core.model import (
     ResourceGroup,
     ServicePrincipal,
     State,
-    Subscription,
-    Tenant,
     UserAssignment,
 )
 from msi_cli.errors import Conflict, InvalidArgument, MsiError, NotFound
-
-DEFAULT_TENANT = "Default Directory"
-DEFAULT_SUBSCRIPTION = "default"
-DEFAULT_RESOURCE_GROUP = "default"
-DEFAULT_LOCATION = "eastus"
-
-
-def fresh_state(now_iso: str) -> State:
-    tenant = Tenant(arm.new_guid(), DEFAULT_TENANT, now_iso)
-    sub = Subscription(arm.new_guid(), DEFAULT_SUBSCRIPTION, tenant.id, now_iso)
-    return State(
-        schema=SCHEMA_VERSION,
-        clock_offset=0,
-        default_subscription_id=sub.id,
-        tenants={tenant.id: tenant},
-        subscriptions={sub.id: sub},
-    )
-
-
-# ---- directories and subscriptions ------------------------------------------------------------
-
-
-def create_tenant(ctx: Ctx, name: str, tenant_id: str | None = None) -> Tenant:
-    """A new directory; `tenant_id` keeps a given id (`msi import az` recreates real tenants)."""
-    arm.validate_display_name("tenant", name, 256)
-    if any(t.name.lower() == name.lower() for t in ctx.state.tenants.values()):
-        raise Conflict(f"a tenant named '{name}' already exists")
-    if tenant_id is not None and tenant_id in ctx.state.tenants:
-        raise Conflict(f"a tenant with the id {tenant_id} already exists")
-    tenant = Tenant(tenant_id or arm.new_guid(), name, ctx.now_iso)
-    ctx.state.tenants[tenant.id] = tenant
-    ctx.log("Create tenant", name, tenant.id)
-    return tenant
-
-
-def create_subscription(ctx: Ctx, name: str, tenant_ref: str | None, subscription_id: str | None = None) -> Subscription:
-    """A subscription in a tenant; `subscription_id` keeps a given id (`msi import az`)."""
-    arm.validate_display_name("subscription", name, 64)
-    if any(s.name.lower() == name.lower() for s in ctx.state.subscriptions.values()):
-        raise Conflict(f"a subscription named '{name}' already exists")
-    if subscription_id is not None and subscription_id in ctx.state.subscriptions:
-        raise Conflict(f"a subscription with the id {subscription_id} already exists")
-    tenant = (
-        lookup.tenant(ctx.state, tenant_ref)
-        if tenant_ref
-        else lookup.tenant_of(ctx.state, ctx.state.default_subscription_id)
-    )
-    sub = Subscription(subscription_id or arm.new_guid(), name, tenant.id, ctx.now_iso)
-    ctx.state.subscriptions[sub.id] = sub
-    ctx.log("Create subscription", name, f"{sub.id} in tenant {tenant.name}")
-    return sub
-
 
 # ---- identities and their principals ----------------------------------------------------------
 

@@ -245,7 +245,7 @@ class StateFile:
     def transaction(self, clock: Callable[[], int] = real_now) -> Iterator[Ctx]:
         """Lock, load (or start fresh), hand out a context, then validate and save if it changed.
         `clock`: real epoch seconds (the server passes its injected clock)."""
-        from msi_cli.core import credentials, lifecycle, maintenance
+        from msi_cli.core import credentials, directory, maintenance
         from msi_cli.core.context import Ctx
         from msi_cli.store.keyring import FileKeyRing
 
@@ -258,7 +258,7 @@ class StateFile:
             now = clock()
             spans: Spans = {}
             if raw is None:
-                state = lifecycle.fresh_state(iso(now))
+                state = directory.fresh_state(iso(now))
             else:
                 state, spans, digest = self._decode(raw)
             keys = FileKeyRing(self.keys_dir)

@@ -44,7 +44,7 @@ def add_resource_groups(doc: dict[str, Any]) -> dict[str, Any]:
     a resource, a user-assigned identity or a role assignment's scope), named as first written,
     located and dated like the earliest object in it (a group only a role assignment names gets
     the default location). Malformed records are left for validation to report."""
-    from msi_cli.core.lifecycle import DEFAULT_LOCATION
+    from msi_cli.core.directory import DEFAULT_LOCATION
 
     found: dict[str, dict[str, str]] = {}
 

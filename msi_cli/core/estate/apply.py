@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from msi_cli.core import arm, federation, groups, lifecycle, roles
+from msi_cli.core import arm, directory, federation, groups, lifecycle, roles
 from msi_cli.core.context import Ctx
 from msi_cli.core.estate.changes import ObjKey, Plan, ResKey, low
 from msi_cli.core.estate.schema import Estate, Path_
@@ -51,11 +51,11 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
     state, e = ctx.state, plan.estate
     wanted = {t.name.lower(): t.id for t in e.tenants if t.id}
     for name, tenant_id in plan.new_tenants:
-        made = lifecycle.create_tenant(ctx, name, tenant_id)
+        made = directory.create_tenant(ctx, name, tenant_id)
         _note(plan, wanted.get(name.lower()), made.id)
     wanted = {s.name.lower(): s.id for s in e.subscriptions if s.id}
     for name, tenant, sub_id in plan.new_subscriptions:
-        made_sub = lifecycle.create_subscription(ctx, name, tenant, sub_id)
+        made_sub = directory.create_subscription(ctx, name, tenant, sub_id)
         _note(plan, wanted.get(name.lower()), made_sub.id)
     sub_ids = {low(s.name): s.id for s in state.subscriptions.values()}
 
