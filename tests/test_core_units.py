@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from msi_cli.core import arm, roles, timefmt, tokens
+from msi_cli.core import arm, audiences, roles, timefmt, tokens
 from msi_cli.errors import InvalidArgument, InvalidName, NotFound
 from msi_cli.store import codec
 
@@ -100,9 +100,9 @@ def test_scope_hierarchy():
 def test_known_audiences():
     for aud in ("https://vault.azure.net", "https://management.azure.com/", "https://storage.azure.com/.default",
                 "https://kv1.vault.azure.net", "https://acct.blob.core.windows.net/", "api://AzureADTokenExchange"):
-        assert tokens.audience_known(aud), aud
+        assert audiences.audience_known(aud), aud
     for aud in ("https://example.com", "https://.vault.azure.net", "vault.azure.net", "https://evil.net/?x=.vault.azure.net"):
-        assert not tokens.audience_known(aud), aud
+        assert not audiences.audience_known(aud), aud
 
 
 def test_from_cache_counts_down_and_expires():

@@ -209,7 +209,7 @@ def complete_audiences(ctx: Any, args: list[str], incomplete: str) -> list[Compl
     """`--audience` values: the resource URIs the simulated tenants know."""
 
     def audiences() -> list[Completion]:
-        from msi_cli.core.tokens import KNOWN_AUDIENCES
+        from msi_cli.core.audiences import KNOWN_AUDIENCES
 
         return list(KNOWN_AUDIENCES)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from msi_cli.core import federation, issuers, lookup, tokens
+from msi_cli.core import audiences, federation, issuers, lookup, tokens
 from msi_cli.core.timefmt import iso
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import USER, Identity, State, Tenant
@@ -239,7 +239,7 @@ def check(ctx: Ctx, tenant_ref: str, form: dict[str, str], issuer_base: str, v1:
     _verify_signature(ctx, issuer_base, assertion, header, iss)
     _check_time(ctx.now, claims)
     _match(creds, claims)
-    if not tokens.audience_known(resource):
+    if not audiences.audience_known(resource):
         raise Refused(400, "invalid_resource", 500011,
                       f"The resource principal named {resource} was not found in the tenant named {tenant.name}. This can happen if "
                       "the application has not been installed by the administrator of the tenant or consented to by any user in "

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from msi_cli.core import credentials, lookup
+from msi_cli.core.audiences import KNOWN_AUDIENCES, audience_known
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, Identity, Resource, State
 from msi_cli.errors import TokenError
@@ -34,51 +35,6 @@ if TYPE_CHECKING:
 LIFETIME = 86400  # what IMDS reports as expires_in for a fresh token
 BACKDATE = 300  # iat and nbf sit five minutes before issue
 CACHE_MARGIN = 300  # the platform hands out a fresh token when the cached one has less left
-
-# Resource URIs of Microsoft's first-party services every tenant knows (with or without the
-# trailing slash), plus per-account hosts of Key Vault and Storage.
-KNOWN_AUDIENCES = (
-    "https://management.azure.com",
-    "https://management.core.windows.net",
-    "https://vault.azure.net",
-    "https://storage.azure.com",
-    "https://graph.microsoft.com",
-    "https://graph.windows.net",
-    "https://database.windows.net",
-    "https://ossrdbms-aad.database.windows.net",
-    "https://servicebus.azure.net",
-    "https://eventhubs.azure.net",
-    "https://cognitiveservices.azure.com",
-    "https://monitor.azure.com",
-    "https://api.loganalytics.io",
-    "https://kusto.kusto.windows.net",
-    "https://containerregistry.azure.net",
-    "https://azurecontainerapps.dev",
-    "https://appconfig.azure.com",
-    "https://search.azure.com",
-    "https://cosmos.azure.com",
-    "https://redis.azure.com",
-    "https://batch.core.windows.net",
-    "https://digitaltwins.azure.net",
-    "https://api.fabric.microsoft.com",
-    "api://AzureADTokenExchange",
-)
-_KNOWN = {a.lower() for a in KNOWN_AUDIENCES}
-_ACCOUNT_SUFFIXES = (
-    ".vault.azure.net", ".blob.core.windows.net", ".queue.core.windows.net", ".table.core.windows.net",
-    ".file.core.windows.net", ".dfs.core.windows.net", ".azurecr.io", ".servicebus.windows.net",
-)
-
-
-def audience_known(audience: str) -> bool:
-    low = audience.strip().lower().rstrip("/")
-    if low.endswith("/.default"):
-        low = low[: -len("/.default")]
-    if low in _KNOWN:
-        return True
-    host = low.removeprefix("https://").split("/", 1)[0]
-    return low.startswith("https://") and any(host.endswith(s) and len(host) > len(s) for s in _ACCOUNT_SUFFIXES)
-
 
 @dataclass(frozen=True)
 class Selector:
