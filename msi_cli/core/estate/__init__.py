@@ -3,7 +3,8 @@ export`), recreated from what `az ... -o json` printed (`msi import az`), and mo
 copy of the state (`--what-if`).
 
 - schema: the file format, read from TOML or JSON into specs that know their line (lines: where);
-- plan: what applying a file would change, matched by name against a state (changes: the plan);
+- plan: what applying a file would change, matched by name against a state (changes: the plan;
+  matching: names and references, the planner's base);
 - apply: the plan carried out through the lifecycle, roles, groups and federation operations;
 - export: a state as an estate document;
 - azimport: az's JSON as an estate document;
