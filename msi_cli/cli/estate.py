@@ -175,10 +175,10 @@ def import_az(
     content. Names, resource ids, tenants and subscriptions are kept, and the real principal ids
     where msi can; role assignments point to the simulated identities that stand for the real
     principals. What msi does not model is kept plainly or reported, never fatal."""
-    from msi_cli.core.estate import azimport
+    from msi_cli.core.estate import azfiles, azimport
     from msi_cli.core.estate.schema import parse
 
-    files = azimport.collect(paths)
+    files = azfiles.collect(paths)
     docs = []
     for path in files:
         docs.append((str(path), read_text(path)))

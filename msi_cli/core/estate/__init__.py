@@ -7,6 +7,6 @@ copy of the state (`--what-if`).
   matching: names and references, the planner's base);
 - apply: the plan carried out through the lifecycle, roles, groups and federation operations;
 - export: a state as an estate document;
-- azimport: az's JSON as an estate document;
+- azimport: az's JSON as an estate document (azfiles: finding the files, which az command printed each);
 - whatif: a move run on a copy of the state, and what it would break.
 """

@@ -1,13 +1,6 @@
 """What `az ... -o json` printed, as an estate document that `msi apply` machinery recreates.
 
-Each file is recognised by its content, never its name: `az account list` (subscriptions, with
-`cloudName` and `tenantId`), `az group list` (type Microsoft.Resources/resourceGroups), `az
-identity list` (Microsoft.ManagedIdentity/userAssignedIdentities, with `clientId`), `az role
-assignment list` (Microsoft.Authorization/roleAssignments), and `az resource list` / `az vm list`
-/ `az webapp list` (anything else with an ARM `id` and `type`, whose `identity` blocks name the
-resources' identities). az's quirks are taken as they come: ids in mixed case (compare them
-case-insensitively), `resourcegroups` in lower case in identity ids, locations as display names in
-`az webapp list` ("East US"), `principalType` ServicePrincipal for managed identities.
+Which az command printed a file, and the shapes of its items: `msi_cli.core.estate.azfiles`.
 
 Names, ids, tenants, subscriptions and real principal ids are kept; a system-assigned identity's
 client id is not in ARM's identity block, so msi makes one. What msi does not model is reported,
@@ -18,61 +11,13 @@ resources, names msi's rules refuse.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from msi_cli.core import arm, roles
+from msi_cli.core.estate.azfiles import IDENTITY_TYPE, TYPE_KEYS, arm_location, kind_of
 from msi_cli.errors import InvalidArgument, MsiError
 
 Doc = dict[str, Any]
-
-_TYPE_KEYS = {t.arm_type.lower(): key for key, t in arm.RESOURCE_TYPES.items() if key != "functionapp"}
-_GROUP_TYPE = "microsoft.resources/resourcegroups"
-_IDENTITY_TYPE = arm.IDENTITY_ARM_TYPE.lower()
-_ASSIGNMENT_TYPE = "microsoft.authorization/roleassignments"
-
-
-def collect(paths: Iterable[Path]) -> list[Path]:
-    """The files named, and the *.json files of the folders named, in a stable order."""
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file()))
-        elif path.exists():
-            out.append(path)
-        else:
-            from msi_cli.errors import NotFound
-
-            raise NotFound(f"{path}: no such file or folder")
-    if not out:
-        raise InvalidArgument("no az JSON files found", hint="save them with az ... -o json > NAME.json")
-    return out
-
-
-def kind_of(items: list[Any]) -> str:
-    """Which az command printed this list."""
-    dicts = [i for i in items if isinstance(i, dict)]
-    if not dicts:
-        return "empty" if not items else "unknown"
-    first = dicts[0]
-    type_ = str(first.get("type", "")).lower()
-    if "cloudName" in first and "tenantId" in first:
-        return "az account list"
-    if type_ == _GROUP_TYPE:
-        return "az group list"
-    if type_ == _ASSIGNMENT_TYPE or ("roleDefinitionId" in first and "principalId" in first and "scope" in first):
-        return "az role assignment list"
-    if all(str(d.get("type", "")).lower() == _IDENTITY_TYPE and "clientId" in d for d in dicts):
-        return "az identity list"
-    if "id" in first and "type" in first:
-        return "az resource list"
-    return "unknown"
-
-
-def _location(value: object) -> str:
-    """ARM's location name: `az webapp list` prints display names ("East US")."""
-    return str(value or "eastus").replace(" ", "").lower()
 
 
 class Converter:
@@ -131,7 +76,7 @@ class Converter:
         if p is None or p.resource_group is None or self._sub(p.subscription_id) is None:
             self.skip(str(g.get("id")), "not a resource group id")
             return
-        self._group(p.subscription, p.resource_group, _location(g.get("location")), declared=True)
+        self._group(p.subscription, p.resource_group, arm_location(g.get("location")), declared=True)
 
     def _group(self, sub: str, name: str, location: str, declared: bool = False) -> None:
         key = (sub, name.lower())
@@ -139,11 +84,11 @@ class Converter:
             self.groups[key] = {"name": self.groups.get(key, {}).get("name", name), "subscription": sub, "location": location}
 
     def _identity_list(self, i: Doc) -> None:
-        self._user_identity(str(i.get("id", "")), i.get("principalId"), i.get("clientId"), _location(i.get("location")), i.get("tenantId"))
+        self._user_identity(str(i.get("id", "")), i.get("principalId"), i.get("clientId"), arm_location(i.get("location")), i.get("tenantId"))
 
     def _user_identity(self, rid: str, principal: object, client: object, location: str, tenant: object = None) -> str | None:
         p = arm.parse_id(rid)
-        if p is None or p.name is None or p.resource_group is None or (p.arm_type or "").lower() != _IDENTITY_TYPE:
+        if p is None or p.name is None or p.resource_group is None or (p.arm_type or "").lower() != IDENTITY_TYPE:
             self.skip(rid, "not a user-assigned identity id")
             return None
         sub = self._sub(p.subscription_id)
@@ -175,8 +120,8 @@ class Converter:
     def _resource_list(self, r: Doc) -> None:
         rid, type_ = str(r.get("id", "")), str(r.get("type", ""))
         p = arm.parse_id(rid)
-        if type_.lower() == _IDENTITY_TYPE:  # az resource list lists identities too (without their ids)
-            self._user_identity(rid, r.get("principalId"), r.get("clientId"), _location(r.get("location")))
+        if type_.lower() == IDENTITY_TYPE:  # az resource list lists identities too (without their ids)
+            self._user_identity(rid, r.get("principalId"), r.get("clientId"), arm_location(r.get("location")))
             return
         if p is None or p.name is None or p.resource_group is None or p.arm_type is None:
             self.skip(rid, f"a child resource or an id msi does not model ({type_})")
@@ -185,7 +130,7 @@ class Converter:
         if sub is None:
             self.skip(rid, "not a subscription id")
             return
-        key_type = _TYPE_KEYS.get(p.arm_type.lower())
+        key_type = TYPE_KEYS.get(p.arm_type.lower())
         if key_type == "webapp" and "functionapp" in str(r.get("kind", "")).lower():
             key_type = "functionapp"
         plain = key_type is None
@@ -194,7 +139,7 @@ class Converter:
             if key_type is None:
                 self.skip(rid, f"type {type_} is not one msi can keep")
                 return
-        location = _location(r.get("location"))
+        location = arm_location(r.get("location"))
         assert key_type is not None
         try:
             arm.validate_resource_name(key_type, p.name)
