@@ -275,3 +275,17 @@ def test_bash_completion_installed_as_the_readme_says(world, isolated_state, tmp
     assert answers[3] == [r"Contoso\ Ltd"]  # escaped, so it stays one argument
     assert answers[4] == ["Contoso Ltd"]  # inside quotes, bash needs no escaping
     assert answers[5] == ["resources"]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_a_tab_on_the_command_name_offers_what_the_whole_tree_does(shell):
+    """A TAB before any command is answered from names and help alone (no command's parameters
+    are built); it offers exactly what the full command tree offers, descriptions included."""
+    from msi_cli.cli import root_for_completion
+    from msi_cli.cli.shellscripts import shell_completer
+
+    for words, incomplete in (([], ""), ([], "cr"), ([], "--"), (["--state", "x"], "")):
+        full = [(i.value, i.help, i.type) for i in shell_completer(click_command(), shell).get_completions(words, incomplete)]
+        light = [(i.value, i.help, i.type) for i in shell_completer(root_for_completion(), shell).get_completions(words, incomplete)]
+        assert light == full and full
+    assert len(click_command().commands) > 20  # the registrations are whole again afterwards

@@ -107,7 +107,8 @@ def command_name(argv: list[str]) -> str | None:
 
 def completed_words() -> list[str] | None:
     """While a shell asks for completions: the words before the one being completed (program
-    name excluded), from the variables the shell scripts set; else None."""
+    name excluded), from the variables the shell scripts set; else None. A line shlex cannot
+    split (an open quote) gives the one word "" (no command is known from it)."""
     if not any(key.startswith("_MSI_COMPLETE") for key in os.environ):
         return None
     import shlex
@@ -117,13 +118,46 @@ def completed_words() -> list[str] | None:
             words = shlex.split(os.environ["COMP_WORDS"])
             return words[1 : int(os.environ.get("COMP_CWORD", "0"))]
         except ValueError:
-            return []
+            return [""]
     line = os.environ.get("_TYPER_COMPLETE_ARGS", "")  # zsh, fish, PowerShell: the line up to the cursor
     try:
         words = shlex.split(line)
     except ValueError:
-        return []
+        return [""]
     return words[1:] if line.endswith(" ") else words[1:-1]
+
+
+def root_for_completion() -> Any:
+    """The root command as a TAB on the command name needs it: the global options, and each
+    command as a name with its help (what the shells show), without building any command's
+    parameters (Typer's whole tree costs about 100 ms at every TAB)."""
+    import inspect
+
+    import typer.main
+    from typer.core import TyperCommand
+    from typer.models import DefaultPlaceholder
+
+    def given(value: Any) -> Any:
+        return None if isinstance(value, DefaultPlaceholder) else value
+
+    load()
+    infos: list[Any] = [*app.registered_commands, *app.registered_groups]
+    app.registered_commands[:], app.registered_groups[:] = [], []
+    try:
+        root = typer.main.get_command(app)
+    finally:
+        app.registered_commands[:] = [i for i in infos if not hasattr(i, "typer_instance")]
+        app.registered_groups[:] = [i for i in infos if hasattr(i, "typer_instance")]
+    for info in infos:
+        instance = getattr(info, "typer_instance", None)
+        text = given(info.help) or (given(instance.info.help) if instance is not None else None)
+        if not text and info.callback is not None:
+            text = inspect.getdoc(info.callback)
+        name = info.name or (given(instance.info.name) if instance is not None else None)
+        if name:
+            stub = TyperCommand(name, help=text, short_help=given(info.short_help), hidden=bool(given(info.hidden)))
+            root.add_command(stub)  # type: ignore[attr-defined]  # the root is a TyperGroup (MsiGroup)
+    return root
 
 
 def main() -> None:
@@ -131,6 +165,9 @@ def main() -> None:
     name = command_name(before if before is not None else sys.argv[1:])
     if name in COMMAND_MODULES:  # build only that command: for a run, and for a TAB in its arguments
         focus(name)
+    elif before is not None and all(word.startswith("-") for word in before):  # a TAB on the command's name
+        root_for_completion().main(prog_name="msi")
+        return
     else:
         load()
     app(prog_name="msi")
