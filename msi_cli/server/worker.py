@@ -11,6 +11,7 @@ CLI commands do; it reads the state live, so a CLI change applies to its next re
 Protocol with the parent (`start`): the run key arrives as the first line on stdin (never on the
 command line, which other users can read); the worker prints "ready" on stdout once it accepts;
 it stops on SIGTERM, SIGINT or SIGHUP, and by itself when stdin reaches its end (the parent died).
+It runs in its own process group, so a terminal's Ctrl-C reaches the parent only.
 
 Usage (by `msi serve` only): python -m msi_cli.server.worker --fd K --state PATH --http-url URL
 --https-url URL --cert PATH --cert-key PATH [--request-timeout S] [--verbose]
@@ -52,7 +53,8 @@ def start(fd: int, sf: StateFile, key: bytes, http_url: str, https_url: str, cer
             "--request-timeout", repr(request_timeout)]
     if verbose:
         argv.append("--verbose")
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(fd,))
+    # its own process group: Ctrl-C reaches `msi serve` alone, which then stops its workers
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(fd,), process_group=0)
     assert proc.stdin is not None  # a pipe was asked for
     proc.stdin.write(key.hex().encode() + b"\n")
     proc.stdin.flush()  # the pipe stays open: its end tells the worker that the parent is gone
@@ -155,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--request-timeout", type=float, default=REQUEST_TIMEOUT)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop handles it: Ctrl-C stops quietly
     key = _read_key()
     asyncio.run(_serve(args, key))
     return 0
