@@ -163,7 +163,7 @@ def test_ctrl_c_stops_the_workers_with_exit_130(pool):
     assert proc.wait(15) == 130
     assert all(gone(pid) for pid in workers)
     log = pool.s.log()
-    assert "Traceback" not in log and "msi serve: stopped" in log
+    assert "Traceback" not in log and "msi serve: stopped" in log and "exited" not in log  # stopped, not lost
 
 
 def test_a_killed_worker_does_not_take_the_server_down(pool):
@@ -179,6 +179,9 @@ def test_a_killed_worker_does_not_take_the_server_down(pool):
     assert proc is not None and proc.poll() is None
     proc.send_signal(signal.SIGINT)
     assert proc.wait(15) == 130
+    log = pool.s.log()
+    assert f"HTTPS worker {worker} exited (signal 9); the other processes still answer HTTPS" in log
+    assert "Traceback" not in log
 
 
 def test_workers_exit_by_themselves_when_the_parent_dies(pool):

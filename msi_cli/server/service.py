@@ -119,13 +119,17 @@ class Server:
         for _ in range(self.https_workers - 1):
             self.workers.append(worker.start(fd, self.sf, self.key, self.url, self.https_url, setup.cert_path,
                                              setup.key_path, self.request_timeout, self.verbose))
-        for proc in self.workers:
+        started, self.workers = self.workers, []
+        for proc in started:
             try:
                 ready = await asyncio.wait_for(loop.run_in_executor(self.pool, worker.wait_ready, proc), worker.START_TIMEOUT)
             except TimeoutError:
                 ready = False
-            if not ready:
-                proc.kill()
+            if ready:
+                self.workers.append(proc)
+                worker.watch(loop, proc, self.log)
+            else:
+                worker.stop([proc])
                 self.log(f"HTTPS worker {proc.pid} did not start")
 
     async def _close_listeners(self) -> None:

@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from msi_cli.store.statefile import StateFile
 READY = b"ready\n"
 START_TIMEOUT = 30.0  # seconds a worker may take to start accepting
 STOP_TIMEOUT = 5.0  # seconds a worker may take to stop after SIGTERM, before SIGKILL
+_stopping: set[int] = set()  # workers `stop` ended: their exit is no news
 
 
 def default_count() -> int:
@@ -69,9 +71,28 @@ def wait_ready(proc: subprocess.Popen[bytes]) -> bool:
     return line == READY
 
 
+def watch(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], log: Callable[[str], None]) -> None:
+    """Log (and reap) the worker when it exits before `stop`: the other processes keep answering."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): the exit shows at stop only
+        return
+
+    def exited() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        code = proc.poll()
+        if code is not None and proc.pid not in _stopping:
+            how = f"signal {-code}" if code < 0 else f"status {code}"
+            log(f"HTTPS worker {proc.pid} exited ({how}); the other processes still answer HTTPS")
+
+    loop.add_reader(pidfd, exited)
+
+
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM every worker, then wait for each (SIGKILL past STOP_TIMEOUT); never raises."""
     for proc in procs:
+        _stopping.add(proc.pid)  # `watch` logs no exit then
         if proc.poll() is None:
             try:
                 proc.terminate()
