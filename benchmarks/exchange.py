@@ -13,7 +13,11 @@ AZURE_FEDERATED_TOKEN_FILE (read once: clients reuse it, as azure-identity does 
 Clients trust msi's CA only (NODE_EXTRA_CA_CERTS). Every answer is checked (200 and an
 access_token), and one token is verified with `msi verify` before the load starts.
 
-Usage: python benchmarks/exchange.py [--clients 8] [--seconds 3] [--runs 1] [--threads]
+`msi serve` runs as a user starts it: its HTTPS port answered by one process per CPU (at most 4:
+`--https-workers`); the count is printed, and the server's CPU time is that of all of them.
+`--https-workers N` here passes N on (1: a single process, for comparison).
+
+Usage: python benchmarks/exchange.py [--clients 8] [--seconds 3] [--runs 1] [--threads] [--https-workers N]
 """
 
 from __future__ import annotations
@@ -107,22 +111,40 @@ def _own_cpu() -> float:
     return total
 
 
+def workers(pid: int) -> list[int]:
+    """The child processes of `msi serve` (its HTTPS workers), from /proc."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def server_cpu(pid: int) -> float:
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in workers(pid))
+
+
 def measure(proc: subprocess.Popen, fn) -> tuple[dict, tuple[float, float]]:
     """Run `fn()` (a load returning a dict with "n"); also the CPU microseconds per operation of the
-    server and of the clients: on 2 shared cores both come out of the same budget."""
-    cpu, own = cpu_seconds(proc.pid), _own_cpu()
+    server (all its processes) and of the clients: on 2 shared cores both come out of the same budget."""
+    cpu, own = server_cpu(proc.pid), _own_cpu()
     r = fn()
     n = max(1, r["n"])
-    return r, ((cpu_seconds(proc.pid) - cpu) / n * 1e6, (_own_cpu() - own) / n * 1e6)
+    return r, ((server_cpu(proc.pid) - cpu) / n * 1e6, (_own_cpu() - own) / n * 1e6)
 
 
-def one_run(msi: list[str], args) -> tuple[list[tuple], str, str]:
+def one_run(msi: list[str], args) -> tuple[list[tuple], str, str, int]:
     rows: list[tuple] = []
     with tempfile.TemporaryDirectory() as tmp:
         env = environment(Path(tmp) / "state" / "state.toml")
+        if args.https_workers is not None:
+            env["MSI_SERVE_HTTPS_WORKERS"] = str(args.https_workers)
         set_up(msi, env)
         proc, _http_url, https_url = tls.start_server(msi, env)
         try:
+            processes = 1 + len(workers(proc.pid))
             pod = trust(msi, env)
             ca, tenant = pod["NODE_EXTRA_CA_CERTS"], pod["AZURE_TENANT_ID"]
             assertion = Path(pod["AZURE_FEDERATED_TOKEN_FILE"]).read_text().strip()
@@ -156,7 +178,7 @@ def one_run(msi: list[str], args) -> tuple[list[tuple], str, str]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return rows, https_url, token_path
+    return rows, https_url, token_path, processes
 
 
 def _renamed(r: dict) -> dict:
@@ -182,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measured case")
     parser.add_argument("--runs", type=int, default=1, help="fresh state and server per run; medians are printed")
     parser.add_argument("--threads", action="store_true", help="clients as threads of one process")
+    parser.add_argument("--https-workers", type=int, help="msi serve's --https-workers (default: msi's own default)")
     args = parser.parse_args()
     if not 1 <= args.clients <= 64 or not 0 < args.seconds <= 60 or not 1 <= args.runs <= 20:
         parser.error("bounds: 1-64 clients, 0-60 seconds, 1-20 runs")
@@ -191,14 +214,14 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     runs = []
     for n in range(args.runs):
-        rows, https_url, token_path = one_run(msi, args)
+        rows, https_url, token_path, processes = one_run(msi, args)
         runs.append(rows)
         if args.runs > 1:
             print(f"run {n + 1}:")
             print(table(rows, headers), flush=True)
     mode = "threads of one process" if args.threads else "processes"
     print(f"msi serve HTTPS at {https_url}{token_path}; {os.cpu_count()} CPUs; {args.clients} clients ({mode}); "
-          f"{args.seconds:g} s per case; TLS {ssl.OPENSSL_VERSION}")
+          f"{args.seconds:g} s per case; TLS {ssl.OPENSSL_VERSION}; HTTPS answered by {processes} msi serve process(es)")
     print(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after: other work on the same CPUs shows in every figure")
     if args.runs > 1:
         print(f"medians of {args.runs} runs (operations and errors summed):")

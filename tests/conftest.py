@@ -189,7 +189,7 @@ def msi_proc(isolated_state: Path):
 # the installed `msi`, `msi serve`, a shell, a client SDK or a pseudo-terminal.
 E2E_FIXTURES = {"msi_proc", "serve", "ep"}
 E2E_MODULES = {"test_e2e", "test_sdk_clients", "test_parallel", "test_serve", "test_serve_abuse_process", "test_tls", "test_arm_az",
-               "test_confirm"}
+               "test_confirm", "test_serve_workers"}
 _STARTS_A_PROCESS = ("subprocess.", "Popen", "openpty", "pty.fork", "msi_executable(")
 
 

@@ -60,6 +60,7 @@ def serve(
                           "throttle also takes rps=N and concurrent=N. TARGET: resource name or id, or '*'."),
     ] = None,
     request_timeout: Annotated[float, typer.Option("--request-timeout", envvar="MSI_SERVE_TIMEOUT", min=0.1, help="Seconds a client may take to send a request (also the keep-alive idle limit).")] = 10.0,
+    https_workers: Annotated[Optional[int], typer.Option("--https-workers", envvar="MSI_SERVE_HTTPS_WORKERS", min=1, max=16, metavar="N", help="Processes answering the HTTPS port (Entra's token exchange signs on one CPU each); default one per CPU, at most 4; 1 keeps everything in this process.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every request to stderr (errors are always logged).")] = False,
 ) -> None:
     """Serve tokens to unmodified Azure SDK clients: every resource in the state gets its host's
@@ -80,7 +81,12 @@ def serve(
     sf = state_file(ctx)
     if any(spec.target != "*" for spec in parsed):
         _check_fault_targets(sf.read(), parsed)
-    server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose, https_port=https_port)
+    if https_workers is None:
+        from msi_cli.server.worker import default_count
+
+        https_workers = default_count()
+    server = Server(sf, host, port, parsed, request_timeout=request_timeout, verbose=verbose, https_port=https_port,
+                    https_workers=https_workers)
     if host not in ("127.0.0.1", "::1", "localhost"):
         _note(f"warning: listening on {host}: any machine that reaches it can take this state's tokens")
 
@@ -89,6 +95,9 @@ def serve(
         assert setup is not None  # serve always starts the HTTPS listener (--https-port is a number) before ready()
         _note(f"listening on {url} (IMDS, App Service) and {server.https_url} (Entra discovery and keys, Resource Manager) "
               f"for state {sf.path} (Ctrl-C to stop)")
+        if server.workers:
+            pids = ", ".join(str(proc.pid) for proc in server.workers)
+            _note(f"HTTPS answered by {len(server.workers) + 1} processes (this one and workers {pids})")
         if setup.ca_created:
             _note(f"made a local certificate authority: {setup.ca_path} (msi tls show)")
         if not setup.roots_source:

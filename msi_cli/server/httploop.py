@@ -108,12 +108,20 @@ class HttpServer:
         self.chunk = memoryview(bytearray(READ_SIZE))  # what the loop reads into (one loop, one read at a time)
         self._pumping = False
 
-    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> tuple[str, int]:
-        """Listen (TLS when given an `ssl.SSLContext`); returns the bound address."""
+    async def start(self, host: str | None, port: int | None, *, ssl: SSLContext | None = None,
+                    sock: socket.socket | None = None) -> tuple[str, int]:
+        """Listen (TLS when given an `ssl.SSLContext`), or accept on `sock`, a listening socket
+        another process bound (an HTTPS worker); returns the bound address."""
         self.loop = asyncio.get_running_loop()
         self.max_connections = connection_budget(self.max_connections, self.open_files)
-        self._server = await self.loop.create_server(lambda: Connection(self), host, port, backlog=ACCEPT_BURST, ssl=ssl,
-                                                     ssl_handshake_timeout=self.timeout if ssl is not None else None)
+        handshake = self.timeout if ssl is not None else None
+        if sock is not None:
+            self._server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=ACCEPT_BURST, ssl=ssl,
+                                                         ssl_handshake_timeout=handshake)
+        else:
+            assert port is not None  # a port to bind when no socket is given
+            self._server = await self.loop.create_server(lambda: Connection(self), host, port, backlog=ACCEPT_BURST, ssl=ssl,
+                                                         ssl_handshake_timeout=handshake)
         for sock in self._server.sockets:  # asyncio accepts `backlog` at a time: keep that small, the queue long
             try:
                 listener = socket.socket(fileno=os.dup(sock.fileno()))

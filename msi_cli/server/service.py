@@ -8,6 +8,7 @@ import asyncio
 import functools
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,13 +34,18 @@ class Server:
     def __init__(self, sf: StateFile, host: str = "127.0.0.1", port: int = 0, faults: list[Fault] | None = None,
                  request_timeout: float = REQUEST_TIMEOUT, verbose: bool = False,
                  log: Callable[[str], None] | None = None, https_port: int | None = None,
-                 clock: TimeSource = REAL, open_files: int | None = None) -> None:
+                 clock: TimeSource = REAL, open_files: int | None = None, https_workers: int = 1) -> None:
         """`open_files`: the open-file limit the connections must fit in (tests); by default the
-        process's RLIMIT_NOFILE, raised toward what the connections need."""
+        process's RLIMIT_NOFILE, raised toward what the connections need. `https_workers`: the
+        processes answering the HTTPS listener, this one included (see `server/worker.py`)."""
         self.sf = sf
         self.host = host
         self.port = port
         self.https_port = https_port  # None: no HTTPS listener
+        self.https_workers = https_workers
+        self.request_timeout = request_timeout
+        self.verbose = verbose
+        self.workers: list[subprocess.Popen[bytes]] = []  # the other processes answering HTTPS
         self.log = ServerLog(log or _stderr)  # escaped, bounded, repeated lines summed up
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="msi-serve")
         self.key = runfile.new_key()
@@ -79,6 +85,10 @@ class Server:
             runfile.write(self.sf.server_path, self._record)
         except BaseException:
             await self._close_listeners()
+            if self.workers:
+                from msi_cli.server import worker
+
+                worker.stop(self.workers)
             raise
         self._projections = asyncio.get_running_loop().create_task(entra.keep_fresh(self.app))  # projected token files
         return self.url
@@ -95,6 +105,32 @@ class Server:
             raise MsiError(f"cannot listen on {self.host}:{self.https_port}: {exc.strerror or exc}",
                            hint="choose another --https-port, or 0 for a free one") from None
         self.https_url = self.app.https_url = runfile.client_url(host, port, "https")
+        if self.https_workers > 1:
+            await self._start_workers(setup)
+
+    async def _start_workers(self, setup: Setup) -> None:
+        """Start the HTTPS workers on the listening socket and wait until each accepts; one
+        that fails to start is reported and left out (this process still answers)."""
+        from msi_cli.server import worker
+
+        assert self.https is not None and self.https._server is not None  # the HTTPS listener is up
+        fd = self.https._server.sockets[0].fileno()
+        loop = asyncio.get_running_loop()
+        for _ in range(self.https_workers - 1):
+            self.workers.append(worker.start(fd, self.sf, self.key, self.url, self.https_url, setup.cert_path,
+                                             setup.key_path, self.request_timeout, self.verbose))
+        started, self.workers = self.workers, []
+        for proc in started:
+            try:
+                ready = await asyncio.wait_for(loop.run_in_executor(self.pool, worker.wait_ready, proc), worker.START_TIMEOUT)
+            except TimeoutError:
+                ready = False
+            if ready:
+                self.workers.append(proc)
+                worker.watch(loop, proc, self.log)
+            else:
+                worker.stop([proc])
+                self.log(f"HTTPS worker {proc.pid} did not start")
 
     async def _close_listeners(self) -> None:
         try:
@@ -109,6 +145,10 @@ class Server:
         try:
             await self._close_listeners()
         finally:
+            if self.workers:
+                from msi_cli.server import worker
+
+                worker.stop(self.workers)
             self.log.flush()
             runfile.remove(self.sf.server_path, os.getpid())
             self.pool.shutdown(wait=False, cancel_futures=True)

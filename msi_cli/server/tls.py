@@ -21,6 +21,8 @@ class Setup:
     ca_created: bool  # the CA was made by this start (clients must be told to trust it)
     ca_path: Path
     roots_source: str  # where REQUESTS_CA_BUNDLE's public roots came from; '' when none were found
+    cert_path: Path  # the server certificate and its key, on disk (0600): HTTPS workers load them
+    key_path: Path
 
 
 def hosts_for(bind: str) -> list[str]:
@@ -38,8 +40,13 @@ def server_setup(private: Path, bind: str, now: int) -> Setup:
     key, cert, ca_cert = ca.issue(hosts_for(bind), now, SERVE_DAYS)
     cert_path, key_path = ca.write_server(key, cert)
     source = ca.write_bundles(ca_cert)
+    return Setup(server_context(cert_path, key_path), created, ca.paths.cert, source, cert_path, key_path)
+
+
+def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    """The listener's context, from the certificate `server_setup` wrote (also what workers load)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["http/1.1"])
     context.load_cert_chain(cert_path, key_path)
-    return Setup(context, created, ca.paths.cert, source)
+    return context
