@@ -41,6 +41,15 @@ def run_msi(msi: list[str], env: dict, *args: str) -> str:
     return proc.stdout
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a served `msi serve` as Ctrl-C would, killing it if it has not gone in 10 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def start_server(msi: list[str], env: dict) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([*msi, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
@@ -183,11 +192,7 @@ def main() -> None:
             measure("IMDS fresh token (mint)", target, version, None,
                     lambda n: [f"https://bench{n}x{i}.vault.azure.net" for i in range(per)])
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     mode = "threads of one process" if args.threads else "processes"
     print(f"msi serve at {url}; {os.cpu_count()} CPUs; {args.clients} clients ({mode}), one persistent connection each")
     print(table(rows, ("case", "clients", "requests", "req/s", "p50 ms", "p99 ms", "server CPU us/req", "errors")))

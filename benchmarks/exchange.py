@@ -28,7 +28,6 @@ import http.client
 import json
 import os
 import resource
-import signal
 import ssl
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import endpoint
 import tls
 from _timing import environment, msi_command, precompile, table
-from endpoint import cpu_seconds, run_msi
+from endpoint import cpu_seconds, run_msi, stop_server
 
 VAULT = "https://vault.azure.net"
 SUBJECT = "system:serviceaccount:payments:api"
@@ -173,11 +172,7 @@ def one_run(msi: list[str], args) -> tuple[list[tuple], str, str, int]:
             r, cpu = measure(proc, lambda: tls.load(tls.handshakes, https_url, keys_path, ca, args.clients, args.seconds, args.threads))
             rows.append(row("TLS handshake + GET keys + close", "new HTTPS each", r, cpu))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     return rows, https_url, token_path, processes
 
 

@@ -25,7 +25,6 @@ import os
 import re
 import resource
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import environment, msi_command, precompile, table
-from endpoint import VAULT, imds_target, run_msi
+from endpoint import VAULT, imds_target, run_msi, stop_server
 
 _MORE = re.compile(rb"\.\.\. and (\d+) more like this")
 MAX_PROBES = 20000  # per probe run, whatever the duration
@@ -273,11 +272,7 @@ def main() -> None:
             measure(f"{args.idle} idle sockets", ("idle", addr, args.idle))
             measure(f"{args.floods} pipelining floods", ("flood", addr, args.floods, refused * 500))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     files = f"; server open-file limit {args.server_files}" if args.server_files else ""
     print(f"msi serve at {url}; {os.cpu_count()} CPUs; one well-behaved client (valid IMDS cache hits) "
           f"against an attacker process; {args.seconds:g} s per row{files}")

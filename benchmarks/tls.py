@@ -14,7 +14,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import ssl
 import statistics
@@ -29,7 +28,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import environment, msi_command, precompile, table
-from endpoint import cpu_seconds, run_msi
+from endpoint import cpu_seconds, run_msi, stop_server
 
 
 def start_server(msi: list[str], env: dict) -> tuple[subprocess.Popen, str, str]:
@@ -148,11 +147,7 @@ def main() -> None:
                 rows.append((label, args.clients, r["n"], f"{r['rate']:.0f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}",
                              f"{per_op:.0f}", r["errors"]))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     mode = "threads of one process" if args.threads else "processes"
     print(f"msi serve HTTPS at {https_url} (JWKS, {len(path)}-char path); {os.cpu_count()} CPUs; "
           f"{args.clients} clients ({mode}); TLS {ssl.OPENSSL_VERSION}")
