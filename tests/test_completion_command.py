@@ -114,7 +114,8 @@ def test_zsh_script_works_from_a_plain_zshrc(world, isolated_state, tmp_path):
     exe = msi_executable()
     bin_dir = Path(exe[0]).parent if len(exe) == 1 else Path(sys.executable).parent
     env = {"HOME": str(home), "ZDOTDIR": str(home), "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "TERM": "xterm",
-           "MSI_STATE": str(isolated_state), "COLUMNS": "200"}
+           "MSI_STATE": str(isolated_state), "COLUMNS": "200",
+           "PS1": "msi-test-prompt> "}  # zsh's own prompt ends in `#` for root and `%` otherwise
     install = subprocess.run([*exe, "completion", "zsh", "--install"], env=env, capture_output=True, text=True, timeout=60)
     assert install.returncode == 0, install.stderr
     assert "compinit" not in (home / ".zshrc").read_text()  # a plain .zshrc: the script runs compinit itself
@@ -136,7 +137,7 @@ def test_zsh_script_works_from_a_plain_zshrc(world, isolated_state, tmp_path):
         return out
 
     try:
-        read_until(b"%", 30)  # the prompt
+        read_until(b"msi-test-prompt> ", 30)  # the prompt, once .zshrc has run
         os.write(fd, b"msi show w\t")
         line = read_until(b"web1", 30)
         assert b"web1" in line, line
