@@ -1,6 +1,5 @@
 """`msi clock`: the simulated clock every timestamp comes from."""
 
-from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,7 +24,7 @@ clock_app = typer.Typer(
 app.add_typer(clock_app, name="clock")
 
 
-def _change(sf: StateFile, offset_of: Callable[[Ctx], int]) -> dict[str, Any]:
+def _change(sf: "StateFile", offset_of: "Callable[[Ctx], int]") -> dict[str, Any]:
     from msi_cli.core import timeline
 
     with sf.transaction() as ctx:
@@ -64,7 +63,7 @@ def set_(
     return _change(sf, _offset_to(parse_instant(time)))
 
 
-def _offset_to(target: int) -> Callable[[Ctx], int]:
+def _offset_to(target: int) -> "Callable[[Ctx], int]":
     """The offset that makes simulated time `target` now (ctx.now is simulated: minus the offset, real)."""
     return lambda ctx: target - (ctx.now - ctx.state.clock_offset)
 

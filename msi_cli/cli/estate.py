@@ -1,7 +1,6 @@
 """Estates: `apply` a file that declares a whole simulated Azure, `export` the state as one, and
 `import az` what `az ... -o json` printed."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

@@ -1,7 +1,6 @@
 """Commands for workload identity federation: federated credentials (`msi federation`), the
 external issuers msi plays (`msi issuer`) and their tokens (`msi oidc-token`)."""
 
-from __future__ import annotations
 
 import sys
 from enum import Enum
@@ -42,7 +41,7 @@ class IssuerKind(str, Enum):
     generic = "generic"
 
 
-def _identity(state: State, ref: str, resource_group: str | None, subscription: str | None) -> Identity:
+def _identity(state: "State", ref: str, resource_group: str | None, subscription: str | None) -> "Identity":
     from msi_cli.core import lookup
     from msi_cli.errors import MsiError, NotFound
 
@@ -60,13 +59,13 @@ def _identity(state: State, ref: str, resource_group: str | None, subscription: 
         ) from None
 
 
-def _read(sf: StateFile, identity: str, resource_group: str | None, subscription: str | None) -> tuple[State, Identity]:
+def _read(sf: "StateFile", identity: str, resource_group: str | None, subscription: str | None) -> "tuple[State, Identity]":
     """The state and the user-assigned identity named on the command line."""
     state = sf.read()
     return state, _identity(state, identity, resource_group, subscription)
 
 
-def published_base(sf: StateFile) -> str | None:
+def published_base(sf: "StateFile") -> str | None:
     """Where the running `msi serve` publishes issuers: its HTTPS address when the run file
     records one, else its base URL; None when no server runs."""
     from msi_cli.server import runfile
@@ -77,7 +76,7 @@ def published_base(sf: StateFile) -> str | None:
     return https_url(sf) or record.url
 
 
-def https_url(sf: StateFile) -> str | None:
+def https_url(sf: "StateFile") -> str | None:
     """The HTTPS address the running server recorded, if any. Read defensively: the run file's
     HTTPS field is written by the TLS part of `msi serve` (the seam between the two)."""
     import json
@@ -276,7 +275,7 @@ def _mode(workload: bool, subject: str | None, github: str | None, kubernetes: s
     return "generic", subject
 
 
-def workload_variables(sf: StateFile, record: RunRecord, identity_ref: str, workload: bool, issuer_name: str | None, subject: str | None,
+def workload_variables(sf: "StateFile", record: "RunRecord", identity_ref: str, workload: bool, issuer_name: str | None, subject: str | None,
                        github: str | None, kubernetes: str | None, resource_group: str | None, subscription: str | None) -> dict[str, str]:
     """What WorkloadIdentityCredential (and ManagedIdentityCredential's workload mode) read, with a
     token file that `msi serve` keeps fresh; for --github also the job's token request pair."""

@@ -1,6 +1,5 @@
 """Commands that read: show (one object in az's shape) and list."""
 
-from __future__ import annotations
 
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -171,13 +170,13 @@ def list_(
     return Result(data, table=lambda: [{**item, USER_CELL: _user_cell(state, item)} for item in data])
 
 
-def _principal_name(state: State, assignment: dict[str, Any]) -> str:
+def _principal_name(state: "State", assignment: dict[str, Any]) -> str:
     """A role assignment's principal by its display name (the identity's name); "" once gone."""
     sp = state.principals.get(str(assignment.get("principalId") or ""))
     return sp.display_name if sp is not None else ""
 
 
-def _user_cell(state: State, item: dict[str, Any]) -> str:
+def _user_cell(state: "State", item: dict[str, Any]) -> str:
     """The user-assigned identities of a resource, by name; a deleted identity's entry (dangling)
     is marked, as it gets no token until removed."""
     entries = (item.get("identity") or {}).get("userAssignedIdentities") or {}

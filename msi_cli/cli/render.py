@@ -237,7 +237,7 @@ def _yaml(data: Any) -> str:
 # DEL, C1 controls and bidi marks, written as \u escapes in JSON (the same value, nothing that can
 # steer a terminal); found with one regular-expression scan (str.translate with a dict is ~50x slower
 # on a large document such as a long `msi log -o json`)
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_JSON_UNSAFE = "[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"  # compiled when first used
 
 
 def _json_escape(match: re.Match[str]) -> str:
@@ -258,7 +258,7 @@ def emit(data: Any, output: Output, columns: Columns | None = None, title: str |
     if output in (Output.json, Output.jsonc):
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
         if not text.isascii():
-            text = _JSON_UNSAFE.sub(_json_escape, text)
+            text = re.sub(_JSON_UNSAFE, _json_escape, text)
         if output is Output.jsonc and for_people():
             from msi_cli.cli import terminal
 

@@ -1,6 +1,5 @@
 """Commands for the local token endpoint: serve, env."""
 
-from __future__ import annotations
 
 import os
 import shlex
@@ -117,7 +116,7 @@ def serve(
         raise typer.Exit(130)
 
 
-def _check_fault_targets(state: State, parsed: list[Fault]) -> None:
+def _check_fault_targets(state: "State", parsed: "list[Fault]") -> None:
     """A fault must name a resource that exists (by name or id), or '*': a typo would otherwise
     inject nothing, silently."""
     from msi_cli.core import lookup
@@ -254,7 +253,7 @@ def env(
     return Result(variables, table=lambda: (variables, commands))
 
 
-def _host_variables(sf: StateFile, record: RunRecord, resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
+def _host_variables(sf: "StateFile", record: "RunRecord", resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
     """The variables of the resource's managed identity host (IMDS or App Service)."""
     from msi_cli.core import lookup
     from msi_cli.errors import MsiError

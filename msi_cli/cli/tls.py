@@ -1,6 +1,5 @@
 """`msi tls`: msi's local certificate authority, and server certificates for local emulators."""
 
-from __future__ import annotations
 
 import os
 from pathlib import Path
@@ -24,13 +23,13 @@ app.add_typer(tls_app, name="tls")
 CERT_FILE, KEY_FILE, CA_FILE = "cert.pem", "key.pem", "ca.pem"
 
 
-def _authority(sf: StateFile) -> LocalCA:
+def _authority(sf: "StateFile") -> "LocalCA":
     from msi_cli.store.ca import LocalCA
 
     return LocalCA(sf.private)
 
 
-def _made(ca: LocalCA, created: bool) -> None:
+def _made(ca: "LocalCA", created: bool) -> None:
     if created:
         note(f"made a local certificate authority: {ca.paths.cert}")
 

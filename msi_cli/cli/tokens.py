@@ -1,6 +1,5 @@
 """Commands for credentials and tokens: token, verify, jwks."""
 
-from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -38,7 +37,7 @@ ObjectIdOpt = Annotated[Optional[str], typer.Option("--object-id", help="Select 
 ResIdOpt = Annotated[Optional[str], typer.Option("--msi-res-id", "--mi-res-id", help="Select a user-assigned identity by resource id.")]
 
 
-def selector(client_id: str | None, object_id: str | None, msi_res_id: str | None) -> Selector:
+def selector(client_id: str | None, object_id: str | None, msi_res_id: str | None) -> "Selector":
     from msi_cli.core.tokens import Selector
     from msi_cli.errors import InvalidArgument
 

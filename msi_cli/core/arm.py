@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-import uuid
 from dataclasses import dataclass
 
 from msi_cli.errors import InvalidArgument, InvalidName
@@ -74,21 +73,21 @@ RESOURCE_TYPES: dict[str, ResourceType] = _ResourceTypes({
 })
 
 IDENTITY_ARM_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
-_IDENTITY_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}")
+# The rules are compiled when first used (re keeps them): a command that validates no name, as every
+# read does, compiles none of them.
+_IDENTITY_RULE = r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}"
 _IDENTITY_HELP = "3-128 characters: letters, digits, '-' and '_', starting with a letter or digit"
-_RG_RULE = re.compile(r"[-\w._()]{0,89}[-\w_()]", re.UNICODE)
-_LOCATION_RULE = re.compile(r"[a-z][a-z0-9]{1,39}")
-_GUID_RULE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-_COMPILED = {key: re.compile(t.name_rule) for key, t in RESOURCE_TYPES.items()}
-_PLAIN_TYPE_RULE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)+/[A-Za-z][A-Za-z0-9_-]*")
+_RG_RULE = r"[-\w._()]{0,89}[-\w_()]"
+_LOCATION_RULE = r"[a-z][a-z0-9]{1,39}"
+_GUID_RULE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_PLAIN_TYPE_RULE = r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)+/[A-Za-z][A-Za-z0-9_-]*"
 _PLAIN_NAME_RULE = r"[^/\\?#\x00-\x1f\x7f]{1,260}"
 _MODELLED_ARM_TYPES = {t.arm_type.lower() for t in RESOURCE_TYPES.values()} | {IDENTITY_ARM_TYPE.lower()}
 
 
 def is_plain_type(value: str) -> bool:
     """An ARM type msi does not model (`Microsoft.Sql/servers`): kept as a plain resource."""
-    return _PLAIN_TYPE_RULE.fullmatch(value) is not None and value.lower() not in _MODELLED_ARM_TYPES
+    return re.fullmatch(_PLAIN_TYPE_RULE, value) is not None and value.lower() not in _MODELLED_ARM_TYPES
 
 
 @functools.lru_cache(maxsize=256)
@@ -107,27 +106,28 @@ def resource_type(key: str) -> ResourceType:
 
 
 def new_guid() -> str:
+    import uuid
+
     return str(uuid.uuid4())
 
 
 def is_guid(value: str) -> bool:
-    return _GUID_RULE.fullmatch(value) is not None
+    return re.fullmatch(_GUID_RULE, value) is not None
 
 
 def validate_resource_name(type_key: str, name: str) -> None:
     rtype = resource_type(type_key)
-    rule = _COMPILED.get(type_key) or re.compile(rtype.name_rule)
-    if not rule.fullmatch(name):
+    if not re.fullmatch(rtype.name_rule, name):
         raise InvalidName(f"invalid {rtype.label} name '{name}': {rtype.name_help}")
 
 
 def validate_identity_name(name: str) -> None:
-    if not _IDENTITY_RULE.fullmatch(name):
+    if not re.fullmatch(_IDENTITY_RULE, name):
         raise InvalidName(f"invalid user-assigned identity name '{name}': {_IDENTITY_HELP}")
 
 
 def validate_resource_group(name: str) -> None:
-    if not _RG_RULE.fullmatch(name):
+    if not re.fullmatch(_RG_RULE, name):
         raise InvalidName(
             f"invalid resource group name '{name}': 1-90 characters: letters, digits, '_', '-', "
             "'.', '(' and ')', not ending with '.'"
@@ -135,17 +135,17 @@ def validate_resource_group(name: str) -> None:
 
 
 def validate_location(name: str) -> None:
-    if not _LOCATION_RULE.fullmatch(name):
+    if not re.fullmatch(_LOCATION_RULE, name):
         raise InvalidName(f"invalid location '{name}': use a region name such as eastus or westeurope")
 
 
 # Characters no name may hold: controls (C0, DEL, C1), lone surrogates (bytes that were not UTF-8
 # on the command line or in the state file) and the invisible bidi/line-separator characters.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_UNPRINTABLE = "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"
 
 
 def validate_display_name(what: str, name: str, limit: int) -> None:
-    if not name.strip() or len(name) > limit or _UNPRINTABLE.search(name):
+    if not name.strip() or len(name) > limit or re.search(_UNPRINTABLE, name):
         raise InvalidName(f"invalid {what} name '{name}': 1-{limit} printable characters (UTF-8 text, no control characters)")
 
 
@@ -176,16 +176,15 @@ class ParsedId:
         return self.subscription_id.lower()
 
 
-_ID_RULE = re.compile(
-    r"/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/(?P<rg>[^/]+)"
-    r"(?:/providers/(?P<ns>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+))?)?/?",
-    re.IGNORECASE,
+_ID_RULE = (
+    r"(?i)/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/(?P<rg>[^/]+)"
+    r"(?:/providers/(?P<ns>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+))?)?/?"
 )
 
 
 def parse_id(value: str) -> ParsedId | None:
     """Split an ARM id (subscription, resource group or resource scope); None if it is not one."""
-    m = _ID_RULE.fullmatch(value)
+    m = re.fullmatch(_ID_RULE, value)
     if not m:
         return None
     arm_type = f"{m['ns']}/{m['type']}" if m["ns"] else None

@@ -13,7 +13,7 @@ from datetime import datetime, UTC
 from msi_cli.errors import InvalidArgument
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+)([smhdw])")
+_DURATION = r"(\d+)([smhdw])"  # compiled when first used
 DAY = 86400
 # Simulated time stays between these: outside, dates do not fit the formats (certificates, ISO 8601
 # with four-digit years); the upper bound is a year short of 9000 so certificates and keys made then fit.
@@ -39,7 +39,7 @@ def parse_duration(text: str) -> int:
     sign = 1
     if body.startswith("-"):
         sign, body = -1, body[1:]
-    parts = _DURATION.findall(body)
+    parts = re.findall(_DURATION, body)
     if not body or "".join(n + u for n, u in parts) != body:
         raise InvalidArgument(f"invalid duration '{text}'", hint="use a number with a unit s, m, h, d or w, e.g. 45d or 1h30m")
     return sign * sum(int(n) * _UNITS[u] for n, u in parts)

@@ -11,7 +11,6 @@ more.
 from __future__ import annotations
 
 import functools
-import re
 import typing
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
@@ -49,7 +48,7 @@ def _text(what: str, limit: int) -> Read:
     return lambda r, key: r.text(key, what, limit)
 
 
-def _matching(pattern: re.Pattern[str]) -> Read:
+def _matching(pattern: str) -> Read:
     return lambda r, key: r.string(key, pattern)
 
 

@@ -19,7 +19,7 @@ Doc = dict[str, Any]
 # Where a value sits in a document: keys and array indexes, ("resources", 3, "type").
 DocPath = tuple[str | int, ...]
 
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
+_ISO = r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z"  # patterns are compiled when first used
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # Simulated time stays between these instants: every date msi writes (certificates run 90 days
 # past now) must still be a valid X.509 and JWT time, and a 64-bit time_t.
@@ -29,8 +29,8 @@ LATEST = 221845392000  # 9000-01-01T00:00:00Z: no stored time may reach it
 # 8999-01-01T00:00:00Z (a constant: parsing it at import would cost every command the strptime import).
 LATEST_NOW = 221813856000
 
-KID = re.compile(r"[A-Za-z0-9_-]{27}")  # a signing or issuer key's kid (base64url SHA-1)
-THUMBPRINT = re.compile(r"[0-9A-F]{40}")  # an identity certificate's thumbprint (hex SHA-1)
+KID = r"[A-Za-z0-9_-]{27}"  # a signing or issuer key's kid (base64url SHA-1)
+THUMBPRINT = r"[0-9A-F]{40}"  # an identity certificate's thumbprint (hex SHA-1)
 UNPRINTABLE = arm._UNPRINTABLE
 
 
@@ -46,7 +46,7 @@ class InvalidDocument(Exception):
 def valid_instant(value: str) -> bool:
     """An ISO instant as msi writes it that names a real second (no 30 February, no hour 24),
     between 1970 and 9000."""
-    m = _ISO.fullmatch(value)
+    m = re.fullmatch(_ISO, value)
     if m is None:
         return False
     year, month, day, hour, minute, second = map(int, m.groups())
@@ -63,11 +63,11 @@ def shown(value: str) -> str:
 
 def arm_id(value: str) -> bool:
     """A printable ARM id (subscription, resource group or resource scope)."""
-    return arm.parse_id(value) is not None and not UNPRINTABLE.search(value)
+    return arm.parse_id(value) is not None and not re.search(UNPRINTABLE, value)
 
 
 def alternative_name(value: str) -> bool:
-    return 0 < len(value) <= 1024 and not UNPRINTABLE.search(value)
+    return 0 < len(value) <= 1024 and not re.search(UNPRINTABLE, value)
 
 
 class Reader:
@@ -87,11 +87,11 @@ class Reader:
         """The error for the value at `key` of this record."""
         return InvalidDocument(self.path + (key,), message)
 
-    def string(self, key: str, pattern: re.Pattern[str] | None = None) -> str:
+    def string(self, key: str, pattern: str | None = None) -> str:
         value = self.rec.get(key)
         if not isinstance(value, str):
             raise self.fail(key, f"'{key}' must be a string" if key in self.rec else f"'{key}' is missing")
-        if pattern is not None and not pattern.fullmatch(value):
+        if pattern is not None and not re.fullmatch(pattern, value):
             raise self.fail(key, f"'{key}' has an invalid value '{shown(value)}'")
         return value
 
