@@ -6,7 +6,7 @@ in the state file, and survive a TOML round trip unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msi_cli.core.datatype import field, record
 
 from msi_cli.core import arm
 
@@ -16,7 +16,7 @@ SYSTEM = "SystemAssigned"
 USER = "UserAssigned"
 
 
-@dataclass(slots=True)
+@record
 class SigningKey:
     """A tenant's token-signing key. Its private part lives in the key store, never here."""
 
@@ -26,7 +26,7 @@ class SigningKey:
     published_until: str  # kept in the JWKS until then, so older tokens still verify
 
 
-@dataclass(slots=True)
+@record
 class Tenant:
     id: str
     name: str
@@ -34,7 +34,7 @@ class Tenant:
     signing_keys: list[SigningKey] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@record
 class Subscription:
     id: str
     name: str
@@ -42,7 +42,7 @@ class Subscription:
     created: str
 
 
-@dataclass(slots=True)
+@record
 class UserAssignment:
     """A user-assigned identity as a resource recorded it when it was attached (an entry of ARM's
     `identity.userAssignedIdentities`). Deleting the identity does not remove it: the entry then
@@ -53,7 +53,7 @@ class UserAssignment:
     client_id: str
 
 
-@dataclass(slots=True)
+@record
 class ResourceGroup:
     """A resource group: a named container in a subscription, with the location its metadata lives in."""
 
@@ -67,7 +67,7 @@ class ResourceGroup:
         return arm.resource_group_scope(self.subscription_id, self.name)
 
 
-@dataclass(slots=True)
+@record
 class Resource:
     name: str
     type: str  # key into arm.RESOURCE_TYPES
@@ -92,7 +92,7 @@ class Resource:
         return arm.resource_id(self.subscription_id, self.resource_group, self.rtype.arm_type, self.name)
 
 
-@dataclass(slots=True)
+@record
 class Identity:
     """A managed identity: the object MSRP keeps for a resource (system) or on its own (user)."""
 
@@ -108,7 +108,7 @@ class Identity:
     created: str
 
 
-@dataclass(slots=True)
+@record
 class KeyCredential:
     """A certificate MSRP issued to an identity, as its service principal lists it."""
 
@@ -118,7 +118,7 @@ class KeyCredential:
     end: str
 
 
-@dataclass(slots=True)
+@record
 class ServicePrincipal:
     id: str  # the identity's principalId (object id)
     app_id: str  # the identity's clientId
@@ -128,7 +128,7 @@ class ServicePrincipal:
     key_credentials: list[KeyCredential] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@record
 class DeletedPrincipal:
     """A deleted identity's service principal, kept (soft-deleted) for 30 days: visible, never
     restored."""
@@ -141,7 +141,7 @@ class DeletedPrincipal:
     deleted: str
 
 
-@dataclass(slots=True)
+@record
 class RoleAssignment:
     id: str  # GUID, the last segment of the assignment's ARM id
     principal_id: str
@@ -150,7 +150,7 @@ class RoleAssignment:
     created: str
 
 
-@dataclass(slots=True)
+@record
 class FederatedCredential:
     """A federated identity credential on a user-assigned identity: Entra trusts tokens from
     `issuer` whose `sub` is `subject` and `aud` is the one audience, for that identity."""
@@ -163,7 +163,7 @@ class FederatedCredential:
     created: str
 
 
-@dataclass(slots=True)
+@record
 class Issuer:
     """An external OIDC issuer msi plays (GitHub Actions, a Kubernetes cluster, anything else).
     Its URL depends on where `msi serve` listens, so only the name is kept; its private key lives
@@ -175,7 +175,7 @@ class Issuer:
     created: str
 
 
-@dataclass(slots=True)
+@record
 class State:
     schema: int
     clock_offset: int  # simulated time = real time + this many seconds

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import marshal
 from collections.abc import Callable
-from dataclasses import fields
 from typing import Any
 
+from msi_cli.core.datatype import fields
 from msi_cli.core.model import State
 from msi_cli.store import records, rows
 
@@ -21,7 +21,7 @@ Row = rows.Row
 # record's text ends, counted from the collection's first byte (None for a hand-edited file).
 Table = tuple[list[tuple[str, Row]], list[int] | None]
 
-_FIELDS = tuple(f.name for f in fields(State))
+_FIELDS = fields(State)
 
 
 class LazyState(State):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import typing
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass
 from typing import Any
 
 from msi_cli.core import arm
+from msi_cli.core.datatype import fields, is_record
 from msi_cli.core.model import (
     SYSTEM,
     USER,
@@ -191,18 +191,18 @@ class Plan:
         self.fields: list[tuple[str, str, type | None]] = []
         self.lists: list[tuple[int, type | None]] = []  # list fields: (index, nested class or None)
         reads: list[tuple[str, str, Read]] = []
-        for f in fields(cls):
-            key = renamed.get(f.name, f.name)
-            element = _element(hints[f.name])
-            nested = element if element is not None and is_dataclass(element) else None
-            self.fields.append((f.name, key, nested))
+        for name in fields(cls):
+            key = renamed.get(name, name)
+            element = _element(hints[name])
+            nested = element if element is not None and is_record(element) else None
+            self.fields.append((name, key, nested))
             if element is not None:
                 self.lists.append((len(self.fields) - 1, nested))
-            read = checks.get(f.name) or _default_read(hints[f.name], nested)
-            if FIRST.get(cls) == f.name:
-                reads.insert(0, (f.name, key, read))
+            read = checks.get(name) or _default_read(hints[name], nested)
+            if FIRST.get(cls) == name:
+                reads.insert(0, (name, key, read))
             else:
-                reads.append((f.name, key, read))
+                reads.append((name, key, read))
         self.reads = reads
 
 
@@ -266,7 +266,7 @@ def state_key(obj: Record) -> str:
 def collections() -> dict[str, type]:
     """The state's collections in file order, each with the model class of its objects."""
     hints = typing.get_type_hints(State)
-    return {f.name: typing.get_args(hints[f.name])[1] for f in fields(State) if typing.get_origin(hints[f.name]) is dict}
+    return {name: typing.get_args(hints[name])[1] for name in fields(State) if typing.get_origin(hints[name]) is dict}
 
 
 def check_record(coll: str, rec: object, index: int) -> Record:

@@ -38,23 +38,20 @@ def _row_source(cls: type, var: str, depth: int = 0) -> str:
     return f"({', '.join(parts)},)"
 
 
-def _object_source(cls: type, var: str, depth: int = 0) -> str:
-    """An expression for the `cls` object whose row is named `var`."""
+def _object_source(cls: type) -> str:
+    """A function `build(row)` for the `cls` object whose row it is: the object is made without
+    calling `__init__` (the model's is shared by every class, and slower), its fields set in turn."""
     plan = records.plan(cls)
-    if not plan.lists:
-        return f"{cls.__name__}(*{var})"
     lists = dict(plan.lists)
-    parts = []
-    for n in range(len(plan.fields)):
-        value = f"{var}[{n}]"
-        if n not in lists:
-            parts.append(value)
-        elif (nested := lists[n]) is not None:
-            item = f"e{depth}"
-            parts.append(f"[{_object_source(nested, item, depth + 1)} for {item} in {value}]")
-        else:
-            parts.append(f"list({value})")
-    return f"{cls.__name__}({', '.join(parts)})"
+    lines = ["def build(x):", f"    o = new({cls.__name__})"]
+    targets = [f"o.{name}" if n not in lists else "_" for n, (name, _, _) in enumerate(plan.fields)]
+    lines.append(f"    {', '.join(targets)}, = x")  # the plain fields in one unpacking
+    for n, nested in plan.lists:
+        name = plan.fields[n][0]
+        value = f"[build_{nested.__name__}(e) for e in x[{n}]]" if nested is not None else f"list(x[{n}])"
+        lines.append(f"    o.{name} = {value}")
+    lines.append("    return o")
+    return "\n".join(lines)
 
 
 def _compile(source: str, cls: type) -> Callable[[Any], Any]:
@@ -80,7 +77,13 @@ def row_of(cls: type) -> Callable[[Any], Row]:
 @functools.cache
 def object_of(cls: type) -> Callable[[Row], Any]:
     """The function that turns a row back into a `cls` object."""
-    return _compile(_object_source(cls, "x"), cls)
+    names: dict[str, Any] = {cls.__name__: cls, "new": object.__new__}
+    for _, nested in records.plan(cls).lists:
+        if nested is not None:
+            names[f"build_{nested.__name__}"] = object_of(nested)
+    exec(_object_source(cls), names)  # source built from the model's own field names
+    build: Callable[[Row], Any] = names["build"]
+    return build
 
 
 def collection_rows(coll: str, objects: dict[str, Any]) -> list[tuple[str, Row]]:
