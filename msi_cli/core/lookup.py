@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from msi_cli.core import arm
 from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant, UserAssignment
@@ -125,13 +125,29 @@ def find_user_identity_by_id(state: State, ident: str) -> Identity | None:
     return None
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def named(objects: Mapping[str, N], low: str) -> list[N]:
+    """The objects whose `name` is `low` in any case. A collection that can find them without
+    building the others (the store's LazyCollection, `matching`) is asked to."""
+    matching: Callable[[str, str], list[N]] | None = getattr(objects, "matching", None)
+    if matching is not None:
+        return matching("name", low)
+    return [o for o in objects.values() if o.name.lower() == low]
+
+
 def _resources_named(state: State, name: str, resource_group: str | None, subscription_id: str | None) -> list[Resource]:
     """Resources called `name` (any case), in the group and subscription if given."""
     low, group = name.lower(), resource_group.lower() if resource_group is not None else None
     return [
-        r for r in state.resources.values()
-        if r.name.lower() == low
-        and (group is None or r.resource_group.lower() == group)
+        r for r in named(state.resources, low)
+        if (group is None or r.resource_group.lower() == group)
         and (subscription_id is None or r.subscription_id == subscription_id)
     ]
 
@@ -140,8 +156,8 @@ def _identities_named(state: State, name: str, resource_group: str | None, subsc
     """User-assigned identities called `name` (any case), in the group and subscription if given."""
     low, group = name.lower(), resource_group.lower() if resource_group is not None else None
     out = []
-    for i in user_identities(state):
-        parsed = arm.parse_id(i.resource_id) if i.name.lower() == low else None
+    for i in named(state.identities, low):
+        parsed = arm.parse_id(i.resource_id) if i.kind == USER else None
         if parsed is None:
             continue
         if (group is None or (parsed.resource_group or "").lower() == group) and (

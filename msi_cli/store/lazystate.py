@@ -15,6 +15,7 @@ from typing import Any
 from msi_cli.core.datatype import fields
 from msi_cli.core.model import State
 from msi_cli.store import records, rows
+from msi_cli.store.lazycoll import LazyCollection
 
 Row = rows.Row
 # One collection in the cache: its rows and, when the file was written by this store, where each
@@ -68,17 +69,18 @@ class LazyState(State):
         return self._tables.get(coll)
 
     def _build(self, coll: str) -> dict[str, Any]:
+        """The collection, its objects built as they are asked for (LazyCollection)."""
         self._pending.discard(coll)
         blob = self._blobs[coll]
         try:
             table, ends = marshal.loads(blob)
-            objects = rows.collection_objects(coll, table)
-            if ends is not None and len(ends) != len(table):
+            if not isinstance(table, list) or (ends is not None and len(ends) != len(table)):
                 raise ValueError("text ends do not match the rows")
         except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError):
             return self._recover(coll)
         self._tables[coll] = (table, ends)
-        return objects
+        cls = records.collections()[coll]
+        return LazyCollection(table, rows.object_of(cls), fields(cls), lambda: self._recover(coll))
 
     def _recover(self, coll: str) -> dict[str, Any]:
         """A damaged blob: every collection not built yet comes from the file itself, and no

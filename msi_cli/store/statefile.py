@@ -23,7 +23,8 @@ from msi_cli import __version__
 from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
-from msi_cli.store import activitylog, codec, files
+from msi_cli.store import activitylog, codec, files, records, rows
+from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.lazystate import LazyState
 from msi_cli.store.rows import shared
 
@@ -168,8 +169,13 @@ class StateFile:
                 pos += end - start
                 continue
             objects = getattr(state, coll)
-            table = codec.collection_rows(coll, objects)
             old_rows, old_ends = old or ([], None)
+            built = objects.built() if isinstance(objects, LazyCollection) and old is not None else None
+            if built is not None:  # only the objects handed out can have changed
+                row = rows.row_of(records.collections()[coll])
+                table = [(k, row(built[k])) if k in built else (k, r) for k, r in old_rows]
+            else:
+                table = codec.collection_rows(coll, objects)
             if old is not None and table == old_rows and blob is not None and old_ends is not None and start is not None and end is not None:
                 parts.append(raw[start:end])  # used, but unchanged
                 colls[coll] = (pos, pos + end - start, blob)
@@ -178,7 +184,7 @@ class StateFile:
             keys: set[str] = set()
             ends, size = self._texts(coll, objects, table, old_rows, old_ends, raw, start, parts, keys)
             if changed is not None and (old is None or keys or len(table) != len(old_rows)):
-                keys.update(set(dict(old_rows)) - set(objects))  # removed
+                keys.update({k for k, _ in old_rows} - {k for k, _ in table})  # removed
                 changed[coll] = keys
             colls[coll] = (pos, pos + size, marshal.dumps((table if old is not None else shared(table), ends)))
             pos += size

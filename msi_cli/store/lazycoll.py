@@ -1,0 +1,177 @@
+"""A collection read from the parse cache whose objects are built one at a time, as asked for.
+
+At 10,000 resources, building every Resource to find one by name or id took longer than the
+rest of a `show`. A LazyCollection is a dict: a lookup by key (`[k]`, `get`, `in`) builds that
+one object from its cached row and keeps it; `matching(field, value)` finds objects by a field
+without building the others; anything that needs the whole dict (iterating, `len`, `values`,
+comparing, changing it) first builds every object, in the file's order, keeping those already
+handed out, so an object is never built twice and a change to it is never lost.
+
+`built()` tells the store which objects were handed out: a save serialises only those (an object
+nobody was given cannot have changed). A row that cannot be built (a damaged cache) makes the
+collection whole from `damaged()`, the objects parsed from the state file itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
+from typing import Any
+
+Row = tuple[Any, ...]
+_DAMAGE = (TypeError, ValueError, IndexError, KeyError, AttributeError)
+
+
+class LazyCollection(dict[str, Any]):
+    __slots__ = ("_table", "_build", "_fields", "_damaged", "_index", "_whole")
+
+    def __init__(self, table: list[tuple[str, Row]], build: Callable[[Row], Any], fields: tuple[str, ...],
+                 damaged: Callable[[], dict[str, Any]]) -> None:
+        super().__init__()
+        self._table = table
+        self._build = build
+        self._fields = fields
+        self._damaged = damaged
+        self._index: dict[str, int] | None = None
+        self._whole = False
+
+    def _replace(self) -> None:
+        """The cache's rows proved damaged: from now on, the objects parsed from the file."""
+        parsed = self._damaged()
+        dict.clear(self)
+        dict.update(self, parsed)
+        self._whole = True
+        self._index = None
+
+    # ---- one object ------------------------------------------------------------------------------
+
+    def _at(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {key: n for n, (key, _) in enumerate(self._table)}
+        return self._index
+
+    def __missing__(self, key: str) -> Any:
+        if not self._whole:
+            try:
+                n = self._at().get(key) if isinstance(key, str) else None
+                if n is not None:
+                    obj = self._build(self._table[n][1])
+                    dict.__setitem__(self, key, obj)
+                    return obj
+            except _DAMAGE:
+                self._replace()
+                return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        if dict.__contains__(self, key) or self._whole or not isinstance(key, str):
+            return dict.__contains__(self, key)
+        try:
+            return key in self._at()
+        except _DAMAGE:
+            self._replace()
+            return dict.__contains__(self, key)
+
+    def matching(self, field: str, value: str) -> list[Any]:
+        """The objects whose string `field` is `value` in any case (`value` lower-case), in order,
+        built only when they match."""
+        if not self._whole:
+            at = self._fields.index(field)
+            try:
+                return [self[key] for key, row in self._table if row[at].lower() == value]
+            except _DAMAGE:
+                self._replace()
+        return [o for o in dict.values(self) if getattr(o, field).lower() == value]
+
+    def built(self) -> dict[str, Any] | None:
+        """The objects handed out, by key, while the collection is not whole; None once it is."""
+        return None if self._whole else dict(dict.items(self))
+
+    # ---- the whole dict --------------------------------------------------------------------------
+
+    def whole(self) -> LazyCollection:
+        """Build every object (keeping those already built), in the table's order."""
+        if not self._whole:
+            given = dict(dict.items(self))
+            build = self._build
+            try:
+                objects = {key: given.get(key) or build(row) for key, row in self._table}
+            except _DAMAGE:
+                self._replace()
+                return self
+            dict.clear(self)
+            dict.update(self, objects)
+            self._whole = True
+            self._index = None
+        return self
+
+    def __iter__(self) -> Iterator[str]:
+        return dict.__iter__(self.whole())
+
+    def __reversed__(self) -> Iterator[str]:
+        return dict.__reversed__(self.whole())
+
+    def __len__(self) -> int:
+        return len(self._table) if not self._whole else dict.__len__(self)
+
+    def keys(self) -> KeysView[str]:  # type: ignore[override]  # dict's own view, typed as the ABC
+        return dict.keys(self.whole())
+
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]  # as keys()
+        return dict.values(self.whole())
+
+    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]  # as keys()
+        return dict.items(self.whole())
+
+    def __eq__(self, other: object) -> bool:
+        return dict.__eq__(self.whole(), other.whole() if isinstance(other, LazyCollection) else other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # mutable, as dict is
+
+    def __repr__(self) -> str:
+        return dict.__repr__(self.whole())
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        dict.__setitem__(self.whole(), key, value)
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self.whole(), key)
+
+    def pop(self, *args: Any) -> Any:
+        return dict.pop(self.whole(), *args)
+
+    def popitem(self) -> tuple[str, Any]:
+        return dict.popitem(self.whole())
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        return dict.setdefault(self.whole(), key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        dict.update(self.whole(), *args, **kwargs)
+
+    def clear(self) -> None:
+        dict.clear(self.whole())
+
+    def copy(self) -> dict[str, Any]:
+        return dict(self.items())
+
+    def __or__(self, other: Any) -> Any:  # dict's union, of every object
+        return dict(self.items()) | other
+
+    def __ror__(self, other: Any) -> Any:
+        return dict(other) | dict(self.items())
+
+    def __ior__(self, other: Any) -> LazyCollection:  # type: ignore[override]  # as __or__
+        dict.update(self.whole(), other)
+        return self
+
+    def __reduce__(self) -> Any:  # a copy or pickle is a plain dict of every object
+        return (dict, (list(self.items()),))

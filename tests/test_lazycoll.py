@@ -1,0 +1,121 @@
+"""The parse cache's collections build objects as they are asked for (store/lazycoll.py): every
+dict operation answers as the fully built dict would, an object is built once, a change to an
+object handed out one at a time is saved, and a damaged row falls back to the file."""
+
+from __future__ import annotations
+
+import copy
+import marshal
+import sys
+from pathlib import Path
+
+import pytest
+
+from msi_cli.core import lookup
+from msi_cli.store import rows
+from msi_cli.store.lazycoll import LazyCollection
+from msi_cli.store.statefile import StateFile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from seed import seed
+
+
+@pytest.fixture
+def seeded(isolated_state) -> StateFile:
+    seed(isolated_state, 60)
+    sf = StateFile(isolated_state)
+    sf.read()  # the parse cache
+    return sf
+
+
+def _full(sf: StateFile, coll: str) -> dict:
+    return rows.collection_objects(coll, marshal.loads(sf._decode(sf.path.read_bytes())[0].blob(coll))[0])
+
+
+def test_a_lookup_builds_one_object(seeded):
+    state = seeded.read()
+    resources = state.resources
+    assert isinstance(resources, LazyCollection)
+    key = next(iter(_full(seeded, "resources")))
+    r = resources[key]
+    assert resources.built() == {key: r}
+    assert resources.get(key) is r and key in resources and "/nope" not in resources and resources.get("/nope") is None
+    with pytest.raises(KeyError):
+        resources["/nope"]
+    assert len(resources) == 60 and resources.built() == {key: r}  # len needs no object
+
+
+def test_every_operation_answers_as_the_whole_dict(seeded):
+    full = _full(seeded, "resources")
+    ops = [
+        lambda d: list(d), lambda d: list(d.keys()), lambda d: [repr(v) for v in d.values()],
+        lambda d: [(k, repr(v)) for k, v in d.items()], lambda d: len(d), lambda d: bool(d),
+        lambda d: sorted(d)[:3], lambda d: list(reversed(d))[:2], lambda d: repr(dict(d))[:500],
+        lambda d: d == full, lambda d: d != {}, lambda d: repr(d)[:300], lambda d: list(d.copy()),
+        lambda d: list(d | {}), lambda d: [repr(o) for o in d.matching("name", "res7")],
+        lambda d: repr(copy.copy(d))[:300],
+    ]
+    for op in ops:
+        lazy = seeded.read().resources
+        some = next(iter(full))
+        _ = lazy.get(some)  # one built first: the whole keeps it, and the order
+        plain = dict(full)
+        want = op(plain) if op is not ops[14] else [repr(o) for o in full.values() if o.name.lower() == "res7"]
+        assert op(lazy) == want
+
+
+def test_matching_builds_only_the_matches_and_whole_keeps_them(seeded):
+    state = seeded.read()
+    found = lookup.named(state.resources, "res7")
+    assert [r.name for r in found] == ["res7"]
+    assert list(state.resources.built().values()) == found
+    assert state.resources[found[0].id.lower()] is found[0]
+    assert any(v is found[0] for v in state.resources.values())  # building the rest kept it
+    assert state.resources.built() is None
+    assert [i.name for i in lookup.named(state.identities, "shared-0")] == ["shared-0"]
+    assert lookup.user_identity(state, "SHARED-0").name == "shared-0"
+
+
+def test_a_change_to_an_object_handed_out_alone_is_saved(seeded):
+    before = seeded.path.read_bytes()
+    with seeded.transaction() as ctx:
+        r = lookup.resource(ctx.state, "res4")
+        r.location = "westeurope"
+        assert ctx.state.resources.built() is not None  # never built whole
+    after = seeded.path.read_bytes()
+    assert after != before and after.count(b'location = "westeurope"') == 1
+    again = seeded.read()
+    assert lookup.resource(again, "res4").location == "westeurope"
+    assert lookup.resource(again, "res5").location == lookup.resource(StateFile(seeded.path).read(), "res5").location
+    assert StateFile(seeded.path).read() == seeded._parse(after)
+
+
+def test_a_deleted_object_is_saved(seeded):
+    with seeded.transaction() as ctx:
+        storage = lookup.resource(ctx.state, "res2")  # a storage account: no identity
+        ctx.state.resources.pop(storage.id.lower())
+        assert ctx.state.resources.built() is None
+    saved = seeded._parse(seeded.path.read_bytes())
+    assert storage.id.lower() not in saved.resources and len(saved.resources) == 59
+    assert b'name = "res2"' not in seeded.path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["row", "table", "nested"])
+def test_damaged_rows_fall_back_to_the_file(seeded, damage):
+    sf = seeded
+    state = sf.read()
+    truth = sf._parse(sf.path.read_bytes())
+    table, ends = marshal.loads(state.blob("resources"))
+    if damage == "row":
+        table[3] = (table[3][0], (1, 2))
+    elif damage == "table":
+        table[5] = 42
+    else:
+        row = list(table[1][1])
+        row[-1] = 7  # user_assigned is not a list of rows
+        table[1] = (table[1][0], tuple(row))
+    state._blobs["resources"] = marshal.dumps((table, ends))
+    names = sorted(r.name for r in state.resources.values())
+    assert names == sorted(r.name for r in truth.resources.values())
+    assert state.resources == truth.resources
+
