@@ -119,3 +119,27 @@ def test_damaged_rows_fall_back_to_the_file(seeded, damage):
     assert names == sorted(r.name for r in truth.resources.values())
     assert state.resources == truth.resources
 
+
+
+def test_columns_read_rows_and_handed_out_objects(seeded):
+    state = seeded.read()
+    full = _full(seeded, "resources")
+    key = next(iter(full))
+    state.resources[key].location = "westeurope"  # handed out, then changed
+    got = state.resources.columns("location", "system_principal_id")
+    assert got == [(k, "westeurope" if k == key else r.location, r.system_principal_id) for k, r in full.items()]
+    assert state.resources.built() == {key: state.resources[key]}
+
+
+def test_a_broken_link_through_an_object_handed_out_alone_is_refused(seeded):
+    from msi_cli.errors import StateError
+
+    before = seeded.path.read_bytes()
+    with pytest.raises(StateError, match="held by two resources"):
+        with seeded.transaction() as ctx:
+            vm0, vm3 = lookup.resource(ctx.state, "res0"), lookup.resource(ctx.state, "res3")
+            vm3.system_principal_id = vm0.system_principal_id
+    with pytest.raises(StateError, match="belongs to no resource"):
+        with seeded.transaction() as ctx:
+            lookup.resource(ctx.state, "res3").system_principal_id = None
+    assert seeded.path.read_bytes() == before

@@ -22,13 +22,14 @@ _DAMAGE = (TypeError, ValueError, IndexError, KeyError, AttributeError)
 
 
 class LazyCollection(dict[str, Any]):
-    __slots__ = ("_table", "_build", "_fields", "_damaged", "_index", "_whole")
+    __slots__ = ("_table", "_build", "_row", "_fields", "_damaged", "_index", "_whole")
 
-    def __init__(self, table: list[tuple[str, Row]], build: Callable[[Row], Any], fields: tuple[str, ...],
-                 damaged: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, table: list[tuple[str, Row]], build: Callable[[Row], Any], row: Callable[[Any], Row],
+                 fields: tuple[str, ...], damaged: Callable[[], dict[str, Any]]) -> None:
         super().__init__()
         self._table = table
         self._build = build
+        self._row = row
         self._fields = fields
         self._damaged = damaged
         self._index: dict[str, int] | None = None
@@ -87,6 +88,26 @@ class LazyCollection(dict[str, Any]):
             except _DAMAGE:
                 self._replace()
         return [o for o in dict.values(self) if getattr(o, field).lower() == value]
+
+    def columns(self, *names: str) -> list[tuple[Any, ...]]:
+        """(key, the named fields in row form) for every object, in order, without building any:
+        an object handed out gives its current values, the others their cached row's."""
+        at = [self._fields.index(n) for n in names]
+        if not self._whole:
+            try:
+                row = self._row
+                given = dict(dict.items(self))
+                out = []
+                for key, r in self._table:
+                    obj = given.get(key)
+                    if obj is not None:
+                        r = row(obj)
+                    out.append((key, *[r[i] for i in at]))
+                return out
+            except _DAMAGE:
+                self._replace()
+        row = self._row
+        return [(key, *[r[i] for i in at]) for key, r in ((k, row(o)) for k, o in dict.items(self))]
 
     def built(self) -> dict[str, Any] | None:
         """The objects handed out, by key, while the collection is not whole; None once it is."""

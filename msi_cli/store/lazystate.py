@@ -80,7 +80,7 @@ class LazyState(State):
             return self._recover(coll)
         self._tables[coll] = (table, ends)
         cls = records.collections()[coll]
-        return LazyCollection(table, rows.object_of(cls), fields(cls), lambda: self._recover(coll))
+        return LazyCollection(table, rows.object_of(cls), rows.row_of(cls), fields(cls), lambda: self._recover(coll))
 
     def _recover(self, coll: str) -> dict[str, Any]:
         """A damaged blob: every collection not built yet comes from the file itself, and no

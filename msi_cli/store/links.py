@@ -5,10 +5,26 @@ save."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from msi_cli.core import arm
-from msi_cli.core.model import SYSTEM, USER, Identity, State
+from msi_cli.core.datatype import fields
+from msi_cli.core.model import SYSTEM, USER, Identity, Resource, ServicePrincipal, State, UserAssignment
+from msi_cli.store import rows
+from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.validation import InvalidDocument
+
+_ENTRY_PRINCIPAL = fields(UserAssignment).index("principal_id")
+
+
+def _columns(objects: Mapping[str, Any], cls: type, *names: str) -> list[tuple[Any, ...]]:
+    """(key, the named fields in row form) for every object: from a LazyCollection without
+    building its objects (a check of one changed record reads the others' rows only)."""
+    if isinstance(objects, LazyCollection):
+        return objects.columns(*names)
+    row = rows.row_of(cls)
+    at = [fields(cls).index(n) for n in names]
+    return [(key, *[r[i] for i in at]) for key, r in ((k, row(o)) for k, o in objects.items())]
 
 
 def check_links(state: State, changed: Mapping[str, Collection[str]] | None = None) -> None:
@@ -34,16 +50,16 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
             only = set(changed.get("resources", ()))
             touched = changed.get("identities", ())
             if touched:
-                only.update(key for key, r in state.resources.items()
-                            if r.system_principal_id in touched or any(e.principal_id in touched for e in r.user_assigned))
+                only.update(key for key, pid, entries in _columns(state.resources, Resource, "system_principal_id", "user_assigned")
+                            if pid in touched or any(e[_ENTRY_PRINCIPAL] in touched for e in entries))
         _resources(state, only)
     if due("identities", "resources"):
-        system_owner = {r.system_principal_id for r in state.resources.values() if r.system_principal_id is not None}
-        for n, (pid, identity) in enumerate(state.identities.items()):
-            if identity.kind == SYSTEM and pid not in system_owner:
+        system_owner = {pid for _, pid in _columns(state.resources, Resource, "system_principal_id") if pid is not None}
+        for n, (pid, kind) in enumerate(_columns(state.identities, Identity, "kind")):
+            if kind == SYSTEM and pid not in system_owner:
                 raise InvalidDocument(("identities", n, "principal_id"), f"system-assigned identity {pid} belongs to no resource")
     if due("identities", "principals"):
-        for n, pid in enumerate(state.identities):
+        for n, (pid, _) in enumerate(_columns(state.identities, Identity, "kind")):
             if pid not in state.principals:
                 raise InvalidDocument(("identities", n, "principal_id"), f"identity {pid} has no service principal")
     if due("principals", "identities", "tenants"):
@@ -69,29 +85,29 @@ def _resource_groups(state: State) -> None:
 
 
 def _identities(state: State) -> None:
-    user_ids: dict[str, Identity] = {}
-    for n, i in enumerate(state.identities.values()):
-        if i.tenant_id not in state.tenants:
-            raise InvalidDocument(("identities", n, "tenant"), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
-        if i.kind == USER:
-            group = arm.parse_id(i.resource_id)
+    user_ids: set[str] = set()
+    for n, (_, tenant_id, kind, resource_id, name) in enumerate(_columns(state.identities, Identity, "tenant_id", "kind", "resource_id", "name")):
+        if tenant_id not in state.tenants:
+            raise InvalidDocument(("identities", n, "tenant"), f"identity '{name}' names an unknown tenant {tenant_id}")
+        if kind == USER:
+            group = arm.parse_id(resource_id)
             if group is None or arm.resource_group_scope(group.subscription_id, group.resource_group or "").lower() not in state.resource_groups:
-                raise InvalidDocument(("identities", n, "resource_id"), f"identity '{i.name}' is in a resource group that does not exist")
-            if i.resource_id.lower() in user_ids:
-                raise InvalidDocument(("identities", n, "resource_id"), f"two user-assigned identities share the id {i.resource_id}")
-            user_ids[i.resource_id.lower()] = i
+                raise InvalidDocument(("identities", n, "resource_id"), f"identity '{name}' is in a resource group that does not exist")
+            if resource_id.lower() in user_ids:
+                raise InvalidDocument(("identities", n, "resource_id"), f"two user-assigned identities share the id {resource_id}")
+            user_ids.add(resource_id.lower())
 
 
 def _resources(state: State, only: set[str] | None) -> None:
     system_owner: dict[str, str] = {}
-    for n, (key, res) in enumerate(state.resources.items()):
-        if only is not None and key not in only:
-            pid = res.system_principal_id
-            if pid is not None:
-                if pid in system_owner:
-                    raise InvalidDocument(("resources", n, "system_principal_id"), f"system-assigned identity {pid} is held by two resources")
-                system_owner[pid] = res.name
+    for n, (key, held) in enumerate(_columns(state.resources, Resource, "system_principal_id")):
+        if only is not None and key not in only:  # unchanged: only what a changed one may clash with
+            if held is not None:
+                if held in system_owner:
+                    raise InvalidDocument(("resources", n, "system_principal_id"), f"system-assigned identity {held} is held by two resources")
+                system_owner[held] = key
             continue
+        res = state.resources[key]
         if key != res.id.lower():
             raise InvalidDocument(("resources", n, "name"), f"resource '{res.name}' is filed under another id")
         if res.subscription_id not in state.subscriptions:
@@ -120,12 +136,12 @@ def _resources(state: State, only: set[str] | None) -> None:
 
 
 def _principals(state: State) -> None:
-    for n, sp in enumerate(state.principals.values()):
-        owner = state.identities.get(sp.id)
-        if owner is None or owner.client_id != sp.app_id:
-            raise InvalidDocument(("principals", n, "id"), f"service principal {sp.id} has no matching identity")
-        if sp.tenant_id not in state.tenants:
-            raise InvalidDocument(("principals", n, "tenant"), f"service principal {sp.id} names an unknown tenant")
+    clients = dict(_columns(state.identities, Identity, "client_id"))
+    for n, (_, sp_id, app_id, tenant_id) in enumerate(_columns(state.principals, ServicePrincipal, "id", "app_id", "tenant_id")):
+        if clients.get(sp_id, None) != app_id or sp_id not in clients:
+            raise InvalidDocument(("principals", n, "id"), f"service principal {sp_id} has no matching identity")
+        if tenant_id not in state.tenants:
+            raise InvalidDocument(("principals", n, "tenant"), f"service principal {sp_id} names an unknown tenant")
 
 
 def _deleted_principals(state: State) -> None:
