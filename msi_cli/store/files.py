@@ -250,10 +250,15 @@ def check_state_path(path: Path) -> None:
 def read_bytes(path: Path, limit: int = MAX_STATE_BYTES) -> bytes | None:
     """The state file's bytes (None when missing). A symlink to it is followed (it is the user's
     file), but a folder, FIFO or device is refused at once and at most `limit` bytes are read."""
+    return read_bytes_stat(path, limit)[0]
+
+
+def read_bytes_stat(path: Path, limit: int = MAX_STATE_BYTES) -> tuple[bytes | None, os.stat_result | None]:
+    """`read_bytes`, with the file's stat as it was when read (unchanged during the read)."""
     try:
         fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
     except FileNotFoundError:
-        return None
+        return None, None
     except IsADirectoryError:
         raise StateError(f"state path {path} is a folder, not a file") from None
     except OSError as exc:
@@ -266,6 +271,9 @@ def read_bytes(path: Path, limit: int = MAX_STATE_BYTES) -> bytes | None:
             raise StateError(f"state path {path} is not a regular file (a device, FIFO or socket)")
         if st.st_size > limit:
             raise StateError(f"state file {path} is larger than {limit // (1024 * 1024)} MiB; msi will not read it")
-        return _read_fd(fd, path, limit, "state file")
+        data = _read_fd(fd, path, limit, "state file")
+        after = os.fstat(fd)
+        same = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return data, (after if same and len(data) == st.st_size else None)
     finally:
         os.close(fd)

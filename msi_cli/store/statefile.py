@@ -4,7 +4,15 @@ The TOML file is the only source of truth. Parsing and writing TOML is slow for 
 (about 0.2 s each at 1,000 resources), so beside it, in the owner-only folder `<state>.d/`, a
 parse cache holds the validated state as rows, each collection on its own, with where each record's
 text sits in the file, keyed by a BLAKE2 digest of the file's bytes. Any change to the file (a hand
-edit, another version of msi) changes the hash and the cache is ignored. A command builds only the
+edit, another version of msi) changes the hash and the cache is ignored.
+
+Hashing a large file costs a read of it (10-15 ms at 10,000 resources), so once a file has been
+hashed and has not changed for STAMP_SETTLED_NS, a stamp records its digest against its exact
+stat (inode, size, modification and change times in ns). A read whose stat matches the stamp
+trusts the digest without reading the file. A later change to the file, by any means, sets its
+change time (which no user can set back) to a later time than the stamp's, so it is never missed;
+a file changed within the same clock tick as the stamped stat (timestamps are coarse) cannot be,
+because no stamp is written for a file that changed less than STAMP_SETTLED_NS ago. A command builds only the
 collections it uses (LazyState); a save copies unused collections and unchanged records from the
 old file byte for byte and serialises only the records that changed.
 """
@@ -15,6 +23,8 @@ import contextlib
 import functools
 import marshal
 import os
+import stat
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from pathlib import Path
@@ -43,6 +53,7 @@ def digest_of(data: bytes) -> str:
 
 
 CACHE_FORMAT = f"3/{SCHEMA_VERSION}/{__version__}"
+STAMP_SETTLED_NS = 2_000_000_000
 # Where each collection's records sit in the file (None: not known, the file was not written by
 # this store); a collection in the cache: (start, end, its marshalled rows and record ends).
 Spans = dict[str, tuple[int | None, int | None]]
@@ -55,6 +66,7 @@ class StateFile:
         self.path = path
         self.private = path.parent / (path.name + ".d")
         self.cache_path = self.private / "cache"  # the parsed state, as rows
+        self.stamp_path = self.private / "stamp"  # the digest of the state file with this exact stat
         self.lock_path = self.private / "lock"
         self.log_path = self.private / "activity.jsonl"
         self.keys_dir = self.private / "keys"
@@ -63,24 +75,16 @@ class StateFile:
 
     # ---- reading ---------------------------------------------------------------------------------
 
-    def _decode(self, raw: bytes) -> tuple[LazyState, Spans, str]:
-        """The state in `raw`, where its collections' records sit in `raw`, and its digest: from
-        the cache when it matches, else parsed from the TOML (and cached)."""
-        digest = digest_of(raw)
+    def _decode(self, raw: bytes, digest: str | None = None) -> tuple[LazyState, Spans, str]:
+        """The state in `raw`, where its collections' records sit in `raw`, and its digest (given
+        when a stamp vouches for it): from the cache when it matches, else parsed from the TOML
+        (and cached)."""
+        digest = digest or digest_of(raw)
         files.check_private_dir(self.private)
         cached = self._read_blob(self.cache_path, digest)
-        if cached is not None:
-            try:
-                colls = cached["colls"]
-                blobs = {coll: colls[coll][2] for coll in codec.COLLECTIONS}
-                spans = {coll: (colls[coll][0], colls[coll][1]) for coll in codec.COLLECTIONS}
-                summary = cached.get("roll_summary")
-                if not (isinstance(summary, tuple) and len(summary) == 2 and all(isinstance(v, str) for v in summary)):
-                    summary = None
-                state = LazyState.from_cache(cached["header"], blobs, lambda: self._parse(raw), summary)
-                return state, spans, digest
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-                pass  # a cache this version cannot read: fall back to the file itself
+        found = self._from_cache(cached, lambda: self._parse(raw)) if cached is not None else None
+        if found is not None:
+            return found[0], found[1], digest
         parsed = self._parse(raw)
         head = codec.header(parsed)
         from msi_cli.core.credentials import roll_summary
@@ -92,6 +96,41 @@ class StateFile:
         # built from the rows, as a cached state is: equal strings are one object, and stay so in the next cache
         state = LazyState.from_cache(head, blobs, lambda: parsed, summary)
         return state, {coll: (None, None) for coll in codec.COLLECTIONS}, digest
+
+    def _from_cache(self, cached: dict[str, Any], fallback: Callable[[], State]) -> tuple[LazyState, Spans] | None:
+        """The state the cache holds and where its records sit in the file; None if this version
+        cannot read it. `fallback` parses the file, should a collection prove damaged."""
+        try:
+            colls = cached["colls"]
+            blobs = {coll: colls[coll][2] for coll in codec.COLLECTIONS}
+            spans = {coll: (colls[coll][0], colls[coll][1]) for coll in codec.COLLECTIONS}
+            summary = cached.get("roll_summary")
+            if not (isinstance(summary, tuple) and len(summary) == 2 and all(isinstance(v, str) for v in summary)):
+                summary = None
+            return LazyState.from_cache(cached["header"], blobs, fallback, summary), spans
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            return None  # a cache this version cannot read: fall back to the file itself
+
+    def _stamped(self, st: os.stat_result | None) -> str | None:
+        """The digest the stamp records for exactly this stat of the state file, if it does."""
+        if st is None:
+            return None
+        blob = self._read_blob(self.stamp_path, None)
+        if blob is None or blob.get("stat") != _stat_key(st) or not isinstance(blob.get("digest"), str):
+            return None
+        digest: str = blob["digest"]
+        return digest
+
+    def _stamp(self, st: os.stat_result | None, digest: str) -> None:
+        """Record the digest against the stat, once the file has been still long enough."""
+        if st is not None and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= STAMP_SETTLED_NS:
+            self._write_blob(self.stamp_path, {"format": CACHE_FORMAT, "stat": _stat_key(st), "digest": digest})
+
+    def _reread(self) -> State:
+        raw = files.read_bytes(self.path)
+        if raw is None:
+            raise StateError(f"state file {self.path} disappeared while reading it")
+        return self._parse(raw)
 
     def _parse(self, raw: bytes) -> State:
         """The state the TOML in `raw` describes, validated; StateError naming the line if not."""
@@ -114,7 +153,7 @@ class StateFile:
             where = f"{self.path}, line {line}" if line else str(self.path)
             raise StateError(f"{where}: {exc.message}; the file was left unchanged") from None
 
-    def _read_blob(self, path: Path, digest: str) -> dict[str, Any] | None:
+    def _read_blob(self, path: Path, digest: str | None) -> dict[str, Any] | None:
         raw = files.read_private(path, "cache file", cache=True)  # refused when planted by another user
         if raw is None:
             return None
@@ -122,7 +161,7 @@ class StateFile:
             blob = marshal.loads(raw)
         except (EOFError, ValueError, TypeError):
             return None
-        if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or blob.get("digest") != digest:
+        if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or (digest is not None and blob.get("digest") != digest):
             return None
         return blob
 
@@ -133,11 +172,24 @@ class StateFile:
 
     def read(self) -> State:
         """The current state, without taking the lock. A missing file is created fresh first."""
-        raw = files.read_bytes(self.path)
+        try:
+            st: os.stat_result | None = os.stat(self.path)
+        except OSError:
+            st = None
+        trusted = st is not None and stat.S_ISREG(st.st_mode) and files.check_private_dir(self.private)
+        digest = self._stamped(st) if trusted else None
+        if digest is not None:  # the file is as it was hashed: its cache, without reading it
+            cached = self._read_blob(self.cache_path, digest)
+            found = self._from_cache(cached, self._reread) if cached is not None else None
+            if found is not None:
+                return found[0]
+        raw, st = files.read_bytes_stat(self.path)
         if raw is None:
             with self.transaction() as ctx:
                 return ctx.state
-        return self._decode(raw)[0]
+        state, _, digest = self._decode(raw)
+        self._stamp(st, digest)
+        return state
 
     # ---- writing ---------------------------------------------------------------------------------
 
@@ -259,14 +311,14 @@ class StateFile:
         files.private_dir(self.path.parent)
         files.private_dir(self.private, tighten=True)
         with files.exclusive_lock(self.lock_path):
-            raw = files.read_bytes(self.path)
+            raw, st = files.read_bytes_stat(self.path)
             self._remove_leftovers()
             now = clock()
             spans: Spans = {}
             if raw is None:
                 state = directory.fresh_state(iso(now))
             else:
-                state, spans, digest = self._decode(raw)
+                state, spans, digest = self._decode(raw, self._stamped(st))
             keys = FileKeyRing(self.keys_dir)
             ctx = Ctx(state, now + state.clock_offset, keys)
             try:
@@ -309,6 +361,10 @@ class StateFile:
 
 
 LOG_FIELDS = activitylog.FIELDS
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _key_names(state: State) -> set[str]:

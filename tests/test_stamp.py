@@ -1,0 +1,108 @@
+"""The stamp (store/statefile.py): once the state file has been still for STAMP_SETTLED_NS, a
+read whose stat matches the stamp trusts the cache without reading or hashing the file; any
+change to the file is still seen."""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+import pytest
+
+from msi_cli.errors import StateError
+from msi_cli.store import files, statefile
+from msi_cli.store.statefile import StateFile
+
+
+@pytest.fixture
+def sf(cli, isolated_state) -> StateFile:
+    cli.ok("create-resource", "vm1", "--type", "vm", "--system-assigned")
+    cli.ok("create-resource", "web1", "--type", "webapp")
+    return StateFile(isolated_state)
+
+
+def _no_file_reads(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the state file was read")
+
+    monkeypatch.setattr(files, "read_bytes_stat", refuse)
+    monkeypatch.setattr(files, "read_bytes", refuse)
+    monkeypatch.setattr(statefile, "digest_of", refuse)
+
+
+def test_a_settled_file_is_read_from_its_cache_alone(sf, monkeypatch):
+    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    expected = sf.read()  # hashes the file, and stamps it
+    assert sf.stamp_path.exists() and sf.stamp_path.stat().st_mode & 0o777 == 0o600
+    with monkeypatch.context() as m:
+        _no_file_reads(m)
+        assert sf.read() == expected
+    hashed = []
+    real = statefile.digest_of
+    monkeypatch.setattr(statefile, "digest_of", lambda data: hashed.append(len(data)) or real(data))
+    with sf.transaction() as ctx:  # a writer reads the file (it copies unchanged records) but does not hash it
+        ctx.state.resources[next(iter(ctx.state.resources))].location = "westeurope"
+    assert hashed == [len(sf.path.read_bytes())]  # only the new file, for its cache
+
+
+def test_a_fresh_file_gets_no_stamp(sf):
+    sf.read()
+    assert not sf.stamp_path.exists()  # written just now: the stat of a file changed in the same tick could match
+    old = 1_000_000_000
+    os.utime(sf.path, ns=(old, old))  # an old modification time, but the change time is now
+    sf.read()
+    assert not sf.stamp_path.exists()
+
+
+@pytest.mark.parametrize("edit", ["longer", "same size", "replaced"])
+def test_any_edit_after_the_stamp_is_seen(sf, monkeypatch, edit):
+    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    sf.read()
+    assert sf.stamp_path.exists()
+    head, resources = sf.path.read_bytes().split(b"[[resources]]", 1)
+
+    def edited(location: bytes) -> bytes:
+        return head + b"[[resources]]" + resources.replace(b'location = "eastus"', b'location = "' + location + b'"', 1)
+
+    if edit == "longer":
+        sf.path.write_bytes(edited(b"westeurope"))
+    elif edit == "same size":
+        with open(sf.path, "r+b") as fh:  # in place: same inode, same size
+            fh.write(edited(b"westus"))
+    else:
+        tmp = sf.path.with_suffix(".new")
+        tmp.write_bytes(edited(b"westus"))
+        os.replace(tmp, sf.path)
+    if edit == "same size" and statefile._stat_key(os.stat(sf.path)) == marshal.loads(sf.stamp_path.read_bytes())["stat"]:
+        pytest.skip("the edit fell in the stamped clock tick: the real margin (no stamp for a fresh file) covers it")
+    locations = sorted(r.location for r in sf.read().resources.values())
+    assert locations == ["eastus", "westeurope" if edit == "longer" else "westus"]
+
+
+@pytest.mark.parametrize("stamp", [b"", b"garbage", marshal.dumps({"format": "0", "stat": (), "digest": "x"}),
+                                   marshal.dumps([1, 2]), marshal.dumps({"format": statefile.CACHE_FORMAT, "stat": "x"})])
+def test_a_damaged_stamp_is_ignored(sf, monkeypatch, stamp):
+    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    expected = sf.read()
+    sf.stamp_path.write_bytes(stamp)
+    assert sf.read() == expected
+
+
+def test_a_stamp_naming_another_digest_is_not_trusted(sf, monkeypatch):
+    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    sf.read()
+    blob = marshal.loads(sf.stamp_path.read_bytes())
+    blob["digest"] = "0" * 40  # no cache holds it: the file is read and hashed again
+    sf.stamp_path.write_bytes(marshal.dumps(blob))
+    assert len(sf.read().resources) == 2
+
+
+def test_a_stamp_planted_as_a_link_is_refused(sf, monkeypatch, tmp_path):
+    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    sf.read()
+    target = tmp_path / "elsewhere"
+    target.write_bytes(sf.stamp_path.read_bytes())
+    sf.stamp_path.unlink()
+    sf.stamp_path.symlink_to(target)
+    with pytest.raises(StateError, match="link"):
+        sf.read()
