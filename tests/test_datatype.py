@@ -22,7 +22,7 @@ def _oracle(cls: type) -> type:
         if name in cls.__defaults__:
             space[name] = cls.__defaults__[name]
         elif name in cls.__factories__:
-            space[name] = dataclasses.field(default_factory=cls.__factories__[name])
+            space[name] = dataclasses.field(default_factory=cls.__factories__[name])  # the dataclass's own
     return dataclasses.dataclass(slots=True)(type(cls.__name__, (), space))
 
 
@@ -92,5 +92,25 @@ def test_copies_and_properties_survive():
     assert inspect.getdoc(model.UserAssignment).startswith("A user-assigned identity")
 
 
-def test_field_is_dataclasses_field():
-    assert field is dataclasses.field
+def test_frozen_records_are_hashable_and_never_assigned():
+    from msi_cli.core.arm import ParsedId, parse_id
+    from msi_cli.core.tokens import Selector
+
+    a, b = Selector(client_id="x"), Selector(client_id="x")
+    assert a == b and hash(a) == hash(b) and len({a, b, Selector()}) == 2
+    with pytest.raises(AttributeError, match="frozen"):
+        a.client_id = "y"
+    with pytest.raises(AttributeError, match="frozen"):
+        del a.client_id
+    parsed = parse_id("/subscriptions/s/resourceGroups/g")
+    assert parsed == ParsedId("s", "g", None, None) and repr(parsed) == "ParsedId(subscription_id='s', resource_group='g', arm_type=None, name=None)"
+
+
+def test_field_factories_make_a_new_default_each_time():
+    @record
+    class Box:
+        items: list[str] = field(default_factory=list)
+
+    one, two = Box(), Box()
+    one.items.append("x")
+    assert two.items == [] and Box(["y"]).items == ["y"]

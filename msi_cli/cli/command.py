@@ -29,7 +29,6 @@ import inspect
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -38,6 +37,7 @@ from msi_cli.cli.options import OutputOpt, QueryOpt
 from msi_cli.cli.statepath import state_file
 from msi_cli.cli.render import Columns, Output, emit
 from msi_cli.errors import MsiError
+from msi_cli.core.datatype import record
 
 Formatter = Callable[..., str]
 STATE_PARAM = "sf"
@@ -46,7 +46,7 @@ STATE_PARAM = "sf"
 CAPTURED: ContextVar[list[Any] | None] = ContextVar("CAPTURED", default=None)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Result:
     data: Any
     table: Callable[[], Any] | None = None  # what a table shows instead of `data`

@@ -16,9 +16,9 @@ import sys
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+from msi_cli.core.datatype import record
 
 
 class Output(str, Enum):
@@ -34,7 +34,7 @@ class Output(str, Enum):
 Columns = Sequence[Any]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Col:
     """A table column. `rank` 0 is always shown; at narrow widths the highest rank goes first.
     `wrap` lets prose wrap between words (values never wrap). `tty` is what a terminal shows for

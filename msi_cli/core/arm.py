@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 from msi_cli.errors import InvalidArgument, InvalidName
+from msi_cli.core.datatype import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ResourceType:
     key: str  # the short name used on the command line
     arm_type: str  # Microsoft.Namespace/type
@@ -161,7 +161,7 @@ def resource_group_scope(subscription_id: str, resource_group: str) -> str:
     return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ParsedId:
     """The parts of an ARM id (a subscription, resource group or resource scope), as written."""
 

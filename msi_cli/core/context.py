@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from msi_cli.core.timefmt import iso
 from msi_cli.core.model import KeyCredential, SigningKey, State
+from msi_cli.core.datatype import field, record
 
 
 class KeyRing(Protocol):
@@ -25,7 +25,7 @@ class KeyRing(Protocol):
     def public_certificate_der(self, kid: str) -> bytes: ...
 
 
-@dataclass(slots=True)
+@record
 class Event:
     """One entry of the activity log."""
 
@@ -36,7 +36,7 @@ class Event:
     detail: str = ""
 
 
-@dataclass
+@record
 class Ctx:
     state: State
     now: int  # simulated epoch seconds

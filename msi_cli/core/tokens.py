@@ -13,17 +13,15 @@ The chain of trust, each link from the model:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from msi_cli.core import credentials, lookup
 from msi_cli.core.audiences import KNOWN_AUDIENCES, audience_known
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, Identity, Resource, State
+from msi_cli.core.datatype import record
 from msi_cli.errors import TokenError
 
 if TYPE_CHECKING:
@@ -36,7 +34,7 @@ LIFETIME = 86400  # what IMDS reports as expires_in for a fresh token
 BACKDATE = 300  # iat and nbf sit five minutes before issue
 CACHE_MARGIN = 300  # the platform hands out a fresh token when the cached one has less left
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Selector:
     """At most one of client id, object (principal) id or user-assigned identity resource id."""
 
@@ -182,6 +180,8 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
 def _verify_client_assertion(ctx: Ctx, sp: ServicePrincipal, cert: KeyCredential, tenant_id: str) -> None:
     """MSRP signs an assertion with the identity's private key; the tenant verifies it with the
     public certificate listed on the service principal (found by thumbprint)."""
+    import base64
+
     from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
 
     from msi_cli import crypto
@@ -191,7 +191,7 @@ def _verify_client_assertion(ctx: Ctx, sp: ServicePrincipal, cert: KeyCredential
     der = crypto.certificate_der(pem)
     x5t = crypto.b64url(bytes.fromhex(cert.thumbprint))
     claims = {"aud": f"https://login.microsoftonline.com/{tenant_id}/oauth2/token", "iss": sp.app_id, "sub": sp.app_id,
-              "jti": secrets.token_hex(8), "nbf": ctx.now - 60, "exp": ctx.now + 600}
+              "jti": os.urandom(8).hex(), "nbf": ctx.now - 60, "exp": ctx.now + 600}
     assertion = crypto.jws_sign({"alg": "ES256", "typ": "JWT", "x5t": x5t}, claims, key)
     # The tenant's side: find the credential by thumbprint, check its window, verify the signature.
     listed = {c.thumbprint: c for c in sp.key_credentials}
@@ -254,6 +254,8 @@ def sign(ctx: Ctx, tenant: Tenant, identity: Identity, audience: str, az_rid: st
     """The v1 access token the tenant issues to a managed identity: (token, iat, exp). `az_rid`
     is the host resource of a user-assigned identity's token (absent when there is none, as for
     a token obtained through a federated credential)."""
+    import base64
+
     from msi_cli import crypto
 
     key = credentials.signing_key(ctx, tenant)
