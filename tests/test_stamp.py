@@ -31,7 +31,7 @@ def _no_file_reads(monkeypatch):
 
 
 def test_a_settled_file_is_read_from_its_cache_alone(sf, monkeypatch):
-    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    monkeypatch.setattr(statefile, "_now_ns", lambda: 2**62)  # long after any change
     expected = sf.read()  # hashes the file, and stamps it
     assert sf.stamp_path.exists() and sf.stamp_path.stat().st_mode & 0o777 == 0o600
     with monkeypatch.context() as m:
@@ -45,18 +45,25 @@ def test_a_settled_file_is_read_from_its_cache_alone(sf, monkeypatch):
     assert hashed == [len(sf.path.read_bytes())]  # only the new file, for its cache
 
 
-def test_a_fresh_file_gets_no_stamp(sf):
+@pytest.mark.parametrize("whole_second", [False, True])
+def test_a_file_changed_lately_gets_no_stamp(sf, monkeypatch, whole_second):
+    if whole_second:  # a filesystem that keeps whole seconds: two seconds must pass
+        os.utime(sf.path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    st = os.stat(sf.path)
+    changed = max(st.st_mtime_ns, st.st_ctime_ns)
+    settled = statefile.COARSE_SETTLED_NS if whole_second else statefile.STAMP_SETTLED_NS
+    assert settled >= 10_000_000 * 10  # ten of Linux's coarsest clock ticks
+    monkeypatch.setattr(statefile, "_now_ns", lambda: changed + settled - 1)
     sf.read()
-    assert not sf.stamp_path.exists()  # written just now: the stat of a file changed in the same tick could match
-    old = 1_000_000_000
-    os.utime(sf.path, ns=(old, old))  # an old modification time, but the change time is now
+    assert not sf.stamp_path.exists()  # the stat of a file changed in the same tick could match
+    monkeypatch.setattr(statefile, "_now_ns", lambda: changed + settled)
     sf.read()
-    assert not sf.stamp_path.exists()
+    assert sf.stamp_path.exists()
 
 
 @pytest.mark.parametrize("edit", ["longer", "same size", "replaced"])
 def test_any_edit_after_the_stamp_is_seen(sf, monkeypatch, edit):
-    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    monkeypatch.setattr(statefile, "_now_ns", lambda: 2**62)  # long after any change
     sf.read()
     assert sf.stamp_path.exists()
     head, resources = sf.path.read_bytes().split(b"[[resources]]", 1)
@@ -82,14 +89,14 @@ def test_any_edit_after_the_stamp_is_seen(sf, monkeypatch, edit):
 @pytest.mark.parametrize("stamp", [b"", b"garbage", marshal.dumps({"format": "0", "stat": (), "digest": "x"}),
                                    marshal.dumps([1, 2]), marshal.dumps({"format": statefile.CACHE_FORMAT, "stat": "x"})])
 def test_a_damaged_stamp_is_ignored(sf, monkeypatch, stamp):
-    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    monkeypatch.setattr(statefile, "_now_ns", lambda: 2**62)  # long after any change
     expected = sf.read()
     sf.stamp_path.write_bytes(stamp)
     assert sf.read() == expected
 
 
 def test_a_stamp_naming_another_digest_is_not_trusted(sf, monkeypatch):
-    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    monkeypatch.setattr(statefile, "_now_ns", lambda: 2**62)  # long after any change
     sf.read()
     blob = marshal.loads(sf.stamp_path.read_bytes())
     blob["digest"] = "0" * 40  # no cache holds it: the file is read and hashed again
@@ -98,7 +105,7 @@ def test_a_stamp_naming_another_digest_is_not_trusted(sf, monkeypatch):
 
 
 def test_a_stamp_planted_as_a_link_is_refused(sf, monkeypatch, tmp_path):
-    monkeypatch.setattr(statefile, "STAMP_SETTLED_NS", 0)
+    monkeypatch.setattr(statefile, "_now_ns", lambda: 2**62)  # long after any change
     sf.read()
     target = tmp_path / "elsewhere"
     target.write_bytes(sf.stamp_path.read_bytes())

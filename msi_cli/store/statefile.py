@@ -7,12 +7,14 @@ text sits in the file, keyed by a BLAKE2 digest of the file's bytes. Any change 
 edit, another version of msi) changes the hash and the cache is ignored.
 
 Hashing a large file costs a read of it (10-15 ms at 10,000 resources), so once a file has been
-hashed and has not changed for STAMP_SETTLED_NS, a stamp records its digest against its exact
-stat (inode, size, modification and change times in ns). A read whose stat matches the stamp
-trusts the digest without reading the file. A later change to the file, by any means, sets its
-change time (which no user can set back) to a later time than the stamp's, so it is never missed;
-a file changed within the same clock tick as the stamped stat (timestamps are coarse) cannot be,
-because no stamp is written for a file that changed less than STAMP_SETTLED_NS ago. A command builds only the
+hashed and has been still for a while, a stamp records its digest against its exact stat (inode,
+size, modification and change times in ns). A read whose stat matches the stamp trusts the digest
+without reading the file. A later change to the file, by any means, sets its change time (which no
+user can set back) to the time of that change, so it is never missed, unless it fell in the very
+clock tick the stamped stat was taken in (file times are kept per tick, at most 10 ms on Linux's
+filesystems): so no stamp is written for a file changed less than STAMP_SETTLED_NS ago (ten
+ticks), or COARSE_SETTLED_NS ago where a time is a whole second (a filesystem that keeps whole
+seconds: ext3, FAT, some network ones). A command builds only the
 collections it uses (LazyState); a save copies unused collections and unchanged records from the
 old file byte for byte and serialises only the records that changed.
 """
@@ -53,7 +55,9 @@ def digest_of(data: bytes) -> str:
 
 
 CACHE_FORMAT = f"3/{SCHEMA_VERSION}/{__version__}"
-STAMP_SETTLED_NS = 2_000_000_000
+STAMP_SETTLED_NS = 100_000_000
+COARSE_SETTLED_NS = 2_000_000_000
+_now_ns = time.time_ns  # the real clock (file times are real), read through this name so tests can move it
 # Where each collection's records sit in the file (None: not known, the file was not written by
 # this store); a collection in the cache: (start, end, its marshalled rows and record ends).
 Spans = dict[str, tuple[int | None, int | None]]
@@ -123,7 +127,10 @@ class StateFile:
 
     def _stamp(self, st: os.stat_result | None, digest: str) -> None:
         """Record the digest against the stat, once the file has been still long enough."""
-        if st is not None and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= STAMP_SETTLED_NS:
+        if st is None:
+            return
+        whole = st.st_mtime_ns % 1_000_000_000 == 0 or st.st_ctime_ns % 1_000_000_000 == 0
+        if _now_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= (COARSE_SETTLED_NS if whole else STAMP_SETTLED_NS):
             self._write_blob(self.stamp_path, {"format": CACHE_FORMAT, "stat": _stat_key(st), "digest": digest})
 
     def _reread(self) -> State:
