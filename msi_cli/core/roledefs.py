@@ -4,12 +4,11 @@ assignments and access checks are in core/roles.py and core/access.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from msi_cli.core import arm
+from msi_cli.core.datatype import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RoleDefinition:
     name: str
     id: str  # GUID, the same in every subscription
