@@ -44,28 +44,15 @@ class Record:
     __factories__: dict[str, Callable[[], Any]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The first object of a record class compiles the class's own `__init__` (as a
+        dataclass's, with the fields as its parameters) and makes itself with it: a command pays
+        for the classes it constructs, not for all of them at import."""
         cls = type(self)
-        names = cls.__fields__
-        if len(args) > len(names):
-            raise TypeError(f"{cls.__name__}() takes {len(names)} arguments but {len(args)} were given")
-        setter = object.__setattr__
-        for name, value in zip(names, args):
-            setter(self, name, value)
-        for name in names[len(args):]:
-            if name in kwargs:
-                value = kwargs.pop(name)
-            elif name in cls.__defaults__:
-                value = cls.__defaults__[name]
-            elif name in cls.__factories__:
-                value = cls.__factories__[name]()
-            else:
-                raise TypeError(f"{cls.__name__}() missing required argument: '{name}'")
-            setter(self, name, value)
-        if kwargs:
-            given = sorted(kwargs)
-            twice = [n for n in given if n in names]
-            what = "got multiple values for argument" if twice else "got an unexpected keyword argument"
-            raise TypeError(f"{cls.__name__}() {what} '{(twice or given)[0]}'")
+        if "__fields__" not in cls.__dict__:  # a subclass that is not a record class itself
+            raise TypeError(f"{cls.__name__} is not a record class")
+        init = _compile_init(cls)
+        cls.__init__ = init  # type: ignore[method-assign]  # installed once, on the class itself
+        init(self, *args, **kwargs)
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -91,6 +78,36 @@ class _Frozen(Record):
 
     def __hash__(self) -> int:  # type: ignore[override]  # Record's objects are unhashable, these are not
         return hash(tuple(getattr(self, n) for n in self.__fields__))
+
+
+def _compile_init(cls: type) -> Callable[..., None]:
+    names: tuple[str, ...] = cls.__fields__  # type: ignore[attr-defined]
+    defaults: dict[str, Any] = cls.__defaults__  # type: ignore[attr-defined]
+    factories: dict[str, Callable[[], Any]] = cls.__factories__  # type: ignore[attr-defined]
+    scope: dict[str, Any] = {"_set": object.__setattr__, "_unset": _UNSET}
+    params, body = [], []
+    for n, name in enumerate(names):
+        if name in defaults:
+            scope[f"_d{n}"] = defaults[name]
+            params.append(f"{name}=_d{n}")
+            value = name
+        elif name in factories:
+            scope[f"_f{n}"] = factories[name]
+            params.append(f"{name}=_unset")
+            value = f"_f{n}() if {name} is _unset else {name}"
+        else:
+            params.append(name)
+            value = name
+        frozen = issubclass(cls, _Frozen)  # its __setattr__ refuses: set the slot as object does
+        body.append(f"    _set(self, {name!r}, {value})" if frozen else f"    self.{name} = {value}")
+    source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "    pass")
+    exec(source, scope)  # source built from the class's own field names, as dataclasses does
+    init: Callable[..., None] = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+_UNSET = object()
 
 
 @overload

@@ -7,11 +7,11 @@ state file turns into a line number.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from msi_cli.core import arm
+from msi_cli.core.arm import rx
 from msi_cli.errors import MsiError
 
 # A document, or one record of it: TOML-shaped data, checked value by value as it is read.
@@ -46,7 +46,7 @@ class InvalidDocument(Exception):
 def valid_instant(value: str) -> bool:
     """An ISO instant as msi writes it that names a real second (no 30 February, no hour 24),
     between 1970 and 9000."""
-    m = re.fullmatch(_ISO, value)
+    m = rx(_ISO).fullmatch(value)
     if m is None:
         return False
     year, month, day, hour, minute, second = map(int, m.groups())
@@ -63,11 +63,11 @@ def shown(value: str) -> str:
 
 def arm_id(value: str) -> bool:
     """A printable ARM id (subscription, resource group or resource scope)."""
-    return arm.parse_id(value) is not None and not re.search(UNPRINTABLE, value)
+    return arm.parse_id(value) is not None and not rx(UNPRINTABLE).search(value)
 
 
 def alternative_name(value: str) -> bool:
-    return 0 < len(value) <= 1024 and not re.search(UNPRINTABLE, value)
+    return 0 < len(value) <= 1024 and not rx(UNPRINTABLE).search(value)
 
 
 class Reader:
@@ -91,7 +91,7 @@ class Reader:
         value = self.rec.get(key)
         if not isinstance(value, str):
             raise self.fail(key, f"'{key}' must be a string" if key in self.rec else f"'{key}' is missing")
-        if pattern is not None and not re.fullmatch(pattern, value):
+        if pattern is not None and not rx(pattern).fullmatch(value):
             raise self.fail(key, f"'{key}' has an invalid value '{shown(value)}'")
         return value
 
