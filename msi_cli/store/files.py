@@ -73,12 +73,13 @@ def _open_private(path: Path, flags: int, what: str) -> tuple[int, os.stat_resul
     return fd, st
 
 
-def _read_fd(fd: int, path: Path, limit: int, what: str) -> bytes:
+def _read_fd(fd: int, path: Path, limit: int, what: str, size: int = 0) -> bytes:
+    """At most `limit` bytes; `size`, the file's size when known, is read in one piece."""
     chunks: list[bytes] = []
     total = 0
     while True:
         try:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            chunk = os.read(fd, min(max(1 << 20, size + 1), limit + 1 - total))
         except BlockingIOError:
             raise StateError(f"{what} {path} is not a regular file (reading it would block)") from None
         except OSError as exc:
@@ -271,7 +272,7 @@ def read_bytes_stat(path: Path, limit: int = MAX_STATE_BYTES) -> tuple[bytes | N
             raise StateError(f"state path {path} is not a regular file (a device, FIFO or socket)")
         if st.st_size > limit:
             raise StateError(f"state file {path} is larger than {limit // (1024 * 1024)} MiB; msi will not read it")
-        data = _read_fd(fd, path, limit, "state file")
+        data = _read_fd(fd, path, limit, "state file", st.st_size)
         after = os.fstat(fd)
         same = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         return data, (after if same and len(data) == st.st_size else None)

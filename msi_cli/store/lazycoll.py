@@ -15,6 +15,7 @@ collection whole from `damaged()`, the objects parsed from the state file itself
 from __future__ import annotations
 
 from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
+from operator import itemgetter
 from typing import Any
 
 Row = tuple[Any, ...]
@@ -95,14 +96,17 @@ class LazyCollection(dict[str, Any]):
         at = [self._fields.index(n) for n in names]
         if not self._whole:
             try:
-                row = self._row
-                given = dict(dict.items(self))
-                out = []
-                for key, r in self._table:
-                    obj = given.get(key)
-                    if obj is not None:
-                        r = row(obj)
-                    out.append((key, *[r[i] for i in at]))
+                if len(at) == 1:
+                    i = at[0]
+                    out = [(key, r[i]) for key, r in self._table]
+                else:
+                    get = itemgetter(*at)
+                    out = [(key, *get(r)) for key, r in self._table]
+                if dict.__len__(self):  # the objects handed out: their values now
+                    index = self._at()
+                    for key, obj in dict.items(self):
+                        r = self._row(obj)
+                        out[index[key]] = (key, *[r[i] for i in at])
                 return out
             except _DAMAGE:
                 self._replace()
