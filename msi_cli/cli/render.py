@@ -256,7 +256,9 @@ def emit(data: Any, output: Output, columns: Columns | None = None, title: str |
     if output is Output.none or data is None:
         return
     if output in (Output.json, Output.jsonc):
-        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+        from msi_cli.cli import jsonout
+
+        text = jsonout.dumps(data)
         if not text.isascii():
             text = re.sub(_JSON_UNSAFE, _json_escape, text)
         if output is Output.jsonc and for_people():
