@@ -4,11 +4,8 @@ Times are ISO 8601 strings in UTC (`2026-11-27T01:25:52Z`): they sort as they co
 in the state file, and survive a TOML round trip unchanged.
 """
 
-from __future__ import annotations
-
-from msi_cli.core.datatype import field, record
-
 from msi_cli.core import arm
+from msi_cli.core.datatype import field, record
 
 SCHEMA_VERSION = 3  # of the state document; the store upgrades older ones (1: user_identities were bare ids; 2: resource groups were implicit)
 
