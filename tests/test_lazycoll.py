@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from msi_cli.core import lookup
-from msi_cli.store import rows
+from msi_cli.store import chunks, rows
+from msi_cli.store.chunks import Chunked
 from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.statefile import StateFile
 
@@ -29,7 +30,7 @@ def seeded(isolated_state) -> StateFile:
 
 
 def _full(sf: StateFile, coll: str) -> dict:
-    return rows.collection_objects(coll, marshal.loads(sf._decode(sf.path.read_bytes())[0].blob(coll))[0])
+    return rows.collection_objects(coll, Chunked(sf._decode(sf.path.read_bytes())[0].blob(coll)).rows())
 
 
 def test_a_lookup_builds_one_object(seeded):
@@ -105,7 +106,9 @@ def test_damaged_rows_fall_back_to_the_file(seeded, damage):
     sf = seeded
     state = sf.read()
     truth = sf._parse(sf.path.read_bytes())
-    table, ends = marshal.loads(state.blob("resources"))
+    cached = Chunked(state.blob("resources"))
+    table, ends = list(cached.rows()), cached.ends()
+    good = marshal.loads(chunks.dumps(table, ends, 0))
     if damage == "row":
         table[3] = (table[3][0], (1, 2))
     elif damage == "table":
@@ -114,7 +117,8 @@ def test_damaged_rows_fall_back_to_the_file(seeded, damage):
         row = list(table[1][1])
         row[-1] = 7  # user_assigned is not a list of rows
         table[1] = (table[1][0], tuple(row))
-    state._blobs["resources"] = marshal.dumps((table, ends))
+    damaged = [marshal.dumps(table[i:i + chunks.CHUNK]) for i in range(0, len(table), chunks.CHUNK)]
+    state._blobs["resources"] = marshal.dumps((*good[:4], damaged))
     names = sorted(r.name for r in state.resources.values())
     assert names == sorted(r.name for r in truth.resources.values())
     assert state.resources == truth.resources
@@ -143,3 +147,34 @@ def test_a_broken_link_through_an_object_handed_out_alone_is_refused(seeded):
         with seeded.transaction() as ctx:
             lookup.resource(ctx.state, "res3").system_principal_id = None
     assert seeded.path.read_bytes() == before
+
+
+def test_a_name_lookup_reads_one_chunk(monkeypatch, isolated_state):
+    seed(isolated_state, 700)  # three chunks of resources
+    sf = StateFile(isolated_state)
+    sf.read()
+    state = sf.read()
+    found = lookup.named(state.resources, "res650")
+    table = state._tables["resources"]
+    assert [r.name for r in found] == ["res650"] and table._rows is None and list(table._chunks) == [2]
+    assert table._keys.__class__ is bytes  # no key was looked up: the keys were never read
+    assert state.resources[found[0].id.lower()] is found[0]
+
+
+@pytest.mark.parametrize("part", ["keys", "names", "chunk"])
+def test_a_damaged_part_falls_back_to_the_file(isolated_state, part):
+    seed(isolated_state, 300)
+    sf = StateFile(isolated_state)
+    sf.read()
+    state = sf.read()
+    truth = sf._parse(sf.path.read_bytes())
+    count, keys, names, ends, parts = marshal.loads(state.blob("resources"))
+    if part == "keys":
+        keys = keys[:-7]
+    elif part == "names":
+        names = marshal.dumps(["x"])
+    else:
+        parts[1] = parts[1][:40]
+    state._blobs["resources"] = marshal.dumps((count, keys, names, ends, parts))
+    assert [r.name for r in lookup.named(state.resources, "res290")] == ["res290"]
+    assert state.resources == truth.resources

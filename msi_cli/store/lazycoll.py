@@ -18,14 +18,16 @@ from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
 from operator import itemgetter
 from typing import Any
 
+from msi_cli.store.chunks import Chunked
+
 Row = tuple[Any, ...]
-_DAMAGE = (TypeError, ValueError, IndexError, KeyError, AttributeError)
+_DAMAGE = (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError)
 
 
 class LazyCollection(dict[str, Any]):
     __slots__ = ("_table", "_build", "_row", "_fields", "_damaged", "_index", "_whole")
 
-    def __init__(self, table: list[tuple[str, Row]], build: Callable[[Row], Any], row: Callable[[Any], Row],
+    def __init__(self, table: Chunked, build: Callable[[Row], Any], row: Callable[[Any], Row],
                  fields: tuple[str, ...], damaged: Callable[[], dict[str, Any]]) -> None:
         super().__init__()
         self._table = table
@@ -37,10 +39,12 @@ class LazyCollection(dict[str, Any]):
         self._whole = False
 
     def _replace(self) -> None:
-        """The cache's rows proved damaged: from now on, the objects parsed from the file."""
+        """The cache's rows proved damaged: from now on, the objects parsed from the file (but
+        those already handed out, which may have been changed since)."""
+        given = dict(dict.items(self))
         parsed = self._damaged()
         dict.clear(self)
-        dict.update(self, parsed)
+        dict.update(self, {key: given.get(key, obj) for key, obj in parsed.items()})
         self._whole = True
         self._index = None
 
@@ -48,7 +52,7 @@ class LazyCollection(dict[str, Any]):
 
     def _at(self) -> dict[str, int]:
         if self._index is None:
-            self._index = {key: n for n, (key, _) in enumerate(self._table)}
+            self._index = {key: n for n, key in enumerate(self._table.keys())}
         return self._index
 
     def __missing__(self, key: str) -> Any:
@@ -56,13 +60,20 @@ class LazyCollection(dict[str, Any]):
             try:
                 n = self._at().get(key) if isinstance(key, str) else None
                 if n is not None:
-                    obj = self._build(self._table[n][1])
-                    dict.__setitem__(self, key, obj)
-                    return obj
+                    return self._built_at(n)
             except _DAMAGE:
                 self._replace()
                 return dict.__getitem__(self, key)
         raise KeyError(key)
+
+    def _built_at(self, n: int) -> Any:
+        """The object of the n-th row, built now unless it was already."""
+        key, row = self._table.row(n)
+        obj = dict.get(self, key)
+        if obj is None:
+            obj = self._build(row)
+            dict.__setitem__(self, key, obj)
+        return obj
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -83,9 +94,12 @@ class LazyCollection(dict[str, Any]):
         """The objects whose string `field` is `value` in any case (`value` lower-case), in order,
         built only when they match."""
         if not self._whole:
-            at = self._fields.index(field)
             try:
-                return [self[key] for key, row in self._table if row[at].lower() == value]
+                names = self._table.names() if field == "name" else None
+                if names is not None:  # the cache keeps the names apart: only the matches' rows are read
+                    return [self._built_at(n) for n, name in enumerate(names) if name == value]
+                at = self._fields.index(field)
+                return [self[key] for key, row in self._table.rows() if row[at].lower() == value]
             except _DAMAGE:
                 self._replace()
         return [o for o in dict.values(self) if getattr(o, field).lower() == value]
@@ -96,12 +110,13 @@ class LazyCollection(dict[str, Any]):
         at = [self._fields.index(n) for n in names]
         if not self._whole:
             try:
+                table = self._table.rows()
                 if len(at) == 1:
                     i = at[0]
-                    out = [(key, r[i]) for key, r in self._table]
+                    out = [(key, r[i]) for key, r in table]
                 else:
                     get = itemgetter(*at)
-                    out = [(key, *get(r)) for key, r in self._table]
+                    out = [(key, *get(r)) for key, r in table]
                 if dict.__len__(self):  # the objects handed out: their values now
                     index = self._at()
                     for key, obj in dict.items(self):
@@ -112,6 +127,17 @@ class LazyCollection(dict[str, Any]):
                 self._replace()
         row = self._row
         return [(key, *[r[i] for i in at]) for key, r in ((k, row(o)) for k, o in dict.items(self))]
+
+    def unchanged(self) -> bool:
+        """Whether no object was changed since it was built from its row (reading only the rows
+        of the objects handed out); False once the collection is whole."""
+        if self._whole:
+            return False
+        try:
+            index, row = self._at(), self._row
+            return all(self._table.row(index[key])[1] == row(obj) for key, obj in dict.items(self))
+        except _DAMAGE:
+            return False
 
     def built(self) -> dict[str, Any] | None:
         """The objects handed out, by key, while the collection is not whole; None once it is."""
@@ -125,7 +151,7 @@ class LazyCollection(dict[str, Any]):
             given = dict(dict.items(self))
             build = self._build
             try:
-                objects = {key: given.get(key) or build(row) for key, row in self._table}
+                objects = {key: given.get(key) or build(row) for key, row in self._table.rows()}
             except _DAMAGE:
                 self._replace()
                 return self

@@ -8,13 +8,13 @@ are properties over State's own slots, filled on first read.
 
 from __future__ import annotations
 
-import marshal
 from collections.abc import Callable
 from typing import Any
 
 from msi_cli.core.datatype import fields
 from msi_cli.core.model import State
 from msi_cli.store import records, rows
+from msi_cli.store.chunks import Chunked
 from msi_cli.store.lazycoll import LazyCollection
 
 Row = rows.Row
@@ -29,7 +29,7 @@ class LazyState(State):
     __slots__ = ("_blobs", "_pending", "_tables", "_fallback", "_roll_summary")
     _blobs: dict[str, bytes]  # each collection's marshalled Table, as the cache holds it
     _pending: set[str]  # the collections not built yet
-    _tables: dict[str, Table]  # collections built from the cache: the Table they came from
+    _tables: dict[str, Chunked]  # collections built from the cache: the rows they came from
     _fallback: Callable[[], State]  # the state parsed from the file itself, should a blob be unreadable
     _roll_summary: tuple[str, str] | None  # credentials.roll_summary of the cached principals
 
@@ -65,20 +65,26 @@ class LazyState(State):
         return self._blobs.get(coll)
 
     def table(self, coll: str) -> Table | None:
-        """The cached rows (and text ends) a used collection was built from, if it was."""
-        return self._tables.get(coll)
+        """The cached rows (and text ends) a used collection was built from, if it was and they
+        prove readable."""
+        chunked = self._tables.get(coll)
+        if chunked is None:
+            return None
+        try:
+            return chunked.rows(), chunked.ends()
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError):
+            self._recover(coll)  # no cached text is trusted; the collection rebuilds from the file when used
+            return None
 
     def _build(self, coll: str) -> dict[str, Any]:
         """The collection, its objects built as they are asked for (LazyCollection)."""
         self._pending.discard(coll)
         blob = self._blobs[coll]
         try:
-            table, ends = marshal.loads(blob)
-            if not isinstance(table, list) or (ends is not None and len(ends) != len(table)):
-                raise ValueError("text ends do not match the rows")
+            table = Chunked(blob)
         except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError):
             return self._recover(coll)
-        self._tables[coll] = (table, ends)
+        self._tables[coll] = table
         cls = records.collections()[coll]
         return LazyCollection(table, rows.object_of(cls), rows.row_of(cls), fields(cls), lambda: self._recover(coll))
 

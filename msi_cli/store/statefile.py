@@ -35,10 +35,10 @@ from msi_cli import __version__
 from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
-from msi_cli.store import activitylog, codec, files, records, rows
+from msi_cli.core.datatype import fields
+from msi_cli.store import activitylog, chunks, codec, files, records, rows
 from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.lazystate import LazyState
-from msi_cli.store.rows import shared
 
 if TYPE_CHECKING:
     from msi_cli.core.context import Ctx, Event
@@ -54,7 +54,7 @@ def digest_of(data: bytes) -> str:
     return blake2b(data, digest_size=20).hexdigest()
 
 
-CACHE_FORMAT = f"3/{SCHEMA_VERSION}/{__version__}"
+CACHE_FORMAT = f"4/{SCHEMA_VERSION}/{__version__}"
 STAMP_SETTLED_NS = 100_000_000
 COARSE_SETTLED_NS = 2_000_000_000
 _now_ns = time.time_ns  # the real clock (file times are real), read through this name so tests can move it
@@ -94,7 +94,7 @@ class StateFile:
         from msi_cli.core.credentials import roll_summary
 
         summary = roll_summary(parsed.principals.values())
-        blobs = {coll: marshal.dumps((shared(codec.collection_rows(coll, getattr(parsed, coll))), None)) for coll in codec.COLLECTIONS}
+        blobs = {coll: chunks.dumps(codec.collection_rows(coll, getattr(parsed, coll)), None, _name_at(coll)) for coll in codec.COLLECTIONS}
         self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "roll_summary": summary,
                                            "colls": {coll: (None, None, blob) for coll, blob in blobs.items()}})
         # built from the rows, as a cached state is: equal strings are one object, and stay so in the next cache
@@ -222,8 +222,9 @@ class StateFile:
             start, end = spans.get(coll, (None, None))
             blob = lazy.blob(coll) if lazy is not None else None
             old = lazy.table(coll) if lazy is not None else None
-            if lazy is not None and blob is not None and start is not None and end is not None and lazy.is_pending(coll):
-                parts.append(raw[start:end])  # never used: as it was
+            if lazy is not None and blob is not None and start is not None and end is not None and (
+                    lazy.is_pending(coll) or _untouched(getattr(state, coll))):
+                parts.append(raw[start:end])  # never used, or no object of it changed: as it was
                 colls[coll] = (pos, pos + end - start, blob)
                 pos += end - start
                 continue
@@ -245,7 +246,7 @@ class StateFile:
             if changed is not None and (old is None or keys or len(table) != len(old_rows)):
                 keys.update({k for k, _ in old_rows} - {k for k, _ in table})  # removed
                 changed[coll] = keys
-            colls[coll] = (pos, pos + size, marshal.dumps((table if old is not None else shared(table), ends)))
+            colls[coll] = (pos, pos + size, chunks.dumps(table, ends, _name_at(coll)))
             pos += size
         self._check(lambda: codec.check_links(state, changed))  # with nothing changed: the default subscription alone
         return b"".join(parts), head, colls
@@ -368,6 +369,18 @@ class StateFile:
 
 
 LOG_FIELDS = activitylog.FIELDS
+
+
+def _untouched(objects: object) -> bool:
+    """A collection used only to read a few objects, none of them changed."""
+    return isinstance(objects, LazyCollection) and objects.unchanged()
+
+
+@functools.cache
+def _name_at(coll: str) -> int | None:
+    """Where a collection's rows hold the object's name, if its objects have one."""
+    names = fields(records.collections()[coll])
+    return names.index("name") if "name" in names else None
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, ...]:
