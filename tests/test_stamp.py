@@ -80,14 +80,15 @@ def test_any_edit_after_the_stamp_is_seen(sf, monkeypatch, edit):
         tmp = sf.path.with_suffix(".new")
         tmp.write_bytes(edited(b"westus"))
         os.replace(tmp, sf.path)
-    if edit == "same size" and statefile._stat_key(os.stat(sf.path)) == marshal.loads(sf.stamp_path.read_bytes())["stat"]:
+    if edit == "same size" and statefile._stat_key(os.stat(sf.path)) == statefile.unseal(sf.stamp_path.read_bytes())["stat"]:
         pytest.skip("the edit fell in the stamped clock tick: the real margin (no stamp for a fresh file) covers it")
     locations = sorted(r.location for r in sf.read().resources.values())
     assert locations == ["eastus", "westeurope" if edit == "longer" else "westus"]
 
 
-@pytest.mark.parametrize("stamp", [b"", b"garbage", marshal.dumps({"format": "0", "stat": (), "digest": "x"}),
-                                   marshal.dumps([1, 2]), marshal.dumps({"format": statefile.CACHE_FORMAT, "stat": "x"})])
+@pytest.mark.parametrize("stamp", [b"", b"garbage", statefile.seal({"format": "0", "stat": (), "digest": "x"}),
+                                   statefile.seal([1, 2]), statefile.seal({"format": statefile.CACHE_FORMAT, "stat": "x"}),
+                                   marshal.dumps({"format": statefile.CACHE_FORMAT, "stat": "x"})])
 def test_a_damaged_stamp_is_ignored(sf, monkeypatch, stamp):
     monkeypatch.setattr(statefile, "_now_ns", lambda: 2**62)  # long after any change
     expected = sf.read()
@@ -98,9 +99,9 @@ def test_a_damaged_stamp_is_ignored(sf, monkeypatch, stamp):
 def test_a_stamp_naming_another_digest_is_not_trusted(sf, monkeypatch):
     monkeypatch.setattr(statefile, "_now_ns", lambda: 2**62)  # long after any change
     sf.read()
-    blob = marshal.loads(sf.stamp_path.read_bytes())
+    blob = statefile.unseal(sf.stamp_path.read_bytes())
     blob["digest"] = "0" * 40  # no cache holds it: the file is read and hashed again
-    sf.stamp_path.write_bytes(marshal.dumps(blob))
+    sf.stamp_path.write_bytes(statefile.seal(blob))
     assert len(sf.read().resources) == 2
 
 

