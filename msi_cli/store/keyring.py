@@ -3,8 +3,8 @@
 One PEM file per key (private key then certificate), named by the certificate's thumbprint. Files
 are created 0600; nothing here is ever printed or logged.
 
-A key file is written before the state that names it commits, and is read only after: so it is
-created in place under its (unique) name, with no temporary file. Before it exists, its name is
+A key file is written before the state that names it commits, and no other process reads it before
+that: so it is created in place under its (unique) name, with no temporary file. Before it exists, its name is
 appended to the journal `.pending` (one file kept open by the ring), so that the next writer can
 delete the files of a writer killed before it committed (`settle`), a half-written one included.
 Each key file is durable before the state that names it is saved: the first few a transaction makes
@@ -57,9 +57,9 @@ class FileKeyRing:
         # journal first: if this writer is killed before it commits, the next one knows the file
         self._journal.append(f"{name}\n".encode("ascii"))
         durable = len(self._new) < FSYNC_EACH
-        self._new.append(path)  # from here on, a failure or an interrupt removes it (discard_new)
-        if not files.create_private(path, pem, durable):
-            files.write_atomic(path, pem, durable)  # a file of that name already (one a killed writer left)
+        if not files.create_private(path, pem, durable):  # which removes what it wrote if it fails
+            files.write_atomic(path, pem, durable)  # a file of that name already: replaced whole or not at all
+        self._new.append(path)
         if not durable:
             self._unsynced.append(path)
 
@@ -68,12 +68,12 @@ class FileKeyRing:
         files.sync_files(self._unsynced)
         self._unsynced.clear()
 
-    def close(self) -> None:
-        """Close the journal (the ring may still read keys, and reopens it if it makes another)."""
-        self._journal.close()
-
     def __del__(self) -> None:
-        self._journal.close()
+        # a ring that made keys outside a transaction (settle and discard_new close the journal)
+        try:
+            self._journal.close()
+        except Exception:  # at interpreter exit the modules it uses may be gone (and the fd with them)
+            pass
 
     def discard_new(self) -> None:
         """Forget keys made by a transaction that did not commit, and their journal entries."""
