@@ -1,7 +1,16 @@
 """The key ring: private keys and certificates as owner-only files in `<state>.d/keys/`.
 
 One PEM file per key (private key then certificate), named by the certificate's thumbprint. Files
-are created 0600 by the atomic writer; nothing here is ever printed or logged.
+are created 0600; nothing here is ever printed or logged.
+
+A key file is written before the state that names it commits, and no other process reads it before
+that: so it is created in place under its (unique) name, with no temporary file. Before it exists, its name is
+appended to the journal `.pending` (one file kept open by the ring), so that the next writer can
+delete the files of a writer killed before it committed (`settle`), a half-written one included.
+Each key file is durable before the state that names it is saved: the first few a transaction makes
+are fsynced one by one (one new identity costs one fsync, as ever); a transaction that makes more
+(an estate applied in bulk) writes the rest without, and `flush()`, called just before the state
+file is written, makes them all durable at once.
 
 A key file is trusted only after it proves its name: its certificate's SHA-1 thumbprint must be the
 name (the `kid` of a signing key, the thumbprint of an identity certificate) and its private key
@@ -26,6 +35,7 @@ from msi_cli.store import files, quickcert
 
 MAX_KEY_FILE = 64 * 1024
 PENDING = ".pending"  # names of key files made by a transaction that has not committed yet
+FSYNC_EACH = 4  # a transaction's first keys are fsynced one by one; the rest at once by flush()
 _NAME = re.compile(r"[A-Za-z0-9_-]{27}|[0-9A-F]{40}")  # a signing key's kid, a certificate's thumbprint
 
 
@@ -34,25 +44,47 @@ class FileKeyRing:
         self.dir = directory
         self._new: list[Path] = []
         self._dir_checked = False
+        self._dir_ready = False  # made and checked for writing (once per ring, not per key)
+        self._journal = files.Appender(directory / PENDING, "key journal")
+        self._unsynced: list[Path] = []  # written without fsync: made durable by flush()
         self._verified: dict[str, bytes] = {}  # name -> certificate DER, for this ring's lifetime
 
     def _store(self, name: str, pem: bytes) -> None:
-        files.private_dir(self.dir, tighten=True)
-        self._dir_checked = True
+        if not self._dir_ready:
+            files.private_dir(self.dir, tighten=True)
+            self._dir_ready = self._dir_checked = True
         path = self.dir / f"{name}.pem"
         # journal first: if this writer is killed before it commits, the next one knows the file
-        files.append_line(self.dir / PENDING, f"{name}\n".encode("ascii"), "key journal")
-        files.write_atomic(path, pem)
+        self._journal.append(f"{name}\n".encode("ascii"))
+        durable = len(self._new) < FSYNC_EACH
+        if not files.create_private(path, pem, durable):  # which removes what it wrote if it fails
+            files.write_atomic(path, pem, durable)  # a file of that name already: replaced whole or not at all
         self._new.append(path)
+        if not durable:
+            self._unsynced.append(path)
+
+    def flush(self) -> None:
+        """Make the key files written without fsync durable: call before saving a state that names them."""
+        files.sync_files(self._unsynced)
+        self._unsynced.clear()
+
+    def __del__(self) -> None:
+        # a ring that made keys outside a transaction (settle and discard_new close the journal)
+        try:
+            self._journal.close()
+        except Exception:  # at interpreter exit the modules it uses may be gone (and the fd with them)
+            pass
 
     def discard_new(self) -> None:
         """Forget keys made by a transaction that did not commit, and their journal entries."""
+        self._journal.close()
         for path in self._new:
             with contextlib.suppress(OSError):
                 path.unlink()
         if self._new:
             self._unjournal({p.name[: -len(".pem")] for p in self._new})
         self._new.clear()
+        self._unsynced.clear()
 
     def _unjournal(self, names: set[str]) -> None:
         """Drop `names` from the journal (the journal goes when nothing is left in it)."""
@@ -71,6 +103,7 @@ class FileKeyRing:
         """Delete the key files that writers journalled but the committed state does not name
         (made by a writer killed before it committed), then the journal. Only files this key ring
         made are ever touched. Call with the state lock held, once the state is saved."""
+        self._journal.close()
         journal = self.dir / PENDING
         try:
             raw = files.read_private(journal, "key journal", MAX_KEY_FILE * 16)

@@ -330,6 +330,7 @@ class StateFile:
                 yield ctx
                 data, head, colls = self._encode(ctx.state, raw or b"", spans)
                 if data != raw:
+                    keys.flush()  # the key files it names are durable before the state is
                     files.write_atomic(self.path, data)
                     mark_saved()
                     if raw is None:
