@@ -96,6 +96,7 @@ _real_rsa_generate = _rsa.generate_private_key
 def _fast_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_rsa, "generate_private_key", _pooled_rsa_key)
     monkeypatch.setattr(os, "fsync", lambda fd: None)
+    monkeypatch.setattr(os, "sync", lambda: None)
 
 
 def is_guid(value: object) -> bool:
