@@ -22,7 +22,7 @@ import base64
 import hashlib
 import math
 import secrets
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from msi_cli.store.quickcert import N, P, Jacobian, _add, _double
 
@@ -36,8 +36,7 @@ class _Unknown(Exception):
     """Not a shape this module reads: the caller falls back to `cryptography`."""
 
 
-@dataclass(frozen=True, slots=True)
-class RSAKey:
+class RSAKey(NamedTuple):
     """An RSA private key whose numbers agree (see `_rsa_key`)."""
 
     n: int
@@ -54,16 +53,14 @@ class RSAKey:
         return (self.n.bit_length() + 7) // 8
 
 
-@dataclass(frozen=True, slots=True)
-class ECPublic:
+class ECPublic(NamedTuple):
     """A point of P-256."""
 
     x: int
     y: int
 
 
-@dataclass(frozen=True, slots=True)
-class ECKey:
+class ECKey(NamedTuple):
     """A P-256 private key and its public point."""
 
     d: int
