@@ -46,6 +46,12 @@ def _loaded(pem: bytes):
     return serialization.load_pem_private_key(pem, password=None)
 
 
+@pytest.fixture(autouse=True)
+def _plain_python_throughout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process has made many key operations already: let plain Python do all of these."""
+    monkeypatch.setattr(crypto, "PLAIN_LIMIT", 10**9)
+
+
 @pytest.fixture(scope="module")
 def rsa_files() -> list[bytes]:
     """Signing-key files as msi writes them: four keys of the suite's pool and a 3072-bit one."""
@@ -173,6 +179,31 @@ def test_the_wrong_algorithm_for_a_key_is_refused(rsa_files, ec_files):
         crypto.jws_sign({"alg": "RS256"}, {}, crypto.private_key(ec_files[0]))
     with pytest.raises(ValueError):
         crypto.jws_sign({"alg": "none"}, {}, crypto.private_key(rsa_files[0]))
+
+
+def test_a_process_switches_to_cryptography_after_its_first_operations(rsa_files, ec_files, monkeypatch):
+    """msi serve signs for hours: after PLAIN_LIMIT operations in plain Python, `cryptography`
+    (loaded once, faster per signature) takes over, with the same keys and the same signatures."""
+    monkeypatch.setattr(crypto, "PLAIN_LIMIT", 3)
+    monkeypatch.setattr(crypto, "_plain_used", 0)
+    calls = []
+    real_rs256 = purekeys.rs256
+    monkeypatch.setattr(purekeys, "rs256", lambda *a: calls.append(a) or real_rs256(*a))
+    assert crypto.check_key_file(rsa_files[0]) == crypto.certificate_der(rsa_files[0])  # 1
+    key = crypto.private_key(rsa_files[0])
+    assert isinstance(key, purekeys.RSAKey)
+    first = [crypto.jws_sign({"alg": "RS256"}, {"n": n}, key) for n in range(2)]  # 2, 3
+    assert len(calls) == 2
+    again = [crypto.jws_sign({"alg": "RS256"}, {"n": n}, key) for n in range(2)]  # by cryptography
+    assert len(calls) == 2 and again == first
+    assert isinstance(crypto._LIBRARY_KEYS[key], rsa.RSAPrivateKey)
+    assert not isinstance(crypto.private_key(rsa_files[1]), purekeys.RSAKey)
+    ec_key = purekeys.private_key(ec_files[0])
+    public = crypto.public_key(crypto.certificate_spki(crypto.certificate_der(ec_files[0])))
+    token = crypto.jws_sign({"alg": "ES256"}, {"a": 1}, ec_key)
+    assert crypto.jws_verify_es256(token, public)[1] == {"a": 1}
+    assert isinstance(crypto._LIBRARY_KEYS[ec_key], ec.EllipticCurvePrivateKey)
+    assert isinstance(crypto._LIBRARY_KEYS[public], ec.EllipticCurvePublicKey)
 
 
 # ---- the key-file check ----------------------------------------------------------------------------
