@@ -12,8 +12,10 @@ which keeps its exact messages and behaviour. Understood means canonical: the pa
 encoded again and must give back the file byte for byte.
 
 RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 8.2), deterministic, so a signature is the one
-`cryptography` makes. Public placement (not in store/): the key ring checks key files with it,
-and the core signs tokens with it through `crypto`.
+`cryptography` makes. The arithmetic is not constant-time: these are a simulator's keys, on the
+user's own machine. `crypto` decides when to use this module (a process's first operations); it
+sits beside `crypto`, not in store/, because both the key ring and the core's signing use it. The
+P-256 arithmetic is quickcert's.
 """
 
 from __future__ import annotations
