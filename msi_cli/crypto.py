@@ -14,8 +14,13 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
     from cryptography.hazmat.primitives.hashes import SHA256
 
+    from msi_cli import purekeys
+
     # The keys msi makes certificates for: RSA (token signing) and P-256 (identity certificates).
     CertKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    # A key to sign with: read in plain Python (purekeys) or loaded by `cryptography`.
+    SigningKeyTypes = purekeys.RSAKey | purekeys.ECKey | PrivateKeyTypes
+    VerifyingKeyTypes = purekeys.ECPublic | PublicKeyTypes
 
 
 def b64url(data: bytes) -> str:
@@ -109,11 +114,44 @@ def certificate_spki(der: bytes) -> bytes:
     return der[fields[5][1]:fields[5][2]]
 
 
+# Plain Python (purekeys) serves a process's first key operations (key-file checks, signatures,
+# verifications): a command that checks two key files and signs once then never imports
+# `cryptography`. A process that goes on (msi serve, a bulk apply) switches to `cryptography`,
+# faster per operation once it is loaded (an RS256 signature: ~8 ms here, well under 1 ms there).
+PLAIN_LIMIT = 16
+_plain_used = 0
+
+
+def _plain() -> bool:
+    """Whether this operation may be done in plain Python (and count it)."""
+    global _plain_used
+    if _plain_used >= PLAIN_LIMIT:
+        return False
+    _plain_used += 1
+    return True
+
+
 def check_key_file(pem: bytes) -> bytes:
     """The certificate DER of a key file (PEM private key, then certificate) after checking that
     the private key is the certificate's: same public key, and for RSA a modulus that is the
-    product of the key's primes. Raises ValueError saying what is wrong. Costs well under a
-    millisecond (no primality tests), so the signing path can afford it on every use."""
+    product of the key's primes. Raises ValueError saying what is wrong. A file as msi writes it
+    is checked in plain Python (purekeys: no `cryptography` import, a few ms for a P-256 key);
+    anything else by `cryptography`, whose findings the messages are."""
+    from msi_cli import purekeys
+
+    found = purekeys.key_file(pem) if _plain() else None
+    if found is not None:
+        return found[1]
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        return _check_with_cryptography(pem)
+    except UnsupportedAlgorithm as exc:  # a damaged curve or algorithm id
+        raise ValueError(str(exc)) from None
+
+
+def _check_with_cryptography(pem: bytes) -> bytes:
+    """`check_key_file` for any file (costs well under a millisecond once imported: no primality tests)."""
     import binascii
 
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -138,6 +176,58 @@ def check_key_file(pem: bytes) -> bytes:
     else:
         raise ValueError("its private key and certificate are of different kinds")
     return der
+
+
+def private_key(pem: bytes) -> SigningKeyTypes:
+    """The private key of a key file that `check_key_file` accepted, for `jws_sign`: read in plain
+    Python when msi wrote the file, else loaded by `cryptography` (without its RSA consistency
+    check, ~50 ms: the file is our own, from the owner-only store, and proved its name)."""
+    from msi_cli import purekeys
+
+    key = purekeys.private_key(pem) if _plain_used < PLAIN_LIMIT else None  # counted when used
+    if key is not None:
+        return key
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
+
+
+def public_key(spki: bytes) -> VerifyingKeyTypes:
+    """The public key of a SubjectPublicKeyInfo, for `jws_verify_es256`: a P-256 point read in
+    plain Python, anything else loaded by `cryptography`."""
+    from msi_cli import purekeys
+
+    point = purekeys.ec_public(spki)
+    if point is not None:
+        return point
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    return load_der_public_key(spki)
+
+
+_LIBRARY_KEYS: dict[Any, Any] = {}  # purekeys key -> the same key loaded by `cryptography`
+
+
+def _library_key(key: purekeys.RSAKey | purekeys.ECKey | purekeys.ECPublic) -> Any:
+    """A key read in plain Python, as a `cryptography` key (once this process has switched)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from msi_cli import purekeys
+
+    loaded = _LIBRARY_KEYS.get(key)
+    if loaded is None:
+        if isinstance(key, purekeys.RSAKey):
+            public = rsa.RSAPublicNumbers(key.e, key.n)
+            loaded = rsa.RSAPrivateNumbers(key.p, key.q, key.d, key.dp, key.dq, key.qinv, public).private_key(unsafe_skip_rsa_key_validation=True)
+        elif isinstance(key, purekeys.ECKey):
+            point = ec.EllipticCurvePublicNumbers(key.public.x, key.public.y, ec.SECP256R1())
+            loaded = ec.EllipticCurvePrivateNumbers(key.d, point).private_key()
+        else:
+            loaded = ec.EllipticCurvePublicNumbers(key.x, key.y, ec.SECP256R1()).public_key()
+        if len(_LIBRARY_KEYS) >= 64:
+            _LIBRARY_KEYS.clear()
+        _LIBRARY_KEYS[key] = loaded
+    return loaded
 
 
 def sha1_thumbprint_b64url(der: bytes) -> str:
@@ -177,36 +267,49 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def jws_sign(header: dict[str, Any], claims: dict[str, Any], private_key: PrivateKeyTypes) -> str:
+def jws_sign(header: dict[str, Any], claims: dict[str, Any], private_key: SigningKeyTypes) -> str:
     """A compact JWS: RS256 with an RSA key, ES256 with a P-256 key (`header` carries `alg`)."""
     import json
 
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+    from msi_cli import purekeys
 
     signing_input = (
         b64url(json.dumps(header, separators=(",", ":")).encode("utf-8"))
         + "."
         + b64url(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
     ).encode("ascii")
-    if header.get("alg") == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
+    alg = header.get("alg")
+    if isinstance(private_key, purekeys.RSAKey | purekeys.ECKey) and not _plain():
+        private_key = _library_key(private_key)
+    if isinstance(private_key, purekeys.RSAKey | purekeys.ECKey):
+        if alg == "RS256" and isinstance(private_key, purekeys.RSAKey):
+            signature = purekeys.rs256(private_key, signing_input)
+        elif alg == "ES256" and isinstance(private_key, purekeys.ECKey):
+            signature = purekeys.es256(private_key, signing_input)
+        else:
+            raise ValueError(f"cannot sign {alg!r} with a {type(private_key).__name__}")
+        return signing_input.decode("ascii") + "." + b64url(signature)
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+    if alg == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
         r, s = utils.decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    elif header.get("alg") == "RS256" and isinstance(private_key, rsa.RSAPrivateKey):
+    elif alg == "RS256" and isinstance(private_key, rsa.RSAPrivateKey):
         signature = private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
     else:
-        raise ValueError(f"cannot sign {header.get('alg')!r} with a {type(private_key).__name__}")
+        raise ValueError(f"cannot sign {alg!r} with a {type(private_key).__name__}")
     return signing_input.decode("ascii") + "." + b64url(signature)
 
 
-def jws_verify_es256(token: str, public_key: PublicKeyTypes) -> tuple[dict[str, Any], dict[str, Any]]:
+def jws_verify_es256(token: str, public_key: VerifyingKeyTypes) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, claims) of an ES256 compact JWS whose signature `public_key` verifies; raises
-    ValueError when it is malformed, the key is not an EC key, or the signature does not verify."""
+    ValueError when it is malformed, the key is not an EC key, or the signature does not verify.
+    A P-256 point from `public_key` is verified in plain Python."""
     import json
 
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    from msi_cli import purekeys
 
     try:
         head, body, sig = token.split(".")
@@ -215,6 +318,17 @@ def jws_verify_es256(token: str, public_key: PublicKeyTypes) -> tuple[dict[str, 
         raise ValueError("malformed JWS") from None
     if header.get("alg") != "ES256" or len(raw) != 64:
         raise ValueError("not an ES256 JWS")
+    if isinstance(public_key, purekeys.ECPublic) and not _plain():
+        public_key = _library_key(public_key)
+    if isinstance(public_key, purekeys.ECPublic):
+        if not purekeys.es256_verify(public_key, f"{head}.{body}".encode("ascii"), raw):
+            raise ValueError("bad signature")
+        return header, claims
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
     der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
         raise ValueError("the key is not an EC key")

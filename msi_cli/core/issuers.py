@@ -217,11 +217,9 @@ def claims_for(issuer: Issuer, base: str, now: int, subject: str, audience: str 
 
 
 def sign(keys: KeyRing, issuer: Issuer, claims: dict[str, Any]) -> str:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     from msi_cli import crypto
 
-    private = load_pem_private_key(keys.signing_key_pem(issuer.kid), password=None, unsafe_skip_rsa_key_validation=True)
+    private = crypto.private_key(keys.signing_key_pem(issuer.kid))
     return crypto.jws_sign({"typ": "JWT", "alg": "RS256", "kid": issuer.kid, "x5t": issuer.kid}, claims, private)
 
 

@@ -25,9 +25,8 @@ from msi_cli.core.datatype import record
 from msi_cli.errors import TokenError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-
     from msi_cli.core.context import KeyRing
+    from msi_cli.crypto import SigningKeyTypes
     from msi_cli.core.model import KeyCredential, ServicePrincipal, SigningKey, Tenant
 
 LIFETIME = 86400  # what IMDS reports as expires_in for a fresh token
@@ -182,12 +181,10 @@ def _verify_client_assertion(ctx: Ctx, sp: ServicePrincipal, cert: KeyCredential
     public certificate listed on the service principal (found by thumbprint)."""
     import base64
 
-    from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
-
     from msi_cli import crypto
 
     pem = ctx.keys.certificate_pem(cert.thumbprint)
-    key = load_pem_private_key(pem, password=None)
+    key = crypto.private_key(pem)
     der = crypto.certificate_der(pem)
     x5t = crypto.b64url(bytes.fromhex(cert.thumbprint))
     claims = {"aud": f"https://login.microsoftonline.com/{tenant_id}/oauth2/token", "iss": sp.app_id, "sub": sp.app_id,
@@ -200,7 +197,7 @@ def _verify_client_assertion(ctx: Ctx, sp: ServicePrincipal, cert: KeyCredential
     if thumb not in listed or crypto.sha1_thumbprint_hex(der) != thumb:
         raise TokenError("invalid_client", "AADSTS700027: Client assertion contains an invalid signature. [Reason - The key was not found.]",
                          reason="the identity's certificate is not registered on its service principal")
-    public = load_der_public_key(crypto.certificate_spki(der))
+    public = crypto.public_key(crypto.certificate_spki(der))
     try:
         _, presented = crypto.jws_verify_es256(assertion, public)
     except ValueError as exc:
@@ -229,21 +226,19 @@ def mint(ctx: Ctx, resource: Resource, identity: Identity, audience: str) -> dic
     }
 
 
-# Loaded signing keys, by key store and kid, for the life of the process: loading a PEM costs about
-# as much again as an RS256 signature (the library's per-key set-up), and `msi serve` signs many
+# Loaded signing keys, by key store and kid, for the life of the process: `msi serve` signs many
 # tokens with one key. A key is loaded only after its file proved its name (the key ring checks
 # that); a file replaced later is never read again, so it can only stop being used, never forge.
-_PRIVATE_KEYS: dict[tuple[str, str], PrivateKeyTypes] = {}
+_PRIVATE_KEYS: dict[tuple[str, str], SigningKeyTypes] = {}
 
 
-def _private_key(keys: KeyRing, kid: str) -> PrivateKeyTypes:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+def _private_key(keys: KeyRing, kid: str) -> SigningKeyTypes:
+    from msi_cli import crypto
 
     slot = (str(getattr(keys, "dir", "")), kid)
     private = _PRIVATE_KEYS.get(slot)
     if private is None:
-        # Our own key from the owner-only store: skip the RSA consistency check (~50 ms per load).
-        private = load_pem_private_key(keys.signing_key_pem(kid), password=None, unsafe_skip_rsa_key_validation=True)
+        private = crypto.private_key(keys.signing_key_pem(kid))
         if len(_PRIVATE_KEYS) >= 64:
             _PRIVATE_KEYS.clear()
         _PRIVATE_KEYS[slot] = private

@@ -136,11 +136,9 @@ class FileKeyRing:
         pem = self._read(name)
         if self._verified.get(name) is None:
             path = self.dir / f"{name}.pem"
-            from cryptography.exceptions import UnsupportedAlgorithm  # loaded already by the check
-
             try:
-                der = crypto.check_key_file(pem)
-            except (ValueError, UnsupportedAlgorithm) as exc:  # a damaged curve or algorithm id is unsupported
+                der = crypto.check_key_file(pem)  # in plain Python for a file as msi writes it
+            except ValueError as exc:  # a damaged curve or algorithm id included
                 raise StateError(f"key file {path} cannot be used: {exc}", hint="it was damaged or replaced") from None
             if thumbprint(der) != name:
                 raise StateError(
