@@ -241,20 +241,25 @@ def sha1_thumbprint_hex(der: bytes) -> str:
 def jwk_from_certificate(der: bytes, kid: str) -> dict[str, Any]:
     """The public JWK Azure publishes for a signing certificate: kty, use, kid, x5t, n, e, x5c.
     Raises ValueError for a certificate whose key is not RSA."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from msi_cli import purekeys
 
-    public = x509.load_der_x509_certificate(der).public_key()
-    if not isinstance(public, rsa.RSAPublicKey):
-        raise ValueError("not an RSA signing certificate")
-    numbers = public.public_numbers()
+    numbers = purekeys.rsa_public(certificate_spki(der))  # in plain Python: no cryptography to import for a JWKS
+    if numbers is None:  # not the canonical RSA key msi writes: cryptography decides
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        public = x509.load_der_x509_certificate(der).public_key()
+        if not isinstance(public, rsa.RSAPublicKey):
+            raise ValueError("not an RSA signing certificate")
+        numbers = public.public_numbers().n, public.public_numbers().e
+    n, e = numbers
     return {
         "kty": "RSA",
         "use": "sig",
         "kid": kid,
         "x5t": kid,
-        "n": b64url_uint(numbers.n),
-        "e": b64url_uint(numbers.e),
+        "n": b64url_uint(n),
+        "e": b64url_uint(e),
         "x5c": [base64.b64encode(der).decode("ascii")],
     }
 

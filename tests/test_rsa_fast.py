@@ -338,3 +338,23 @@ def test_a_fresh_token_does_not_import_cryptography_and_verifies(msi_proc, isola
     token, modules = _fresh_token("https://management.azure.com/")
     assert "cryptography.hazmat.primitives.serialization" in modules
     assert msi_proc("verify", token, "-o", "none").returncode == 0
+
+
+_COMMAND_PROBE = (
+    "import sys, json; from msi_cli.cli import main; sys.argv = ['msi', *json.loads(sys.argv[1])]\n"
+    "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+    "print(sorted(m for m in sys.modules if m.startswith('cryptography')))"
+)
+
+
+@pytest.mark.parametrize("args", [["jwks"], ["check-access", "vm1", "--role", "Reader", "--scope", "vm1"]])
+def test_jwks_and_access_checks_import_no_cryptography(msi_proc, args):
+    for setup in (("create-resource", "vm1", "--type", "vm", "--system-assigned"), ("grant", "vm1", "--role", "Reader", "--scope", "vm1"),
+                  ("jwks",)):  # the tenant's signing keys are made (with cryptography) before the probe
+        assert msi_proc(*setup).returncode == 0
+    proc = subprocess.run([sys.executable, "-c", _COMMAND_PROBE, json.dumps(args)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1] == "[]"
+    if args == ["jwks"]:
+        keys = json.loads(proc.stdout.rsplit("\n[", 1)[0])["keys"]
+        assert keys and all(k["kty"] == "RSA" and k["e"] == "AQAB" for k in keys)
