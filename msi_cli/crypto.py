@@ -4,9 +4,10 @@ only when called, so commands that never touch keys start fast."""
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
+
+from msi_cli import hashing
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -231,11 +232,11 @@ def _library_key(key: purekeys.RSAKey | purekeys.ECKey | purekeys.ECPublic) -> A
 
 
 def sha1_thumbprint_b64url(der: bytes) -> str:
-    return b64url(hashlib.sha1(der).digest())
+    return b64url(hashing.sha1(der).digest())
 
 
 def sha1_thumbprint_hex(der: bytes) -> str:
-    return hashlib.sha1(der).hexdigest().upper()
+    return hashing.sha1(der).hexdigest().upper()
 
 
 def jwk_from_certificate(der: bytes, kid: str) -> dict[str, Any]:

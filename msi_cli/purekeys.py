@@ -21,11 +21,10 @@ P-256 arithmetic is quickcert's.
 from __future__ import annotations
 
 import base64
-import hashlib
 import math
-import secrets
 from typing import NamedTuple
 
+from msi_cli import hashing
 from msi_cli.store.quickcert import N, P, Jacobian, _add, _double
 
 _RSA_ALG = bytes.fromhex("300d06092a864886f70d0101010500")  # rsaEncryption, NULL parameters
@@ -247,7 +246,7 @@ def rs256(key: RSAKey, message: bytes) -> bytes:
     """RSASSA-PKCS1-v1_5 with SHA-256: EMSA-PKCS1-v1_5 encoding, then the private operation by
     CRT, checked with the public exponent."""
     size = key.size
-    digest = _SHA256_INFO + hashlib.sha256(message).digest()
+    digest = _SHA256_INFO + hashing.sha256(message).digest()
     m = int.from_bytes(b"\x00\x01" + b"\xff" * (size - len(digest) - 3) + b"\x00" + digest, "big")
     s1, s2 = pow(m, key.dp, key.p), pow(m, key.dq, key.q)
     s = s2 + key.q * (key.qinv * (s1 - s2) % key.p)
@@ -258,9 +257,9 @@ def rs256(key: RSAKey, message: bytes) -> bytes:
 
 def es256(key: ECKey, message: bytes) -> bytes:
     """ECDSA P-256 with SHA-256, a fresh random nonce, as JWS encodes it: r || s, 32 bytes each."""
-    e = int.from_bytes(hashlib.sha256(message).digest(), "big")
+    e = int.from_bytes(hashing.sha256(message).digest(), "big")
     while True:
-        k = secrets.randbelow(N - 1) + 1
+        k = hashing.randbelow(N - 1) + 1
         point = _affine(_base_multiply(k))
         r = point[0] % N if point else 0
         s = pow(k, -1, N) * (e + r * key.d) % N
@@ -276,7 +275,7 @@ def es256_verify(public: ECPublic, message: bytes, signature: bytes) -> bool:
     r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
     if not (0 < r < N and 0 < s < N):
         return False
-    e = int.from_bytes(hashlib.sha256(message).digest(), "big")
+    e = int.from_bytes(hashing.sha256(message).digest(), "big")
     w = pow(s, -1, N)
     point = _affine(_add(_base_multiply(e * w % N), _multiply(r * w % N, public)))
     return point is not None and point[0] % N == r

@@ -153,10 +153,8 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     """Write a file so that readers see the old or the new content, never a part; mode 0600.
 
     `durable=False` skips the fsync, for caches that are rebuilt when lost."""
-    import tempfile
-
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        fd, tmp = _temporary(path)
     except OSError as exc:
         raise StateError(f"cannot write {path}: {_why(exc)}; the previous file is unchanged") from None
     try:
@@ -175,6 +173,18 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
 
 
 TEMP_SUFFIX = ".tmp"
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new 0600 file beside `path`, named `.<name>.<random>.tmp`, as tempfile.mkstemp makes it
+    (created exclusively, never through a link), without importing tempfile (and random)."""
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | _NOFOLLOW, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def create_private(path: Path, data: bytes, durable: bool = True) -> bool:

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from msi_cli import crypto
-from msi_cli.core.arm import new_guid
+from msi_cli.core.arm import new_guid, rx
 from msi_cli.core.timefmt import iso
 from msi_cli.core.model import KeyCredential, SigningKey
 from msi_cli.errors import StateError
@@ -36,7 +35,7 @@ from msi_cli.store import files, quickcert
 MAX_KEY_FILE = 64 * 1024
 PENDING = ".pending"  # names of key files made by a transaction that has not committed yet
 FSYNC_EACH = 4  # a transaction's first keys are fsynced one by one; the rest at once by flush()
-_NAME = re.compile(r"[A-Za-z0-9_-]{27}|[0-9A-F]{40}")  # a signing key's kid, a certificate's thumbprint
+_NAME = r"[A-Za-z0-9_-]{27}|[0-9A-F]{40}"  # a signing key's kid, a certificate's thumbprint
 
 
 class FileKeyRing:
@@ -114,7 +113,7 @@ class FileKeyRing:
         files.remove_leftovers(self.dir)  # a writer killed while writing a key file journalled it first
         names = used()  # only now: the state's every key name takes reading all its principals
         for name in raw.decode("ascii", "replace").split():
-            if name not in names and _NAME.fullmatch(name):
+            if name not in names and rx(_NAME).fullmatch(name):
                 with contextlib.suppress(OSError):
                     os.unlink(self.dir / f"{name}.pem")
         with contextlib.suppress(OSError):

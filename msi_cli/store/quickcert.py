@@ -1,5 +1,5 @@
 """Identity certificates without importing `cryptography`: a P-256 key and a self-signed X.509
-certificate in plain Python (integer arithmetic, hashlib, DER written by hand).
+certificate in plain Python (integer arithmetic, built-in hashes, DER written by hand).
 
 Importing `cryptography`'s X.509 and serialisation modules costs a command that creates one
 identity several times what making the certificate does; in plain Python a certificate takes a
@@ -13,10 +13,11 @@ which is faster per certificate once it is loaded.
 from __future__ import annotations
 
 import base64
-import hashlib
-import secrets
+import os
 import sys
 from datetime import UTC, datetime
+
+from msi_cli import hashing
 
 # The curve P-256 (SEC 2 secp256r1, FIPS 186-4 D.1.2.3); a = -3.
 P = 2**256 - 2**224 + 2**192 + 2**96 - 1
@@ -92,9 +93,9 @@ def multiply_base(k: int) -> tuple[int, int]:
 
 def _sign(d: int, message: bytes) -> tuple[int, int]:
     """ECDSA over SHA-256, with a fresh random nonce."""
-    e = int.from_bytes(hashlib.sha256(message).digest(), "big")
+    e = int.from_bytes(hashing.sha256(message).digest(), "big")
     while True:
-        k = secrets.randbelow(N - 1) + 1
+        k = hashing.randbelow(N - 1) + 1
         r = multiply_base(k)[0] % N
         s = pow(k, -1, N) * (e + r * d) % N
         if r and s:
@@ -142,11 +143,11 @@ def _pem(label: str, der: bytes) -> bytes:
 
 def ec_certificate(common_name: str, start: int, end: int) -> tuple[bytes, bytes]:
     """A P-256 key with a self-signed certificate: (PEM of key and certificate, certificate DER)."""
-    d = secrets.randbelow(N - 1) + 1
+    d = hashing.randbelow(N - 1) + 1
     x, y = multiply_base(d)
     point = b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
     name = _name(common_name)
-    serial = int.from_bytes(secrets.token_bytes(20), "big") >> 1  # as x509.random_serial_number()
+    serial = int.from_bytes(os.urandom(20), "big") >> 1  # as x509.random_serial_number()
     tbs = _seq(
         bytes.fromhex("a003020102"),  # version 3
         _int(serial),

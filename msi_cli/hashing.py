@@ -1,0 +1,46 @@
+"""SHA-1, SHA-256 and uniform random integers without importing hashlib or secrets.
+
+`hashlib` loads OpenSSL's libcrypto (2-4 ms) and `secrets` imports `random` and `hmac` with it;
+msi hashes only small things (a certificate for its thumbprint, a token's signing input), for which
+CPython's built-in implementations are as quick, and imported in a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+try:  # the built-in implementations: _sha2 from Python 3.12, _sha256 before
+    from _sha1 import sha1 as _sha1
+except ImportError:  # pragma: no cover - other interpreters
+    from hashlib import sha1 as _sha1
+try:
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found, unused-ignore]
+except ImportError:
+    try:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
+    except ImportError:  # pragma: no cover - other interpreters
+        from hashlib import sha256 as _sha256  # type: ignore[assignment, unused-ignore]
+
+
+
+class Hash(Protocol):
+    def digest(self) -> bytes: ...
+    def hexdigest(self) -> str: ...
+
+
+sha1: Callable[[bytes], Hash] = _sha1
+sha256: Callable[[bytes], Hash] = _sha256
+
+
+def randbelow(n: int) -> int:
+    """A uniformly random integer in [0, n), from os.urandom, as secrets.randbelow gives it."""
+    if n <= 0:
+        raise ValueError("upper bound must be positive")
+    bits = n.bit_length()
+    size = (bits + 7) // 8
+    while True:
+        value = int.from_bytes(os.urandom(size), "big") >> (size * 8 - bits)
+        if value < n:
+            return value
