@@ -178,3 +178,18 @@ def test_a_damaged_part_falls_back_to_the_file(isolated_state, part):
     state._blobs["resources"] = marshal.dumps((count, keys, names, ends, parts))
     assert [r.name for r in lookup.named(state.resources, "res290")] == ["res290"]
     assert state.resources == truth.resources
+
+
+def test_a_save_keeps_the_chunks_it_did_not_change(isolated_state):
+    seed(isolated_state, 700)
+    sf = StateFile(isolated_state)
+    sf.read()
+    before = marshal.loads(sf.read().blob("resources"))
+    with sf.transaction() as ctx:
+        lookup.resource(ctx.state, "res650").location = "westeurope"
+    state = sf.read()
+    after = marshal.loads(state.blob("resources"))
+    assert after[0] == before[0] and after[1] == before[1] and after[2] == before[2]  # count, keys, names
+    assert [a == b for a, b in zip(after[4], before[4])] == [True, True, False]
+    assert Chunked(state.blob("resources")).rows() == chunks.Chunked(chunks.dumps(
+        rows.collection_rows("resources", sf._parse(sf.path.read_bytes()).resources), None, 0)).rows()

@@ -18,12 +18,24 @@ Row = tuple[Any, ...]
 Table = list[tuple[str, Row]]
 
 
-def dumps(table: Table, ends: list[int] | None, name_at: int | None) -> bytes:
-    """The cache's blob for a collection's rows (and their text ends; None: not known)."""
-    keys = [key for key, _ in table]
-    names = [row[name_at].lower() for _, row in table] if name_at is not None else None
-    parts = [marshal.dumps(shared(table[i:i + CHUNK])) for i in range(0, len(table), CHUNK)]
-    return marshal.dumps((len(table), marshal.dumps(keys), marshal.dumps(names), marshal.dumps(ends), parts))
+def dumps(table: Table, ends: list[int] | None, name_at: int | None, old: Chunked | None = None) -> bytes:
+    """The cache's blob for a collection's rows (and their text ends; None: not known). `old`,
+    the blob the table was read from: its chunks whose rows did not change are kept as they are
+    (marshalling a chunk again costs far more than comparing its rows)."""
+    before = old.loaded() if old is not None else None
+    parts: list[bytes] = []
+    for i in range(0, len(table), CHUNK):
+        chunk = table[i:i + CHUNK]
+        if before is not None and old is not None and i // CHUNK < len(old._parts) and before[i:i + CHUNK] == chunk:
+            parts.append(old._parts[i // CHUNK])
+        else:
+            parts.append(marshal.dumps(shared(chunk)))
+    if before is not None and old is not None and len(before) == len(table) and all(p is q for p, q in zip(parts, old._parts)):
+        keys, names = old.raw_keys(), old.raw_names()  # every row as it was: so are the keys and names
+    else:
+        keys = marshal.dumps([key for key, _ in table])
+        names = marshal.dumps([row[name_at].lower() for _, row in table] if name_at is not None else None)
+    return marshal.dumps((len(table), keys, names, marshal.dumps(ends), parts))
 
 
 class Chunked:
@@ -83,6 +95,16 @@ class Chunked:
                 raise ValueError("a chunk of rows does not match them")
             self._chunks[n] = chunk
         return chunk[index % CHUNK]
+
+    def loaded(self) -> Table | None:
+        """Every row, if they were all read already (else None: nothing is read for this)."""
+        return self._rows
+
+    def raw_keys(self) -> bytes:
+        return self._keys if isinstance(self._keys, bytes) else marshal.dumps(self._keys)
+
+    def raw_names(self) -> bytes:
+        return self._names if isinstance(self._names, bytes) else marshal.dumps(self._names)
 
     def rows(self) -> Table:
         """Every key and row, in order."""

@@ -76,6 +76,10 @@ class LazyState(State):
             self._recover(coll)  # no cached text is trusted; the collection rebuilds from the file when used
             return None
 
+    def chunked(self, coll: str) -> Chunked | None:
+        """The cached rows a used collection was read from, part by part (None: not from the cache)."""
+        return self._tables.get(coll)
+
     def _build(self, coll: str) -> dict[str, Any]:
         """The collection, its objects built as they are asked for (LazyCollection)."""
         self._pending.discard(coll)

@@ -242,7 +242,7 @@ class StateFile:
             if changed is not None and (old is None or keys or len(table) != len(old_rows)):
                 keys.update({k for k, _ in old_rows} - {k for k, _ in table})  # removed
                 changed[coll] = keys
-            colls[coll] = (pos, pos + size, chunks.dumps(table, ends, _name_at(coll)))
+            colls[coll] = (pos, pos + size, chunks.dumps(table, ends, _name_at(coll), lazy.chunked(coll) if lazy is not None else None))
             pos += size
         self._check(lambda: codec.check_links(state, changed))  # with nothing changed: the default subscription alone
         return b"".join(parts), head, colls
