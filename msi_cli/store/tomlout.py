@@ -82,17 +82,19 @@ def _values(table: dict[str, Any], out: list[str], strings: list[str]) -> list[t
         elif t is list:
             if not v:
                 out.append(f"{key} = []\n")
-            elif all(type(s) is str for s in v):
-                strings.extend(v)
-                out.append(f"{key} = [\n" + "".join([f'{_INDENT}"{s}",\n' for s in v]) + "]\n")
-            elif all(type(d) is dict for d in v):
+            elif type(v[0]) is dict:
+                if not all(type(d) is dict for d in v):
+                    raise _Unusual
                 inline = [_inline(d, strings) for d in v]
                 if None in inline:
                     sections.append((key, v))
                 else:
                     out.append(f"{key} = [\n" + "".join([f"{_INDENT}{s},\n" for s in inline]) + "]\n")
             else:
-                raise _Unusual
+                if not all(type(s) is str for s in v):
+                    raise _Unusual
+                strings.extend(v)
+                out.append(f"{key} = [\n" + "".join([f'{_INDENT}"{s}",\n' for s in v]) + "]\n")
         elif t is bool:
             out.append(f"{key} = {'true' if v else 'false'}\n")
         elif t is int:
