@@ -201,7 +201,7 @@ class StateFile:
         collection nobody used is copied from `raw` as it was; in a used one, a record whose row
         is unchanged keeps its text, one that changed is validated field by field and serialised
         again; when anything changed, the links between all records are validated."""
-        import tomli_w
+        from msi_cli.store import tomlout
 
         head = codec.header(state)
         try:
@@ -210,7 +210,7 @@ class StateFile:
         except codec.InvalidDocument as exc:
             raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
         lazy = state if isinstance(state, LazyState) else None
-        parts = [self._utf8(tomli_w.dumps(head))]
+        parts = [self._utf8(tomlout.dumps(head))]
         pos = len(parts[0])
         colls: dict[str, Coll] = {}
         changed: dict[str, set[str]] | None = {} if lazy is not None else None
@@ -253,7 +253,7 @@ class StateFile:
         """Append each record's text to `parts`: unchanged ones from `raw` (a run of them in one
         piece), changed ones validated and serialised (their keys added to `keys`). Returns where
         each text ends (from the collection's start) and their total size."""
-        import tomli_w
+        from msi_cli.store import tomlout  # tomli_w's bytes, several times faster
 
         common = min(len(table), len(old_rows))
         if old_ends is not None and start is not None:
@@ -285,7 +285,7 @@ class StateFile:
                 if not same:
                     keys.add(key)
                     self._check(functools.partial(codec.check_record, coll, rec, index))
-                text = self._utf8("\n" + tomli_w.dumps({coll: [rec]}))
+                text = self._utf8("\n" + tomlout.dumps({coll: [rec]}))
             parts.append(text)
             size += len(text)
             ends.append(size)
