@@ -4,7 +4,6 @@ state file; it hands tomli_w what it does not know, and the read-only commands i
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import string
 import subprocess
@@ -18,6 +17,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from msi_cli.core.datatype import fields, is_record
 from msi_cli.store import codec, records, tomlout
 from msi_cli.store.statefile import StateFile
 
@@ -56,7 +56,7 @@ def value(hint: typing.Any) -> st.SearchStrategy[typing.Any]:
     args = typing.get_args(hint)
     if typing.get_origin(hint) is list:
         element = args[0]
-        return st.lists(objects(element) if dataclasses.is_dataclass(element) else TEXT, max_size=4)
+        return st.lists(objects(element) if is_record(element) else TEXT, max_size=4)
     if type(None) in args:
         (other,) = [a for a in args if a is not type(None)]
         return st.one_of(st.none(), value(other))
@@ -65,7 +65,7 @@ def value(hint: typing.Any) -> st.SearchStrategy[typing.Any]:
 
 def objects(cls: type) -> st.SearchStrategy[typing.Any]:
     hints = typing.get_type_hints(cls)
-    return st.builds(cls, **{f.name: value(hints[f.name]) for f in dataclasses.fields(cls)})
+    return st.builds(cls, **{name: value(hints[name]) for name in fields(cls)})
 
 
 RECORDS = st.sampled_from(sorted(records.collections().items())).flatmap(
