@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from msi_cli.core import lookup
-from msi_cli.store import chunks, rows
+from msi_cli.store import cachefile, chunks, rows
 from msi_cli.store.chunks import Chunked
 from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.statefile import StateFile
@@ -193,3 +193,25 @@ def test_a_save_keeps_the_chunks_it_did_not_change(isolated_state):
     assert [a == b for a, b in zip(after[4], before[4])] == [True, True, False]
     assert Chunked(state.blob("resources")).rows() == chunks.Chunked(chunks.dumps(
         rows.collection_rows("resources", sf._parse(sf.path.read_bytes()).resources), None, 0)).rows()
+
+
+@pytest.mark.parametrize("where", ["head", "resources", "identities"])
+def test_a_damaged_byte_in_the_cache_file_is_found_by_its_crc(isolated_state, where):
+    seed(isolated_state, 300)
+    sf = StateFile(isolated_state)
+    truth = sf._parse(sf.path.read_bytes())
+    sf.read()
+    raw = bytearray(sf.cache_path.read_bytes())
+    if where == "head":
+        at = 20
+    else:
+        part = cachefile.loads(bytes(raw))["colls"][where][2]
+        at = part._view.obj.index(bytes(part._view)) + len(part._view) // 2  # inside that collection's rows
+    raw[at] ^= 0x01
+    sf.cache_path.write_bytes(bytes(raw))
+    state = sf.read()
+    assert state.resources == truth.resources and state.identities == truth.identities
+    with sf.transaction() as ctx:  # a save after it writes a sound cache again
+        lookup.resource(ctx.state, "res5").location = "westeurope"
+    assert cachefile.loads(sf.cache_path.read_bytes()) is not None
+    assert lookup.resource(sf.read(), "res5").location == "westeurope"

@@ -14,7 +14,8 @@ from msi_cli.core import lifecycle
 from msi_cli.core.model import SCHEMA_VERSION
 from msi_cli.errors import StateError
 from msi_cli.store import codec, files
-from msi_cli.store.statefile import CACHE_FORMAT, StateFile, digest_of, seal, unseal
+from msi_cli.store import cachefile
+from msi_cli.store.statefile import CACHE_FORMAT, StateFile, digest_of, seal
 
 # Commands that read the state, and commands that would write it: neither may touch a bad file.
 COMMANDS = [
@@ -276,7 +277,7 @@ def test_key_files_hold_the_private_keys_named_in_the_state(cli, isolated_state)
 
 
 def cache_digest(path: Path) -> str | None:
-    blob = unseal((private_dir(path) / "cache").read_bytes())
+    blob = cachefile.loads((private_dir(path) / "cache").read_bytes())
     return blob.get("digest")
 
 
@@ -329,18 +330,18 @@ def _not_a_dict(blob: bytes, digest: str) -> bytes:
 
 
 def _other_format(blob: bytes, digest: str) -> bytes:
-    data = unseal(blob)
+    data = cachefile.loads(blob)
     data["format"] = "0/old"
     data["rows"] = {"resources": []}
-    return seal(data)
+    return cachefile.dumps(data)
 
 
 def _missing_parts(blob: bytes, digest: str) -> bytes:
-    return seal({"format": CACHE_FORMAT, "digest": digest})
+    return seal({"format": CACHE_FORMAT, "digest": digest})  # the stamp's seal, not the cache's
 
 
 def _wrong_structure(blob: bytes, digest: str) -> bytes:
-    return seal({"format": CACHE_FORMAT, "digest": digest, "header": {}, "rows": {"resources": 5}})
+    return cachefile.dumps({"format": CACHE_FORMAT, "digest": digest, "header": {}, "colls": {"resources": (0, 5, b"\x00")}})
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from msi_cli.core.timefmt import DAY
 from msi_cli.errors import StateError
 from msi_cli.store import codec
 from msi_cli.store.lazystate import LazyState
-from msi_cli.store.statefile import StateFile, seal, unseal
+from msi_cli.store import cachefile
+from msi_cli.store.statefile import StateFile
 
 
 @pytest.fixture
@@ -80,10 +81,10 @@ def test_a_due_certificate_rolls_though_the_principals_were_not_read(sf):
 
 def test_a_damaged_collection_in_the_cache_falls_back_to_the_file(sf):
     expected = codec.load(codec.upgrade(__import__("tomllib").loads(sf.path.read_text())))
-    blob = unseal(sf.cache_path.read_bytes())
+    blob = cachefile.loads(sf.cache_path.read_bytes())
     start, end, _ = blob["colls"]["principals"]
     blob["colls"]["principals"] = (start, end, b"\x00not marshal")
-    sf.cache_path.write_bytes(seal(blob))
+    sf.cache_path.write_bytes(cachefile.dumps(blob))
     state = sf.read()
     assert state.principals == expected.principals and state == expected
     with sf.transaction() as ctx:

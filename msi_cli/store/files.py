@@ -301,7 +301,7 @@ def read_private(path: Path, what: str, limit: int = MAX_PRIVATE_BYTES, cache: b
     `cache` that is a folder or a special file is treated as missing (it is rebuilt, or its write
     fails quietly); a symlink or another user's file is refused all the same."""
     try:
-        fd, _ = _open_private(path, os.O_RDONLY, what)
+        fd, st = _open_private(path, os.O_RDONLY, what)
     except FileNotFoundError:
         return None
     except StateError:
@@ -311,7 +311,7 @@ def read_private(path: Path, what: str, limit: int = MAX_PRIVATE_BYTES, cache: b
                     return None
         raise
     try:
-        return _read_fd(fd, path, limit, what)
+        return _read_fd(fd, path, limit, what, min(st.st_size, limit))
     finally:
         os.close(fd)
 

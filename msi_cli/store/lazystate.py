@@ -8,12 +8,13 @@ are properties over State's own slots, filled on first read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from msi_cli.core.datatype import fields
 from msi_cli.core.model import State
 from msi_cli.store import records, rows
+from msi_cli.store.cachefile import Part
 from msi_cli.store.chunks import Chunked
 from msi_cli.store.lazycoll import LazyCollection
 
@@ -27,14 +28,14 @@ _FIELDS = fields(State)
 
 class LazyState(State):
     __slots__ = ("_blobs", "_pending", "_tables", "_fallback", "_roll_summary")
-    _blobs: dict[str, bytes]  # each collection's marshalled Table, as the cache holds it
+    _blobs: dict[str, bytes | Part]  # each collection's rows, as the cache holds them (chunks.dumps)
     _pending: set[str]  # the collections not built yet
     _tables: dict[str, Chunked]  # collections built from the cache: the rows they came from
     _fallback: Callable[[], State]  # the state parsed from the file itself, should a blob be unreadable
     _roll_summary: tuple[str, str] | None  # credentials.roll_summary of the cached principals
 
     @classmethod
-    def from_cache(cls, head: dict[str, Any], blobs: dict[str, bytes], fallback: Callable[[], State],
+    def from_cache(cls, head: dict[str, Any], blobs: Mapping[str, bytes | Part], fallback: Callable[[], State],
                    roll_summary: tuple[str, str] | None = None) -> LazyState:
         state = cls.__new__(cls)
         state._roll_summary = roll_summary
@@ -42,7 +43,7 @@ class LazyState(State):
         state.clock_offset = head.get("clock_offset", 0)
         state.default_subscription_id = head["default_subscription"]
         for coll in records.collections():
-            if not isinstance(blobs[coll], bytes):
+            if not isinstance(blobs[coll], (bytes, Part)):
                 raise TypeError(coll)
         state._blobs = dict(blobs)
         state._pending = set(blobs)
@@ -62,7 +63,13 @@ class LazyState(State):
 
     def blob(self, coll: str) -> bytes | None:
         """The cache's blob for the collection, unless it proved unreadable."""
-        return self._blobs.get(coll)
+        blob = self._blobs.get(coll)
+        if isinstance(blob, Part):
+            try:
+                return blob.data()
+            except ValueError:
+                return None
+        return blob
 
     def table(self, coll: str) -> Table | None:
         """The cached rows (and text ends) a used collection was built from, if it was and they
@@ -85,7 +92,7 @@ class LazyState(State):
         self._pending.discard(coll)
         blob = self._blobs[coll]
         try:
-            table = Chunked(blob)
+            table = Chunked(blob.data() if isinstance(blob, Part) else blob)
         except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError):
             return self._recover(coll)
         self._tables[coll] = table

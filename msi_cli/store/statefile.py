@@ -37,7 +37,7 @@ from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
 from msi_cli.core.datatype import fields
-from msi_cli.store import activitylog, chunks, codec, files, records, rows
+from msi_cli.store import activitylog, cachefile, chunks, codec, files, records, rows
 from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.lazystate import LazyState
 
@@ -55,7 +55,7 @@ def digest_of(data: bytes) -> str:
     return blake2b(data, digest_size=20).hexdigest()
 
 
-CACHE_FORMAT = f"4/{SCHEMA_VERSION}/{__version__}"
+CACHE_FORMAT = f"5/{SCHEMA_VERSION}/{__version__}"
 STAMP_SETTLED_NS = 100_000_000
 COARSE_SETTLED_NS = 2_000_000_000
 _now_ns = time.time_ns  # the real clock (file times are real), read through this name so tests can move it
@@ -163,7 +163,7 @@ class StateFile:
 
     def _read_blob(self, path: Path, digest: str | None) -> dict[str, Any] | None:
         raw = files.read_private(path, "cache file", cache=True)  # refused when planted by another user
-        blob = unseal(raw) if raw is not None else None
+        blob = None if raw is None else cachefile.loads(raw) if path == self.cache_path else unseal(raw)
         if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or (digest is not None and blob.get("digest") != digest):
             return None
         return blob
@@ -171,7 +171,8 @@ class StateFile:
     def _write_blob(self, path: Path, blob: dict[str, Any]) -> None:
         with contextlib.suppress(StateError, OSError, ValueError):
             files.private_dir(self.private)
-            files.write_atomic(path, seal(blob), durable=False)  # keyed by digest: a lost one is rebuilt
+            data = cachefile.dumps(blob) if path == self.cache_path else seal(blob)
+            files.write_atomic(path, data, durable=False)  # keyed by digest: a lost one is rebuilt
 
     def read(self) -> State:
         """The current state, without taking the lock. A missing file is created fresh first."""
