@@ -215,3 +215,16 @@ def test_a_damaged_byte_in_the_cache_file_is_found_by_its_crc(isolated_state, wh
         lookup.resource(ctx.state, "res5").location = "westeurope"
     assert cachefile.loads(sf.cache_path.read_bytes()) is not None
     assert lookup.resource(sf.read(), "res5").location == "westeurope"
+
+
+def test_a_change_that_moves_no_system_identity_reads_no_other_resource(seeded, monkeypatch):
+    calls = []
+    real = LazyCollection.columns
+    monkeypatch.setattr(LazyCollection, "columns", lambda self, *names: calls.append(names) or real(self, *names))
+    with seeded.transaction() as ctx:
+        lookup.resource(ctx.state, "res4").location = "westeurope"
+    assert calls == []  # its system-assigned identity is the one it held: nothing can clash
+    with seeded.transaction() as ctx:  # one that does move is checked against every other
+        vm0, vm3 = lookup.resource(ctx.state, "res0"), lookup.resource(ctx.state, "res3")
+        vm0.system_principal_id, vm3.system_principal_id = vm3.system_principal_id, vm0.system_principal_id
+    assert ("system_principal_id",) in calls

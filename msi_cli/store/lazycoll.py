@@ -128,6 +128,23 @@ class LazyCollection(dict[str, Any]):
         row = self._row
         return [(key, *[r[i] for i in at]) for key, r in ((k, row(o)) for k, o in dict.items(self))]
 
+    def previous(self, key: str) -> Row | None:
+        """The row `key` had when the collection was read from the cache (None: it had none, or
+        the collection is whole)."""
+        if self._whole:
+            return None
+        try:
+            n = self._at().get(key)
+            return None if n is None else self._table.row(n)[1]
+        except _DAMAGE:
+            return None
+
+    def position(self, key: str) -> int:
+        """Where `key` stands in the collection's order (its record's index in the file)."""
+        if self._whole:
+            return list(dict.keys(self)).index(key)
+        return self._at()[key]
+
     def unchanged(self) -> bool:
         """Whether no object was changed since it was built from its row (reading only the rows
         of the objects handed out); False once the collection is whole."""

@@ -15,6 +15,7 @@ from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.validation import InvalidDocument
 
 _ENTRY_PRINCIPAL = fields(UserAssignment).index("principal_id")
+_SYSTEM_AT = fields(Resource).index("system_principal_id")
 
 
 def _columns(objects: Mapping[str, Any], cls: type, *names: str) -> list[tuple[Any, ...]]:
@@ -43,6 +44,7 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
         _resource_groups(state)
     if due("identities", "tenants", "resource_groups"):
         _identities(state)
+    stable = False  # the changed resources hold the system-assigned identities they held
     if due("resources", "subscriptions", "resource_groups", "identities"):
         only: set[str] | None = None
         if changed is not None and not due("subscriptions", "resource_groups"):
@@ -52,8 +54,9 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
             if touched:
                 only.update(key for key, pid, entries in _columns(state.resources, Resource, "system_principal_id", "user_assigned")
                             if pid in touched or any(e[_ENTRY_PRINCIPAL] in touched for e in entries))
-        _resources(state, only)
-    if due("identities", "resources"):
+        stable = changed is not None and only is not None and _holders_unchanged(state, only)
+        _resources(state, only, stable)
+    if due("identities", "resources") and not (changed is not None and "identities" not in changed and stable):
         system_owner = {pid for _, pid in _columns(state.resources, Resource, "system_principal_id") if pid is not None}
         for n, (pid, kind) in enumerate(_columns(state.identities, Identity, "kind")):
             if kind == SYSTEM and pid not in system_owner:
@@ -98,9 +101,30 @@ def _identities(state: State) -> None:
             user_ids.add(resource_id.lower())
 
 
-def _resources(state: State, only: set[str] | None) -> None:
+def _holders_unchanged(state: State, keys: Collection[str]) -> bool:
+    """Whether the resources `keys`, changed in place (none added or removed: the collection was
+    never built whole), still hold the system-assigned identities they held when loaded. Then no
+    resource can now share one, and no identity lost its resource: the other records need no scan."""
+    resources = state.resources
+    if not isinstance(resources, LazyCollection) or resources.built() is None:
+        return False
+    for key in keys:
+        old = resources.previous(key)
+        if old is None or old[_SYSTEM_AT] != resources[key].system_principal_id:
+            return False
+    return True
+
+
+def _resources(state: State, only: set[str] | None, stable: bool = False) -> None:
+    """Each resource's links (with `only`, the changed ones'); no two resources hold one
+    system-assigned identity (unless `stable`: see _holders_unchanged)."""
     system_owner: dict[str, str] = {}
-    for n, (key, held) in enumerate(_columns(state.resources, Resource, "system_principal_id")):
+    if stable and only is not None and isinstance(state.resources, LazyCollection):
+        at = state.resources.position
+        entries = sorted((at(key), key, None) for key in only)
+    else:
+        entries = [(n, key, held) for n, (key, held) in enumerate(_columns(state.resources, Resource, "system_principal_id"))]
+    for n, key, held in entries:
         if only is not None and key not in only:  # unchanged: only what a changed one may clash with
             if held is not None:
                 if held in system_owner:
