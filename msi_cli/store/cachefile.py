@@ -27,6 +27,13 @@ class Part:
         self._crc = crc
         self._data: bytes | None = None
 
+    @property
+    def crc(self) -> int:
+        return self._crc
+
+    def view(self) -> memoryview:
+        return self._view
+
     def data(self) -> bytes:
         if self._data is None:
             data = bytes(self._view)
@@ -38,12 +45,15 @@ class Part:
 
 def dumps(blob: dict[str, Any]) -> bytes:
     """The file for `blob` ({..., "colls": {coll: (start, end, rows)}}; rows bytes or a Part)."""
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     index: dict[str, tuple[Any, Any, int, int, int]] = {}
     at = 0
     for coll, (start, end, rows) in blob["colls"].items():
-        data = rows.data() if isinstance(rows, Part) else rows
-        index[coll] = (start, end, at, len(data), binascii.crc32(data))
+        if isinstance(rows, Part):  # copied unread, with the CRC it came with: damage stays found
+            data, crc = rows.view(), rows.crc
+        else:
+            data, crc = rows, binascii.crc32(rows)
+        index[coll] = (start, end, at, len(data), crc)
         parts.append(data)
         at += len(data)
     head = marshal.dumps({**blob, "colls": index})

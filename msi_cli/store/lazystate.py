@@ -61,6 +61,10 @@ class LazyState(State):
         """Whether the collection was never used (so it is exactly as the cache has it)."""
         return coll in self._pending
 
+    def part(self, coll: str) -> bytes | Part | None:
+        """The cache's blob for the collection as it holds it, unread (None: unreadable)."""
+        return self._blobs.get(coll)
+
     def blob(self, coll: str) -> bytes | None:
         """The cache's blob for the collection, unless it proved unreadable."""
         blob = self._blobs.get(coll)

@@ -62,7 +62,7 @@ _now_ns = time.time_ns  # the real clock (file times are real), read through thi
 # Where each collection's records sit in the file (None: not known, the file was not written by
 # this store); a collection in the cache: (start, end, its marshalled rows and record ends).
 Spans = dict[str, tuple[int | None, int | None]]
-Coll = tuple[int | None, int | None, bytes]
+Coll = tuple[int | None, int | None, "bytes | cachefile.Part"]
 Row = tuple[Any, ...]
 
 
@@ -217,14 +217,15 @@ class StateFile:
         changed: dict[str, set[str]] | None = {} if lazy is not None else None
         for coll in codec.COLLECTIONS:
             start, end = spans.get(coll, (None, None))
-            blob = lazy.blob(coll) if lazy is not None else None
-            old = lazy.table(coll) if lazy is not None else None
-            if lazy is not None and blob is not None and start is not None and end is not None and (
+            part = lazy.part(coll) if lazy is not None else None
+            if lazy is not None and part is not None and start is not None and end is not None and (
                     lazy.is_pending(coll) or _untouched(getattr(state, coll))):
                 parts.append(raw[start:end])  # never used, or no object of it changed: as it was
-                colls[coll] = (pos, pos + end - start, blob)
+                colls[coll] = (pos, pos + end - start, part)  # its cached rows too, not even read
                 pos += end - start
                 continue
+            blob = lazy.blob(coll) if lazy is not None else None
+            old = lazy.table(coll) if lazy is not None else None
             objects = getattr(state, coll)
             old_rows, old_ends = old or ([], None)
             built = objects.built() if isinstance(objects, LazyCollection) and old is not None else None
