@@ -114,3 +114,9 @@ def test_a_stamp_planted_as_a_link_is_refused(sf, monkeypatch, tmp_path):
     sf.stamp_path.symlink_to(target)
     with pytest.raises(StateError, match="link"):
         sf.read()
+
+
+@pytest.mark.parametrize("size", [10, 3 << 20])
+def test_the_new_files_digest_is_the_same_from_another_thread(size):
+    data = os.urandom(size)
+    assert statefile._digest_beside(data)() == statefile.digest_of(data)

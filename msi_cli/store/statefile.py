@@ -332,12 +332,13 @@ class StateFile:
                 yield ctx
                 data, head, colls = self._encode(ctx.state, raw or b"", spans)
                 if data != raw:
+                    digest_later = _digest_beside(data)  # on the other core while the file is written
                     keys.flush()  # the key files it names are durable before the state is
                     files.write_atomic(self.path, data)
                     mark_saved()
                     if raw is None:
                         notice(f"created a new state at {self.path} (one tenant, one subscription)")
-                    digest = digest_of(data)
+                    digest = digest_later()
                     summary = ctx.state.roll_summary if isinstance(ctx.state, LazyState) else None
                     if summary is None:
                         summary = credentials.roll_summary(ctx.state.principals.values())
@@ -389,6 +390,25 @@ def unseal(raw: bytes) -> Any:
         return marshal.loads(memoryview(raw)[8:])
     except (EOFError, ValueError, TypeError):
         return None
+
+
+def _digest_beside(data: bytes) -> Callable[[], str]:
+    """digest_of(data), computed in another thread for a large file (BLAKE2 releases the GIL, so
+    it runs while the file is written and synced); call the result for the digest."""
+    if len(data) < 1 << 20:
+        digest = digest_of(data)
+        return lambda: digest
+    import threading
+
+    found: list[str] = []
+    worker = threading.Thread(target=lambda: found.append(digest_of(data)), daemon=True)
+    worker.start()
+
+    def result() -> str:
+        worker.join()
+        return found[0] if found else digest_of(data)
+
+    return result
 
 
 def _untouched(objects: object) -> bool:
