@@ -228,3 +228,30 @@ def test_a_change_that_moves_no_system_identity_reads_no_other_resource(seeded, 
         vm0, vm3 = lookup.resource(ctx.state, "res0"), lookup.resource(ctx.state, "res3")
         vm0.system_principal_id, vm3.system_principal_id = vm3.system_principal_id, vm0.system_principal_id
     assert ("system_principal_id",) in calls
+
+
+def test_an_object_added_comes_last_without_building_the_others(seeded):
+    from msi_cli.core.model import Resource
+
+    state = seeded.read()
+    resources = state.resources
+    new = Resource("added1", "storage", "sub", "rg0", "eastus", "2026-01-01T00:00:00Z")
+    resources["/x/added1"] = new
+    assert resources.built() == {"/x/added1": new} and resources.added() == ["/x/added1"]
+    assert len(resources) == 61 and "/x/added1" in resources and resources.get("/x/added1") is new
+    assert [o.name for o in resources.matching("name", "added1")] == ["added1"]
+    assert resources.columns("name")[-1] == ("/x/added1", "added1") and len(resources.columns("name")) == 61
+    assert resources.position("/x/added1") == 60
+    assert list(resources)[-1] == "/x/added1" and len(list(resources)) == 61  # the whole, in order
+
+
+def test_an_identity_created_at_scale_is_saved_without_building_every_identity(seeded):
+    from msi_cli.core import lifecycle
+
+    with seeded.transaction() as ctx:
+        made = lifecycle.create_identity(ctx, "fresh-id", "rg1", None, None)
+        assert ctx.state.identities.built() is not None  # never built whole
+    saved = seeded._parse(seeded.path.read_bytes())
+    assert saved.identities[made.principal_id].name == "fresh-id" and made.principal_id in saved.principals
+    assert list(saved.identities)[-1] == made.principal_id
+    assert lookup.user_identity(seeded.read(), "fresh-id").principal_id == made.principal_id

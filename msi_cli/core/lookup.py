@@ -118,8 +118,10 @@ def resource_identities(state: State, resource: Resource) -> list[Identity]:
 
 
 def find_user_identity_by_id(state: State, ident: str) -> Identity | None:
-    low = ident.lower()
-    for i in state.identities.values():
+    """The user-assigned identity whose resource id is `ident` (any case): among those with its
+    name (the id's last segment), so a store that keeps names apart builds only those."""
+    low = ident.lower().rstrip("/")
+    for i in named(state.identities, low.rsplit("/", 1)[-1]):
         if i.kind == USER and i.resource_id.lower() == low:
             return i
     return None

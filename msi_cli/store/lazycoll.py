@@ -25,7 +25,7 @@ _DAMAGE = (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError
 
 
 class LazyCollection(dict[str, Any]):
-    __slots__ = ("_table", "_build", "_row", "_fields", "_damaged", "_index", "_whole")
+    __slots__ = ("_table", "_build", "_row", "_fields", "_damaged", "_index", "_whole", "_new")
 
     def __init__(self, table: Chunked, build: Callable[[Row], Any], row: Callable[[Any], Row],
                  fields: tuple[str, ...], damaged: Callable[[], dict[str, Any]]) -> None:
@@ -37,6 +37,7 @@ class LazyCollection(dict[str, Any]):
         self._damaged = damaged
         self._index: dict[str, int] | None = None
         self._whole = False
+        self._new: dict[str, None] = {}  # keys added since the collection was read, in order
 
     def _replace(self) -> None:
         """The cache's rows proved damaged: from now on, the objects parsed from the file (but
@@ -45,6 +46,8 @@ class LazyCollection(dict[str, Any]):
         parsed = self._damaged()
         dict.clear(self)
         dict.update(self, {key: given.get(key, obj) for key, obj in parsed.items()})
+        dict.update(self, {key: given[key] for key in self._new})
+        self._new = {}
         self._whole = True
         self._index = None
 
@@ -96,10 +99,12 @@ class LazyCollection(dict[str, Any]):
         if not self._whole:
             try:
                 names = self._table.names() if field == "name" else None
+                added = [dict.__getitem__(self, k) for k in self._new]
+                added = [o for o in added if getattr(o, field).lower() == value]
                 if names is not None:  # the cache keeps the names apart: only the matches' rows are read
-                    return [self._built_at(n) for n, name in enumerate(names) if name == value]
+                    return [self._built_at(n) for n, name in enumerate(names) if name == value] + added
                 at = self._fields.index(field)
-                return [self[key] for key, row in self._table.rows() if row[at].lower() == value]
+                return [self[key] for key, row in self._table.rows() if row[at].lower() == value] + added
             except _DAMAGE:
                 self._replace()
         return [o for o in dict.values(self) if getattr(o, field).lower() == value]
@@ -117,11 +122,15 @@ class LazyCollection(dict[str, Any]):
                 else:
                     get = itemgetter(*at)
                     out = [(key, *get(r)) for key, r in table]
-                if dict.__len__(self):  # the objects handed out: their values now
+                if dict.__len__(self):  # the objects handed out: their values now; those added, last
                     index = self._at()
                     for key, obj in dict.items(self):
-                        r = self._row(obj)
-                        out[index[key]] = (key, *[r[i] for i in at])
+                        if key not in self._new:
+                            r = self._row(obj)
+                            out[index[key]] = (key, *[r[i] for i in at])
+                    for key in self._new:
+                        r = self._row(dict.__getitem__(self, key))
+                        out.append((key, *[r[i] for i in at]))
                 return out
             except _DAMAGE:
                 self._replace()
@@ -143,18 +152,24 @@ class LazyCollection(dict[str, Any]):
         """Where `key` stands in the collection's order (its record's index in the file)."""
         if self._whole:
             return list(dict.keys(self)).index(key)
+        if key in self._new:
+            return len(self._table) + list(self._new).index(key)
         return self._at()[key]
 
     def unchanged(self) -> bool:
         """Whether no object was changed since it was built from its row (reading only the rows
         of the objects handed out); False once the collection is whole."""
-        if self._whole:
+        if self._whole or self._new:
             return False
         try:
             index, row = self._at(), self._row
             return all(self._table.row(index[key])[1] == row(obj) for key, obj in dict.items(self))
         except _DAMAGE:
             return False
+
+    def added(self) -> list[str]:
+        """The keys added since the collection was read (while it is not whole), in order."""
+        return list(self._new)
 
     def built(self) -> dict[str, Any] | None:
         """The objects handed out, by key, while the collection is not whole; None once it is."""
@@ -172,6 +187,8 @@ class LazyCollection(dict[str, Any]):
             except _DAMAGE:
                 self._replace()
                 return self
+            objects.update((key, given[key]) for key in self._new)
+            self._new = {}
             dict.clear(self)
             dict.update(self, objects)
             self._whole = True
@@ -185,7 +202,7 @@ class LazyCollection(dict[str, Any]):
         return dict.__reversed__(self.whole())
 
     def __len__(self) -> int:
-        return len(self._table) if not self._whole else dict.__len__(self)
+        return len(self._table) + len(self._new) if not self._whole else dict.__len__(self)
 
     def keys(self) -> KeysView[str]:  # type: ignore[override]  # dict's own view, typed as the ABC
         return dict.keys(self.whole())
@@ -208,7 +225,16 @@ class LazyCollection(dict[str, Any]):
         return dict.__repr__(self.whole())
 
     def __setitem__(self, key: str, value: Any) -> None:
-        dict.__setitem__(self.whole(), key, value)
+        """A new object (or a new one under a key) without building the others: it comes last."""
+        if not self._whole:
+            try:
+                known = key in self._at() or dict.__contains__(self, key)
+            except _DAMAGE:
+                self._replace()
+                known = True
+            if not self._whole and not known:
+                self._new[key] = None
+        dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: str) -> None:
         dict.__delitem__(self.whole(), key)

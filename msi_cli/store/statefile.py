@@ -229,9 +229,10 @@ class StateFile:
             objects = getattr(state, coll)
             old_rows, old_ends = old or ([], None)
             built = objects.built() if isinstance(objects, LazyCollection) and old is not None else None
-            if built is not None:  # only the objects handed out can have changed
+            if built is not None:  # only the objects handed out (and added, last) can have changed
                 row = rows.row_of(records.collections()[coll])
                 table = [(k, row(built[k])) if k in built else (k, r) for k, r in old_rows]
+                table += [(k, row(built[k])) for k in objects.added()]
             else:
                 table = codec.collection_rows(coll, objects)
             if old is not None and table == old_rows and blob is not None and old_ends is not None and start is not None and end is not None:
