@@ -255,3 +255,43 @@ def test_an_identity_created_at_scale_is_saved_without_building_every_identity(s
     assert saved.identities[made.principal_id].name == "fresh-id" and made.principal_id in saved.principals
     assert list(saved.identities)[-1] == made.principal_id
     assert lookup.user_identity(seeded.read(), "fresh-id").principal_id == made.principal_id
+
+
+def _from_scratch(sf: StateFile) -> bytes:
+    """The state file as a save that reuses nothing writes it."""
+    return sf._encode(sf._parse(sf.path.read_bytes()), b"", {})[0]
+
+
+def test_a_patched_save_writes_what_a_whole_save_writes(isolated_state):
+    from msi_cli.core import lifecycle
+    from msi_cli.store import patch
+
+    seed(isolated_state, 700)
+    sf = StateFile(isolated_state)
+    sf.read()
+    calls = []
+    real = patch.patch
+    import msi_cli.store.statefile as statefile_module
+
+    def spy(*args, **kwargs):
+        done = real(*args, **kwargs)
+        calls.append((args[0], done is not None))
+        return done
+
+    statefile_module.patch.patch = spy
+    try:
+        for step in range(3):
+            with sf.transaction() as ctx:
+                lookup.resource(ctx.state, f"res{600 + step}").location = "westeurope" + "x" * step  # longer and shorter texts
+                lookup.resource(ctx.state, f"res{5 + step}").location = "ab"
+                lifecycle.create_identity(ctx, f"added-{step}", "rg1", None, None)
+                lifecycle.create_resource(ctx, f"newvm{step}", "vm", "rg1", None, None, system_assigned=True)
+            assert sf.path.read_bytes() == _from_scratch(sf)
+            cached = Chunked(sf.read().blob("resources"))
+            assert cached.rows() == rows.collection_rows("resources", sf._parse(sf.path.read_bytes()).resources)
+    finally:
+        statefile_module.patch.patch = real
+    assert ("resources", True) in calls and ("identities", True) in calls
+    state = sf.read()
+    assert [r.location for r in lookup.named(state.resources, "res602")] == ["westeuropexx"]
+    assert len(state.resources) == 703 and lookup.resource(state, "newvm2").system_principal_id in state.identities

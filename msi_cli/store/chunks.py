@@ -42,7 +42,7 @@ class Chunked:
     """A collection's blob, read part by part. A damaged part raises ValueError, TypeError or
     EOFError when it is read (the caller falls back to the state file)."""
 
-    __slots__ = ("count", "_keys", "_names", "_ends", "_parts", "_chunks", "_rows")
+    __slots__ = ("count", "_keys", "_names", "_ends", "_raw_keys", "_raw_names", "_parts", "_chunks", "_rows")
 
     def __init__(self, blob: bytes) -> None:
         count, keys, names, ends, parts = marshal.loads(blob)
@@ -50,6 +50,8 @@ class Chunked:
                 and all(isinstance(p, bytes) for p in (keys, names, ends, *parts))):
             raise ValueError("not a collection's rows")
         self.count = count
+        self._raw_keys: bytes = keys
+        self._raw_names: bytes = names
         self._keys: Any = keys
         self._names: Any = names
         self._ends: Any = ends
@@ -87,24 +89,33 @@ class Chunked:
         """The key and row at `index` (0 <= index < count), unmarshalling its chunk only."""
         if self._rows is not None:
             return self._rows[index]
-        n = index // CHUNK
+        return self.chunk(index // CHUNK)[index % CHUNK]
+
+    def chunk(self, n: int) -> Table:
+        """The rows of chunk `n`, read once."""
+        if self._rows is not None:
+            return self._rows[n * CHUNK:(n + 1) * CHUNK]
         chunk = self._chunks.get(n)
         if chunk is None:
             chunk = marshal.loads(self._parts[n])
             if not isinstance(chunk, list) or len(chunk) != min(CHUNK, self.count - n * CHUNK):
                 raise ValueError("a chunk of rows does not match them")
             self._chunks[n] = chunk
-        return chunk[index % CHUNK]
+        return chunk
+
+    def parts(self) -> list[bytes]:
+        """Each chunk's marshalled rows, as the cache holds them."""
+        return self._parts
 
     def loaded(self) -> Table | None:
         """Every row, if they were all read already (else None: nothing is read for this)."""
         return self._rows
 
     def raw_keys(self) -> bytes:
-        return self._keys if isinstance(self._keys, bytes) else marshal.dumps(self._keys)
+        return self._raw_keys
 
     def raw_names(self) -> bytes:
-        return self._names if isinstance(self._names, bytes) else marshal.dumps(self._names)
+        return self._raw_names
 
     def rows(self) -> Table:
         """Every key and row, in order."""

@@ -25,7 +25,7 @@ _DAMAGE = (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError
 
 
 class LazyCollection(dict[str, Any]):
-    __slots__ = ("_table", "_build", "_row", "_fields", "_damaged", "_index", "_whole", "_new")
+    __slots__ = ("_table", "_build", "_row", "_fields", "_damaged", "_index", "_whole", "_new", "_pos")
 
     def __init__(self, table: Chunked, build: Callable[[Row], Any], row: Callable[[Any], Row],
                  fields: tuple[str, ...], damaged: Callable[[], dict[str, Any]]) -> None:
@@ -38,6 +38,7 @@ class LazyCollection(dict[str, Any]):
         self._index: dict[str, int] | None = None
         self._whole = False
         self._new: dict[str, None] = {}  # keys added since the collection was read, in order
+        self._pos: dict[str, int] = {}  # where each object built from a row stands
 
     def _replace(self) -> None:
         """The cache's rows proved damaged: from now on, the objects parsed from the file (but
@@ -76,6 +77,7 @@ class LazyCollection(dict[str, Any]):
         if obj is None:
             obj = self._build(row)
             dict.__setitem__(self, key, obj)
+            self._pos[key] = n
         return obj
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -166,6 +168,21 @@ class LazyCollection(dict[str, Any]):
             return all(self._table.row(index[key])[1] == row(obj) for key, obj in dict.items(self))
         except _DAMAGE:
             return False
+
+    def positions(self) -> dict[str, int] | None:
+        """Where each object handed out from the cached rows stands (those added aside); None
+        once the collection is whole."""
+        if self._whole:
+            return None
+        pos = self._pos
+        if any(key not in pos and key not in self._new for key in dict.keys(self)):
+            at = self._at()
+            pos.update((key, at[key]) for key in dict.keys(self) if key not in self._new)
+        return {key: pos[key] for key in dict.keys(self) if key not in self._new}
+
+    def cached(self) -> Chunked:
+        """The cached rows this collection was read from."""
+        return self._table
 
     def added(self) -> list[str]:
         """The keys added since the collection was read (while it is not whole), in order."""

@@ -37,7 +37,7 @@ from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
 from msi_cli.core.datatype import fields
-from msi_cli.store import activitylog, cachefile, chunks, codec, files, records, rows
+from msi_cli.store import activitylog, cachefile, chunks, codec, files, patch, records, rows
 from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.lazystate import LazyState
 
@@ -215,6 +215,7 @@ class StateFile:
         pos = len(parts[0])
         colls: dict[str, Coll] = {}
         changed: dict[str, set[str]] | None = {} if lazy is not None else None
+        render = patch.render_record(self._check, self._utf8)
         for coll in codec.COLLECTIONS:
             start, end = spans.get(coll, (None, None))
             part = lazy.part(coll) if lazy is not None else None
@@ -224,9 +225,18 @@ class StateFile:
                 colls[coll] = (pos, pos + end - start, part)  # its cached rows too, not even read
                 pos += end - start
                 continue
+            objects = getattr(state, coll)
+            done = _patched(coll, objects, raw, start, end, render) if lazy is not None else None
+            if done is not None:  # a few records changed: edited in place
+                parts.extend(done.text)
+                size = sum(len(t) for t in done.text)
+                if changed is not None and done.keys:
+                    changed[coll] = done.keys
+                colls[coll] = (pos, pos + size, done.blob)
+                pos += size
+                continue
             blob = lazy.blob(coll) if lazy is not None else None
             old = lazy.table(coll) if lazy is not None else None
-            objects = getattr(state, coll)
             old_rows, old_ends = old or ([], None)
             built = objects.built() if isinstance(objects, LazyCollection) and old is not None else None
             if built is not None:  # only the objects handed out (and added, last) can have changed
@@ -410,6 +420,18 @@ def _digest_beside(data: bytes) -> Callable[[], str]:
         return found[0] if found else digest_of(data)
 
     return result
+
+
+def _patched(coll: str, objects: object, raw: bytes, start: int | None, end: int | None,
+             render: Callable[[str, Any, int], bytes]) -> patch.Patched | None:
+    """patch.patch for a collection read from the cache and never built whole; None otherwise,
+    or when its cached rows prove unreadable (the general save then reads them, or the file)."""
+    if not isinstance(objects, LazyCollection) or objects.built() is None or start is None or end is None:
+        return None
+    try:
+        return patch.patch(coll, objects, raw, start, end, _name_at(coll), render)
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError):
+        return None
 
 
 def _untouched(objects: object) -> bool:

@@ -1,0 +1,135 @@
+"""A save that changed a few records of a large collection: their texts and rows are replaced in
+place, and nothing else of the collection is read.
+
+The general save (StateFile._texts) compares every row with its cached one to find what changed;
+at 10,000 resources that meant reading all their rows, comparing, re-assembling each record's place
+in the file and checking the cache's chunks, for one changed resource. A LazyCollection knows which
+objects it handed out: only those can have changed. Their records are validated and written
+again, the texts after them shift, and only the cache chunks that hold them are written again.
+"""
+
+from __future__ import annotations
+
+import functools
+import marshal
+from collections.abc import Callable
+from typing import Any
+
+from msi_cli.store import chunks, codec, rows
+from msi_cli.store.lazycoll import LazyCollection
+
+MAX_EDITS = 64  # more changed records than this: the general save, which compares all rows at once
+Row = tuple[Any, ...]
+
+
+class Patched:
+    """What a patch made: the collection's new text and cache blob, the keys it changed."""
+
+    __slots__ = ("text", "blob", "keys")
+
+    def __init__(self, text: list[bytes], blob: bytes, keys: set[str]) -> None:
+        self.text = text
+        self.blob = blob
+        self.keys = keys
+
+
+def patch(coll: str, objects: LazyCollection, raw: bytes, start: int, end: int, name_at: int | None,
+          render: Callable[[str, Any, int], bytes]) -> Patched | None:
+    """The collection saved by editing its old text (`raw[start:end]`) and cached rows, or None
+    when a patch does not apply (too many changes, no text positions): the caller saves it whole.
+    `render(coll, obj, index)` validates an object and returns its record's text."""
+    table = objects.cached()
+    positions, ends = objects.positions(), table.ends()
+    if positions is None or ends is None or len(ends) != len(table):
+        return None
+    row_of = rows.row_of(_cls(coll))
+    edits: dict[int, tuple[str, Row]] = {}
+    for key, n in positions.items():
+        new = row_of(dict.__getitem__(objects, key))
+        if new != table.row(n)[1]:
+            edits[n] = (key, new)
+    added = [(key, row_of(dict.__getitem__(objects, key))) for key in objects.added()]
+    if len(edits) + len(added) > MAX_EDITS:
+        return None
+    text: list[bytes] = []
+    new_ends = list(ends)
+    at = 0  # how far the old text is copied, from the collection's start
+    shift = 0
+    for n in sorted(edits):
+        key, _ = edits[n]
+        first = ends[n - 1] if n else 0
+        record = render(coll, dict.__getitem__(objects, key), n)
+        text.append(raw[start + at:start + first])
+        text.append(record)
+        at = ends[n]
+        delta = len(record) - (ends[n] - first)
+        if delta:
+            shift += delta
+            for i in range(n, len(new_ends)):
+                new_ends[i] += delta
+    text.append(raw[start + at:end])
+    size = (ends[-1] if ends else 0) + shift
+    for i, (key, _) in enumerate(added):
+        record = render(coll, dict.__getitem__(objects, key), len(ends) + i)
+        text.append(record)
+        size += len(record)
+        new_ends.append(size)
+    blob = _rows(table, edits, added, new_ends, name_at)
+    return Patched(text, blob, {key for key, _ in edits.values()} | {key for key, _ in added})
+
+
+@functools.cache
+def _cls(coll: str) -> type:
+    from msi_cli.store import records
+
+    return records.collections()[coll]
+
+
+def _rows(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[tuple[str, Row]],
+          ends: list[int], name_at: int | None) -> bytes:
+    """The cache blob of `table` with the rows at `edits` replaced and `added` appended: only the
+    chunks that hold a change are marshalled again."""
+    parts = list(table.parts())
+    count = len(table)
+    touched: dict[int, list[tuple[str, Row]]] = {}
+    for n, item in edits.items():
+        chunk = touched.get(n // chunks.CHUNK)
+        if chunk is None:
+            chunk = touched[n // chunks.CHUNK] = list(table.chunk(n // chunks.CHUNK))
+        chunk[n % chunks.CHUNK] = item
+    if added:
+        last = (count - 1) // chunks.CHUNK if count else 0
+        tail = touched.pop(last, None) if count else []
+        if tail is None:
+            tail = list(table.chunk(last))
+        tail.extend(added)
+        del parts[last:]
+        for i in range(0, len(tail), chunks.CHUNK):
+            touched[last + i // chunks.CHUNK] = tail[i:i + chunks.CHUNK]
+            parts.append(b"")
+    for c, chunk in touched.items():
+        parts[c] = marshal.dumps(rows.shared(chunk))
+    keys, names = table.raw_keys(), table.raw_names()
+    old_names = table.names() if name_at is not None and (edits or added) else None
+    renamed = name_at is not None and old_names is not None and any(row[name_at].lower() != old_names[n] for n, (_, row) in edits.items())
+    if added:
+        keys = marshal.dumps(table.keys() + [key for key, _ in added])
+    if (added or renamed) and name_at is not None and old_names is not None:
+        names_list = list(old_names)
+        for n, (_, row) in edits.items():
+            names_list[n] = row[name_at].lower()
+        names_list.extend(row[name_at].lower() for _, row in added)
+        names = marshal.dumps(names_list)
+    return marshal.dumps((count + len(added), keys, names, marshal.dumps(ends), parts))
+
+
+def render_record(check: Callable[[Callable[[], object]], None], utf8: Callable[[str], bytes]) -> Callable[[str, Any, int], bytes]:
+    """The `render` of patch(): a record validated field by field (check) and written as TOML."""
+    from msi_cli.store import tomlout
+
+    def render(coll: str, obj: Any, index: int) -> bytes:
+        rec = codec.to_record(obj)
+        check(functools.partial(codec.check_record, coll, rec, index))
+        return utf8("\n" + tomlout.dumps({coll: [rec]}))
+
+    return render
