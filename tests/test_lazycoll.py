@@ -295,3 +295,41 @@ def test_a_patched_save_writes_what_a_whole_save_writes(isolated_state):
     state = sf.read()
     assert [r.location for r in lookup.named(state.resources, "res602")] == ["westeuropexx"]
     assert len(state.resources) == 703 and lookup.resource(state, "newvm2").system_principal_id in state.identities
+
+
+@pytest.mark.parametrize("break_it, message", [
+    ("twin", "two user-assigned identities share the id"),
+    ("orphan", "belongs to no resource"),
+    ("stranger", "has no matching identity"),
+    ("shared", "is held by two resources"),
+    ("no-principal", "has no service principal"),
+])
+def test_links_broken_by_added_records_are_refused_without_a_scan(seeded, break_it, message):
+    from msi_cli.core import lifecycle
+    from msi_cli.core.model import Identity, Resource, ServicePrincipal
+    from msi_cli.errors import StateError
+
+    before = seeded.path.read_bytes()
+    with pytest.raises(StateError, match=message):
+        with seeded.transaction() as ctx:
+            state = ctx.state
+            made = lifecycle.create_identity(ctx, "extra", "rg1", None, None)
+            if break_it == "twin":
+                twin = Identity("0" * 8 + "-0000-4000-8000-" + "0" * 12, "1" * 8 + "-0000-4000-8000-" + "1" * 12, made.tenant_id,
+                                made.kind, made.name, made.resource_id, made.location, made.created)
+                state.identities[twin.principal_id] = twin
+                sp = state.principals[made.principal_id]
+                state.principals[twin.principal_id] = ServicePrincipal(twin.principal_id, twin.client_id, sp.tenant_id, sp.display_name, [])
+            elif break_it == "orphan":
+                state.identities[made.principal_id].kind = "SystemAssigned"
+            elif break_it == "stranger":
+                state.principals[made.principal_id].app_id = "2" * 8 + "-0000-4000-8000-" + "2" * 12
+            elif break_it == "shared":
+                vm0 = lookup.resource(state, "res0")
+                clone = Resource("res0b", "vm", vm0.subscription_id, vm0.resource_group, vm0.location, vm0.created, vm0.system_principal_id)
+                state.resources[clone.id.lower()] = clone
+            else:
+                dict.pop(state.principals, made.principal_id)  # as if its principal had never been made
+                state.principals._new.pop(made.principal_id)
+            assert state.identities.built() is not None and state.resources.built() is not None
+    assert seeded.path.read_bytes() == before

@@ -4,6 +4,7 @@ save."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from msi_cli.core.datatype import fields
 from msi_cli.core.model import SYSTEM, USER, Identity, Resource, ServicePrincipal, State, UserAssignment
 from msi_cli.store import rows
 from msi_cli.store.lazycoll import LazyCollection
+from msi_cli.store.lazystate import LazyState
 from msi_cli.store.validation import InvalidDocument
 
 _ENTRY_PRINCIPAL = fields(UserAssignment).index("principal_id")
@@ -36,6 +38,10 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
     def due(*colls: str) -> bool:
         return changed is None or any(c in changed for c in colls)
 
+    # Collections read from the cache and never built whole had records changed or added, none
+    # removed: a check of the changed records alone then covers what a change can break.
+    some = _Some(state, changed) if changed is not None else None
+
     if due("subscriptions", "tenants"):
         _subscriptions(state)
     if state.default_subscription_id not in state.subscriptions:
@@ -43,30 +49,40 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
     if due("resource_groups", "subscriptions"):
         _resource_groups(state)
     if due("identities", "tenants", "resource_groups"):
-        _identities(state)
+        if some is not None and some.fits and not due("tenants", "resource_groups"):
+            some.identities()
+        else:
+            _identities(state)
     stable = False  # the changed resources hold the system-assigned identities they held
     if due("resources", "subscriptions", "resource_groups", "identities"):
         only: set[str] | None = None
         if changed is not None and not due("subscriptions", "resource_groups"):
             # an unchanged resource that names no changed identity still holds: it is not checked again
             only = set(changed.get("resources", ()))
-            touched = changed.get("identities", ())
-            if touched:
+            touched = set(changed.get("identities", ())) - (some.fresh_identities if some is not None else set())
+            if touched:  # (an identity added now is named by no resource that did not change)
                 only.update(key for key, pid, entries in _columns(state.resources, Resource, "system_principal_id", "user_assigned")
                             if pid in touched or any(e[_ENTRY_PRINCIPAL] in touched for e in entries))
         stable = changed is not None and only is not None and _holders_unchanged(state, only)
         _resources(state, only, stable)
-    if due("identities", "resources") and not (changed is not None and "identities" not in changed and stable):
+    if some is not None and some.fits and stable and due("identities", "resources"):
+        some.system_identities_held()
+    elif due("identities", "resources") and not (changed is not None and "identities" not in changed and stable):
         system_owner = {pid for _, pid in _columns(state.resources, Resource, "system_principal_id") if pid is not None}
         for n, (pid, kind) in enumerate(_columns(state.identities, Identity, "kind")):
             if kind == SYSTEM and pid not in system_owner:
                 raise InvalidDocument(("identities", n, "principal_id"), f"system-assigned identity {pid} belongs to no resource")
     if due("identities", "principals"):
-        for n, (pid, _) in enumerate(_columns(state.identities, Identity, "kind")):
+        keys = some.changed("identities") if some is not None and some.fits else [k for k, _ in _columns(state.identities, Identity, "kind")]
+        for pid in keys:
             if pid not in state.principals:
+                n = _position(state.identities, pid)
                 raise InvalidDocument(("identities", n, "principal_id"), f"identity {pid} has no service principal")
     if due("principals", "identities", "tenants"):
-        _principals(state)
+        if some is not None and some.fits and not due("tenants"):
+            some.principals()
+        else:
+            _principals(state)
     if due("deleted_principals", "principals", "identities", "tenants"):
         _deleted_principals(state)
     if due("federated_credentials", "identities"):
@@ -102,17 +118,103 @@ def _identities(state: State) -> None:
 
 
 def _holders_unchanged(state: State, keys: Collection[str]) -> bool:
-    """Whether the resources `keys`, changed in place (none added or removed: the collection was
-    never built whole), still hold the system-assigned identities they held when loaded. Then no
-    resource can now share one, and no identity lost its resource: the other records need no scan."""
+    """Whether the resources `keys` (none removed: the collection was never built whole) still
+    hold the system-assigned identities they held when loaded, or, added now, one added now (each
+    its own). Then no resource can now share one, and no identity lost its resource: the other
+    records need no scan."""
     resources = state.resources
     if not isinstance(resources, LazyCollection) or resources.built() is None:
         return False
+    unread = isinstance(state, LazyState) and state.is_pending("identities")  # then none was added
+    identities = None if unread else state.identities
+    fresh = set(identities.added()) if isinstance(identities, LazyCollection) and identities.built() is not None else set()
+    fresh_held: set[str] = set()
     for key in keys:
         old = resources.previous(key)
-        if old is None or old[_SYSTEM_AT] != resources[key].system_principal_id:
-            return False
+        held = resources[key].system_principal_id
+        if old is not None:
+            if old[_SYSTEM_AT] != held:
+                return False
+        elif held is not None:
+            if held not in fresh or held in fresh_held:
+                return False
+            fresh_held.add(held)
     return True
+
+
+def _position(objects: Mapping[str, Any], key: str) -> int:
+    """Where `key` stands among the objects (for an error's path)."""
+    if isinstance(objects, LazyCollection):
+        return objects.position(key)
+    return list(objects).index(key)
+
+
+class _Some:
+    """Checks of the changed (and added) identities and principals alone, for collections read
+    from the cache and never built whole (`fits`): nothing was removed from them."""
+
+    def __init__(self, state: State, changed: Mapping[str, Collection[str]]) -> None:
+        self.state = state
+        self._changed = changed
+
+    @functools.cached_property
+    def fits(self) -> bool:
+        return all(self._partial(coll) for coll in ("resources", "identities", "principals"))
+
+    def _partial(self, coll: str) -> bool:
+        """Read from the cache, never built whole (a collection nobody used is, without reading it)."""
+        if isinstance(self.state, LazyState) and self.state.is_pending(coll):
+            return True
+        objects = getattr(self.state, coll)
+        return isinstance(objects, LazyCollection) and objects.built() is not None
+
+    @functools.cached_property
+    def fresh_identities(self) -> set[str]:
+        ids = self.state.identities if not (isinstance(self.state, LazyState) and self.state.is_pending("identities")) else None
+        return set(ids.added()) if isinstance(ids, LazyCollection) and ids.built() is not None else set()
+
+    def changed(self, coll: str) -> list[str]:
+        return list(self._changed.get(coll, ()))
+
+    def identities(self) -> None:
+        state = self.state
+        for key in self.changed("identities"):
+            i = state.identities[key]
+            n = _position(state.identities, key)
+            if i.tenant_id not in state.tenants:
+                raise InvalidDocument(("identities", n, "tenant"), f"identity '{i.name}' names an unknown tenant {i.tenant_id}")
+            if i.kind == USER:
+                group = arm.parse_id(i.resource_id)
+                if group is None or arm.resource_group_scope(group.subscription_id, group.resource_group or "").lower() not in state.resource_groups:
+                    raise InvalidDocument(("identities", n, "resource_id"), f"identity '{i.name}' is in a resource group that does not exist")
+                ids = state.identities
+                same = [o for o in (ids.matching("name", i.name.lower()) if isinstance(ids, LazyCollection) else ids.values())
+                        if o.kind == USER and o.resource_id.lower() == i.resource_id.lower()]
+                if len(same) > 1:
+                    raise InvalidDocument(("identities", n, "resource_id"), f"two user-assigned identities share the id {i.resource_id}")
+
+    def system_identities_held(self) -> None:
+        """Each changed system-assigned identity has its resource: one added now must be held by
+        a resource changed now (the others hold what they held)."""
+        state = self.state
+        holders = {state.resources[k].system_principal_id for k in self.changed("resources")}
+        for key in self.changed("identities"):
+            if key in self.fresh_identities and state.identities[key].kind == SYSTEM and key not in holders:
+                n = _position(state.identities, key)
+                raise InvalidDocument(("identities", n, "principal_id"), f"system-assigned identity {key} belongs to no resource")
+
+    def principals(self) -> None:
+        state = self.state
+        for key in dict.fromkeys([*self.changed("principals"), *self.changed("identities")]):
+            sp = state.principals.get(key)
+            if sp is None:
+                continue  # an identity without one is refused by its own check
+            owner = state.identities.get(sp.id)
+            n = _position(state.principals, key)
+            if owner is None or owner.client_id != sp.app_id:
+                raise InvalidDocument(("principals", n, "id"), f"service principal {sp.id} has no matching identity")
+            if sp.tenant_id not in state.tenants:
+                raise InvalidDocument(("principals", n, "tenant"), f"service principal {sp.id} names an unknown tenant")
 
 
 def _resources(state: State, only: set[str] | None, stable: bool = False) -> None:
