@@ -333,3 +333,17 @@ def test_links_broken_by_added_records_are_refused_without_a_scan(seeded, break_
                 state.principals._new.pop(made.principal_id)
             assert state.identities.built() is not None and state.resources.built() is not None
     assert seeded.path.read_bytes() == before
+
+
+def test_columns_of_a_whole_collection_match_its_rows(seeded):
+    state = seeded.read()
+    resources = state.resources.whole()
+    full = rows.collection_rows("resources", dict(resources.items()))
+    from msi_cli.core.datatype import fields
+    from msi_cli.core.model import Resource
+
+    names = ("name", "system_principal_id", "user_assigned")
+    at = [fields(Resource).index(n) for n in names]
+    assert resources.columns("name") == [(k, r[at[0]]) for k, r in full]
+    assert resources.columns("name", "system_principal_id") == [(k, r[at[0]], r[at[1]]) for k, r in full]
+    assert resources.columns(*names) == [(k, *[r[i] for i in at]) for k, r in full]

@@ -15,7 +15,7 @@ collection whole from `damaged()`, the objects parsed from the state file itself
 from __future__ import annotations
 
 from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from msi_cli.store.chunks import Chunked
@@ -25,15 +25,16 @@ _DAMAGE = (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError
 
 
 class LazyCollection(dict[str, Any]):
-    __slots__ = ("_table", "_build", "_row", "_fields", "_damaged", "_index", "_whole", "_new", "_pos")
+    __slots__ = ("_table", "_build", "_row", "_fields", "_lists", "_damaged", "_index", "_whole", "_new", "_pos")
 
     def __init__(self, table: Chunked, build: Callable[[Row], Any], row: Callable[[Any], Row],
-                 fields: tuple[str, ...], damaged: Callable[[], dict[str, Any]]) -> None:
+                 fields: tuple[str, ...], damaged: Callable[[], dict[str, Any]], lists: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self._table = table
         self._build = build
         self._row = row
         self._fields = fields
+        self._lists = lists  # the fields that hold lists (their row form is a tuple of rows)
         self._damaged = damaged
         self._index: dict[str, int] | None = None
         self._whole = False
@@ -136,6 +137,11 @@ class LazyCollection(dict[str, Any]):
                 return out
             except _DAMAGE:
                 self._replace()
+        if not self._lists.intersection(names):
+            attr = attrgetter(*names)  # plain values are their own row form: no row to make per object
+            if len(names) == 1:
+                return [(key, attr(o)) for key, o in dict.items(self)]
+            return [(key, *attr(o)) for key, o in dict.items(self)]
         row = self._row
         return [(key, *[r[i] for i in at]) for key, r in ((k, row(o)) for k, o in dict.items(self))]
 

@@ -101,7 +101,9 @@ class LazyState(State):
             return self._recover(coll)
         self._tables[coll] = table
         cls = records.collections()[coll]
-        return LazyCollection(table, rows.object_of(cls), rows.row_of(cls), fields(cls), lambda: self._recover(coll))
+        plan = records.plan(cls)
+        lists = frozenset(plan.fields[n][0] for n, _ in plan.lists)
+        return LazyCollection(table, rows.object_of(cls), rows.row_of(cls), fields(cls), lambda: self._recover(coll), lists)
 
     def _recover(self, coll: str) -> dict[str, Any]:
         """A damaged blob: every collection not built yet comes from the file itself, and no
