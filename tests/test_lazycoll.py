@@ -271,14 +271,12 @@ def test_a_patched_save_writes_what_a_whole_save_writes(isolated_state):
     sf.read()
     calls = []
     real = patch.patch
-    import msi_cli.store.statefile as statefile_module
-
     def spy(*args, **kwargs):
         done = real(*args, **kwargs)
         calls.append((args[0], done is not None))
         return done
 
-    statefile_module.patch.patch = spy
+    patch.patch = spy
     try:
         for step in range(3):
             with sf.transaction() as ctx:
@@ -290,7 +288,7 @@ def test_a_patched_save_writes_what_a_whole_save_writes(isolated_state):
             cached = Chunked(sf.read().blob("resources"))
             assert cached.rows() == rows.collection_rows("resources", sf._parse(sf.path.read_bytes()).resources)
     finally:
-        statefile_module.patch.patch = real
+        patch.patch = real
     assert ("resources", True) in calls and ("identities", True) in calls
     state = sf.read()
     assert [r.location for r in lookup.named(state.resources, "res602")] == ["westeuropexx"]

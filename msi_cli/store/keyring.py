@@ -30,7 +30,7 @@ from msi_cli.core.arm import new_guid, rx
 from msi_cli.core.timefmt import iso
 from msi_cli.core.model import KeyCredential, SigningKey
 from msi_cli.errors import StateError
-from msi_cli.store import files, quickcert
+from msi_cli.store import files, journal, quickcert
 
 MAX_KEY_FILE = 64 * 1024
 PENDING = ".pending"  # names of key files made by a transaction that has not committed yet
@@ -44,7 +44,7 @@ class FileKeyRing:
         self._new: list[Path] = []
         self._dir_checked = False
         self._dir_ready = False  # made and checked for writing (once per ring, not per key)
-        self._journal = files.Appender(directory / PENDING, "key journal")
+        self._journal = journal.Appender(directory / PENDING, "key journal")
         self._unsynced: list[Path] = []  # written without fsync: made durable by flush()
         self._verified: dict[str, bytes] = {}  # name -> certificate DER, for this ring's lifetime
 
@@ -64,7 +64,7 @@ class FileKeyRing:
 
     def flush(self) -> None:
         """Make the key files written without fsync durable: call before saving a state that names them."""
-        files.sync_files(self._unsynced)
+        journal.sync_files(self._unsynced)
         self._unsynced.clear()
 
     def __del__(self) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import functools
 import marshal
 import os
 import stat
@@ -36,9 +35,8 @@ from msi_cli import __version__
 from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
-from msi_cli.core.datatype import fields
-from msi_cli.store import activitylog, cachefile, chunks, codec, files, patch, records, rows
-from msi_cli.store.lazycoll import LazyCollection
+from msi_cli.store import activitylog, cachefile, chunks, codec, encode, files
+from msi_cli.store.encode import Coll, Spans
 from msi_cli.store.lazystate import LazyState
 
 if TYPE_CHECKING:
@@ -59,11 +57,6 @@ CACHE_FORMAT = f"5/{SCHEMA_VERSION}/{__version__}"
 STAMP_SETTLED_NS = 100_000_000
 COARSE_SETTLED_NS = 2_000_000_000
 _now_ns = time.time_ns  # the real clock (file times are real), read through this name so tests can move it
-# Where each collection's records sit in the file (None: not known, the file was not written by
-# this store); a collection in the cache: (start, end, its marshalled rows and record ends).
-Spans = dict[str, tuple[int | None, int | None]]
-Coll = tuple[int | None, int | None, "bytes | cachefile.Part"]
-Row = tuple[Any, ...]
 
 
 class StateFile:
@@ -95,7 +88,7 @@ class StateFile:
         from msi_cli.core.credentials import roll_summary
 
         summary = roll_summary(parsed.principals.values())
-        blobs = {coll: chunks.dumps(codec.collection_rows(coll, getattr(parsed, coll)), None, _name_at(coll)) for coll in codec.COLLECTIONS}
+        blobs = {coll: chunks.dumps(codec.collection_rows(coll, getattr(parsed, coll)), None, encode.name_at(coll)) for coll in codec.COLLECTIONS}
         self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "roll_summary": summary,
                                            "colls": {coll: (None, None, blob) for coll, blob in blobs.items()}})
         # built from the rows, as a cached state is: equal strings are one object, and stay so in the next cache
@@ -198,123 +191,8 @@ class StateFile:
     # ---- writing ---------------------------------------------------------------------------------
 
     def _encode(self, state: State, raw: bytes, spans: Spans) -> tuple[bytes, codec.Doc, dict[str, Coll]]:
-        """TOML for the state, and each collection's place in it with its cached rows. A
-        collection nobody used is copied from `raw` as it was; in a used one, a record whose row
-        is unchanged keeps its text, one that changed is validated field by field and serialised
-        again; when anything changed, the links between all records are validated."""
-        from msi_cli.store import tomlout
-
-        head = codec.header(state)
-        try:
-            codec.upgrade(dict(head))
-            codec.check_header(head)
-        except codec.InvalidDocument as exc:
-            raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
-        lazy = state if isinstance(state, LazyState) else None
-        parts = [self._utf8(tomlout.dumps(head))]
-        pos = len(parts[0])
-        colls: dict[str, Coll] = {}
-        changed: dict[str, set[str]] | None = {} if lazy is not None else None
-        render = patch.render_record(self._check, self._utf8)
-        for coll in codec.COLLECTIONS:
-            start, end = spans.get(coll, (None, None))
-            part = lazy.part(coll) if lazy is not None else None
-            if lazy is not None and part is not None and start is not None and end is not None and (
-                    lazy.is_pending(coll) or _untouched(getattr(state, coll))):
-                parts.append(raw[start:end])  # never used, or no object of it changed: as it was
-                colls[coll] = (pos, pos + end - start, part)  # its cached rows too, not even read
-                pos += end - start
-                continue
-            objects = getattr(state, coll)
-            done = _patched(coll, objects, raw, start, end, render) if lazy is not None else None
-            if done is not None:  # a few records changed: edited in place
-                parts.extend(done.text)
-                size = sum(len(t) for t in done.text)
-                if changed is not None and done.keys:
-                    changed[coll] = done.keys
-                colls[coll] = (pos, pos + size, done.blob)
-                pos += size
-                continue
-            blob = lazy.blob(coll) if lazy is not None else None
-            old = lazy.table(coll) if lazy is not None else None
-            old_rows, old_ends = old or ([], None)
-            built = objects.built() if isinstance(objects, LazyCollection) and old is not None else None
-            if built is not None:  # only the objects handed out (and added, last) can have changed
-                row = rows.row_of(records.collections()[coll])
-                table = [(k, row(built[k])) if k in built else (k, r) for k, r in old_rows]
-                table += [(k, row(built[k])) for k in objects.added()]
-            else:
-                table = codec.collection_rows(coll, objects)
-            if old is not None and table == old_rows and blob is not None and old_ends is not None and start is not None and end is not None:
-                parts.append(raw[start:end])  # used, but unchanged
-                colls[coll] = (pos, pos + end - start, blob)
-                pos += end - start
-                continue
-            keys: set[str] = set()
-            ends, size = self._texts(coll, objects, table, old_rows, old_ends, raw, start, parts, keys)
-            if changed is not None and (old is None or keys or len(table) != len(old_rows)):
-                keys.update({k for k, _ in old_rows} - {k for k, _ in table})  # removed
-                changed[coll] = keys
-            colls[coll] = (pos, pos + size, chunks.dumps(table, ends, _name_at(coll), lazy.chunked(coll) if lazy is not None else None))
-            pos += size
-        self._check(lambda: codec.check_links(state, changed))  # with nothing changed: the default subscription alone
-        return b"".join(parts), head, colls
-
-    def _texts(self, coll: str, objects: dict[str, Any], table: list[tuple[str, Row]], old_rows: list[tuple[str, Row]],
-               old_ends: list[int] | None, raw: bytes, start: int | None, parts: list[bytes],
-               keys: set[str]) -> tuple[list[int], int]:
-        """Append each record's text to `parts`: unchanged ones from `raw` (a run of them in one
-        piece), changed ones validated and serialised (their keys added to `keys`). Returns where
-        each text ends (from the collection's start) and their total size."""
-        from msi_cli.store import tomlout  # tomli_w's bytes, several times faster
-
-        common = min(len(table), len(old_rows))
-        if old_ends is not None and start is not None:
-            differ = [i for i in range(common) if table[i] != old_rows[i]]  # the rest stay in place
-        else:
-            differ = list(range(common))  # no text to copy: every record is serialised
-        differ.extend(range(common, len(table)))
-        before = {k: i for i, (k, _) in enumerate(old_rows)} if differ else {}
-        ends: list[int] = []
-        size = at = 0
-        for index in [*differ, len(table)]:
-            if index > at:  # records [at, index) are unchanged, in place: copied as one piece
-                assert old_ends is not None and start is not None
-                first = old_ends[at - 1] if at else 0
-                parts.append(raw[start + first:start + old_ends[index - 1]])
-                shift = size - first
-                ends.extend([e + shift for e in old_ends[at:index]])
-                size = ends[-1]
-            at = index + 1
-            if index == len(table):
-                break
-            key, row = table[index]
-            n = before.get(key)
-            same = n is not None and old_rows[n][1] == row
-            if same and n is not None and old_ends is not None and start is not None:
-                text = raw[start + (old_ends[n - 1] if n else 0):start + old_ends[n]]
-            else:
-                rec = codec.to_record(objects[key])
-                if not same:
-                    keys.add(key)
-                    self._check(functools.partial(codec.check_record, coll, rec, index))
-                text = self._utf8("\n" + tomlout.dumps({coll: [rec]}))
-            parts.append(text)
-            size += len(text)
-            ends.append(size)
-        return ends, size
-
-    def _utf8(self, text: str) -> bytes:
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8 on the command line
-            raise StateError(f"refusing to save an invalid state (a value is not valid Unicode text); {self.path} is unchanged") from None
-
-    def _check(self, check: Callable[[], object]) -> None:
-        try:
-            check()
-        except codec.InvalidDocument as exc:
-            raise StateError(f"refusing to save an invalid state ({exc.message}); {self.path} is unchanged") from None
+        """The text and cache rows of a save (store/encode.py)."""
+        return encode.encode(self.path, state, raw, spans)
 
     @contextlib.contextmanager
     def transaction(self, clock: Callable[[], int] = real_now) -> Iterator[Ctx]:
@@ -420,30 +298,6 @@ def _digest_beside(data: bytes) -> Callable[[], str]:
         return found[0] if found else digest_of(data)
 
     return result
-
-
-def _patched(coll: str, objects: object, raw: bytes, start: int | None, end: int | None,
-             render: Callable[[str, Any, int], bytes]) -> patch.Patched | None:
-    """patch.patch for a collection read from the cache and never built whole; None otherwise,
-    or when its cached rows prove unreadable (the general save then reads them, or the file)."""
-    if not isinstance(objects, LazyCollection) or objects.built() is None or start is None or end is None:
-        return None
-    try:
-        return patch.patch(coll, objects, raw, start, end, _name_at(coll), render)
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError):
-        return None
-
-
-def _untouched(objects: object) -> bool:
-    """A collection used only to read a few objects, none of them changed."""
-    return isinstance(objects, LazyCollection) and objects.unchanged()
-
-
-@functools.cache
-def _name_at(coll: str) -> int | None:
-    """Where a collection's rows hold the object's name, if its objects have one."""
-    names = fields(records.collections()[coll])
-    return names.index("name") if "name" in names else None
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, ...]:
