@@ -184,7 +184,7 @@ class Plan:
     __slots__ = ("cls", "fields", "lists", "reads")
 
     def __init__(self, cls: type) -> None:
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         renamed = RENAMED.get(cls, {})
         checks = CHECKS.get(cls, {})
         self.cls = cls
@@ -204,6 +204,15 @@ class Plan:
             else:
                 reads.append((name, key, read))
         self.reads = reads
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The class's field types: its annotations as they are (the model's are evaluated when the
+    class is made), else what typing makes of them (as strings, they need evaluating)."""
+    own: dict[str, Any] = dict(cls.__dict__.get("__annotations__", {}))
+    if own and not any(isinstance(v, str) for v in own.values()):
+        return own
+    return typing.get_type_hints(cls)
 
 
 def _element(hint: Any) -> type | None:
@@ -265,7 +274,7 @@ def state_key(obj: Record) -> str:
 @functools.cache
 def collections() -> dict[str, type]:
     """The state's collections in file order, each with the model class of its objects."""
-    hints = typing.get_type_hints(State)
+    hints = _hints(State)
     return {name: typing.get_args(hints[name])[1] for name in fields(State) if typing.get_origin(hints[name]) is dict}
 
 
