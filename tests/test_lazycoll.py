@@ -345,3 +345,13 @@ def test_columns_of_a_whole_collection_match_its_rows(seeded):
     assert resources.columns("name") == [(k, r[at[0]]) for k, r in full]
     assert resources.columns("name", "system_principal_id") == [(k, r[at[0]], r[at[1]]) for k, r in full]
     assert resources.columns(*names) == [(k, *[r[i] for i in at]) for k, r in full]
+
+
+def test_a_state_shared_by_the_server_is_whole_before_it_is_shared(seeded):
+    from msi_cli.server.live import LiveState
+
+    live = LiveState(seeded)
+    live.refresh()
+    for coll in ("resources", "identities", "principals", "tenants"):
+        objects = getattr(live.current, coll)
+        assert not isinstance(objects, LazyCollection) or objects.built() is None  # whole: plain dict reads only

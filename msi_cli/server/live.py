@@ -10,6 +10,7 @@ from pathlib import Path
 
 from msi_cli.core.model import State
 from msi_cli.errors import StateError
+from msi_cli.store.lazystate import LazyState
 from msi_cli.store.statefile import StateFile
 from msi_cli.store.tokencache import Snapshot
 
@@ -56,6 +57,8 @@ class LiveState:
             sig = _signature(self._state_path)
             if self.state is None or sig != self._state_sig:
                 state = self.sf.read()  # a missing file is created fresh first
+                if isinstance(state, LazyState):
+                    state.materialize()  # read from several threads: every collection built whole first
                 if sig is None:
                     sig = _signature(self._state_path)
                 self.state, self._state_sig = state, sig

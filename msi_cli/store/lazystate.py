@@ -87,6 +87,16 @@ class LazyState(State):
             self._recover(coll)  # no cached text is trusted; the collection rebuilds from the file when used
             return None
 
+    def materialize(self) -> LazyState:
+        """Build every collection whole now: for a state shared between threads (msi serve),
+        which then only reads plain dicts (a collection builds its objects as asked for, which is
+        safe in one thread only)."""
+        for coll in records.collections():
+            objects = getattr(self, coll)
+            if isinstance(objects, LazyCollection):
+                objects.whole()
+        return self
+
     def chunked(self, coll: str) -> Chunked | None:
         """The cached rows a used collection was read from, part by part (None: not from the cache)."""
         return self._tables.get(coll)
