@@ -4,7 +4,7 @@ are a simulator's keys, on the user's own machine."""
 
 from __future__ import annotations
 
-from msi_cli.store.quickcert import P, Jacobian, _add, _double
+from msi_cli.store.quickcert import P, Jacobian, _double, multiply_window
 
 # ---- P-256 scalar multiplication (the curve's arithmetic is quickcert's) ----------------------------
 
@@ -64,15 +64,7 @@ def base_multiply(k: int) -> Jacobian | None:
 
 def multiply(k: int, point: tuple[int, int]) -> Jacobian | None:
     """k * point, with a 4-bit window."""
-    table: list[Jacobian | None] = [None, (point[0], point[1], 1)]
-    for _ in range(14):
-        table.append(_add(table[-1], table[1]))
-    acc: Jacobian | None = None
-    for shift in range(252, -1, -4):
-        for _ in range(4):
-            acc = _double(acc)
-        acc = _add(acc, table[(k >> shift) & 15])
-    return acc
+    return multiply_window(k, point)
 
 
 def affine(point: Jacobian | None) -> tuple[int, int] | None:

@@ -13,7 +13,8 @@ import contextlib
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 from pathlib import Path
 
 from msi_cli.errors import StateError
@@ -164,11 +165,7 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise StateError(f"cannot write {path}: {_why(exc)}; the previous file is unchanged") from None
-        raise
+        _undo(tmp, exc, lambda why: f"cannot write {path}: {why}; the previous file is unchanged")
 
 
 TEMP_SUFFIX = ".tmp"
@@ -205,14 +202,20 @@ def create_private(path: Path, data: bytes, durable: bool = True) -> bool:
         if durable:
             os.fsync(fd)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        if isinstance(exc, OSError):
-            raise StateError(f"cannot write {path}: {_why(exc)}") from None
-        raise
+        _undo(path, exc, lambda why: f"cannot write {path}: {why}")
     finally:
         os.close(fd)
     return True
+
+
+def _undo(path: Path | str, exc: BaseException, message: Callable[[str], str]) -> NoReturn:
+    """Remove the file a failed write made, then raise: an OSError as StateError(message of its
+    reason), anything else (an interrupt) as it was."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    if isinstance(exc, OSError):
+        raise StateError(message(_why(exc))) from None
+    raise exc
 
 
 def remove_leftovers(folder: Path, prefix: str = ".") -> None:

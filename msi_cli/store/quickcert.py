@@ -73,9 +73,9 @@ def _add(p1: Jacobian | None, p2: Jacobian | None) -> Jacobian | None:
     return x3, y3, z3
 
 
-def multiply_base(k: int) -> tuple[int, int]:
-    """k * G in affine coordinates (1 <= k < N), with a 4-bit window."""
-    table: list[Jacobian | None] = [None, (G[0], G[1], 1)]
+def multiply_window(k: int, point: tuple[int, int]) -> Jacobian | None:
+    """k * point (Jacobian coordinates; None: the point at infinity), with a 4-bit window."""
+    table: list[Jacobian | None] = [None, (point[0], point[1], 1)]
     for _ in range(14):
         table.append(_add(table[-1], table[1]))
     acc: Jacobian | None = None
@@ -83,6 +83,12 @@ def multiply_base(k: int) -> tuple[int, int]:
         for _ in range(4):
             acc = _double(acc)
         acc = _add(acc, table[(k >> shift) & 15])
+    return acc
+
+
+def multiply_base(k: int) -> tuple[int, int]:
+    """k * G in affine coordinates (1 <= k < N)."""
+    acc = multiply_window(k, G)
     if acc is None:  # pragma: no cover - k is in [1, N)
         raise ValueError("the point at infinity")
     x, y, z = acc

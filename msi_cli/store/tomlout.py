@@ -71,10 +71,7 @@ def _values(table: dict[str, Any], out: list[str], strings: list[str]) -> list[t
         raise _Unusual
     sections: list[tuple[str, list[dict[str, Any]]]] = []
     for k, v in table.items():
-        try:
-            key = _KEYS[k]
-        except KeyError:
-            key = _key(k)
+        key = _KEYS.get(k) or _key(k)
         t = type(v)
         if t is str:
             strings.append(v)
@@ -112,10 +109,7 @@ def _inline(table: dict[str, Any], strings: list[str]) -> str | None:
     parts = []
     size = 2  # "{ " and " }", less the last ", "
     for k, v in table.items():
-        try:
-            key = _KEYS[k]
-        except KeyError:
-            key = _key(k)
+        key = _KEYS.get(k) or _key(k)
         t = type(v)
         if t is str:
             part = f'{key} = "{v}"'
