@@ -9,7 +9,6 @@ never as rich markup, so a name like `[red]` is shown as it is.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -79,6 +78,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
+        import json
+
         return "\n".join(value) if all(isinstance(v, dict) for v in value.values()) else json.dumps(value)
     if isinstance(value, list):
         return "\n".join(_cell(v) for v in value)
@@ -230,6 +231,8 @@ def _yaml(data: Any) -> str:
     """az's `-o yaml` (knack's format_yaml): PyYAML's safe_dump, block style, keys sorted,
     unicode kept. PyYAML is imported here only, when yaml is asked for."""
     import yaml
+
+    import json
 
     return str(yaml.safe_dump(json.loads(json.dumps(data)), default_flow_style=False, allow_unicode=True))
 
