@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import contextlib
 import os
 import shutil
 import subprocess
@@ -215,6 +216,19 @@ def pytest_configure(config: pytest.Config) -> None:
     if (config.getoption("markexpr", "") or "").replace(" ", "") == "note2e":
         os.environ.setdefault("MSI_FUZZ_EXAMPLES", "100")
         os.environ.setdefault("MSI_PROPERTY_EXAMPLES", "15")
+    _compile_the_package()
+
+
+def _compile_the_package() -> None:
+    """Byte-compile msi_cli once, as `pip install` does for a regular install: where
+    PYTHONDONTWRITEBYTECODE is set (as on some CI machines), each of the ~2,000 `msi` processes the
+    tests start would otherwise compile every module it imports from source again."""
+    import compileall
+
+    import msi_cli
+
+    with contextlib.suppress(OSError):
+        compileall.compile_dir(str(Path(msi_cli.__file__).parent), quiet=2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
