@@ -11,6 +11,10 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
+try:
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - other interpreters
+    from hashlib import blake2b as _blake2b
 try:  # the built-in implementations: _sha2 from Python 3.12, _sha256 before
     from _sha1 import sha1 as _sha1
 except ImportError:  # pragma: no cover - other interpreters
@@ -32,6 +36,11 @@ class Hash(Protocol):
 
 sha1: Callable[[bytes], Hash] = _sha1
 sha256: Callable[[bytes], Hash] = _sha256
+
+
+def blake2b_160(data: bytes) -> str:
+    """BLAKE2b with a 20-byte digest, hex (the state file's digest)."""
+    return _blake2b(data, digest_size=20).hexdigest()
 
 
 def randbelow(n: int) -> int:

@@ -1,10 +1,10 @@
 """P-256 scalar multiplication for the plain-Python ES256 of purekeys.py: a fixed-base comb for
-k*G and a 4-bit window for k*Q (the curve's arithmetic is quickcert's). Not constant-time: these
+k*G (k*Q is quickcert.multiply_window; the curve's arithmetic is quickcert's). Not constant-time: these
 are a simulator's keys, on the user's own machine."""
 
 from __future__ import annotations
 
-from msi_cli.store.quickcert import P, Jacobian, _double, multiply_window
+from msi_cli.store.quickcert import P, Jacobian, _double
 
 # ---- P-256 scalar multiplication (the curve's arithmetic is quickcert's) ----------------------------
 
@@ -60,11 +60,6 @@ def base_multiply(k: int) -> Jacobian | None:
         if j:
             acc = add_affine(acc, *COMB[j])
     return acc
-
-
-def multiply(k: int, point: tuple[int, int]) -> Jacobian | None:
-    """k * point, with a 4-bit window."""
-    return multiply_window(k, point)
 
 
 def affine(point: Jacobian | None) -> tuple[int, int] | None:

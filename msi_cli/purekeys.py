@@ -25,8 +25,8 @@ import math
 from typing import NamedTuple
 
 from msi_cli import hashing
-from msi_cli.p256 import affine as _affine, base_multiply as _base_multiply, multiply as _multiply
-from msi_cli.store.quickcert import N, P, _add
+from msi_cli.p256 import affine as _affine, base_multiply as _base_multiply
+from msi_cli.store.quickcert import N, P, _add, multiply_window
 
 _RSA_ALG = bytes.fromhex("300d06092a864886f70d0101010500")  # rsaEncryption, NULL parameters
 _EC_ALG = bytes.fromhex("301306072a8648ce3d020106082a8648ce3d030107")  # id-ecPublicKey, prime256v1
@@ -278,5 +278,5 @@ def es256_verify(public: ECPublic, message: bytes, signature: bytes) -> bool:
         return False
     e = int.from_bytes(hashing.sha256(message).digest(), "big")
     w = pow(s, -1, N)
-    point = _affine(_add(_base_multiply(e * w % N), _multiply(r * w % N, public)))
+    point = _affine(_add(_base_multiply(e * w % N), multiply_window(r * w % N, public)))
     return point is not None and point[0] % N == r

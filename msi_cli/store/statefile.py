@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
-from msi_cli import __version__
+from msi_cli import __version__, hashing
 from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
@@ -42,17 +42,11 @@ from msi_cli.store.lazystate import LazyState
 if TYPE_CHECKING:
     from msi_cli.core.context import Ctx, Event
 
-# The cache is trusted only when written by this very version of msi-cli.
-try:  # CPython's built-in BLAKE2: a fraction of hashlib's import cost, on every call
-    from _blake2 import blake2b
-except ImportError:  # pragma: no cover - other interpreters
-    from hashlib import blake2b
-
-
 def digest_of(data: bytes) -> str:
-    return blake2b(data, digest_size=20).hexdigest()
+    return hashing.blake2b_160(data)
 
 
+# The cache is trusted only when written by this very version of msi-cli.
 CACHE_FORMAT = f"5/{SCHEMA_VERSION}/{__version__}"
 STAMP_SETTLED_NS = 100_000_000
 COARSE_SETTLED_NS = 2_000_000_000
