@@ -187,3 +187,17 @@ def test_version_installed(msi_proc):
     proc = msi_proc("--version")
     assert proc.returncode == 0
     assert proc.stdout == f"msi {__version__}\n"
+
+
+@pytest.mark.e2e
+def test_version_builds_no_command():
+    """`msi --version` prints without importing any command module: it was the slowest call of
+    all, building every command's parameters for an option that needs none."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print(sorted(m for m in sys.modules if m.startswith('msi_cli.cli.')"
+            " and m.rsplit('.', 1)[1] in set(__import__('msi_cli.cli').cli.COMMAND_MODULES.values()))))\n"
+            "sys.argv = ['msi', '--version']\n"
+            "from msi_cli.cli import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines() == [f"msi {__version__}", "[]"], proc.stderr

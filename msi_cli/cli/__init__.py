@@ -78,10 +78,10 @@ def click_command() -> Any:
     return _built[0][1]
 
 
-def focus(name: str) -> None:
-    """Keep only command `name` on the app, so Typer builds one click command, not its module's
-    whole set; `load()` restores the others."""
-    load([name])
+def focus(name: str | None) -> None:
+    """Keep only command `name` (None: no command) on the app, so Typer builds one click command,
+    not its module's whole set; `load()` restores the others."""
+    load([] if name is None else [name])
     # Typer's CommandInfo and TyperInfo lists: both kinds have a name
     registries: tuple[tuple[str, list[Any]], ...] = (("commands", app.registered_commands), ("groups", app.registered_groups))
     for kind, registered in registries:
@@ -103,6 +103,12 @@ def command_name(argv: list[str]) -> str | None:
             continue
         return arg
     return None
+
+
+def _asks_version(argv: list[str]) -> bool:
+    """`--version` among the options (not as the value of --state), and no help asked for."""
+    options = [arg for i, arg in enumerate(argv) if not (i and argv[i - 1] == "--state")]
+    return "--version" in options and not {"--help", "-h"} & set(options)
 
 
 def completed_words() -> list[str] | None:
@@ -168,6 +174,8 @@ def main() -> None:
     elif before is not None and all(word.startswith("-") for word in before):  # a TAB on the command's name
         root_for_completion().main(prog_name="msi")
         return
+    elif before is None and name is None and _asks_version(sys.argv[1:]):
+        focus(None)  # an eager option that prints and exits: no command is built (or needed)
     else:
         load()
     app(prog_name="msi")
