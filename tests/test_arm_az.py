@@ -56,11 +56,14 @@ class Az:
         self.az = az
         self.served = served
         self.resource = "runner"
+        self._printed: dict[str, dict] = {}  # what `msi env` printed, per resource: the same while msi serve runs
 
     def env(self) -> dict:
         """A clean environment plus `msi env RESOURCE --az -o json`, nothing else."""
         env = {k: v for k, v in os.environ.items() if k in KEEP}
-        env.update(self.served.msi_json("env", self.resource, "--az"))
+        if self.resource not in self._printed:
+            self._printed[self.resource] = self.served.msi_json("env", self.resource, "--az")
+        env.update(self._printed[self.resource])
         return env
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess:

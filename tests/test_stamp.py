@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import sys
 
 import pytest
 
@@ -120,3 +121,94 @@ def test_a_stamp_planted_as_a_link_is_refused(sf, monkeypatch, tmp_path):
 def test_the_new_files_digest_is_the_same_from_another_thread(size):
     data = os.urandom(size)
     assert statefile._digest_beside(data)() == statefile.digest_of(data)
+
+
+# ---- a writer vouches for the large file it wrote (StateFile._vouch) -------------------------------
+
+
+def _settle_writer(monkeypatch, after_ns: int = 2**62) -> None:
+    monkeypatch.setattr(statefile, "VOUCH_MIN_BYTES", 0)  # this state is small: vouch for it as for a large one
+    monkeypatch.setattr(statefile, "_writer_settled_ns", lambda: 8_000_000)
+    monkeypatch.setattr(statefile, "_now_ns", lambda: after_ns)
+
+
+def _move_vm(sf: StateFile, location: str = "westeurope") -> None:
+    with sf.transaction() as ctx:
+        next(r for r in ctx.state.resources.values() if r.name == "vm1").location = location
+
+
+def test_a_writer_stamps_what_it_wrote_and_the_next_command_does_not_hash_it(sf, monkeypatch):
+    _settle_writer(monkeypatch)
+    sf.stamp_path.unlink(missing_ok=True)
+    _move_vm(sf)
+    assert statefile.unseal(sf.stamp_path.read_bytes())["stat"] == statefile._stat_key(os.stat(sf.path))
+    with monkeypatch.context() as m:
+        _no_file_reads(m)
+        assert {r.name: r.location for r in sf.read().resources.values()}["vm1"] == "westeurope"
+
+
+def test_a_writer_does_not_stamp_a_file_changed_after_it_wrote_it(sf, monkeypatch):
+    _settle_writer(monkeypatch)
+    sf.stamp_path.unlink(missing_ok=True)
+    real_vouch = StateFile._vouch
+
+    def meddle(self, *written):  # another program rewrites the file in place, same size, before the writer is done
+        text = self.path.read_bytes()
+        with open(self.path, "r+b") as fh:
+            fh.write(text.replace(b'location = "westeurope"', b'location = "westus2eu"', 1))
+        real_vouch(self, *written)
+
+    monkeypatch.setattr(StateFile, "_vouch", meddle)
+    _move_vm(sf)
+    assert not sf.stamp_path.exists()
+    assert {r.name: r.location for r in sf.read().resources.values()}["vm1"] == "westus2eu"
+
+
+@pytest.mark.parametrize("case", ["too soon", "no clock", "whole seconds", "small file"])
+def test_a_writer_does_not_stamp_when_the_file_times_cannot_vouch(sf, monkeypatch, case):
+    _settle_writer(monkeypatch)
+    if case == "too soon":  # a tick and a half after the change: a change in that tick keeps the stat
+        real_vouch = StateFile._vouch
+
+        def after_write(self, *written):
+            st = os.stat(self.path)
+            monkeypatch.setattr(statefile, "_now_ns", lambda: max(st.st_ctime_ns, st.st_mtime_ns) + 6_000_000)
+            real_vouch(self, *written)
+
+        monkeypatch.setattr(StateFile, "_vouch", after_write)
+    elif case == "no clock":
+        monkeypatch.setattr(statefile, "_writer_settled_ns", lambda: None)
+    elif case == "whole seconds":
+        real_vouch = StateFile._vouch
+
+        def coarse(self, *written):
+            os.utime(self.path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+            real_vouch(self, *written)
+
+        monkeypatch.setattr(StateFile, "_vouch", coarse)
+    else:
+        monkeypatch.setattr(statefile, "VOUCH_MIN_BYTES", 1 << 20)
+    sf.stamp_path.unlink(missing_ok=True)
+    _move_vm(sf)
+    assert not sf.stamp_path.exists()
+
+
+def test_the_writer_clock_is_two_ticks_of_the_coarse_clock(monkeypatch):
+    if not sys.platform.startswith("linux"):
+        assert statefile._writer_settled_ns() is None
+        return
+    monkeypatch.setattr(statefile.time, "clock_getres", lambda clock: 0.004)
+    assert statefile._writer_settled_ns() == 8_000_000
+    monkeypatch.setattr(statefile.time, "clock_getres", lambda clock: 1.0)  # ticks of a second: leave it to readers
+    assert statefile._writer_settled_ns() is None
+
+
+def test_holds_compares_the_whole_file(tmp_path):
+    path = tmp_path / "f"
+    data = os.urandom((1 << 20) * 2 + 5)
+    path.write_bytes(data)
+    assert files.holds(path, data) is not None
+    assert files.holds(path, data[:-1]) is None
+    assert files.holds(path, data[:-1] + bytes([data[-1] ^ 1])) is None
+    assert files.holds(tmp_path / "missing", data) is None
+    assert files.holds(tmp_path, b"") is None
