@@ -254,3 +254,34 @@ def test_an_apply_killed_with_sigkill_leaves_only_the_committed_keys(msi_proc, i
     assert sorted(p.name for p in keys_dir(isolated_state).iterdir() if not p.name.endswith(".pem")) == []
     assert msi_proc("apply", str(path), "-o", "none").returncode == 0  # and the estate applies after all
     assert key_files(isolated_state) == committed_names(isolated_state)
+
+
+def test_a_writer_settles_its_own_keys_from_the_objects_it_changed(isolated_state, monkeypatch):
+    """When the journal names only this ring's keys, settling looks at the principals the
+    transaction handed out or added, not at every one, and lists no folder: a key made but named by
+    no saved object goes, the others stay."""
+    sf = seeded(isolated_state)
+    before = key_files(isolated_state)
+    listed: list[Path] = []
+    real = files.remove_leftovers
+    monkeypatch.setattr(files, "remove_leftovers", lambda folder, *a: listed.append(folder) or real(folder, *a))
+    with sf.transaction() as ctx:
+        [made] = make_identities(ctx, 1, "second")
+        stray = ctx.keys.new_identity_certificate("app-stray", 1_700_000_000, 1_800_000_000).thumbprint
+    assert keys_dir(isolated_state) not in listed
+    assert ctx.state.principals.built() is not None  # not read whole, for its key names or its summary
+    after = key_files(isolated_state)
+    assert stray not in after and len(after) == len(before) + 1
+    assert after == committed_names(isolated_state)
+    assert not (keys_dir(isolated_state) / PENDING).exists()
+
+
+def test_a_committed_key_left_in_the_journal_by_a_writer_killed_before_settling_stays(isolated_state):
+    """A writer that saved its state and was killed before settling left its key names journalled:
+    the next writer, seeing names that are not its own, checks them against the whole state."""
+    sf = seeded(isolated_state)
+    committed = committed_names(isolated_state)
+    (keys_dir(isolated_state) / PENDING).write_bytes("".join(f"{n}\n" for n in sorted(committed)).encode())
+    with sf.transaction() as ctx:
+        make_identities(ctx, 1, "third")
+    assert committed < key_files(isolated_state) == committed_names(isolated_state)

@@ -355,3 +355,25 @@ def test_a_state_shared_by_the_server_is_whole_before_it_is_shared(seeded):
     for coll in ("resources", "identities", "principals", "tenants"):
         objects = getattr(live.current, coll)
         assert not isinstance(objects, LazyCollection) or objects.built() is None  # whole: plain dict reads only
+
+
+def test_a_save_that_read_some_principals_keeps_a_summary_no_later_than_the_true_one(seeded):
+    """The certificate summary saved beside a state whose principals were read one by one is the
+    lower of the old one and theirs: never later than the true one, so roll_due's fast path never
+    skips a certificate that is due."""
+    from msi_cli.core.credentials import roll_summary
+    from msi_cli.core.model import KeyCredential
+    from msi_cli.store import cachefile as cf
+
+    with seeded.transaction() as ctx:
+        principals = ctx.state.principals
+        key = next(iter(_full(seeded, "principals")))
+        sp = principals[key]
+        sp.key_credentials.append(KeyCredential("00000000-0000-0000-0000-000000000001", sp.key_credentials[0].thumbprint,
+                                                "2001-01-01T00:00:00Z", "2001-03-01T00:00:00Z"))
+        sp.key_credentials.sort(key=lambda c: c.start)
+        assert principals.built() is not None
+    saved = cf.loads(seeded.cache_path.read_bytes())["roll_summary"]
+    exact = roll_summary(_full(seeded, "principals").values())
+    assert saved[0] <= exact[0] and saved[1] <= exact[1]
+    assert saved[1] == "2001-03-01T00:00:00Z"  # the changed principal's first certificate ends first

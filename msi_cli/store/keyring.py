@@ -98,10 +98,13 @@ class FileKeyRing:
             else:
                 os.unlink(journal)
 
-    def settle(self, used: Callable[[], set[str]]) -> None:
+    def settle(self, used: Callable[[], set[str]], used_by_changed: Callable[[], set[str]] | None = None) -> None:
         """Delete the key files that writers journalled but the committed state does not name
         (made by a writer killed before it committed), then the journal. Only files this key ring
-        made are ever touched. Call with the state lock held, once the state is saved."""
+        made are ever touched. Call with the state lock held, once the state is saved.
+        `used_by_changed`: the key names of the objects this transaction changed or added. When
+        the journal names only keys this ring made, nothing else can name them (a key is new and
+        its name random), so that is all to look at, and no killed writer left files to remove."""
         self._journal.close()
         journal = self.dir / PENDING
         try:
@@ -110,9 +113,13 @@ class FileKeyRing:
             return  # a journal msi did not write: leave the files alone
         if raw is None:
             return
-        files.remove_leftovers(self.dir)  # a writer killed while writing a key file journalled it first
-        names = used()  # only now: the state's every key name takes reading all its principals
-        for name in raw.decode("ascii", "replace").split():
+        journalled = raw.decode("ascii", "replace").split()
+        if used_by_changed is not None and set(journalled) <= {p.name[: -len(".pem")] for p in self._new}:
+            names = used_by_changed()
+        else:
+            files.remove_leftovers(self.dir)  # a writer killed while writing a key file journalled it first
+            names = used()  # only now: the state's every key name takes reading all its principals
+        for name in journalled:
             if name not in names and rx(_NAME).fullmatch(name):
                 with contextlib.suppress(OSError):
                     os.unlink(self.dir / f"{name}.pem")

@@ -57,6 +57,25 @@ class LazyState(State):
         principals themselves say)."""
         return self._roll_summary if "principals" in self._pending else None
 
+    def roll_summary_now(self) -> tuple[str, str] | None:
+        """A summary for a save, without reading every principal: the one the cache held while
+        the principals are unused; once only some were handed out (or added), the lower of that
+        and theirs. Lower is safe: roll_due's fast path only ever takes a summary that is later
+        than a due date, and the principals left unread are as the old summary counted them
+        (a removed one can only raise the true minimum). None when every principal is built:
+        they say exactly."""
+        if "principals" in self._pending or self._roll_summary is None:
+            return self._roll_summary
+        from msi_cli.core.credentials import roll_summary
+        from msi_cli.store.lazycoll import LazyCollection
+
+        principals = self.principals
+        built = principals.built() if isinstance(principals, LazyCollection) else None
+        if built is None:
+            return None
+        oldest, earliest = roll_summary(built.values())
+        return min(oldest, self._roll_summary[0]), min(earliest, self._roll_summary[1])
+
     def is_pending(self, coll: str) -> bool:
         """Whether the collection was never used (so it is exactly as the cache has it)."""
         return coll in self._pending

@@ -41,6 +41,7 @@ from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
 from msi_cli.store import activitylog, cachefile, chunks, codec, encode, files
 from msi_cli.store.encode import Coll, Spans
+from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.lazystate import LazyState
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ class StateFile:
                         notice(f"created a new state at {self.path} (one tenant, one subscription)")
                     digest = digest_later()
                     written = (data, digest)
-                    summary = ctx.state.roll_summary if isinstance(ctx.state, LazyState) else None
+                    summary = ctx.state.roll_summary_now() if isinstance(ctx.state, LazyState) else None
                     if summary is None:
                         summary = credentials.roll_summary(ctx.state.principals.values())
                     self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "colls": colls,
@@ -270,7 +271,7 @@ class StateFile:
             except BaseException:
                 keys.discard_new()
                 raise
-            keys.settle(lambda: _key_names(ctx.state))
+            keys.settle(lambda: _key_names(ctx.state), lambda: _key_names(ctx.state, changed_only=True))
             if ctx.events:
                 self._append_log(ctx.events)
             if written is not None:
@@ -338,10 +339,13 @@ def _stat_key(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _key_names(state: State) -> set[str]:
+def _key_names(state: State, changed_only: bool = False) -> set[str]:
     """The key files the state uses: tenants' signing keys, identities' certificates and the keys
-    of the OIDC issuers msi plays."""
+    of the OIDC issuers msi plays. `changed_only`: of the principals, only those a transaction
+    handed out or added (the others are as read, and name no key it made)."""
     names = {k.kid for t in state.tenants.values() for k in t.signing_keys}
-    names.update(c.thumbprint for p in state.principals.values() for c in p.key_credentials)
+    principals = state.principals
+    built = principals.built() if changed_only and isinstance(principals, LazyCollection) else None
+    names.update(c.thumbprint for p in (principals.values() if built is None else built.values()) for c in p.key_credentials)
     names.update(i.kid for i in state.issuers.values())
     return names
