@@ -116,8 +116,13 @@ def new_guid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def is_guid(value: str) -> bool:
-    return rx(_GUID_RULE).fullmatch(value) is not None
+    """8-4-4-4-12 hex digits (what _GUID_RULE matches, without compiling it: most commands check one)."""
+    return (len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-"
+            and _HEX.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:]))
 
 
 def validate_resource_name(type_key: str, name: str) -> None:
@@ -149,8 +154,17 @@ def validate_location(name: str) -> None:
 _UNPRINTABLE = "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"
 
 
+def unprintable(value: str) -> bool:
+    """Whether `value` holds a character of _UNPRINTABLE. ASCII text (nearly every value) is
+    answered without the pattern: among ASCII characters it names exactly those str.isprintable
+    refuses (C0 controls and DEL)."""
+    if value.isascii():
+        return not value.isprintable()
+    return rx(_UNPRINTABLE).search(value) is not None
+
+
 def validate_display_name(what: str, name: str, limit: int) -> None:
-    if not name.strip() or len(name) > limit or rx(_UNPRINTABLE).search(name):
+    if not name.strip() or len(name) > limit or unprintable(name):
         raise InvalidName(f"invalid {what} name '{name}': 1-{limit} printable characters (UTF-8 text, no control characters)")
 
 

@@ -18,13 +18,7 @@ FIELDS = ("time", "operation", "target", "outcome", "detail")
 def append(log_path: Path, events: list[Event]) -> None:
     """Record the committed change in the activity log. The change is saved already: a log
     that cannot be written is a warning, never a failure reported for a change that was made."""
-    import json
-
-    lines = "".join(
-        json.dumps({"time": e.time, "operation": e.operation, "target": e.target, "outcome": e.outcome, "detail": e.detail})
-        + "\n"
-        for e in events
-    )
+    lines = "".join(_line((e.time, e.operation, e.target, e.outcome, e.detail)) for e in events)
     try:
         files.append_line(log_path, lines.encode("utf-8", "backslashreplace"))
     except (StateError, OSError) as exc:
@@ -32,6 +26,16 @@ def append(log_path: Path, events: list[Event]) -> None:
 
         why = exc.message if isinstance(exc, StateError) else exc.strerror or str(exc)
         warn(f"the change was saved, but the activity log was not written: {why}")
+
+def _line(values: tuple[str, ...]) -> str:
+    """One entry as json.dumps writes it; a value that needs escaping goes through json itself
+    (imported only then: most entries are plain ASCII)."""
+    if all(isinstance(v, str) and v.isascii() and v.isprintable() and '"' not in v and "\\" not in v for v in values):
+        return "{" + ", ".join(f'"{k}": "{v}"' for k, v in zip(FIELDS, values)) + "}\n"
+    import json
+
+    return json.dumps(dict(zip(FIELDS, values))) + "\n"
+
 
 def entries(log_path: Path, last: int | None = None) -> list[dict[str, str]]:
     """Activity log entries, oldest first; with `last`, only the tail is read from disk. A

@@ -108,7 +108,7 @@ def _rows(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[
             touched[last + i // chunks.CHUNK] = tail[i:i + chunks.CHUNK]
             parts.append(b"")
     for c, chunk in touched.items():
-        parts[c] = marshal.dumps(rows.shared(chunk))
+        parts[c] = marshal.dumps(chunk)  # rows read from the cache share their strings already; new ones need not
     keys, names = table.raw_keys(), table.raw_names()
     old_names = table.names() if name_at is not None and (edits or added) else None
     renamed = name_at is not None and old_names is not None and any(row[name_at].lower() != old_names[n] for n, (_, row) in edits.items())

@@ -19,7 +19,8 @@ Doc = dict[str, Any]
 # Where a value sits in a document: keys and array indexes, ("resources", 3, "type").
 DocPath = tuple[str | int, ...]
 
-_ISO = r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z"  # patterns are compiled when first used
+_ISO = r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z"  # what valid_instant accepts, checked without a regex
+_DIGITS = frozenset("0123456789")
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # Simulated time stays between these instants: every date msi writes (certificates run 90 days
 # past now) must still be a valid X.509 and JWT time, and a 64-bit time_t.
@@ -46,10 +47,10 @@ class InvalidDocument(Exception):
 def valid_instant(value: str) -> bool:
     """An ISO instant as msi writes it that names a real second (no 30 February, no hour 24),
     between 1970 and 9000."""
-    m = rx(_ISO).fullmatch(value)
-    if m is None:
-        return False
-    year, month, day, hour, minute, second = map(int, m.groups())
+    if not (len(value) == 20 and value[4] == value[7] == "-" and value[10] == "T" and value[13] == value[16] == ":"
+            and value[19] == "Z" and _DIGITS.issuperset(value[:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19])):
+        return False  # what _ISO matches, without compiling it
+    year, month, day, hour, minute, second = (int(value[a:b]) for a, b in ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19)))
     if not (EARLIEST_YEAR <= year < 9000 and 1 <= month <= 12 and hour < 24 and minute < 60 and second < 60):
         return False
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
@@ -63,11 +64,11 @@ def shown(value: str) -> str:
 
 def arm_id(value: str) -> bool:
     """A printable ARM id (subscription, resource group or resource scope)."""
-    return arm.parse_id(value) is not None and not rx(UNPRINTABLE).search(value)
+    return arm.parse_id(value) is not None and not arm.unprintable(value)
 
 
 def alternative_name(value: str) -> bool:
-    return 0 < len(value) <= 1024 and not rx(UNPRINTABLE).search(value)
+    return 0 < len(value) <= 1024 and not arm.unprintable(value)
 
 
 class Reader:
