@@ -40,11 +40,20 @@ def run(cmd: list[str], env: dict) -> float:
 
 def interleaved(cmds: list[list[str]], env: dict, rounds: int) -> tuple[float, float]:
     """Median seconds of a command (cycling through `cmds`) and of the floor, run alternately."""
-    floor, timed = [], []
+    timed, floor, _ = paired(cmds, env, rounds)
+    return timed, floor
+
+
+def paired(cmds: list[list[str]], env: dict, rounds: int) -> tuple[float, float, float]:
+    """As `interleaved`, and the median of each run's ratio to the floor run just before it. On
+    a machine whose speed drifts (the floor here moves between 66 and 107 ms within minutes), a
+    ratio of two runs a moment apart varies far less than a ratio of medians taken over minutes."""
+    floor, timed, ratios = [], [], []
     for n in range(rounds):
         floor.append(run(FLOOR, env))
         timed.append(run(cmds[n % len(cmds)], env))
-    return statistics.median(timed), statistics.median(floor)
+        ratios.append(timed[-1] / floor[-1])
+    return statistics.median(timed), statistics.median(floor), statistics.median(ratios)
 
 
 def environment(state: Path) -> dict:

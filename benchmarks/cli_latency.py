@@ -1,7 +1,8 @@
 """CLI latency as the state grows: whole `msi` processes against states of 1,000 and 10,000
 resources (a third with system-assigned identities, a third sharing user-assigned ones), each run
 interleaved with the floor `python -c "import typer"` from this environment. Prints each
-command's median next to the floor's, their ratio and the target.
+command's median next to the floor's, the median of each run's ratio to the floor run just
+before it (robust to the machine's speed drifting during the benchmark) and the target.
 
 Targets (issue 15): at 10,000 resources `show` and a cache-hit `token` <= 1.5x the floor, a
 mutating command <= 2x; at 1,000 every command, `create-identity` included, <= 1.5x.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import environment, interleaved, msi_command, precompile, run, table
+from _timing import environment, msi_command, paired, precompile, run, table
 from seed import seed
 
 AUDIENCE = "https://management.azure.com/"
@@ -97,9 +98,8 @@ def main() -> None:
             for label, (cmds, writes) in cases(msi, size).items():
                 if only and not label.startswith(tuple(only)):
                     continue
-                med, floor = interleaved(cmds, env, max(args.rounds, len(cmds)) if len(cmds) < 8 else args.rounds)
+                med, floor, ratio = paired(cmds, env, max(args.rounds, len(cmds)) if len(cmds) < 8 else args.rounds)
                 goal = target(size, label, writes)
-                ratio = med / floor
                 verdict = "" if goal is None else ("ok" if ratio <= goal else "OVER")
                 rows.append((f"{size:,}", label, f"{med * 1000:.0f}", f"{floor * 1000:.0f}", f"{ratio:.2f}",
                              "" if goal is None else f"<= {goal}", verdict))
