@@ -75,16 +75,27 @@ class Az:
         return json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
+def _vm(name: str, kind: str = "vm", system: bool = False) -> str:
+    extra = "system_assigned = true\n" if system else ""
+    return f'[[resources]]\nname = "{name}"\ntype = "{kind}"\nsubscription = "default"\nresource_group = "ci"\n{extra}'
+
+
+# the runner (Owner of the subscription) and a VM that may only read the group, beside two to manage
+ESTATE = (
+    'format = "msi-estate"\n[[resource_groups]]\nname = "ci"\nsubscription = "default"\nlocation = "eastus"\n'
+    + _vm("runner", system=True) + _vm("app1") + _vm("web1", "webapp") + _vm("limited", system=True)
+    + '[[role_assignments]]\nrole = "Owner"\nscope = "/subscriptions/default"\nresource = "runner"\n'
+    + '[[role_assignments]]\nrole = "Reader"\nscope = "/subscriptions/default/resourceGroups/ci"\nresource = "limited"\n'
+)
+
+
 @pytest.fixture
 def az(az_bin, tmp_path, isolated_state):
     served = Served(tmp_path)
-    served.msi("create-resource", "runner", "--type", "vm", "-g", "ci", "--system-assigned")
-    served.msi("create-resource", "app1", "--type", "vm", "-g", "ci")
-    served.msi("create-resource", "web1", "--type", "webapp", "-g", "ci")
-    served.msi("create-resource", "limited", "--type", "vm", "-g", "ci", "--system-assigned")
+    estate = tmp_path / "estate.toml"  # one `msi apply`, as a CI job seeds its world
+    estate.write_text(ESTATE)
+    served.msi("apply", str(estate), "--yes", "-o", "none")
     sub = served.msi_json("list", "subscriptions")[0]["id"]
-    served.msi("grant", "runner", "--role", "Owner", "--scope", f"/subscriptions/{sub}")
-    served.msi("grant", "limited", "--role", "Reader", "--scope", f"/subscriptions/{sub}/resourceGroups/ci")
     served.start()
     client = Az(az_bin, served)
     client.sub = sub

@@ -42,6 +42,7 @@ class Deployment:
         self.env.update(MSI_STATE=str(self.state), NO_COLOR="1")
         self.proc: subprocess.Popen | None = None
         self.log_path = folder / "serve.log"
+        self.printed: dict[str, dict] = {}
 
     def msi(self, *args: str) -> str:
         proc = subprocess.run([*msi_executable(), *args], env=self.env, capture_output=True, text=True, timeout=TIMEOUT)
@@ -73,7 +74,9 @@ class Deployment:
         """A clean environment plus `msi env RESOURCE -o json`, nothing else."""
         env = {k: v for k, v in os.environ.items() if k in KEEP}
         env["HOME"] = str(self.folder / "home")  # no developer credentials, no caches
-        env.update(self.msi_json("env", resource))
+        if resource not in self.printed:  # what `msi env` prints for a resource is the same while msi serve runs
+            self.printed[resource] = self.msi_json("env", resource)
+        env.update(self.printed[resource])
         return env
 
     def run_client(self, resource: str, code: str, *args: str) -> dict:
@@ -83,20 +86,36 @@ class Deployment:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _resource(name: str, kind: str, system: bool, *user: str) -> str:
+    lines = [f'name = "{name}"', f'type = "{kind}"', 'subscription = "default"', 'resource_group = "default"']
+    if system:
+        lines.append("system_assigned = true")
+    if user:
+        lines.append("user_assigned = [" + ", ".join(f'"{u}"' for u in user) + "]")
+    return "[[resources]]\n" + "\n".join(lines) + "\n"
+
+
+# VMs and apps in the fresh state's subscription, with system- and user-assigned identities
+ESTATE = (
+    'format = "msi-estate"\n'
+    '[[resource_groups]]\nname = "default"\nsubscription = "default"\nlocation = "eastus"\n'
+    + "".join(f'[[identities]]\nname = "{n}"\nsubscription = "default"\nresource_group = "default"\n' for n in ("uai1", "uai2"))
+    + _resource("vm1", "vm", True) + _resource("vm2", "vm", False, "uai1", "uai2") + _resource("vmf", "vm", True)
+    + _resource("web1", "webapp", True, "uai1") + _resource("ca1", "containerapp", True, "uai2")
+)
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     d = Deployment(tmp_path_factory.mktemp("sdk"))
     (d.folder / "home").mkdir()
-    d.msi("create-identity", "uai1", "-o", "none")
-    d.msi("create-identity", "uai2", "-o", "none")
-    d.msi("create-resource", "vm1", "--type", "vm", "--system-assigned", "-o", "none")
-    d.msi("create-resource", "vm2", "--type", "vm", "--user-assigned", "uai1", "--user-assigned", "uai2", "-o", "none")
-    d.msi("create-resource", "vmf", "--type", "vm", "--system-assigned", "-o", "none")
-    d.msi("create-resource", "web1", "--type", "webapp", "--system-assigned", "--user-assigned", "uai1", "-o", "none")
-    d.msi("create-resource", "ca1", "--type", "containerapp", "--system-assigned", "--user-assigned", "uai2", "-o", "none")
+    estate = d.folder / "estate.toml"  # one `msi apply`, as a CI job seeds its world
+    estate.write_text(ESTATE)
+    d.msi("apply", str(estate), "--yes", "-o", "none")
     d.tenant = d.msi_json("list", "tenants")[0]["tenantId"]
-    d.res = {name: d.msi_json("show", name) for name in ("vm1", "vm2", "vmf", "web1", "ca1")}
-    d.uai = {name: d.msi_json("show", name) for name in ("uai1", "uai2")}
+    d.res = {r["name"]: r for r in d.msi_json("list", "resources")}
+    d.uai = {i["name"]: i for i in d.msi_json("list", "identities")}
+    assert sorted(d.res) == ["ca1", "vm1", "vm2", "vmf", "web1"] and sorted(d.uai) == ["uai1", "uai2"]
     d.start("vmf:503:count=1", "vmf:429:count=1")
     yield d
     d.stop()
