@@ -377,3 +377,38 @@ def test_a_save_that_read_some_principals_keeps_a_summary_no_later_than_the_true
     exact = roll_summary(_full(seeded, "principals").values())
     assert saved[0] <= exact[0] and saved[1] <= exact[1]
     assert saved[1] == "2001-03-01T00:00:00Z"  # the changed principal's first certificate ends first
+
+
+def test_a_lookup_reads_the_cache_head_and_the_parts_it_uses(isolated_state, monkeypatch):
+    """The cache file is read a part at a time: a lookup of one resource of 1,000 reads its head
+    and the resources' rows, not the other collections' (principals, role assignments)."""
+    seed(isolated_state, 1000)
+    sf = StateFile(isolated_state)
+    sf.read()
+    key = next(iter(_full(sf, "resources")))
+    read: list[int] = []
+    real = cachefile.Source.read
+    monkeypatch.setattr(cachefile.Source, "read", lambda self, at, length: read.append(length) or real(self, at, length))
+    state = sf.read()
+    assert state.resources[key].id.lower() == key
+    parts = {coll: len(entry[2].view()) for coll, entry in cachefile.loads(sf.cache_path.read_bytes())["colls"].items()}
+    unused = parts["principals"] + parts["role_assignments"]
+    assert unused > 0 and parts["resources"] in read
+    assert sum(read) <= sf.cache_path.stat().st_size - unused, (read, parts)
+
+
+def test_a_cache_replaced_while_read_keeps_answering_from_the_file_it_opened(seeded):
+    state = seeded.read()
+    key = next(iter(_full(seeded, "resources")))
+    old = seeded.cache_path.read_bytes()
+    seeded.cache_path.unlink()
+    seeded.cache_path.write_bytes(b"msi\x02" + b"\x00" * 64)  # replaced, as a writer replaces it
+    assert state.resources[key].id.lower() == key  # read from the file this state opened
+    assert len(old) > 64
+
+
+def test_a_cache_file_cut_short_is_not_trusted(seeded):
+    data = seeded.cache_path.read_bytes()
+    expected = {k: v.location for k, v in seeded.read().resources.items()}
+    seeded.cache_path.write_bytes(data[: len(data) // 2])
+    assert {k: v.location for k, v in seeded.read().resources.items()} == expected

@@ -10,33 +10,68 @@ damaged part raises ValueError there, and the store falls back to the state file
 from __future__ import annotations
 
 import binascii
+import contextlib
 import marshal
+import os
+from collections.abc import Callable
 from typing import Any
 
 _MARK = b"msi\x02"
 _FIXED = len(_MARK) + 8
 
 
+class Source:
+    """An open cache file, read a part at a time (os.pread): a command that needs one resource of
+    10,000 reads the head and one chunk, not 6 MB. The file is only ever replaced, never changed
+    in place, so the open file keeps the bytes its head describes. Closed with its last Part."""
+
+    __slots__ = ("_fd", "size")
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self.size = size
+
+    def read(self, at: int, length: int) -> bytes:
+        try:
+            data = os.pread(self._fd, length, at)
+        except OSError as exc:
+            raise ValueError(f"the parse cache could not be read ({exc.strerror})") from None
+        if len(data) != length:
+            raise ValueError("the parse cache ends early")
+        return data
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, TypeError):  # TypeError: os gone at interpreter exit
+            os.close(self._fd)
+
+
 class Part:
-    """One collection's rows in the cache file, checked on first use."""
+    """One collection's rows in the cache file, read and checked on first use."""
 
-    __slots__ = ("_view", "_crc", "_data")
+    __slots__ = ("_view", "_crc", "_data", "_src", "_at", "_len")
 
-    def __init__(self, view: memoryview, crc: int) -> None:
+    def __init__(self, view: memoryview | None, crc: int, src: Source | None = None, at: int = 0, length: int = 0) -> None:
         self._view = view
         self._crc = crc
         self._data: bytes | None = None
+        self._src = src
+        self._at = at
+        self._len = length
 
     @property
     def crc(self) -> int:
         return self._crc
 
     def view(self) -> memoryview:
+        """The part's bytes as the file holds them (unchecked: copied with their CRC, damage stays found)."""
+        if self._view is None:
+            assert self._src is not None
+            self._view = memoryview(self._src.read(self._at, self._len))
         return self._view
 
     def data(self) -> bytes:
         if self._data is None:
-            data = bytes(self._view)
+            data = bytes(self.view())
             if binascii.crc32(data) != self._crc:
                 raise ValueError("a part of the parse cache is damaged")
             self._data = data
@@ -63,12 +98,30 @@ def dumps(blob: dict[str, Any]) -> bytes:
 def loads(raw: bytes) -> dict[str, Any] | None:
     """The blob `dumps` wrote, its collections' rows as Parts; None for a file that is damaged
     in its head or not one."""
-    if raw[:len(_MARK)] != _MARK or len(raw) < _FIXED:
-        return None
-    size = int.from_bytes(raw[4:8], "big")
     view = memoryview(raw)
-    head = view[_FIXED:_FIXED + size]
-    if len(head) != size or binascii.crc32(head) != int.from_bytes(raw[8:12], "big"):
+    return _blob(raw[:_FIXED], lambda at, length: view[at:at + length], len(raw), None)
+
+
+def load(src: Source) -> dict[str, Any] | None:
+    """`loads` of an open cache file, reading its head only: each Part reads its bytes when used."""
+    try:
+        fixed = src.read(0, _FIXED)
+    except ValueError:
+        return None
+    return _blob(fixed, lambda at, length: memoryview(src.read(at, length)), src.size, src)
+
+
+def _blob(fixed: bytes, read: Callable[[int, int], memoryview], total: int, src: Source | None) -> dict[str, Any] | None:
+    if fixed[:len(_MARK)] != _MARK or len(fixed) < _FIXED:
+        return None
+    size = int.from_bytes(fixed[4:8], "big")
+    if _FIXED + size > total:
+        return None
+    try:
+        head = read(_FIXED, size)
+    except ValueError:
+        return None
+    if binascii.crc32(head) != int.from_bytes(fixed[8:12], "big"):
         return None
     try:
         blob = marshal.loads(head)
@@ -82,8 +135,11 @@ def loads(raw: bytes) -> dict[str, Any] | None:
         if not (isinstance(entry, tuple) and len(entry) == 5 and all(isinstance(v, int) for v in entry[2:])):
             return None
         start, end, at, length, crc = entry
-        if at < 0 or length < 0 or base + at + length > len(raw):
+        if at < 0 or length < 0 or base + at + length > total:
             return None
-        colls[coll] = (start, end, Part(view[base + at:base + at + length], crc))
+        if src is None:
+            colls[coll] = (start, end, Part(read(base + at, length), crc))
+        else:
+            colls[coll] = (start, end, Part(None, crc, src, base + at, length))
     blob["colls"] = colls
     return blob

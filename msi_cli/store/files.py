@@ -285,8 +285,21 @@ def read_private(path: Path, what: str, limit: int = MAX_PRIVATE_BYTES, cache: b
     """A file from msi's private folder (None when missing), checked as `_open_private` does. A
     `cache` that is a folder or a special file is treated as missing (it is rebuilt, or its write
     fails quietly); a symlink or another user's file is refused all the same."""
+    opened = open_private(path, what, cache)
+    if opened is None:
+        return None
+    fd, st = opened
     try:
-        fd, st = _open_private(path, os.O_RDONLY, what)
+        return _read_fd(fd, path, limit, what, min(st.st_size, limit))
+    finally:
+        os.close(fd)
+
+
+def open_private(path: Path, what: str, cache: bool = False) -> tuple[int, os.stat_result] | None:
+    """An fd to read a file of msi's private folder, and its stat, checked as `read_private`
+    checks (None when missing, or for a `cache` that is not a file); the caller closes it."""
+    try:
+        return _open_private(path, os.O_RDONLY, what)
     except FileNotFoundError:
         return None
     except StateError:
@@ -295,10 +308,6 @@ def read_private(path: Path, what: str, limit: int = MAX_PRIVATE_BYTES, cache: b
                 if os.lstat(path).st_uid == os.geteuid():
                     return None
         raise
-    try:
-        return _read_fd(fd, path, limit, what, min(st.st_size, limit))
-    finally:
-        os.close(fd)
 
 
 def check_state_path(path: Path) -> None:

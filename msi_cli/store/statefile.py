@@ -186,8 +186,12 @@ class StateFile:
             raise StateError(f"{where}: {exc.message}; the file was left unchanged") from None
 
     def _read_blob(self, path: Path, digest: str | None) -> dict[str, Any] | None:
-        raw = files.read_private(path, "cache file", cache=True)  # refused when planted by another user
-        blob = None if raw is None else cachefile.loads(raw) if path == self.cache_path else unseal(raw)
+        if path == self.cache_path:  # its head now, each collection's rows when used
+            opened = files.open_private(path, "cache file", cache=True)  # refused when planted by another user
+            blob = None if opened is None else cachefile.load(cachefile.Source(opened[0], opened[1].st_size))
+        else:
+            raw = files.read_private(path, "cache file", cache=True)
+            blob = None if raw is None else unseal(raw)
         if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT or (digest is not None and blob.get("digest") != digest):
             return None
         return blob
