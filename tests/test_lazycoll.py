@@ -157,7 +157,7 @@ def test_a_name_lookup_reads_one_chunk(monkeypatch, isolated_state):
     found = lookup.named(state.resources, "res650")
     table = state._tables["resources"]
     assert [r.name for r in found] == ["res650"] and table._rows is None and list(table._chunks) == [2]
-    assert table._keys.__class__ is bytes  # no key was looked up: the keys were never read
+    assert not isinstance(table._keys, list)  # no key was looked up: the keys were never read
     assert state.resources[found[0].id.lower()] is found[0]
 
 
@@ -205,8 +205,8 @@ def test_a_damaged_byte_in_the_cache_file_is_found_by_its_crc(isolated_state, wh
     if where == "head":
         at = 20
     else:
-        part = cachefile.loads(bytes(raw))["colls"][where][2]
-        at = part._view.obj.index(bytes(part._view)) + len(part._view) // 2  # inside that collection's rows
+        part = cachefile.loads(bytes(raw))["colls"][where][2].chunks[0]
+        at = part._view.obj.index(bytes(part._view)) + len(part._view) // 2  # inside that collection's first chunk of rows
     raw[at] ^= 0x01
     sf.cache_path.write_bytes(bytes(raw))
     state = sf.read()
@@ -380,21 +380,23 @@ def test_a_save_that_read_some_principals_keeps_a_summary_no_later_than_the_true
 
 
 def test_a_lookup_reads_the_cache_head_and_the_parts_it_uses(isolated_state, monkeypatch):
-    """The cache file is read a part at a time: a lookup of one resource of 1,000 reads its head
-    and the resources' rows, not the other collections' (principals, role assignments)."""
+    """The cache file is read a piece at a time: a lookup of one resource of 1,000 by name reads
+    the head, the resources' names and the one chunk of rows that holds it; nothing of the other
+    collections' (principals, role assignments)."""
     seed(isolated_state, 1000)
     sf = StateFile(isolated_state)
     sf.read()
-    key = next(iter(_full(sf, "resources")))
+    key = next(k for k, r in _full(sf, "resources").items() if r.name == "res500")
     read: list[int] = []
     real = cachefile.Source.read
     monkeypatch.setattr(cachefile.Source, "read", lambda self, at, length: read.append(length) or real(self, at, length))
     state = sf.read()
-    assert state.resources[key].id.lower() == key
-    parts = {coll: len(entry[2].view()) for coll, entry in cachefile.loads(sf.cache_path.read_bytes())["colls"].items()}
-    unused = parts["principals"] + parts["role_assignments"]
-    assert unused > 0 and parts["resources"] in read
-    assert sum(read) <= sf.cache_path.stat().st_size - unused, (read, parts)
+    assert [r.id.lower() for r in lookup.named(state.resources, "res500")] == [key]
+    colls = cachefile.loads(sf.cache_path.read_bytes())["colls"]
+    resources = colls["resources"][2]
+    assert len(resources.chunks) == 4
+    expected = [len(resources.names.view()), len(resources.chunks[500 // chunks.CHUNK].view())]
+    assert read[-2:] == expected and sum(read) < sum(len(p.view()) for p in resources.pieces()) / 2, (read, expected)
 
 
 def test_a_cache_replaced_while_read_keeps_answering_from_the_file_it_opened(seeded):

@@ -1,10 +1,11 @@
-"""The parse cache's file: a small head, then each collection's rows, each part checked when used.
+"""The parse cache's file: a small head, then each collection's pieces, each checked when used.
 
 Reading, checking and unmarshalling the whole 4 MB cache of 10,000 resources cost a command that
 needs one resource ~8 ms. The file is a mark, the head's length and CRC-32, the head (the state's
-header and, per collection, where its rows sit in this file and their CRC-32), then the rows. A
-reader checks the head at once and a collection's rows only when it reads them (`Part.data`); a
-damaged part raises ValueError there, and the store falls back to the state file itself.
+header and, per collection, where each of its pieces sits in this file and its CRC-32: keys,
+names, text ends and chunks of rows, see store/chunks.py), then the pieces. A reader reads and
+checks the head at once and a piece only when it uses it (`Part.data`); a damaged piece raises
+ValueError there, and the store falls back to the state file itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import marshal
 import os
 from collections.abc import Callable
 from typing import Any
+
+from msi_cli.store.chunks import Split
 
 _MARK = b"msi\x02"
 _FIXED = len(_MARK) + 8
@@ -79,18 +82,28 @@ class Part:
 
 
 def dumps(blob: dict[str, Any]) -> bytes:
-    """The file for `blob` ({..., "colls": {coll: (start, end, rows)}}; rows bytes or a Part)."""
+    """The file for `blob` ({..., "colls": {coll: (start, end, rows)}}; rows a chunks.Split of
+    bytes and Parts, or one blob, bytes or a Part). Each piece is written with its CRC-32."""
     parts: list[bytes | memoryview] = []
-    index: dict[str, tuple[Any, Any, int, int, int]] = {}
+    index: dict[str, tuple[Any, ...]] = {}
     at = 0
-    for coll, (start, end, rows) in blob["colls"].items():
-        if isinstance(rows, Part):  # copied unread, with the CRC it came with: damage stays found
-            data, crc = rows.view(), rows.crc
+
+    def piece(raw: bytes | Part) -> tuple[int, int, int]:
+        nonlocal at
+        data: bytes | memoryview
+        if isinstance(raw, Part):  # copied unread, with the CRC it came with: damage stays found
+            data, crc = raw.view(), raw.crc
         else:
-            data, crc = rows, binascii.crc32(rows)
-        index[coll] = (start, end, at, len(data), crc)
+            data, crc = raw, binascii.crc32(raw)
         parts.append(data)
         at += len(data)
+        return at - len(data), len(data), crc
+
+    for coll, (start, end, rows) in blob["colls"].items():
+        if isinstance(rows, Split):
+            index[coll] = (start, end, rows.count, tuple(piece(p) for p in rows.pieces()))  # type: ignore[arg-type]  # cachefile's own Parts
+        else:
+            index[coll] = (start, end, *piece(rows))
     head = marshal.dumps({**blob, "colls": index})
     return b"".join([_MARK, len(head).to_bytes(4, "big"), binascii.crc32(head).to_bytes(4, "big"), head, *parts])  # one copy
 
@@ -130,16 +143,30 @@ def _blob(fixed: bytes, read: Callable[[int, int], memoryview], total: int, src:
     if not isinstance(blob, dict) or not isinstance(blob.get("colls"), dict):
         return None
     base = _FIXED + size
-    colls: dict[str, tuple[Any, Any, Part]] = {}
-    for coll, entry in blob["colls"].items():
-        if not (isinstance(entry, tuple) and len(entry) == 5 and all(isinstance(v, int) for v in entry[2:])):
+
+    def part(entry: Any) -> Part | None:
+        if not (isinstance(entry, tuple) and len(entry) == 3 and all(isinstance(v, int) for v in entry)):
             return None
-        start, end, at, length, crc = entry
+        at, length, crc = entry
         if at < 0 or length < 0 or base + at + length > total:
             return None
-        if src is None:
-            colls[coll] = (start, end, Part(read(base + at, length), crc))
-        else:
-            colls[coll] = (start, end, Part(None, crc, src, base + at, length))
+        return Part(read(base + at, length), crc) if src is None else Part(None, crc, src, base + at, length)
+
+    colls: dict[str, tuple[Any, Any, Part | Split]] = {}
+    for coll, entry in blob["colls"].items():
+        if not isinstance(entry, tuple) or len(entry) not in (4, 5):
+            return None
+        if len(entry) == 5:  # one blob
+            whole = part(entry[2:])
+            if whole is None:
+                return None
+            colls[coll] = (entry[0], entry[1], whole)
+            continue
+        start, end, count, entries = entry
+        pieces = [part(e) for e in entries] if isinstance(entries, tuple) and isinstance(count, int) else [None]
+        if len(pieces) < 3 or not all(isinstance(p, Part) for p in pieces):
+            return None
+        keys, names, ends, *chunks = pieces
+        colls[coll] = (start, end, Split(count, keys, names, ends, chunks))  # type: ignore[arg-type]  # all Parts, checked above
     blob["colls"] = colls
     return blob

@@ -23,7 +23,7 @@ from msi_cli.store.lazystate import LazyState
 # Where each collection's records sit in the file (None: not known, the file was not written by
 # this store); a collection in the cache: (start, end, its rows as chunks.dumps writes them).
 Spans = dict[str, tuple[int | None, int | None]]
-Coll = tuple[int | None, int | None, "bytes | cachefile.Part"]
+Coll = tuple[int | None, int | None, "bytes | cachefile.Part | chunks.Split"]
 Row = tuple[Any, ...]
 
 
@@ -65,8 +65,8 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
             colls[coll] = (pos, pos + size, done.blob)
             pos += size
             continue
-        blob = lazy.blob(coll) if lazy is not None else None
-        old = lazy.table(coll) if lazy is not None else None
+        old = lazy.table(coll) if lazy is not None else None  # its rows, read (and checked) whole
+        blob = lazy.part(coll) if old is not None and lazy is not None else None
         old_rows, old_ends = old or ([], None)
         built = objects.built() if isinstance(objects, LazyCollection) and old is not None else None
         if built is not None:  # only the objects handed out (and added, last) can have changed
@@ -85,7 +85,7 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
         if changed is not None and (old is None or keys or len(table) != len(old_rows)):
             keys.update({k for k, _ in old_rows} - {k for k, _ in table})  # removed
             changed[coll] = keys
-        colls[coll] = (pos, pos + size, chunks.dumps(table, ends, name_at(coll), lazy.chunked(coll) if lazy is not None else None))
+        colls[coll] = (pos, pos + size, chunks.split(table, ends, name_at(coll), lazy.chunked(coll) if lazy is not None else None))
         pos += size
     _check(path, lambda: codec.check_links(state, changed))  # with nothing changed: the default subscription alone
     return b"".join(parts), head, colls

@@ -15,7 +15,7 @@ from msi_cli.core.datatype import fields
 from msi_cli.core.model import State
 from msi_cli.store import records, rows
 from msi_cli.store.cachefile import Part
-from msi_cli.store.chunks import Chunked
+from msi_cli.store.chunks import Chunked, Split
 from msi_cli.store.lazycoll import LazyCollection
 
 Row = rows.Row
@@ -28,14 +28,14 @@ _FIELDS = fields(State)
 
 class LazyState(State):
     __slots__ = ("_blobs", "_pending", "_tables", "_fallback", "_roll_summary")
-    _blobs: dict[str, bytes | Part]  # each collection's rows, as the cache holds them (chunks.dumps)
+    _blobs: dict[str, bytes | Part | Split]  # each collection's rows, as the cache holds them (chunks.split)
     _pending: set[str]  # the collections not built yet
     _tables: dict[str, Chunked]  # collections built from the cache: the rows they came from
     _fallback: Callable[[], State]  # the state parsed from the file itself, should a blob be unreadable
     _roll_summary: tuple[str, str] | None  # credentials.roll_summary of the cached principals
 
     @classmethod
-    def from_cache(cls, head: dict[str, Any], blobs: Mapping[str, bytes | Part], fallback: Callable[[], State],
+    def from_cache(cls, head: dict[str, Any], blobs: Mapping[str, bytes | Part | Split], fallback: Callable[[], State],
                    roll_summary: tuple[str, str] | None = None) -> LazyState:
         state = cls.__new__(cls)
         state._roll_summary = roll_summary
@@ -43,7 +43,7 @@ class LazyState(State):
         state.clock_offset = head.get("clock_offset", 0)
         state.default_subscription_id = head["default_subscription"]
         for coll in records.collections():
-            if not isinstance(blobs[coll], (bytes, Part)):
+            if not isinstance(blobs[coll], (bytes, Part, Split)):
                 raise TypeError(coll)
         state._blobs = dict(blobs)
         state._pending = set(blobs)
@@ -80,18 +80,21 @@ class LazyState(State):
         """Whether the collection was never used (so it is exactly as the cache has it)."""
         return coll in self._pending
 
-    def part(self, coll: str) -> bytes | Part | None:
-        """The cache's blob for the collection as it holds it, unread (None: unreadable)."""
+    def part(self, coll: str) -> bytes | Part | Split | None:
+        """The cache's rows for the collection as it holds them, unread (None: unreadable)."""
         return self._blobs.get(coll)
 
     def blob(self, coll: str) -> bytes | None:
-        """The cache's blob for the collection, unless it proved unreadable."""
+        """The cache's rows for the collection as one blob (chunks.dumps), unless they prove
+        unreadable: every piece is read and checked."""
         blob = self._blobs.get(coll)
-        if isinstance(blob, Part):
-            try:
+        try:
+            if isinstance(blob, Part):
                 return blob.data()
-            except ValueError:
-                return None
+            if isinstance(blob, Split):
+                return blob.joined()
+        except ValueError:
+            return None
         return blob
 
     def table(self, coll: str) -> Table | None:
@@ -125,7 +128,7 @@ class LazyState(State):
         self._pending.discard(coll)
         blob = self._blobs[coll]
         try:
-            table = Chunked(blob.data() if isinstance(blob, Part) else blob)
+            table = Chunked(blob.data() if isinstance(blob, Part) else blob)  # a Split is read piece by piece
         except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError):
             return self._recover(coll)
         self._tables[coll] = table

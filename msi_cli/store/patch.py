@@ -27,7 +27,7 @@ class Patched:
 
     __slots__ = ("text", "blob", "keys")
 
-    def __init__(self, text: list[bytes], blob: bytes, keys: set[str]) -> None:
+    def __init__(self, text: list[bytes], blob: chunks.Split, keys: set[str]) -> None:
         self.text = text
         self.blob = blob
         self.keys = keys
@@ -86,10 +86,10 @@ def _cls(coll: str) -> type:
 
 
 def _rows(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[tuple[str, Row]],
-          ends: list[int], name_at: int | None) -> bytes:
+          ends: list[int], name_at: int | None) -> chunks.Split:
     """The cache blob of `table` with the rows at `edits` replaced and `added` appended: only the
     chunks that hold a change are marshalled again."""
-    parts = list(table.parts())
+    parts: list[chunks.Raw] = list(table.parts())
     count = len(table)
     touched: dict[int, list[tuple[str, Row]]] = {}
     for n, item in edits.items():
@@ -109,7 +109,8 @@ def _rows(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[
             parts.append(b"")
     for c, chunk in touched.items():
         parts[c] = marshal.dumps(chunk)  # rows read from the cache share their strings already; new ones need not
-    keys, names = table.raw_keys(), table.raw_names()
+    keys: chunks.Raw = table.raw_keys()
+    names: chunks.Raw = table.raw_names()
     old_names = table.names() if name_at is not None and (edits or added) else None
     renamed = name_at is not None and old_names is not None and any(row[name_at].lower() != old_names[n] for n, (_, row) in edits.items())
     if added:
@@ -120,7 +121,7 @@ def _rows(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[
             names_list[n] = row[name_at].lower()
         names_list.extend(row[name_at].lower() for _, row in added)
         names = marshal.dumps(names_list)
-    return marshal.dumps((count + len(added), keys, names, marshal.dumps(ends), parts))
+    return chunks.Split(count + len(added), keys, names, marshal.dumps(ends), parts)
 
 
 def render_record(check: Callable[[Callable[[], object]], None], utf8: Callable[[str], bytes]) -> Callable[[str, Any, int], bytes]:

@@ -52,7 +52,7 @@ def digest_of(data: bytes) -> str:
 
 
 # The cache is trusted only when written by this very version of msi-cli.
-CACHE_FORMAT = f"5/{SCHEMA_VERSION}/{__version__}"
+CACHE_FORMAT = f"6/{SCHEMA_VERSION}/{__version__}"
 STAMP_SETTLED_NS = 100_000_000
 COARSE_SETTLED_NS = 2_000_000_000
 _now_ns = time.time_ns  # the real clock (file times are real), read through this name so tests can move it
@@ -103,7 +103,7 @@ class StateFile:
         from msi_cli.core.credentials import roll_summary
 
         summary = roll_summary(parsed.principals.values())
-        blobs = {coll: chunks.dumps(codec.collection_rows(coll, getattr(parsed, coll)), None, encode.name_at(coll)) for coll in codec.COLLECTIONS}
+        blobs = {coll: chunks.split(codec.collection_rows(coll, getattr(parsed, coll)), None, encode.name_at(coll)) for coll in codec.COLLECTIONS}
         self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "roll_summary": summary,
                                            "colls": {coll: (None, None, blob) for coll, blob in blobs.items()}})
         # built from the rows, as a cached state is: equal strings are one object, and stay so in the next cache
