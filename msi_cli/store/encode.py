@@ -41,7 +41,8 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
     except codec.InvalidDocument as exc:
         raise StateError(f"refusing to save an invalid state ({exc.message}); {path} is unchanged") from None
     lazy = state if isinstance(state, LazyState) else None
-    parts = [_utf8(path, tomlout.dumps(head))]
+    text = memoryview(raw)  # the old file's pieces are copied once, into the new file
+    parts: list[bytes | memoryview] = [_utf8(path, tomlout.dumps(head))]
     pos = len(parts[0])
     colls: dict[str, Coll] = {}
     changed: dict[str, set[str]] | None = {} if lazy is not None else None
@@ -51,12 +52,12 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
         part = lazy.part(coll) if lazy is not None else None
         if lazy is not None and part is not None and start is not None and end is not None and (
                 lazy.is_pending(coll) or _untouched(getattr(state, coll))):
-            parts.append(raw[start:end])  # never used, or no object of it changed: as it was
+            parts.append(text[start:end])  # never used, or no object of it changed: as it was
             colls[coll] = (pos, pos + end - start, part)  # its cached rows too, not even read
             pos += end - start
             continue
         objects = getattr(state, coll)
-        done = _patched(coll, objects, raw, start, end, render) if lazy is not None else None
+        done = _patched(coll, objects, text, start, end, render) if lazy is not None else None
         if done is not None:  # a few records changed: edited in place
             parts.extend(done.text)
             size = sum(len(t) for t in done.text)
@@ -76,12 +77,12 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
         else:
             table = codec.collection_rows(coll, objects)
         if old is not None and table == old_rows and blob is not None and old_ends is not None and start is not None and end is not None:
-            parts.append(raw[start:end])  # used, but unchanged
+            parts.append(text[start:end])  # used, but unchanged
             colls[coll] = (pos, pos + end - start, blob)
             pos += end - start
             continue
         keys: set[str] = set()
-        ends, size = _texts(path, coll, objects, table, old_rows, old_ends, raw, start, parts, keys)
+        ends, size = _texts(path, coll, objects, table, old_rows, old_ends, text, start, parts, keys)
         if changed is not None and (old is None or keys or len(table) != len(old_rows)):
             keys.update({k for k, _ in old_rows} - {k for k, _ in table})  # removed
             changed[coll] = keys
@@ -91,7 +92,7 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
     return b"".join(parts), head, colls
 
 def _texts(path: Path, coll: str, objects: dict[str, Any], table: list[tuple[str, Row]], old_rows: list[tuple[str, Row]],
-           old_ends: list[int] | None, raw: bytes, start: int | None, parts: list[bytes],
+           old_ends: list[int] | None, raw: memoryview, start: int | None, parts: list[bytes | memoryview],
            keys: set[str]) -> tuple[list[int], int]:
     """Append each record's text to `parts`: unchanged ones from `raw` (a run of them in one
     piece), changed ones validated and serialised (their keys added to `keys`). Returns where
@@ -122,15 +123,15 @@ def _texts(path: Path, coll: str, objects: dict[str, Any], table: list[tuple[str
         n = before.get(key)
         same = n is not None and old_rows[n][1] == row
         if same and n is not None and old_ends is not None and start is not None:
-            text = raw[start + (old_ends[n - 1] if n else 0):start + old_ends[n]]
+            piece: bytes | memoryview = raw[start + (old_ends[n - 1] if n else 0):start + old_ends[n]]
         else:
             rec = codec.to_record(objects[key])
             if not same:
                 keys.add(key)
                 _check(path, functools.partial(codec.check_record, coll, rec, index))
-            text = _utf8(path, "\n" + tomlout.dumps({coll: [rec]}))
-        parts.append(text)
-        size += len(text)
+            piece = _utf8(path, "\n" + tomlout.dumps({coll: [rec]}))
+        parts.append(piece)
+        size += len(piece)
         ends.append(size)
     return ends, size
 
@@ -147,7 +148,7 @@ def _check(path: Path, check: Callable[[], object]) -> None:
         raise StateError(f"refusing to save an invalid state ({exc.message}); {path} is unchanged") from None
 
 
-def _patched(coll: str, objects: object, raw: bytes, start: int | None, end: int | None,
+def _patched(coll: str, objects: object, raw: memoryview, start: int | None, end: int | None,
              render: Callable[[str, Any, int], bytes]) -> patch.Patched | None:
     """patch.patch for a collection read from the cache and never built whole; None otherwise,
     or when its cached rows prove unreadable (the general save then reads them, or the file)."""

@@ -259,6 +259,26 @@ def remove_leftovers(folder: Path, prefix: str = ".") -> None:
                     os.unlink(entry.path)
 
 
+def append_to(path: Path, data: bytes, expect: tuple[int, int, int], what: str) -> bool:
+    """Append `data` to the private file `path` if it is still the file `expect` names (inode,
+    device, size); False (nothing written) if it is not, or cannot be written."""
+    try:
+        fd, st = _open_private(path, os.O_WRONLY | os.O_APPEND, what)
+    except (OSError, StateError):
+        return False
+    try:
+        if (st.st_ino, st.st_dev, st.st_size) != expect:
+            return False
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def append_line(path: Path, line: bytes, what: str = "activity log") -> None:
     fd, _ = _open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, what)
     try:

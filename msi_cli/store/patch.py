@@ -27,13 +27,13 @@ class Patched:
 
     __slots__ = ("text", "blob", "keys")
 
-    def __init__(self, text: list[bytes], blob: chunks.Split, keys: set[str]) -> None:
+    def __init__(self, text: list[bytes | memoryview], blob: chunks.Split, keys: set[str]) -> None:
         self.text = text
         self.blob = blob
         self.keys = keys
 
 
-def patch(coll: str, objects: LazyCollection, raw: bytes, start: int, end: int, name_at: int | None,
+def patch(coll: str, objects: LazyCollection, raw: memoryview, start: int, end: int, name_at: int | None,
           render: Callable[[str, Any, int], bytes]) -> Patched | None:
     """The collection saved by editing its old text (`raw[start:end]`) and cached rows, or None
     when a patch does not apply (too many changes, no text positions): the caller saves it whole.
@@ -51,7 +51,7 @@ def patch(coll: str, objects: LazyCollection, raw: bytes, start: int, end: int, 
     added = [(key, row_of(dict.__getitem__(objects, key))) for key in objects.added()]
     if len(edits) + len(added) > MAX_EDITS:
         return None
-    text: list[bytes] = []
+    text: list[bytes | memoryview] = []
     new_ends = list(ends)
     at = 0  # how far the old text is copied, from the collection's start
     shift = 0

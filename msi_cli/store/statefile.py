@@ -52,7 +52,7 @@ def digest_of(data: bytes) -> str:
 
 
 # The cache is trusted only when written by this very version of msi-cli.
-CACHE_FORMAT = f"6/{SCHEMA_VERSION}/{__version__}"
+CACHE_FORMAT = f"7/{SCHEMA_VERSION}/{__version__}"
 STAMP_SETTLED_NS = 100_000_000
 COARSE_SETTLED_NS = 2_000_000_000
 _now_ns = time.time_ns  # the real clock (file times are real), read through this name so tests can move it
@@ -197,10 +197,25 @@ class StateFile:
         return blob
 
     def _write_blob(self, path: Path, blob: dict[str, Any]) -> None:
+        if path == self.cache_path and self._append_cache(blob):
+            return
         with contextlib.suppress(StateError, OSError, ValueError):
             files.private_dir(self.private)
             data = cachefile.dumps(blob) if path == self.cache_path else seal(blob)
             files.write_atomic(path, data, durable=False)  # keyed by digest: a lost one is rebuilt
+
+    def _append_cache(self, blob: dict[str, Any]) -> bool:
+        """Append to the cache file the pieces of `blob` it does not hold yet and a new head, if
+        `blob` was read from that very file (else, or when mostly stale, it is written whole)."""
+        src = cachefile.source_of(blob)
+        expect = src.identity() if src is not None else None
+        if src is None or expect is None:
+            return False
+        try:
+            tail = cachefile.appended(src, blob)
+        except ValueError:  # a piece to copy proved unreadable
+            return False
+        return tail is not None and files.append_to(self.cache_path, tail, expect, "cache file")
 
     def read(self) -> State:
         """The current state, without taking the lock. A missing file is created fresh first."""
