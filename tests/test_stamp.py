@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from msi_cli.errors import StateError
-from msi_cli.store import files, statefile
+from msi_cli.store import files, samefile, statefile
 from msi_cli.store.statefile import StateFile
 
 
@@ -207,8 +207,8 @@ def test_holds_compares_the_whole_file(tmp_path):
     path = tmp_path / "f"
     data = os.urandom((1 << 20) * 2 + 5)
     path.write_bytes(data)
-    assert files.holds(path, data) is not None
-    assert files.holds(path, data[:-1]) is None
-    assert files.holds(path, data[:-1] + bytes([data[-1] ^ 1])) is None
-    assert files.holds(tmp_path / "missing", data) is None
-    assert files.holds(tmp_path, b"") is None
+    assert samefile.holds(path, data) is not None
+    assert samefile.holds(path, data[:-1]) is None
+    assert samefile.holds(path, data[:-1] + bytes([data[-1] ^ 1])) is None
+    assert samefile.holds(tmp_path / "missing", data) is None
+    assert samefile.holds(tmp_path, b"") is None

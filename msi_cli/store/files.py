@@ -93,34 +93,6 @@ def _read_fd(fd: int, path: Path, limit: int, what: str, size: int = 0) -> bytes
             raise StateError(f"{what} {path} is larger than {limit // (1024 * 1024)} MiB; msi will not read it")
 
 
-def holds(path: Path, data: bytes) -> os.stat_result | None:
-    """The stat of `path` if it is a regular file holding exactly `data`, unchanged while it was
-    compared (a megabyte at a time, so no copy of a large file is made); else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        st = None
-    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
-        os.close(fd)
-        return None
-    with open(fd, "rb", buffering=0) as f:
-        try:
-            buf, view, at = bytearray(1 << 20), memoryview(data), 0
-            while n := f.readinto(buf):
-                if at + n > len(data) or buf[:n] != view[at:at + n]:
-                    return None
-                at += n
-            after = os.fstat(fd)
-        except OSError:
-            return None
-    same = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    return after if same and at == len(data) else None
-
-
 def check_private_dir(path: Path) -> bool:
     """Whether msi's private folder `path` exists; raises StateError when it is a symlink, not a
     folder, another user's, or writable by others."""
@@ -257,26 +229,6 @@ def remove_leftovers(folder: Path, prefix: str = ".") -> None:
                     and entry.stat(follow_symlinks=False).st_uid == uid):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
-
-
-def append_to(path: Path, data: bytes, expect: tuple[int, int, int], what: str) -> bool:
-    """Append `data` to the private file `path` if it is still the file `expect` names (inode,
-    device, size); False (nothing written) if it is not, or cannot be written."""
-    try:
-        fd, st = _open_private(path, os.O_WRONLY | os.O_APPEND, what)
-    except (OSError, StateError):
-        return False
-    try:
-        if (st.st_ino, st.st_dev, st.st_size) != expect:
-            return False
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def append_line(path: Path, line: bytes, what: str = "activity log") -> None:

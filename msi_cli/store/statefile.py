@@ -24,12 +24,9 @@ old file byte for byte and serialises only the records that changed.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
-import marshal
 import os
 import stat
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -39,10 +36,12 @@ from msi_cli import __version__, hashing
 from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
-from msi_cli.store import activitylog, cachefile, chunks, codec, encode, files
+from msi_cli.store import activitylog, cachefile, chunks, codec, encode, files, samefile
 from msi_cli.store.encode import Coll, Spans
-from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.lazystate import LazyState
+from msi_cli.store.stamp import _key_names, _stat_key, _writer_settled_ns, seal, unseal
+
+__all__ = ["CACHE_FORMAT", "LOG_FIELDS", "StateFile", "_key_names", "_stat_key", "_writer_settled_ns", "digest_of", "seal", "unseal"]
 
 if TYPE_CHECKING:
     from msi_cli.core.context import Ctx, Event
@@ -57,21 +56,6 @@ STAMP_SETTLED_NS = 100_000_000
 COARSE_SETTLED_NS = 2_000_000_000
 _now_ns = time.time_ns  # the real clock (file times are real), read through this name so tests can move it
 VOUCH_MIN_BYTES = 1 << 20
-_COARSE_CLOCK = 5  # Linux's CLOCK_REALTIME_COARSE: the clock file times are taken from, a tick at a time
-
-
-def _writer_settled_ns() -> int | None:
-    """How old a file's times must be before a stat of it can vouch for its content: two ticks of
-    the clock file times are taken from (a time is that tick's start, up to a tick behind the
-    real clock). None where that clock is unknown (not Linux): writers then leave stamping to
-    readers, after STAMP_SETTLED_NS."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        tick = time.clock_getres(_COARSE_CLOCK)
-    except OSError:
-        return None
-    return 2 * max(int(tick * 1e9), 1_000_000) if tick <= 0.01 else None
 
 
 class StateFile:
@@ -151,7 +135,7 @@ class StateFile:
         if len(data) < VOUCH_MIN_BYTES or settled is None:
             return
         now = _now_ns()  # before the stat: a change after this instant has a later change time
-        st = files.holds(self.path, data)
+        st = samefile.holds(self.path, data)
         if st is None:
             return
         whole = st.st_mtime_ns % 1_000_000_000 == 0 or st.st_ctime_ns % 1_000_000_000 == 0
@@ -215,7 +199,7 @@ class StateFile:
             tail = cachefile.appended(src, blob)
         except ValueError:  # a piece to copy proved unreadable
             return False
-        return tail is not None and files.append_to(self.cache_path, tail, expect, "cache file")
+        return tail is not None and samefile.append_to(self.cache_path, tail, expect, "cache file")
 
     def read(self) -> State:
         """The current state, without taking the lock. A missing file is created fresh first."""
@@ -314,27 +298,6 @@ class StateFile:
 LOG_FIELDS = activitylog.FIELDS
 
 
-_SEAL = b"msi\x01"
-
-
-def seal(blob: Any) -> bytes:
-    """A private cache file's bytes: a mark, the CRC-32 of the rest, the marshalled blob. The
-    CRC (2 ms for the 4 MB cache of 10,000 resources) finds a damaged file, which would otherwise
-    unmarshal into rows that no longer fit together."""
-    payload = marshal.dumps(blob)
-    return _SEAL + binascii.crc32(payload).to_bytes(4, "big") + payload
-
-
-def unseal(raw: bytes) -> Any:
-    """The blob `seal` wrote, or None for a file that is damaged or not one."""
-    if raw[:4] != _SEAL or int.from_bytes(raw[4:8], "big") != binascii.crc32(memoryview(raw)[8:]):
-        return None
-    try:
-        return marshal.loads(memoryview(raw)[8:])
-    except (EOFError, ValueError, TypeError):
-        return None
-
-
 def _digest_beside(data: bytes) -> Callable[[], str]:
     """digest_of(data), computed in another thread for a large file (BLAKE2 releases the GIL, so
     it runs while the file is written and synced); call the result for the digest."""
@@ -352,19 +315,3 @@ def _digest_beside(data: bytes) -> Callable[[], str]:
         return found[0] if found else digest_of(data)
 
     return result
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _key_names(state: State, changed_only: bool = False) -> set[str]:
-    """The key files the state uses: tenants' signing keys, identities' certificates and the keys
-    of the OIDC issuers msi plays. `changed_only`: of the principals, only those a transaction
-    handed out or added (the others are as read, and name no key it made)."""
-    names = {k.kid for t in state.tenants.values() for k in t.signing_keys}
-    principals = state.principals
-    built = principals.built() if changed_only and isinstance(principals, LazyCollection) else None
-    names.update(c.thumbprint for p in (principals.values() if built is None else built.values()) for c in p.key_credentials)
-    names.update(i.kid for i in state.issuers.values())
-    return names
