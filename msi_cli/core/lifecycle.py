@@ -280,10 +280,8 @@ def delete(ctx: Ctx, target: Resource | Identity) -> dict[str, Any]:
         del state.resources[target.id.lower()]
         ctx.log("Delete resource", target.id, f"system-assigned identity {removed[0]} deleted" if removed else "")
         return {"deleted": target.id, "deletedPrincipals": removed}
-    referenced = [
-        r.id for r in state.resources.values()
-        if any(u.principal_id == target.principal_id for u in r.user_assigned)
-    ]
+    referenced = [r.id for r in lookup.mentioning(state.resources, target.principal_id)
+                  if any(u.principal_id == target.principal_id for u in r.user_assigned)]
     _remove_identity(ctx, target)
     if referenced:
         ctx.warn(

@@ -135,6 +135,14 @@ class _Named(Protocol):
 N = TypeVar("N", bound=_Named)
 
 
+def mentioning(objects: Mapping[str, T], value: str) -> Iterable[T]:
+    """The objects that may refer to `value` anywhere in their fields (a superset: the caller
+    tests each), in order. The store's LazyCollection answers without building the others
+    (`mentioning`); any other mapping gives every object."""
+    found: Callable[[str], list[T]] | None = getattr(objects, "mentioning", None)
+    return found(value) if found is not None else objects.values()
+
+
 def named(objects: Mapping[str, N], low: str) -> list[N]:
     """The objects whose `name` is `low` in any case. A collection that can find them without
     building the others (the store's LazyCollection, `matching`) is asked to."""

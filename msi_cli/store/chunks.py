@@ -151,6 +151,10 @@ class Chunked:
             self._chunks[n] = chunk
         return chunk
 
+    def raw_chunk(self, n: int) -> bytes:
+        """Chunk `n` as marshalled (checked), without unmarshalling it."""
+        return _raw(self._parts[n])
+
     def parts(self) -> list[Raw]:
         """Each chunk's marshalled rows, as the cache holds them."""
         return self._parts

@@ -61,8 +61,8 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
         if done is not None:  # a few records changed: edited in place
             parts.extend(done.text)
             size = sum(len(t) for t in done.text)
-            if changed is not None and done.keys:
-                changed[coll] = done.keys
+            if changed is not None and (done.keys or done.removed):
+                changed[coll] = done.keys | done.removed
             colls[coll] = (pos, pos + size, done.blob)
             pos += size
             continue
@@ -72,7 +72,8 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
         built = objects.built() if isinstance(objects, LazyCollection) and old is not None else None
         if built is not None:  # only the objects handed out (and added, last) can have changed
             row = rows.row_of(records.collections()[coll])
-            table = [(k, row(built[k])) if k in built else (k, r) for k, r in old_rows]
+            gone = objects.removed()
+            table = [(k, row(built[k])) if k in built else (k, r) for k, r in old_rows if k not in gone]
             table += [(k, row(built[k])) for k in objects.added()]
         else:
             table = codec.collection_rows(coll, objects)

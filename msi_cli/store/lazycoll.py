@@ -14,19 +14,20 @@ collection whole from `damaged()`, the objects parsed from the state file itself
 
 from __future__ import annotations
 
-from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
+from collections.abc import Callable
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from msi_cli.store.chunks import Chunked
+from msi_cli.store.chunks import CHUNK, Chunked
+from msi_cli.store.wholedict import WholeDict
 
 Row = tuple[Any, ...]
 _DAMAGE = (TypeError, ValueError, IndexError, KeyError, AttributeError, EOFError)
 _SCANS = 8  # lookups by key answered by scanning the keys, before they are indexed
 
 
-class LazyCollection(dict[str, Any]):
-    __slots__ = ("_table", "_build", "_row", "_fields", "_lists", "_damaged", "_index", "_scans", "_whole", "_new", "_pos")
+class LazyCollection(WholeDict):
+    __slots__ = ("_table", "_build", "_row", "_fields", "_lists", "_damaged", "_index", "_scans", "_whole", "_new", "_pos", "_gone")
 
     def __init__(self, table: Chunked, build: Callable[[Row], Any], row: Callable[[Any], Row],
                  fields: tuple[str, ...], damaged: Callable[[], dict[str, Any]], lists: frozenset[str] = frozenset()) -> None:
@@ -42,6 +43,7 @@ class LazyCollection(dict[str, Any]):
         self._whole = False
         self._new: dict[str, None] = {}  # keys added since the collection was read, in order
         self._pos: dict[str, int] = {}  # where each object built from a row stands
+        self._gone: dict[str, int] = {}  # keys of rows deleted since the collection was read, and where their rows are
 
     def _replace(self) -> None:
         """The cache's rows proved damaged: from now on, the objects parsed from the file (but
@@ -49,9 +51,10 @@ class LazyCollection(dict[str, Any]):
         given = dict(dict.items(self))
         parsed = self._damaged()
         dict.clear(self)
-        dict.update(self, {key: given.get(key, obj) for key, obj in parsed.items()})
+        dict.update(self, {key: given.get(key, obj) for key, obj in parsed.items() if key not in self._gone})
         dict.update(self, {key: given[key] for key in self._new})
         self._new = {}
+        self._gone = {}
         self._whole = True
         self._index = None
 
@@ -69,6 +72,8 @@ class LazyCollection(dict[str, Any]):
     def _find(self, key: str) -> int | None:
         """Where `key`'s row is (None: it has none). The first few lookups scan the keys (a C loop,
         0.05 ms at 10,000) rather than index them all (1 ms): most commands look up one or two."""
+        if key in self._gone:
+            return None
         if self._index is None and self._scans < _SCANS:
             self._scans += 1
             try:
@@ -121,13 +126,43 @@ class LazyCollection(dict[str, Any]):
                 names = self._table.names() if field == "name" else None
                 added = [dict.__getitem__(self, k) for k in self._new]
                 added = [o for o in added if getattr(o, field).lower() == value]
+                gone = set(self._gone.values())
                 if names is not None:  # the cache keeps the names apart: only the matches' rows are read
-                    return [self._built_at(n) for n, name in enumerate(names) if name == value] + added
+                    return [self._built_at(n) for n, name in enumerate(names) if name == value and n not in gone] + added
                 at = self._fields.index(field)
-                return [self[key] for key, row in self._table.rows() if row[at].lower() == value] + added
+                return [self[key] for key, row in self._table.rows() if row[at].lower() == value and key not in self._gone] + added
             except _DAMAGE:
                 self._replace()
         return [o for o in dict.values(self) if getattr(o, field).lower() == value]
+
+    def mentioning(self, value: str) -> list[Any]:
+        """The objects whose row holds the string `value` (as a whole value, at any depth), in
+        order: a prefilter for a search by a nested field. A chunk whose marshalled bytes do not
+        hold the value's (marshal writes every string's bytes once) is not even unmarshalled."""
+        if not self._whole:
+            try:
+                return self._mentioning(value)
+            except _DAMAGE:
+                self._replace()
+        return [o for o in dict.values(self) if _holds(self._row(o), value)]
+
+    def _mentioning(self, value: str) -> list[Any]:
+        needle = value.encode("utf-8", "surrogatepass")
+        found: dict[int, Any] = {}
+        for key, obj in dict.items(self):  # handed out: their values now
+            n = self._where(key) if key not in self._new else None
+            if n is not None and _holds(self._row(obj), value):
+                found[n] = obj
+        gone = set(self._gone.values())
+        for c in range(len(self._table.parts())):
+            if needle not in self._table.raw_chunk(c):
+                continue
+            for i, (key, row) in enumerate(self._table.chunk(c)):
+                n = c * CHUNK + i
+                if n not in gone and n not in found and not dict.__contains__(self, key) and _holds(row, value):
+                    found[n] = self._built_at(n)
+        added = [dict.__getitem__(self, k) for k in self._new]
+        return [found[n] for n in sorted(found)] + [o for o in added if _holds(self._row(o), value)]
 
     def columns(self, *names: str) -> list[tuple[Any, ...]]:
         """(key, the named fields in row form) for every object, in order, without building any:
@@ -142,12 +177,16 @@ class LazyCollection(dict[str, Any]):
                 else:
                     get = itemgetter(*at)
                     out = [(key, *get(r)) for key, r in table]
-                if dict.__len__(self):  # the objects handed out: their values now; those added, last
-                    index = self._at()
+                if dict.__len__(self):  # the objects handed out: their values now
                     for key, obj in dict.items(self):
-                        if key not in self._new:
+                        n = self._where(key) if key not in self._new else None
+                        if n is not None:
                             r = self._row(obj)
-                            out[index[key]] = (key, *[r[i] for i in at])
+                            out[n] = (key, *[r[i] for i in at])
+                if self._gone:  # those deleted: left out
+                    gone = set(self._gone.values())
+                    out = [o for n, o in enumerate(out) if n not in gone]
+                if self._new:  # those added: last
                     for key in self._new:
                         r = self._row(dict.__getitem__(self, key))
                         out.append((key, *[r[i] for i in at]))
@@ -168,7 +207,8 @@ class LazyCollection(dict[str, Any]):
         if self._whole:
             return None
         try:
-            n = self._where(key)
+            n = self._gone.get(key)
+            n = self._where(key) if n is None else n
             return None if n is None else self._table.row(n)[1]
         except _DAMAGE:
             return None
@@ -178,16 +218,16 @@ class LazyCollection(dict[str, Any]):
         if self._whole:
             return list(dict.keys(self)).index(key)
         if key in self._new:
-            return len(self._table) + list(self._new).index(key)
+            return len(self._table) - len(self._gone) + list(self._new).index(key)
         n = self._where(key)
         if n is None:
             raise KeyError(key)
-        return n
+        return n - sum(1 for g in self._gone.values() if g < n)
 
     def unchanged(self) -> bool:
         """Whether no object was changed since it was built from its row (reading only the rows
         of the objects handed out); False once the collection is whole."""
-        if self._whole or self._new:
+        if self._whole or self._new or self._gone:
             return False
         try:
             for key, obj in dict.items(self):
@@ -220,6 +260,11 @@ class LazyCollection(dict[str, Any]):
         """The keys added since the collection was read (while it is not whole), in order."""
         return list(self._new)
 
+    def removed(self) -> dict[str, int]:
+        """The keys deleted since the collection was read (while it is not whole), and where
+        their rows are in the cached table."""
+        return dict(self._gone)
+
     def built(self) -> dict[str, Any] | None:
         """The objects handed out, by key, while the collection is not whole; None once it is."""
         return None if self._whole else dict(dict.items(self))
@@ -232,46 +277,22 @@ class LazyCollection(dict[str, Any]):
             given = dict(dict.items(self))
             build = self._build
             try:
-                objects = {key: given.get(key) or build(row) for key, row in self._table.rows()}
+                gone = self._gone
+                objects = {key: given.get(key) or build(row) for key, row in self._table.rows() if key not in gone}
             except _DAMAGE:
                 self._replace()
                 return self
             objects.update((key, given[key]) for key in self._new)
             self._new = {}
+            self._gone = {}
             dict.clear(self)
             dict.update(self, objects)
             self._whole = True
             self._index = None
         return self
 
-    def __iter__(self) -> Iterator[str]:
-        return dict.__iter__(self.whole())
-
-    def __reversed__(self) -> Iterator[str]:
-        return dict.__reversed__(self.whole())
-
     def __len__(self) -> int:
-        return len(self._table) + len(self._new) if not self._whole else dict.__len__(self)
-
-    def keys(self) -> KeysView[str]:  # type: ignore[override]  # dict's own view, typed as the ABC
-        return dict.keys(self.whole())
-
-    def values(self) -> ValuesView[Any]:  # type: ignore[override]  # as keys()
-        return dict.values(self.whole())
-
-    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]  # as keys()
-        return dict.items(self.whole())
-
-    def __eq__(self, other: object) -> bool:
-        return dict.__eq__(self.whole(), other.whole() if isinstance(other, LazyCollection) else other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = None  # mutable, as dict is
-
-    def __repr__(self) -> str:
-        return dict.__repr__(self.whole())
+        return len(self._table) - len(self._gone) + len(self._new) if not self._whole else dict.__len__(self)
 
     def __setitem__(self, key: str, value: Any) -> None:
         """A new object (or a new one under a key) without building the others: it comes last."""
@@ -286,35 +307,36 @@ class LazyCollection(dict[str, Any]):
         dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: str) -> None:
-        dict.__delitem__(self.whole(), key)
+        """Delete one object without building the others: its row is left out from now on."""
+        if self._whole:
+            dict.__delitem__(self, key)
+            return
+        if key in self._new:
+            del self._new[key]
+            dict.__delitem__(self, key)
+            return
+        try:
+            n = self._where(key) if isinstance(key, str) else None
+        except _DAMAGE:
+            self._replace()
+            dict.__delitem__(self, key)
+            return
+        if n is None:
+            raise KeyError(key)
+        self._gone[key] = n
+        dict.pop(self, key, None)
+        self._pos.pop(key, None)
 
-    def pop(self, *args: Any) -> Any:
-        return dict.pop(self.whole(), *args)
+    def pop(self, key: str, *default: Any) -> Any:
+        try:
+            obj = self[key]
+        except KeyError:
+            if default:
+                return default[0]
+            raise
+        del self[key]
+        return obj
 
-    def popitem(self) -> tuple[str, Any]:
-        return dict.popitem(self.whole())
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        return dict.setdefault(self.whole(), key, default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        dict.update(self.whole(), *args, **kwargs)
-
-    def clear(self) -> None:
-        dict.clear(self.whole())
-
-    def copy(self) -> dict[str, Any]:
-        return dict(self.items())
-
-    def __or__(self, other: Any) -> Any:  # dict's union, of every object
-        return dict(self.items()) | other
-
-    def __ror__(self, other: Any) -> Any:
-        return dict(other) | dict(self.items())
-
-    def __ior__(self, other: Any) -> LazyCollection:  # type: ignore[override]  # as __or__
-        dict.update(self.whole(), other)
-        return self
-
-    def __reduce__(self) -> Any:  # a copy or pickle is a plain dict of every object
-        return (dict, (list(self.items()),))
+def _holds(row: Row, value: str) -> bool:
+    """Whether `value` is one of the row's values, or of its nested rows'."""
+    return any(v == value or (type(v) is tuple and _holds(v, value)) for v in row)

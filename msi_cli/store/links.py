@@ -118,12 +118,12 @@ def _identities(state: State) -> None:
 
 
 def _holders_unchanged(state: State, keys: Collection[str]) -> bool:
-    """Whether the resources `keys` (none removed: the collection was never built whole) still
+    """Whether the resources `keys` (none removed: read from the cache, none deleted since) still
     hold the system-assigned identities they held when loaded, or, added now, one added now (each
     its own). Then no resource can now share one, and no identity lost its resource: the other
     records need no scan."""
     resources = state.resources
-    if not isinstance(resources, LazyCollection) or resources.built() is None:
+    if not isinstance(resources, LazyCollection) or resources.built() is None or resources.removed():
         return False
     unread = isinstance(state, LazyState) and state.is_pending("identities")  # then none was added
     identities = None if unread else state.identities
@@ -151,7 +151,7 @@ def _position(objects: Mapping[str, Any], key: str) -> int:
 
 class _Some:
     """Checks of the changed (and added) identities and principals alone, for collections read
-    from the cache and never built whole (`fits`): nothing was removed from them."""
+    from the cache, never built whole and with nothing deleted (`fits`)."""
 
     def __init__(self, state: State, changed: Mapping[str, Collection[str]]) -> None:
         self.state = state
@@ -162,11 +162,11 @@ class _Some:
         return all(self._partial(coll) for coll in ("resources", "identities", "principals"))
 
     def _partial(self, coll: str) -> bool:
-        """Read from the cache, never built whole (a collection nobody used is, without reading it)."""
+        """Read from the cache, never built whole, nothing deleted (a collection nobody used is, without reading it)."""
         if isinstance(self.state, LazyState) and self.state.is_pending(coll):
             return True
         objects = getattr(self.state, coll)
-        return isinstance(objects, LazyCollection) and objects.built() is not None
+        return isinstance(objects, LazyCollection) and objects.built() is not None and not objects.removed()
 
     @functools.cached_property
     def fresh_identities(self) -> set[str]:

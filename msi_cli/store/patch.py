@@ -25,12 +25,13 @@ Row = tuple[Any, ...]
 class Patched:
     """What a patch made: the collection's new text and cache blob, the keys it changed."""
 
-    __slots__ = ("text", "blob", "keys")
+    __slots__ = ("text", "blob", "keys", "removed")
 
-    def __init__(self, text: list[bytes | memoryview], blob: chunks.Split, keys: set[str]) -> None:
+    def __init__(self, text: list[bytes | memoryview], blob: chunks.Split, keys: set[str], removed: set[str]) -> None:
         self.text = text
         self.blob = blob
-        self.keys = keys
+        self.keys = keys  # changed or added
+        self.removed = removed
 
 
 def patch(coll: str, objects: LazyCollection, raw: memoryview, start: int, end: int, name_at: int | None,
@@ -49,33 +50,39 @@ def patch(coll: str, objects: LazyCollection, raw: memoryview, start: int, end: 
         if new != table.row(n)[1]:
             edits[n] = (key, new)
     added = [(key, row_of(dict.__getitem__(objects, key))) for key in objects.added()]
-    if len(edits) + len(added) > MAX_EDITS:
+    removed = {n: key for key, n in objects.removed().items()}
+    if len(edits) + len(added) + len(removed) > MAX_EDITS:
         return None
     text: list[bytes | memoryview] = []
     new_ends = list(ends)
     at = 0  # how far the old text is copied, from the collection's start
     shift = 0
-    for n in sorted(edits):
-        key, _ = edits[n]
+    for n in sorted([*edits, *removed]):
         first = ends[n - 1] if n else 0
-        record = render(coll, dict.__getitem__(objects, key), n)
         text.append(raw[start + at:start + first])
-        text.append(record)
+        if n in removed:  # its text is left out
+            delta = first - ends[n]
+        else:
+            key, _ = edits[n]
+            record = render(coll, dict.__getitem__(objects, key), objects.position(key))
+            text.append(record)
+            delta = len(record) - (ends[n] - first)
         at = ends[n]
-        delta = len(record) - (ends[n] - first)
         if delta:
             shift += delta
             for i in range(n, len(new_ends)):
                 new_ends[i] += delta
     text.append(raw[start + at:end])
+    if removed:
+        new_ends = [e for i, e in enumerate(new_ends) if i not in removed]
     size = (ends[-1] if ends else 0) + shift
-    for i, (key, _) in enumerate(added):
-        record = render(coll, dict.__getitem__(objects, key), len(ends) + i)
+    for key, _ in added:
+        record = render(coll, dict.__getitem__(objects, key), objects.position(key))
         text.append(record)
         size += len(record)
         new_ends.append(size)
-    blob = _rows(table, edits, added, new_ends, name_at)
-    return Patched(text, blob, {key for key, _ in edits.values()} | {key for key, _ in added})
+    blob = _rows(table, edits, added, new_ends, name_at) if not removed else _without(table, edits, added, set(removed), new_ends, name_at)
+    return Patched(text, blob, {key for key, _ in edits.values()} | {key for key, _ in added}, set(removed.values()))
 
 
 @functools.cache
@@ -122,6 +129,37 @@ def _rows(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[
         names_list.extend(row[name_at].lower() for _, row in added)
         names = marshal.dumps(names_list)
     return chunks.Split(count + len(added), keys, names, marshal.dumps(ends), parts)
+
+
+def _without(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[tuple[str, Row]], removed: set[int],
+             ends: list[int], name_at: int | None) -> chunks.Split:
+    """The cache pieces of `table` with the rows at `removed` left out (and `edits`, `added`):
+    the chunks before the first removed row are kept, those from it on are cut again."""
+    first = min(removed) // chunks.CHUNK
+    parts: list[chunks.Raw] = list(table.parts())[:first]
+    touched: dict[int, list[tuple[str, Row]]] = {}
+    for n, item in edits.items():  # edits in the chunks kept
+        c = n // chunks.CHUNK
+        if c < first:
+            touched.setdefault(c, list(table.chunk(c)))[n % chunks.CHUNK] = item
+    for c, chunk in touched.items():
+        parts[c] = marshal.dumps(chunk)
+    tail: list[tuple[str, Row]] = []
+    for c in range(first, len(table.parts())):
+        base = c * chunks.CHUNK
+        for i, item in enumerate(table.chunk(c)):
+            n = base + i
+            if n not in removed:
+                tail.append(edits.get(n, item))
+    tail.extend(added)
+    parts.extend(marshal.dumps(tail[i:i + chunks.CHUNK]) for i in range(0, len(tail), chunks.CHUNK))
+    keys = [key for n, key in enumerate(table.keys()) if n not in removed] + [key for key, _ in added]
+    names = table.names() if name_at is not None else None
+    if names is not None and name_at is not None:
+        renamed = {n: row[name_at].lower() for n, (_, row) in edits.items()}
+        names = [renamed.get(n, name) for n, name in enumerate(names) if n not in removed]
+        names.extend(row[name_at].lower() for _, row in added)
+    return chunks.Split(len(keys), marshal.dumps(keys), marshal.dumps(names), marshal.dumps(ends), parts)
 
 
 def render_record(check: Callable[[Callable[[], object]], None], utf8: Callable[[str], bytes]) -> Callable[[str, Any, int], bytes]:
