@@ -531,3 +531,20 @@ def test_deleting_a_user_assigned_identity_reads_no_resource_that_does_not_menti
         assert resources.built() is not None and len(dict.keys(resources)) < 100
     holders = [r.id for r in sf._parse(sf.path.read_bytes()).resources.values() if any(u.principal_id == shared.principal_id for u in r.user_assigned)]
     assert result["stillReferencedBy"] == holders and holders
+
+
+@pytest.mark.parametrize("left", ["principal", "identity"])
+def test_an_identity_or_principal_deleted_without_the_other_is_refused(seeded, left):
+    from msi_cli.errors import StateError
+
+    before = seeded.path.read_bytes()
+    match = "has no matching identity" if left == "principal" else "has no service principal"
+    with pytest.raises(StateError, match=match):
+        with seeded.transaction() as ctx:
+            pid = lookup.user_identity(ctx.state, "shared-0").principal_id
+            if left == "principal":
+                del ctx.state.identities[pid]
+            else:
+                del ctx.state.principals[pid]
+            assert ctx.state.identities.built() is not None and ctx.state.principals.built() is not None
+    assert seeded.path.read_bytes() == before

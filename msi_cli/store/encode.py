@@ -46,6 +46,7 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
     pos = len(parts[0])
     colls: dict[str, Coll] = {}
     changed: dict[str, set[str]] | None = {} if lazy is not None else None
+    removed: dict[str, set[str]] = {}
     render = patch.render_record(functools.partial(_check, path), functools.partial(_utf8, path))
     for coll in codec.COLLECTIONS:
         start, end = spans.get(coll, (None, None))
@@ -63,6 +64,8 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
             size = sum(len(t) for t in done.text)
             if changed is not None and (done.keys or done.removed):
                 changed[coll] = done.keys | done.removed
+                if done.removed:
+                    removed[coll] = done.removed
             colls[coll] = (pos, pos + size, done.blob)
             pos += size
             continue
@@ -72,8 +75,8 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
         built = objects.built() if isinstance(objects, LazyCollection) and old is not None else None
         if built is not None:  # only the objects handed out (and added, last) can have changed
             row = rows.row_of(records.collections()[coll])
-            gone = objects.removed()
-            table = [(k, row(built[k])) if k in built else (k, r) for k, r in old_rows if k not in gone]
+            left_out = objects.removed()
+            table = [(k, row(built[k])) if k in built else (k, r) for k, r in old_rows if k not in left_out]
             table += [(k, row(built[k])) for k in objects.added()]
         else:
             table = codec.collection_rows(coll, objects)
@@ -85,11 +88,14 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
         keys: set[str] = set()
         ends, size = _texts(path, coll, objects, table, old_rows, old_ends, text, start, parts, keys)
         if changed is not None and (old is None or keys or len(table) != len(old_rows)):
-            keys.update({k for k, _ in old_rows} - {k for k, _ in table})  # removed
+            gone = {k for k, _ in old_rows} - {k for k, _ in table}
+            keys.update(gone)
             changed[coll] = keys
+            if gone:
+                removed[coll] = gone
         colls[coll] = (pos, pos + size, chunks.split(table, ends, name_at(coll), lazy.chunked(coll) if lazy is not None else None))
         pos += size
-    _check(path, lambda: codec.check_links(state, changed))  # with nothing changed: the default subscription alone
+    _check(path, lambda: codec.check_links(state, changed, removed))  # with nothing changed: the default subscription alone
     return b"".join(parts), head, colls
 
 def _texts(path: Path, coll: str, objects: dict[str, Any], table: list[tuple[str, Row]], old_rows: list[tuple[str, Row]],

@@ -139,20 +139,24 @@ class LazyCollection(WholeDict):
         """The objects whose row holds the string `value` (as a whole value, at any depth), in
         order: a prefilter for a search by a nested field. A chunk whose marshalled bytes do not
         hold the value's (marshal writes every string's bytes once) is not even unmarshalled."""
+        return [obj for _, obj in self.mentioning_items(value)]
+
+    def mentioning_items(self, value: str) -> list[tuple[str, Any]]:
+        """`mentioning`, with each object's key."""
         if not self._whole:
             try:
                 return self._mentioning(value)
             except _DAMAGE:
                 self._replace()
-        return [o for o in dict.values(self) if _holds(self._row(o), value)]
+        return [(k, o) for k, o in dict.items(self) if _holds(self._row(o), value)]
 
-    def _mentioning(self, value: str) -> list[Any]:
+    def _mentioning(self, value: str) -> list[tuple[str, Any]]:
         needle = value.encode("utf-8", "surrogatepass")
-        found: dict[int, Any] = {}
+        found: dict[int, tuple[str, Any]] = {}
         for key, obj in dict.items(self):  # handed out: their values now
             n = self._where(key) if key not in self._new else None
             if n is not None and _holds(self._row(obj), value):
-                found[n] = obj
+                found[n] = (key, obj)
         gone = set(self._gone.values())
         for c in range(len(self._table.parts())):
             if needle not in self._table.raw_chunk(c):
@@ -160,9 +164,9 @@ class LazyCollection(WholeDict):
             for i, (key, row) in enumerate(self._table.chunk(c)):
                 n = c * CHUNK + i
                 if n not in gone and n not in found and not dict.__contains__(self, key) and _holds(row, value):
-                    found[n] = self._built_at(n)
-        added = [dict.__getitem__(self, k) for k in self._new]
-        return [found[n] for n in sorted(found)] + [o for o in added if _holds(self._row(o), value)]
+                    found[n] = (key, self._built_at(n))
+        added = [(k, dict.__getitem__(self, k)) for k in self._new]
+        return [found[n] for n in sorted(found)] + [(k, o) for k, o in added if _holds(self._row(o), value)]
 
     def columns(self, *names: str) -> list[tuple[Any, ...]]:
         """(key, the named fields in row form) for every object, in order, without building any:

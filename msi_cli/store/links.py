@@ -30,17 +30,18 @@ def _columns(objects: Mapping[str, Any], cls: type, *names: str) -> list[tuple[A
     return [(key, *[r[i] for i in at]) for key, r in ((k, row(o)) for k, o in objects.items())]
 
 
-def check_links(state: State, changed: Mapping[str, Collection[str]] | None = None) -> None:
+def check_links(state: State, changed: Mapping[str, Collection[str]] | None = None,
+                removed: Mapping[str, Collection[str]] | None = None) -> None:
     """The invariants that tie records together, over the whole state. With `changed` (the keys
-    of the records changed, added or removed, per collection), only those that involve a changed
-    collection: the others held in the state as it was loaded."""
+    of the records changed, added or removed, per collection; `removed`, those removed), only
+    those that involve a changed collection: the others held in the state as it was loaded."""
 
     def due(*colls: str) -> bool:
         return changed is None or any(c in changed for c in colls)
 
-    # Collections read from the cache and never built whole had records changed or added, none
-    # removed: a check of the changed records alone then covers what a change can break.
-    some = _Some(state, changed) if changed is not None else None
+    # Collections read from the cache and never built whole had records changed, added or
+    # removed: a check of those records alone then covers what a change can break.
+    some = _Some(state, changed, removed or {}) if changed is not None else None
 
     if due("subscriptions", "tenants"):
         _subscriptions(state)
@@ -58,11 +59,12 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
         only: set[str] | None = None
         if changed is not None and not due("subscriptions", "resource_groups"):
             # an unchanged resource that names no changed identity still holds: it is not checked again
-            only = set(changed.get("resources", ()))
+            only = set(some.changed("resources") if some is not None else changed.get("resources", ()))
             touched = set(changed.get("identities", ())) - (some.fresh_identities if some is not None else set())
+            if some is not None:  # a removed user-assigned identity may be named by resources: dangling, allowed
+                touched -= some.removed_user_identities
             if touched:  # (an identity added now is named by no resource that did not change)
-                only.update(key for key, pid, entries in _columns(state.resources, Resource, "system_principal_id", "user_assigned")
-                            if pid in touched or any(e[_ENTRY_PRINCIPAL] in touched for e in entries))
+                only.update(_naming(state.resources, touched))
         stable = changed is not None and only is not None and _holders_unchanged(state, only)
         _resources(state, only, stable)
     if some is not None and some.fits and stable and due("identities", "resources"):
@@ -83,6 +85,8 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
             some.principals()
         else:
             _principals(state)
+    if some is not None and some.fits:
+        some.removals()
     if due("deleted_principals", "principals", "identities", "tenants"):
         _deleted_principals(state)
     if due("federated_credentials", "identities"):
@@ -117,13 +121,25 @@ def _identities(state: State) -> None:
             user_ids.add(resource_id.lower())
 
 
+def _naming(resources: Mapping[str, Resource], pids: set[str]) -> list[str]:
+    """The keys of the resources that name any of `pids` (system- or user-assigned): for a few,
+    from the chunks of rows that hold their bytes (LazyCollection.mentioning_items), else over
+    every resource's rows."""
+    if isinstance(resources, LazyCollection) and len(pids) <= 8:
+        return [key for pid in pids for key, r in resources.mentioning_items(pid)
+                if r.system_principal_id == pid or any(u.principal_id == pid for u in r.user_assigned)]
+    return [key for key, pid, entries in _columns(resources, Resource, "system_principal_id", "user_assigned")
+            if pid in pids or any(e[_ENTRY_PRINCIPAL] in pids for e in entries)]
+
+
 def _holders_unchanged(state: State, keys: Collection[str]) -> bool:
-    """Whether the resources `keys` (none removed: read from the cache, none deleted since) still
+    """Whether the resources `keys` (read from the cache, present: a removed one's identity is
+    checked by _Some.removals) still
     hold the system-assigned identities they held when loaded, or, added now, one added now (each
     its own). Then no resource can now share one, and no identity lost its resource: the other
     records need no scan."""
     resources = state.resources
-    if not isinstance(resources, LazyCollection) or resources.built() is None or resources.removed():
+    if not isinstance(resources, LazyCollection) or resources.built() is None:
         return False
     unread = isinstance(state, LazyState) and state.is_pending("identities")  # then none was added
     identities = None if unread else state.identities
@@ -151,22 +167,23 @@ def _position(objects: Mapping[str, Any], key: str) -> int:
 
 class _Some:
     """Checks of the changed (and added) identities and principals alone, for collections read
-    from the cache, never built whole and with nothing deleted (`fits`)."""
+    from the cache and never built whole (`fits`), and what their removals can break."""
 
-    def __init__(self, state: State, changed: Mapping[str, Collection[str]]) -> None:
+    def __init__(self, state: State, changed: Mapping[str, Collection[str]], removed: Mapping[str, Collection[str]]) -> None:
         self.state = state
         self._changed = changed
+        self._removed = removed
 
     @functools.cached_property
     def fits(self) -> bool:
         return all(self._partial(coll) for coll in ("resources", "identities", "principals"))
 
     def _partial(self, coll: str) -> bool:
-        """Read from the cache, never built whole, nothing deleted (a collection nobody used is, without reading it)."""
+        """Read from the cache, never built whole (a collection nobody used is, without reading it)."""
         if isinstance(self.state, LazyState) and self.state.is_pending(coll):
             return True
         objects = getattr(self.state, coll)
-        return isinstance(objects, LazyCollection) and objects.built() is not None and not objects.removed()
+        return isinstance(objects, LazyCollection) and objects.built() is not None
 
     @functools.cached_property
     def fresh_identities(self) -> set[str]:
@@ -174,7 +191,40 @@ class _Some:
         return set(ids.added()) if isinstance(ids, LazyCollection) and ids.built() is not None else set()
 
     def changed(self, coll: str) -> list[str]:
-        return list(self._changed.get(coll, ()))
+        """The keys changed or added (not those removed)."""
+        gone = self._removed.get(coll, ())
+        return [k for k in self._changed.get(coll, ()) if k not in gone]
+
+    @functools.cached_property
+    def removed_user_identities(self) -> set[str]:
+        ids = self.state.identities
+        kind = fields(Identity).index("kind")
+        return {k for k in self._removed.get("identities", ())
+                if isinstance(ids, LazyCollection) and (row := ids.previous(k)) is not None and row[kind] == USER}
+
+    def removals(self) -> None:
+        """What a removal can break: a removed identity's principal left behind, a removed
+        principal's identity, a removed resource's system-assigned identity left without it (a
+        removed system-assigned identity still named by a resource is found by the resources'
+        check; a removed user-assigned one may stay named: a dangling entry)."""
+        state = self.state
+        for pid in self._removed.get("identities", ()):
+            if pid in state.principals:
+                n = _position(state.principals, pid)
+                raise InvalidDocument(("principals", n, "id"), f"service principal {pid} has no matching identity")
+        for pid in self._removed.get("principals", ()):
+            if pid in state.identities:
+                n = _position(state.identities, pid)
+                raise InvalidDocument(("identities", n, "principal_id"), f"identity {pid} has no service principal")
+        gone = self._removed.get("resources", ())
+        if gone and isinstance(state.resources, LazyCollection):
+            holders = {state.resources[k].system_principal_id for k in self.changed("resources")}
+            for key in gone:
+                row = state.resources.previous(key)
+                held = row[_SYSTEM_AT] if row is not None else None
+                if held is not None and held in state.identities and held not in holders:
+                    n = _position(state.identities, held)
+                    raise InvalidDocument(("identities", n, "principal_id"), f"system-assigned identity {held} belongs to no resource")
 
     def identities(self) -> None:
         state = self.state
