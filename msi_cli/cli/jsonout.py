@@ -41,8 +41,11 @@ def _value(value: Any, out: list[str], newline: str) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unusual
-            out.append(sep + encode_basestring(key) + ": ")
-            _value(item, out, inner)
+            if type(item) is str:  # most values: no call for them
+                out.append(sep + encode_basestring(key) + ": " + encode_basestring(item))
+            else:
+                out.append(sep + encode_basestring(key) + ": ")
+                _value(item, out, inner)
             sep = "," + inner
         out.append(newline + "}")
     elif kind is list or kind is tuple:
