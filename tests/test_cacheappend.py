@@ -107,3 +107,20 @@ def test_a_file_that_grows_while_it_is_opened_is_read_at_its_new_size(sf):
     src = cachefile.Source(fd, len(data) - 7)  # its size taken mid-append
     blob = cachefile.load(src)
     assert blob is not None and src.size == len(data)
+
+
+def test_a_cache_whose_trailer_names_a_huge_head_is_not_read(tmp_path, monkeypatch):
+    """A damaged or planted trailer cannot make a reader allocate what it names."""
+    import binascii
+
+    size = (16 << 20) + 1
+    head = bytes(size)
+    path = tmp_path / "cache"
+    path.write_bytes(cachefile._MARK + head + (4).to_bytes(8, "big") + size.to_bytes(4, "big")
+                     + binascii.crc32(head).to_bytes(4, "big") + cachefile._MARK)
+    asked: list[int] = []
+    real = cachefile.Source.read
+    monkeypatch.setattr(cachefile.Source, "read", lambda self, at, length: asked.append(length) or real(self, at, length))
+    fd = os.open(path, os.O_RDONLY)
+    assert cachefile.load(cachefile.Source(fd, path.stat().st_size)) is None
+    assert max(asked) < 1 << 20

@@ -24,6 +24,7 @@ from msi_cli.store.chunks import Split
 _MARK = b"msi\x03"
 _TRAILER = 8 + 4 + 4 + len(_MARK)  # where the head starts, its length and CRC-32, the mark again
 _SLACK = 1 << 20  # pieces no head names that a file may carry before it is written whole again
+_MAX_HEAD = 16 << 20  # far above any real head (10,000 resources: about 20 KB); a larger one is damage
 
 
 class Source:
@@ -178,7 +179,7 @@ def _blob(read: Callable[[int, int], memoryview], total: int, src: Source | None
         if trailer[16:] != _MARK:
             return None
         head_at, size, crc = int.from_bytes(trailer[:8], "big"), int.from_bytes(trailer[8:12], "big"), int.from_bytes(trailer[12:16], "big")
-        if head_at < len(_MARK) or head_at + size != total - _TRAILER:
+        if head_at < len(_MARK) or head_at + size != total - _TRAILER or size > _MAX_HEAD:
             return None
         head = read(head_at, size)
     except ValueError:
