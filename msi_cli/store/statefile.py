@@ -36,14 +36,15 @@ from msi_cli import __version__, hashing
 from msi_cli.core.timefmt import iso, real_now
 from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
-from msi_cli.store import activitylog, cachefile, chunks, codec, encode, files, samefile
-from msi_cli.store.encode import Coll, Spans
+from msi_cli.store import cachefile, files, records
 from msi_cli.store.lazystate import LazyState
 from msi_cli.store.stamp import _key_names, _stat_key, _writer_settled_ns, seal, unseal
 
-__all__ = ["CACHE_FORMAT", "LOG_FIELDS", "StateFile", "_key_names", "_stat_key", "_writer_settled_ns", "digest_of", "seal", "unseal"]
+__all__ = ["CACHE_FORMAT", "StateFile", "_key_names", "_stat_key", "_writer_settled_ns", "digest_of", "seal", "unseal"]
 
 if TYPE_CHECKING:
+    from msi_cli.store import codec
+    from msi_cli.store.encode import Coll, Spans
     from msi_cli.core.context import Ctx, Event
 
 def digest_of(data: bytes) -> str:
@@ -76,6 +77,8 @@ class StateFile:
         """The state in `raw`, where its collections' records sit in `raw`, and its digest (given
         when a stamp vouches for it): from the cache when it matches, else parsed from the TOML
         (and cached)."""
+        from msi_cli.store import chunks, codec, encode  # a cache that misses: the file is parsed
+
         digest = digest or digest_of(raw)
         files.check_private_dir(self.private)
         cached = self._read_blob(self.cache_path, digest)
@@ -99,8 +102,9 @@ class StateFile:
         cannot read it. `fallback` parses the file, should a collection prove damaged."""
         try:
             colls = cached["colls"]
-            blobs = {coll: colls[coll][2] for coll in codec.COLLECTIONS}
-            spans = {coll: (colls[coll][0], colls[coll][1]) for coll in codec.COLLECTIONS}
+            names = records.collections()
+            blobs = {coll: colls[coll][2] for coll in names}
+            spans = {coll: (colls[coll][0], colls[coll][1]) for coll in names}
             summary = cached.get("roll_summary")
             if not (isinstance(summary, tuple) and len(summary) == 2 and all(isinstance(v, str) for v in summary)):
                 summary = None
@@ -135,6 +139,8 @@ class StateFile:
         if len(data) < VOUCH_MIN_BYTES or settled is None:
             return
         now = _now_ns()  # before the stat: a change after this instant has a later change time
+        from msi_cli.store import samefile
+
         st = samefile.holds(self.path, data)
         if st is None:
             return
@@ -161,6 +167,8 @@ class StateFile:
             raise StateError(f"{self.path}: not valid TOML: {exc}; the file was left unchanged") from None
         except RecursionError:  # tomllib parses nested arrays and tables recursively
             raise StateError(f"{self.path}: arrays or tables nested too deeply for a state file; the file was left unchanged") from None
+        from msi_cli.store import codec
+
         try:
             doc = codec.upgrade(doc)
             return codec.load(doc)
@@ -199,6 +207,8 @@ class StateFile:
             tail = cachefile.appended(src, blob)
         except ValueError:  # a piece to copy proved unreadable
             return False
+        from msi_cli.store import samefile
+
         return tail is not None and samefile.append_to(self.cache_path, tail, expect, "cache file")
 
     def read(self) -> State:
@@ -226,6 +236,8 @@ class StateFile:
 
     def _encode(self, state: State, raw: bytes, spans: Spans) -> tuple[bytes, codec.Doc, dict[str, Coll]]:
         """The text and cache rows of a save (store/encode.py)."""
+        from msi_cli.store import encode
+
         return encode.encode(self.path, state, raw, spans)
 
     @contextlib.contextmanager
@@ -286,16 +298,18 @@ class StateFile:
         files.remove_leftovers(self.private)  # keys/ (thousands of files) only when its journal says so
 
     def _append_log(self, events: list[Event]) -> None:
+        from msi_cli.store import activitylog
+
         activitylog.append(self.log_path, events)
 
     def log_entries(self, last: int | None = None) -> list[dict[str, str]]:
         """Activity log entries, oldest first (see activitylog.entries)."""
         if not files.check_private_dir(self.private):
             return []
+        from msi_cli.store import activitylog
+
         return activitylog.entries(self.log_path, last)
 
-
-LOG_FIELDS = activitylog.FIELDS
 
 
 def _digest_beside(data: bytes) -> Callable[[], str]:
