@@ -25,12 +25,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from msi_cli import crypto
+from msi_cli import hashing
 from msi_cli.core.arm import new_guid, rx
 from msi_cli.core.timefmt import iso
 from msi_cli.core.model import KeyCredential, SigningKey
 from msi_cli.errors import StateError
-from msi_cli.store import files, journal, quickcert
+from msi_cli.store import files, journal
 
 MAX_KEY_FILE = 64 * 1024
 PENDING = ".pending"  # names of key files made by a transaction that has not committed yet
@@ -139,6 +139,8 @@ class FileKeyRing:
 
     def _checked(self, name: str, thumbprint: Callable[[bytes], str]) -> bytes:
         """The key file `name`, after it proved its name (see the module's docstring)."""
+        from msi_cli import crypto
+
         pem = self._read(name)
         if self._verified.get(name) is None:
             path = self.dir / f"{name}.pem"
@@ -155,6 +157,8 @@ class FileKeyRing:
         return pem
 
     def new_signing_key(self, tenant_id: str, created: int, signs_until: int, published_until: int) -> SigningKey:
+        from msi_cli import crypto
+
         pem, der = crypto.new_rsa_signing_certificate(f"sts.windows.net/{tenant_id}", created, published_until)
         kid = crypto.sha1_thumbprint_b64url(der)
         self._store(kid, pem)
@@ -162,25 +166,35 @@ class FileKeyRing:
         return SigningKey(kid, iso(created), iso(signs_until), iso(published_until))
 
     def new_identity_certificate(self, app_id: str, start: int, end: int) -> KeyCredential:
+        from msi_cli.store import quickcert
+
         pem, der = quickcert.new_ec_certificate(app_id, start, end)
-        thumbprint = crypto.sha1_thumbprint_hex(der)
+        thumbprint = hashing.sha1(der).hexdigest().upper()  # crypto.sha1_thumbprint_hex, without importing crypto
         self._store(thumbprint, pem)
         self._verified[thumbprint] = der
         return KeyCredential(new_guid(), thumbprint, iso(start), iso(end))
 
     def new_issuer_key(self, issuer_name: str, created: int, until: int) -> str:
         """An external OIDC issuer's RS256 key (msi plays the issuer); returns its kid."""
+        from msi_cli import crypto
+
         pem, der = crypto.new_rsa_signing_certificate(f"issuer {issuer_name}", created, until)
         kid = crypto.sha1_thumbprint_b64url(der)
         self._store(kid, pem)
         return kid
 
     def signing_key_pem(self, kid: str) -> bytes:
+        from msi_cli import crypto
+
         return self._checked(kid, crypto.sha1_thumbprint_b64url)
 
     def certificate_pem(self, thumbprint: str) -> bytes:
+        from msi_cli import crypto
+
         return self._checked(thumbprint, crypto.sha1_thumbprint_hex)
 
     def public_certificate_der(self, kid: str) -> bytes:
+        from msi_cli import crypto
+
         self._checked(kid, crypto.sha1_thumbprint_b64url)
         return self._verified[kid]
