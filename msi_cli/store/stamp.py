@@ -16,18 +16,16 @@ from msi_cli.store.lazycoll import LazyCollection
 _COARSE_CLOCK = 5  # Linux's CLOCK_REALTIME_COARSE: the clock file times are taken from, a tick at a time
 
 
-def _writer_settled_ns() -> int | None:
-    """How old a file's times must be before a stat of it can vouch for its content: two ticks of
-    the clock file times are taken from (a time is that tick's start, up to a tick behind the
-    real clock). None where that clock is unknown (not Linux): writers then leave stamping to
-    readers, after STAMP_SETTLED_NS."""
+def _coarse_now_ns() -> int | None:
+    """Now, on the clock file times are taken from (Linux's CLOCK_REALTIME_COARSE: a time is the
+    start of its tick); None where that clock is unknown (not Linux): writers then leave stamping
+    to readers, after STAMP_SETTLED_NS."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        tick = time.clock_getres(_COARSE_CLOCK)
+        return time.clock_gettime_ns(_COARSE_CLOCK)
     except OSError:
         return None
-    return 2 * max(int(tick * 1e9), 1_000_000) if tick <= 0.01 else None
 
 
 _SEAL = b"msi\x01"

@@ -15,9 +15,9 @@ clock tick the stamped stat was taken in (file times are kept per tick, at most 
 filesystems): so no stamp is written for a file changed less than STAMP_SETTLED_NS ago (ten
 ticks), or COARSE_SETTLED_NS ago where a time is a whole second (a filesystem that keeps whole
 seconds: ext3, FAT, some network ones). A writer of a large file stamps it itself at the end of
-its transaction (`_vouch`), after comparing the file with what it wrote, once its times are two
-ticks old: otherwise the next command of a script, which comes sooner than that, would hash it
-again. A command builds only the
+its transaction (`_vouch`), after comparing the file with what it wrote, once the tick of the file
+clock its times were taken in has passed (any later change then gets a later time): otherwise the
+next command of a script, which comes sooner than 100 ms, would hash it again. A command builds only the
 collections it uses (LazyState); a save copies unused collections and unchanged records from the
 old file byte for byte and serialises only the records that changed.
 """
@@ -38,9 +38,9 @@ from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
 from msi_cli.store import cachefile, files, records
 from msi_cli.store.lazystate import LazyState
-from msi_cli.store.stamp import _key_names, _stat_key, _writer_settled_ns, seal, unseal
+from msi_cli.store.stamp import _coarse_now_ns, _key_names, _stat_key, seal, unseal
 
-__all__ = ["CACHE_FORMAT", "StateFile", "_key_names", "_stat_key", "_writer_settled_ns", "digest_of", "seal", "unseal"]
+__all__ = ["CACHE_FORMAT", "StateFile", "_coarse_now_ns", "_key_names", "_stat_key", "digest_of", "seal", "unseal"]
 
 if TYPE_CHECKING:
     from msi_cli.store import codec
@@ -132,20 +132,25 @@ class StateFile:
 
     def _vouch(self, data: bytes, digest: str) -> None:
         """Stamp the file this writer saved, at the end of its transaction, if it is still what was
-        written (compared byte for byte: cheaper than the next command's hash) and its times are
-        two clock ticks old: any later change then sets a later change time. Large files only (at
-        10,000 resources the next command saves a 12 ms hash); a small one is hashed in a moment."""
-        settled = _writer_settled_ns()
-        if len(data) < VOUCH_MIN_BYTES or settled is None:
+        written (compared byte for byte: cheaper than the next command's hash) and its times lie
+        in a tick of the file clock that has passed: any later change then gets a later time.
+        Large files only (at 10,000 resources the next command saves a 12 ms hash); a small one is
+        hashed in a moment."""
+        if len(data) < VOUCH_MIN_BYTES:
             return
-        now = _now_ns()  # before the stat: a change after this instant has a later change time
+        coarse = _coarse_now_ns()  # before the stats: a change after this instant gets this tick's time or a later one
+        try:
+            before = os.stat(self.path)
+        except OSError:
+            return
+        changed = max(before.st_mtime_ns, before.st_ctime_ns)
+        whole = before.st_mtime_ns % 1_000_000_000 == 0 or before.st_ctime_ns % 1_000_000_000 == 0
+        if coarse is None or whole or coarse <= changed:  # still the tick of the last change: a change now could keep the stat
+            return
         from msi_cli.store import samefile
 
         st = samefile.holds(self.path, data)
-        if st is None:
-            return
-        whole = st.st_mtime_ns % 1_000_000_000 == 0 or st.st_ctime_ns % 1_000_000_000 == 0
-        if not whole and now - max(st.st_mtime_ns, st.st_ctime_ns) >= settled:
+        if st is not None and _stat_key(st) == _stat_key(before):
             self._write_blob(self.stamp_path, {"format": CACHE_FORMAT, "stat": _stat_key(st), "digest": digest})
 
     def _reread(self) -> State:
