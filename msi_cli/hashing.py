@@ -7,6 +7,7 @@ CPython's built-in implementations are as quick, and imported in a fraction of t
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from typing import Protocol
@@ -16,47 +17,37 @@ class Hash(Protocol):
     def hexdigest(self) -> str: ...
 
 
+def _builtin(name: str, *sources: str) -> Callable[..., Hash]:
+    """The hash `name` from the first module of `sources` that has it (a built-in one before
+    hashlib), imported when first asked for: most commands hash nothing."""
+    found = _found.get(name)
+    if found is None:
+        for module in sources:
+            try:
+                found = getattr(importlib.import_module(module), name)
+                break
+            except (ImportError, AttributeError):
+                continue
+        else:  # pragma: no cover - every interpreter has hashlib
+            raise ImportError(f"no implementation of {name}")
+        _found[name] = found
+    return found
+
+
+_found: dict[str, Callable[..., Hash]] = {}
+
+
 def sha1(data: bytes) -> Hash:
-    global _sha1
-    if _sha1 is None:
-        try:
-            from _sha1 import sha1 as found
-        except ImportError:  # pragma: no cover - other interpreters
-            from hashlib import sha1 as found
-        _sha1 = found
-    return _sha1(data)
+    return _builtin("sha1", "_sha1", "hashlib")(data)
 
 
 def sha256(data: bytes) -> Hash:
-    global _sha256
-    if _sha256 is None:
-        try:  # the built-in implementation: _sha2 from Python 3.12, _sha256 before
-            from _sha2 import sha256 as found  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            try:
-                from _sha256 import sha256 as found  # type: ignore[import-not-found, no-redef, unused-ignore]
-            except ImportError:  # pragma: no cover - other interpreters
-                from hashlib import sha256 as found  # type: ignore[assignment, unused-ignore]
-        _sha256 = found
-    return _sha256(data)
+    return _builtin("sha256", "_sha2", "_sha256", "hashlib")(data)  # _sha2 from Python 3.12, _sha256 before
 
 
 def blake2b_160(data: bytes) -> str:
     """BLAKE2b with a 20-byte digest, hex (the state file's digest)."""
-    global _blake2b
-    if _blake2b is None:
-        try:
-            from _blake2 import blake2b as found
-        except ImportError:  # pragma: no cover - other interpreters
-            from hashlib import blake2b as found
-        _blake2b = found
-    return _blake2b(data, digest_size=20).hexdigest()
-
-
-# Each built-in module is imported when its hash is first asked for: most commands hash nothing.
-_sha1: Callable[[bytes], Hash] | None = None
-_sha256: Callable[[bytes], Hash] | None = None
-_blake2b: Callable[..., Hash] | None = None
+    return _builtin("blake2b", "_blake2", "hashlib")(data, digest_size=20).hexdigest()
 
 
 def randbelow(n: int) -> int:
