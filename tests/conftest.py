@@ -42,6 +42,34 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
+@pytest.fixture(scope="session")
+def _seeded_templates() -> dict[int, Path]:
+    return {}
+
+
+@pytest.fixture
+def seed_state(isolated_state: Path, tmp_path_factory: pytest.TempPathFactory, _seeded_templates: dict[int, Path]):
+    """`seed_state(n)`: this test's state seeded with n resources as benchmarks/seed.py seeds them
+    (a third with system-assigned identities, a third sharing user-assigned ones), with its parse
+    cache. Each size is seeded once per session and copied (a copy costs a tenth of a seeding)."""
+
+    def make(count: int) -> Path:
+        template = _seeded_templates.get(count)
+        if template is None:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+            from seed import seed
+            from msi_cli.store.statefile import StateFile
+
+            template = tmp_path_factory.mktemp(f"seeded{count}") / "state" / "state.toml"
+            seed(template, count)
+            StateFile(template).read()
+            _seeded_templates[count] = template
+        shutil.copytree(template.parent, isolated_state.parent, dirs_exist_ok=True)
+        return isolated_state
+
+    return make
+
+
 # ---- speed of the in-process suite: two costs no test observes ----------------------------------
 # RSA-2048 key generation (a tenant's first signing key: about 100 ms each, a third of the suite's
 # time) draws from a pool made once per machine; every key is a real, distinct-enough key (the

@@ -5,8 +5,6 @@ mostly stale, replaced, or torn is written whole again, and a reader is never mi
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,13 +13,11 @@ from msi_cli.store import cachefile, rows
 from msi_cli.store.chunks import Chunked
 from msi_cli.store.statefile import StateFile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from seed import seed
 
 
 @pytest.fixture
-def sf(isolated_state) -> StateFile:
-    seed(isolated_state, 600)
+def sf(isolated_state, seed_state) -> StateFile:
+    seed_state(600)
     sf = StateFile(isolated_state)
     sf.read()  # the parse cache, written whole
     return sf

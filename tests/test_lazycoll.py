@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 import marshal
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +15,11 @@ from msi_cli.store.chunks import Chunked
 from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.statefile import StateFile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from seed import seed
 
 
 @pytest.fixture
-def seeded(isolated_state) -> StateFile:
-    seed(isolated_state, 60)
+def seeded(isolated_state, seed_state) -> StateFile:
+    seed_state(60)
     sf = StateFile(isolated_state)
     sf.read()  # the parse cache
     return sf
@@ -149,8 +145,8 @@ def test_a_broken_link_through_an_object_handed_out_alone_is_refused(seeded):
     assert seeded.path.read_bytes() == before
 
 
-def test_a_name_lookup_reads_one_chunk(monkeypatch, isolated_state):
-    seed(isolated_state, 700)  # three chunks of resources
+def test_a_name_lookup_reads_one_chunk(monkeypatch, isolated_state, seed_state):
+    seed_state(700)  # three chunks of resources
     sf = StateFile(isolated_state)
     sf.read()
     state = sf.read()
@@ -162,8 +158,8 @@ def test_a_name_lookup_reads_one_chunk(monkeypatch, isolated_state):
 
 
 @pytest.mark.parametrize("part", ["keys", "names", "chunk"])
-def test_a_damaged_part_falls_back_to_the_file(isolated_state, part):
-    seed(isolated_state, 300)
+def test_a_damaged_part_falls_back_to_the_file(isolated_state, part, seed_state):
+    seed_state(300)
     sf = StateFile(isolated_state)
     sf.read()
     state = sf.read()
@@ -180,8 +176,8 @@ def test_a_damaged_part_falls_back_to_the_file(isolated_state, part):
     assert state.resources == truth.resources
 
 
-def test_a_save_keeps_the_chunks_it_did_not_change(isolated_state):
-    seed(isolated_state, 700)
+def test_a_save_keeps_the_chunks_it_did_not_change(isolated_state, seed_state):
+    seed_state(700)
     sf = StateFile(isolated_state)
     sf.read()
     before = marshal.loads(sf.read().blob("resources"))
@@ -196,8 +192,8 @@ def test_a_save_keeps_the_chunks_it_did_not_change(isolated_state):
 
 
 @pytest.mark.parametrize("where", ["head", "resources", "identities"])
-def test_a_damaged_byte_in_the_cache_file_is_found_by_its_crc(isolated_state, where):
-    seed(isolated_state, 300)
+def test_a_damaged_byte_in_the_cache_file_is_found_by_its_crc(isolated_state, where, seed_state):
+    seed_state(300)
     sf = StateFile(isolated_state)
     truth = sf._parse(sf.path.read_bytes())
     sf.read()
@@ -262,11 +258,11 @@ def _from_scratch(sf: StateFile) -> bytes:
     return sf._encode(sf._parse(sf.path.read_bytes()), b"", {})[0]
 
 
-def test_a_patched_save_writes_what_a_whole_save_writes(isolated_state):
+def test_a_patched_save_writes_what_a_whole_save_writes(isolated_state, seed_state):
     from msi_cli.core import lifecycle
     from msi_cli.store import patch
 
-    seed(isolated_state, 700)
+    seed_state(700)
     sf = StateFile(isolated_state)
     sf.read()
     calls = []
@@ -379,11 +375,11 @@ def test_a_save_that_read_some_principals_keeps_a_summary_no_later_than_the_true
     assert saved[1] == "2001-03-01T00:00:00Z"  # the changed principal's first certificate ends first
 
 
-def test_a_lookup_reads_the_cache_head_and_the_parts_it_uses(isolated_state, monkeypatch):
+def test_a_lookup_reads_the_cache_head_and_the_parts_it_uses(isolated_state, monkeypatch, seed_state):
     """The cache file is read a piece at a time: a lookup of one resource of 1,000 by name reads
     the head, the resources' names and the one chunk of rows that holds it; nothing of the other
     collections' (principals, role assignments)."""
-    seed(isolated_state, 1000)
+    seed_state(1000)
     sf = StateFile(isolated_state)
     sf.read()
     key = next(k for k, r in _full(sf, "resources").items() if r.name == "res500")
@@ -441,10 +437,10 @@ def test_a_deletion_answers_as_the_whole_dict_would(seeded):
 
 
 @pytest.mark.parametrize("where", ["first", "middle", "last", "several"])
-def test_a_save_that_deleted_records_writes_what_a_whole_save_writes(isolated_state, where):
+def test_a_save_that_deleted_records_writes_what_a_whole_save_writes(isolated_state, where, seed_state):
     from msi_cli.core import lifecycle
 
-    seed(isolated_state, 700)
+    seed_state(700)
     sf = StateFile(isolated_state)
     sf.read()
     names = {"first": ["res0"], "middle": ["res300"], "last": ["res699"], "several": ["res10", "res260", "res500", "res698"]}[where]
@@ -518,10 +514,10 @@ def test_mentioning_finds_exactly_what_a_scan_of_every_object_finds(seeded):
     assert lazy.built() is not None  # not built whole
 
 
-def test_deleting_a_user_assigned_identity_reads_no_resource_that_does_not_mention_it(isolated_state):
+def test_deleting_a_user_assigned_identity_reads_no_resource_that_does_not_mention_it(isolated_state, seed_state):
     from msi_cli.core import lifecycle
 
-    seed(isolated_state, 700)
+    seed_state(700)
     sf = StateFile(isolated_state)
     sf.read()
     with sf.transaction() as ctx:
