@@ -544,3 +544,75 @@ def test_an_identity_or_principal_deleted_without_the_other_is_refused(seeded, l
                 del ctx.state.principals[pid]
             assert ctx.state.identities.built() is not None and ctx.state.principals.built() is not None
     assert seeded.path.read_bytes() == before
+
+
+def _patched_colls(monkeypatch) -> list[str]:
+    """The collections a save edits in place (store/patch.py), recorded as they are saved."""
+    from msi_cli.store import encode, patch
+
+    done: list[str] = []
+    real = patch.patch
+
+    def recording(coll, *args, **kwargs):
+        result = real(coll, *args, **kwargs)
+        if result is not None:
+            done.append(coll)
+        return result
+
+    monkeypatch.setattr(patch, "patch", recording)
+    assert encode.patch is patch
+    return done
+
+
+@pytest.mark.parametrize("coll", ["identities", "principals", "resources"])
+def test_a_record_deleted_and_set_again_in_one_save_is_checked_as_it_now_is(seeded, monkeypatch, coll):
+    """Deleted and set again under the same key: the save edits it in place (it comes last), and
+    its links are checked as those of a record that is there, not of one removed."""
+    patched = _patched_colls(monkeypatch)
+    with seeded.transaction() as ctx:
+        vm = lookup.resource(ctx.state, "res0")
+        key = vm.id.lower() if coll == "resources" else vm.system_principal_id
+        objects = getattr(ctx.state, coll)
+        objects[key] = objects.pop(key)
+    assert coll in patched
+    assert seeded.path.read_bytes() == _from_scratch(seeded)
+    assert lookup.resource(seeded.read(), "res0").system_principal_id == vm.system_principal_id
+
+
+@pytest.mark.parametrize("change", ["holds another's identity", "unknown tenant"])
+def test_a_record_set_again_with_broken_links_is_refused(seeded, monkeypatch, change):
+    from msi_cli.errors import StateError
+
+    before = seeded.path.read_bytes()
+    patched = _patched_colls(monkeypatch)
+    with pytest.raises(StateError, match="held by two resources" if change == "holds another's identity" else "unknown tenant"):
+        with seeded.transaction() as ctx:
+            if change == "holds another's identity":
+                storage = lookup.resource(ctx.state, "res2")  # no identity of its own
+                assert storage.system_principal_id is None
+                other = lookup.resource(ctx.state, "res3").system_principal_id
+                again = copy.deepcopy(ctx.state.resources.pop(storage.id.lower()))
+                again.system_principal_id = other
+                ctx.state.resources[storage.id.lower()] = again
+            else:
+                pid = lookup.resource(ctx.state, "res0").system_principal_id
+                again = copy.deepcopy(ctx.state.identities.pop(pid))
+                again.tenant_id = "00000000-0000-0000-0000-000000000000"
+                ctx.state.identities[pid] = again
+    assert patched and seeded.path.read_bytes() == before
+
+
+@pytest.mark.parametrize("whole", ["principals", "identities"])
+def test_a_resource_deleted_without_its_identity_is_refused_when_the_others_were_read_whole(seeded, whole):
+    """A transaction that read every principal (as a certificate roll does) and then deleted a
+    resource, leaving its system-assigned identity: still refused."""
+    from msi_cli.errors import StateError
+
+    before = seeded.path.read_bytes()
+    with pytest.raises(StateError, match="belongs to no resource"):
+        with seeded.transaction() as ctx:
+            list(getattr(ctx.state, whole).values())
+            vm = lookup.resource(ctx.state, "res0")
+            assert vm.system_principal_id
+            del ctx.state.resources[vm.id.lower()]
+    assert seeded.path.read_bytes() == before

@@ -64,8 +64,8 @@ def encode(path: Path, state: State, raw: bytes, spans: Spans) -> tuple[bytes, c
             size = sum(len(t) for t in done.text)
             if changed is not None and (done.keys or done.removed):
                 changed[coll] = done.keys | done.removed
-                if done.removed:
-                    removed[coll] = done.removed
+                if done.removed - done.keys:  # a key deleted and set again is there: changed, not removed
+                    removed[coll] = done.removed - done.keys
             colls[coll] = (pos, pos + size, done.blob)
             pos += size
             continue

@@ -85,7 +85,7 @@ def check_links(state: State, changed: Mapping[str, Collection[str]] | None = No
             some.principals()
         else:
             _principals(state)
-    if some is not None and some.fits:
+    if some is not None:  # whether or not the other checks could look at the changed records alone
         some.removals()
     if due("deleted_principals", "principals", "identities", "tenants"):
         _deleted_principals(state)
@@ -132,6 +132,14 @@ def _naming(resources: Mapping[str, Resource], pids: set[str]) -> list[str]:
             if pid in pids or any(e[_ENTRY_PRINCIPAL] in pids for e in entries)]
 
 
+def _fresh(identities: Mapping[str, Identity] | None) -> set[str]:
+    """The identities added since the collection was read, not counting one deleted and set again
+    (it was there before: a resource that did not change may hold it)."""
+    if not isinstance(identities, LazyCollection) or identities.built() is None:
+        return set()
+    return set(identities.added()) - set(identities.removed())
+
+
 def _holders_unchanged(state: State, keys: Collection[str]) -> bool:
     """Whether the resources `keys` (read from the cache, present: a removed one's identity is
     checked by _Some.removals) still
@@ -143,7 +151,7 @@ def _holders_unchanged(state: State, keys: Collection[str]) -> bool:
         return False
     unread = isinstance(state, LazyState) and state.is_pending("identities")  # then none was added
     identities = None if unread else state.identities
-    fresh = set(identities.added()) if isinstance(identities, LazyCollection) and identities.built() is not None else set()
+    fresh = _fresh(identities)
     fresh_held: set[str] = set()
     for key in keys:
         old = resources.previous(key)
@@ -188,7 +196,7 @@ class _Some:
     @functools.cached_property
     def fresh_identities(self) -> set[str]:
         ids = self.state.identities if not (isinstance(self.state, LazyState) and self.state.is_pending("identities")) else None
-        return set(ids.added()) if isinstance(ids, LazyCollection) and ids.built() is not None else set()
+        return _fresh(ids)
 
     def changed(self, coll: str) -> list[str]:
         """The keys changed or added (not those removed)."""
