@@ -616,3 +616,20 @@ def test_a_resource_deleted_without_its_identity_is_refused_when_the_others_were
             assert vm.system_principal_id
             del ctx.state.resources[vm.id.lower()]
     assert seeded.path.read_bytes() == before
+
+
+def test_matching_sees_the_objects_handed_out_as_they_are_now(seeded):
+    """An object handed out and renamed, or replaced under its key, is matched by its name now,
+    not by the one the cache kept."""
+    state = seeded.read()
+    lazy = state.resources
+    full = dict(_full(seeded, "resources"))
+    keys = list(full)
+    lazy[keys[7]].name = full[keys[7]].name = "renamed"
+    other = copy.deepcopy(full[keys[9]])
+    other.name = "also-renamed"
+    lazy[keys[2]] = full[keys[2]] = other
+    for name in ("renamed", "also-renamed", "res2", "res7", "res9"):
+        assert lazy.matching("name", name) == [o for o in full.values() if o.name == name], name
+        assert lazy.matching("location", "eastus") == [o for o in full.values() if o.location == "eastus"]
+    assert lazy.built() is not None

@@ -127,10 +127,18 @@ class LazyCollection(WholeDict):
                 added = [dict.__getitem__(self, k) for k in self._new]
                 added = [o for o in added if getattr(o, field).lower() == value]
                 gone = set(self._gone.values())
+                handed = {}  # the objects handed out, by row: their values now, not their rows' (they may have changed)
+                for key, obj in dict.items(self):
+                    n = self._where(key) if key not in self._new else None
+                    if n is not None:
+                        handed[n] = obj
                 if names is not None:  # the cache keeps the names apart: only the matches' rows are read
-                    return [self._built_at(n) for n, name in enumerate(names) if name == value and n not in gone] + added
-                at = self._fields.index(field)
-                return [self[key] for key, row in self._table.rows() if row[at].lower() == value and key not in self._gone] + added
+                    hits = {n for n, name in enumerate(names) if name == value}
+                else:
+                    at = self._fields.index(field)
+                    hits = {n for n, (_, row) in enumerate(self._table.rows()) if row[at].lower() == value}
+                hits = {n for n in hits if n not in handed} | {n for n, o in handed.items() if getattr(o, field).lower() == value}
+                return [self._built_at(n) for n in sorted(hits - gone)] + added
             except _DAMAGE:
                 self._replace()
         return [o for o in dict.values(self) if getattr(o, field).lower() == value]
