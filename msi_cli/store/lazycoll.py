@@ -126,22 +126,21 @@ class LazyCollection(WholeDict):
                 names = self._table.names() if field == "name" else None
                 added = [dict.__getitem__(self, k) for k in self._new]
                 added = [o for o in added if getattr(o, field).lower() == value]
-                gone = set(self._gone.values())
-                handed = {}  # the objects handed out, by row: their values now, not their rows' (they may have changed)
-                for key, obj in dict.items(self):
-                    n = self._where(key) if key not in self._new else None
-                    if n is not None:
-                        handed[n] = obj
+                gone, handed = set(self._gone.values()), self._handed()  # these by their values now, not their rows'
                 if names is not None:  # the cache keeps the names apart: only the matches' rows are read
                     hits = {n for n, name in enumerate(names) if name == value}
                 else:
                     at = self._fields.index(field)
                     hits = {n for n, (_, row) in enumerate(self._table.rows()) if row[at].lower() == value}
-                hits = {n for n in hits if n not in handed} | {n for n, o in handed.items() if getattr(o, field).lower() == value}
+                hits = {n for n in hits if n not in handed} | {n for n, (_, o) in handed.items() if getattr(o, field).lower() == value}
                 return [self._built_at(n) for n in sorted(hits - gone)] + added
             except _DAMAGE:
                 self._replace()
         return [o for o in dict.values(self) if getattr(o, field).lower() == value]
+
+    def _handed(self) -> dict[int, tuple[str, Any]]:
+        """The objects handed out (not those added), by the row they were built from (they may have changed since)."""
+        return {n: (k, o) for k, o in dict.items(self) if k not in self._new and (n := self._where(k)) is not None}
 
     def mentioning(self, value: str) -> list[Any]:
         """The objects whose row holds the string `value` (as a whole value, at any depth), in
@@ -160,11 +159,7 @@ class LazyCollection(WholeDict):
 
     def _mentioning(self, value: str) -> list[tuple[str, Any]]:
         needle = value.encode("utf-8", "surrogatepass")
-        found: dict[int, tuple[str, Any]] = {}
-        for key, obj in dict.items(self):  # handed out: their values now
-            n = self._where(key) if key not in self._new else None
-            if n is not None and _holds(self._row(obj), value):
-                found[n] = (key, obj)
+        found = {n: item for n, item in self._handed().items() if _holds(self._row(item[1]), value)}  # their values now
         gone = set(self._gone.values())
         for c in range(len(self._table.parts())):
             if needle not in self._table.raw_chunk(c):
@@ -189,12 +184,9 @@ class LazyCollection(WholeDict):
                 else:
                     get = itemgetter(*at)
                     out = [(key, *get(r)) for key, r in table]
-                if dict.__len__(self):  # the objects handed out: their values now
-                    for key, obj in dict.items(self):
-                        n = self._where(key) if key not in self._new else None
-                        if n is not None:
-                            r = self._row(obj)
-                            out[n] = (key, *[r[i] for i in at])
+                for n, (key, obj) in self._handed().items():  # the objects handed out: their values now
+                    r = self._row(obj)
+                    out[n] = (key, *[r[i] for i in at])
                 if self._gone:  # those deleted: left out
                     gone = set(self._gone.values())
                     out = [o for n, o in enumerate(out) if n not in gone]
