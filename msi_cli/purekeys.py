@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from msi_cli import hashing
 from msi_cli.p256 import affine as _affine, base_multiply as _base_multiply
-from msi_cli.store.quickcert import N, P, _add, multiply_window
+from msi_cli.store.quickcert import N, P, _add, multiply_window, _tlv as _enc  # _tlv: DER's tag, length, value
 
 _RSA_ALG = bytes.fromhex("300d06092a864886f70d0101010500")  # rsaEncryption, NULL parameters
 _EC_ALG = bytes.fromhex("301306072a8648ce3d020106082a8648ce3d030107")  # id-ecPublicKey, prime256v1
@@ -70,14 +70,6 @@ class ECKey(NamedTuple):
 
 
 # ---- DER ------------------------------------------------------------------------------------------
-
-
-def _enc(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        return bytes([tag, size]) + content
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + content
 
 
 def _enc_int(value: int) -> bytes:
