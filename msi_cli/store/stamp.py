@@ -53,6 +53,16 @@ def _stat_key(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def _changed_ns(st: os.stat_result) -> int:
+    """When the file last changed, as its times say."""
+    return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _whole_seconds(st: os.stat_result) -> bool:
+    """Whether the filesystem keeps whole seconds (ext3, FAT, some network ones): a tick of a second."""
+    return st.st_mtime_ns % 1_000_000_000 == 0 or st.st_ctime_ns % 1_000_000_000 == 0
+
+
 def _key_names(state: State, changed_only: bool = False) -> set[str]:
     """The key files the state uses: tenants' signing keys, identities' certificates and the keys
     of the OIDC issuers msi plays. `changed_only`: of the principals, only those a transaction

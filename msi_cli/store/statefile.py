@@ -38,7 +38,7 @@ from msi_cli.core.model import SCHEMA_VERSION, State
 from msi_cli.errors import StateError, mark_saved, notice
 from msi_cli.store import cachefile, files, records
 from msi_cli.store.lazystate import LazyState
-from msi_cli.store.stamp import _coarse_now_ns, _key_names, _stat_key, seal, unseal
+from msi_cli.store.stamp import _changed_ns, _coarse_now_ns, _key_names, _stat_key, _whole_seconds, seal, unseal
 
 __all__ = ["CACHE_FORMAT", "StateFile", "_coarse_now_ns", "_key_names", "_stat_key", "digest_of", "seal", "unseal"]
 
@@ -124,11 +124,11 @@ class StateFile:
 
     def _stamp(self, st: os.stat_result | None, digest: str) -> None:
         """Record the digest against the stat, once the file has been still long enough."""
-        if st is None:
-            return
-        whole = st.st_mtime_ns % 1_000_000_000 == 0 or st.st_ctime_ns % 1_000_000_000 == 0
-        if _now_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= (COARSE_SETTLED_NS if whole else STAMP_SETTLED_NS):
-            self._write_blob(self.stamp_path, {"format": CACHE_FORMAT, "stat": _stat_key(st), "digest": digest})
+        if st is not None and _now_ns() - _changed_ns(st) >= (COARSE_SETTLED_NS if _whole_seconds(st) else STAMP_SETTLED_NS):
+            self._write_stamp(st, digest)
+
+    def _write_stamp(self, st: os.stat_result, digest: str) -> None:
+        self._write_blob(self.stamp_path, {"format": CACHE_FORMAT, "stat": _stat_key(st), "digest": digest})
 
     def _vouch(self, data: bytes, digest: str) -> None:
         """Stamp the file this writer saved, at the end of its transaction, if it is still what was
@@ -143,15 +143,13 @@ class StateFile:
             before = os.stat(self.path)
         except OSError:
             return
-        changed = max(before.st_mtime_ns, before.st_ctime_ns)
-        whole = before.st_mtime_ns % 1_000_000_000 == 0 or before.st_ctime_ns % 1_000_000_000 == 0
-        if coarse is None or whole or coarse <= changed:  # still the tick of the last change: a change now could keep the stat
+        if coarse is None or _whole_seconds(before) or coarse <= _changed_ns(before):  # still the tick of the last change: a change now could keep the stat
             return
         from msi_cli.store import samefile
 
         st = samefile.holds(self.path, data)
         if st is not None and _stat_key(st) == _stat_key(before):
-            self._write_blob(self.stamp_path, {"format": CACHE_FORMAT, "stat": _stat_key(st), "digest": digest})
+            self._write_stamp(st, digest)
 
     def _reread(self) -> State:
         raw = files.read_bytes(self.path)
