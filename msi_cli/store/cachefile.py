@@ -29,8 +29,8 @@ _MAX_HEAD = 16 << 20  # far above any real head (10,000 resources: about 20 KB);
 
 class Source:
     """An open cache file, read a part at a time (os.pread): a command that needs one resource of
-    10,000 reads the head and one chunk, not 6 MB. The file is only ever replaced, never changed
-    in place, so the open file keeps the bytes its head describes. Closed with its last Part."""
+    10,000 reads the head and one chunk, not 6 MB. The file is only ever replaced or appended to,
+    so the open file keeps the bytes its head describes. Closed with its last Part."""
 
     __slots__ = ("_fd", "size")
 
@@ -70,7 +70,8 @@ class Source:
 
 
 class Part:
-    """One collection's rows in the cache file, read and checked on first use."""
+    """A piece of the cache file (a collection's keys, names, text ends or chunk of rows; or a
+    collection's rows as one blob), read and checked on first use."""
 
     __slots__ = ("_view", "_crc", "_data", "_src", "_at", "_len")
 

@@ -21,7 +21,7 @@ from msi_cli.store.lazycoll import LazyCollection
 from msi_cli.store.lazystate import LazyState
 
 # Where each collection's records sit in the file (None: not known, the file was not written by
-# this store); a collection in the cache: (start, end, its rows as chunks.dumps writes them).
+# this store); a collection in the cache: (start, end, its rows as chunks.split cuts them).
 Spans = dict[str, tuple[int | None, int | None]]
 Coll = tuple[int | None, int | None, "bytes | cachefile.Part | chunks.Split"]
 Row = tuple[Any, ...]
