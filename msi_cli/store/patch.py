@@ -98,12 +98,7 @@ def _rows(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[
     chunks that hold a change are marshalled again."""
     parts: list[chunks.Raw] = list(table.parts())
     count = len(table)
-    touched: dict[int, list[tuple[str, Row]]] = {}
-    for n, item in edits.items():
-        chunk = touched.get(n // chunks.CHUNK)
-        if chunk is None:
-            chunk = touched[n // chunks.CHUNK] = list(table.chunk(n // chunks.CHUNK))
-        chunk[n % chunks.CHUNK] = item
+    touched = _edited(table, edits, len(parts))
     if added:
         last = (count - 1) // chunks.CHUNK if count else 0
         tail = touched.pop(last, None) if count else []
@@ -131,18 +126,25 @@ def _rows(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[
     return chunks.Split(count + len(added), keys, names, marshal.dumps(ends), parts)
 
 
+def _edited(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], below: int) -> dict[int, list[tuple[str, Row]]]:
+    """The chunks before chunk `below` that hold an edit, by number, with their edits made."""
+    touched: dict[int, list[tuple[str, Row]]] = {}
+    for n, item in edits.items():
+        c = n // chunks.CHUNK
+        if c < below:
+            if c not in touched:
+                touched[c] = list(table.chunk(c))
+            touched[c][n % chunks.CHUNK] = item
+    return touched
+
+
 def _without(table: chunks.Chunked, edits: dict[int, tuple[str, Row]], added: list[tuple[str, Row]], removed: set[int],
              ends: list[int], name_at: int | None) -> chunks.Split:
     """The cache pieces of `table` with the rows at `removed` left out (and `edits`, `added`):
     the chunks before the first removed row are kept, those from it on are cut again."""
     first = min(removed) // chunks.CHUNK
     parts: list[chunks.Raw] = list(table.parts())[:first]
-    touched: dict[int, list[tuple[str, Row]]] = {}
-    for n, item in edits.items():  # edits in the chunks kept
-        c = n // chunks.CHUNK
-        if c < first:
-            touched.setdefault(c, list(table.chunk(c)))[n % chunks.CHUNK] = item
-    for c, chunk in touched.items():
+    for c, chunk in _edited(table, edits, first).items():  # edits in the chunks kept
         parts[c] = marshal.dumps(chunk)
     tail: list[tuple[str, Row]] = []
     for c in range(first, len(table.parts())):
