@@ -235,8 +235,7 @@ def sha1_thumbprint_b64url(der: bytes) -> str:
     return b64url(hashing.sha1(der).digest())
 
 
-def sha1_thumbprint_hex(der: bytes) -> str:
-    return hashing.sha1(der).hexdigest().upper()
+sha1_thumbprint_hex = hashing.sha1_thumbprint_hex
 
 
 def jwk_from_certificate(der: bytes, kid: str) -> dict[str, Any]:

@@ -45,6 +45,11 @@ def sha256(data: bytes) -> Hash:
     return _builtin("sha256", "_sha2", "_sha256", "hashlib")(data)  # _sha2 from Python 3.12, _sha256 before
 
 
+def sha1_thumbprint_hex(der: bytes) -> str:
+    """A certificate's thumbprint as Azure lists it: the SHA-1 of its DER, upper-case hex."""
+    return sha1(der).hexdigest().upper()
+
+
 def blake2b_160(data: bytes) -> str:
     """BLAKE2b with a 20-byte digest, hex (the state file's digest)."""
     return _builtin("blake2b", "_blake2", "hashlib")(data, digest_size=20).hexdigest()

@@ -169,7 +169,7 @@ class FileKeyRing:
         from msi_cli.store import quickcert
 
         pem, der = quickcert.new_ec_certificate(app_id, start, end)
-        thumbprint = hashing.sha1(der).hexdigest().upper()  # crypto.sha1_thumbprint_hex, without importing crypto
+        thumbprint = hashing.sha1_thumbprint_hex(der)
         self._store(thumbprint, pem)
         self._verified[thumbprint] = der
         return KeyCredential(new_guid(), thumbprint, iso(start), iso(end))

@@ -67,7 +67,6 @@ class LazyState(State):
         if "principals" in self._pending or self._roll_summary is None:
             return self._roll_summary
         from msi_cli.core.credentials import roll_summary
-        from msi_cli.store.lazycoll import LazyCollection
 
         principals = self.principals
         built = principals.built() if isinstance(principals, LazyCollection) else None
