@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 import uuid
 from pathlib import Path
 
@@ -220,7 +221,16 @@ def msi_proc(isolated_state: Path):
 E2E_FIXTURES = {"msi_proc", "serve", "ep"}
 E2E_MODULES = {"test_e2e", "test_sdk_clients", "test_parallel", "test_serve", "test_serve_abuse_process", "test_tls", "test_arm_az",
                "test_confirm", "test_serve_workers"}
-_STARTS_A_PROCESS = ("subprocess.", "Popen", "openpty", "pty.fork", "msi_executable(")
+_STARTS_A_PROCESS = ({"subprocess"}, {"Popen"}, {"openpty"}, {"pty", "fork"}, {"msi_executable"})
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global and attribute names a function's code uses, its nested functions' included."""
+    found = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _names(const)
+    return found
 
 
 def _starts_a_process(item: pytest.Item) -> bool:
@@ -230,11 +240,11 @@ def _starts_a_process(item: pytest.Item) -> bool:
         return True
     if item.module.__name__.rsplit(".", 1)[-1] in E2E_MODULES:
         return True
-    try:
-        source = inspect.getsource(item.function)
-    except (OSError, TypeError):
+    code = getattr(inspect.unwrap(item.function), "__code__", None)  # read the names, not the source: 20x faster
+    if code is None:
         return False
-    return any(marker in source for marker in _STARTS_A_PROCESS)
+    names = _names(code)
+    return any(marker <= names for marker in _STARTS_A_PROCESS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -267,7 +277,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _in_process_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The marking above reads a test's own source; a process started through a helper would
+    """The marking above reads the names a test's own code uses; a process started through a helper would
     slip past it and slow the in-process suite down unseen. Such a test fails here, naming the fix."""
     if request.node.get_closest_marker("e2e") is not None:
         return

@@ -82,7 +82,8 @@ def test_rs256_is_byte_identical_to_cryptography_and_pyjwt(rsa_files):
         assert (fast.n, fast.e, fast.d, fast.p, fast.q) == (
             lib.private_numbers().public_numbers.n, lib.private_numbers().public_numbers.e, lib.private_numbers().d,
             lib.private_numbers().p, lib.private_numbers().q)
-        for size in [0, 1, 32, 255, 256, 1000, *(rng.randrange(4096) for _ in range(20))]:
+        # the message is hashed first: past the block edges, more sizes only repeat the same work
+        for size in [0, 1, 32, 55, 56, 64, 255, 256, 1000, *(rng.randrange(4096) for _ in range(3))]:
             message = rng.randbytes(size)
             ours = purekeys.rs256(fast, message)
             assert ours == lib.sign(message, padding.PKCS1v15(), hashes.SHA256())
