@@ -248,13 +248,21 @@ def _starts_a_process(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """`pytest -m "not e2e"` is the quick loop while editing: the fuzz and property tests draw
-    fewer examples there (as a Hypothesis "dev" profile would), unless the variables are set. The
-    README's test command runs everything with the full counts."""
+    """`pytest -m "not e2e"` is the quick loop while editing: the fuzz, property and other
+    Hypothesis tests draw fewer examples there (as a Hypothesis "dev" profile would), unless the
+    variables are set. The README's test command runs everything with the full counts."""
     if (config.getoption("markexpr", "") or "").replace(" ", "") == "note2e":
         os.environ.setdefault("MSI_FUZZ_EXAMPLES", "100")
         os.environ.setdefault("MSI_PROPERTY_EXAMPLES", "15")
+        os.environ.setdefault("MSI_EXAMPLES_SHARE", "4")
     _compile_the_package()
+
+
+def examples(full: int) -> int:
+    """A Hypothesis test's `max_examples`: `full` in the README's run, a share of it (at least 10)
+    in the quick loop above (MSI_EXAMPLES_SHARE=4: a quarter)."""
+    share = int(os.environ.get("MSI_EXAMPLES_SHARE", "1"))
+    return full if share <= 1 else max(10, full // share)
 
 
 def _compile_the_package() -> None:

@@ -21,6 +21,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
+
 from msi_cli import crypto
 
 START, END = 1_800_000_000, 1_800_000_000 + 90 * 86400
@@ -125,7 +127,7 @@ def _rsa_key():
 _REGISTERED = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(claims=st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in _REGISTERED), st.one_of(st.integers(-2**40, 2**40), st.text(max_size=20)),
                               max_size=5))
 def test_rs256_tokens_verify_with_pyjwt(claims):
@@ -183,7 +185,7 @@ def test_jws_sign_refuses_mismatched_algorithm(ec_bundle, rsa_bundle):
         crypto.jws_sign({"alg": "none"}, {}, rsa_key)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=64))
 def test_b64url_round_trip(data):
     text = crypto.b64url(data)
@@ -191,7 +193,7 @@ def test_b64url_round_trip(data):
     assert crypto.b64url_decode(text) == data
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(min_value=1, max_value=2**2048))
 def test_b64url_uint_is_minimal_big_endian(value):
     raw = crypto.b64url_decode(crypto.b64url_uint(value))

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, fails
+from conftest import REPO, examples, fails
 
 EXAMPLE = REPO / "examples" / "estate.toml"
 
@@ -222,7 +222,7 @@ def _apply_and_export(state_path: Path, doc: dict) -> tuple[dict, dict]:
     return export(sf.read()), plan.counts()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(doc=estates())
 def test_round_trip_export_apply_export_is_equal(doc: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
+
 from msi_cli.cli import jsonout
 
 _leaves = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
@@ -23,7 +25,7 @@ def _reference(data):
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(_values)
 def test_the_same_text_as_json_dumps(data):
     assert jsonout.dumps(data) == _reference(data)

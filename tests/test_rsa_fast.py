@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from jwt.algorithms import RSAAlgorithm
 
 import conftest
+from conftest import examples
 from msi_cli import crypto, p256, purekeys
 from msi_cli.errors import StateError
 from msi_cli.store import quickcert
@@ -90,7 +91,7 @@ def test_rs256_is_byte_identical_to_cryptography_and_pyjwt(rsa_files):
             assert ours == RSAAlgorithm(RSAAlgorithm.SHA256).sign(message, lib)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(claims=st.dictionaries(st.sampled_from(["a", "b", "oid", "xms_mirid"]), st.one_of(st.integers(), st.text(max_size=30)), max_size=4))
 def test_tokens_signed_in_plain_python_are_the_library_s_and_verify_with_pyjwt(rsa_files, claims):
     pem = rsa_files[0]
@@ -278,7 +279,7 @@ def test_other_encodings_of_a_good_key_still_work_through_cryptography(rsa_files
         assert not isinstance(crypto.private_key(pem), purekeys.RSAKey | purekeys.ECKey)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.integers(0, 2), part=st.sampled_from(["key", "cert"]), at=st.integers(0, 10**6), value=st.integers(0, 255))
 def test_a_damaged_byte_is_never_accepted_where_cryptography_refuses(rsa_files, ec_files, which, part, at, value):
     """Any one byte of the key's or the certificate's DER changed (the PEM still well formed):

@@ -17,6 +17,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
+
 from msi_cli.core.datatype import fields, is_record
 from msi_cli.store import codec, records, tomlout
 from msi_cli.store.statefile import StateFile
@@ -72,7 +74,7 @@ RECORDS = st.sampled_from(sorted(records.collections().items())).flatmap(
     lambda item: st.tuples(st.just(item[0]), objects(item[1]).map(records.to_record)))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(RECORDS)
 def test_a_record_is_written_as_tomli_w_writes_it(coll_rec):
     coll, rec = coll_rec
@@ -90,7 +92,7 @@ def test_each_character_in_an_otherwise_plain_record_is_written_as_tomli_w_write
         assert tomlout.dumps(doc) == tomli_w.dumps(doc)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.integers(-2**70, 2**70), st.integers(-2**40, 2**40), TEXT)
 def test_the_header_is_written_as_tomli_w_writes_it(schema, offset, subscription):
     head = {"schema": schema, "clock_offset": offset, "default_subscription": subscription}
