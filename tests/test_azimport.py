@@ -84,6 +84,10 @@ def test_invalid_json_names_its_file_and_line_and_changes_nothing(cli, tmp_path:
     fails(cli("import", "az", str(AZ / "accounts.json"), str(bad)), 2, f"{bad}, line 3", "not valid JSON")
     assert isolated_state.read_bytes() == before
     fails(cli("import", "az", str(tmp_path / "nothing.json")), 3, "no such file")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)  # as `msi apply` refuses it: one error line, not a crash
+    fails(cli("import", "az", str(deep)), 2, f"{deep}: not valid JSON: nested too deeply")
+    assert isolated_state.read_bytes() == before
 
 
 def test_ids_taken_already_are_reported_with_the_ids_they_got(cli, tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ class Converter:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidArgument(f"{name}, line {exc.lineno}: not valid JSON: {exc.msg}; nothing was changed") from None
+        except RecursionError:  # as `msi apply` says of the same file
+            raise InvalidArgument(f"{name}: not valid JSON: nested too deeply; nothing was changed") from None
         items = data if isinstance(data, list) else [data]
         kind = kind_of(items)
         self.report["files"].append({"file": name, "kind": kind, "items": len(items)})
