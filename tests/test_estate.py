@@ -68,6 +68,7 @@ def test_changes_are_planned_with_tilde_and_prune_deletes_only_when_asked(cli, t
     before = isolated_state.read_bytes()
     refused = cli("apply", str(path), "--prune")  # destructive, no terminal to ask on
     assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("error: Apply this plan (it deletes or detaches 3 object(s); --what-if lists them)")  # 2 deletions, 1 detachment
     assert isolated_state.read_bytes() == before
     done = cli.json("apply", str(path), "--prune", "--yes")
     assert done["summary"] == {"create": 0, "update": 2, "delete": 2}

@@ -18,6 +18,12 @@ def confirm_or_refuse(question: str, yes: bool) -> None:
         raise MsiError("cancelled: nothing was changed")
 
 
+def will_ask(yes: bool) -> bool:
+    """Whether `confirm_or_refuse` will put its question to a person (what it asks about may be
+    listed first); without one, the refusal is the whole output."""
+    return not yes and sys.stdin.isatty()
+
+
 def _ask(question: str) -> bool:
     """y/yes or n/no (Enter: no), asked and echoed on stderr only. Not typer.confirm: click writes
     a space to stdout before reading the answer, which would sit in front of the command's output."""

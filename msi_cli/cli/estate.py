@@ -10,7 +10,7 @@ import typer
 
 from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
-from msi_cli.cli.confirm import confirm_or_refuse
+from msi_cli.cli.confirm import confirm_or_refuse, will_ask
 from msi_cli.cli.options import YesOpt
 from msi_cli.cli.render import Output, warn
 from msi_cli.errors import InvalidArgument, NotFound
@@ -84,10 +84,13 @@ def run_plan(sf: Any, estate: Any, what_if: bool, prune: bool, yes: bool, extra:
     with sf.transaction() as ctx:
         plan = planning.make(estate, ctx.state, prune)
         if plan.destructive:
-            for change in plan.changes:
-                if change.op == DELETE or change.destructive:
+            harmful = [change for change in plan.changes if change.op == DELETE or change.destructive]
+            if will_ask(yes):  # listed for the person asked; a refusal is one line
+                for change in harmful:
                     sys.stderr.write(change.text() + "\n")
-            confirm_or_refuse("Apply this plan (it deletes or detaches what is listed above)?", yes)
+                confirm_or_refuse("Apply this plan (it deletes or detaches what is listed above)?", yes)
+            else:
+                confirm_or_refuse(f"Apply this plan (it deletes or detaches {len(harmful)} object(s); --what-if lists them)?", yes)
         ids = applying.apply(ctx, plan)
     warn(ctx.warnings)
     return _result(plan, ids=ids, extra=extra)
