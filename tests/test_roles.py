@@ -463,3 +463,18 @@ def test_check_access_selectors(cli, world):
     allowed(cli, "vm1", "kv1", KV_USER, "--client-id", u1["clientId"])
     cli.ok("unassign", "vm1", "--user-assigned", "uai2")
     assert allowed(cli, "vm1", "kv1", KV_USER)["principalId"] == u1["principalId"]  # the only one
+
+
+def test_a_role_msi_does_not_know_in_a_hand_edited_state_grants_nothing(cli, world, isolated_state):
+    """A state edited by hand may name a role definition that is not one of Azure's built-in
+    roles msi models: check-access answers (that role grants nothing) instead of failing."""
+    cli.ok("grant", "vm1", "--role", "Reader", "--scope", "kv1")
+    cli.ok("grant", "vm1", "--role", "Contributor", "--scope", "st1")
+    unknown = "11111111-1111-1111-1111-111111111111"
+    text = isolated_state.read_text()
+    assert text.count(BUILT_IN["Reader"]) == 1
+    isolated_state.write_text(text.replace(BUILT_IN["Reader"], unknown))
+    denied = cli("check-access", "vm1", "--scope", "kv1", "--role", "Reader", "-o", "json")
+    assert denied.exit_code == 1 and len(denied.stderr.splitlines()) == 1, denied.stderr
+    assert f"role {unknown} (not a built-in role msi knows)" in denied.stderr
+    assert allowed(cli, "vm1", "st1", "Reader")["grantedBy"]  # the known role still decides

@@ -37,16 +37,17 @@ def check_access(ctx: Ctx, resource: Resource, scope_ref: str, role_ref: str, se
         result["reason"] = f"the identity cannot get a token: {exc.reason}"
         return result
     held = roles.assignments_for(state, identity.principal_id, scope)
-    definitions = [roledefs.ROLES_BY_ID[a.role_definition_id] for a in held if a.role_definition_id in roledefs.ROLES_BY_ID]
-    if held and roles.covers(definitions, wanted):
-        granting = [a for a in held if roles.covers([roledefs.ROLES_BY_ID[a.role_definition_id]], wanted)] or held
+    known = [a for a in held if a.role_definition_id in roledefs.ROLES_BY_ID]  # a hand-edited state may name other roles: they grant nothing here
+    definitions = [roledefs.ROLES_BY_ID[a.role_definition_id] for a in known]
+    if known and roles.covers(definitions, wanted):
+        granting = [a for a in known if roles.covers([roledefs.ROLES_BY_ID[a.role_definition_id]], wanted)] or known
         result["allowed"] = True
         result["grantedBy"] = [shapes.assignment_id(a) for a in granting]
         first = granting[0]
         result["reason"] = f"'{roledefs.ROLES_BY_ID[first.role_definition_id].name}' is assigned to {identity.principal_id} at {first.scope}"
         return result
     if held:
-        names = ", ".join(sorted({d.name for d in definitions}))
+        names = ", ".join(sorted({d.name for d in definitions} | {f"role {a.role_definition_id} (not a built-in role msi knows)" for a in held if a not in known}))
         result["reason"] = f"{identity.principal_id} holds {names} at or above {scope}, which does not include '{wanted.name}'"
         return result
     orphans = [
