@@ -119,9 +119,12 @@ def _broken(after: State, result: dict[str, Any]) -> list[dict[str, Any]]:
         if entry["principalId"] in out:
             continue
         identity = after.identities[entry["principalId"]]
+        users = _users_of(after, identity)
+        if identity.kind != SYSTEM:  # only the apps whose tenant does not hold its principal lose it
+            users = [rid for rid in users if _tenant_of_id(after, rid) != identity.tenant_id]
         out[identity.principal_id] = {
             "principalId": identity.principal_id, "kind": identity.kind, "name": identity.name,
-            "id": identity.resource_id, "reason": entry["reason"], "usedBy": _users_of(after, identity),
+            "id": identity.resource_id, "reason": entry["reason"], "usedBy": users,
         }
     return list(out.values())
 
@@ -134,9 +137,13 @@ def _fixes(before: State, after: State, recreate: list[Identity], broken: list[d
     the new principals, and remove the orphaned assignments."""
     cmds: list[str] = []
     renewed: dict[str, str] = {}  # old principal id -> how to name its successor in `msi grant`
+    seen: set[tuple[str, str, str]] = set()
+    names = {rid: d.name for rid, d in roledefs.ROLES_BY_ID.items()}
     for i in recreate:
         p = arm.parts(i.resource_id)
-        users = _users_of(after, i)
+        home = _tenant_of_id(after, i.resource_id)
+        users = [rid for rid in _users_of(after, i) if _tenant_of_id(after, rid) == home]
+        cmds.extend(_replacements(after, i, [rid for rid in _users_of(after, i) if rid not in users], names, seen))
         for rid in users:
             cmds.append(f"msi unassign {_q(rid)} --user-assigned {_q(i.resource_id)}")
         cmds.append(f"msi delete {_q(i.resource_id)} --yes")
@@ -153,8 +160,6 @@ def _fixes(before: State, after: State, recreate: list[Identity], broken: list[d
                 cmds.append(f"msi unassign {_q(rid)} --system-assigned")
                 cmds.append(f"msi assign {_q(rid)} --system-assigned")
                 renewed[entry["principalId"]] = rid
-    seen: set[tuple[str, str, str]] = set()
-    names = {rid: d.name for rid, d in roledefs.ROLES_BY_ID.items()}
     for a in orphaned:  # at a scope that moved: remove it, grant at the new id
         role = names.get(a.role_definition_id, a.role_definition_id)
         cmds.append(f"msi revoke {a.principal_id} --role {_q(role)} --scope {_q(a.scope)}")
@@ -175,6 +180,37 @@ def _fixes(before: State, after: State, recreate: list[Identity], broken: list[d
         if key not in seen:
             seen.add(key)
             cmds.append(f"msi grant {_q(principal)} --role {_q(role)} --scope {_q(scope)}")
+    return cmds
+
+
+def _replacements(after: State, old: Identity, users: list[str], names: dict[str, str], seen: set[tuple[str, str, str]]) -> list[str]:
+    """For the apps of other tenants that use a user-assigned identity to be re-created elsewhere
+    (they keep it until it is deleted, and cannot be given one from another tenant): an identity of
+    the same name beside each app, attached in place of the old one, with the old one's access in
+    that app's tenant."""
+    cmds: list[str] = []
+    taken = {i.resource_id.lower() for i in lookup.user_identities(after)}
+    made: dict[tuple[str, str], str] = {}
+    for rid in users:
+        p = arm.parts(rid)
+        place = (p.subscription, p.resource_group or "")
+        new = made.get(place)
+        if new is None:
+            name, n = old.name, 1
+            while arm.resource_id(place[0], place[1], arm.IDENTITY_ARM_TYPE, name).lower() in taken:
+                n += 1
+                name = f"{old.name}-{n}"
+            new = made[place] = arm.resource_id(place[0], place[1], arm.IDENTITY_ARM_TYPE, name)
+            taken.add(new.lower())
+            cmds.append(f"msi create-identity {_q(name)} -g {_q(place[1])} --subscription {place[0]} --location {after.resources[rid.lower()].location}")
+            for a in after.role_assignments.values():
+                role = names.get(a.role_definition_id)
+                key = (new.lower(), role or "", a.scope.lower())
+                if a.principal_id == old.principal_id and role is not None and key not in seen and _same_tenant(after, new, a.scope):
+                    seen.add(key)
+                    cmds.append(f"msi grant {_q(new)} --role {_q(role)} --scope {_q(a.scope)}")
+        cmds.append(f"msi unassign {_q(rid)} --user-assigned {_q(old.resource_id)}")
+        cmds.append(f"msi assign {_q(rid)} --user-assigned {_q(new)}")
     return cmds
 
 
