@@ -102,3 +102,16 @@ def test_ids_taken_already_are_reported_with_the_ids_they_got(cli, tmp_path: Pat
     assert new != real and result["remapped"] == {real: new}
     assert result["import"]["principals"][real]["simulatedPrincipalId"] == new
     assert result["import"]["principals"][real]["kept"] is False
+
+
+def test_a_later_import_refers_to_the_subscriptions_an_earlier_one_made(cli) -> None:
+    """Files imported one at a time: a resource list without its `az account list` lands in the
+    subscription (and tenant) imported before, by id, instead of a new one named by the id."""
+    cli.ok("import", "az", str(AZ / "accounts.json"), "-o", "none")
+    subs = {s["id"]: s["name"] for s in cli.json("list", "subscriptions")}
+    tenants = len(cli.json("list", "tenants"))
+    cli.ok("import", "az", str(AZ / "vms.json"), "-o", "none")
+    assert {s["id"]: s["name"] for s in cli.json("list", "subscriptions")} == subs
+    assert len(cli.json("list", "tenants")) == tenants
+    vm = json.loads((AZ / "vms.json").read_text())[0]
+    assert cli.json("show", vm["name"])["id"].lower() == vm["id"].lower()

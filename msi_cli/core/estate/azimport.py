@@ -21,7 +21,8 @@ Doc = dict[str, Any]
 
 
 class Converter:
-    def __init__(self) -> None:
+    def __init__(self, known: dict[str, tuple[str, str, str]] | None = None) -> None:
+        self.known = known or {}  # subscriptions the state holds: lower id -> (name, tenant id, tenant name)
         self.report: dict[str, Any] = {"files": [], "skipped": [], "plainResources": [], "principals": {}}
         self.tenants: dict[str, str] = {}  # id -> name
         self.subs: dict[str, dict[str, Any]] = {}  # lower id -> {"name", "tenant" (id), "id"}
@@ -69,6 +70,10 @@ class Converter:
         low = sub_id.lower()
         if not arm.is_guid(low):
             return None
+        if low not in self.subs and low in self.known:  # imported before, or made here: the same subscription
+            name, tid, tenant_name = self.known[low]
+            self.tenants.setdefault(tid, tenant_name)
+            self.subs[low] = {"name": name, "tenant": tid, "id": low}
         if low not in self.subs:
             self.subs[low] = {"name": low, "tenant": None, "id": low}  # named by its id: not in az account list
         return low
@@ -275,9 +280,11 @@ class Converter:
         return out
 
 
-def convert(files: list[tuple[str, str]]) -> tuple[Doc, dict[str, Any]]:
-    """(the estate document, the report) for az JSON texts given as (name, text)."""
-    c = Converter()
+def convert(files: list[tuple[str, str]], known: dict[str, tuple[str, str, str]] | None = None) -> tuple[Doc, dict[str, Any]]:
+    """(the estate document, the report) for az JSON texts given as (name, text). `known`: the
+    state's subscriptions (lower id -> name, tenant id, tenant name), which a file that names a
+    subscription without its `az account list` entry refers to."""
+    c = Converter(known)
     for name, text in files:
         c.read(name, text)
     doc = c.document()
