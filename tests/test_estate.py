@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -285,3 +286,30 @@ def test_pruning_an_identity_a_kept_resource_drops_leaves_nothing_dangling(cli, 
     vm = cli.json("show", "batch-vm")
     assert vm.get("identity", {}).get("type", "None") == "None"
     fails(cli("show", "deploy-id"), 3, "not found")
+
+
+@pytest.mark.parametrize("case", ["grant across tenants", "21 federated credentials", "one issuer and subject twice"])
+def test_what_if_refuses_what_the_apply_refuses_and_writes_nothing(cli, tmp_path: Path, isolated_state: Path, case: str) -> None:
+    """--what-if runs the apply itself on a copy: a plan the apply would refuse is refused by its
+    what-if with the same file and line, and neither writes anything (no key files either)."""
+    text = ('format = "msi-estate"\n[[tenants]]\nname = "Fabrikam"\n[[subscriptions]]\nname = "fab-sub"\ntenant = "Fabrikam"\n'
+            '[[identities]]\nname = "fab-id"\nsubscription = "fab-sub"\n')
+    line = 10  # the entry that fails: the role assignment, or the last credential's table
+    if case == "grant across tenants":
+        text += '[[role_assignments]]\nrole = "Reader"\nscope = "/subscriptions/default"\nidentity = "fab-id"\n'
+        message = "PrincipalNotFound"
+    else:
+        subjects = [f"repo:o/r:ref:refs/heads/b{n}" for n in range(21)] if case.startswith("21") else ["repo:o/r:env:prod"] * 2
+        for n, subject in enumerate(subjects):
+            text += (f'[[identities.federated_credentials]]\nname = "cred-{n}"\nissuer = "https://token.actions.githubusercontent.com"\n'
+                     f'subject = "{subject}"\n')
+        line += 4 * (len(subjects) - 1)
+        message = "20" if case.startswith("21") else "subject"
+    path = _write(tmp_path, text)
+    cli.ok("list", "tenants", "-o", "none")
+    before = isolated_state.read_bytes()
+    rehearsed = fails(cli("apply", str(path), "--what-if"), 1, f"{path}, line {line}: ", message, "nothing was changed")
+    applied = fails(cli("apply", str(path)), 1, f"{path}, line {line}: ", message, "nothing was changed")
+    assert rehearsed.split(": ", 2)[:2] == applied.split(": ", 2)[:2]
+    assert isolated_state.read_bytes() == before
+    assert not list(isolated_state.parent.glob(f"{isolated_state.name}.d/keys/*.pem"))

@@ -78,9 +78,18 @@ def run_plan(sf: Any, estate: Any, what_if: bool, prune: bool, yes: bool, extra:
     from msi_cli.core.estate import plan as planning
     from msi_cli.core.estate.changes import DELETE
 
-    if what_if:
-        plan = planning.make(estate, sf.read(), prune)
-        return _result(plan, what_if=True, extra=extra)
+    if what_if:  # the plan, after the apply itself ran on a copy: what it would refuse is refused here
+        from msi_cli.core.estate.whatif import rehearse_apply
+        from msi_cli.core.timefmt import real_now
+
+        def rehearse(ctx: Any) -> dict[str, Any]:
+            plan = planning.make(estate, ctx.state, prune)
+            result = _result(plan, what_if=True, extra=extra)  # before the apply names the ids it made
+            applying.apply(ctx, plan)
+            return result
+
+        state = sf.read()
+        return rehearse_apply(state, real_now() + state.clock_offset, rehearse)
     with sf.transaction() as ctx:
         plan = planning.make(estate, ctx.state, prune)
         if plan.destructive:

@@ -1,4 +1,6 @@
 """Rehearse a move: run the real move (msi_cli.core.moves) on a copy of the state, then compare.
+(`rehearse_apply` does the same for `msi apply --what-if`: the apply itself runs on a copy, so a
+plan it would refuse is refused by its what-if too.)
 
 The rehearsal cannot drift from the move because it is the move: the same function runs on a
 copy, and what it returns is what the real move would print. Around it, this module reads off the
@@ -10,18 +12,22 @@ that stop working) and writes the msi commands that repair it, in the order they
 from __future__ import annotations
 
 import copy
+import os
 import shlex
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from msi_cli.core import arm, lookup, roledefs, roles, shapes
 from msi_cli.core.context import Ctx
+from msi_cli.core.timefmt import iso
 from msi_cli.core.model import (
     SYSTEM,
     Identity,
+    KeyCredential,
     Resource,
     RoleAssignment,
     ServicePrincipal,
+    SigningKey,
     State,
     Subscription,
     Tenant,
@@ -50,6 +56,43 @@ def clone(state: State) -> State:
     out.federated_credentials = dict(state.federated_credentials)
     out.issuers = dict(state.issuers)
     return out
+
+
+T = TypeVar("T")
+
+
+class _Unmade:
+    """The key ring of a rehearsal: what it would issue is named, never made or stored (a what-if
+    prints no key, thumbprint or key id), and no key is read."""
+
+    def new_signing_key(self, tenant_id: str, created: int, signs_until: int, published_until: int) -> SigningKey:
+        return SigningKey(os.urandom(20).hex(), iso(created), iso(signs_until), iso(published_until))
+
+    def new_identity_certificate(self, app_id: str, start: int, end: int) -> KeyCredential:
+        return KeyCredential(arm.new_guid(), os.urandom(20).hex().upper(), iso(start), iso(end))
+
+    def new_issuer_key(self, issuer_name: str, created: int, until: int) -> str:
+        return os.urandom(20).hex()
+
+    def signing_key_pem(self, kid: str) -> bytes:
+        raise AssertionError("a rehearsal signs nothing")
+
+    def certificate_pem(self, thumbprint: str) -> bytes:
+        raise AssertionError("a rehearsal reads no certificate")
+
+    def public_certificate_der(self, kid: str) -> bytes:
+        raise AssertionError("a rehearsal reads no certificate")
+
+
+def rehearse_apply(state: State, now: int, apply: Callable[[Ctx], T]) -> T:
+    """Run `apply` as the real transaction would (after the same maintenance) on a copy of
+    `state`, with keys that are never made, and return what it returns; it raises what the real
+    apply would raise, and `state` is not touched."""
+    from msi_cli.core import maintenance
+
+    shadow = Ctx(clone(state), now, _Unmade())
+    maintenance.maintain(shadow)
+    return apply(shadow)
 
 
 def _q(value: str) -> str:
