@@ -74,6 +74,15 @@ def test_unknown_resource_suggests_the_closest(world):
     fails(world("token", "wbe1", "--audience", "https://vault.azure.net"), 3, "did you mean 'web1'?")
 
 
+def test_a_name_outside_the_group_given_says_where_it_is(world):
+    """Not "did you mean" the same name: where the name is, and how to name it."""
+    shared = world.json("show", "shared-id")["id"]
+    for args in (("show", "shared-id", "-g", "default"), ("delete", "shared-id", "-g", "default", "--yes")):
+        fails(world(*args), 3, "'shared-id' not found in resource group 'default'", f"found outside it: {shared}", "-g")
+    line = fails(world("show", "vm1", "-g", "default"), 3, "'vm1' not found in resource group 'default'")
+    assert "did you mean" not in line
+
+
 def test_unknown_identity_suggests_the_closest(world, isolated_state):
     before = isolated_state.read_bytes()
     fails(world("assign", "vm1", "--user-assigned", "shraed-id"), 3, "'shraed-id' not found", "did you mean 'shared-id'?")

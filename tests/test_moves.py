@@ -296,6 +296,22 @@ def test_a_user_assigned_identity_cannot_be_moved(cli, tenants, isolated_state):
     assert cli.json("show", "uai1") == uai
 
 
+def test_migrate_moves_the_resource_when_an_identity_shares_its_name(cli, tenants):
+    """Identities cannot be moved, so `migrate NAME` means the resource of that name."""
+    uai = cli.json("create-identity", "app1", "-g", "ids")
+    cli.ok("create-resource", "app1", "--type", "vm", "-o", "none")
+    moved = cli.json("migrate", "app1", "--subscription", "default", "-g", "other")
+    assert moved["id"].endswith("/resourceGroups/other/providers/Microsoft.Compute/virtualMachines/app1")
+    assert cli.json("show", uai["id"]) == uai
+
+
+def test_move_subscription_to_its_own_tenant_is_refused_before_any_question(cli, isolated_state):
+    cli.ok("create-subscription", "prod", "-o", "none")
+    before = isolated_state.read_bytes()
+    fails(cli("move-subscription", "prod", "--tenant", "Default Directory"), 1, "already in tenant 'Default Directory'")
+    assert isolated_state.read_bytes() == before
+
+
 def test_migrate_refusals(cli, tenants, isolated_state):
     cli.ok("create-resource", "vm1", "--type", "vm", "--system-assigned")
     cli.ok("create-resource", "vm1", "--type", "vm", "--subscription", "sub2")

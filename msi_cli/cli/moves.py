@@ -39,14 +39,14 @@ def migrate(
     A subscription of another tenant is refused: Azure does not move resources across tenants (a
     resource changes tenant only with its whole subscription: msi move-subscription).
     User-assigned identities themselves cannot be moved."""
-    from msi_cli.core import lookup, moves
+    from msi_cli.core import moves
 
     if what_if:
         from msi_cli.cli.whatif import rehearse
 
-        return rehearse(sf, "migrate", lambda c: moves.migrate(c, lookup.target(c.state, target), to_subscription, resource_group))
+        return rehearse(sf, "migrate", lambda c: moves.migrate(c, moves.movable(c.state, target), to_subscription, resource_group))
     with sf.transaction() as ctx:
-        result = moves.migrate(ctx, lookup.target(ctx.state, target), to_subscription, resource_group)
+        result = moves.migrate(ctx, moves.movable(ctx.state, target), to_subscription, resource_group)
     _warn_broken(result["identities"], result["id"])
     return result
 
@@ -70,7 +70,7 @@ def move_subscription(
         return rehearse(sf, "move-subscription", lambda c: moves.move_subscription(c, lookup.subscription(c.state, subscription).id, tenant))
     state = sf.read()
     sub = lookup.subscription(state, subscription)
-    confirm_or_refuse(f"Move subscription '{sub.name}' to tenant '{lookup.tenant(state, tenant).name}' (deletes its role assignments)?", yes)
+    confirm_or_refuse(f"Move subscription '{sub.name}' to tenant '{moves.destination(state, sub, tenant).name}' (deletes its role assignments)?", yes)
     with sf.transaction() as ctx:
         result = moves.move_subscription(ctx, sub.id, tenant)
     _warn_broken(result["brokenIdentities"], f"subscription {result['subscriptionId']}")

@@ -181,6 +181,17 @@ def _subscription_id(state: State, ref: str | None) -> str | None:
     return subscription(state, ref).id if ref else None
 
 
+def _elsewhere(what: str, ref: str, resource_group: str | None, subscription_id: str | None, ids: list[str]) -> None:
+    """A name not found within the group or subscription given, that exists outside them: say
+    where, instead of suggesting the same name."""
+    if not ids or (resource_group is None and subscription_id is None):
+        return
+    within = " and ".join([*([f"resource group '{resource_group}'"] if resource_group is not None else []),
+                           *([f"subscription {subscription_id}"] if subscription_id is not None else [])])
+    raise NotFound(f"{what} '{ref}' not found in {within}",
+                   hint=f"found outside it: {', '.join(sorted(ids)[:3])}; name that group (-g) and subscription, or give the full id")
+
+
 def resource(state: State, ref: str, resource_group: str | None = None, subscription: str | None = None) -> Resource:
     """A resource by id, or by name within the group and subscription (name or id) if given."""
     subscription_id = _subscription_id(state, subscription)
@@ -190,6 +201,8 @@ def resource(state: State, ref: str, resource_group: str | None = None, subscrip
             raise NotFound(f"resource '{ref}' not found")
         return found
     matches = _resources_named(state, ref, resource_group, subscription_id)
+    if not matches:
+        _elsewhere("resource", ref, resource_group, subscription_id, [r.id for r in _resources_named(state, ref, None, None)])
     return _one(matches, "resource", ref, lambda r: r.id, lambda: [r.name for r in state.resources.values()])
 
 
@@ -205,6 +218,9 @@ def user_identity(
             raise NotFound(f"user-assigned identity '{ref}' not found")
         return found
     matches = _identities_named(state, ref, resource_group, subscription_id)
+    if not matches:
+        _elsewhere("user-assigned identity", ref, resource_group, subscription_id,
+                   [i.resource_id for i in _identities_named(state, ref, None, None)])
     return _one(matches, "user-assigned identity", ref, lambda i: i.resource_id, lambda: [i.name for i in user_identities(state)], by_option)
 
 
@@ -237,6 +253,9 @@ def target(
         *_resources_named(state, ref, resource_group, subscription_id),
         *_identities_named(state, ref, resource_group, subscription_id),
     ]
+    if not matches:
+        _elsewhere("resource or identity", ref, resource_group, subscription_id,
+                   [*(r.id for r in _resources_named(state, ref, None, None)), *(i.resource_id for i in _identities_named(state, ref, None, None))])
     what = "resource" if all(isinstance(m, Resource) for m in matches) else "resource or identity"
     names = lambda: [*(r.name for r in state.resources.values()), *(i.name for i in user_identities(state))]  # noqa: E731
     return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id, names)

@@ -13,8 +13,8 @@ from typing import Any
 
 from msi_cli.core import arm, groups, lookup
 from msi_cli.core.context import Ctx
-from msi_cli.core.model import SYSTEM, Identity, Resource
-from msi_cli.errors import Conflict, MsiError
+from msi_cli.core.model import SYSTEM, Identity, Resource, State, Subscription, Tenant
+from msi_cli.errors import Conflict, MsiError, NotFound
 from msi_cli.errors import TokenError
 
 WEB_SITES = "Microsoft.Web/sites"
@@ -93,14 +93,29 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
     }
 
 
+def movable(state: State, ref: str) -> Resource | Identity:
+    """What `migrate REF` moves: the resource of that name, even where a user-assigned identity
+    shares it (identities cannot be moved); an identity only when no resource has the name."""
+    try:
+        return lookup.resource(state, ref)
+    except NotFound:
+        return lookup.target(state, ref)
+
+
+def destination(state: State, sub: Subscription, tenant_ref: str) -> Tenant:
+    """The tenant a subscription moves to; refused when it is there already."""
+    tenant = lookup.tenant(state, tenant_ref)
+    if sub.tenant_id == tenant.id:
+        raise Conflict(f"subscription '{sub.name}' is already in tenant '{tenant.name}'")
+    return tenant
+
+
 def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict[str, Any]:
     """Transfer a subscription to another directory. Azure deletes every role assignment in it;
     the identities' service principals stay behind in the old directory."""
     state = ctx.state
     sub = lookup.subscription(state, subscription_ref)
-    tenant = lookup.tenant(state, tenant_ref)
-    if sub.tenant_id == tenant.id:
-        raise Conflict(f"subscription '{sub.name}' is already in tenant '{tenant.name}'")
+    tenant = destination(state, sub, tenant_ref)
     old = state.tenants[sub.tenant_id]
     sub.tenant_id = tenant.id
     deleted = [a.id for a in state.role_assignments.values() if arm.covers(arm.subscription_scope(sub.id), a.scope)]
