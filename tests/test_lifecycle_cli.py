@@ -408,7 +408,7 @@ def test_identity_names_are_validated(cli, isolated_state, good, bad):
     assert any(i.name == good for i in load(isolated_state).identities.values())
 
 
-@pytest.mark.parametrize(("good", "bad"), [("rg.prod-(1)_x", "rg."), ("r", "rg/1"), ("a" * 90, "a" * 91), ("my-rg", "my rg")])
+@pytest.mark.parametrize(("good", "bad"), [("rg.prod-(1)_x", "rg."), ("r", "rg/1"), ("a" * 90, "a" * 91), ("my-rg", "my rg"), ("d", "")])
 def test_resource_group_names_are_validated(cli, isolated_state, good, bad):
     cli.ok("create-identity", "seed-id")
     before = isolated_state.read_bytes()
@@ -422,6 +422,7 @@ def test_invalid_location_is_refused(cli, isolated_state):
     cli.ok("create-identity", "seed-id")
     before = isolated_state.read_bytes()
     fails(cli("create-resource", "vm1", "--type", "vm", "--location", "East US"), 1, "invalid location")
+    fails(cli("create-identity", "id1", "--location", ""), 1, "invalid location ''")  # not the default region
     assert isolated_state.read_bytes() == before
 
 

@@ -98,9 +98,9 @@ def create_identity(
     ids: tuple[str, str] | None = None,
 ) -> Identity:
     arm.validate_identity_name(name)
-    rg = resource_group or DEFAULT_RESOURCE_GROUP
+    rg = DEFAULT_RESOURCE_GROUP if resource_group is None else resource_group  # -g "" is refused, not the default
     arm.validate_resource_group(rg)
-    loc = location or DEFAULT_LOCATION
+    loc = DEFAULT_LOCATION if location is None else location
     arm.validate_location(loc)
     sub = lookup.subscription(ctx.state, subscription_ref)
     rid = arm.resource_id(sub.id, rg, arm.IDENTITY_ARM_TYPE, name)
@@ -127,9 +127,9 @@ def create_resource(
 ) -> Resource:
     rtype = arm.resource_type(type_key)
     arm.validate_resource_name(type_key, name)
-    rg = resource_group or DEFAULT_RESOURCE_GROUP
+    rg = DEFAULT_RESOURCE_GROUP if resource_group is None else resource_group  # -g "" is refused, not the default
     arm.validate_resource_group(rg)
-    loc = location or DEFAULT_LOCATION
+    loc = DEFAULT_LOCATION if location is None else location
     arm.validate_location(loc)
     sub = lookup.subscription(ctx.state, subscription_ref)
     rid = arm.resource_id(sub.id, rg, rtype.arm_type, name)

@@ -54,7 +54,7 @@ def migrate(ctx: Ctx, target: Resource | Identity, subscription_ref: str, resour
         )
     resource = target
     sub = lookup.subscription(state, subscription_ref)
-    rg = resource_group or resource.resource_group
+    rg = resource.resource_group if resource_group is None else resource_group
     arm.validate_resource_group(rg)
     old_id = resource.id
     old_sub = resource.subscription_id
