@@ -134,7 +134,7 @@ def test_import_validates_before_replacing_anything(world, isolated_state, tmp_p
 
 
 def test_import_of_a_missing_file(cli, tmp_path):
-    fails(cli("state", "import", str(tmp_path / "nope.json")), 1, "no such file")
+    fails(cli("state", "import", str(tmp_path / "nope.json")), 3, "no such file")  # not found, as for msi apply
 
 
 def test_export_help_warns_about_private_keys(cli):

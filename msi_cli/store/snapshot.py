@@ -22,7 +22,7 @@ from typing import Any
 
 from msi_cli import __version__
 from msi_cli.core.model import State
-from msi_cli.errors import StateError
+from msi_cli.errors import NotFound, StateError
 from msi_cli.store import codec, files
 from msi_cli.store.statefile import StateFile, _key_names
 
@@ -122,7 +122,7 @@ def _read_export(src: Path) -> tuple[bytes, dict[str, bytes], bytes]:
         with open(src, "rb") as fh:
             raw = fh.read(MAX_EXPORT_BYTES + 1)
     except FileNotFoundError:
-        raise StateError(f"{src}: no such file; nothing was changed") from None
+        raise NotFound(f"{src}: no such file; nothing was changed") from None  # exit 3, as msi apply's
     except OSError as exc:
         raise StateError(f"cannot read {src}: {exc.strerror or exc}; nothing was changed") from None
     if len(raw) > MAX_EXPORT_BYTES:
