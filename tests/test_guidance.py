@@ -83,6 +83,13 @@ def test_a_name_outside_the_group_given_says_where_it_is(world):
     assert "did you mean" not in line
 
 
+def test_listing_a_group_that_does_not_exist_is_not_an_empty_list(world):
+    """As az resource list -g answers (ResourceGroupNotFound; Azure/azure-cli#2184)."""
+    for kind in ("resources", "identities"):
+        fails(world("list", kind, "-g", "rg2"), 3, "resource group 'rg2' not found", "did you mean 'rg1'?")
+    assert [r["name"] for r in world.json("list", "resources", "-g", "RG1")] == ["vm1"]
+
+
 def test_unknown_identity_suggests_the_closest(world, isolated_state):
     before = isolated_state.read_bytes()
     fails(world("assign", "vm1", "--user-assigned", "shraed-id"), 3, "'shraed-id' not found", "did you mean 'shared-id'?")
