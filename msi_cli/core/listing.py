@@ -23,7 +23,7 @@ def collect(
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     tenant_id = lookup.tenant(state, tenant).id if tenant else None
     rg = resource_group.lower() if resource_group is not None else None
-    if rg is not None and not any(g.name.lower() == rg and sub_id in (None, g.subscription_id) for g in state.resource_groups.values()):
+    if resource_group is not None and not any(g.name.lower() == rg and sub_id in (None, g.subscription_id) for g in state.resource_groups.values()):
         # as az's list commands answer for a group that does not exist (ResourceGroupNotFound), not an empty list
         names = [g.name for g in state.resource_groups.values()]
         raise NotFound(f"resource group '{resource_group}' not found", hint=lookup.did_you_mean(resource_group, names))
