@@ -418,6 +418,12 @@ def test_resource_group_names_are_validated(cli, isolated_state, good, bad):
     assert cli.json("create-resource", "vm1", "--type", "vm", "-g", good)["resourceGroup"] == good
 
 
+def test_a_name_refused_for_a_tab_or_newline_shows_it_escaped(cli):
+    """Not as a space, which would make the refused name look valid."""
+    fails(cli("create-tenant", "tab\there"), 1, "invalid tenant name 'tab\\x09here'")
+    fails(cli("create-identity", "a\nb"), 1, "invalid user-assigned identity name 'a\\x0ab'")
+
+
 def test_invalid_location_is_refused(cli, isolated_state):
     cli.ok("create-identity", "seed-id")
     before = isolated_state.read_bytes()

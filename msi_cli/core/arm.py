@@ -6,7 +6,7 @@ import functools
 import os
 import re
 
-from msi_cli.errors import InvalidArgument, InvalidName
+from msi_cli.errors import InvalidArgument, InvalidName, printable
 from msi_cli.core.datatype import record
 
 
@@ -128,25 +128,25 @@ def is_guid(value: str) -> bool:
 def validate_resource_name(type_key: str, name: str) -> None:
     rtype = resource_type(type_key)
     if not rx(rtype.name_rule).fullmatch(name):
-        raise InvalidName(f"invalid {rtype.label} name '{name}': {rtype.name_help}")
+        raise InvalidName(f"invalid {rtype.label} name '{printable(name)}': {rtype.name_help}")
 
 
 def validate_identity_name(name: str) -> None:
     if not rx(_IDENTITY_RULE).fullmatch(name):
-        raise InvalidName(f"invalid user-assigned identity name '{name}': {_IDENTITY_HELP}")
+        raise InvalidName(f"invalid user-assigned identity name '{printable(name)}': {_IDENTITY_HELP}")
 
 
 def validate_resource_group(name: str) -> None:
     if not rx(_RG_RULE).fullmatch(name):
         raise InvalidName(
-            f"invalid resource group name '{name}': 1-90 characters: letters, digits, '_', '-', "
+            f"invalid resource group name '{printable(name)}': 1-90 characters: letters, digits, '_', '-', "
             "'.', '(' and ')', not ending with '.'"
         )
 
 
 def validate_location(name: str) -> None:
     if not rx(_LOCATION_RULE).fullmatch(name):
-        raise InvalidName(f"invalid location '{name}': use a region name such as eastus or westeurope")
+        raise InvalidName(f"invalid location '{printable(name)}': use a region name such as eastus or westeurope")
 
 
 # Characters no name may hold: controls (C0, DEL, C1), lone surrogates (bytes that were not UTF-8
@@ -165,7 +165,7 @@ def unprintable(value: str) -> bool:
 
 def validate_display_name(what: str, name: str, limit: int) -> None:
     if not name.strip() or len(name) > limit or unprintable(name):
-        raise InvalidName(f"invalid {what} name '{name}': 1-{limit} printable characters (UTF-8 text, no control characters)")
+        raise InvalidName(f"invalid {what} name '{printable(name)}': 1-{limit} printable characters (UTF-8 text, no control characters)")
 
 
 def resource_id(subscription_id: str, resource_group: str, arm_type: str, name: str) -> str:
