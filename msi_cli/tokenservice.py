@@ -40,7 +40,7 @@ def acquire(sf: StateFile, resource: Resource, audience: str, selector: tokens.S
         current = lookup.resource(ctx.state, resource.id)
         identity = tokens.select(ctx.state, current, selector)
         key = tokens.cache_key(ctx.state, current, identity, audience)
-        cache = TokenCache(sf.tokens_path)  # another process may have minted while we waited
+        cache = TokenCache(sf.tokens_path, under_lock=True)  # another process may have minted while we waited
         entry = cache.get(key)
         hit = tokens.from_cache(entry, ctx.now) if entry else None
         if hit is not None:

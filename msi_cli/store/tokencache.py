@@ -55,8 +55,11 @@ class Snapshot:
 
 
 class TokenCache:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, under_lock: bool = False) -> None:
+        """`under_lock`: made while the state lock is held, so what it reads stays current until
+        the lock is released (a write need not read the file again)."""
         self.path = path
+        self.under_lock = under_lock
         self._entries: dict[str, Any] | None = None
 
     def _load(self) -> dict[str, Any]:
@@ -69,7 +72,8 @@ class TokenCache:
 
     def put(self, key: str, response: Entry, now: int) -> None:
         """Store a response (call with the state lock held); expired entries are dropped."""
-        self._entries = None  # re-read under the lock
+        if not self.under_lock:
+            self._entries = None  # re-read under the lock
         entries = {
             k: v for k, v in self._load().items()
             if isinstance(v, dict) and str(v.get("expires_on", "0")).isdigit() and int(v["expires_on"]) > now
