@@ -105,3 +105,105 @@ def test_an_identity_shared_with_an_app_of_another_subscription_is_replaced_for_
     mine = cli.json("show", "vmB")["identity"]["userAssignedIdentities"]
     assert [k.rsplit("/", 1)[-1] for k in mine] == ["uid"] and uid not in mine  # its own uid, in rgb
     assert cli.json("check-access", "vmB", "--scope", "kvb", "--role", "Key Vault Secrets User")["allowed"] is True
+
+
+CROSS = """format = "msi-estate"
+[[tenants]]
+name = "Fabrikam"
+[[subscriptions]]
+name = "s1"
+[[subscriptions]]
+name = "s2"
+[[identities]]
+name = "xid"
+subscription = "s1"
+resource_group = "rg-a"
+[[identities]]
+name = "xid"
+subscription = "s1"
+resource_group = "rg-b"
+[[identities]]
+name = "{long}"
+subscription = "s1"
+resource_group = "rg-a"
+[[identities]]
+name = "s2id"
+subscription = "s2"
+resource_group = "rg5"
+[[identities]]
+name = "{long}"
+subscription = "s2"
+resource_group = "app-rg2"
+[[resources]]
+name = "app2"
+type = "vm"
+subscription = "s2"
+resource_group = "app-rg2"
+user_assigned = ["s1/rg-a/xid", "s1/rg-b/xid", "s1/rg-a/{long}"]
+[[resources]]
+name = "app6"
+type = "webapp"
+subscription = "s1"
+resource_group = "rg1"
+user_assigned = ["s2/rg5/s2id"]
+[[resources]]
+name = "kv1"
+type = "keyvault"
+subscription = "s1"
+resource_group = "rg1"
+[[resources]]
+name = "kv2"
+type = "keyvault"
+subscription = "s2"
+resource_group = "app-rg2"
+[[role_assignments]]
+role = "Reader"
+scope = "/subscriptions/s2"
+identity = "s1/rg-a/xid"
+[[role_assignments]]
+role = "Contributor"
+scope = "/subscriptions/s2/resourceGroups/app-rg2"
+identity = "s1/rg-b/xid"
+[[role_assignments]]
+role = "Key Vault Secrets User"
+scope = "/subscriptions/s2/resourceGroups/app-rg2/providers/Microsoft.KeyVault/vaults/kv2"
+identity = "s1/rg-a/xid"
+[[role_assignments]]
+role = "Key Vault Secrets User"
+scope = "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1"
+identity = "s2/rg5/s2id"
+"""
+
+
+def test_the_fixes_hold_for_identities_shared_every_way_across_the_tenants(cli, tmp_path: Path) -> None:
+    """Two identities of one name shared with one app of the other tenant (two replacements: xid and
+    xid-2); a 128-character name taken in the app's group (its replacement's name is cut to fit); an
+    app that moves away from its identity's tenant (s2id); an access at a vault deleted before the
+    move (not granted again). Every fix command succeeds, and every app then gets a token with each
+    of its identities and keeps its access."""
+    estate = tmp_path / "cross.toml"
+    estate.write_text(CROSS.format(long="L" * 128))
+    cli.ok("apply", str(estate), "-o", "none")
+    cli.ok("create-resource", "kv3", "--type", "keyvault", "-g", "app-rg2", "--subscription", "s2", "-o", "none")
+    cli.ok("grant", cli.json("show", "xid", "-g", "rg-a")["id"], "--role", "Reader", "--scope", "kv3", "-o", "none")
+    cli.ok("delete", "kv3", "--yes", "-o", "none")  # that access is orphaned now
+    rehearsal = cli.json("move-subscription", "s1", "--tenant", "Fabrikam", "--what-if")
+    assert [b["usedBy"] for b in rehearsal["brokenIdentities"] if b["name"] == "s2id"] == [[cli.json("show", "app6")["id"]]]
+    assert not any("kv3" in line for line in rehearsal["fixCommands"])
+    cli.ok("move-subscription", "s1", "--tenant", "Fabrikam", "--yes", "-o", "none")
+    _run_fixes(cli, rehearsal["fixCommands"])
+    held = {app: cli.json("show", app)["identity"]["userAssignedIdentities"] for app in ("app2", "app6")}
+    for app, uids in held.items():
+        for uid in uids:
+            assert cli.json("token", app, "--audience", VAULT, "--msi-res-id", uid)["access_token"], (app, uid)
+    by_name = {k.rsplit("/", 1)[-1]: v["principalId"] for k, v in held["app2"].items()}
+    assert sorted(by_name) == ["L" * 126 + "-2", "xid", "xid-2"]
+
+    def roles_of(principal: str) -> set[tuple[str, str]]:
+        return {(a["roleDefinitionName"], a["scope"].rsplit("/", 1)[-1]) for a in cli.json("list", "role-assignments", "--principal", principal)}
+
+    s2 = next(s["id"] for s in cli.json("list", "subscriptions") if s["name"] == "s2")
+    assert roles_of(by_name["xid"]) == {("Reader", s2), ("Key Vault Secrets User", "kv2")}  # rg-a/xid's access in s2
+    assert roles_of(by_name["xid-2"]) == {("Contributor", "app-rg2")}  # rg-b/xid's
+    (s2id,) = held["app6"].values()
+    assert roles_of(s2id["principalId"]) == {("Key Vault Secrets User", "kv1")}  # granted again to app6's own s2id, in s1

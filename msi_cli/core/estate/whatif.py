@@ -174,19 +174,20 @@ def _broken(after: State, result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _fixes(before: State, after: State, recreate: list[Identity], broken: list[dict[str, Any]],
            deleted: list[RoleAssignment], orphaned: list[RoleAssignment]) -> list[str]:
-    """The msi commands that repair what the move breaks, in the order they must run: detach and
-    re-create user-assigned identities (with their federated credentials) and attach them again;
-    disable and re-enable broken system-assigned identities; then grant the lost access again, to
-    the new principals, and remove the orphaned assignments."""
+    """The msi commands that repair what the move breaks, in the order they must run: give the apps
+    that lose a user-assigned identity across tenants one of their own; detach and re-create
+    user-assigned identities (with their federated credentials) and attach them again; disable and
+    re-enable broken system-assigned identities; then grant the lost access again, to the new
+    principals, and remove the orphaned assignments. Roles msi does not know are left alone."""
     cmds: list[str] = []
     renewed: dict[str, str] = {}  # old principal id -> how to name its successor in `msi grant`
-    seen: set[tuple[str, str, str]] = set()
     names = {rid: d.name for rid, d in roledefs.ROLES_BY_ID.items()}
+    replace = _Replacer(before, after, names, [*deleted, *orphaned])
     for i in recreate:
         p = arm.parts(i.resource_id)
         home = _tenant_of_id(after, i.resource_id)
         users = [rid for rid in _users_of(after, i) if _tenant_of_id(after, rid) == home]
-        cmds.extend(_replacements(after, i, [rid for rid in _users_of(after, i) if rid not in users], names, seen))
+        cmds.extend(replace(i, [rid for rid in _users_of(after, i) if rid not in users]))
         for rid in users:
             cmds.append(f"msi unassign {_q(rid)} --user-assigned {_q(i.resource_id)}")
         cmds.append(f"msi delete {_q(i.resource_id)} --yes")
@@ -197,17 +198,20 @@ def _fixes(before: State, after: State, recreate: list[Identity], broken: list[d
         for rid in users:
             cmds.append(f"msi assign {_q(rid)} --user-assigned {_q(i.resource_id)}")
         renewed[i.principal_id] = i.resource_id
+    recreated = {i.principal_id for i in recreate}
     for entry in broken:
         if entry["kind"] == SYSTEM:
             for rid in entry["usedBy"]:
                 cmds.append(f"msi unassign {_q(rid)} --system-assigned")
                 cmds.append(f"msi assign {_q(rid)} --system-assigned")
                 renewed[entry["principalId"]] = rid
-    for a in orphaned:  # at a scope that moved: remove it, grant at the new id
-        role = names.get(a.role_definition_id, a.role_definition_id)
-        cmds.append(f"msi revoke {a.principal_id} --role {_q(role)} --scope {_q(a.scope)}")
+        elif entry["principalId"] not in recreated:  # it stays; the apps that moved away from its tenant lose it
+            cmds.extend(replace(after.identities[entry["principalId"]], entry["usedBy"]))
+    known = [a for a in orphaned if a.role_definition_id in names]
+    for a in known:  # at a scope that moved: remove it, grant at the new id
+        cmds.append(f"msi revoke {a.principal_id} --role {_q(names[a.role_definition_id])} --scope {_q(a.scope)}")
     moved_away = {a.id for a in orphaned}
-    regrants = [*deleted, *orphaned, *(a for a in after.role_assignments.values() if a.principal_id in renewed and a.id not in moved_away)]
+    regrants = [*deleted, *known, *(a for a in after.role_assignments.values() if a.principal_id in renewed and a.id not in moved_away)]
     for a in regrants:
         principal = renewed.get(a.principal_id)
         if principal is None:
@@ -215,46 +219,61 @@ def _fixes(before: State, after: State, recreate: list[Identity], broken: list[d
             if identity is None:
                 continue  # the principal was already gone: nothing to grant to
             principal = identity.resource_id
-        scope = _new_scope(before, after, a.scope)
-        if scope is None or not _same_tenant(after, principal, scope):
-            continue
-        role = names.get(a.role_definition_id, a.role_definition_id)
+        cmds.extend(replace.grant(a, principal))
+    return cmds
+
+
+class _Replacer:
+    """Identities for the apps that lose a user-assigned identity across tenants (an identity of
+    another tenant cannot be attached): one of the same name beside each app, with the old one's
+    access in that app's tenant, attached before the old one is detached. Also grants once each."""
+
+    def __init__(self, before: State, after: State, names: dict[str, str], lost: list[RoleAssignment]) -> None:
+        self.before, self.after, self.names, self.lost = before, after, names, lost
+        self.taken = {i.resource_id.lower() for i in lookup.user_identities(after)}  # names made here included
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def __call__(self, old: Identity, users: list[str]) -> list[str]:
+        cmds: list[str] = []
+        made: dict[tuple[str, str], str] = {}
+        for rid in users:
+            p = arm.parts(rid)
+            place = (p.subscription, p.resource_group or "")
+            new = made.get(place)
+            if new is None:
+                name = self._free(place, old.name)
+                new = made[place] = arm.resource_id(place[0], place[1], arm.IDENTITY_ARM_TYPE, name)
+                cmds.append(f"msi create-identity {_q(name)} -g {_q(place[1])} --subscription {place[0]} "
+                            f"--location {self.after.resources[rid.lower()].location}")
+                for a in [*self.lost, *self.after.role_assignments.values()]:
+                    if a.principal_id == old.principal_id:
+                        cmds.extend(self.grant(a, new))
+            cmds.append(f"msi assign {_q(rid)} --user-assigned {_q(new)}")  # first: the app is never left without one
+            cmds.append(f"msi unassign {_q(rid)} --user-assigned {_q(old.resource_id)}")
+        return cmds
+
+    def _free(self, place: tuple[str, str], base: str) -> str:
+        """`base`, or `base-2`, `base-3`... (within the 128 characters a name may have): the first
+        name no identity in that group has, nor one made by an earlier fix."""
+        name, n = base, 1
+        while arm.resource_id(place[0], place[1], arm.IDENTITY_ARM_TYPE, name).lower() in self.taken:
+            n += 1
+            name = base[: 128 - len(f"-{n}")] + f"-{n}"
+        self.taken.add(arm.resource_id(place[0], place[1], arm.IDENTITY_ARM_TYPE, name).lower())
+        return name
+
+    def grant(self, a: RoleAssignment, principal: str) -> list[str]:
+        """`msi grant` of `a`'s role to `principal` where `a`'s scope is after the move, if it still
+        exists, the role is one msi knows, the tenants agree, and it was not granted already."""
+        role = self.names.get(a.role_definition_id)
+        scope = _new_scope(self.before, self.after, a.scope)
+        if role is None or scope is None or not _same_tenant(self.after, principal, scope):
+            return []
         key = (principal.lower(), role, scope.lower())
-        if key not in seen:
-            seen.add(key)
-            cmds.append(f"msi grant {_q(principal)} --role {_q(role)} --scope {_q(scope)}")
-    return cmds
-
-
-def _replacements(after: State, old: Identity, users: list[str], names: dict[str, str], seen: set[tuple[str, str, str]]) -> list[str]:
-    """For the apps of other tenants that use a user-assigned identity to be re-created elsewhere
-    (they keep it until it is deleted, and cannot be given one from another tenant): an identity of
-    the same name beside each app, attached in place of the old one, with the old one's access in
-    that app's tenant."""
-    cmds: list[str] = []
-    taken = {i.resource_id.lower() for i in lookup.user_identities(after)}
-    made: dict[tuple[str, str], str] = {}
-    for rid in users:
-        p = arm.parts(rid)
-        place = (p.subscription, p.resource_group or "")
-        new = made.get(place)
-        if new is None:
-            name, n = old.name, 1
-            while arm.resource_id(place[0], place[1], arm.IDENTITY_ARM_TYPE, name).lower() in taken:
-                n += 1
-                name = f"{old.name}-{n}"
-            new = made[place] = arm.resource_id(place[0], place[1], arm.IDENTITY_ARM_TYPE, name)
-            taken.add(new.lower())
-            cmds.append(f"msi create-identity {_q(name)} -g {_q(place[1])} --subscription {place[0]} --location {after.resources[rid.lower()].location}")
-            for a in after.role_assignments.values():
-                role = names.get(a.role_definition_id)
-                key = (new.lower(), role or "", a.scope.lower())
-                if a.principal_id == old.principal_id and role is not None and key not in seen and _same_tenant(after, new, a.scope):
-                    seen.add(key)
-                    cmds.append(f"msi grant {_q(new)} --role {_q(role)} --scope {_q(a.scope)}")
-        cmds.append(f"msi unassign {_q(rid)} --user-assigned {_q(old.resource_id)}")
-        cmds.append(f"msi assign {_q(rid)} --user-assigned {_q(new)}")
-    return cmds
+        if key in self.seen:
+            return []
+        self.seen.add(key)
+        return [f"msi grant {_q(principal)} --role {_q(role)} --scope {_q(scope)}"]
 
 
 def _new_scope(before: State, after: State, scope: str) -> str | None:
