@@ -88,6 +88,10 @@ def test_listing_a_group_that_does_not_exist_is_not_an_empty_list(world):
     for kind in ("resources", "identities"):
         fails(world("list", kind, "-g", "rg2"), 3, "resource group 'rg2' not found", "did you mean 'rg1'?")
     assert [r["name"] for r in world.json("list", "resources", "-g", "RG1")] == ["vm1"]
+    world.ok("create-subscription", SUB2, "-o", "none")
+    line = fails(world("list", "resources", "-g", "rg1", "--subscription", SUB2), 3, "resource group 'rg1' not found in subscription")
+    assert "found in subscription" in line and "did you mean" not in line
+    fails(world("list", "resources", "-g", ""), 1, "invalid resource group name ''")
 
 
 def test_unknown_identity_suggests_the_closest(world, isolated_state):

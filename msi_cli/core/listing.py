@@ -25,6 +25,11 @@ def collect(
     rg = resource_group.lower() if resource_group is not None else None
     if resource_group is not None and not any(g.name.lower() == rg and sub_id in (None, g.subscription_id) for g in state.resource_groups.values()):
         # as az's list commands answer for a group that does not exist (ResourceGroupNotFound), not an empty list
+        arm.validate_resource_group(resource_group)  # -g '' is refused as the invalid name it is
+        elsewhere = [g for g in state.resource_groups.values() if g.name.lower() == rg]
+        if elsewhere:
+            raise NotFound(f"resource group '{resource_group}' not found in subscription {sub_id}",
+                           hint="found in subscription " + " and ".join(sorted(g.subscription_id for g in elsewhere)))
         names = [g.name for g in state.resource_groups.values()]
         raise NotFound(f"resource group '{resource_group}' not found", hint=lookup.did_you_mean(resource_group, names))
     if deleted:
