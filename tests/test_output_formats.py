@@ -20,6 +20,19 @@ def test_yaml_is_azs_safe_dump(cli):
     assert listed == "- web1\n"
 
 
+@pytest.mark.parametrize("mark", ["\u202e", "\u2066", "\u200f", "\u2028"])
+def test_yaml_writes_no_bidi_mark_raw_and_keeps_the_value(cli, mark):
+    """PyYAML keeps such characters raw where unicode is kept; msi escapes them (and so every
+    non-ASCII character of that document), as its JSON, TSV and tables do."""
+    cli.ok("create-identity", "deploy-id", "-o", "none")
+    subject = f"repo:o/a:ref:refs/heads/{mark}niam-é"
+    cli.ok("federation", "add", "deploy-id", "--name", "rlo", "--issuer", "https://example.com", "--subject", subject, "-o", "none")
+    out = cli.ok("federation", "show", "deploy-id", "rlo", "-o", "yaml").stdout
+    assert mark not in out and "é" not in out
+    assert yaml.safe_load(out)["subject"] == subject
+    assert "é" in cli.ok("show", "deploy-id", "-o", "yaml", "--query", "'caf\u00e9'").stdout  # unicode kept otherwise
+
+
 def test_jsonc_is_json_when_piped(cli):
     cli.ok("create-identity", "id1")
     assert cli.ok("show", "id1", "-o", "jsonc").stdout == cli.ok("show", "id1", "-o", "json").stdout

@@ -229,12 +229,17 @@ def _table(data: Any, columns: Columns | None, title: str | None) -> None:
 
 def _yaml(data: Any) -> str:
     """az's `-o yaml` (knack's format_yaml): PyYAML's safe_dump, block style, keys sorted,
-    unicode kept. PyYAML is imported here only, when yaml is asked for."""
+    unicode kept. PyYAML is imported here only, when yaml is asked for. PyYAML writes bidi marks
+    and separators raw where unicode is kept (it escapes only C0/C1 controls), so a document
+    holding one is written with every non-ASCII character escaped instead: the same values,
+    nothing that can reorder what the terminal shows."""
     import yaml
 
     import json
 
-    return str(yaml.safe_dump(json.loads(json.dumps(data)), default_flow_style=False, allow_unicode=True))
+    text = json.dumps(data)  # ASCII: what a JSON escape of one of those characters looks like is searchable
+    unsafe = any(f"\\u{c:04x}" in text for c in (0x061C, 0x200E, 0x200F, *range(0x2028, 0x202F), *range(0x2066, 0x206A)))
+    return str(yaml.safe_dump(json.loads(text), default_flow_style=False, allow_unicode=not unsafe))
 
 
 # DEL, C1 controls and bidi marks, written as \u escapes in JSON (the same value, nothing that can
