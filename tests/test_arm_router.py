@@ -422,6 +422,12 @@ def test_federated_identity_credentials_through_arm_are_msis_own(w, cli):
     assert error_of(w.call("PUT", bad, {"properties": {**props, "subject": "s2"}}, as_="admin"))[:2] == (400, "InvalidResourceName")
     two = {**props, "subject": "s3", "audiences": ["a", "b"]}
     assert error_of(w.call("PUT", other, {"properties": two}, as_="admin"))[:2] == (400, "BadRequest")
+    none = {**props, "subject": "s3", "audiences": []}
+    status, code, message = error_of(w.call("PUT", other, {"properties": none}, as_="admin"))
+    assert (status, code) == (400, "BadRequest") and "exactly one audience, not 0" in message
+    absent = {k: v for k, v in props.items() if k != "audiences"} | {"subject": "s3"}  # required, as the REST API says
+    assert error_of(w.call("PUT", other, {"properties": absent}, as_="admin"))[:2] == (400, "InvalidRequestContent")
+    assert w.call("GET", other, as_="admin").status == 404  # nothing was made
     # a Reader may list, not write
     w.caller("reader", "Reader")
     assert w.call("GET", f"{ident}/federatedIdentityCredentials", as_="reader").status == 200

@@ -72,7 +72,7 @@ def _require_user(identity: Identity) -> None:
 def add(ctx: Ctx, identity: Identity, name: str, issuer: str, subject: str, audiences: list[str] | None = None) -> FederatedCredential:
     """Create a credential, or update the one with this name (name and identity never change)."""
     _require_user(identity)
-    cred = FederatedCredential(identity.principal_id, name, issuer, subject, list(audiences or [DEFAULT_AUDIENCE]), ctx.now_iso)
+    cred = FederatedCredential(identity.principal_id, name, issuer, subject, list(audiences) if audiences is not None else [DEFAULT_AUDIENCE], ctx.now_iso)
     validate(cred)
     state = ctx.state
     k = key(identity.principal_id, name)

@@ -84,9 +84,9 @@ def _properties(body: dict[str, Any]) -> tuple[str, str, list[str]]:
     props = body.get("properties")
     if not isinstance(props, dict):
         raise errors.invalid_content("'properties' must be an object with issuer, subject and audiences")
-    issuer, subject, audiences = props.get("issuer"), props.get("subject"), props.get("audiences", [federation.DEFAULT_AUDIENCE])
+    issuer, subject, audiences = props.get("issuer"), props.get("subject"), props.get("audiences")
     if not isinstance(issuer, str) or not isinstance(subject, str):
         raise errors.invalid_content("'properties.issuer' and 'properties.subject' must be strings")
-    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):  # required, as issuer and subject are
         raise errors.invalid_content("'properties.audiences' must be a list of strings")
     return issuer, subject, audiences
