@@ -311,3 +311,23 @@ def test_the_client_request_id_becomes_the_correlation_id(world):
         status, body = exchange.exchange(ctx, "nowhere", form, BASE, correlation_id="11111111-2222-3333-4444-555555555555")
     assert body["correlation_id"] == "11111111-2222-3333-4444-555555555555"
     assert "Correlation ID: 11111111-2222-3333-4444-555555555555" in body["error_description"]
+
+
+def test_an_assertion_whose_expiry_no_date_holds_is_700024_not_a_crash(world):
+    """Another issuer may write any number: the refusal prints it as it is."""
+    state = world.sf.read()
+    with world.sf.transaction() as ctx:
+        claims = issuers.claims_for(issuers.find(state, "gh"), BASE, ctx.now + 3600, SUBJECT, AUD)  # not valid yet
+        claims["exp"] = 10**18
+        token = issuers.sign(ctx.keys, issuers.find(state, "gh"), claims)
+    desc = refused(world.run(world.form(assertion=token)), 401, "invalid_client", 700024)
+    assert "expiry time of assertion 1000000000000000000." in desc
+
+
+def test_msi_as_an_issuer_makes_tokens_of_at_most_366_days(world):
+    from msi_cli.errors import InvalidArgument
+
+    found = issuers.find(world.sf.read(), "gh")
+    assert issuers.claims_for(found, BASE, 0, SUBJECT, AUD, lifetime=366 * 86400)["exp"] == 366 * 86400
+    with pytest.raises(InvalidArgument, match="at most 366d"):
+        issuers.claims_for(found, BASE, 0, SUBJECT, AUD, lifetime=366 * 86400 + 1)

@@ -67,3 +67,23 @@ def test_many_pipelined_requests_are_answered_in_order(echo):
         assert paths == [b"/%d" % n for n in range(300)]
         assert closed_by_server(sock)
 
+
+
+def test_a_failing_quick_answer_is_left_to_the_handler_and_the_connection_lives():
+    """A bug on the quick path (as a time no date holds once was) does not reach asyncio's
+    protocol (which drops the connection, or kills a TLS one): the handler answers instead."""
+    server = EchoServer(True)
+    answered_quickly = server.http.quick
+
+    def quick(req):
+        if req.path == "/boom":
+            raise OverflowError("timestamp out of range for platform time_t")
+        return answered_quickly(req)
+
+    server.http.quick = quick
+    try:
+        with socket.create_connection(server.addr, timeout=TIMEOUT) as sock:
+            assert body_of(exchange(sock, b"GET /boom HTTP/1.1\r\n\r\n")) == b"GET /boom 0 "
+            assert body_of(exchange(sock, b"GET /after HTTP/1.1\r\n\r\n")) == b"GET /after 0 "  # the same connection
+    finally:
+        server.close()

@@ -223,7 +223,7 @@ def oidc_token(
     audience: Annotated[Optional[str], typer.Option("--audience", help="The token's 'aud' (github: https://github.com/OWNER; "
                                                     "others: api://AzureADTokenExchange).")] = None,
     claim: Annotated[Optional[list[str]], typer.Option("--claim", metavar="NAME=VALUE", help="An extra claim (repeatable).")] = None,
-    lifetime: Annotated[Optional[str], typer.Option("--lifetime", help="Validity, e.g. 5m or 1h (github: 5m, others: 1h).")] = None,
+    lifetime: Annotated[Optional[str], typer.Option("--lifetime", help="Validity, e.g. 5m or 1h (github: 5m, others: 1h); at most 366d.")] = None,
     *, sf: StateArg,
 ) -> dict[str, Any]:
     """Print a token signed by the issuer, as GitHub Actions or a Kubernetes cluster would hand it

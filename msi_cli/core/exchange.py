@@ -186,7 +186,10 @@ def _rs256_verifies(public: PublicKeyTypes, assertion: str) -> bool:
 
 def _stamp(epoch: object) -> str:
     value = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else 0
-    return iso(value).replace("Z", ".0000000Z")
+    try:
+        return iso(value).replace("Z", ".0000000Z")
+    except (OverflowError, OSError, ValueError):  # a time no calendar date holds (another issuer's token may carry one)
+        return str(value)
 
 
 def _check_time(now: int, claims: dict[str, Any]) -> None:

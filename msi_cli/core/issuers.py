@@ -192,6 +192,9 @@ def default_audience(issuer: Issuer, subject: str) -> str:
     return EXCHANGE_AUDIENCE
 
 
+MAX_LIFETIME = 366 * 86400
+
+
 def claims_for(issuer: Issuer, base: str, now: int, subject: str, audience: str | None = None,
                extra: dict[str, Any] | None = None, lifetime: int | None = None) -> dict[str, Any]:
     """The claim set of a token the issuer would hand out now (validated, not signed)."""
@@ -200,6 +203,8 @@ def claims_for(issuer: Issuer, base: str, now: int, subject: str, audience: str 
     life = LIFETIMES[issuer.kind] if lifetime is None else lifetime
     if life <= 0:
         raise InvalidArgument("the token's lifetime must be positive")
+    if life > MAX_LIFETIME:  # msi's limit as the issuer: every time in the token stays a date Entra's messages can print
+        raise InvalidArgument(f"the token's lifetime can be at most {MAX_LIFETIME // 86400}d")
     aud: str | list[str]
     aud = audience or default_audience(issuer, subject)
     claims: dict[str, Any] = {"jti": str(uuid.uuid4()), "sub": subject}

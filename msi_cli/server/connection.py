@@ -149,7 +149,10 @@ class Connection(asyncio.BufferedProtocol):
                 if close:
                     buf.clear()
                 close = close or not keep_alive(request)
-                response = self.server.quick(request) if self.server.quick is not None else None
+                try:
+                    response = self.server.quick(request) if self.server.quick is not None else None
+                except Exception:  # a bug on the quick path: the handler answers (a 500, logged) and the connection lives
+                    response = None
                 if response is None:
                     self.busy = True
                     task = self.server.loop.create_task(self._answer_later(request, close))

@@ -74,6 +74,12 @@ class ServerLog:
             held[0] += 1
             held[1] = message
 
+    def failures(self, message: str) -> None:
+        """The HTTP layer's sink without --verbose: only a handler that failed (a bug of msi's,
+        always logged), not the malformed requests a client or a flood can send."""
+        if message.startswith("500 "):
+            self(message)
+
     def _schedule(self, now: float) -> None:
         """Write the summaries when the window ends, even if no other line comes."""
         if self._timer is not None:

@@ -51,13 +51,13 @@ class Server:
         self.key = runfile.new_key()
         self.app = Application(sf, self.key, list(faults or []), self.pool, self.log, verbose, clock)
         self.http = HttpServer(self.app.handle, quick=self.app.answer_now, server_name=SERVER_NAME,
-                               request_timeout=request_timeout, on_error=self.log if verbose else None, clock=clock,
+                               request_timeout=request_timeout, on_error=self.log if verbose else self.log.failures, clock=clock,
                                open_files=open_files)
         self.https: HttpServer | None = None
         if https_port is not None:
             self.https = HttpServer(functools.partial(self.app.handle, tls=True),
                                     quick=functools.partial(self.app.answer_now, tls=True), server_name=SERVER_NAME,
-                                    request_timeout=request_timeout, on_error=self.log if verbose else None,
+                                    request_timeout=request_timeout, on_error=self.log if verbose else self.log.failures,
                                     clock=clock, open_files=open_files)
         self.url = ""
         self.https_url = ""

@@ -131,7 +131,7 @@ async def _serve(args: argparse.Namespace, key: bytes) -> None:
     app.base_url, app.https_url = args.http_url, args.https_url
     https = HttpServer(lambda req: app.handle(req, tls=True), quick=lambda req: app.answer_now(req, tls=True),
                        server_name=SERVER_NAME, request_timeout=args.request_timeout,
-                       on_error=log if args.verbose else None)
+                       on_error=log if args.verbose else log.failures)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
