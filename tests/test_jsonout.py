@@ -48,3 +48,11 @@ def test_what_json_refuses_is_refused():
         jsonout.dumps({"x": float("nan")})
     with pytest.raises(TypeError):
         jsonout.dumps({"x": object()})
+
+
+def test_keys_are_written_the_same_once_remembered_and_past_the_limit():
+    """The writer remembers how a key is written, up to a limit: the text never changes."""
+    many = {f"k{i}\u00e9\"": i for i in range(jsonout._MAX_KEYS + 50)}
+    for _ in range(2):
+        assert jsonout.dumps([many, {"": "x", 1: "int key"}]) == _reference([many, {"": "x", 1: "int key"}])
+    assert len(jsonout._KEYS) <= jsonout._MAX_KEYS

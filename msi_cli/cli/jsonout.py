@@ -28,6 +28,20 @@ def dumps(data: Any) -> str:
     return "".join(out)
 
 
+# Keys as written ('"name": '): the same few dozen keys repeat on every object of a listing.
+_KEYS: dict[str, str] = {}
+_MAX_KEYS = 512  # a document of odd keys (a --query's, a token's claims) does not grow it past this
+
+
+def _key(key: Any) -> str:
+    if type(key) is not str:
+        raise _Unusual
+    written = encode_basestring(key) + ": "
+    if len(_KEYS) < _MAX_KEYS:
+        _KEYS[key] = written
+    return written
+
+
 def _value(value: Any, out: list[str], newline: str) -> None:
     kind = type(value)
     if kind is str:
@@ -38,16 +52,16 @@ def _value(value: Any, out: list[str], newline: str) -> None:
             return
         inner = newline + "  "
         sep = "{" + inner
+        append, keys = out.append, _KEYS
         for key, item in value.items():
-            if type(key) is not str:
-                raise _Unusual
+            written = keys.get(key) or _key(key)  # an equal str subclass key writes the same text
             if type(item) is str:  # most values: no call for them
-                out.append(sep + encode_basestring(key) + ": " + encode_basestring(item))
+                append(sep + written + encode_basestring(item))
             else:
-                out.append(sep + encode_basestring(key) + ": ")
+                append(sep + written)
                 _value(item, out, inner)
             sep = "," + inner
-        out.append(newline + "}")
+        append(newline + "}")
     elif kind is list or kind is tuple:
         if not value:
             out.append("[]")
