@@ -150,3 +150,56 @@ def test_state_commands_installed(msi_proc, isolated_state, tmp_path):
     assert json.loads(proc.stdout)["resources"] == 1
     assert "PRIVATE" not in proc.stdout and "BEGIN" not in proc.stdout  # never printed
     assert msi_proc("state", "path").stdout == f"{isolated_state}\n"
+
+
+# ---- what export, import and reset refuse to touch ------------------------------------------------------
+
+
+def _everything(state: Path) -> dict[str, bytes]:
+    """The state and every file of its private folder, by path."""
+    found = {str(state): state.read_bytes()}
+    found.update({str(p): p.read_bytes() for p in private(state).rglob("*") if p.is_file() and not p.is_symlink()})
+    return found
+
+
+def test_export_never_overwrites_the_state_its_private_files_or_a_device(world, isolated_state, tmp_path):
+    import os
+
+    world.ok("list", "resources", "-o", "none")
+    before = _everything(isolated_state)
+    for dest in (isolated_state, private(isolated_state) / "activity.jsonl", private(isolated_state) / "lock",
+                 private(isolated_state) / "keys" / sorted(key_files(isolated_state))[0]):
+        fails(world("state", "export", str(dest)), 1, "it is the state itself or one of its private files")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    fails(world("state", "export", str(pipe)), 1, "not a regular file")
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    link = tmp_path / "link.json"
+    link.symlink_to(isolated_state)  # a link to the state: its target is the state
+    fails(world("state", "export", str(link)), 1, "it is the state itself")
+    assert _everything(isolated_state) == before
+    world.ok("state", "export", str(tmp_path / "fixture.json"))
+
+
+@pytest.mark.parametrize("which", ["activity.jsonl", "tokens.json"])
+def test_import_and_reset_change_nothing_when_a_file_they_replace_is_a_folder(world, isolated_state, tmp_path, which):
+    world.ok("state", "export", str(tmp_path / "fixture.json"))
+    world.ok("create-identity", "later-id", "-o", "none")
+    (private(isolated_state) / which).unlink(missing_ok=True)
+    (private(isolated_state) / which).mkdir()
+    before = _everything(isolated_state)
+    fails(world("state", "import", str(tmp_path / "fixture.json")), 1, f"{which} is not a regular file", "nothing was changed")
+    assert _everything(isolated_state) == before
+    fails(world("state", "reset", "--yes"), 1, f"{which} is not a regular file")
+    assert _everything(isolated_state) == before
+
+
+def test_reset_does_not_follow_a_linked_key_folder(world, isolated_state, tmp_path):
+    keys = private(isolated_state) / "keys"
+    elsewhere = tmp_path / "elsewhere"
+    keys.rename(elsewhere)
+    (elsewhere / "other.pem").write_text("not msi's")
+    keys.symlink_to(elsewhere)
+    held = sorted(p.name for p in elsewhere.iterdir())
+    fails(world("state", "reset", "--yes"), 1, "symbolic link")
+    assert sorted(p.name for p in elsewhere.iterdir()) == held and isolated_state.exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ def export_state(sf: StateFile, dest: Path) -> dict[str, Any]:
         raise StateError(f"cannot write {dest}: folder {dest.parent} does not exist")
     if dest.is_dir():
         raise StateError(f"cannot write {dest}: it is a folder")
+    _check_export_path(sf, dest)
     files.write_atomic(dest, json.dumps(doc, indent=1).encode("utf-8"))
     return _summary(state, dest, len(keys))
 
@@ -76,10 +78,11 @@ def import_state(sf: StateFile, src: Path) -> dict[str, Any]:
     files.private_dir(sf.path.parent)
     files.private_dir(sf.private, tighten=True)
     with files.exclusive_lock(sf.lock_path):
+        _check_replaceable(sf)
         files.private_dir(sf.keys_dir, tighten=True)
         for name in sorted(needed):
             files.write_atomic(sf.keys_dir / f"{name}.pem", keys[name])
-        files.write_atomic(sf.path, state_raw)
+        files.write_atomic(sf.path, state_raw)  # the change: what follows was checked above
         _forget_derived(sf)
         _remove_keys_except(sf, needed)
         files.write_atomic(sf.log_path, log)
@@ -94,6 +97,7 @@ def reset_state(sf: StateFile) -> None:
         return
     files.private_dir(sf.private, tighten=True)
     with files.exclusive_lock(sf.lock_path):
+        _check_replaceable(sf)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(sf.path)
         _forget_derived(sf)
@@ -177,6 +181,35 @@ def _check_key(src: Path, name: str, pem: bytes) -> None:
     thumbprint = crypto.sha1_thumbprint_hex(der) if len(name) == 40 else crypto.sha1_thumbprint_b64url(der)
     if thumbprint != name:
         raise StateError(f"{src}: key {name} holds a certificate whose thumbprint is not its name; nothing was changed")
+
+
+def _check_export_path(sf: StateFile, dest: Path) -> None:
+    """An export goes to a file of its own: not the state, nothing in its private folder (the log,
+    the lock, a key), and not a device, pipe or socket (a symbolic link is replaced, not followed)."""
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise StateError(f"cannot write {dest}: it is not a regular file; nothing was exported")
+    target, private = dest.resolve(), sf.private.resolve()
+    if target == sf.path.resolve() or target == private or private in target.parents:
+        raise StateError(f"cannot write {dest}: it is the state itself or one of its private files; nothing was exported",
+                         hint="export to a file of its own, e.g. fixture.json")
+
+
+def _check_replaceable(sf: StateFile) -> None:
+    """Before an import or reset changes anything: the files it replaces or removes beside the
+    state are files (or absent), and the key folder is a folder of msi's, not a link to elsewhere,
+    so that it cannot fail, or reach outside the state, half way."""
+    for path in (sf.log_path, sf.cache_path, sf.private / "cache-text", sf.tokens_path):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise StateError(f"{path} is not a regular file; nothing was changed", hint="move it away; msi makes it again")
+    files.check_private_dir(sf.keys_dir)
 
 
 def _forget_derived(sf: StateFile) -> None:
