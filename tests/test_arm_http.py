@@ -90,3 +90,14 @@ def test_msi_env_az_isolates_az_and_registers_the_cloud(arm_server, msi_proc, is
     assert "AZURE_CONFIG_DIR" not in plain
     ps = msi_proc("env", "admin", "--az", "--shell", "powershell").stdout
     assert f"$Env:AZURE_CONFIG_DIR = '{private / 'azure'}'" in ps and "if (-not $?)" in ps
+
+
+def test_powershell_lines_double_every_character_powershell_takes_for_a_single_quote():
+    """PowerShell's tokenizer ends a single-quoted string at ' and at the typographic quotes
+    U+2018, U+2019, U+201A and U+201B (CharExtensions.IsSingleQuote); each is doubled to stand for
+    itself, so a path such as "Bob’s Projects" or "p’; $(x)" stays one literal string."""
+    from msi_cli.cli.azsetup import ps_quote
+
+    assert ps_quote("/home/Bob\u2019s Projects/x") == "'/home/Bob\u2019\u2019s Projects/x'"
+    assert ps_quote("p\u2018'\u201a\u201b; $(x)") == "'p\u2018\u2018''\u201a\u201a\u201b\u201b; $(x)'"
+    assert ps_quote('"$x" `n') == "'\"$x\" `n'"  # nothing else is special between single quotes

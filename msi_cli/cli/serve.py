@@ -145,7 +145,9 @@ def _quote(shell: Shell, value: str) -> str:
     if shell is Shell.fish:
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if shell is Shell.powershell:
-        return "'" + value.replace("'", "''") + "'"
+        from msi_cli.cli.azsetup import ps_quote
+
+        return ps_quote(value)
     return shlex.quote(value)
 
 
