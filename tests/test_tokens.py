@@ -547,6 +547,17 @@ def test_signing_key_rolls_after_43_days_and_is_gone_after_57(cli, world):
     assert kid2 in {k["kid"] for k in jwks["keys"]}
 
 
+@pytest.mark.parametrize("back", ["1d", "10d", "100d", "400d"])
+def test_after_the_clock_goes_back_the_jwks_still_holds_the_next_key(cli, world, back):
+    """Before the tenant's keys were made, a key is made to sign; the one that takes over from it
+    is published beside it, even when the keys from later on the timeline are not yet."""
+    token_response(cli, "vm1")
+    cli.ok("clock", "advance", "--", f"-{back}")
+    signing = jwt.get_unverified_header(token_response(cli, "vm1", VAULT)["access_token"])["kid"]
+    published = [k["kid"] for k in jwks_of(cli)["keys"]]
+    assert signing in published and len(published) >= 2, published
+
+
 def test_next_signing_key_is_always_published_before_it_signs(cli, world):
     # Azure: "there's always more than one valid key" in the JWKS: the next one is published
     # while the current one signs, so clients that cached the JWKS already know it.

@@ -117,16 +117,26 @@ def current_key(tenant: Tenant, now_iso: str) -> SigningKey | None:
 def keys_due(tenant: Tenant, now_iso: str) -> bool:
     """Whether `signing_key` has work to do: no key in force, or none published to follow it."""
     key = current_key(tenant, now_iso)
-    return key is None or not any(k.created >= key.signs_until for k in tenant.signing_keys)
+    return key is None or not _has_successor(tenant, key)
+
+
+def _has_successor(tenant: Tenant, key: SigningKey) -> bool:
+    """Whether a key takes over the moment `key` stops signing. (A key further on, from before
+    the clock went back, does not: it is not published yet, and the gap would be signed by a key
+    made only then.)"""
+    return any(k.created == key.signs_until for k in tenant.signing_keys)
 
 
 def _publish_successor(ctx: Ctx, tenant: Tenant, current: SigningKey) -> None:
     """Publish the key that will take over from `current` (so the JWKS always holds more than
-    one valid key, and clients that cached it already know the next one)."""
-    if any(k.created >= current.signs_until for k in tenant.signing_keys):
+    one valid key, and clients that cached it already know the next one). After the clock went
+    back, it signs until the next key already on the timeline takes over, as `signing_key`'s do."""
+    if _has_successor(tenant, current):
         return
     start = epoch(current.signs_until)
-    nxt = ctx.keys.new_signing_key(tenant.id, start, start + KEY_SIGNS_FOR, start + KEY_SIGNS_FOR + KEY_PUBLISHED_AFTER)
+    upcoming = [epoch(k.created) for k in tenant.signing_keys if k.created > current.signs_until]
+    until = min([start + KEY_SIGNS_FOR, *upcoming])
+    nxt = ctx.keys.new_signing_key(tenant.id, start, until, until + KEY_PUBLISHED_AFTER)
     tenant.signing_keys.append(nxt)
     ctx.log("Publish next signing key", tenant.name, f"kid {nxt.kid}, signs from {nxt.created}")
 
