@@ -449,3 +449,22 @@ def test_a_resource_shows_the_same_identity_block_through_arm_and_msi(w, cli):
     shown = cli.json("show", "vm9")["identity"]
     assert shown["userAssignedIdentities"] == vm["identity"]["userAssignedIdentities"]
     assert w.call("GET", vm["id"], as_="admin").json()["identity"] == shown
+
+
+def test_a_body_nested_too_deeply_is_invalid_content_and_is_read_only_after_the_token(w):
+    deep = b"[" * 30000 + b"]" * 30000
+    path = w.rg("ci")
+    assert w.call("PUT", path, deep).status == 401  # no token: the body is never parsed
+    for method in ("PUT", "PATCH"):
+        status, code, message = error_of(w.call(method, path, deep, as_="admin"))
+        assert (status, code) == (400, "InvalidRequestContent") and "nested too deeply" in message
+
+
+def test_a_federated_credential_field_with_a_lone_surrogate_is_a_400_and_changes_nothing(w):
+    ident = w.call("PUT", f"{w.rg('ci')}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1",
+                   {"location": "eastus"}, as_="admin").json()["id"]
+    before = w.sf.path.read_bytes()
+    body = b'{"properties":{"issuer":"https://i/","subject":"s\\ud800","audiences":["api://AzureADTokenExchange"]}}'
+    status, code, message = error_of(w.call("PUT", f"{ident}/federatedIdentityCredentials/evil", body, as_="admin"))
+    assert (status, code) == (400, "BadRequest") and "lone surrogate" in message
+    assert w.sf.path.read_bytes() == before

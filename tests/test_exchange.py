@@ -331,3 +331,10 @@ def test_msi_as_an_issuer_makes_tokens_of_at_most_366_days(world):
     assert issuers.claims_for(found, BASE, 0, SUBJECT, AUD, lifetime=366 * 86400)["exp"] == 366 * 86400
     with pytest.raises(InvalidArgument, match="at most 366d"):
         issuers.claims_for(found, BASE, 0, SUBJECT, AUD, lifetime=366 * 86400 + 1)
+
+
+def test_an_assertion_nested_too_deeply_is_50027(world):
+    import base64
+
+    deep = base64.urlsafe_b64encode(b"[" * 30000 + b"]" * 30000).decode().rstrip("=")
+    refused(world.run(world.form(assertion=f"{deep}.{deep}.sig")), 400, "invalid_request", 50027)

@@ -137,7 +137,7 @@ def _decode(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         head, body, _ = assertion.split(".")
         header, claims = json.loads(crypto.b64url_decode(head)), json.loads(crypto.b64url_decode(body))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested too deeply: as malformed as any other
         header = claims = None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise Refused(400, "invalid_request", 50027, "JWT token is invalid or malformed.", reason="the client assertion is not a JWT")

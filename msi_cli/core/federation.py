@@ -48,6 +48,8 @@ def validate_field(what: str, value: str) -> None:
         raise MsiError(f"the federated identity credential's {what} must not be empty")
     if len(value) > MAX_FIELD:
         raise MsiError(f"the federated identity credential's {what} is {len(value)} characters long; at most {MAX_FIELD} are allowed")
+    if any("\ud800" <= c <= "\udfff" for c in value):  # no UTF-8 holds one (the state file could not either)
+        raise MsiError(f"the federated identity credential's {what} is not valid Unicode text (it holds a lone surrogate)")
 
 
 def validate(cred: FederatedCredential) -> None:

@@ -79,12 +79,12 @@ def _handle(method: str, path: str, raw_query: str, headers: dict[str, str], bod
     if "api-version" not in query:
         raise errors.missing_api_version()
     handler = _handler(route)
-    parsed_body = _body(body) if method not in READS and method != "DELETE" else None
     # Authenticate against the current state before anything else: a request without a valid
-    # token never waits for (or holds) the state lock.
+    # token never waits for (or holds) the state lock, nor has its body read.
     state = access.snapshot()
     moment = now if now is not None else access.now() + state.clock_offset
     caller = authenticate(state, access.keys, moment, headers.get("authorization"))
+    parsed_body = _body(body) if method not in READS and method != "DELETE" else None
     if method in READS:
         return handler(Call(method, route, query, parsed_body, state, moment, base_url, caller))
     with access.transaction() as ctx:  # authorization and the change, on the state as it is under the lock
@@ -104,6 +104,8 @@ def _body(raw: bytes) -> object:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.invalid_content(str(exc)) from None
+    except RecursionError:
+        raise errors.invalid_content("the JSON is nested too deeply") from None
 
 
 def _handler(route: paths.Route) -> Callable[[Call], Reply]:
