@@ -468,3 +468,19 @@ def test_a_federated_credential_field_with_a_lone_surrogate_is_a_400_and_changes
     status, code, message = error_of(w.call("PUT", f"{ident}/federatedIdentityCredentials/evil", body, as_="admin"))
     assert (status, code) == (400, "BadRequest") and "lone surrogate" in message
     assert w.sf.path.read_bytes() == before
+
+
+def test_a_caller_without_the_right_learns_nothing_of_what_exists(w):
+    """ARM authorizes before it looks: the same 403 for a credential list, a credential or a role
+    assignment whether its identity, group or resource exists or not."""
+    w.caller("nobody")  # no role anywhere
+    uai = f"{w.rg('ci')}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+    w.call("PUT", f"{uai}/id1", {"location": "eastus"}, as_="admin")
+    ra = "/providers/Microsoft.Authorization/roleAssignments"
+    guid = "11111111-2222-3333-4444-555555555555"
+    for real, ghost in ((f"{uai}/id1/federatedIdentityCredentials", f"{uai}/ghost/federatedIdentityCredentials"),
+                        (f"{uai}/id1/federatedIdentityCredentials/c1", f"{uai}/ghost/federatedIdentityCredentials/c1"),
+                        (f"{w.rg('ci')}{ra}", f"{w.rg('secretrg')}{ra}"),
+                        (f"{w.rg('ci')}{ra}/{guid}", f"{w.rg('secretrg')}{ra}/{guid}")):
+        for path in (real, ghost):
+            assert error_of(w.call("GET", path, as_="nobody"))[:2] == (403, "AuthorizationFailed"), path

@@ -28,8 +28,11 @@ def shape(identity: Identity, cred: FederatedCredential) -> dict[str, Any]:
     }
 
 
-def _identity(call: Call) -> Identity:
+def _identity(call: Call, action: str) -> Identity:
+    """The route's identity, once the caller may perform `action` there (ARM authorizes before it
+    looks: a caller without the right learns nothing of what exists)."""
     sub = call.subscription()
+    call.require(action)
     group, name = call.resource_names()
     return existing(call, arm.resource_id(sub.id, group, UAI, name))
 
@@ -38,29 +41,30 @@ def credentials(call: Call) -> Reply:
     """GET .../federatedIdentityCredentials: the identity's credentials."""
     if call.method != "GET":
         raise errors.method_not_allowed(call.method)
-    identity = _identity(call)
-    call.require(READ)
+    identity = _identity(call, READ)
     return Reply(200, {"value": [shape(identity, c) for c in federation.of_identity(call.state, identity)]})
+
+
+_ACTIONS = {"GET": READ, "DELETE": DELETE, "PUT": WRITE}
 
 
 def credential(call: Call) -> Reply:
     """GET, PUT (create or update: 201, then 200) and DELETE (200, or 204 when absent) of one."""
-    identity = _identity(call)
+    if call.method not in _ACTIONS:
+        raise errors.method_not_allowed(call.method)
+    identity = _identity(call, _ACTIONS[call.method])
     name = call.route.params["credential"]
     known = {c.name.lower(): c for c in federation.of_identity(call.state, identity)}
     if call.method == "GET":
-        call.require(READ)
         if name.lower() not in known:
             raise errors.resource_not_found(FIC, name, call.resource_names()[0])
         return Reply(200, shape(identity, known[name.lower()]))
     if call.method == "DELETE":
-        call.require(DELETE)
         if name.lower() not in known:
             return Reply(204)
         federation.remove(call.changing(), _in_transaction(call, identity), name)
         return Reply(200)
     if call.method == "PUT":
-        call.require(WRITE)
         issuer, subject, audiences = _properties(call.json_body())
         try:
             cred = federation.add(call.changing(), _in_transaction(call, identity), name, issuer, subject, audiences)

@@ -15,16 +15,19 @@ _PRINCIPAL = re.compile(r"\s*principalid\s+eq\s+'(?P<v>[^']*)'\s*", re.IGNORECAS
 _AT_SCOPE = re.compile(r"\s*atscope\(\)\s*", re.IGNORECASE)
 
 
-def _check_scope(call: Call) -> str:
+def _check_scope(call: Call, action: str) -> str:
     """The scope before /providers/Microsoft.Authorization: '' (tenant root), a subscription, a
-    resource group or a resource, which must exist."""
+    resource group or a resource, which must exist, once the caller may perform `action` there
+    (as ARM authorizes before it looks: a caller without the right learns nothing of what exists)."""
     scope = call.route.scope
     if scope == "":
+        call.require(action)
         return scope
     parsed = arm.parse_id(scope)
     if parsed is None:
         raise errors.no_route(call.route.path)
     sub = call.subscription()
+    call.require(action)
     if parsed.resource_group is not None and groups.find(call.state, sub.id, parsed.resource_group) is None:
         raise errors.group_not_found(parsed.resource_group)
     if parsed.name is not None and scope.lower() not in call.state.resources:
@@ -38,8 +41,7 @@ def _check_scope(call: Call) -> str:
 def role_definitions(call: Call) -> Reply:
     if call.method != "GET":
         raise errors.method_not_allowed(call.method)
-    _check_scope(call)
-    call.require("Microsoft.Authorization/roleDefinitions/read")
+    _check_scope(call, "Microsoft.Authorization/roleDefinitions/read")
     sub = call.route.subscription
     found = list(roledefs.BUILT_IN_ROLES)
     flt = call.query.get("$filter")
@@ -54,8 +56,7 @@ def role_definitions(call: Call) -> Reply:
 def role_definition(call: Call) -> Reply:
     if call.method != "GET":
         raise errors.method_not_allowed(call.method)
-    _check_scope(call)
-    call.require("Microsoft.Authorization/roleDefinitions/read")
+    _check_scope(call, "Microsoft.Authorization/roleDefinitions/read")
     definition = roledefs.ROLES_BY_ID.get((call.route.name or "").lower())
     if definition is None:
         raise _no_definition(call.route.name or "")
@@ -69,8 +70,7 @@ def _no_definition(ref: str) -> errors.ArmError:
 def role_assignments(call: Call) -> Reply:
     if call.method != "GET":
         raise errors.method_not_allowed(call.method)
-    scope = _check_scope(call)
-    call.require(f"{RA}/read")
+    scope = _check_scope(call, f"{RA}/read")
     flt = call.query.get("$filter", "")
     principal = None
     at_scope = False
@@ -93,26 +93,26 @@ def role_assignments(call: Call) -> Reply:
     return Reply(200, {"value": out})
 
 
+_ACTIONS = {"GET": f"{RA}/read", "DELETE": f"{RA}/delete", "PUT": f"{RA}/write"}
+
+
 def role_assignment(call: Call) -> Reply:
-    scope = _check_scope(call)
+    if call.method not in _ACTIONS:
+        raise errors.method_not_allowed(call.method)
+    scope = _check_scope(call, _ACTIONS[call.method])
     guid = call.route.name or ""
     found = call.state.role_assignments.get(guid.lower())
     if call.method == "GET":
-        call.require(f"{RA}/read")
         if found is None or found.scope.lower() != scope.lower():
             raise errors.ArmError(404, "RoleAssignmentNotFound", f"The role assignment '{guid}' is not found.")
         return Reply(200, shapes.role_assignment(call.state, found))
     if call.method == "DELETE":
-        call.require(f"{RA}/delete")
         if found is None or found.scope.lower() != scope.lower():
             return Reply(204)
         body = shapes.role_assignment(call.state, found)
         roles.delete_assignment(call.changing(), found.id)
         return Reply(200, body)
-    if call.method == "PUT":
-        call.require(f"{RA}/write")
-        return _create(call, scope, guid)
-    raise errors.method_not_allowed(call.method)
+    return _create(call, scope, guid)
 
 
 def _create(call: Call, scope: str, guid: str) -> Reply:
