@@ -6,7 +6,7 @@ a request the application can answer at once (a cache hit) is parsed and answere
 read callback, with no task and no extra loop turn; anything else (a mint, a fault's delay)
 becomes a task, and the connection answers nothing more until it is answered. A body framed by
 Content-Length (up to MAX_BODY) is read into `Request.body`; a chunked one is not read: the
-request is answered without it and the connection closed, so the stream cannot desynchronise.
+request is refused (411) and the connection closed, so the stream cannot desynchronise.
 
 Hostile input: the request head and body have size limits; a client gets `request_timeout`
 seconds from the end of the previous answer (or from connecting) to deliver a complete request,

@@ -15,7 +15,7 @@ class Request:
     headers: dict[str, str]  # lower-case names; a repeated header keeps its first value
     repeated: frozenset[str] = frozenset()  # lower-case names of headers sent more than once
     version: str = "HTTP/1.1"
-    body: bytes = b""  # read when framed by Content-Length (at most 64 KiB); a chunked body is not read
+    body: bytes = b""  # read when framed by Content-Length (at most 64 KiB); a chunked one is refused (411)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

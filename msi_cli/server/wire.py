@@ -89,8 +89,8 @@ class DateHeader:
 
 def framing(request: Request, max_body: int = MAX_BODY) -> tuple[bool, int]:
     """How the request's body is framed: (close after answering, size of the body to read)."""
-    if "transfer-encoding" in request.headers:
-        return True, 0  # not read: answer, then close so the stream cannot desynchronise
+    if "transfer-encoding" in request.headers:  # not read: refused (answering without it would drop a write silently)
+        raise BadRequest(411, "a request body must be framed by Content-Length; chunked bodies are not read")
     length = request.headers.get("content-length")
     if length is None:
         return False, 0
