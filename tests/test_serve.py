@@ -901,3 +901,29 @@ def test_errors_are_logged_without_secrets(world, serve, cli):
     assert " 401 " in logs and "X-IDENTITY-HEADER missing or wrong" in logs
     assert "'vm3' has no managed identity" in logs
     assert secret not in logs and token not in logs and token.split(".")[1] not in logs
+
+
+def test_two_servers_started_at_once_on_one_state_cannot_both_serve(world, isolated_state):
+    """The record is written only once a server listens; the lock it takes first decides, so
+    two starts at the same moment cannot both pass the record's check."""
+    import asyncio
+
+    from msi_cli.errors import MsiError
+    from msi_cli.server.service import Server
+    from msi_cli.store.statefile import StateFile
+
+    async def both() -> list[object]:
+        first, second = Server(StateFile(isolated_state), log=lambda m: None), Server(StateFile(isolated_state), log=lambda m: None)
+        results = await asyncio.gather(first.start(), second.start(), return_exceptions=True)
+        for server, result in zip((first, second), results):
+            if not isinstance(result, BaseException):
+                await server.stop()
+        return results
+
+    results = asyncio.run(both())
+    refused = [r for r in results if isinstance(r, MsiError)]
+    assert len(refused) == 1 and "a server is already running for this state" in refused[0].message, results
+    served = [r for r in results if isinstance(r, str)]
+    assert len(served) == 1 and served[0].startswith("http://127.0.0.1:")
+    again = asyncio.run(both())  # the lock went with the server that stopped
+    assert sum(isinstance(r, str) for r in again) == 1

@@ -22,6 +22,7 @@ from msi_cli.server.faults import Fault
 from msi_cli.server.httploop import REQUEST_TIMEOUT, HttpServer
 from msi_cli.server.serverlog import ServerLog
 from msi_cli.server.timesource import REAL, TimeSource
+from msi_cli.store import files
 from msi_cli.store.statefile import StateFile
 
 if TYPE_CHECKING:
@@ -64,12 +65,29 @@ class Server:
         self.tls_setup: Setup | None = None  # once the HTTPS listener is up
         self._record: runfile.RunRecord | None = None
         self._projections: asyncio.Task[None] | None = None
+        self._serving: int | None = None  # the fd holding the state's serve lock
 
     async def start(self) -> str:
+        # One server per state, also when two start at once: the first holds this lock until it
+        # ends (however it ends); the record's check stays for a server of an older msi.
+        files.private_dir(self.sf.private, tighten=True)
+        self._serving = files.held_lock(self.sf.private / "serve.lock")
+        try:
+            return await self._start()
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._serving is not None:
+            os.close(self._serving)  # the next server may start
+            self._serving = None
+
+    async def _start(self) -> str:
         running = runfile.running(self.sf.server_path)
-        if running is not None and running.pid != os.getpid():
-            raise MsiError(f"a server is already running for this state at {running.url} (pid {running.pid})",
-                           hint="stop it first, or use another --state")
+        if self._serving is None or (running is not None and running.pid != os.getpid()):
+            where = f" at {running.url} (pid {running.pid})" if running is not None else ""
+            raise MsiError(f"a server is already running for this state{where}", hint="stop it first, or use another --state")
         self.app.live.refresh()  # a state that does not load is an error now, not at the first request
         try:
             host, port = await self.http.start(self.host, self.port)
@@ -151,6 +169,7 @@ class Server:
                 worker.stop(self.workers)
             self.log.flush()
             runfile.remove(self.sf.server_path, os.getpid())
+            self._release()
             self.pool.shutdown(wait=False, cancel_futures=True)
 
     def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

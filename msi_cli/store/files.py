@@ -253,6 +253,18 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def held_lock(path: Path) -> int | None:
+    """An fd holding an exclusive advisory lock on `path` (created if needed), or None when
+    another process holds it. The lock lasts until the fd is closed or the process ends."""
+    fd, _ = _open_private(path, os.O_RDWR | os.O_CREAT, "lock file")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def read_private(path: Path, what: str, limit: int = MAX_PRIVATE_BYTES, cache: bool = False) -> bytes | None:
     """A file from msi's private folder (None when missing), checked as `_open_private` does. A
     `cache` that is a folder or a special file is treated as missing (it is rebuilt, or its write
