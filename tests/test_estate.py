@@ -313,3 +313,22 @@ def test_what_if_refuses_what_the_apply_refuses_and_writes_nothing(cli, tmp_path
     assert rehearsed.split(": ", 2)[:2] == applied.split(": ", 2)[:2]
     assert isolated_state.read_bytes() == before
     assert not list(isolated_state.parent.glob(f"{isolated_state.name}.d/keys/*.pem"))
+
+
+def test_an_id_an_orphaned_assignment_names_is_never_given_again(cli, tmp_path: Path) -> None:
+    """Past the soft-delete window the deleted principal is gone, but its orphaned role assignment
+    still names its id: a file asking for that id gets a new one (remapped), and the new identity
+    holds none of the old access, as Azure never gives an object id twice."""
+    cli.ok("create-identity", "old-id", "-o", "none")
+    cli.ok("create-resource", "kv1", "--type", "keyvault", "-o", "none")
+    cli.ok("grant", "old-id", "--role", "Key Vault Secrets User", "--scope", "kv1", "-o", "none")
+    old = cli.json("show", "old-id")["principalId"]
+    cli.ok("delete", "old-id", "--yes", "-o", "none")
+    cli.ok("clock", "advance", "31d", "-o", "none")
+    assert cli.json("list", "principals", "--deleted") == []  # past the window
+    path = _write(tmp_path, f'[[identities]]\nname = "new-id"\nprincipal_id = "{old}"\n'
+                            '[[resources]]\nname = "vm1"\ntype = "vm"\nuser_assigned = ["new-id"]\n')
+    done = cli.json("apply", str(path), "--yes")
+    assert old in done["remapped"] and cli.json("show", "new-id")["principalId"] != old
+    denied = cli("check-access", "vm1", "--scope", "kv1", "--role", "Key Vault Secrets User", "-o", "json")
+    assert denied.exit_code == 1 and "orphaned" in denied.stderr

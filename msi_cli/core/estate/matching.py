@@ -25,6 +25,7 @@ class Matcher:
         self.file_subs: dict[str, str] = {}  # lower name/id -> name
         self.sub_tenant: dict[str, str] = {}  # sub key -> tenant name
         self._by_name: dict[int, dict[str, list[Any]]] = {}  # per reference pool: its keys by name
+        self._referenced: set[str] | None = None  # principal ids role assignments name (made when first needed)
 
     # ---- names ----------------------------------------------------------------------------------------
 

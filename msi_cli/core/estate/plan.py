@@ -113,9 +113,16 @@ class Planner(Matcher):
         return out
 
     def _keep_ids(self, *ids: str | None) -> None:
+        """Ids the file asks to keep that another object has, had (a principal deleted, even past its
+        soft-delete window) or is still named by (an orphaned role assignment): a new one instead,
+        as Azure never gives an object id twice and a new principal never inherits old access."""
+        if not any(ids):
+            return
+        if self._referenced is None:
+            self._referenced = {a.principal_id for a in self.state.role_assignments.values()}
         taken = self.state.identities.keys() | self.state.principals.keys() | self.state.deleted_principals.keys()
         for i in ids:
-            if i and i in taken:
+            if i and (i in taken or i in self._referenced):
                 self.plan.remapped[i] = "(a new id)"
 
     def _credentials(self, key: ObjKey, spec: IdentitySpec, existing: Identity | None, name: str) -> None:
