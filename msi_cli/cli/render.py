@@ -237,15 +237,16 @@ def _yaml(data: Any) -> str:
 
     import json
 
-    text = json.dumps(data)  # ASCII: what a JSON escape of one of those characters looks like is searchable
-    unsafe = any(f"\\u{c:04x}" in text for c in (0x061C, 0x200E, 0x200F, *range(0x2028, 0x202F), *range(0x2066, 0x206A)))
+    text = json.dumps(data, ensure_ascii=False)
+    unsafe = re.search(f"[{_BIDI}]", text) is not None
     return str(yaml.safe_dump(json.loads(text), default_flow_style=False, allow_unicode=not unsafe))
 
 
 # DEL, C1 controls and bidi marks, written as \u escapes in JSON (the same value, nothing that can
 # steer a terminal); found with one regular-expression scan (str.translate with a dict is ~50x slower
 # on a large document such as a long `msi log -o json`)
-_JSON_UNSAFE = "[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"  # compiled when first used
+_BIDI = "\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"  # bidi marks and line separators (a character class's body)
+_JSON_UNSAFE = f"[\x7f-\x9f{_BIDI}]"  # compiled when first used
 
 
 def _json_escape(match: re.Match[str]) -> str:
