@@ -186,8 +186,11 @@ def _fixes(before: State, after: State, recreate: list[Identity], broken: list[d
     for i in recreate:
         p = arm.parts(i.resource_id)
         home = _tenant_of_id(after, i.resource_id)
-        users = [rid for rid in _users_of(after, i) if _tenant_of_id(after, rid) == home]
-        cmds.extend(replace(i, [rid for rid in _users_of(after, i) if rid not in users]))
+        users: list[str] = []  # the apps in the identity's (new) tenant
+        others: list[str] = []  # and those of other tenants
+        for rid in _users_of(after, i):
+            (users if _tenant_of_id(after, rid) == home else others).append(rid)
+        cmds.extend(replace(i, others))
         for rid in users:
             cmds.append(f"msi unassign {_q(rid)} --user-assigned {_q(i.resource_id)}")
         cmds.append(f"msi delete {_q(i.resource_id)} --yes")
