@@ -202,7 +202,7 @@ def _check_replaceable(sf: StateFile) -> None:
     """Before an import or reset changes anything: the files it replaces or removes beside the
     state are files (or absent), and the key folder is a folder of msi's, not a link to elsewhere,
     so that it cannot fail, or reach outside the state, half way."""
-    for path in (sf.log_path, sf.cache_path, sf.private / "cache-text", sf.tokens_path):
+    for path in (sf.log_path, *_derived(sf)):
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -212,10 +212,15 @@ def _check_replaceable(sf: StateFile) -> None:
     files.check_private_dir(sf.keys_dir)
 
 
+def _derived(sf: StateFile) -> tuple[Path, ...]:
+    """Caches of a state: the parse cache (and the record-text cache older versions kept beside
+    it) and the platform's cached tokens."""
+    return sf.cache_path, sf.private / "cache-text", sf.tokens_path
+
+
 def _forget_derived(sf: StateFile) -> None:
-    """Caches of the old state: the parse cache (and the record-text cache older versions kept
-    beside it) and the platform's cached tokens."""
-    for path in (sf.cache_path, sf.private / "cache-text", sf.tokens_path):
+    """Remove the caches of the old state."""
+    for path in _derived(sf):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 
