@@ -193,10 +193,7 @@ def import_az(
     docs = []
     for path in files:
         docs.append((str(path), read_text(path)))
-    state = sf.read()
-    known = {sid.lower(): (sub.name, sub.tenant_id, state.tenants[sub.tenant_id].name)
-             for sid, sub in state.subscriptions.items() if sub.tenant_id in state.tenants}
-    doc, report = azimport.convert(docs, known)
+    doc, report = azimport.convert(docs, sf.read())
     import json
 
     estate = parse(json.dumps(doc, indent=1), "the estate made from the az files", "json")

@@ -15,6 +15,7 @@ from typing import Any
 
 from msi_cli.core import arm, roles
 from msi_cli.core.estate.azfiles import IDENTITY_TYPE, TYPE_KEYS, arm_location, kind_of
+from msi_cli.core.model import State
 from msi_cli.errors import InvalidArgument, MsiError
 
 Doc = dict[str, Any]
@@ -280,10 +281,14 @@ class Converter:
         return out
 
 
-def convert(files: list[tuple[str, str]], known: dict[str, tuple[str, str, str]] | None = None) -> tuple[Doc, dict[str, Any]]:
-    """(the estate document, the report) for az JSON texts given as (name, text). `known`: the
-    state's subscriptions (lower id -> name, tenant id, tenant name), which a file that names a
-    subscription without its `az account list` entry refers to."""
+def convert(files: list[tuple[str, str]], state: State | None = None) -> tuple[Doc, dict[str, Any]]:
+    """(the estate document, the report) for az JSON texts given as (name, text). `state`: the
+    state they are imported into, whose subscriptions a file that names one without its `az
+    account list` entry refers to."""
+    known = {} if state is None else {
+        sid.lower(): (sub.name, sub.tenant_id, state.tenants[sub.tenant_id].name)
+        for sid, sub in state.subscriptions.items() if sub.tenant_id in state.tenants
+    }
     c = Converter(known)
     for name, text in files:
         c.read(name, text)
