@@ -115,7 +115,9 @@ def test_az_scripts_run_against_msi(az):
 
     created = az.ok("identity", "create", "-n", "deployer", "-g", "ci")
     shown = served.msi_json("show", "deployer")
-    assert created["principalId"] == shown["principalId"] and created["id"] == shown["id"]
+    assert created["principalId"] == shown["principalId"]
+    # as `az identity show` prints it in Azure: `resourcegroups` in lower case (Azure/azure-cli#27099)
+    assert created["id"] == shown["id"].replace("/resourceGroups/", "/resourcegroups/") != shown["id"]
     assert created["location"] == "eastus"  # from the group, which az fetched first
     assert az.ok("identity", "show", "-n", "deployer", "-g", "ci")["clientId"] == shown["clientId"]
     assert [i["name"] for i in az.ok("identity", "list", "-g", "ci")] == ["deployer"]
@@ -131,9 +133,12 @@ def test_az_scripts_run_against_msi(az):
     az.ok("vm", "identity", "remove", "-g", "ci", "-n", "app1", "--identities", shown["id"])
     assert served.msi_json("show", "app1")["identity"]["type"] == "SystemAssigned"
 
-    web = az.ok("webapp", "identity", "assign", "-g", "ci", "-n", "web1", "--identities", "[system]", shown["id"])
+    # the id as `az identity create` printed it (lower-case `resourcegroups`), as a script passes it on
+    web = az.ok("webapp", "identity", "assign", "-g", "ci", "-n", "web1", "--identities", "[system]", created["id"])
     web_shown = served.msi_json("show", "web1")["identity"]
-    assert web["principalId"] == web_shown["principalId"] and list(web["userAssignedIdentities"]) == [shown["id"]]
+    assert web["principalId"] == web_shown["principalId"]
+    assert [k.lower() for k in web["userAssignedIdentities"]] == [shown["id"].lower()]
+    assert [v["principalId"] for v in web_shown["userAssignedIdentities"].values()] == [shown["principalId"]]
 
     scope = f"/subscriptions/{az.sub}/resourceGroups/ci"
     ra = az.ok("role", "assignment", "create", "--assignee-object-id", shown["principalId"],

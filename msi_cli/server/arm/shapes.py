@@ -35,13 +35,21 @@ def group(g: ResourceGroup) -> dict[str, Any]:
 
 def user_identity(i: Identity) -> dict[str, Any]:
     return {
-        "id": i.resource_id,
+        "id": as_identity_rp_writes(i.resource_id),
         "name": i.name,
         "type": arm.IDENTITY_ARM_TYPE,
         "location": i.location,
         "tags": {},
         "properties": {"tenantId": i.tenant_id, "principalId": i.principal_id, "clientId": i.client_id},
     }
+
+
+def as_identity_rp_writes(resource_id: str) -> str:
+    """A user-assigned identity's id as Microsoft.ManagedIdentity returns it: with `resourcegroups`
+    in lower case (azure-behaviour.md, "ARM shapes"; Azure/azure-cli#27099, and
+    pulumi/pulumi-azure-native#2152, closed by design). ARM ids are case-insensitive: every route
+    here matches either spelling."""
+    return resource_id.replace("/resourceGroups/", "/resourcegroups/", 1)
 
 
 def system_identity(scope: str, i: Identity) -> dict[str, Any]:
