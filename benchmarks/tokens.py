@@ -4,6 +4,11 @@ certificate), by processes and in-process through the core.
 
 Targets: a cache-hit token <= 2.0x the floor, a fresh token <= 2.5x.
 
+Then where a fresh token's time goes beyond a cache hit, measured inside `msi token` processes
+(each a first token of its identity, as `cli_latency.py` asks): the RS256 signature, the client
+assertion (ES256 signed and verified, the identity's key file read and checked), and the rest of
+the locked transaction; each also as a share of the floor, to set beside the ratios above.
+
 Usage: python benchmarks/tokens.py [--resources 1000] [--rounds 15] [--identities 50] [--bulk 500]
 """
 
@@ -18,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import copy_state, environment, interleaved, msi_command, precompile, run, table
+from _timing import FLOOR, copy_state, environment, interleaved, msi_command, precompile, run, table
 from seed import seed
 
 CACHE_HIT_TARGET = 2.0
@@ -68,6 +73,56 @@ def key_generation(count: int) -> float:
     for n in range(count):
         crypto.new_ec_certificate(f"app{n}", 0, 90 * 86400)
     return time.perf_counter() - started
+
+
+# Runs in a fresh process, as `msi token` would: times each step of one mint, printed as JSON.
+_MINT_STEPS = r"""
+import json, os, sys, time
+from pathlib import Path
+from msi_cli import purekeys, tokenservice
+from msi_cli.core import lookup, tokens
+from msi_cli.store.statefile import StateFile
+
+spent = {}
+def timed(owner, name, label):
+    inner = getattr(owner, name)
+    def step(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+    setattr(owner, name, step)
+
+timed(purekeys, "rs256", "RS256 signature")
+timed(purekeys, "es256", "client assertion")
+timed(purekeys, "es256_verify", "client assertion")
+timed(purekeys, "_read", "client assertion")  # reading and checking the key files
+timed(tokens, "mint", "mint")
+sf = StateFile(Path(os.environ["MSI_STATE"]))
+state = sf.read()
+resource = lookup.resource(state, sys.argv[1])
+started = time.perf_counter()
+tokenservice.acquire(sf, resource, "https://management.azure.com/", tokens.Selector(None, None, None), state)
+spent["acquire"] = time.perf_counter() - started
+print(json.dumps(spent))
+"""
+
+
+def fresh_token_steps(env: dict, names: list[str]) -> dict[str, float]:
+    """Median seconds of each step of a fresh token's mint (one process per name)."""
+    import json
+    import statistics
+
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _MINT_STEPS, name], env=env, check=True,
+                                      capture_output=True, text=True).stdout) for name in names]
+    steps = {}
+    for label in ("RS256 signature", "client assertion"):
+        steps[label] = statistics.median(r[label] for r in runs)
+    steps["the rest of the transaction (lock, state, cache, log, imports)"] = statistics.median(
+        r["acquire"] - r["RS256 signature"] - r["client assertion"] for r in runs)
+    steps["the token service's whole work (a cache hit's look-up included)"] = statistics.median(r["acquire"] for r in runs)
+    return steps
 
 
 def attached_identity_id(state: Path, name: str) -> str:
@@ -122,6 +177,14 @@ def main() -> None:
         rows.append(row("verify (reference, no target)", med, floor, None))
 
         print(table(rows, ("command", "median ms", "floor ms", "ratio", "target", "")))
+        print()
+
+        # Where a fresh token's time goes: first tokens of VMs the timings above did not use.
+        floor = interleaved([FLOOR], env, args.rounds)[1]
+        names = [f"res{3 * n}" for n in range(1, args.rounds + 1)]
+        steps = fresh_token_steps(env, names)
+        print(table([(label, f"{sec * 1000:.1f}", f"{sec / floor:.3f}x") for label, sec in steps.items()],
+                    (f"a fresh token's steps (median of {len(names)} processes)", "ms", f"of the floor ({floor * 1000:.0f} ms)")))
         print()
 
         # Bulk creation: processes, then in-process with and without key generation.
