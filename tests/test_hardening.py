@@ -261,6 +261,30 @@ def test_no_control_character_reaches_the_terminal_raw(msi_proc, seeded):
     assert "\x1b" not in line and "\\x1b[31m" in line
 
 
+def test_plans_rehearsals_and_import_reports_escape_what_they_quote(msi_proc, tmp_path):
+    """A federated credential's issuer and subject (any text Entra accepts), an az file's resource
+    id and its file name reach the reports written for people: escaped, as every table escapes."""
+    estate = tmp_path / "esc.toml"
+    estate.write_text('[[subscriptions]]\nname = "moving"\n\n[[identities]]\nname = "fid"\nsubscription = "moving"\n\n'
+                      '[[identities.federated_credentials]]\nname = "cred1"\n'
+                      'issuer = "https://i.example.com/\\u001b]0;pwned\\u0007"\nsubject = "s\\u001b[2Jx"\n'
+                      '\n[[tenants]]\nname = "Other"\n')
+    for args in (("apply", str(estate), "--what-if"), ("apply", str(estate), "--yes"),
+                 ("move-subscription", "moving", "--tenant", "Other", "--what-if")):
+        proc = msi_proc(*args)
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout, proc.stdout
+        assert "\\x1b]0;pwned\\x07" in proc.stdout and "s\\x1b[2Jx" in proc.stdout, proc.stdout
+    folder = tmp_path / "az\x1b[31m"
+    folder.mkdir()
+    bad_id = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/Microsoft.Sql/servers/s\x1b[31m"
+    (folder / "resources\x1b[2J.json").write_text(json.dumps([{
+        "id": bad_id, "name": "s\x1b[31m", "type": "Microsoft.Sql/servers", "location": "eastus", "resourceGroup": "rg"}]))
+    proc = msi_proc("import", "az", str(folder), "--what-if")
+    assert "\x1b" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "\\x1b[2J" in proc.stdout or "\\x1b[2J" in proc.stderr
+
+
 # ---- 4. state files that pass a format check but not their domain ---------------------------------
 
 

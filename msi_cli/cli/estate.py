@@ -12,7 +12,7 @@ from msi_cli.cli.app import app
 from msi_cli.cli.command import Result, command
 from msi_cli.cli.confirm import confirm_or_refuse, will_ask
 from msi_cli.cli.options import YesOpt
-from msi_cli.cli.render import Output, warn
+from msi_cli.cli.render import Output, text_lines, warn
 from msi_cli.errors import InvalidArgument, NotFound
 
 WhatIfOpt = Annotated[bool, typer.Option("--what-if", help="Print the plan only; change nothing (as az deployment ... what-if).")]
@@ -66,7 +66,7 @@ def plan_text(data: dict[str, Any], **options: Any) -> str:
     for section in ("identities", "resources"):
         for name, ids in data.get(section, {}).items():
             lines.append(f"{name}: principalId {ids['principalId']}, clientId {ids['clientId']}")
-    return "\n".join(lines) + "\n"
+    return text_lines(lines)
 
 
 _SIGN = {"create": "+", "update": "~", "delete": "-"}
@@ -95,8 +95,7 @@ def run_plan(sf: Any, estate: Any, what_if: bool, prune: bool, yes: bool, extra:
         if plan.destructive:
             harmful = [change for change in plan.changes if change.op == DELETE or change.destructive]
             if will_ask(yes):  # listed for the person asked; a refusal is one line
-                for change in harmful:
-                    sys.stderr.write(change.text() + "\n")
+                sys.stderr.write(text_lines([change.text() for change in harmful]))
                 confirm_or_refuse("Apply this plan (it deletes or detaches what is listed above)?", yes)
             else:
                 confirm_or_refuse(f"Apply this plan (it deletes or detaches {len(harmful)} object(s); --what-if lists them)?", yes)

@@ -12,7 +12,7 @@ from msi_cli.cli.app import app
 from msi_cli.cli.confirm import confirm_or_refuse
 from msi_cli.cli.command import command
 from msi_cli.cli.options import FindGroupOpt, FindSubscriptionOpt, StateArg, YesOpt, complete_identities
-from msi_cli.cli.render import Col, Columns, Output
+from msi_cli.cli.render import Col, Columns, Output, text_lines
 
 if TYPE_CHECKING:
     from msi_cli.core.model import Identity, State
@@ -309,8 +309,8 @@ def workload_variables(sf: "StateFile", record: "RunRecord", identity_ref: str, 
     projections.refresh(sf.private, state, FileKeyRing(sf.keys_dir), base, real_now() + state.clock_offset, only=proj.id)
     iss = issuers.url(base, issuer.name)
     if not any(c.issuer == iss and c.subject == subj for c in federation.of_identity(state, ident)):
-        sys.stderr.write(f"note: no federated credential of '{ident.name}' trusts issuer {iss} with subject {subj}; add one with: "
-                         f"msi federation add {ident.name} --name NAME --issuer {iss} --subject {subj}\n")
+        sys.stderr.write(text_lines([f"note: no federated credential of '{ident.name}' trusts issuer {iss} with subject {subj}; "
+                                     f"add one with: msi federation add {ident.name} --name NAME --issuer {iss} --subject {subj}"]))
     tenant = lookup.tenant_of(state, arm.parts(ident.resource_id).subscription)
     variables = {
         "AZURE_CLIENT_ID": ident.client_id,

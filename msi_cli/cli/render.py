@@ -284,6 +284,15 @@ def emit(data: Any, output: Output, columns: Columns | None = None, title: str |
         _table(data, columns, title)
 
 
+def text_lines(lines: Sequence[str]) -> str:
+    """Lines of a report written for people (a plan, a rehearsal), each with the control
+    characters of what it quotes from the state or a file escaped (errors.printable), so a name,
+    an issuer or a subject cannot move the cursor or retitle the terminal."""
+    from msi_cli.errors import printable
+
+    return "".join(printable(line) + "\n" for line in lines)
+
+
 def note(message: str) -> None:
     """Progress and narration for people: stderr, plain text."""
     sys.stderr.write(message + "\n")

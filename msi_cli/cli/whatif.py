@@ -28,7 +28,7 @@ def report_text(data: dict[str, Any], **options: Any) -> str:
     out = [f"What if: {data['operation']} (nothing was changed)"]
 
     def section(title: str, items: list[Any], line: Callable[[Any], str]) -> None:
-        out.append(f"\n{title}: {len(items)}" + ("" if items else " (none)"))
+        out.extend(["", f"{title}: {len(items)}" + ("" if items else " (none)")])
         out.extend("  " + line(item) for item in items)
 
     section("Role assignments deleted", data["deletedRoleAssignments"],
@@ -42,4 +42,6 @@ def report_text(data: dict[str, Any], **options: Any) -> str:
     section("Federated credentials that break", data["brokenFederatedCredentials"],
             lambda c: f"{c['identity']}/{c['name']}: {c['issuer']} {c['subject']}")
     section("Fix, in order", data["fixCommands"], lambda c: c)
-    return "\n".join(out) + "\n"
+    from msi_cli.cli.render import text_lines
+
+    return text_lines(out)
