@@ -586,3 +586,26 @@ def test_a_large_log_grows_and_stays_correct(cli, isolated_state):
     shown = json.loads(result.stdout)
     assert shown[: len(everything) - 1] == everything[1:]
     assert shown[-1]["target"].endswith("/st1")
+
+
+def test_a_broken_identitys_fix_names_its_resource_by_id(cli):
+    """Two web apps called web1 in two groups: each one's fix works as printed (a bare name would
+    match both and be refused)."""
+    import shlex
+
+    cli("create-tenant", "Fabrikam")
+    for group in ("rg1", "rg2"):
+        assert cli("create-resource", "web1", "--type", "webapp", "-g", group, "--system-assigned").exit_code == 0
+    result = cli("move-subscription", "default", "--tenant", "Fabrikam", "--yes", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    fixes = [b["fix"] for b in json.loads(result.stdout)["brokenIdentities"]]
+    assert len(fixes) == 2
+    for fix in fixes:
+        for command in fix.split(" && "):
+            words = shlex.split(command)
+            assert words[0] == "msi"
+            done = cli(*words[1:])
+            assert done.exit_code == 0, done.stderr
+    for group in ("rg1", "rg2"):
+        token = cli("token", "web1", "-g", group, "--audience", "https://vault.azure.net", "-o", "json")
+        assert token.exit_code == 0, token.stderr

@@ -9,6 +9,7 @@ assignments stay at scopes that no longer exist.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from msi_cli.core import arm, groups, lookup
@@ -34,7 +35,8 @@ def identity_health(ctx: Ctx, resource: Resource) -> list[dict[str, Any]]:
             entry["works"] = False
             entry["reason"] = exc.reason
             entry["fix"] = (
-                f"msi unassign {resource.name} --system-assigned && msi assign {resource.name}"
+                # by id, as the what-if's fix commands: a name can match resources in other groups
+                f"msi unassign {shlex.quote(resource.id)} --system-assigned && msi assign {shlex.quote(resource.id)} --system-assigned"
                 if identity.kind == SYSTEM
                 else f"delete and re-create {identity.name} in the resource's tenant, then re-attach it"
             )
