@@ -106,6 +106,18 @@ def test_narrow_tables_drop_columns_not_values(estate):
     assert "web1" in assignments and "(orphaned)" in assignments  # principal names, orphan marker
 
 
+def test_a_resource_with_two_user_assigned_identities_lists_both_names(estate):
+    estate.ok("create-identity", "second-id", "-g", "workers")
+    estate.ok("assign", "ss1", "--user-assigned", "second-id")
+    piped = estate.ok("list", "resources").stdout
+    assert "shared-id, second-id" in piped and "\\x0a" not in piped
+    at160 = in_terminal(estate, 160, "list", "resources").stdout
+    assert "\\x0a" not in at160
+    lines = at160.splitlines()
+    first = next(n for n, line in enumerate(lines) if "ss1" in line)
+    assert "second-id" in lines[first + 1]  # one name a line in the terminal's table
+
+
 def test_assign_shows_principal_and_client_id(estate):
     for resource, key in (("vm1", "systemAssignedClientId"), ("web1", "clientId")):
         shown = estate.json("show", resource)

@@ -176,11 +176,10 @@ def _principal_name(state: "State", assignment: dict[str, Any]) -> str:
     return sp.display_name if sp is not None else ""
 
 
-def _user_cell(state: "State", item: dict[str, Any]) -> str:
-    """The user-assigned identities of a resource, by name; a deleted identity's entry (dangling)
-    is marked, as it gets no token until removed."""
+def _user_cell(state: "State", item: dict[str, Any]) -> list[str]:
+    """The user-assigned identities of a resource, by name (a list: the renderer writes one a line,
+    or joined with commas in a pipe); a deleted identity's entry (dangling) is marked, as it gets
+    no token until removed."""
     entries = (item.get("identity") or {}).get("userAssignedIdentities") or {}
-    return "\n".join(
-        rid.rsplit("/", 1)[-1] + ("" if e.get("principalId") in state.identities else " (deleted: dangling)")
-        for rid, e in entries.items()
-    )
+    return [rid.rsplit("/", 1)[-1] + ("" if e.get("principalId") in state.identities else " (deleted: dangling)")
+            for rid, e in entries.items()]
