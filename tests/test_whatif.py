@@ -207,3 +207,20 @@ def test_the_fixes_hold_for_identities_shared_every_way_across_the_tenants(cli, 
     assert roles_of(by_name["xid-2"]) == {("Contributor", "app-rg2")}  # rg-b/xid's
     (s2id,) = held["app6"].values()
     assert roles_of(s2id["principalId"]) == {("Key Vault Secrets User", "kv1")}  # granted again to app6's own s2id, in s1
+
+
+def test_a_rehearsal_starts_from_the_state_the_real_move_maintains_first(cli, isolated_state: Path) -> None:
+    """A state left alone for 100 days: the move's transaction first rolls the identity's expired
+    certificate, so its rehearsal must too (in memory: no key file written), or it reports an
+    identity broken that the real move keeps."""
+    cli.ok("create-subscription", "other")
+    cli.ok("create-resource", "vmq", "--type", "vm", "--system-assigned")
+    text = isolated_state.read_text()
+    isolated_state.write_text(text.replace("clock_offset = 0\n", "clock_offset = 8640000\n", 1))  # 100 days later
+    keys = isolated_state.parent / (isolated_state.name + ".d") / "keys"
+    files_before, state_before = sorted(p.name for p in keys.iterdir()), isolated_state.read_bytes()
+    rehearsal = cli.json("migrate", "vmq", "--subscription", "other", "--what-if")
+    assert sorted(p.name for p in keys.iterdir()) == files_before and isolated_state.read_bytes() == state_before
+    assert [i["works"] for i in rehearsal["result"]["identities"]] == [True]
+    real = cli.json("migrate", "vmq", "--subscription", "other")
+    assert real == rehearsal["result"]

@@ -12,10 +12,10 @@ def rehearse(sf: Any, operation: str, move: Callable[[Any], dict[str, Any]]) -> 
     from msi_cli.core.timefmt import real_now
     from msi_cli.core.context import Ctx
     from msi_cli.core.estate import whatif
-    from msi_cli.store.keyring import FileKeyRing
+    from msi_cli.store.keyring import FileKeyRing, ScratchKeyRing
 
     state = sf.read()
-    ctx = Ctx(state, real_now() + state.clock_offset, FileKeyRing(sf.keys_dir))
+    ctx = Ctx(state, real_now() + state.clock_offset, ScratchKeyRing(FileKeyRing(sf.keys_dir)))
     return whatif.rehearse(ctx, operation, move)
 
 

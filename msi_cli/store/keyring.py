@@ -198,3 +198,38 @@ class FileKeyRing:
 
         self._checked(kid, crypto.sha1_thumbprint_b64url)
         return self._verified[kid]
+
+
+class ScratchKeyRing:
+    """The key ring of a rehearsal that must check tokens (a move's --what-if): the certificates
+    MSRP would issue first are really made, so the identities are checked with them as the real
+    move would be, but only in memory, never written; what exists is read from the real ring.
+    Signing and issuer keys are never made here (a rehearsal signs nothing new)."""
+
+    def __init__(self, real: FileKeyRing) -> None:
+        self._real = real
+        self._made: dict[str, bytes] = {}  # thumbprint -> key file, in memory
+
+    def new_identity_certificate(self, app_id: str, start: int, end: int) -> KeyCredential:
+        from msi_cli.store import quickcert
+
+        pem, der = quickcert.new_ec_certificate(app_id, start, end)
+        thumbprint = hashing.sha1_thumbprint_hex(der)
+        self._made[thumbprint] = pem
+        return KeyCredential(new_guid(), thumbprint, iso(start), iso(end))
+
+    def new_signing_key(self, tenant_id: str, created: int, signs_until: int, published_until: int) -> SigningKey:
+        raise AssertionError("a rehearsal makes no signing key")
+
+    def new_issuer_key(self, issuer_name: str, created: int, until: int) -> str:
+        raise AssertionError("a rehearsal makes no issuer key")
+
+    def signing_key_pem(self, kid: str) -> bytes:
+        return self._real.signing_key_pem(kid)
+
+    def certificate_pem(self, thumbprint: str) -> bytes:
+        made = self._made.get(thumbprint)
+        return made if made is not None else self._real.certificate_pem(thumbprint)
+
+    def public_certificate_der(self, kid: str) -> bytes:
+        return self._real.public_certificate_der(kid)

@@ -100,8 +100,13 @@ def _q(value: str) -> str:
 
 
 def rehearse(ctx: Ctx, operation: str, move: Callable[[Ctx], dict[str, Any]]) -> dict[str, Any]:
-    """Run `move` on a copy of ctx's state; ctx's state is not touched."""
-    before = ctx.state
+    """Run `move` on a copy of ctx's state, after the maintenance the real move's transaction
+    does first (certificates MSRP rolls, principals purged), so both start from the same state;
+    ctx's state is not touched. ctx's key ring makes what maintenance issues without storing it."""
+    from msi_cli.core import maintenance
+
+    before = clone(ctx.state)
+    maintenance.maintain(Ctx(before, ctx.now, ctx.keys))
     after = clone(before)
     shadow = Ctx(after, ctx.now, ctx.keys)
     result = move(shadow)
