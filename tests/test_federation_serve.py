@@ -322,3 +322,37 @@ def test_env_workload_with_a_subject(cli, fed, isolated_state):
     env = cli.json("env", "ci-id", "--workload", "--subject", "job-7")
     assert claims_of(Path(env["AZURE_FEDERATED_TOKEN_FILE"]).read_text())["iss"] == "https://127.0.0.1:1/issuers/workload"
     fails(cli("env", "ci-id", "--workload", "--github", "o/r", "--subject", "s"), 2, "exactly one of")
+
+
+@pytest.mark.e2e
+def test_serve_warns_when_credentials_trust_its_issuers_at_an_earlier_port(tmp_path, isolated_state):
+    """An issuer's URL holds the HTTPS port: after a restart on another port, the credentials that
+    trust it stop matching (AADSTS700211). msi serve says so at start, with the way out."""
+    from armkit import Served
+
+    served = Served(tmp_path)
+    served.msi("create-identity", "wid")
+    served.start()
+    try:
+        issuer = served.msi_json("issuer", "create", "gh", "--kind", "github")["issuer"]
+        served.msi("federation", "add", "wid", "--name", "main", "--issuer", issuer, "--subject", SUBJECT)
+        first = served.https_url
+    finally:
+        served.stop()
+    assert "warning" not in served.log_path.read_text()
+    served.start()
+    try:
+        assert served.https_url != first
+        log = served.log_path.read_text()
+    finally:
+        served.stop()
+    port = first.rsplit(":", 1)[1]
+    assert f"warning: 1 federated credential(s) trust msi's issuers at {first}, not {served.https_url}" in log
+    assert f"--https-port {port}" in log
+    served.env["MSI_SERVE_HTTPS_PORT"] = port  # the way out: the same port again, and no warning
+    served.start()
+    try:
+        assert served.https_url == first
+        assert "warning" not in served.log_path.read_text()
+    finally:
+        served.stop()

@@ -102,6 +102,7 @@ def serve(
         if not setup.roots_source:
             _note("warning: no public root certificates found (no certifi, no OpenSSL default file): "
                   "REQUESTS_CA_BUNDLE from 'msi env' trusts msi's CA only")
+        _warn_stale_issuers(sf, server.https_url)
         _note("point a client at a resource with: eval \"$(msi env RESOURCE)\"")
         for spec in parsed:
             _note(f"fault: {spec.spec}")
@@ -114,6 +115,17 @@ def serve(
     _note("stopped")
     if stopped_by == signal.SIGINT:  # Ctrl-C: interrupted, as every command reports it
         raise typer.Exit(130)
+
+
+def _warn_stale_issuers(sf: "StateFile", https_url: str) -> None:
+    """Federated credentials that trust msi's issuers at the HTTPS port of an earlier run no longer
+    match the tokens this run's issuers sign: say so, and how to keep them working."""
+    from msi_cli.core import issuers
+
+    for origin, count in sorted(issuers.elsewhere(sf.read(), https_url).items()):
+        port = origin.rsplit(":", 1)[1]
+        _note(f"warning: {count} federated credential(s) trust msi's issuers at {origin}, not {https_url}: their "
+              f"exchanges fail (AADSTS700211); serve on that port again with --https-port {port} (or MSI_SERVE_HTTPS_PORT)")
 
 
 def _check_fault_targets(state: "State", parsed: "list[Fault]") -> None:

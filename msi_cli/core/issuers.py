@@ -82,6 +82,20 @@ def at_url(state: State, base: str, iss: str) -> Issuer | None:
     return found if found is not None and url(base, found.name) == iss else None
 
 
+def elsewhere(state: State, base: str) -> dict[str, int]:
+    """The origins other than `base` (another port of a loopback host) at which federated
+    credentials trust issuers msi plays, with how many trust each. An issuer's URL holds the
+    server's port, so such credentials stop matching once msi serve runs on another one."""
+    import re
+
+    found: dict[str, int] = {}
+    for cred in state.federated_credentials.values():
+        hit = re.fullmatch(r"(https://(?:127\.0\.0\.1|localhost|\[::1\]):\d+)/issuers/([^/]+)", cred.issuer)
+        if hit and hit.group(1) != base.rstrip("/") and hit.group(2).lower() in state.issuers:
+            found[hit.group(1)] = found.get(hit.group(1), 0) + 1
+    return found
+
+
 def shape(issuer: Issuer, base: str | None) -> dict[str, Any]:
     return {
         "name": issuer.name,
