@@ -356,3 +356,23 @@ def test_serve_warns_when_credentials_trust_its_issuers_at_an_earlier_port(tmp_p
         assert "warning" not in served.log_path.read_text()
     finally:
         served.stop()
+
+
+@pytest.mark.e2e
+def test_env_notes_a_missing_credential_escaped_with_a_command_that_runs(tmp_path, isolated_state):
+    import shlex
+
+    from armkit import Served
+
+    served = Served(tmp_path)
+    served.msi("create-identity", "wid")
+    subject = "x y\x1b]0;pwned\x07"
+    served.start()
+    try:
+        proc = served.msi("env", "wid", "--workload", "--subject", subject)
+    finally:
+        served.stop()
+    [note] = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
+    assert "\x1b" not in note and "\x07" not in note and "\\x1b]0;pwned\\x07" in note
+    words = shlex.split(note.split("add one with: ", 1)[1].replace("\\x1b", "\x1b").replace("\\x07", "\x07"))
+    assert words[:3] == ["msi", "federation", "add"] and words[words.index("--subject") + 1] == subject

@@ -2,6 +2,7 @@
 external issuers msi plays (`msi issuer`) and their tokens (`msi oidc-token`)."""
 
 
+import shlex
 import sys
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -310,7 +311,8 @@ def workload_variables(sf: "StateFile", record: "RunRecord", identity_ref: str, 
     iss = issuers.url(base, issuer.name)
     if not any(c.issuer == iss and c.subject == subj for c in federation.of_identity(state, ident)):
         sys.stderr.write(text_lines([f"note: no federated credential of '{ident.name}' trusts issuer {iss} with subject {subj}; "
-                                     f"add one with: msi federation add {ident.name} --name NAME --issuer {iss} --subject {subj}"]))
+                                     f"add one with: msi federation add {shlex.quote(ident.resource_id)} --name NAME --issuer {shlex.quote(iss)} "
+                                     f"--subject {shlex.quote(subj)}"]))
     tenant = lookup.tenant_of(state, arm.parts(ident.resource_id).subscription)
     variables = {
         "AZURE_CLIENT_ID": ident.client_id,
