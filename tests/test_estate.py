@@ -156,6 +156,21 @@ def test_export_writes_no_ids_and_json_on_request(cli) -> None:
     assert doc["format"] == "msi-estate" and {r["name"] for r in doc["resources"]} == {"orders-kv", "orders-app", "batch-vm"}
 
 
+def test_a_subscription_named_with_a_slash_exports_its_id_for_the_scopes_in_it(cli, tmp_path: Path) -> None:
+    """Its name cannot stand in a scope, so the scope names it by id: export writes that id, and
+    the file applies to an empty state, which then exports the same file."""
+    cli.ok("create-subscription", "team/prod")
+    cli.ok("create-resource", "app-x", "--type", "webapp", "--subscription", "team/prod", "--system-assigned")
+    sub = next(s["id"] for s in cli.json("list", "subscriptions") if s["name"] == "team/prod")
+    cli.ok("grant", "app-x", "--role", "Reader", "--scope", f"/subscriptions/{sub}")
+    text = cli.ok("export").stdout
+    estate = _write(tmp_path, text)
+    other = str(tmp_path / "other" / "state.toml")
+    cli.ok("--state", other, "--create", "apply", str(estate), "--yes")
+    assert cli.ok("--state", other, "export").stdout == text
+    assert [a["scope"] for a in cli.json("--state", other, "list", "role-assignments")] == [f"/subscriptions/{sub}"]
+
+
 # ---- round trip, property-based ---------------------------------------------------------------------------
 
 NAMES = st.sampled_from(["alpha", "beta", "gamma", "delta"])

@@ -1,5 +1,6 @@
 """A state as an estate document: names only, no ids and no key material, so it applies to any
-state (a fresh one reuses its default tenant and subscription when the names match).
+state (a fresh one reuses its default tenant and subscription when the names match). The one id
+written is that of a subscription whose name holds a '/': the scopes in it name it by that id.
 
 Left out, because no file can name them: role assignments whose principal is gone (orphaned) and
 resources' entries for deleted user-assigned identities (dangling). Soft-deleted principals,
@@ -26,7 +27,9 @@ def export(state: State) -> Doc:
     doc: Doc = {"format": FORMAT}
     doc["tenants"] = [{"name": t.name} for t in sorted(state.tenants.values(), key=lambda t: _low(t.name))]
     doc["subscriptions"] = [
-        {"name": s.name, "tenant": tenants[s.tenant_id]} for s in sorted(state.subscriptions.values(), key=lambda s: _low(s.name))
+        # a name with a '/' cannot stand in a scope, which names the subscription by id (_named_scope): that id is written
+        {"name": s.name, "tenant": tenants[s.tenant_id], **({"id": s.id} if "/" in s.name else {})}
+        for s in sorted(state.subscriptions.values(), key=lambda s: _low(s.name))
     ]
     doc["resource_groups"] = [
         {"name": g.name, "subscription": subs[g.subscription_id], "location": g.location}
