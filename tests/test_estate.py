@@ -79,6 +79,16 @@ def test_changes_are_planned_with_tilde_and_prune_deletes_only_when_asked(cli, t
     assert cli.json("apply", str(path), "--prune")["changes"] == []
 
 
+def test_a_credentials_update_line_names_only_what_changes(cli, tmp_path: Path) -> None:
+    cli.ok("apply", str(EXAMPLE))
+    text = EXAMPLE.read_text()
+    issuer = "https://token.actions.githubusercontent.com"
+    assert issuer in text
+    plan = cli.json("apply", str(_write(tmp_path, text.replace(issuer, "https://issuer.example.com"))), "--what-if")
+    [change] = plan["changes"]
+    assert change["detail"] == f"issuer {issuer} -> https://issuer.example.com"
+
+
 def test_prune_deletes_resources_and_identities_the_file_does_not_name(cli, tmp_path: Path) -> None:
     cli.ok("apply", str(EXAMPLE))
     cli.ok("create-resource", "stray", "--type", "vm", "-g", "other", "--system-assigned")

@@ -140,7 +140,10 @@ class Planner(Matcher):
                 self.plan.changes.append(Change(CREATE, "federated credential", f"{name}/{cred.name}", f"{cred.issuer} {cred.subject}"))
             elif (old.issuer, old.subject, old.audiences) != (cred.issuer, cred.subject, cred.audiences):
                 self.plan.credentials.append((key, cred))
-                self.plan.changes.append(Change(UPDATE, "federated credential", f"{name}/{cred.name}", f"subject {old.subject} -> {cred.subject}"))
+                moved = [f"{what} {was} -> {now}" for what, was, now in (
+                    ("issuer", old.issuer, cred.issuer), ("subject", old.subject, cred.subject),
+                    ("audiences", ", ".join(old.audiences), ", ".join(cred.audiences))) if was != now]
+                self.plan.changes.append(Change(UPDATE, "federated credential", f"{name}/{cred.name}", "; ".join(moved)))
         if existing is not None:
             for k, c in held.items():
                 if k not in seen:
