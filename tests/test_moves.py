@@ -609,3 +609,17 @@ def test_a_broken_identitys_fix_names_its_resource_by_id(cli):
     for group in ("rg1", "rg2"):
         token = cli("token", "web1", "-g", group, "--audience", "https://vault.azure.net", "-o", "json")
         assert token.exit_code == 0, token.stderr
+
+
+def test_migrate_moves_into_its_own_groups_name_whatever_msi_resource_group_says(cli, monkeypatch):
+    """MSI_RESOURCE_GROUP is what scripts set to find things by; a migrate's destination group has
+    its own variable, so a move never lands in the group a script looks things up in."""
+    cli.ok("create-subscription", "other")
+    cli.ok("create-resource", "vmx", "--type", "vm", "-g", "rg1")
+    monkeypatch.setenv("MSI_RESOURCE_GROUP", "zzz")
+    moved = cli.json("migrate", "vmx", "--subscription", "other")
+    assert moved["id"].split("/")[4] == "rg1"
+    monkeypatch.delenv("MSI_RESOURCE_GROUP")
+    monkeypatch.setenv("MSI_DESTINATION_GROUP", "rg9")
+    back = cli.json("migrate", "vmx", "--subscription", "default")
+    assert back["id"].split("/")[4] == "rg9"

@@ -7,7 +7,7 @@ import typer
 from msi_cli.cli.app import app
 from msi_cli.cli.command import command
 from msi_cli.cli.confirm import confirm_or_refuse
-from msi_cli.cli.options import GroupOpt, StateArg, YesOpt, complete_subscriptions, complete_targets, complete_tenants
+from msi_cli.cli.options import DestinationGroupOpt, StateArg, YesOpt, complete_subscriptions, complete_targets, complete_tenants
 from msi_cli.cli.render import Output, note
 from msi_cli.cli.whatif import report_text
 
@@ -28,7 +28,7 @@ def migrate(
         str,
         typer.Option("--subscription", help="Destination subscription (name or id), in the resource's tenant.", autocompletion=complete_subscriptions),
     ],
-    resource_group: GroupOpt = None,
+    resource_group: DestinationGroupOpt = None,
     what_if: WhatIfOpt = False,
     *, sf: StateArg,
 ) -> dict[str, Any]:

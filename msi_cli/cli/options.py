@@ -84,6 +84,15 @@ GroupOpt = Annotated[
         "--resource-group", "-g", envvar="MSI_RESOURCE_GROUP", help="Resource group (default: 'default').", autocompletion=complete_groups
     ),
 ]
+# Where `migrate` moves a resource to: not MSI_RESOURCE_GROUP, which scripts set to find things by
+# (a move into it would be a surprise); an omitted -g keeps the resource's own group's name.
+DestinationGroupOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--resource-group", "-g", envvar="MSI_DESTINATION_GROUP", metavar="RG",
+        help="Destination resource group (default: a group of the resource's own group's name).", autocompletion=complete_groups,
+    ),
+]
 # Looking an object up (show, list, delete, assign, token, env, ...): an omitted -g or
 # --subscription searches them all (the contract; a bare name that matches several is refused).
 FindGroupOpt = Annotated[
