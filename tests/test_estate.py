@@ -89,6 +89,19 @@ def test_a_credentials_update_line_names_only_what_changes(cli, tmp_path: Path) 
     assert change["detail"] == f"issuer {issuer} -> https://issuer.example.com"
 
 
+def test_what_if_warns_as_the_apply_would(cli, tmp_path: Path, isolated_state: Path) -> None:
+    long = "an-identity-name-of-thirty-chars"
+    estate = _write(tmp_path, f'[[identities]]\nname = "{long}"\n\n[[resources]]\nname = "vm1"\ntype = "vm"\n'
+                              f'user_assigned = ["{long}"]\n')
+    cli.ok("list", "resources")  # the state exists
+    before = isolated_state.read_bytes()
+    rehearsal = cli("apply", str(estate), "--what-if")
+    assert rehearsal.exit_code == 0 and isolated_state.read_bytes() == before
+    real = cli("apply", str(estate))
+    warning = f"warning: identity name '{long}' is longer than 24 characters"
+    assert warning in rehearsal.stderr and warning in real.stderr
+
+
 def test_prune_deletes_resources_and_identities_the_file_does_not_name(cli, tmp_path: Path) -> None:
     cli.ok("apply", str(EXAMPLE))
     cli.ok("create-resource", "stray", "--type", "vm", "-g", "other", "--system-assigned")

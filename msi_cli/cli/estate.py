@@ -86,6 +86,7 @@ def run_plan(sf: Any, estate: Any, what_if: bool, prune: bool, yes: bool, extra:
             plan = planning.make(estate, ctx.state, prune)
             result = _result(plan, what_if=True, extra=extra)  # before the apply names the ids it made
             applying.apply(ctx, plan)
+            warn(ctx.warnings)  # what the apply would warn about, as it would
             return result
 
         state = sf.read()
