@@ -427,9 +427,20 @@ def test_a_name_refused_for_a_tab_or_newline_shows_it_escaped(cli):
 def test_invalid_location_is_refused(cli, isolated_state):
     cli.ok("create-identity", "seed-id")
     before = isolated_state.read_bytes()
-    fails(cli("create-resource", "vm1", "--type", "vm", "--location", "East US"), 1, "invalid location")
+    fails(cli("create-resource", "vm1", "--type", "vm", "--location", "east-us"), 1, "invalid location 'east-us'")
     fails(cli("create-identity", "id1", "--location", ""), 1, "invalid location ''")  # not the default region
     assert isolated_state.read_bytes() == before
+
+
+def test_a_location_is_taken_as_arm_takes_it_whatever_its_case_and_spaces(cli, tmp_path):
+    """"West Europe", "WestEurope" and "westeurope" are one region (Azure/azure-sdk-for-net#1223),
+    kept as "westeurope", from the command line and from an estate file alike."""
+    assert cli.json("create-resource", "vm1", "--type", "vm", "--location", "West Europe")["location"] == "westeurope"
+    assert cli.json("create-identity", "id1", "-g", "rg2", "--location", "WestEurope")["location"] == "westeurope"
+    assert [g["location"] for g in cli.json("list", "groups") if g["name"] == "rg2"] == ["westeurope"]
+    estate = tmp_path / "estate.toml"
+    estate.write_text('[[identities]]\nname = "id1"\nresource_group = "rg2"\nlocation = "West Europe"\n')
+    assert cli.json("apply", str(estate))["changes"] == []  # the same region: nothing to change
 
 
 # ---- duplicates ------------------------------------------------------------------------------------

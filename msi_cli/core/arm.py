@@ -149,6 +149,15 @@ def validate_location(name: str) -> None:
         raise InvalidName(f"invalid location '{printable(name)}': use a region name such as eastus or westeurope")
 
 
+def location(given: str) -> str:
+    """A location as ARM keeps it: case and spaces do not matter ("West Europe", "WestEurope" and
+    "westeurope" are one region, written "westeurope"; Azure/azure-sdk-for-net#1223)."""
+    name = given.replace(" ", "").lower()
+    if not rx(_LOCATION_RULE).fullmatch(name):
+        raise InvalidName(f"invalid location '{printable(given)}': use a region name such as eastus or westeurope")
+    return name
+
+
 # Characters no name may hold: controls (C0, DEL, C1), lone surrogates (bytes that were not UTF-8
 # on the command line or in the state file) and the invisible bidi/line-separator characters.
 _UNPRINTABLE = "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"

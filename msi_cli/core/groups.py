@@ -52,13 +52,13 @@ def create_or_update(ctx: Ctx, subscription_ref: str, name: str, location: str) 
     sub = lookup.subscription(ctx.state, subscription_ref)
     existing = find(ctx.state, sub.id, name)
     if existing is not None:
-        if existing.location != location.lower():
+        if existing.location != location.replace(" ", "").lower():
             raise Conflict(
                 f"Invalid resource group location '{location}'. The Resource group already exists in location "
                 f"'{existing.location}'."
             )
         return existing, False
-    return _create(ctx, sub.id, name, location.lower()), True
+    return _create(ctx, sub.id, name, arm.location(location)), True
 
 
 def members(state: State, group: ResourceGroup) -> tuple[list[Resource], list[Identity]]:

@@ -100,8 +100,7 @@ def create_identity(
     arm.validate_identity_name(name)
     rg = DEFAULT_RESOURCE_GROUP if resource_group is None else resource_group  # -g "" is refused, not the default
     arm.validate_resource_group(rg)
-    loc = DEFAULT_LOCATION if location is None else location
-    arm.validate_location(loc)
+    loc = DEFAULT_LOCATION if location is None else arm.location(location)
     sub = lookup.subscription(ctx.state, subscription_ref)
     rid = arm.resource_id(sub.id, rg, arm.IDENTITY_ARM_TYPE, name)
     if lookup.find_user_identity_by_id(ctx.state, rid) is not None:
@@ -129,8 +128,7 @@ def create_resource(
     arm.validate_resource_name(type_key, name)
     rg = DEFAULT_RESOURCE_GROUP if resource_group is None else resource_group  # -g "" is refused, not the default
     arm.validate_resource_group(rg)
-    loc = DEFAULT_LOCATION if location is None else location
-    arm.validate_location(loc)
+    loc = DEFAULT_LOCATION if location is None else arm.location(location)
     sub = lookup.subscription(ctx.state, subscription_ref)
     rid = arm.resource_id(sub.id, rg, rtype.arm_type, name)
     existing = ctx.state.resources.get(rid.lower())

@@ -236,9 +236,9 @@ def _section(estate: Estate, doc: Doc, name: str, allowed: tuple[str, ...]) -> l
 
 
 def _location(e: _Entry) -> str:
-    loc = e.string("location", DEFAULT_LOCATION)
-    e.rule("location", arm.validate_location, loc)
-    return loc
+    given = e.string("location", DEFAULT_LOCATION)
+    e.rule("location", arm.location, given)
+    return arm.location(given)
 
 
 def _read(estate: Estate, doc: Doc) -> None:
