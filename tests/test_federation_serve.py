@@ -376,3 +376,21 @@ def test_env_notes_a_missing_credential_escaped_with_a_command_that_runs(tmp_pat
     assert "\x1b" not in note and "\x07" not in note and "\\x1b]0;pwned\\x07" in note
     words = shlex.split(note.split("add one with: ", 1)[1].replace("\\x1b", "\x1b").replace("\\x07", "\x07"))
     assert words[:3] == ["msi", "federation", "add"] and words[words.index("--subject") + 1] == subject
+
+
+@pytest.mark.e2e
+def test_env_says_what_a_user_assigned_identity_and_a_stray_subject_need(tmp_path, isolated_state):
+    from armkit import Served
+
+    served = Served(tmp_path)
+    served.msi("create-identity", "wid")
+    served.msi("create-resource", "vm1", "--type", "vm", "--system-assigned")
+    served.start()
+    try:
+        identity = served.msi("env", "wid", check=False)
+        stray = served.msi("env", "vm1", "--subject", "x", check=False)
+    finally:
+        served.stop()
+    assert identity.returncode == 3 and identity.stderr.count("\n") == 1
+    assert "'wid' is a user-assigned identity" in identity.stderr and "--workload" in identity.stderr
+    assert stray.returncode == 2 and stray.stderr.startswith("error: --subject is for a workload") and "--workload" in stray.stderr

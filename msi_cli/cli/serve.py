@@ -247,6 +247,11 @@ def env(
 
         variables = workload_variables(sf, record, resource, workload, issuer, subject, github, kubernetes, resource_group, subscription)
     else:
+        if issuer is not None or subject is not None:
+            from msi_cli.errors import InvalidArgument
+
+            raise InvalidArgument(f"{'--issuer' if issuer is not None else '--subject'} is for a workload",
+                                  hint="add --workload (or use --github / --kubernetes)")
         variables = _host_variables(sf, record, resource, resource_group, subscription)
         if client_id is not None:
             variables["AZURE_CLIENT_ID"] = client_id
@@ -270,10 +275,20 @@ def env(
 def _host_variables(sf: "StateFile", record: "RunRecord", resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
     """The variables of the resource's managed identity host (IMDS or App Service)."""
     from msi_cli.core import lookup
-    from msi_cli.errors import MsiError
+    from msi_cli.errors import MsiError, NotFound
     from msi_cli.server import routes
 
-    res = lookup.resource(sf.read(), resource, resource_group, subscription)
+    state = sf.read()
+    try:
+        res = lookup.resource(state, resource, resource_group, subscription)
+    except NotFound as exc:
+        try:
+            lookup.user_identity(state, resource, resource_group, subscription)
+        except MsiError:
+            raise exc from None
+        raise NotFound(f"'{resource}' is a user-assigned identity, not a resource with a token endpoint",
+                       hint="a workload gets its tokens with --workload, --github or --kubernetes; "
+                            "a resource's host, with the resource it is attached to") from None
     host = res.rtype.host
     if host == routes.APPSERVICE:
         endpoint, secret = routes.token_endpoint(record.url, res), record.identity_header(res.id)
