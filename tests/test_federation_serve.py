@@ -92,6 +92,9 @@ def test_oidc_token_subject_formats_and_clock(cli, fed):
     assert pr["event_name"] == "pull_request"
     fails(cli("oidc-token", "gh", "--subject", "octo-org/app"), 2, "not a GitHub Actions subject")
     fails(cli("oidc-token", "gh", "--subject", SUBJECT, "--claim", "exp=1"), 2, "set by the issuer")
+    # sub and aud come from their options only: a GitHub subject's shape is checked, never bypassed
+    fails(cli("oidc-token", "gh", "--subject", SUBJECT, "--claim", "sub=octo-org/app"), 2, "claim 'sub' is set by --subject")
+    fails(cli("oidc-token", "gh", "--subject", SUBJECT, "--claim", "aud=x"), 2, "claim 'aud' is set by --audience")
     before = claims_of(cli.ok("oidc-token", "gh", "--subject", SUBJECT).stdout.strip())
     cli.ok("clock", "advance", "2h")
     after = claims_of(cli.ok("oidc-token", "gh", "--subject", SUBJECT, "--lifetime", "10m").stdout.strip())

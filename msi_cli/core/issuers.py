@@ -141,6 +141,8 @@ def parse_claims(pairs: list[str]) -> dict[str, Any]:
             raise InvalidArgument(f"invalid claim '{pair}'", hint="use NAME=VALUE")
         if name in RESERVED:
             raise InvalidArgument(f"claim '{name}' is set by the issuer", hint="use --lifetime for the token's validity")
+        if name in ("sub", "aud"):  # checked as given by their options (a GitHub subject's shape), never bypassed
+            raise InvalidArgument(f"claim '{name}' is set by --{'subject' if name == 'sub' else 'audience'}")
         try:
             out[name] = json.loads(value) if value[:1] in "[{0123456789-tfn\"" else value
         except ValueError:
