@@ -1,13 +1,15 @@
 """Where an entry of an estate file is: tomllib and json give values, not lines, so the lines
 are found here. JSON: json's own decoder notes the line each object starts on. TOML: entries of
-`[[section]]` (and `[[section.sub]]` inside them) are found by counting headers, keys by scanning
-their entry; inline arrays fall back to the line of their key."""
+`[[section]]` (and `[[section.sub]]` inside them) are found by counting headers, read as TOML
+allows them to be written (`[[ a . "b" ]]  # a comment`), keys by scanning their entry; inline
+arrays fall back to the line of their key."""
 
 from __future__ import annotations
 
 import bisect
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 Path_ = tuple[str | int, ...]  # where a value sits: ("resources", 3, "type")
@@ -65,9 +67,6 @@ class _LocatingDecoder(json.JSONDecoder):
         self.scan_once = scanner.py_make_scanner(self)
 
 
-_KEY = re.compile(r"\s*(?:\"([^\"]+)\"|([A-Za-z0-9_-]+))\s*=")
-
-
 def json_line(text: str, found: dict[Path_, int], path: Path_) -> int | None:
     """The line of the deepest object on `path` that `decode_json` noted, or of a key inside it."""
     best, depth = None, 0
@@ -90,51 +89,85 @@ def _json_key_line(text: str, start_line: int, key: str) -> int | None:
     return None
 
 
-def toml_line(lines: list[str], path: Path_) -> int | None:
-    """Entries of `[[section]]` (and `[[section.sub]]` inside them) found by counting headers; a
-    key by scanning its entry. Inline arrays fall back to the line of the section's key."""
-    if not path:
-        return None
-    start, end = 0, len(lines)
-    prefix = ""
+_BARE = r"[A-Za-z0-9_-]+"
+_QUOTED = r"\"(?:[^\"\\]|\\.)*\"|'[^']*'"
+_DOTTED = rf"(?:{_BARE}|{_QUOTED})(?:[ \t]*\.[ \t]*(?:{_BARE}|{_QUOTED}))*"
+_HEADER = re.compile(rf"[ \t]*(?:\[\[[ \t]*(?P<array>{_DOTTED})[ \t]*\]\]|\[[ \t]*(?P<table>{_DOTTED})[ \t]*\])[ \t]*(?:#.*)?\r?$")
+_KEY_LINE = re.compile(rf"[ \t]*(?P<key>{_DOTTED})[ \t]*=")
+_ONE_KEY = re.compile(rf"{_BARE}|{_QUOTED}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """A line of a TOML file that says where it is: a header (`[[a.b]]`, `[a]`) or a key (`a.b = ...`)."""
+
+    line: int  # 1-based
+    keys: tuple[str, ...]  # the header's or the key's dotted keys, unquoted
+    kind: str  # "array" ([[...]]), "table" ([...]) or "key"
+
+
+def _keys(dotted: str) -> tuple[str, ...]:
+    out = []
+    for m in _ONE_KEY.finditer(dotted):
+        key = m.group()
+        if key.startswith('"'):
+            try:
+                key = json.loads(key)
+            except ValueError:  # a TOML escape JSON does not know (\U0001F600): close enough for a line number
+                key = key[1:-1]
+        elif key.startswith("'"):
+            key = key[1:-1]
+        out.append(key)
+    return tuple(out)
+
+
+def _toml_marks(text: str) -> list[_Mark]:
+    marks = []
+    for number, raw in enumerate(text.split("\n"), 1):  # tomllib counts lines by "\n" only
+        m = _HEADER.match(raw)
+        if m:
+            kind = "array" if m.group("array") else "table"
+            marks.append(_Mark(number, _keys(m.group(kind)), kind))
+            continue
+        m = _KEY_LINE.match(raw)
+        if m:
+            marks.append(_Mark(number, _keys(m.group("key")), "key"))
+    return marks
+
+
+def toml_line(text: str, path: Path_) -> int | None:
+    """Entries of `[[section]]` (and `[[section.sub]]` inside them) found by counting their headers;
+    a key by scanning its entry. Inline arrays fall back to the line of the section's key."""
+    marks = _toml_marks(text)
+    lo, hi = 0, len(marks)  # the marks of the entry looked in; marks[lo] is its header, unless at the top
+    prefix: tuple[str, ...] = ()
     result: int | None = None
     rest = list(path)
     while rest:
         name = rest.pop(0)
         if not isinstance(name, str):
             break
-        full = f"{prefix}{name}"
-        if rest and isinstance(rest[0], int):
-            index = rest.pop(0)
-            header = f"[[{full}]]"
-            count, found = -1, None
-            for n in range(start, end):
-                if lines[n].strip().replace(" ", "") == header:
-                    count += 1
-                    if count == index:
-                        found = n
-                        break
-            if found is None:  # an inline array (or a list of strings): the line of its key
-                return _key_line(lines, start + (1 if result else 0), end, name) or result
-            stop = end
-            for n in range(found + 1, end):
-                s = lines[n].strip().replace(" ", "")
-                if s.startswith("[") and not s.startswith(f"[[{full}.") and not s.startswith(f"[{full}."):
-                    stop = n
-                    break
-            start, end, result, prefix = found, stop, found + 1, full + "."
-        else:
-            return _key_line(lines, start + (1 if result else 0), end, name) or result
+        full = (*prefix, name)
+        index = rest[0] if rest else None
+        if not isinstance(index, int):
+            return _toml_key(marks, lo, hi, result is not None, full) or result
+        rest.pop(0)
+        headers = [n for n in range(lo, hi) if marks[n].kind == "array" and marks[n].keys == full]
+        if index >= len(headers):  # an inline array (or a list of strings): the line of its key
+            return _toml_key(marks, lo, hi, result is not None, full) or result
+        found = headers[index]
+        stop = next((n for n in range(found + 1, hi)
+                     if marks[n].kind != "key" and (marks[n].keys[:len(full)] != full or marks[n].keys == full)), hi)
+        lo, hi, result, prefix = found, stop, marks[found].line, full
     return result
 
 
-def _key_line(lines: list[str], start: int, end: int, key: str) -> int | None:
-    for n in range(start, end):
-        if lines[n].strip().startswith("["):
-            if n > start:
-                break
-            continue
-        m = _KEY.match(lines[n])
-        if m and (m.group(1) or m.group(2)) == key:
-            return n + 1
-    return None
+def _toml_key(marks: list[_Mark], lo: int, hi: int, in_entry: bool, full: tuple[str, ...]) -> int | None:
+    """The line of the key `full[-1]` of the entry at marks[lo] (or of the top of the file): its
+    own `key = ...` line, else a header of a table below it that defines the key."""
+    for n in range(lo + 1 if in_entry else lo, hi):
+        if marks[n].kind != "key":
+            break
+        if marks[n].keys[0] == full[-1]:
+            return marks[n].line
+    return next((marks[n].line for n in range(lo, hi) if marks[n].kind != "key" and marks[n].keys[:len(full)] == full), None)

@@ -317,4 +317,4 @@ def locate(estate: Estate, path: Path_) -> int | None:
     """The 1-based line of the entry (or its key) at `path`."""
     if estate.kind == "json":
         return lines.json_line(estate.text, estate.lines, path)
-    return lines.toml_line(estate.text.splitlines(), path)
+    return lines.toml_line(estate.text, path)

@@ -1,0 +1,30 @@
+"""`msi apply` reading an estate file: every invalid file is refused with one `error:` line naming
+the file and the line of the first invalid entry (exit 2), the state untouched, whatever the
+file's layout (comments, multi-line strings, duplicate keys, numbers too long to read)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import fails
+
+MAINFRAME = "unknown resource type 'mainframe'"
+
+
+def _write(tmp_path: Path, text: str, name: str = "estate.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("header", ["[[resources]] # the bad one", "[[ resources ]]", "[[\tresources]]", '[["resources"]]',
+                                    "  [[resources]]  \t# indented"])
+def test_an_array_of_tables_header_is_found_whatever_its_spacing_or_comment(cli, tmp_path: Path, header: str) -> None:
+    text = f'[[resources]]\nname = "a"\ntype = "vm"\n{header}\nname = "b"\ntype = "mainframe"\n'
+    fails(cli("apply", str(_write(tmp_path, text))), 2, "estate.toml, line 6:", MAINFRAME)
+    # a sub-table's header too: the second credential, with a comment after its header
+    text = ('[[identities]]\nname = "id1"\n[[identities.federated_credentials]]\nname = "cred1"\nissuer = "https://i.example"\n'
+            'subject = "s1"\n[[ identities . federated_credentials ]] # two\nname = "x"\nissuer = "https://i.example"\nsubject = "s2"\n')
+    fails(cli("apply", str(_write(tmp_path, text))), 2, "estate.toml, line 8:", "invalid federated identity credential name 'x'")
