@@ -28,3 +28,13 @@ def test_an_array_of_tables_header_is_found_whatever_its_spacing_or_comment(cli,
     text = ('[[identities]]\nname = "id1"\n[[identities.federated_credentials]]\nname = "cred1"\nissuer = "https://i.example"\n'
             'subject = "s1"\n[[ identities . federated_credentials ]] # two\nname = "x"\nissuer = "https://i.example"\nsubject = "s2"\n')
     fails(cli("apply", str(_write(tmp_path, text))), 2, "estate.toml, line 8:", "invalid federated identity credential name 'x'")
+
+
+@pytest.mark.parametrize("quote", ['"""', "'''"])
+def test_header_like_lines_inside_a_multi_line_string_are_not_headers(cli, tmp_path: Path, quote: str) -> None:
+    text = (f'[[identities]]\nname = "id1"\nsubscription = {quote}\n[[identities]]\n[[resources]]\n{quote}\n'  # lines 1-6
+            '[[resources]]\nname = "a"\ntype = "vm"\n[[resources]]\nname = "b"\ntype = "mainframe"\n')  # the bad type: line 12
+    fails(cli("apply", str(_write(tmp_path, text))), 2, "estate.toml, line 12:", MAINFRAME)
+    # and key-like lines in one are not the entry's keys: the missing type is reported at its entry
+    text = f'[[resources]]\nname = "a"\nsubscription = {quote}\ntype = "vm"\n{quote}\n'
+    fails(cli("apply", str(_write(tmp_path, text))), 2, "estate.toml, line 1:", "'type' is missing")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +124,9 @@ def _keys(dotted: str) -> tuple[str, ...]:
 
 def _toml_marks(text: str) -> list[_Mark]:
     marks = []
-    for number, raw in enumerate(text.split("\n"), 1):  # tomllib counts lines by "\n" only
+    for number, raw, clean in _toml_lines(text):
+        if not clean:  # inside a multi-line string or array: a header there is text, not a header
+            continue
         m = _HEADER.match(raw)
         if m:
             kind = "array" if m.group("array") else "table"
@@ -133,6 +136,61 @@ def _toml_marks(text: str) -> list[_Mark]:
         if m:
             marks.append(_Mark(number, _keys(m.group("key")), "key"))
     return marks
+
+
+_TOKEN = re.compile(r"""\"\"\"|'''|"(?:[^"\\]|\\.)*"|'[^']*'|#|[\[\]{}]""")
+_BASIC_END = re.compile(r'\\.|"""')
+
+
+def _toml_lines(text: str) -> Iterator[tuple[int, str, bool]]:
+    """Each line of `text` (numbered by "\\n", as tomllib counts them), and whether it starts
+    outside any string and bracket: only such a line can be a header or a key. tomllib has read
+    the text already, so what is not TOML needs no care here."""
+    in_string: str | None = None  # the quotes of the multi-line string the line is in
+    depth = 0  # of the arrays and inline tables the line is in
+    for number, raw in enumerate(text.split("\n"), 1):
+        clean = in_string is None and depth == 0
+        yield number, raw, clean
+        pos = 0
+        if clean:
+            if _HEADER.match(raw):
+                continue
+            m = _KEY_LINE.match(raw)
+            pos = m.end() if m else 0
+        while pos < len(raw):
+            if in_string is not None:
+                pos = _string_end(raw, pos, in_string)
+                if pos < 0:
+                    break
+                in_string = None
+                continue
+            m = _TOKEN.search(raw, pos)
+            if m is None:
+                break
+            token, pos = m.group(), m.end()
+            if token in ('"""', "'''"):
+                in_string = token
+            elif token == "#":
+                break
+            elif token in ("[", "{"):
+                depth += 1
+            elif token in ("]", "}"):
+                depth -= 1
+
+
+def _string_end(raw: str, pos: int, quotes: str) -> int:
+    """Where the multi-line string `quotes` opened ends on this line (past up to two more quotes,
+    which are its last characters), or -1."""
+    if quotes == '"""':
+        close = next((m.start() for m in _BASIC_END.finditer(raw, pos) if m.group() == '"""'), -1)
+    else:
+        close = raw.find(quotes, pos)
+    if close < 0:
+        return -1
+    end = close + 3
+    while end < len(raw) and end < close + 5 and raw[end] == quotes[0]:
+        end += 1
+    return end
 
 
 def toml_line(text: str, path: Path_) -> int | None:
