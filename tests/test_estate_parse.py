@@ -38,3 +38,14 @@ def test_header_like_lines_inside_a_multi_line_string_are_not_headers(cli, tmp_p
     # and key-like lines in one are not the entry's keys: the missing type is reported at its entry
     text = f'[[resources]]\nname = "a"\nsubscription = {quote}\ntype = "vm"\n{quote}\n'
     fails(cli("apply", str(_write(tmp_path, text))), 2, "estate.toml, line 1:", "'type' is missing")
+
+
+def test_a_json_entry_missing_a_key_is_reported_at_its_own_line(cli, tmp_path: Path) -> None:
+    text = '{\n  "resources": [\n    {\n      "name": "a1"\n    },\n    {\n      "name": "b1",\n      "type": "vm"\n    }\n  ]\n}\n'
+    fails(cli("apply", str(_write(tmp_path, text, "j1.json"))), 2, "j1.json, line 3:", "'type' is missing")
+    # a key of an object inside the entry is not the entry's key
+    text = ('{"identities": [\n {"federated_credentials": [{"name": "cred1", "issuer": "https://i.example",\n'
+            '   "subject": "s1"}],\n  "location": "eastus",\n  "name": "x!"}]}\n')
+    fails(cli("apply", str(_write(tmp_path, text, "j2.json"))), 2, "j2.json, line 5:", "invalid user-assigned identity name 'x!'")
+    # nor is a top-level key reported without its line
+    fails(cli("apply", str(_write(tmp_path, '{\n"resources": [],\n"format": "x"}', "j3.json"))), 2, "j3.json, line 3:", "'format'")

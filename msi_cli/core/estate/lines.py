@@ -1,12 +1,11 @@
 """Where an entry of an estate file is: tomllib and json give values, not lines, so the lines
-are found here. JSON: json's own decoder notes the line each object starts on. TOML: entries of
-`[[section]]` (and `[[section.sub]]` inside them) are found by counting headers, read as TOML
-allows them to be written (`[[ a . "b" ]]  # a comment`), keys by scanning their entry; inline
-arrays fall back to the line of their key."""
+are found here. JSON: json's own decoder notes where each object starts, and a key is found among
+that object's own keys. TOML: entries of `[[section]]` (and `[[section.sub]]` inside them) are
+found by counting headers, read as TOML allows them to be written (`[[ a . "b" ]]  # a comment`),
+keys by scanning their entry; inline arrays fall back to the line of their key."""
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 from collections.abc import Iterator
@@ -15,53 +14,46 @@ from typing import Any
 
 Path_ = tuple[str | int, ...]  # where a value sits: ("resources", 3, "type")
 
+_decoder: Any = json.decoder  # JSONObject and scanstring: the pure-Python decoder's parts
+
 
 def decode_json(text: str, found: dict[Path_, int]) -> tuple[Any, int]:
-    """The JSON document at the start of `text` and where it ends; fills `found` with the line
-    of every object, by its path."""
-    positions: dict[int, int] = {}  # id(object) -> its line; ids are stable while the document lives
+    """The JSON document at the start of `text` and where it ends; fills `found` with where every
+    object starts (the offset of its `{`), by its path."""
+    positions: dict[int, int] = {}  # id(object) -> its offset; ids are stable while the document lives
     doc, end = _LocatingDecoder(positions).raw_decode(text, len(text) - len(text.lstrip()))
-    _record_lines(doc, (), positions, found)
+    _record_offsets(doc, (), positions, found)
     return doc, end
 
 
-def _record_lines(value: object, path: Path_, positions: dict[int, int], lines: dict[Path_, int]) -> None:
+def _record_offsets(value: object, path: Path_, positions: dict[int, int], found: dict[Path_, int]) -> None:
     if isinstance(value, dict):
-        line = positions.get(id(value))
-        if line is not None:
-            lines[path] = line
+        offset = positions.get(id(value))
+        if offset is not None:
+            found[path] = offset
         for key, item in value.items():
             if isinstance(item, (dict, list)):
-                _record_lines(item, (*path, key), positions, lines)
+                _record_offsets(item, (*path, key), positions, found)
     elif isinstance(value, list):
         for n, item in enumerate(value):
-            _record_lines(item, (*path, n), positions, lines)
+            _record_offsets(item, (*path, n), positions, found)
 
 
 class _LocatingDecoder(json.JSONDecoder):
-    """json's own decoder, noting the line each object starts on (the pure-Python scanner calls
-    `parse_object` with the offset of its `{`)."""
+    """json's own decoder, noting where each object starts (the pure-Python scanner calls
+    `parse_object` with the offset just past its `{`)."""
 
     def __init__(self, positions: dict[int, int]) -> None:
         super().__init__()
-        from json import decoder as json_decoder
         from json import scanner as json_scanner
 
-        decoder: Any = json_decoder
         scanner: Any = json_scanner
-
-        text_lines: list[tuple[str, list[int]]] = []
-
-        def line_of(s: str, offset: int) -> int:
-            if not text_lines or text_lines[0][0] is not s:
-                text_lines[:] = [(s, [m.start() for m in re.finditer("\n", s)])]
-            return bisect.bisect_right(text_lines[0][1], offset) + 1
 
         def parse_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any, object_hook: Any,
                          object_pairs_hook: Any, memo: Any = None) -> tuple[Any, int]:
             s, end = s_and_end
-            obj, new_end = decoder.JSONObject(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo)
-            positions[id(obj)] = line_of(s, end - 1)
+            obj, new_end = _decoder.JSONObject(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo)
+            positions[id(obj)] = end - 1
             return obj, new_end
 
         self.parse_object = parse_object
@@ -69,25 +61,39 @@ class _LocatingDecoder(json.JSONDecoder):
 
 
 def json_line(text: str, found: dict[Path_, int], path: Path_) -> int | None:
-    """The line of the deepest object on `path` that `decode_json` noted, or of a key inside it."""
-    best, depth = None, 0
-    for depth in range(len(path), 0, -1):
-        best = found.get(path[:depth])
-        if best is not None:
+    """The line of the deepest object on `path` that `decode_json` noted, or of the key of it that
+    `path` names next; an object without that key is reported at its own line."""
+    for depth in range(len(path), -1, -1):
+        start = found.get(path[:depth])
+        if start is not None:
             break
+    else:
+        return None
     key = next((k for k in path[depth:] if isinstance(k, str)), None)
-    if best is not None and key is not None:
-        return _json_key_line(text, best, key) or best
-    return best
+    if key is not None:
+        start = next((offset for name, offset in _object_keys(text, start) if name == key), start)
+    return text.count("\n", 0, start) + 1
 
 
-def _json_key_line(text: str, start_line: int, key: str) -> int | None:
-    lines = text.splitlines()
-    needle = json.dumps(key) + ":"
-    for n in range(start_line - 1, min(len(lines), start_line + 200)):
-        if needle in lines[n].replace('" :', '":'):
-            return n + 1
-    return None
+_JSON_TOKEN = re.compile(r'[{}\[\]"]')
+_COLON = re.compile(r"[ \t\n\r]*:")
+
+
+def _object_keys(text: str, start: int) -> Iterator[tuple[str, int]]:
+    """The keys of the object whose `{` is at `start`, each with its offset, in the order written;
+    not those of the objects inside it, nor strings that are values."""
+    depth, pos = 0, start
+    while (m := _JSON_TOKEN.search(text, pos)) is not None:
+        token = m.group()
+        if token == '"':
+            name, pos = _decoder.scanstring(text, m.end())
+            if depth == 1 and _COLON.match(text, pos):
+                yield name, m.start()
+            continue
+        pos = m.end()
+        depth += 1 if token in "{[" else -1
+        if depth == 0:
+            return
 
 
 _BARE = r"[A-Za-z0-9_-]+"

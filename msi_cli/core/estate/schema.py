@@ -112,7 +112,7 @@ class Estate:
     identities: list[IdentitySpec] = field(default_factory=list)
     resources: list[ResourceSpec] = field(default_factory=list)
     role_assignments: list[AssignmentSpec] = field(default_factory=list)
-    lines: dict[Path_, int] = field(default_factory=dict)  # JSON: each object's line
+    objects: dict[Path_, int] = field(default_factory=dict)  # JSON: where each object starts (its '{'), by path
 
     def where(self, path: Path_) -> str:
         line = locate(self, path)
@@ -131,7 +131,7 @@ def parse(text: str, source: str, kind: str | None = None) -> Estate:
         kind = "json" if text.lstrip().startswith("{") or source.lower().endswith(".json") else "toml"
     estate = Estate(source, text, kind)
     if kind == "json":
-        doc = _json(text, source, estate.lines)
+        doc = _json(text, source, estate.objects)
     else:
         doc = _toml(text, source)
     _read(estate, doc)
@@ -316,5 +316,5 @@ def _as_credential(spec: CredentialSpec) -> Any:
 def locate(estate: Estate, path: Path_) -> int | None:
     """The 1-based line of the entry (or its key) at `path`."""
     if estate.kind == "json":
-        return lines.json_line(estate.text, estate.lines, path)
+        return lines.json_line(estate.text, estate.objects, path)
     return lines.toml_line(estate.text, path)
