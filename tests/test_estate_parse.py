@@ -49,3 +49,18 @@ def test_a_json_entry_missing_a_key_is_reported_at_its_own_line(cli, tmp_path: P
     fails(cli("apply", str(_write(tmp_path, text, "j2.json"))), 2, "j2.json, line 5:", "invalid user-assigned identity name 'x!'")
     # nor is a top-level key reported without its line
     fails(cli("apply", str(_write(tmp_path, '{\n"resources": [],\n"format": "x"}', "j3.json"))), 2, "j3.json, line 3:", "'format'")
+
+
+def test_a_json_estate_with_a_duplicate_key_is_refused_at_its_line(cli, tmp_path: Path, isolated_state: Path) -> None:
+    cli.ok("create-resource", "web1", "--type", "webapp", "-o", "none")
+    before = isolated_state.read_bytes()
+    text = '{\n  "resources": [{"name": "web1", "type": "webapp"}],\n  "resources": []\n}\n'
+    path = _write(tmp_path, text, "dup.json")
+    for args in ([], ["--prune", "--yes"], ["--what-if"]):
+        fails(cli("apply", str(path), *args), 2, "dup.json, line 3:", "duplicate key 'resources'", "nothing was changed")
+    text = '{"resources": [\n  {"name": "web1",\n   "type": "webapp", "name": "web2"}\n]}\n'
+    fails(cli("apply", str(_write(tmp_path, text, "dup2.json"))), 2, "dup2.json, line 3:", "duplicate key 'name'")
+    assert isolated_state.read_bytes() == before
+    # the same key in two objects is no duplicate
+    text = '{"resources": [{"name": "web1", "type": "webapp"}, {"name": "web2", "type": "webapp"}]}'
+    assert cli.json("apply", str(_write(tmp_path, text, "ok.json")))["summary"]["create"] == 1

@@ -17,9 +17,34 @@ Path_ = tuple[str | int, ...]  # where a value sits: ("resources", 3, "type")
 _decoder: Any = json.decoder  # JSONObject and scanstring: the pure-Python decoder's parts
 
 
+class Refused(Exception):
+    """JSON that json reads but an estate may not hold: a key twice in one object (json keeps the
+    last silently, so `"resources": []` written last would empty the section)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
+    return obj
+
+
 def decode_json(text: str, found: dict[Path_, int]) -> tuple[Any, int]:
     """The JSON document at the start of `text` and where it ends; fills `found` with where every
-    object starts (the offset of its `{`), by its path."""
+    object starts (the offset of its `{`), by its path. Raises `Refused` for a duplicate key."""
     positions: dict[int, int] = {}  # id(object) -> its offset; ids are stable while the document lives
     doc, end = _LocatingDecoder(positions).raw_decode(text, len(text) - len(text.lstrip()))
     _record_offsets(doc, (), positions, found)
@@ -52,11 +77,16 @@ class _LocatingDecoder(json.JSONDecoder):
         def parse_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any, object_hook: Any,
                          object_pairs_hook: Any, memo: Any = None) -> tuple[Any, int]:
             s, end = s_and_end
-            obj, new_end = _decoder.JSONObject(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo)
+            try:
+                obj, new_end = _decoder.JSONObject(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo)
+            except _Duplicate as twice:  # this object's: where its key is written the second time
+                second = [offset for name, offset in _object_keys(s, end - 1) if name == twice.key][1]
+                raise Refused(s.count("\n", 0, second) + 1, f"duplicate key '{twice.key}' (a key is written once in an object)") from None
             positions[id(obj)] = end - 1
             return obj, new_end
 
         self.parse_object = parse_object
+        self.object_pairs_hook = _unique
         self.scan_once = scanner.py_make_scanner(self)
 
 

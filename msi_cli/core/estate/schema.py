@@ -154,6 +154,8 @@ def _json(text: str, source: str, found: dict[Path_, int]) -> Doc:
         doc, end = lines.decode_json(text, found)
     except json.JSONDecodeError as exc:
         raise EstateError(f"{source}, line {exc.lineno}", f"not valid JSON: {exc.msg}") from None
+    except lines.Refused as exc:
+        raise EstateError(f"{source}, line {exc.line}", exc.message) from None
     except RecursionError:
         raise EstateError(source, "not valid JSON: nested too deeply") from None
     if text[end:].strip():
