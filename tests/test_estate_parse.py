@@ -64,3 +64,39 @@ def test_a_json_estate_with_a_duplicate_key_is_refused_at_its_line(cli, tmp_path
     # the same key in two objects is no duplicate
     text = '{"resources": [{"name": "web1", "type": "webapp"}, {"name": "web2", "type": "webapp"}]}'
     assert cli.json("apply", str(_write(tmp_path, text, "ok.json")))["summary"]["create"] == 1
+
+
+LONG = "9" * 5000
+
+
+@pytest.mark.parametrize(("name", "text", "line"), [
+    ("c1.json", '{"tenants": [{"name": "x", "id": ' + LONG + "}]}\n", 1),
+    ("c2.json", '{\n "tenants": [\n  {"name": "x",\n   "id": [1, -' + LONG + "]}\n ]\n}\n", 4),
+    ("c3.json", LONG, 1),
+    ("c1.toml", '[[tenants]]\nname = "x"\nid = ' + LONG + "\n", 3),
+    ("c2.toml", '[[tenants]]\nname = """\n' + LONG + '"""\n[[resources]]\nname = "a"\nuser_assigned = [\n  "b",\n  +'
+                + "_".join(LONG) + "\n]\n", 8),
+])
+def test_an_integer_too_long_to_read_is_refused_at_its_line(cli, tmp_path: Path, isolated_state: Path, name: str, text: str, line: int) -> None:
+    cli.ok("list", "tenants", "-o", "none")
+    before = isolated_state.read_bytes()
+    fails(cli("apply", str(_write(tmp_path, text, name))), 2, f"{name}, line {line}:", "digits", "nothing was changed")
+    assert isolated_state.read_bytes() == before
+
+
+def test_installed_msi_refuses_a_too_long_integer_in_an_estate_or_az_file(msi_proc, tmp_path: Path, isolated_state: Path) -> None:
+    estate = _write(tmp_path, '{"tenants": [{"name": "x", "id": ' + LONG + "}]}\n", "c1.json")
+    az = _write(tmp_path, '[{"id": ' + LONG + "}]\n", "az1.json")
+    assert msi_proc("list", "tenants", "-o", "none").returncode == 0
+    before = isolated_state.read_bytes()
+    for args, fragment in ((["apply", str(estate)], f"{estate}, line 1:"), (["import", "az", str(az)], f"{az}:")):
+        done = msi_proc(*args)
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == "" and len(done.stderr.splitlines()) == 1
+        assert done.stderr.startswith(f"error: {fragment}") and "digits" in done.stderr and "internal error" not in done.stderr
+    assert isolated_state.read_bytes() == before
+
+
+def test_import_az_refuses_a_too_long_integer_with_its_file(cli, tmp_path: Path) -> None:
+    az = _write(tmp_path, '[\n  {"id": ' + LONG + "}\n]\n", "az1.json")
+    fails(cli("import", "az", str(az)), 2, f"{az}", "digits", "nothing was changed")

@@ -44,6 +44,8 @@ class Converter:
             raise InvalidArgument(f"{name}, line {exc.lineno}: not valid JSON: {exc.msg}; nothing was changed") from None
         except RecursionError:  # as `msi apply` says of the same file
             raise InvalidArgument(f"{name}: not valid JSON: nested too deeply; nothing was changed") from None
+        except ValueError:  # an integer of more digits than Python reads: as `msi apply` refuses it, in one line
+            raise InvalidArgument(f"{name}: an integer of more digits than msi reads; nothing was changed") from None
         items = data if isinstance(data, list) else [data]
         kind = kind_of(items)
         self.report["files"].append({"file": name, "kind": kind, "items": len(items)})

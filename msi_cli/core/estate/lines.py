@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +20,36 @@ _decoder: Any = json.decoder  # JSONObject and scanstring: the pure-Python decod
 
 class Refused(Exception):
     """JSON that json reads but an estate may not hold: a key twice in one object (json keeps the
-    last silently, so `"resources": []` written last would empty the section)."""
+    last silently, so `"resources": []` written last would empty the section), or an integer
+    longer than Python reads (json lets out a ValueError without its line)."""
 
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)
         self.line, self.message = line, message
+
+
+class _TooLong(Exception):
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise _TooLong(sum(c.isdigit() for c in text)) from None
+
+
+def _guard(scan_once: Any) -> Any:
+    """`scan_once`, refusing an integer too long to read at its line (json says neither)."""
+
+    def scan(s: str, idx: int) -> Any:
+        try:
+            return scan_once(s, idx)
+        except _TooLong as exc:
+            raise Refused(s.count("\n", 0, idx) + 1, too_long(exc.digits)) from None
+
+    return scan
 
 
 class _Duplicate(Exception):
@@ -44,7 +70,8 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def decode_json(text: str, found: dict[Path_, int]) -> tuple[Any, int]:
     """The JSON document at the start of `text` and where it ends; fills `found` with where every
-    object starts (the offset of its `{`), by its path. Raises `Refused` for a duplicate key."""
+    object starts (the offset of its `{`), by its path. Raises `Refused` for a duplicate key or an
+    integer too long to read."""
     positions: dict[int, int] = {}  # id(object) -> its offset; ids are stable while the document lives
     doc, end = _LocatingDecoder(positions).raw_decode(text, len(text) - len(text.lstrip()))
     _record_offsets(doc, (), positions, found)
@@ -78,16 +105,21 @@ class _LocatingDecoder(json.JSONDecoder):
                          object_pairs_hook: Any, memo: Any = None) -> tuple[Any, int]:
             s, end = s_and_end
             try:
-                obj, new_end = _decoder.JSONObject(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo)
+                obj, new_end = _decoder.JSONObject(s_and_end, strict, _guard(scan_once), object_hook, object_pairs_hook, memo)
             except _Duplicate as twice:  # this object's: where its key is written the second time
                 second = [offset for name, offset in _object_keys(s, end - 1) if name == twice.key][1]
                 raise Refused(s.count("\n", 0, second) + 1, f"duplicate key '{twice.key}' (a key is written once in an object)") from None
             positions[id(obj)] = end - 1
             return obj, new_end
 
+        def parse_array(s_and_end: tuple[str, int], scan_once: Any) -> Any:
+            return _decoder.JSONArray(s_and_end, _guard(scan_once))
+
         self.parse_object = parse_object
+        self.parse_array = parse_array
         self.object_pairs_hook = _unique
-        self.scan_once = scanner.py_make_scanner(self)
+        self.parse_int = _parse_int
+        self.scan_once = _guard(scanner.py_make_scanner(self))
 
 
 def json_line(text: str, found: dict[Path_, int], path: Path_) -> int | None:
@@ -160,7 +192,7 @@ def _keys(dotted: str) -> tuple[str, ...]:
 
 def _toml_marks(text: str) -> list[_Mark]:
     marks = []
-    for number, raw, clean in _toml_lines(text):
+    for number, raw, clean, _ in _toml_lines(text):
         if not clean:  # inside a multi-line string or array: a header there is text, not a header
             continue
         m = _HEADER.match(raw)
@@ -178,18 +210,19 @@ _TOKEN = re.compile(r"""\"\"\"|'''|"(?:[^"\\]|\\.)*"|'[^']*'|#|[\[\]{}]""")
 _BASIC_END = re.compile(r'\\.|"""')
 
 
-def _toml_lines(text: str) -> Iterator[tuple[int, str, bool]]:
-    """Each line of `text` (numbered by "\\n", as tomllib counts them), and whether it starts
-    outside any string and bracket: only such a line can be a header or a key. tomllib has read
-    the text already, so what is not TOML needs no care here."""
+def _toml_lines(text: str) -> Iterator[tuple[int, str, bool, str]]:
+    """Each line of `text` (numbered by "\\n", as tomllib counts them); whether it starts outside
+    any string and bracket: only such a line can be a header or a key; and its values without
+    strings and comments. tomllib has read the text (up to what it refused, at least), so what is
+    not TOML needs no care here."""
     in_string: str | None = None  # the quotes of the multi-line string the line is in
     depth = 0  # of the arrays and inline tables the line is in
     for number, raw in enumerate(text.split("\n"), 1):
         clean = in_string is None and depth == 0
-        yield number, raw, clean
-        pos = 0
+        pos, code = 0, []
         if clean:
             if _HEADER.match(raw):
+                yield number, raw, clean, ""
                 continue
             m = _KEY_LINE.match(raw)
             pos = m.end() if m else 0
@@ -199,8 +232,10 @@ def _toml_lines(text: str) -> Iterator[tuple[int, str, bool]]:
                 if pos < 0:
                     break
                 in_string = None
+                code.append(" ")
                 continue
             m = _TOKEN.search(raw, pos)
+            code.append(raw[pos:m.start() if m else len(raw)])
             if m is None:
                 break
             token, pos = m.group(), m.end()
@@ -208,10 +243,33 @@ def _toml_lines(text: str) -> Iterator[tuple[int, str, bool]]:
                 in_string = token
             elif token == "#":
                 break
-            elif token in ("[", "{"):
-                depth += 1
-            elif token in ("]", "}"):
-                depth -= 1
+            elif token in ("[", "{", "]", "}"):
+                depth += 1 if token in ("[", "{") else -1
+                code.append(token)
+            else:
+                code.append(" ")  # a string
+        yield number, raw, clean, "".join(code)
+
+
+_INTEGER = re.compile(r"(?<![\w.+-])[+-]?[0-9][0-9_]*(?![\w.:])")
+
+
+def toml_long_integer(text: str) -> tuple[int, int] | None:
+    """The line and the digits of the first integer of `text` that is too long for Python to read
+    (`sys.get_int_max_str_digits`), which tomllib lets out as a ValueError without its line."""
+    limit = sys.get_int_max_str_digits()
+    for number, _, _, code in _toml_lines(text):
+        for m in _INTEGER.finditer(code):
+            if limit and len(m.group()) > limit:
+                try:
+                    int(m.group(), 0)
+                except ValueError:
+                    return number, sum(c.isdigit() for c in m.group())
+    return None
+
+
+def too_long(digits: int) -> str:
+    return f"an integer of {digits} digits, more than msi reads (at most {sys.get_int_max_str_digits()})"
 
 
 def _string_end(raw: str, pos: int, quotes: str) -> int:

@@ -147,6 +147,11 @@ def _toml(text: str, source: str) -> Doc:
         raise EstateError(source, f"not valid TOML: {exc}") from None
     except RecursionError:
         raise EstateError(source, "not valid TOML: nested too deeply") from None
+    except ValueError:  # tomllib's int() of an integer longer than Python reads
+        found = lines.toml_long_integer(text)
+        if found is None:
+            raise EstateError(source, "not valid TOML: an integer too long to read") from None
+        raise EstateError(f"{source}, line {found[0]}", lines.too_long(found[1])) from None
 
 
 def _json(text: str, source: str, found: dict[Path_, int]) -> Doc:
