@@ -162,7 +162,8 @@ def test_json_estates_apply_and_name_their_lines(cli, tmp_path: Path) -> None:
 def test_the_schema_is_shipped_and_describes_every_section(cli) -> None:
     schema = json.loads(cli.ok("apply", "--schema").stdout)
     assert schema["$schema"].startswith("https://json-schema.org/")
-    assert set(schema["properties"]) == {"format", "tenants", "subscriptions", "resource_groups", "identities", "resources", "role_assignments"}
+    assert set(schema["properties"]) == {"$schema", "format", "tenants", "subscriptions", "resource_groups", "identities", "resources",
+                                         "role_assignments"}
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"msi_cli.core.estate" = ["*.json"]' in pyproject
 
@@ -286,7 +287,7 @@ def test_the_schema_names_exactly_the_keys_the_reader_accepts(cli) -> None:
         assert set(props[section]["items"]["properties"]) == set(keys), section
     creds = props["identities"]["items"]["properties"]["federated_credentials"]["items"]["properties"]
     assert set(creds) == set(reader.CREDENTIAL_KEYS)
-    assert set(props) == set(reader.TOP_KEYS)
+    assert set(props) == {*reader.TOP_KEYS, *reader.JSON_TOP_KEYS}
 
 
 def test_a_nested_federated_credential_is_reported_at_its_own_line(cli, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ file's layout (comments, multi-line strings, duplicate keys, numbers too long to
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,16 @@ def test_installed_msi_refuses_a_too_long_integer_in_an_estate_or_az_file(msi_pr
 def test_import_az_refuses_a_too_long_integer_with_its_file(cli, tmp_path: Path) -> None:
     az = _write(tmp_path, '[\n  {"id": ' + LONG + "}\n]\n", "az1.json")
     fails(cli("import", "az", str(az)), 2, f"{az}", "digits", "nothing was changed")
+
+
+def test_a_json_estate_may_name_its_schema(cli, tmp_path: Path) -> None:
+    doc = {"$schema": "https://github.com/msi-cli/msi-cli/estate.schema.json", "format": "msi-estate",
+           "resources": [{"name": "web1", "type": "webapp", "system_assigned": True}]}
+    path = _write(tmp_path, json.dumps(doc, indent=2), "estate.json")
+    assert cli.json("apply", str(path))["resources"]["web1"]["principalId"]
+    schema = json.loads(cli.ok("apply", "--schema").stdout)
+    assert schema["properties"]["$schema"]["type"] == "string"  # editors validating the file accept it too
+    doc["$schema"] = 1
+    fails(cli("apply", str(_write(tmp_path, json.dumps(doc, indent=2), "estate.json"))), 2, "estate.json, line 2:", "'$schema'")
+    # a TOML estate has no use for it: still an unknown section
+    fails(cli("apply", str(_write(tmp_path, '"$schema" = "x"\n'))), 2, "estate.toml, line 1:", "unknown section '$schema'")

@@ -233,6 +233,7 @@ RESOURCE_KEYS = ("name", "type", "subscription", "resource_group", "location", "
                  "principal_id", "client_id")
 ASSIGNMENT_KEYS = ("role", "scope", "identity", "resource", "id")
 TOP_KEYS = ("format", *SECTIONS)
+JSON_TOP_KEYS = ("$schema",)  # what editors validate a JSON file against: allowed at its top, and ignored
 
 
 def _section(estate: Estate, doc: Doc, name: str, allowed: tuple[str, ...]) -> list[_Entry]:
@@ -249,9 +250,12 @@ def _location(e: _Entry) -> str:
 
 
 def _read(estate: Estate, doc: Doc) -> None:
-    unknown = [k for k in doc if k not in TOP_KEYS]
+    allowed = TOP_KEYS + JSON_TOP_KEYS if estate.kind == "json" else TOP_KEYS
+    unknown = [k for k in doc if k not in allowed]
     if unknown:
         raise estate.fail((unknown[0],), f"unknown section '{unknown[0]}' (an estate holds: {', '.join(SECTIONS)})")
+    if not isinstance(doc.get("$schema", ""), str):
+        raise estate.fail(("$schema",), "'$schema' must be a string: the URL of the JSON Schema an editor validates the file against")
     fmt = doc.get("format", FORMAT)
     if fmt != FORMAT:
         raise estate.fail(("format",), f"'format' must be '{FORMAT}'")
