@@ -310,6 +310,21 @@ def test_state_values_outside_their_domain_are_refused(msi_proc, seeded, old, ne
         assert seeded.read_bytes() == raw
 
 
+def test_state_with_an_integer_longer_than_python_converts(msi_proc, seeded, tmp_path):
+    text = seeded.read_text()
+    seeded.write_text(text.replace("clock_offset = 0", "clock_offset = " + "9" * 5000, 1))
+    raw = seeded.read_bytes()
+    one_error(msi_proc("list", "tenants"), 1, str(seeded), "more digits")
+    assert seeded.read_bytes() == raw
+    export = tmp_path / "copy.json"
+    seeded.write_text(text)
+    assert msi_proc("state", "export", str(export)).returncode == 0
+    export.write_text(export.read_text().replace("clock_offset = 0", "clock_offset = " + "9" * 5000, 1))
+    before = seeded.read_bytes()
+    one_error(msi_proc("state", "import", str(export)), 1, "more digits")
+    assert seeded.read_bytes() == before
+
+
 @pytest.mark.parametrize("depth", [1000, 100_000])
 def test_state_nested_deep_enough_to_exhaust_recursion(msi_proc, seeded, depth):
     seeded.write_bytes(seeded.read_bytes() + b"\nx = " + b"[" * depth + b"]" * depth + b"\n")

@@ -164,6 +164,8 @@ def _parse(raw: bytes, where: str) -> State:
         raise StateError(f"{where}: the state is not valid TOML ({exc}); nothing was changed") from None
     except RecursionError:
         raise StateError(f"{where}: the state is nested too deeply; nothing was changed") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise StateError(f"{where}: the state holds an integer of more digits than a state file holds; nothing was changed") from None
     except codec.InvalidDocument as exc:
         raise StateError(f"{where}: the state is invalid ({exc.message}); nothing was changed") from None
 

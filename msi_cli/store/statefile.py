@@ -170,6 +170,8 @@ class StateFile:
             raise StateError(f"{self.path}: not valid TOML: {exc}; the file was left unchanged") from None
         except RecursionError:  # tomllib parses nested arrays and tables recursively
             raise StateError(f"{self.path}: arrays or tables nested too deeply for a state file; the file was left unchanged") from None
+        except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+            raise StateError(f"{self.path}: an integer of more digits than a state file holds; the file was left unchanged") from None
         from msi_cli.store import codec
 
         try:
