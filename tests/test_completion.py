@@ -116,12 +116,13 @@ def test_tenants_subscriptions_and_groups(world):
 
 
 def test_every_command_completes_the_shared_options(world):
-    """GroupOpt, SubscriptionOpt and UserAssignedOpt carry their completion wherever used."""
+    """GroupOpt (DestinationGroupOpt), SubscriptionOpt and UserAssignedOpt carry their completion wherever used."""
     load()
     root = click_command()
     shared = {
         options.SubscriptionOpt.__metadata__[0].help: ("--subscription", lambda got: "prod" in got),
         options.GroupOpt.__metadata__[0].help: ("-g", lambda got: "rg1" in got),
+        options.DestinationGroupOpt.__metadata__[0].help: ("-g", lambda got: "rg1" in got),
         options.UserAssignedOpt.__metadata__[0].help: ("--user-assigned", lambda got: got == ["shared-id"]),
     }
     checked = 0

@@ -264,7 +264,9 @@ def test_env_notes_a_missing_credential_and_creates_the_issuer(cli, fed, isolate
     _with_https(isolated_state, thread, cli)
     result = cli("env", "ci-id", "--kubernetes", "payments/api", "-o", "json")
     assert result.exit_code == 0
-    assert "msi federation add ci-id --name NAME --issuer" in result.stderr and "system:serviceaccount:payments:api" in result.stderr
+    identity = cli.json("show", "ci-id")["id"]
+    assert f"msi federation add {identity} --name NAME --issuer" in result.stderr
+    assert "system:serviceaccount:payments:api" in result.stderr
     assert [i["name"] for i in cli.json("issuer", "list")] == ["gh", "kubernetes"]
     fails(cli("env", "ci-id", "--workload", "--issuer", "nope", "--subject", "s"), 3, "issuer 'nope' not found")
     fails(cli("env", "ci-id", "--workload"), 2, "--subject")
