@@ -115,3 +115,104 @@ def test_a_later_import_refers_to_the_subscriptions_an_earlier_one_made(cli) -> 
     assert len(cli.json("list", "tenants")) == tenants
     vm = json.loads((AZ / "vms.json").read_text())[0]
     assert cli.json("show", vm["name"])["id"].lower() == vm["id"].lower()
+
+
+# ---- files imported one at a time, in any order, agree with importing them together ---------------------
+
+
+def _sample(folder: Path) -> Path:
+    from msi_cli.cli.demo_estate import SAMPLE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in SAMPLE.items():
+        (folder / name).write_text(json.dumps(data, indent=2))
+    return folder
+
+
+def _directory(cli) -> tuple[set, set]:
+    """The subscriptions and tenants, but a fresh state's own (their ids are random)."""
+    subs = {(s["id"], s["name"], s["tenantId"]) for s in cli.json("list", "subscriptions") if s["name"] != "default"}
+    tenants = {(t["tenantId"], t["displayName"]) for t in cli.json("list", "tenants") if t["displayName"] != "Default Directory"}
+    return subs, tenants
+
+
+def _account(sub: str, name: str, tenant: str, tenant_name: str) -> dict:
+    return {"cloudName": "AzureCloud", "homeTenantId": tenant, "id": sub, "isDefault": False, "managedByTenants": [], "name": name,
+            "state": "Enabled", "tenantDisplayName": tenant_name, "tenantId": tenant, "user": {"name": "me@example.com", "type": "user"}}
+
+
+def test_an_account_entry_names_the_subscription_and_tenant_an_earlier_file_made_by_id(cli, tmp_path: Path, monkeypatch) -> None:
+    """identity.json alone makes its subscription named by its id, in a tenant named by its id; the
+    account entry imported next gives both their names (same ids: the same objects), and importing
+    everything then agrees with an import of everything into a fresh state."""
+    from msi_cli.cli.demo_estate import SUB, TENANT
+
+    az = _sample(tmp_path / "az")
+    cli.ok("import", "az", str(az / "identity.json"), "-o", "none")
+    result = cli.json("import", "az", str(az / "account.json"))
+    assert "remapped" not in result
+    subs, tenants = _directory(cli)
+    assert (SUB, "Shop Production", TENANT) in subs and len([s for s in subs if s[0] == SUB]) == 1
+    assert (TENANT, "Contoso") in tenants and not any(name == "Contoso" and tid != TENANT for tid, name in tenants)
+    everything = cli.json("import", "az", str(az))
+    assert "remapped" not in everything
+    one_at_a_time = _directory(cli), cli.json("show", "shop-worker-id")["id"]
+    monkeypatch.setenv("MSI_STATE", str(tmp_path / "fresh.toml"))
+    cli.ok("import", "az", str(az), "-o", "none")
+    assert (_directory(cli), cli.json("show", "shop-worker-id")["id"]) == one_at_a_time
+    assert cli.json("import", "az", str(az / "account.json"))["changes"] == []
+
+
+def test_duplicate_display_names_are_imported_by_id_and_reported(cli, tmp_path: Path) -> None:
+    """Azure does not make display names unique ("Pay-As-You-Go" in "Default Directory" are its
+    defaults): each account keeps its real subscription and tenant ids, and tokens carry the real tid."""
+    t1, t2 = "11111111-aaaa-4aaa-8aaa-111111111111", "22222222-bbbb-4bbb-8bbb-222222222222"
+    s1, s2 = "1111aaaa-0000-4000-8000-000000000001", "2222bbbb-0000-4000-8000-000000000002"
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps([_account(s1, "Pay-As-You-Go", t1, "Default Directory"),
+                                    _account(s2, "Pay-As-You-Go", t2, "Default Directory")], indent=2))
+    app = {"id": f"/subscriptions/{s2}/resourceGroups/web/providers/Microsoft.Web/sites/site2", "kind": "app", "location": "eastus",
+           "name": "site2", "type": "Microsoft.Web/sites",
+           "identity": {"type": "SystemAssigned", "principalId": "3333cccc-0000-4000-8000-000000000003", "tenantId": t2}}
+    (tmp_path / "webapps.json").write_text(json.dumps([app]))
+    result = cli.json("import", "az", str(tmp_path))
+    assert "remapped" not in result
+    subs, tenants = _directory(cli)
+    by_id = {sid: (name, tid) for sid, name, tid in subs}
+    assert by_id[s1][1] == t1 and by_id[s2][1] == t2
+    assert {t[0] for t in tenants} >= {t1, t2}
+    names = {tid: name for tid, name in tenants}
+    assert "Default Directory" in names[t1] + names[t2] and names[t1] != names[t2]
+    assert "Pay-As-You-Go" in by_id[s1][0] and "Pay-As-You-Go" in by_id[s2][0]
+    reported = {(d["kind"], d["id"]): d for d in result["import"]["disambiguated"]}
+    assert ("tenant", t1) in reported and ("tenant", t2) in reported  # msi's own "Default Directory" holds the name
+    assert reported[("tenant", t1)]["azName"] == "Default Directory"
+    token = cli.json("token", "site2", "--audience", "https://vault.azure.net")
+    assert cli.json("verify", token["access_token"], "--audience", "https://vault.azure.net")["claims"]["tid"] == t2
+    assert cli.json("import", "az", str(tmp_path))["changes"] == []  # and again: nothing
+
+
+def test_one_default_directory_account_keeps_its_real_tenant_id(cli, tmp_path: Path) -> None:
+    tid, sid = "44444444-dddd-4ddd-8ddd-444444444444", "4444dddd-0000-4000-8000-000000000004"
+    (tmp_path / "a.json").write_text(json.dumps([_account(sid, "Pay-As-You-Go", tid, "Default Directory")]))
+    result = cli.json("import", "az", str(tmp_path))
+    assert "remapped" not in result
+    subs, tenants = _directory(cli)
+    assert any(s[0] == sid and s[2] == tid for s in subs)
+    assert any(t[0] == tid for t in tenants)
+
+
+def test_a_subscription_renamed_in_azure_is_renamed_on_import(cli, tmp_path: Path) -> None:
+    tid, sid = "55555555-eeee-4eee-8eee-555555555555", "11111111-1111-4111-8111-111111111111"
+    account = tmp_path / "account.json"
+    account.write_text(json.dumps([_account(sid, "Pay-As-You-Go", tid, "Contoso")]))
+    cli.ok("import", "az", str(account), "-o", "none")
+    before = _directory(cli)
+    account.write_text(json.dumps([_account(sid, "Renamed PAYG", tid, "Contoso Ltd")]))
+    result = cli.json("import", "az", str(account))
+    assert "remapped" not in result
+    assert {(c["action"], c["kind"]) for c in result["changes"]} == {("update", "subscription"), ("update", "tenant")}
+    subs, tenants = _directory(cli)
+    assert len(subs) == len(before[0]) and (sid, "Renamed PAYG", tid) in subs
+    assert len(tenants) == len(before[1]) and (tid, "Contoso Ltd") in tenants
+    assert cli.json("import", "az", str(account))["changes"] == []

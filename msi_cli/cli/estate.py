@@ -55,6 +55,8 @@ def plan_text(data: dict[str, Any], **options: Any) -> str:
         lines.append("az files: " + "; ".join(f"{f['file']} ({f['kind']}, {f['items']})" for f in report["files"]))
         for item in report["plainResources"]:
             lines.append(f"kept as a plain resource without identities: {item['id']} ({item['type']})")
+        for item in report.get("disambiguated", ()):
+            lines.append(f"{item['kind']} {item['id']} is named '{item['name']}' here: another {item['kind']} has the name '{item['azName']}'")
         for item in report["skipped"]:
             lines.append(f"not imported: {item['item']}: {item['reason']}")
         for real, where in report["principals"].items():

@@ -1,4 +1,4 @@
-"""Directories (tenants) and subscriptions: the fresh state's defaults and creating new ones."""
+"""Directories (tenants) and subscriptions: the fresh state's defaults, creating new ones, renaming them."""
 
 from __future__ import annotations
 
@@ -54,3 +54,25 @@ def create_subscription(ctx: Ctx, name: str, tenant_ref: str | None, subscriptio
     ctx.state.subscriptions[sub.id] = sub
     ctx.log("Create subscription", name, f"{sub.id} in tenant {tenant.name}")
     return sub
+
+
+def rename(ctx: Ctx, kind: str, names: dict[str, str]) -> None:
+    """Give tenants (`kind` "tenant") or subscriptions new display names, by id, all at once (so two
+    may swap names). Azure lets both be renamed, their ids never change; msi keeps display names
+    unique, since commands and estate files name them."""
+    objects: dict[str, Tenant] | dict[str, Subscription] = ctx.state.tenants if kind == "tenant" else ctx.state.subscriptions
+    limit = 256 if kind == "tenant" else 64
+    final = {o.id: o.name for o in objects.values()}
+    for obj_id, name in names.items():
+        arm.validate_display_name(kind, name, limit)
+        final[obj_id] = name
+    seen: dict[str, str] = {}
+    for obj_id, name in final.items():
+        other = seen.setdefault(name.lower(), obj_id)
+        if other != obj_id:
+            raise Conflict(f"a {kind} named '{name}' already exists")
+    for obj_id, name in names.items():
+        obj = objects[obj_id]
+        if obj.name != name:
+            old, obj.name = obj.name, name
+            ctx.log(f"Rename {kind}", name, f"{obj_id} (was {old})")

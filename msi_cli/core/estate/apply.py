@@ -1,7 +1,7 @@
 """Carry out a plan through the lifecycle, groups, federation and roles operations, in one
 context: the caller's transaction saves all of it or none of it.
 
-Order: tenants, subscriptions, then (with --prune) the deletions of role assignments, federated
+Order: tenants and subscriptions (renamed, then created), then (with --prune) the deletions of role assignments, federated
 credentials and resources, then groups, identities and their credentials, resources and their
 identities (detaching what the file no longer names), the pruned identities, role assignments,
 and last the groups --prune empties.
@@ -49,6 +49,8 @@ def _kept(plan: Plan, principal_id: str | None, client_id: str | None) -> tuple[
 def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
     """Make the state what the plan says; returns the identities' ids by the names the file gave."""
     state, e = ctx.state, plan.estate
+    directory.rename(ctx, "tenant", plan.rename_tenants)
+    directory.rename(ctx, "subscription", plan.rename_subscriptions)
     wanted = {t.name.lower(): t.id for t in e.tenants if t.id}
     for name, tenant_id in plan.new_tenants:
         made = directory.create_tenant(ctx, name, tenant_id)

@@ -22,11 +22,12 @@ Doc = dict[str, Any]
 
 
 class Converter:
-    def __init__(self, known: dict[str, tuple[str, str, str]] | None = None) -> None:
-        self.known = known or {}  # subscriptions the state holds: lower id -> (name, tenant id, tenant name)
-        self.report: dict[str, Any] = {"files": [], "skipped": [], "plainResources": [], "principals": {}}
-        self.tenants: dict[str, str] = {}  # id -> name
-        self.subs: dict[str, dict[str, Any]] = {}  # lower id -> {"name", "tenant" (id), "id"}
+    def __init__(self, state_tenants: dict[str, str] | None = None, state_subs: dict[str, tuple[str, str]] | None = None) -> None:
+        self.state_tenants = state_tenants or {}  # tenants the state holds: id -> name
+        self.known = state_subs or {}  # subscriptions the state holds: lower id -> (name, tenant id)
+        self.report: dict[str, Any] = {"files": [], "skipped": [], "plainResources": [], "principals": {}, "disambiguated": []}
+        self.tenants: dict[str, str | None] = {}  # id -> the name az gave it (None: az gave none)
+        self.subs: dict[str, dict[str, Any]] = {}  # lower id -> {"name" (az's, or None), "tenant" (id), "id"}
         self.groups: dict[tuple[str, str], Doc] = {}
         self.identities: dict[str, Doc] = {}  # lower id -> spec
         self.resources: dict[str, Doc] = {}  # lower id -> spec
@@ -65,20 +66,19 @@ class Converter:
         if not (arm.is_guid(tid) and arm.is_guid(sid)):
             self.skip(str(a.get("name")), "an account entry without tenant and subscription ids")
             return
-        name = a.get("tenantDisplayName") or self.tenants.get(tid) or f"tenant {tid}"
-        self.tenants[tid] = str(name)
-        self.subs[sid] = {"name": str(a.get("name") or sid), "tenant": tid, "id": sid}
+        name = a.get("tenantDisplayName")
+        if name or tid not in self.tenants:
+            self.tenants[tid] = str(name) if name else None
+        self.subs[sid] = {"name": str(a.get("name") or "") or None, "tenant": tid, "id": sid}
 
     def _sub(self, sub_id: str) -> str | None:
         low = sub_id.lower()
         if not arm.is_guid(low):
             return None
         if low not in self.subs and low in self.known:  # imported before, or made here: the same subscription
-            name, tid, tenant_name = self.known[low]
-            self.tenants.setdefault(tid, tenant_name)
-            self.subs[low] = {"name": name, "tenant": tid, "id": low}
+            self.subs[low] = {"name": None, "tenant": self.known[low][1], "id": low}
         if low not in self.subs:
-            self.subs[low] = {"name": low, "tenant": None, "id": low}  # named by its id: not in az account list
+            self.subs[low] = {"name": None, "tenant": None, "id": low}  # named by its id: not in az account list
         return low
 
     def _group_list(self, g: Doc) -> None:
@@ -196,11 +196,38 @@ class Converter:
 
     # ---- the document --------------------------------------------------------------------------------------
 
+    def _names(self, kind: str, wanted: dict[str, str], held: dict[str, str], limit: int) -> dict[str, str]:
+        """The display name each object (by id) gets: the name az gave it, unless an object with
+        another id has that name (Azure does not make display names unique, msi does: files and
+        commands name them); then the name followed by the start of its id, `Pay-As-You-Go
+        (1111aaaa)`, reported. An object the state holds keeps such a name (importing again changes
+        nothing); the objects of the state the files do not name keep theirs."""
+        def options(obj_id: str) -> list[str]:
+            base = wanted[obj_id]
+            out = [base] + [base[:limit - len(tag) - 3] + f" ({tag})" for tag in (obj_id[:8], obj_id)]
+            current = held.get(obj_id)
+            return [current, *out] if current is not None and current.lower() in (o.lower() for o in out) else out
+
+        taken = {name.lower() for obj_id, name in held.items() if obj_id not in wanted}
+        first = sorted(wanted, key=lambda i: (held.get(i, "").lower() not in (o.lower() for o in options(i)), i))
+        names: dict[str, str] = {}
+        for obj_id in first:
+            name = next((o for o in options(obj_id) if o.lower() not in taken), obj_id)
+            taken.add(name.lower())
+            names[obj_id] = name
+            if name != wanted[obj_id]:
+                self.report["disambiguated"].append({"kind": kind, "id": obj_id, "azName": wanted[obj_id], "name": name})
+        return names
+
     def document(self) -> Doc:
-        tenants_of_subs = {s["tenant"] for s in self.subs.values() if s["tenant"]}
-        for tid in tenants_of_subs:
-            self.tenants.setdefault(tid, f"tenant {tid}")
-        sub_names = {k: s["name"] for k, s in self.subs.items()}
+        for s in self.subs.values():
+            if s["tenant"]:
+                self.tenants.setdefault(s["tenant"], None)
+        tenant_names = self._names("tenant", {
+            tid: name or self.state_tenants.get(tid) or f"tenant {tid}" for tid, name in self.tenants.items()}, self.state_tenants, 256)
+        sub_names = self._names("subscription", {
+            k: s["name"] or (self.known[k][0] if k in self.known else k) for k, s in self.subs.items()},
+            {k: name for k, (name, _) in self.known.items()}, 64)
         idents = {}
         for key, spec in self.identities.items():
             idents[key] = {**spec, "subscription": sub_names[spec["subscription"]]}
@@ -213,10 +240,10 @@ class Converter:
             resources[key] = out
         res_ref = {key: f"{s['subscription']}/{s['resource_group']}/{s['name']}" for key, s in resources.items()}
         doc: Doc = {"format": "msi-estate"}
-        doc["tenants"] = [{"name": name, "id": tid} for tid, name in sorted(self.tenants.items())]
+        doc["tenants"] = [{"name": name, "id": tid} for tid, name in sorted(tenant_names.items())]
         doc["subscriptions"] = [
-            {"name": s["name"], "id": s["id"], **({"tenant": self.tenants[s["tenant"]]} if s["tenant"] else {})}
-            for s in sorted(self.subs.values(), key=lambda s: s["name"].lower())
+            {"name": sub_names[k], "id": s["id"], **({"tenant": tenant_names[s["tenant"]]} if s["tenant"] else {})}
+            for k, s in sorted(self.subs.items(), key=lambda item: sub_names[item[0]].lower())
         ]
         doc["resource_groups"] = [{**g, "subscription": sub_names[g["subscription"]]} for g in self.groups.values()]
         doc["identities"] = list(idents.values())
@@ -287,11 +314,9 @@ def convert(files: list[tuple[str, str]], state: State | None = None) -> tuple[D
     """(the estate document, the report) for az JSON texts given as (name, text). `state`: the
     state they are imported into, whose subscriptions a file that names one without its `az
     account list` entry refers to."""
-    known = {} if state is None else {
-        sid.lower(): (sub.name, sub.tenant_id, state.tenants[sub.tenant_id].name)
-        for sid, sub in state.subscriptions.items() if sub.tenant_id in state.tenants
-    }
-    c = Converter(known)
+    tenants = {} if state is None else {tid: t.name for tid, t in state.tenants.items()}
+    subs = {} if state is None else {sid.lower(): (sub.name, sub.tenant_id) for sid, sub in state.subscriptions.items()}
+    c = Converter(tenants, subs)
     for name, text in files:
         c.read(name, text)
     doc = c.document()

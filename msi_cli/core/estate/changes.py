@@ -52,6 +52,8 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     kept: int = 0  # objects in the state that the file does not name, left alone without --prune
     # what apply does, in order
+    rename_tenants: dict[str, str] = field(default_factory=dict)  # id -> new display name
+    rename_subscriptions: dict[str, str] = field(default_factory=dict)  # id -> new display name
     new_tenants: list[tuple[str, str | None]] = field(default_factory=list)  # name, id to keep
     new_subscriptions: list[tuple[str, str, str | None]] = field(default_factory=list)  # name, tenant name, id
     groups: dict[GroupKey, tuple[str, str, str, bool]] = field(default_factory=dict)  # sub, name, location, declared

@@ -7,12 +7,14 @@ the name indexes both sides share.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from msi_cli.core import lookup
 from msi_cli.core.estate.changes import Plan, low
 from msi_cli.core.estate.schema import Estate, Path_
 from msi_cli.core.model import State
+from msi_cli.errors import Conflict
 
 
 class Matcher:
@@ -24,8 +26,31 @@ class Matcher:
         self.file_tenants: dict[str, str] = {}  # lower name/id -> name
         self.file_subs: dict[str, str] = {}  # lower name/id -> name
         self.sub_tenant: dict[str, str] = {}  # sub key -> tenant name
+        self.tenant_ids: dict[str, str | None] = {}  # lower name of a file's tenant -> the state's tenant it is (None: a new one)
         self._by_name: dict[int, dict[str, list[Any]]] = {}  # per reference pool: its keys by name
         self._referenced: set[str] | None = None  # principal ids role assignments name (made when first needed)
+
+    # ---- tenants and subscriptions ---------------------------------------------------------------------
+
+    def match(self, specs: Sequence[Any], objects: Mapping[str, Any], kind: str) -> list[Any]:
+        """The state's tenant or subscription each spec is (None: a new one): the one with the
+        spec's id when the state holds it (a display name can change, the id cannot), else the one
+        with its display name that no other spec names by id. Refused when the names the objects
+        would have are not unique (msi keeps display names unique: files and commands name them)."""
+        by_id = [objects.get(s.id) if s.id else None for s in specs]
+        claimed = {o.id for o in by_id if o is not None}
+        free = {low(o.name): o for o in objects.values() if o.id not in claimed}
+        out = [hit if hit is not None else free.pop(low(spec.name), None) for spec, hit in zip(specs, by_id)]
+        final = {low(o.name): o for o in objects.values() if o.id not in claimed}
+        for spec, hit in zip(specs, out):
+            if hit is None or hit.id not in claimed:
+                continue
+            other = final.get(low(spec.name))
+            if other is not None and other.id != hit.id:
+                raise Conflict(f"{self.e.where(spec.path)}: {kind} {hit.id} ('{hit.name}') cannot be named '{spec.name}': "
+                               f"{kind} {other.id} has that name; nothing was changed",
+                               hint=f"give {kind} {other.id} another name in the file, or this one")
+        return out
 
     # ---- names ----------------------------------------------------------------------------------------
 

@@ -55,12 +55,20 @@ class Planner(Matcher):
             self.file_tenants[low(spec.name)] = spec.name
             if spec.id:
                 self.file_tenants.setdefault(spec.id, spec.name)
-            if low(spec.name) not in self.tenants_by_name:
+        matched = self.match(self.e.tenants, self.state.tenants, "tenant")
+        for spec, existing in zip(self.e.tenants, matched):
+            if existing is None:
                 keep = spec.id if spec.id and spec.id not in self.state.tenants else None
                 if spec.id and keep is None:
                     self.plan.remapped[spec.id] = "(a new id)"
                 self.plan.new_tenants.append((spec.name, keep))
                 self.plan.changes.append(Change(CREATE, "tenant", spec.name))
+                self.tenant_ids[low(spec.name)] = None
+            else:
+                self.tenant_ids[low(spec.name)] = existing.id
+                if existing.name != spec.name:
+                    self.plan.rename_tenants[existing.id] = spec.name
+                    self.plan.changes.append(Change(UPDATE, "tenant", existing.name, f"rename to {spec.name} (id {existing.id})"))
 
     def _subscriptions(self) -> None:
         for spec in self.e.subscriptions:
@@ -69,23 +77,36 @@ class Planner(Matcher):
             self.file_subs[low(spec.name)] = spec.name
             if spec.id:
                 self.file_subs.setdefault(spec.id, spec.name)
-        default_tenant = lookup.tenant_of(self.state, self.state.default_subscription_id).name
-        for spec in self.e.subscriptions:
-            tenant = self.tenant_name(spec.tenant, spec.path) if spec.tenant else default_tenant
+        default_tenant = lookup.tenant_of(self.state, self.state.default_subscription_id)
+        matched = self.match(self.e.subscriptions, self.state.subscriptions, "subscription")
+        for spec, existing in zip(self.e.subscriptions, matched):
+            if spec.tenant:
+                tenant = self.tenant_name(spec.tenant, spec.path)
+                tenant_id = self.tenant_ids[low(tenant)] if low(tenant) in self.tenant_ids else lookup.tenant(self.state, tenant).id
+            else:
+                tenant_id = default_tenant.id
+                tenant = self.plan.rename_tenants.get(tenant_id, default_tenant.name)
             self.sub_tenant[low(spec.name)] = tenant
-            existing = self.subs_by_name.get(low(spec.name))
             if existing is None:
                 keep = spec.id if spec.id and spec.id not in self.state.subscriptions else None
                 if spec.id and keep is None:
                     self.plan.remapped[spec.id] = "(a new id)"
                 self.plan.new_subscriptions.append((spec.name, tenant, keep))
                 self.plan.changes.append(Change(CREATE, "subscription", spec.name, f"in tenant {tenant}"))
-            elif low(self.state.tenants[existing.tenant_id].name) != low(tenant):
+                continue
+            if existing.tenant_id != tenant_id:
                 raise Conflict(
                     f"{self.e.where(spec.path)}: subscription '{spec.name}' is in tenant '{self.state.tenants[existing.tenant_id].name}', "
                     f"the file puts it in '{tenant}'; nothing was changed",
-                    hint=f"a subscription changes tenant only by a move: msi move-subscription '{spec.name}' --tenant '{tenant}' --what-if",
+                    hint=f"a subscription changes tenant only by a move: msi move-subscription '{existing.name}' --tenant '{tenant}' --what-if",
                 )
+            if existing.name != spec.name:
+                self.plan.rename_subscriptions[existing.id] = spec.name
+                self.plan.changes.append(Change(UPDATE, "subscription", existing.name, f"rename to {spec.name} (id {existing.id})"))
+        # from here on, the state's subscriptions are known by the names they will have
+        for sub_id, name in self.plan.rename_subscriptions.items():
+            self.sub_name_of[sub_id] = low(name)
+        self.subs_by_name = {self.sub_name_of[s.id]: s for s in self.state.subscriptions.values()}
 
     def _identities(self) -> dict[ObjKey, IdentitySpec]:
         index: dict[ObjKey, Identity] = {}
