@@ -216,3 +216,45 @@ def test_a_subscription_renamed_in_azure_is_renamed_on_import(cli, tmp_path: Pat
     assert len(subs) == len(before[0]) and (sid, "Renamed PAYG", tid) in subs
     assert len(tenants) == len(before[1]) and (tid, "Contoso Ltd") in tenants
     assert cli.json("import", "az", str(account))["changes"] == []
+
+
+def _worker_files(folder: Path, vm_file: str, identity_file: str) -> tuple[Path, Path]:
+    from msi_cli.cli.demo_estate import SUB
+
+    folder.mkdir(parents=True, exist_ok=True)
+    uai = f"/subscriptions/{SUB}/resourcegroups/idrg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/worker-id"
+    ids = {"clientId": "6e1d3a1c-8f6b-4b57-a3f1-0c1d2e3f4a5b", "principalId": "6a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}
+    vm = {"id": f"/subscriptions/{SUB}/resourceGroups/VM-RG/providers/Microsoft.Compute/virtualMachines/worker", "location": "eastus",
+          "name": "worker", "type": "Microsoft.Compute/virtualMachines",
+          "identity": {"type": "UserAssigned", "principalId": None, "tenantId": None, "userAssignedIdentities": {
+              uai.replace("/resourcegroups/", "/resourceGroups/"): ids}}}
+    identity = {"id": uai, "location": "westeurope", "name": "worker-id", "resourceGroup": "idrg", "tags": {},
+                "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47", "type": "Microsoft.ManagedIdentity/userAssignedIdentities", **ids}
+    (folder / vm_file).write_text(json.dumps([vm]))
+    (folder / identity_file).write_text(json.dumps([identity]))
+    return folder / vm_file, folder / identity_file
+
+
+def test_an_identity_is_where_its_own_entry_says_whatever_the_file_order(cli, tmp_path: Path, monkeypatch) -> None:
+    for n, (vm_name, id_name) in enumerate([("a-vms.json", "b-ids.json"), ("b-vms.json", "a-ids.json")]):
+        monkeypatch.setenv("MSI_STATE", str(tmp_path / f"together{n}.toml"))
+        vm_file, _ = _worker_files(tmp_path / f"together{n}", vm_name, id_name)
+        cli.ok("import", "az", str(vm_file.parent), "-o", "none")
+        assert cli.json("show", "worker-id")["location"] == "westeurope", vm_name
+    # one at a time, the VM first: its block made the identity with a guess, which the identity's entry corrects
+    monkeypatch.setenv("MSI_STATE", str(tmp_path / "sequential.toml"))
+    vm_file, id_file = _worker_files(tmp_path / "sequential", "vms.json", "ids.json")
+    cli.ok("import", "az", str(vm_file), "-o", "none")
+    principal = cli.json("show", "worker-id")["principalId"]
+    cli.ok("import", "az", str(id_file), "-o", "none")
+    shown = cli.json("show", "worker-id")
+    assert shown["location"] == "westeurope" and shown["principalId"] == principal
+    assert cli.json("import", "az", str(vm_file.parent))["changes"] == []
+    cli.ok("import", "az", str(vm_file), "-o", "none")  # the VM's guess never moves it back
+    assert cli.json("show", "worker-id")["location"] == "westeurope"
+    # the identity first, then the VM: no change of region either
+    monkeypatch.setenv("MSI_STATE", str(tmp_path / "reversed.toml"))
+    cli.ok("import", "az", str(id_file), "-o", "none")
+    cli.ok("import", "az", str(vm_file), "-o", "none")
+    assert cli.json("show", "worker-id")["location"] == "westeurope"
+    assert any(u.lower().endswith("/worker-id") for u in cli.json("show", "worker")["identity"]["userAssignedIdentities"])

@@ -52,9 +52,11 @@ TEXT = st.integers(0, 5).flatmap(lambda n: HOSTILE if n == 0 else PLAIN)
 
 
 def value(hint: typing.Any) -> st.SearchStrategy[typing.Any]:
-    """Values of a model field's type: text, optional text, lists of text or of nested objects."""
+    """Values of a model field's type: text, optional text or flags, lists of text or of nested objects."""
     if hint is str:
         return TEXT
+    if hint is bool:
+        return st.booleans()
     args = typing.get_args(hint)
     if typing.get_origin(hint) is list:
         element = args[0]

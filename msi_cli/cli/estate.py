@@ -189,16 +189,12 @@ def import_az(
     where msi can; role assignments point to the simulated identities that stand for the real
     principals. What msi does not model is kept plainly or reported, never fatal."""
     from msi_cli.core.estate import azfiles, azimport
-    from msi_cli.core.estate.schema import parse
 
     files = azfiles.collect(paths)
     docs = []
     for path in files:
         docs.append((str(path), read_text(path)))
-    doc, report = azimport.convert(docs, sf.read())
-    import json
-
-    estate = parse(json.dumps(doc, indent=1), "the estate made from the az files", "json")
+    estate, report = azimport.estate(docs, sf.read())
     result = run_plan(sf, estate, what_if, False, True, {"import": report})  # never destructive: no --prune
     if not what_if:
         report["principals"] = azimport.mapping(sf.read(), report["principals"])

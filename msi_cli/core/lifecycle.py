@@ -95,8 +95,10 @@ def purge_deleted(ctx: Ctx) -> int:
 
 def create_identity(
     ctx: Ctx, name: str, resource_group: str | None, subscription_ref: str | None, location: str | None,
-    ids: tuple[str, str] | None = None,
+    ids: tuple[str, str] | None = None, location_guessed: bool = False,
 ) -> Identity:
+    """`location_guessed`: the region is a guess (`msi import az` knew the identity only from a
+    resource's identity block), which `locate_guessed_identity` may correct."""
     arm.validate_identity_name(name)
     rg = DEFAULT_RESOURCE_GROUP if resource_group is None else resource_group  # -g "" is refused, not the default
     arm.validate_resource_group(rg)
@@ -107,8 +109,21 @@ def create_identity(
         raise Conflict(f"a user-assigned identity named '{name}' already exists in resource group '{rg}'")
     groups.ensure(ctx, sub.id, rg, loc)
     identity = _new_identity(ctx, USER, name, rid, loc, sub.tenant_id, ids)
+    if location_guessed:
+        identity.location_guessed = True
     ctx.log("Create user-assigned identity", rid, f"principalId {identity.principal_id}")
     return identity
+
+
+def locate_guessed_identity(ctx: Ctx, identity: Identity, location: str) -> None:
+    """Put a user-assigned identity whose region was a guess where it really is. An identity never
+    moves region (Azure refuses it); this corrects what msi guessed, and only that."""
+    if not identity.location_guessed:
+        raise Conflict(f"identity '{identity.name}' is in {identity.location}; a user-assigned identity cannot move to another region")
+    arm.validate_location(location)
+    old = identity.location
+    identity.location, identity.location_guessed = location, None
+    ctx.log("Locate user-assigned identity", identity.resource_id, f"{location} (was guessed: {old})")
 
 
 # ---- resources ----------------------------------------------------------------------------------

@@ -103,6 +103,10 @@ class Identity:
     resource_id: str
     location: str
     created: str
+    # True when `msi import az` made a user-assigned identity knowing it only from a resource's
+    # identity block (ARM's block says nothing of the identity's region): its region is that
+    # resource's, a guess that the identity's own entry (az identity list) corrects.
+    location_guessed: bool | None = None
 
 
 @record

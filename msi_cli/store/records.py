@@ -70,6 +70,15 @@ def _resource_type(r: Reader, key: str) -> str:
     return value
 
 
+def _flag(r: Reader, key: str) -> bool | None:
+    """A flag written only when it is set: absent, or true."""
+    if key not in r.rec:
+        return None
+    if r.rec[key] is not True:
+        raise r.fail(key, f"'{key}' must be true when present")
+    return True
+
+
 def _arm_id_string(r: Reader, key: str) -> str:
     value = r.string(key)
     if not arm_id(value):
@@ -107,6 +116,7 @@ CHECKS: dict[type, dict[str, Read]] = {
     Identity: {
         "kind": _one_of((SYSTEM, USER), lambda v: f"'kind' must be {SYSTEM} or {USER}, not '{v}'"),
         "principal_id": GUID, "client_id": GUID, "tenant_id": GUID, "name": _text("identity", 260), "created": TIME,
+        "location_guessed": _flag,
     },
     KeyCredential: {"key_id": GUID, "thumbprint": _matching(THUMBPRINT), "start": TIME, "end": TIME},
     ServicePrincipal: {"id": GUID, "app_id": GUID, "tenant_id": GUID, "display_name": _text("service principal", 260),

@@ -76,8 +76,10 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
         if existing is None:
             with at(e, ispec.path):
                 existing = lifecycle.create_identity(ctx, ispec.name, ispec.resource_group, sub_ids[ikey[0]], ispec.location,
-                                                     _kept(plan, ispec.principal_id, ispec.client_id))
+                                                     _kept(plan, ispec.principal_id, ispec.client_id), ispec.location_guessed)
                 _note(plan, ispec.principal_id, existing.principal_id)
+        elif ikey in plan.relocate:
+            lifecycle.locate_guessed_identity(ctx, existing, plan.relocate[ikey])
         identities[ikey] = existing
     for ckey, cred in plan.credentials:
         with at(e, cred.path):

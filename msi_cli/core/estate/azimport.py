@@ -15,6 +15,7 @@ from typing import Any
 
 from msi_cli.core import arm, roles
 from msi_cli.core.estate.azfiles import IDENTITY_TYPE, TYPE_KEYS, arm_location, kind_of
+from msi_cli.core.estate.schema import Estate, parse
 from msi_cli.core.model import State
 from msi_cli.errors import InvalidArgument, MsiError
 
@@ -34,6 +35,7 @@ class Converter:
         self.system_of: dict[str, str] = {}  # real principal id -> resource lower id
         self.user_of: dict[str, str] = {}  # real principal id -> identity lower id
         self.assignments: list[Doc] = []
+        self.guessed: set[str] = set()  # identities (lower id) whose location is their resource's: no entry of their own gave one
 
     def skip(self, what: str, why: str) -> None:
         self.report["skipped"].append({"item": what, "reason": why})
@@ -86,17 +88,22 @@ class Converter:
         if p is None or p.resource_group is None or self._sub(p.subscription_id) is None:
             self.skip(str(g.get("id")), "not a resource group id")
             return
-        self._group(p.subscription, p.resource_group, arm_location(g.get("location")), declared=True)
+        self._group(p.subscription, p.resource_group, arm_location(g.get("location")))
 
-    def _group(self, sub: str, name: str, location: str, declared: bool = False) -> None:
-        key = (sub, name.lower())
-        if key not in self.groups or declared:
-            self.groups[key] = {"name": self.groups.get(key, {}).get("name", name), "subscription": sub, "location": location}
+    def _group(self, sub: str, name: str, location: str) -> None:
+        """A group from its own entry (az group list). A group only its members name is not declared:
+        the plan makes it where its first member is, and a group made so never refuses the region of
+        a member imported later (its region is a guess)."""
+        self.groups[(sub, name.lower())] = {"name": name, "subscription": sub, "location": location}
 
     def _identity_list(self, i: Doc) -> None:
         self._user_identity(str(i.get("id", "")), i.get("principalId"), i.get("clientId"), arm_location(i.get("location")), i.get("tenantId"))
 
-    def _user_identity(self, rid: str, principal: object, client: object, location: str, tenant: object = None) -> str | None:
+    def _user_identity(self, rid: str, principal: object, client: object, location: str, tenant: object = None,
+                       guessed: bool = False) -> str | None:
+        """An identity from its own entry (az identity list, az resource list), or from a resource's
+        identity block (`guessed`: the block does not say where the identity is, so it is placed
+        with the resource until an entry of its own says otherwise, in whatever order they come)."""
         p = arm.parse_id(rid)
         if p is None or p.name is None or p.resource_group is None or (p.arm_type or "").lower() != IDENTITY_TYPE:
             self.skip(rid, "not a user-assigned identity id")
@@ -118,7 +125,11 @@ class Converter:
         if spec is None:
             spec = {"name": p.name, "subscription": sub, "resource_group": p.resource_group, "location": location}
             self.identities[key] = spec
-            self._group(sub, p.resource_group, location)
+            if guessed:
+                self.guessed.add(key)
+        elif key in self.guessed and not guessed:
+            spec["location"] = location
+            self.guessed.discard(key)
         if isinstance(principal, str) and isinstance(client, str) and arm.is_guid(principal) and arm.is_guid(client):
             spec["principal_id"], spec["client_id"] = principal.lower(), client.lower()
             self.user_of[principal.lower()] = key
@@ -163,7 +174,6 @@ class Converter:
         if spec is None:
             spec = {"name": p.name, "type": key_type, "subscription": sub, "resource_group": p.resource_group, "location": location}
             self.resources[key] = spec
-            self._group(sub, p.resource_group, location)
             if plain:
                 self.report["plainResources"].append({"id": rid, "type": p.arm_type})
         identity = r.get("identity")
@@ -188,7 +198,7 @@ class Converter:
         if isinstance(users, dict):
             for uid, ids in users.items():
                 ids = ids if isinstance(ids, dict) else {}
-                ukey = self._user_identity(uid, ids.get("principalId"), ids.get("clientId"), location)
+                ukey = self._user_identity(uid, ids.get("principalId"), ids.get("clientId"), location, guessed=True)
                 if ukey is not None and ukey not in refs:
                     refs.append(ukey)
         if refs:
@@ -310,17 +320,30 @@ class Converter:
         return out
 
 
-def convert(files: list[tuple[str, str]], state: State | None = None) -> tuple[Doc, dict[str, Any]]:
-    """(the estate document, the report) for az JSON texts given as (name, text). `state`: the
-    state they are imported into, whose subscriptions a file that names one without its `az
-    account list` entry refers to."""
+def _converted(files: list[tuple[str, str]], state: State | None) -> Converter:
     tenants = {} if state is None else {tid: t.name for tid, t in state.tenants.items()}
     subs = {} if state is None else {sid.lower(): (sub.name, sub.tenant_id) for sid, sub in state.subscriptions.items()}
     c = Converter(tenants, subs)
     for name, text in files:
         c.read(name, text)
-    doc = c.document()
-    return doc, c.report
+    return c
+
+
+def convert(files: list[tuple[str, str]], state: State | None = None) -> tuple[Doc, dict[str, Any]]:
+    """(the estate document, the report) for az JSON texts given as (name, text). `state`: the
+    state they are imported into, whose tenants and subscriptions the files' ids name."""
+    c = _converted(files, state)
+    return c.document(), c.report
+
+
+def estate(files: list[tuple[str, str]], state: State | None = None) -> tuple[Estate, dict[str, Any]]:
+    """(the estate, the report) for az JSON texts given as (name, text): `convert`'s document,
+    read as an estate file, its identities whose location is a guess marked as such."""
+    c = _converted(files, state)
+    out = parse(json.dumps(c.document(), indent=1), "the estate made from the az files", "json")
+    for key, spec in zip(c.identities, out.identities):
+        spec.location_guessed = key in c.guessed
+    return out, c.report
 
 
 def mapping(state: Any, principals: dict[str, Any]) -> dict[str, Any]:

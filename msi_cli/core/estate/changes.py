@@ -58,6 +58,7 @@ class Plan:
     new_subscriptions: list[tuple[str, str, str | None]] = field(default_factory=list)  # name, tenant name, id
     groups: dict[GroupKey, tuple[str, str, str, bool]] = field(default_factory=dict)  # sub, name, location, declared
     identities: dict[ObjKey, tuple[IdentitySpec, Identity | None]] = field(default_factory=dict)
+    relocate: dict[ObjKey, str] = field(default_factory=dict)  # identities whose guessed location is corrected
     credentials: list[tuple[ObjKey, CredentialSpec]] = field(default_factory=list)  # to create or update
     resources: dict[ResKey, ResourceWork] = field(default_factory=dict)
     assignments: list[tuple[AssignmentSpec, AssignKey]] = field(default_factory=list)  # to create

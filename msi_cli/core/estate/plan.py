@@ -127,6 +127,12 @@ class Planner(Matcher):
             if existing is None:
                 self._keep_ids(spec.principal_id, spec.client_id)
                 self.plan.changes.append(Change(CREATE, "identity", name, f"in {spec.location}"))
+            elif existing.location != spec.location and spec.location_guessed:
+                pass  # a guess (msi import az) never refuses where the identity is
+            elif existing.location != spec.location and existing.location_guessed:
+                self.plan.relocate[key] = spec.location
+                self.plan.changes.append(Change(UPDATE, "identity", name, f"location {existing.location} -> {spec.location} "
+                                                "(an import guessed its region from a resource that uses it)"))
             elif existing.location != spec.location:
                 raise Conflict(f"{self.e.where(spec.path + ('location',))}: identity '{spec.name}' is in {existing.location}; "
                                "a user-assigned identity cannot move to another region; nothing was changed")

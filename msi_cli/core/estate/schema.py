@@ -75,6 +75,11 @@ class IdentitySpec:
     client_id: str | None
     credentials: list[CredentialSpec]
     path: Path_
+    # Not a key of the file: `msi import az` sets it when all it knows of the region is a guess (the
+    # region of a resource whose identity block names the identity). A guess never refuses an
+    # identity the state holds elsewhere, and an identity made from one takes the region an entry
+    # of its own gives later.
+    location_guessed: bool = False
 
 
 @dataclass(slots=True)

@@ -47,7 +47,8 @@ def clone(state: State) -> State:
                     [UserAssignment(u.resource_id, u.principal_id, u.client_id) for u in r.user_assigned])
         for k, r in state.resources.items()
     }
-    out.identities = {k: Identity(i.principal_id, i.client_id, i.tenant_id, i.kind, i.name, i.resource_id, i.location, i.created)
+    out.identities = {k: Identity(i.principal_id, i.client_id, i.tenant_id, i.kind, i.name, i.resource_id, i.location, i.created,
+                                  i.location_guessed)
                       for k, i in state.identities.items()}
     out.principals = {k: ServicePrincipal(p.id, p.app_id, p.tenant_id, p.display_name, list(p.alternative_names), list(p.key_credentials))
                       for k, p in state.principals.items()}
