@@ -240,6 +240,31 @@ def test_vm_identity_assign_and_remove_through_patch(w, cli):
         "Disable system-assigned identity"]
 
 
+def test_an_identity_block_without_a_type_is_refused_and_changes_nothing(w, cli, isolated_state):
+    cli.ok("create-resource", "app3", "--type", "vm", "-g", "ci", "--system-assigned")
+    cli.ok("create-identity", "kept-id", "-g", "ci")
+    cli.ok("create-identity", "asked-id", "-g", "ci")
+    cli.ok("assign", "app3", "--user-assigned", "kept-id")
+    cli.ok("create-resource", "web3", "--type", "webapp", "-g", "ci", "--system-assigned")
+    vm, site = cli.json("show", "app3")["id"], cli.json("show", "web3")["id"]
+    asked = cli.json("show", "asked-id")["id"]
+    token = w.token("admin")  # the tenant's first token adds its signing keys to the state
+    before = isolated_state.read_bytes()
+    shown = {name: cli.json("show", name)["identity"] for name in ("app3", "web3")}
+    for method, target, block in [
+        ("PATCH", vm, {"userAssignedIdentities": {asked: {}}}),
+        ("PATCH", vm, {}),
+        ("PATCH", vm, {"type": None, "userAssignedIdentities": {asked: {}}}),
+        ("PUT", vm, {"userAssignedIdentities": {asked: {}}}),
+        ("PATCH", site, {}),
+    ]:
+        status, code, _ = error_of(w.call(method, target, {"identity": block}, token=token, api="2024-07-01"))
+        assert (status, code) == (400, "BadRequest"), (method, block)
+    assert isolated_state.read_bytes() == before
+    assert {name: cli.json("show", name)["identity"] for name in ("app3", "web3")} == shown
+    assert list(shown["app3"]["userAssignedIdentities"]) == [cli.json("show", "kept-id")["id"]]
+
+
 def test_attaching_an_identity_needs_its_assign_action(w, cli):
     cli.ok("create-resource", "app2", "--type", "vm", "-g", "apps")
     cli.ok("create-identity", "id2", "-g", "ids")

@@ -129,12 +129,14 @@ def _existing(call: Call, rid: str, arm_type: str) -> Resource:
 
 
 def _apply(call: Call, resource: Resource, block: object, merge: bool) -> None:
-    """The wanted identities from an `identity` block: `type` says which kinds stay; in a PATCH
+    """The wanted identities from an `identity` block: `type` (required) says which kinds stay; in a PATCH
     `userAssignedIdentities` adds ids (value `{}`) and removes them (value null), in a PUT it is
     the whole set."""
     if not isinstance(block, dict):
         raise errors.invalid_content("'identity' must be an object")
-    kinds = {k.strip().lower() for k in str(block.get("type") or "None").split(",")}
+    if block.get("type") is None:  # not "None": a block without a type asks for no change we could read
+        raise errors.ArmError(400, "BadRequest", "The identity type must be specified.")
+    kinds = {k.strip().lower() for k in str(block["type"]).split(",")}
     if not kinds <= {"none", "systemassigned", "userassigned"}:
         raise errors.ArmError(400, "BadRequest", f"The identity type '{block.get('type')}' is not valid.")
     system = "systemassigned" in kinds
