@@ -346,6 +346,32 @@ def test_role_assignment_lifecycle(w, cli):
     assert [e["operation"] for e in cli.json("log")[-2:]] == ["Create role assignment", "Delete role assignment"]
 
 
+def test_role_assignment_list_filters_are_arms_and_others_are_refused(w, cli):
+    w.caller("reader1", "Reader", w.rg())
+    w.caller("reader2", "Reader", w.rg())
+    mine, other, admin = w.principal("reader1"), w.principal("reader2"), w.principal("admin")
+    listing = f"/subscriptions/{w.sub}/providers/Microsoft.Authorization/roleAssignments"
+
+    def listed(path: str, flt: str) -> list[str]:
+        resp = w.call("GET", path, as_="admin", query=f"api-version=2022-04-01&$filter={flt}")
+        assert resp.status == 200, resp.json()
+        return sorted(a["properties"]["principalId"] for a in resp.json()["value"])
+
+    assert listed(listing, f"assignedTo('{mine}')") == [mine]
+    assert listed(listing, f"assignedTo(%27{mine.upper()}%27)") == [mine]
+    assert listed(listing, f"principalId eq '{other}'") == [other]
+    assert listed(listing, "atScope()") == [admin]
+    assert listed(f"{w.rg()}/providers/Microsoft.Authorization/roleAssignments", f"atScope() and assignedTo('{mine}')") == [mine]
+    assert listed(f"{w.rg()}/providers/Microsoft.Authorization/roleAssignments", "atScope()") == sorted([admin, mine, other])
+    assert listed(listing, f"principalId eq '{mine}' and atScope()") == []
+    for flt in ("bogus", f"principalId eq {mine}", f"assignedTo({mine})", f"roleDefinitionId eq '{mine}'",
+                f"principalId eq '{mine}' and roleDefinitionId eq 'x'"):
+        status, code, message = error_of(w.call("GET", listing, as_="admin", query=f"api-version=2022-04-01&$filter={flt}"))
+        assert (status, code) == (400, "UnsupportedQuery"), flt
+        assert message == (f"The filter '{flt}' is not supported. Supported filters are either 'atScope()' or "
+                           "'principalId eq '{value}' or assignedTo('{value}')'.")
+
+
 def test_only_roles_with_role_assignment_write_may_grant(w):
     w.caller("contrib", "Contributor")
     w.caller("rbac", "Role Based Access Control Administrator")

@@ -40,6 +40,8 @@ CLIENT = textwrap.dedent('''
                                                     "principal_type": "ServicePrincipal"})
     out["assignment"] = {"name": ra.name, "scope": ra.scope, "role": ra.role_definition_id}
     out["at_scope"] = [a.name for a in auth.role_assignments.list_for_scope(scope, filter="atScope()")]
+    out["assigned_to"] = [a.name for a in auth.role_assignments.list_for_subscription(
+        filter=f"assignedTo('{created.principal_id}')")]
     out["deleted"] = auth.role_assignments.delete(scope, name).name
     msi.user_assigned_identities.delete(group, "sdk-id")
     try:
@@ -72,6 +74,7 @@ def test_management_sdks_create_grant_and_delete_through_msi(served):
     assert out["assignment"]["scope"] == f"/subscriptions/{sub}/resourceGroups/ci"
     assert out["assignment"]["role"].endswith("acdd72a7-3385-48ef-bd42-f606fba81ae7")
     assert out["assignment"]["name"] in out["at_scope"] and out["deleted"] == out["assignment"]["name"]
+    assert out["assigned_to"] == [out["assignment"]["name"]]  # not the runner's own Owner assignment
     assert out["after_delete"] == [404, "ResourceNotFound"]
     # every change went through msi's own state and log
     ops = [e["operation"] for e in served.msi_json("log")]

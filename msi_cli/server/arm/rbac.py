@@ -13,6 +13,8 @@ RA = "Microsoft.Authorization/roleAssignments"
 _ROLE_NAME = re.compile(r"\s*rolename\s+eq\s+'(?P<v>(?:[^']|'')*)'\s*", re.IGNORECASE)
 _PRINCIPAL = re.compile(r"\s*principalid\s+eq\s+'(?P<v>[^']*)'\s*", re.IGNORECASE)
 _AT_SCOPE = re.compile(r"\s*atscope\(\)\s*", re.IGNORECASE)
+# for a service principal, its own assignments (ARM adds a user's groups'; msi has no groups)
+_ASSIGNED_TO = re.compile(r"\s*assignedto\(\s*'(?P<v>[^']*)'\s*\)\s*", re.IGNORECASE)
 
 
 def _check_scope(call: Call, action: str) -> str:
@@ -72,18 +74,22 @@ def role_assignments(call: Call) -> Reply:
         raise errors.method_not_allowed(call.method)
     scope = _check_scope(call, f"{RA}/read")
     flt = call.query.get("$filter", "")
-    principal = None
+    principals: set[str] = set()  # every principal clause must hold
     at_scope = False
     for part in re.split(r"\s+and\s+", flt, flags=re.IGNORECASE) if flt else []:
         if _AT_SCOPE.fullmatch(part):
             at_scope = True
-        elif (m := _PRINCIPAL.fullmatch(part)) is not None:
-            principal = m["v"].lower()
+        elif (m := _PRINCIPAL.fullmatch(part) or _ASSIGNED_TO.fullmatch(part)) is not None:
+            principals.add(m["v"].lower())
+        else:
+            raise errors.ArmError(400, "UnsupportedQuery",
+                                  f"The filter '{flt}' is not supported. Supported filters are either 'atScope()' or "
+                                  "'principalId eq '{value}' or assignedTo('{value}')'.")
     out = []
     for a in call.state.role_assignments.values():
         above = arm.covers(a.scope, scope) if scope else a.scope == ""
         below = scope == "" or arm.covers(scope, a.scope)
-        if principal is not None and a.principal_id != principal:
+        if principals and principals != {a.principal_id}:
             continue
         if at_scope and not above:
             continue
