@@ -74,6 +74,39 @@ def test_http_errors_carry_arms_envelope_and_headers(arm_server):
     assert token.status_code == 200, token.text
 
 
+def test_resource_manager_and_entras_token_endpoint_are_https_only(arm_server, msi_proc):
+    world, url, plain, requests = arm_server
+    auth = {"Authorization": f"Bearer {world.token('admin')}"}
+    group = f"/subscriptions/{world.sub}/resourcegroups/ci"
+    assert requests.get(f"{url}{group}", params={"api-version": "2023-01-31"}, headers=auth, timeout=10).status_code == 200
+    for path in (group, "/metadata/endpoints", "/subscriptions"):
+        resp = requests.get(f"{plain}{path}", params={"api-version": "2022-09-01"}, headers=auth, timeout=10)
+        assert resp.status_code == 404 and f"HTTPS only: use {url}" in resp.json()["error_description"], path
+    ident = json.loads(msi_proc("create-identity", "fed-id", "-g", "ci", "-o", "json").stdout)
+    issuer = json.loads(msi_proc("issuer", "create", "gh", "--kind", "github", "-o", "json").stdout)["issuer"]
+    subject = "repo:octo-org/app:ref:refs/heads/main"
+    assert msi_proc("federation", "add", "fed-id", "--name", "main", "--issuer", issuer, "--subject", subject).returncode == 0
+
+    def form() -> dict:
+        assertion = msi_proc("oidc-token", "gh", "--subject", subject, "--audience", "api://AzureADTokenExchange").stdout.strip()
+        return {"grant_type": "client_credentials", "client_id": ident["clientId"], "scope": "https://vault.azure.net/.default",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion}
+
+    for suffix in ("oauth2/v2.0/token", "oauth2/token"):
+        refused = requests.post(f"{plain}/{world.tenant}/{suffix}", data=form(), timeout=10)
+        assert refused.status_code == 404 and "access_token" not in refused.text, suffix
+    served = requests.post(f"{url}/{world.tenant}/oauth2/v2.0/token", data=form(), timeout=10)
+    assert served.status_code == 200 and served.json()["access_token"]
+    # discovery over plain HTTP keeps its http keys, and names Entra's endpoints where they are served
+    for doc_path in ("v2.0/.well-known/openid-configuration", ".well-known/openid-configuration"):
+        doc = requests.get(f"{plain}/{world.tenant}/{doc_path}", timeout=10).json()
+        assert doc["jwks_uri"].startswith(f"{plain}/{world.tenant}/") and requests.get(doc["jwks_uri"], timeout=10).ok
+        assert doc["token_endpoint"].startswith(f"{url}/{world.tenant}/oauth2/")
+        assert doc["authorization_endpoint"].startswith(f"{url}/{world.tenant}/oauth2/")
+    common = requests.get(f"{plain}/common/v2.0/.well-known/openid-configuration", timeout=10).json()
+    assert common["token_endpoint"] == f"{url}/common/oauth2/v2.0/token" and common["jwks_uri"].startswith(plain)
+
+
 def test_msi_env_az_isolates_az_and_registers_the_cloud(arm_server, msi_proc, isolated_state):
     _, url, _, _ = arm_server
     variables = json.loads(msi_proc("env", "admin", "--az", "-o", "json").stdout)

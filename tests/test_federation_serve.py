@@ -113,7 +113,7 @@ def _post(thread, tenant: str, form: dict, method: str = "POST"):
     body = urlencode(form).encode()
     req = Request(method, f"/{tenant}/oauth2/v2.0/token", "", {"content-type": "application/x-www-form-urlencoded",
                                                                "content-length": str(len(body))}, body=body)
-    resp = asyncio.run_coroutine_threadsafe(thread.server.app.handle(req), thread.loop).result(10)
+    resp = asyncio.run_coroutine_threadsafe(thread.server.app.handle(req, tls=True), thread.loop).result(10)
     return resp.status, json.loads(resp.body)
 
 
@@ -194,13 +194,18 @@ def test_token_route_refusals(cli, fed, ident, case, status, error, code):
 
 def test_token_route_is_post_only_and_reads_only_forms(cli, fed, ident):
     thread, h, iss = fed
-    status, body = h.request("GET", f"/{ident['tenantId']}/oauth2/v2.0/token")
-    assert status == 405 and body
     from msi_cli.server.messages import Request
 
-    req = Request("POST", f"/{ident['tenantId']}/oauth2/v2.0/token", "", {"content-type": "application/json"}, body=b'{"a": 1}')
-    resp = asyncio.run_coroutine_threadsafe(thread.server.app.handle(req), thread.loop).result(10)
+    def handle(method: str, headers: dict, body: bytes, tls: bool = True):
+        req = Request(method, f"/{ident['tenantId']}/oauth2/v2.0/token", "", headers, body=body)
+        return asyncio.run_coroutine_threadsafe(thread.server.app.handle(req, tls=tls), thread.loop).result(10)
+
+    assert handle("GET", {}, b"").status == 405
+    resp = handle("POST", {"content-type": "application/json"}, b'{"a": 1}')
     assert resp.status == 400 and json.loads(resp.body)["error_codes"] == [900144]
+    status, body = h.request("POST", f"/{ident['tenantId']}/oauth2/v2.0/token",  # the plain-HTTP listener
+                             {"content-type": "application/x-www-form-urlencoded"}, b"grant_type=client_credentials")
+    assert status == 404 and b"HTTPS only" in body
 
 
 # ---- GitHub Actions and Kubernetes emulation ---------------------------------------------------------

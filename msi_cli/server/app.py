@@ -41,6 +41,15 @@ def _plain_http_only(path: str, http_url: str) -> Response:
                          log=f"no HTTPS endpoint at {path}: managed identity endpoints are plain HTTP")
 
 
+def _https_only(path: str, https_url: str) -> Response:
+    """Azure Resource Manager and Entra's token endpoint asked on the plain-HTTP port: bearer
+    tokens and client assertions travel over HTTPS only, as every Azure client requires."""
+    where = f": use {https_url}" if https_url else ""
+    return json_response(404, {"error": "not_found", "error_description": "Azure Resource Manager and Entra's token "
+                                f"endpoint are served over HTTPS only{where}. Run 'msi env RESOURCE' for the addresses."},
+                         log=f"no plain HTTP endpoint at {path}: Resource Manager and Entra's token endpoint are HTTPS only")
+
+
 def _not_found(path: str) -> Response:
     return json_response(404, {"error": "not_found", "error_description": "No managed identity endpoint at this path. "
                                 "Run 'msi env RESOURCE' for a resource's endpoint."}, log=f"no endpoint at {path}")
@@ -79,7 +88,7 @@ class Application:
             return None
         route = routes.match(req.path)
         if route is None:
-            return self._exchange_now(req) if req.method == "POST" else None
+            return self._exchange_now(req) if req.method == "POST" and tls else None
         if route.kind == routes.JWKS and self._keys_due(route.target):
             return None  # the tenant's key is made off the loop first
         started = time.perf_counter()
@@ -126,12 +135,16 @@ class Application:
     async def _dispatch(self, req: Request, tls: bool = False) -> Response:
         route = routes.match(req.path)
         if route is None and is_arm(req.path):  # Azure Resource Manager: its own package, run in the pool
+            if not tls:
+                return _https_only(req.path, self.https_url)
             from msi_cli.server.arm import hook
 
-            return await hook.answer(self, req, self.https_url if tls else self.base_url)
+            return await hook.answer(self, req, self.https_url)
         federated = entra.match(req.path) if route is None else None
         if route is None and federated is None:
             return _not_found(req.path)
+        if federated is not None and federated.kind in (entra.TOKEN, entra.TOKEN_V1) and not tls:
+            return _https_only(req.path, self.https_url)
         try:
             await self._fresh()
         except MsiError as exc:
@@ -173,7 +186,9 @@ class Application:
         if proto is None:
             now_iso = iso(self.clock.now() + state.clock_offset)
             base = self.https_url if tls else self.base_url
-            return discovery.handle(req, route.kind, route.target, base, state, self.keyset, now_iso)
+            # Entra's endpoints (token, authorize...) are named where they are served: over HTTPS
+            return discovery.handle(req, route.kind, route.target, base, state, self.keyset, now_iso,
+                                    self.https_url or base)
         if tls:
             return _plain_http_only(req.path, self.base_url)
         resource = state.resources.get(route.target)

@@ -5,8 +5,9 @@ here both on the local server so a resource server can verify tokens with no pro
 The v2 document (`/{tenant}/v2.0/.well-known/openid-configuration`) is the one msal reads before
 its first token request (it needs `authorization_endpoint` and `token_endpoint`); its fields and
 their order follow Entra's (issuer `https://login.microsoftonline.com/{tid}/v2.0`), with every
-endpoint of the tenant pointing at the server that was asked (`base`), and its JWKS at
-`/{tenant}/discovery/v2.0/keys`: the same keys as v1, as `msi jwks` prints them."""
+Entra endpoint of the tenant (token, authorize...) at the server's HTTPS address, the only one
+that serves them, and its JWKS at `/{tenant}/discovery/v2.0/keys` on the listener that was asked
+(`base`, plain HTTP too, for resource servers): the same keys as v1, as `msi jwks` prints them."""
 
 from __future__ import annotations
 
@@ -47,9 +48,10 @@ def method_not_allowed() -> Response:
                          headers=[("Allow", "GET")])
 
 
-def configuration(base: str, tenant: Tenant) -> Response:
+def configuration(base: str, tenant: Tenant, authority: str = "") -> Response:
+    """`base`: the listener asked (its keys); `authority`: where Entra's endpoints are served."""
     tid = tenant.id
-    local = f"{base}/{tid}"
+    local = f"{authority or base}/{tid}"
     doc = {
         "token_endpoint": f"{local}/oauth2/token",
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -103,11 +105,12 @@ class KeySet:
 TENANT_ALIASES = ("common", "organizations", "consumers")
 
 
-def configuration_v2(base: str, tenant: Tenant | None, alias: str = "") -> Response:
-    """The v2 OpenID document of `tenant`, or (tenant None) of the multi-tenant `alias`."""
+def configuration_v2(base: str, tenant: Tenant | None, alias: str = "", authority: str = "") -> Response:
+    """The v2 OpenID document of `tenant`, or (tenant None) of the multi-tenant `alias`; its keys
+    at `base` (the listener asked), Entra's endpoints at `authority` (HTTPS, where they are served)."""
     tid = tenant.id if tenant is not None else "{tenantid}"
     segment = tenant.id if tenant is not None else alias
-    local = f"{base}/{segment}"
+    local = f"{authority or base}/{segment}"
     doc = {
         "token_endpoint": f"{local}/oauth2/v2.0/token",
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -138,19 +141,20 @@ def configuration_v2(base: str, tenant: Tenant | None, alias: str = "") -> Respo
     return json_response(200, doc)
 
 
-def handle(req: Request, kind: str, tenant_ref: str, base: str, state: State, keyset: KeySet, now_iso: str) -> Response:
+def handle(req: Request, kind: str, tenant_ref: str, base: str, state: State, keyset: KeySet, now_iso: str,
+           authority: str = "") -> Response:
     if req.method != "GET":
         return method_not_allowed()
     tenant = find_tenant(state, tenant_ref)
     if tenant is None and tenant_ref.lower() in TENANT_ALIASES:
         if kind == routes.OPENID_V2:
-            return configuration_v2(base, None, tenant_ref.lower())
+            return configuration_v2(base, None, tenant_ref.lower(), authority)
         if kind == routes.JWKS:  # every tenant's published keys, as Entra's common keys serve them all
             return keyset.union(state.tenants.values(), now_iso)
     if tenant is None:
         return unknown_tenant(tenant_ref)
     if kind == routes.OPENID:
-        return configuration(base, tenant)
+        return configuration(base, tenant, authority)
     if kind == routes.OPENID_V2:
-        return configuration_v2(base, tenant)
+        return configuration_v2(base, tenant, authority=authority)
     return keyset.response(tenant, now_iso)
