@@ -104,8 +104,8 @@ def test_the_v1_endpoint_takes_resource_and_answers_strings(world):
         refused(exchange.exchange(ctx, world.tenant.id, v2_form, BASE, v1=True), 400, "invalid_request", 900144)
 
 
-def test_the_tenant_may_be_given_by_name_and_az_s_double_slash_scope_works(world):
-    status, body = world.run(world.form(scope="https://management.core.windows.net//.default"), tenant=world.tenant.name)
+def test_the_tenant_id_in_any_case_and_az_s_double_slash_scope_work(world):
+    status, body = world.run(world.form(scope="https://management.core.windows.net//.default"), tenant=world.tenant.id.upper())
     assert status == 200
     claims = json.loads(__import__("base64").urlsafe_b64decode(body["access_token"].split(".")[1] + "=="))
     assert claims["aud"] == "https://management.core.windows.net/"
@@ -119,6 +119,14 @@ def test_each_exchange_is_logged(world):
 def test_unknown_tenant_is_90002(world):
     desc = refused(world.run(world.form(), tenant="nowhere"), 400, "invalid_tenant", 90002)
     assert "Tenant 'nowhere' not found" in desc
+
+
+def test_a_tenants_display_name_is_not_a_tenant_for_entra(world):
+    """Entra names a tenant by its id or a verified domain (msi's tenants have none), never by its display name."""
+    for ref in (world.tenant.name, world.tenant.name.upper()):
+        desc = refused(world.run(world.form(), tenant=ref), 400, "invalid_tenant", 90002)
+        assert f"Tenant '{ref}' not found" in desc
+    assert not any(e["operation"] == "Issue token" for e in world.sf.log_entries())
 
 
 @pytest.mark.parametrize("missing", exchange.PARAMETERS)

@@ -148,6 +148,7 @@ def test_token_route_exchanges_and_the_token_verifies(cli, fed, ident, isolated_
     "case, status, error, code",
     [
         ("tenant", 400, "invalid_tenant", 90002),
+        ("tenant-name", 400, "invalid_tenant", 90002),  # a display name is no tenant for Entra
         ("missing", 400, "invalid_request", 900144),
         ("client", 400, "unauthorized_client", 700016),
         ("signature", 401, "invalid_client", 700027),
@@ -167,6 +168,8 @@ def test_token_route_refusals(cli, fed, ident, case, status, error, code):
     form = _form(ident, good)
     if case == "tenant":
         tenant = "nowhere"
+    elif case == "tenant-name":
+        tenant = "Default Directory"
     elif case == "missing":
         del form["client_assertion"]
     elif case == "client":

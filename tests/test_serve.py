@@ -501,7 +501,7 @@ def test_app_service_request_rules(ep, world, cli):
 
 def test_openid_configuration_and_jwks(ep, world):
     ep.get(imds_path(world.id("vm1")), META)  # the tenant's first token creates its signing key
-    for ref in (world.tenant, "Default%20Directory"):
+    for ref in (world.tenant, world.tenant.upper()):
         reply = ep.get(f"/{ref}/.well-known/openid-configuration")
         assert reply.status == 200
         config = reply.json
@@ -510,6 +510,12 @@ def test_openid_configuration_and_jwks(ep, world):
         assert config["id_token_signing_alg_values_supported"] == ["RS256"]
     keys = ep.get(f"/{world.tenant}/discovery/keys").json["keys"]
     assert keys and all({"kty", "use", "kid", "x5t", "n", "e", "x5c"} <= set(k) for k in keys)
+    # Entra names a tenant by its id (or a verified domain), never by its display name
+    for path in ("/Default%20Directory/.well-known/openid-configuration", "/default%20directory/v2.0/.well-known/openid-configuration",
+                 "/Default%20Directory/discovery/keys", "/Default%20Directory/discovery/v2.0/keys"):
+        reply = ep.get(path)
+        assert reply.status == 400 and reply.json["error"] == "invalid_tenant", path
+        assert reply.json["error_description"].startswith("AADSTS90002: Tenant '"), path
     assert all(k["use"] == "sig" and k["kty"] == "RSA" for k in keys)
 
 

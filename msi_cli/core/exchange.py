@@ -34,7 +34,6 @@ from msi_cli.core import audiences, federation, issuers, lookup, tokens
 from msi_cli.core.timefmt import iso
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import USER, Identity, State, Tenant
-from msi_cli.errors import MsiError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -73,13 +72,13 @@ class Refused(Exception):
 
 
 def _tenant(state: State, ref: str) -> Tenant:
-    try:
-        return lookup.tenant(state, ref)
-    except MsiError:
-        raise Refused(400, "invalid_tenant", 90002,
-                      f"Tenant '{ref}' not found. Check to make sure you have the correct tenant ID and are signing into the correct "
-                      "cloud. Check with your subscription administrator, this may happen if there are no active subscriptions "
-                      "for the tenant.", reason=f"no simulated tenant '{ref}'") from None
+    found = lookup.tenant_by_id(state, ref)
+    if found is not None:
+        return found
+    raise Refused(400, "invalid_tenant", 90002,
+                  f"Tenant '{ref}' not found. Check to make sure you have the correct tenant ID and are signing into the correct "
+                  "cloud. Check with your subscription administrator, this may happen if there are no active subscriptions "
+                  "for the tenant.", reason=f"no simulated tenant '{ref}'")
 
 
 def _parameters(form: dict[str, str], v1: bool = False) -> tuple[str, str, str]:

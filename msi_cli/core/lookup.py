@@ -77,6 +77,12 @@ def tenant(state: State, ref: str) -> Tenant:
     return _one(matches, "tenant", ref, lambda t: t.id, lambda: [t.name for t in state.tenants.values()])
 
 
+def tenant_by_id(state: State, ref: str) -> Tenant | None:
+    """The tenant whose id `ref` is (any letter case), as Entra's endpoints name a tenant: by its
+    id or a verified domain (msi's tenants have none), never by its display name."""
+    return state.tenants.get(ref.lower())
+
+
 def subscription(state: State, ref: str | None) -> Subscription:
     if ref is None:
         ref = state.default_subscription_id

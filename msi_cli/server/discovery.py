@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from msi_cli.core import lookup, tokens
 from msi_cli.core.model import State, Tenant
-from msi_cli.errors import MsiError
 from msi_cli.server import routes
 from msi_cli.server.messages import Request, Response, json_response
 
@@ -32,10 +31,8 @@ TENANT_NOT_FOUND = (
 
 
 def find_tenant(state: State, ref: str) -> Tenant | None:
-    try:
-        return lookup.tenant(state, ref)
-    except MsiError:
-        return None
+    """The tenant an Entra path names: by its id, never its display name (AADSTS90002 then)."""
+    return lookup.tenant_by_id(state, ref)
 
 
 def unknown_tenant(name: str) -> Response:

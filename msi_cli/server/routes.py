@@ -4,7 +4,7 @@ once:
 
     {base}{resource id}/metadata/identity/oauth2/token    IMDS (vm, vmss)
     {base}{resource id}/msi/token                         App Service (webapp, functionapp, containerapp)
-    {base}/{tenant}/.well-known/openid-configuration      OpenID discovery (tenant id or name)
+    {base}/{tenant}/.well-known/openid-configuration      OpenID discovery (tenant id)
     {base}/{tenant}/discovery/keys                        the tenant's JWKS
     {base}/{tenant}/v2.0/.well-known/openid-configuration Entra's v2 discovery (msal reads it)
     {base}/{tenant}/discovery/v2.0/keys                   the same JWKS, where the v2 document points
