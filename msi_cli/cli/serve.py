@@ -50,7 +50,7 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", envvar="MSI_SERVE_HOST", help="Address to listen on. Keep loopback: the endpoint hands tokens to anyone who reaches it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="MSI_SERVE_PORT", min=0, max=65535, help="Port of the plain HTTP endpoints (IMDS, App Service); 0 picks a free one.")] = 0,
-    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery and keys per tenant, Azure Resource Manager), with a certificate from msi's local CA; 0 picks a free one.")] = 0,
+    https_port: Annotated[int, typer.Option("--https-port", envvar="MSI_SERVE_HTTPS_PORT", min=0, max=65535, help="Port of the HTTPS endpoints (Entra's discovery, keys and token endpoint per tenant, Azure Resource Manager), with a certificate from msi's local CA; 0 picks a free one (an issuer msi plays is at this port: fix it to keep federated credentials working across restarts).")] = 0,
     fault: Annotated[
         Optional[list[str]],
         typer.Option("--fault", envvar="MSI_SERVE_FAULT", metavar="TARGET:KIND[:OPTION]",
