@@ -98,10 +98,12 @@ def test_scope_hierarchy():
 
 
 def test_known_audiences():
-    for aud in ("https://vault.azure.net", "https://management.azure.com/", "https://storage.azure.com/.default",
+    for aud in ("https://vault.azure.net", "https://management.azure.com/", "https://storage.azure.com",
                 "https://kv1.vault.azure.net", "https://acct.blob.core.windows.net/", "api://AzureADTokenExchange"):
         assert audiences.audience_known(aud), aud
-    for aud in ("https://example.com", "https://.vault.azure.net", "vault.azure.net", "https://evil.net/?x=.vault.azure.net"):
+    # a v2 scope is not a resource: IMDS and App Service are asked for the resource itself
+    for aud in ("https://example.com", "https://.vault.azure.net", "vault.azure.net", "https://evil.net/?x=.vault.azure.net",
+                "https://storage.azure.com/.default", "api://AzureADTokenExchange/.default"):
         assert not audiences.audience_known(aud), aud
 
 

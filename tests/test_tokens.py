@@ -573,3 +573,15 @@ def test_next_signing_key_is_always_published_before_it_signs(cli, world):
     later = token_response(cli, "vm1", "https://graph.microsoft.com/")["access_token"]
     assert jwt.get_unverified_header(later)["kid"] == successor
     pyjwt_verify(later, jwks_of(cli), audience="https://graph.microsoft.com/", check_time=False)
+
+
+def test_a_v2_scope_is_not_a_resource_for_the_hosts(cli):
+    """IMDS and App Service take a resource URI; '/.default' makes it a v2 scope, whose resource
+    principal the tenant does not have: AADSTS500011 from IMDS, App Service's 500 (clients pass
+    the resource: azure-identity takes '/.default' off the scope before asking)."""
+    cli.ok("create-resource", "vm1", "--type", "vm", "--system-assigned")
+    cli.ok("create-resource", "web1", "--type", "webapp", "--system-assigned")
+    vm = cli("token", "vm1", "--audience", "https://vault.azure.net/.default")
+    assert vm.exit_code == 1 and "AADSTS500011" in vm.stderr and "https://vault.azure.net/.default" in vm.stderr
+    web = cli("token", "web1", "--audience", "https://vault.azure.net/.default")
+    assert web.exit_code == 1 and "HTTP 500" in web.stderr

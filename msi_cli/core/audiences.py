@@ -38,9 +38,11 @@ _ACCOUNT_SUFFIXES = (
 
 
 def audience_known(audience: str) -> bool:
+    """Whether the tenants know this resource URI. A v2 scope (`https://vault.azure.net/.default`)
+    is not one: IMDS, App Service and Entra's v1 endpoint take the resource itself, and the
+    resource principal named `.../.default` is not found (AADSTS500011); the v2 token endpoint
+    takes the scope off before asking."""
     low = audience.strip().lower().rstrip("/")
-    if low.endswith("/.default"):
-        low = low[: -len("/.default")]
     if low in _KNOWN:
         return True
     host = low.removeprefix("https://").split("/", 1)[0]
