@@ -585,3 +585,13 @@ def test_a_v2_scope_is_not_a_resource_for_the_hosts(cli):
     assert vm.exit_code == 1 and "AADSTS500011" in vm.stderr and "https://vault.azure.net/.default" in vm.stderr
     web = cli("token", "web1", "--audience", "https://vault.azure.net/.default")
     assert web.exit_code == 1 and "HTTP 500" in web.stderr
+
+
+def test_a_resource_without_a_token_endpoint_gets_no_token(cli, isolated_state):
+    """A storage account's or Key Vault's identity is the service's own: no code on it asks a host
+    for a token (msi env says the same)."""
+    cli.ok("create-resource", "st5", "--type", "storage", "-g", "rg1", "--system-assigned")
+    before = isolated_state.read_bytes()
+    refused = cli("token", "st5", "--audience", "https://vault.azure.net")
+    assert refused.exit_code == 1 and "'st5' is a storage account, which has no managed identity token endpoint" in refused.stderr
+    assert isolated_state.read_bytes() == before

@@ -274,7 +274,7 @@ def env(
 
 def _host_variables(sf: "StateFile", record: "RunRecord", resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
     """The variables of the resource's managed identity host (IMDS or App Service)."""
-    from msi_cli.core import lookup
+    from msi_cli.core import lookup, tokens
     from msi_cli.errors import MsiError, NotFound
     from msi_cli.server import routes
 
@@ -296,9 +296,7 @@ def _host_variables(sf: "StateFile", record: "RunRecord", resource: str, resourc
         variables = {"IDENTITY_ENDPOINT": endpoint, "IDENTITY_HEADER": secret}
         if res.rtype.arm_type == "Microsoft.Web/sites":  # App Service also sets the legacy pair
             variables.update(MSI_ENDPOINT=endpoint, MSI_SECRET=secret)
-    elif host == routes.IMDS:
-        variables = {"AZURE_POD_IDENTITY_AUTHORITY_HOST": routes.host_prefix(record.url, res)}
     else:
-        raise MsiError(f"'{res.name}' is a {res.rtype.label}, which has no managed identity token endpoint",
-                       hint="use a vm, vmss, containerapp, webapp or functionapp")
+        tokens.require_endpoint(res)
+        variables = {"AZURE_POD_IDENTITY_AUTHORITY_HOST": routes.host_prefix(record.url, res)}
     return variables

@@ -22,7 +22,7 @@ from msi_cli.core.audiences import KNOWN_AUDIENCES, audience_known
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, Identity, Resource, State
 from msi_cli.core.datatype import record
-from msi_cli.errors import TokenError
+from msi_cli.errors import MsiError, TokenError
 
 if TYPE_CHECKING:
     from msi_cli.core.context import KeyRing
@@ -54,6 +54,15 @@ MULTIPLE_USER_ASSIGNED = (
 NO_USER_ASSIGNED = "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."
 APPSERVICE_UNEXPECTED = "An unexpected error occured while fetching the AAD Token."  # sic: App Service's spelling
 APPSERVICE_UNABLE = "Unable to load the proper Managed Identity."
+
+
+def require_endpoint(resource: Resource) -> None:
+    """Code running on the resource can ask its host for a token: VMs and scale sets (IMDS), web,
+    function and container apps (the App Service protocol). A Key Vault or a storage account has
+    none: its identity is the service's own (customer-managed keys), never handed to code."""
+    if resource.rtype.host is None:
+        raise MsiError(f"'{resource.name}' is a {resource.rtype.label}, which has no managed identity token endpoint",
+                       hint="use a vm, vmss, containerapp, webapp or functionapp")
 
 
 def select(state: State, resource: Resource, selector: Selector) -> Identity:
