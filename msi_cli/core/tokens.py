@@ -17,7 +17,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from msi_cli.core import credentials, lookup
+from msi_cli.core import arm, credentials, lookup
 from msi_cli.core.audiences import KNOWN_AUDIENCES, audience_known
 from msi_cli.core.context import Ctx
 from msi_cli.core.model import SYSTEM, Identity, Resource, State
@@ -164,6 +164,18 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
             f"service principal of identity {identity.principal_id}"
             + (f" (it lives in tenant {sp.tenant_id})" if sp is not None else ""),
         )
+    if identity.kind != SYSTEM:
+        home = lookup.tenant_of(state, arm.parts(identity.resource_id).subscription)
+        if home.id != sp.tenant_id:  # as Entra's exchange refuses it (exchange._identity): one rule for every way in
+            raise TokenError(
+                "unauthorized_client",
+                f"AADSTS700016: Application with identifier '{identity.client_id}' was not found in the directory "
+                f"'{tenant.id}'. This can happen if the application has not been installed by the administrator of the "
+                "tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                reason=f"the subscription of '{identity.name}' was transferred to tenant {home.id}; its service principal "
+                f"stayed in {sp.tenant_id}: a user-assigned identity must be deleted, re-created and re-attached after its "
+                "subscription moves",
+            )
     cert = credentials.current_certificate(sp, ctx.now)
     if cert is None:
         raise TokenError(

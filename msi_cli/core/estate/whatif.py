@@ -168,9 +168,7 @@ def _broken(after: State, result: dict[str, Any]) -> list[dict[str, Any]]:
         if entry["principalId"] in out:
             continue
         identity = after.identities[entry["principalId"]]
-        users = _users_of(after, identity)
-        if identity.kind != SYSTEM:  # only the apps whose tenant does not hold its principal lose it
-            users = [rid for rid in users if _tenant_of_id(after, rid) != identity.tenant_id]
+        users = _users_of(after, identity)  # a user-assigned one breaks for every app (tokens.check_chain)
         out[identity.principal_id] = {
             "principalId": identity.principal_id, "kind": identity.kind, "name": identity.name,
             "id": identity.resource_id, "reason": entry["reason"], "usedBy": users,
