@@ -128,9 +128,10 @@ def test_an_invalid_entry_is_refused_with_its_file_and_line(cli, tmp_path: Path,
     lines[ref_at - 1] = 'user_assigned = ["nobody"]'
     path = _write(tmp_path, "\n".join(lines) + "\n")
     fails(cli("apply", str(path)), 2, f"line {ref_at}:", "user-assigned identity 'nobody' is not declared")
-    # a later failure inside the core (the subscription exists in another tenant) leaves the state untouched too
+    # a later failure inside the core (the subscription exists, holding something, in another tenant) leaves the state untouched too
     cli.ok("create-tenant", "Other")
     cli.ok("create-subscription", "contoso-prod", "--tenant", "Other")
+    cli.ok("create-identity", "held-id", "--subscription", "contoso-prod")
     before = isolated_state.read_bytes()
     sub_at = EXAMPLE.read_text().splitlines().index("[[subscriptions]]") + 1
     fails(cli("apply", str(EXAMPLE)), 1, f"line {sub_at}:", "move-subscription")
@@ -371,3 +372,30 @@ def test_an_id_an_orphaned_assignment_names_is_never_given_again(cli, tmp_path: 
     assert old in done["remapped"] and cli.json("show", "new-id")["principalId"] != old
     denied = cli("check-access", "vm1", "--scope", "kv1", "--role", "Key Vault Secrets User", "-o", "json")
     assert denied.exit_code == 1 and "orphaned" in denied.stderr
+
+
+def test_an_export_after_a_subscription_move_applies_to_an_empty_state(cli, tmp_path: Path) -> None:
+    """A subscription that holds nothing yet takes the tenant the file gives it (a move that breaks
+    nothing, logged as the move is); one that holds anything still changes tenant only by
+    `msi move-subscription`, which reports what breaks."""
+    cli.ok("create-tenant", "Fabrikam", "-o", "none")
+    cli.ok("move-subscription", "default", "--tenant", "Fabrikam", "--yes", "-o", "none")
+    text = cli.ok("export").stdout
+    estate = _write(tmp_path, text)
+    fresh = str(tmp_path / "fresh" / "state.toml")
+    plan = cli.json("--state", fresh, "--create", "apply", str(estate), "--what-if")
+    assert {"action": "update", "kind": "subscription", "name": "default",
+            "detail": "tenant Default Directory -> Fabrikam"} in plan["changes"]
+    cli.ok("--state", fresh, "apply", str(estate), "--yes", "-o", "none")
+    assert cli.ok("--state", fresh, "export").stdout == text
+    assert cli.json("--state", fresh, "apply", str(estate))["changes"] == []
+    log = cli.ok("--state", fresh, "log").stdout
+    assert "Move subscription" in log and "Default Directory -> Fabrikam" in log
+    # a subscription that holds something is refused, and the state is left as it was
+    held = str(tmp_path / "held" / "state.toml")
+    cli.ok("--state", held, "--create", "create-tenant", "Fabrikam", "-o", "none")
+    cli.ok("--state", held, "create-identity", "id1", "-o", "none")
+    before = Path(held).read_bytes()
+    fails(cli("--state", held, "apply", str(estate), "--yes"), 1, "subscription 'default' is in tenant 'Default Directory'",
+          "holds", "move-subscription", "nothing was changed")
+    assert Path(held).read_bytes() == before

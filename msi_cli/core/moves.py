@@ -112,6 +112,19 @@ def destination(state: State, sub: Subscription, tenant_ref: str) -> Tenant:
     return tenant
 
 
+def holdings(state: State, subscription_id: str) -> list[str]:
+    """What a subscription holds that a move to another tenant can break ("2 resources", ...):
+    nothing for one just created, whose move changes only its tenant."""
+    scope = arm.subscription_scope(subscription_id)
+    counts = {
+        "resource group": sum(g.subscription_id == subscription_id for g in state.resource_groups.values()),
+        "resource": sum(r.subscription_id == subscription_id for r in state.resources.values()),
+        "user-assigned identity": sum(arm.parts(i.resource_id).subscription_id == subscription_id for i in lookup.user_identities(state)),
+        "role assignment": sum(arm.covers(scope, a.scope) for a in state.role_assignments.values()),
+    }
+    return [f"{n} {what}{'s' if n > 1 else ''}" for what, n in counts.items() if n]
+
+
 def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict[str, Any]:
     """Transfer a subscription to another directory. Azure deletes every role assignment in it;
     the identities' service principals stay behind in the old directory."""

@@ -1,10 +1,11 @@
 """Carry out a plan through the lifecycle, groups, federation and roles operations, in one
 context: the caller's transaction saves all of it or none of it.
 
-Order: tenants and subscriptions (renamed, then created), then (with --prune) the deletions of role assignments, federated
-credentials and resources, then groups, identities and their credentials, resources and their
-identities (detaching what the file no longer names), the pruned identities, role assignments,
-and last the groups --prune empties.
+Order: tenants and subscriptions (renamed, tenants created, subscriptions that hold nothing moved
+to the tenant the file gives them, subscriptions created), then (with --prune) the deletions of
+role assignments, federated credentials and resources, then groups, identities and their
+credentials, resources and their identities (detaching what the file no longer names), the
+pruned identities, role assignments, and last the groups --prune empties.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from msi_cli.core import arm, directory, federation, groups, lifecycle, roles
+from msi_cli.core import arm, directory, federation, groups, lifecycle, moves, roles
 from msi_cli.core.context import Ctx
 from msi_cli.core.estate.changes import ObjKey, Plan, ResKey, low
 from msi_cli.core.estate.schema import Estate, Path_
@@ -55,6 +56,8 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
     for name, tenant_id in plan.new_tenants:
         made = directory.create_tenant(ctx, name, tenant_id)
         _note(plan, wanted.get(name.lower()), made.id)
+    for moved, to in plan.move_subscriptions:  # ones that hold nothing: the move breaks nothing
+        moves.move_subscription(ctx, moved, to)
     wanted = {s.name.lower(): s.id for s in e.subscriptions if s.id}
     for name, tenant, sub_id in plan.new_subscriptions:
         made_sub = directory.create_subscription(ctx, name, tenant, sub_id)

@@ -56,6 +56,7 @@ class Plan:
     rename_subscriptions: dict[str, str] = field(default_factory=dict)  # id -> new display name
     new_tenants: list[tuple[str, str | None]] = field(default_factory=list)  # name, id to keep
     new_subscriptions: list[tuple[str, str, str | None]] = field(default_factory=list)  # name, tenant name, id
+    move_subscriptions: list[tuple[str, str]] = field(default_factory=list)  # id of one that holds nothing, tenant name
     groups: dict[GroupKey, tuple[str, str, str, bool]] = field(default_factory=dict)  # sub, name, location, declared
     identities: dict[ObjKey, tuple[IdentitySpec, Identity | None]] = field(default_factory=dict)
     relocate: dict[ObjKey, str] = field(default_factory=dict)  # identities whose guessed location is corrected

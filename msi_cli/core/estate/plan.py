@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msi_cli.core import arm, lookup, roledefs, roles
+from msi_cli.core import arm, lookup, moves, roledefs, roles
 from msi_cli.core.estate.changes import (
     CREATE,
     DELETE,
@@ -27,8 +27,8 @@ from msi_cli.core.estate.changes import (
     low,
 )
 from msi_cli.core.estate.matching import Matcher
-from msi_cli.core.estate.schema import Estate, GroupSpec, IdentitySpec, Path_, ResourceSpec
-from msi_cli.core.model import USER, FederatedCredential, Identity, Resource, RoleAssignment, State
+from msi_cli.core.estate.schema import Estate, GroupSpec, IdentitySpec, Path_, ResourceSpec, SubscriptionSpec
+from msi_cli.core.model import USER, FederatedCredential, Identity, Resource, RoleAssignment, State, Subscription
 from msi_cli.errors import Conflict
 
 
@@ -95,11 +95,7 @@ class Planner(Matcher):
                 self.plan.changes.append(Change(CREATE, "subscription", spec.name, f"in tenant {tenant}"))
                 continue
             if existing.tenant_id != tenant_id:
-                raise Conflict(
-                    f"{self.e.where(spec.path)}: subscription '{spec.name}' is in tenant '{self.state.tenants[existing.tenant_id].name}', "
-                    f"the file puts it in '{tenant}'; nothing was changed",
-                    hint=f"a subscription changes tenant only by a move: msi move-subscription '{existing.name}' --tenant '{tenant}' --what-if",
-                )
+                self._move(spec, existing, tenant)
             if existing.name != spec.name:
                 self.plan.rename_subscriptions[existing.id] = spec.name
                 self.plan.changes.append(Change(UPDATE, "subscription", existing.name, f"rename to {spec.name} (id {existing.id})"))
@@ -107,6 +103,22 @@ class Planner(Matcher):
         for sub_id, name in self.plan.rename_subscriptions.items():
             self.sub_name_of[sub_id] = low(name)
         self.subs_by_name = {self.sub_name_of[s.id]: s for s in self.state.subscriptions.values()}
+
+    def _move(self, spec: SubscriptionSpec, existing: Subscription, tenant: str) -> None:
+        """A subscription the file puts in another tenant: moved when it holds nothing (no role
+        assignment to delete, no identity to strand), else refused: `msi move-subscription`
+        reports what such a move breaks."""
+        name, was = spec.name, self.state.tenants[existing.tenant_id].name
+        held = moves.holdings(self.state, existing.id)
+        if held:
+            raise Conflict(
+                f"{self.e.where(spec.path)}: subscription '{name}' is in tenant '{was}', the file puts it in '{tenant}', "
+                f"and it holds {', '.join(held)}; nothing was changed",
+                hint=f"a subscription that holds anything changes tenant only by a move, which reports what breaks: "
+                     f"msi move-subscription '{existing.name}' --tenant '{tenant}' --what-if",
+            )
+        self.plan.move_subscriptions.append((existing.id, tenant))
+        self.plan.changes.append(Change(UPDATE, "subscription", existing.name, f"tenant {was} -> {tenant}"))
 
     def _identities(self) -> dict[ObjKey, IdentitySpec]:
         index: dict[ObjKey, Identity] = {}
