@@ -399,3 +399,37 @@ def test_an_export_after_a_subscription_move_applies_to_an_empty_state(cli, tmp_
     fails(cli("--state", held, "apply", str(estate), "--yes"), 1, "subscription 'default' is in tenant 'Default Directory'",
           "holds", "move-subscription", "nothing was changed")
     assert Path(held).read_bytes() == before
+
+
+def _created(state: Path) -> dict[str, str]:
+    from msi_cli.store.statefile import StateFile
+
+    return {c.name: c.created for c in StateFile(state).read().federated_credentials.values()}
+
+
+def test_two_credentials_can_swap_their_subjects(cli, tmp_path: Path, isolated_state: Path) -> None:
+    """Each issuer/subject pair is unique in the end, so the swap applies: an identity's credential
+    updates are checked as one change, each credential keeps its creation time and each update is logged."""
+    issuer = "https://token.actions.githubusercontent.com"
+    cli.ok("create-identity", "fid", "-o", "none")
+    cli.ok("federation", "add", "fid", "--name", "cred1", "--issuer", issuer, "--subject", "repo:o/r:env:a", "-o", "none")
+    cli.ok("clock", "advance", "1h", "-o", "none")
+    cli.ok("federation", "add", "fid", "--name", "cred2", "--issuer", issuer, "--subject", "repo:o/r:env:b", "-o", "none")
+    created = _created(isolated_state)
+    assert len(set(created.values())) == 2
+    text = '[[identities]]\nname = "fid"\n'
+    for name, subject in (("cred1", "repo:o/r:env:b"), ("cred2", "repo:o/r:env:a")):
+        text += f'[[identities.federated_credentials]]\nname = "{name}"\nissuer = "{issuer}"\nsubject = "{subject}"\n'
+    path = _write(tmp_path, text)
+    plan = cli.json("apply", str(path), "--what-if")
+    assert plan["summary"] == {"create": 0, "update": 2, "delete": 0}
+    cli.ok("apply", str(path), "-o", "none")
+    after = {c["name"]: c for c in cli.json("federation", "list", "fid")}
+    assert {n: c["subject"] for n, c in after.items()} == {"cred1": "repo:o/r:env:b", "cred2": "repo:o/r:env:a"}
+    assert _created(isolated_state) == created
+    updates = [(e["target"].rsplit("/", 1)[-1], e["detail"]) for e in cli.json("log") if e["operation"] == "Update federated identity credential"]
+    assert updates == [("cred1", f"issuer {issuer}, subject repo:o/r:env:b"), ("cred2", f"issuer {issuer}, subject repo:o/r:env:a")]
+    assert cli.json("apply", str(path))["changes"] == []
+    # single changes keep federation.add's rule: a pair another credential holds is refused
+    fails(cli("federation", "add", "fid", "--name", "cred1", "--issuer", issuer, "--subject", "repo:o/r:env:a"), 1,
+          "already has issuer", "unique per identity")

@@ -6,7 +6,9 @@
   is the credential's ARM name, so it is unique per identity (case-insensitively, as ARM names
   are) and cannot be changed: adding a credential under an existing name updates it, as `az
   identity federated-credential create` (a PUT) does;
-- `issuer` and `subject` up to 600 characters, the pair unique per identity; exactly one audience;
+- `issuer` and `subject` up to 600 characters, the pair unique per identity; exactly one audience
+  (`put_all` changes several credentials of an identity as one, checking the end state: an
+  estate's credentials may trade subjects);
 - deleting the identity deletes its credentials.
 
 A user-assigned identity cannot be moved. When its subscription is transferred to another
@@ -17,6 +19,7 @@ AADSTS700016 (the tenant does not know the client id), like the identity's other
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from msi_cli.core import arm
@@ -73,27 +76,61 @@ def _require_user(identity: Identity) -> None:
 
 def add(ctx: Ctx, identity: Identity, name: str, issuer: str, subject: str, audiences: list[str] | None = None) -> FederatedCredential:
     """Create a credential, or update the one with this name (name and identity never change)."""
+    return put_all(ctx, identity, [(name, issuer, subject, audiences)])[0]
+
+
+Wanted = tuple[str, str, str, list[str] | None]  # name, issuer, subject, audiences (None: the default one)
+
+
+def put_all(ctx: Ctx, identity: Identity, wanted: Sequence[Wanted]) -> list[FederatedCredential]:
+    """Create or update several credentials of one identity as one change (an estate's): the rules
+    hold for the end state, so two credentials can trade subjects, which one PUT at a time cannot
+    do. Each keeps its name and creation time and is logged as `add` logs it. A refusal changes
+    nothing and names, in `credential`, the first wanted credential (in order) that breaks a rule."""
     _require_user(identity)
-    cred = FederatedCredential(identity.principal_id, name, issuer, subject, list(audiences) if audiences is not None else [DEFAULT_AUDIENCE], ctx.now_iso)
-    validate(cred)
     state = ctx.state
-    k = key(identity.principal_id, name)
-    existing = state.federated_credentials.get(k)
-    held = of_identity(state, identity)
-    for other in held:
-        if other is not existing and other.issuer == issuer and other.subject == subject:
-            raise Conflict(
-                f"federated identity credential '{other.name}' of '{identity.name}' already has issuer '{issuer}' and "
-                f"subject '{subject}'; the pair must be unique per identity"
-            )
-    if existing is None and len(held) >= MAX_PER_IDENTITY:
-        raise MsiError(f"'{identity.name}' already has {MAX_PER_IDENTITY} federated identity credentials, the most an identity can hold")
-    if existing is not None:
-        cred.name, cred.created = existing.name, existing.created
-    state.federated_credentials[k] = cred
-    verb = "Update" if existing is not None else "Create"
-    ctx.log(f"{verb} federated identity credential", resource_id(identity, cred.name), f"issuer {issuer}, subject {subject}")
-    return cred
+    held = {key(identity.principal_id, c.name): c for c in of_identity(state, identity)}
+    changing = {key(identity.principal_id, w[0]) for w in wanted}
+    # the pairs of the credentials that stay as they are, then those of the wanted ones, in order
+    pairs = {(c.issuer, c.subject): c.name for k, c in held.items() if k not in changing}
+    count, added = len(held), 0
+    made: list[tuple[FederatedCredential, FederatedCredential | None]] = []
+    seen: set[str] = set()
+    for name, issuer, subject, audiences in wanted:
+        try:
+            cred = FederatedCredential(identity.principal_id, name, issuer, subject,
+                                       list(audiences) if audiences is not None else [DEFAULT_AUDIENCE], ctx.now_iso)
+            validate(cred)
+            k = key(identity.principal_id, name)
+            if k in seen:
+                raise Conflict(f"federated identity credential '{name}' of '{identity.name}' is given twice")
+            seen.add(k)
+            other = pairs.get((issuer, subject))
+            if other is not None:
+                verb = "already has" if key(identity.principal_id, other) not in changing else "would also have"
+                raise Conflict(
+                    f"federated identity credential '{other}' of '{identity.name}' {verb} issuer '{issuer}' and "
+                    f"subject '{subject}'; the pair must be unique per identity"
+                )
+            existing = held.get(k)
+            if existing is None and count >= MAX_PER_IDENTITY:
+                raise MsiError(f"'{identity.name}' already has {MAX_PER_IDENTITY} federated identity credentials, the most an identity can hold"
+                               if not added else
+                               f"'{identity.name}' would have {count + 1} federated identity credentials; at most {MAX_PER_IDENTITY} are allowed")
+        except MsiError as exc:
+            exc.credential = name  # type: ignore[attr-defined]
+            raise
+        pairs[(issuer, subject)] = name
+        if existing is None:
+            count, added = count + 1, added + 1
+        else:
+            cred.name, cred.created = existing.name, existing.created
+        made.append((cred, existing))
+    for cred, existing in made:
+        state.federated_credentials[key(identity.principal_id, cred.name)] = cred
+        verb = "Update" if existing is not None else "Create"
+        ctx.log(f"{verb} federated identity credential", resource_id(identity, cred.name), f"issuer {cred.issuer}, subject {cred.subject}")
+    return [cred for cred, _ in made]
 
 
 def find(state: State, identity: Identity, name: str) -> FederatedCredential:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from msi_cli.core import arm, directory, federation, groups, lifecycle, moves, roles
 from msi_cli.core.context import Ctx
 from msi_cli.core.estate.changes import ObjKey, Plan, ResKey, low
-from msi_cli.core.estate.schema import Estate, Path_
+from msi_cli.core.estate.schema import CredentialSpec, Estate, Path_
 from msi_cli.core.model import Identity, Resource, State
 from msi_cli.errors import MsiError
 
@@ -28,9 +28,13 @@ def at(estate: Estate, path: Path_) -> Iterator[None]:
     try:
         yield
     except MsiError as exc:
-        err = MsiError(f"{estate.where(path)}: {exc.message}; nothing was changed", hint=exc.hint)
-        err.exit_code = exc.exit_code
-        raise err from None
+        raise located(estate, path, exc) from None
+
+
+def located(estate: Estate, path: Path_, exc: MsiError) -> MsiError:
+    err = MsiError(f"{estate.where(path)}: {exc.message}; nothing was changed", hint=exc.hint)
+    err.exit_code = exc.exit_code
+    return err
 
 
 def _note(plan: Plan, wanted: str | None, made: str | None) -> None:
@@ -84,9 +88,15 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
         elif ikey in plan.relocate:
             lifecycle.locate_guessed_identity(ctx, existing, plan.relocate[ikey])
         identities[ikey] = existing
+    by_identity: dict[ObjKey, list[CredentialSpec]] = {}
     for ckey, cred in plan.credentials:
-        with at(e, cred.path):
-            federation.add(ctx, identities[ckey], cred.name, cred.issuer, cred.subject, cred.audiences)
+        by_identity.setdefault(ckey, []).append(cred)
+    for ckey, creds in by_identity.items():  # one change per identity: its rules hold for the end state
+        try:
+            federation.put_all(ctx, identities[ckey], [(c.name, c.issuer, c.subject, c.audiences) for c in creds])
+        except MsiError as exc:
+            failed = next((c for c in creds if low(c.name) == low(getattr(exc, "credential", ""))), creds[-1])
+            raise located(e, failed.path, exc) from None
 
     resources: dict[ResKey, Resource] = {}
     for key, work in plan.resources.items():
