@@ -258,3 +258,28 @@ def test_an_identity_is_where_its_own_entry_says_whatever_the_file_order(cli, tm
     cli.ok("import", "az", str(vm_file), "-o", "none")
     assert cli.json("show", "worker-id")["location"] == "westeurope"
     assert any(u.lower().endswith("/worker-id") for u in cli.json("show", "worker")["identity"]["userAssignedIdentities"])
+
+
+def test_a_vm_and_a_web_app_of_one_name_keep_their_own_role_assignments(cli, tmp_path: Path) -> None:
+    """Azure lets a VM and a web app share a name in a group: the estate names each by its type."""
+    webapp = json.loads((AZ / "webapps.json").read_text())[0]
+    vm = json.loads((AZ / "vms.json").read_text())[0]
+    vm = dict(vm, id=vm["id"].replace("APP-RG", "app-rg").replace("orders-worker", "orders-api"), name="orders-api",
+              identity={"principalId": "0e1f2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b", "tenantId": CONTOSO_TENANT, "type": "SystemAssigned"})
+    roles = json.loads((AZ / "roles.json").read_text())
+    by_app = next(r for r in roles if r["principalId"] == webapp["identity"]["principalId"])
+    group = by_app["scope"].split("/providers/")[0]  # the group's scope: no other file is needed to hold it
+    by_app = dict(by_app, scope=group, id=f"{group}/providers/Microsoft.Authorization/roleAssignments/{by_app['name']}")
+    by_vm = dict(by_app, principalId=vm["identity"]["principalId"], roleDefinitionName="Reader",
+                 roleDefinitionId=by_app["roleDefinitionId"].rsplit("/", 1)[0] + "/acdd72a7-3385-48ef-bd42-f606fba81ae7",
+                 name="0f1e2d3c-4b5a-4968-8776-655443322110",
+                 id=f"{group}/providers/Microsoft.Authorization/roleAssignments/0f1e2d3c-4b5a-4968-8776-655443322110")
+    (tmp_path / "vm.json").write_text(json.dumps([vm]))
+    (tmp_path / "roles.json").write_text(json.dumps([by_app, by_vm]))
+    files = [str(AZ / "accounts.json"), str(AZ / "webapps.json"), str(tmp_path / "vm.json"), str(tmp_path / "roles.json")]
+    result = cli.json("import", "az", *files)
+    assert {p["resource"] for p in result["import"]["principals"].values() if p["kind"] == "SystemAssigned"} >= {
+        "Contoso Production/app-rg/webapp:orders-api", "Contoso Production/app-rg/vm:orders-api"}
+    held = {a["principalId"]: a["roleDefinitionName"] for a in cli.json("list", "role-assignments")}
+    assert held == {webapp["identity"]["principalId"]: "Key Vault Secrets User", vm["identity"]["principalId"]: "Reader"}
+    assert cli.json("import", "az", *files)["changes"] == []

@@ -219,8 +219,9 @@ def estates(draw: st.DrawFn) -> dict:
     doc["identities"] = idents
     tenant_of = {s["name"]: s["tenant"] for s in doc["subscriptions"]}
     resources = []
-    for name in draw(st.lists(NAMES, max_size=4, unique=True)):
-        kind = draw(st.sampled_from(["vm", "webapp", "keyvault", "storage", "Microsoft.Sql/servers"]))
+    # few names, so that resources of different types often share one (Azure allows it in a group)
+    kinds = st.sampled_from(["vm", "webapp", "keyvault", "storage", "Microsoft.Sql/servers"])
+    for name, kind in draw(st.lists(st.tuples(st.sampled_from(["alpha", "beta"]), kinds), max_size=4, unique=True)):
         sub = draw(st.sampled_from(subs))
         rec = {"name": f"r{name}", "type": kind, "subscription": sub, "resource_group": draw(GROUPS)}
         if kind in ("vm", "webapp", "storage"):
@@ -229,10 +230,24 @@ def estates(draw: st.DrawFn) -> dict:
             if same_tenant:
                 rec["user_assigned"] = draw(st.lists(st.sampled_from(same_tenant), max_size=2, unique=True))
         resources.append(rec)
+    with_system = [r for r in resources if r.get("system_assigned")]
+    if with_system and draw(st.booleans()):  # often a twin: same subscription, group and name, another type
+        twin = draw(st.sampled_from(with_system))
+        where = (twin["subscription"], twin["resource_group"], twin["name"])
+        taken = {r["type"] for r in resources if (r["subscription"], r["resource_group"], r["name"]) == where}
+        free = [k for k in ("vm", "webapp", "storage") if k not in taken]
+        if free:
+            resources.append({**twin, "type": draw(st.sampled_from(free))})
     doc["resources"] = resources
     grants = []
     principals = [("identity", f"{i['subscription']}/{i['resource_group']}/{i['name']}", i["subscription"]) for i in idents]
-    principals += [("resource", f"{r['subscription']}/{r['resource_group']}/{r['name']}", r["subscription"]) for r in resources if r.get("system_assigned")]
+    system = [r for r in resources if r.get("system_assigned")]
+    for r in system:
+        where = f"{r['subscription']}/{r['resource_group']}"
+        shared = sum(f"{o['subscription']}/{o['resource_group']}/{o['name']}" == f"{where}/{r['name']}" for o in system) > 1
+        # the type names it when the name is not enough, and may name it anyway
+        ref = f"{where}/{r['type']}:{r['name']}" if shared or draw(st.booleans()) else f"{where}/{r['name']}"
+        principals.append(("resource", ref, r["subscription"]))
     for kind, ref, sub in draw(st.lists(st.sampled_from(principals), max_size=4)) if principals else []:
         targets = [f"/subscriptions/{sub}", f"/subscriptions/{sub}/resourceGroups/rg-a"]
         targets += [f"/subscriptions/{sub}/resourceGroups/{r['resource_group']}/providers/{_arm(r['type'])}/{r['name']}"
@@ -433,3 +448,36 @@ def test_two_credentials_can_swap_their_subjects(cli, tmp_path: Path, isolated_s
     # single changes keep federation.add's rule: a pair another credential holds is refused
     fails(cli("federation", "add", "fid", "--name", "cred1", "--issuer", issuer, "--subject", "repo:o/r:env:a"), 1,
           "already has issuer", "unique per identity")
+
+
+def test_resources_of_one_name_and_different_types_are_told_apart_by_their_type(cli, tmp_path: Path) -> None:
+    """Azure lets a VM and a web app share a name in a group: a reference names the type when the
+    name is not enough (`vm:app1`), export writes that form only then, and -o json keys each by it."""
+    cli.ok("create-resource", "app1", "--type", "webapp", "--system-assigned", "-o", "none")
+    cli.ok("create-resource", "app1", "--type", "vm", "--system-assigned", "-o", "none")
+    cli.ok("create-resource", "kv-z", "--type", "keyvault", "-o", "none")
+    cli.ok("create-resource", "st1", "--type", "storage", "--system-assigned", "-o", "none")
+    vm = next(r for r in cli.json("list", "resources") if r["type"] == "Microsoft.Compute/virtualMachines")
+    cli.ok("grant", vm["identity"]["principalId"], "--role", "Reader", "--scope", "kv-z", "-o", "none")
+    cli.ok("grant", "st1", "--role", "Reader", "--scope", "kv-z", "-o", "none")
+    text = cli.ok("export").stdout
+    assert 'resource = "vm:app1"' in text and 'resource = "st1"' in text  # the qualifier only where it is needed
+    estate = _write(tmp_path, text)
+    fresh = str(tmp_path / "fresh" / "state.toml")
+    applied = cli.json("--state", fresh, "--create", "apply", str(estate), "--yes")
+    assert set(applied["resources"]) == {"vm:app1", "webapp:app1", "st1"}
+    shown = {r["type"]: r for r in cli.json("--state", fresh, "list", "resources")}
+    for ref, arm_type in (("vm:app1", "Microsoft.Compute/virtualMachines"), ("webapp:app1", "Microsoft.Web/sites")):
+        assert applied["resources"][ref]["principalId"] == shown[arm_type]["identity"]["principalId"]
+        assert applied["resources"][ref]["id"] == shown[arm_type]["id"]
+    readers = {a["principalId"] for a in cli.json("--state", fresh, "list", "role-assignments") if a["scope"].endswith("/kv-z")}
+    assert readers == {shown[t]["identity"]["principalId"] for t in ("Microsoft.Compute/virtualMachines", "Microsoft.Storage/storageAccounts")}
+    assert cli.ok("--state", fresh, "export").stdout == text
+    assert cli.json("--state", fresh, "apply", str(estate))["changes"] == []
+    # the bare name is ambiguous: the error lists the typed references to choose from
+    path = _write(tmp_path, text.replace('resource = "vm:app1"', 'resource = "app1"'), "bare.toml")
+    fails(cli("--state", fresh, "apply", str(path)), 2, "'app1' matches 2:", "default/default/vm:app1", "default/default/webapp:app1")
+    path = _write(tmp_path, text.replace('resource = "vm:app1"', 'resource = "default/mainframe:app1"'), "bad.toml")
+    fails(cli("--state", fresh, "apply", str(path)), 2, "unknown resource type 'mainframe'")
+    path = _write(tmp_path, text.replace('resource = "vm:app1"', 'resource = "default/default/VM:app1"'), "full.toml")
+    assert cli.json("--state", fresh, "apply", str(path))["changes"] == []

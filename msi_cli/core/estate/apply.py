@@ -150,23 +150,29 @@ def _scope(scope: str, sub_ids: dict[str, str], plan: Plan) -> str:
 K = TypeVar("K", bound=tuple[str, ...])
 
 
-def short_refs(keys: Sequence[K], name_of: Callable[[K], str], group_of: Callable[[K], str], sub_of: Callable[[K], str]) -> dict[K, str]:
-    """The shortest reference ("name", "group/name", "subscription/group/name") naming each key alone."""
-    by_name: dict[str, int] = {}
-    by_group: dict[tuple[str, str], int] = {}
-    for k in keys:
-        by_name[low(name_of(k))] = by_name.get(low(name_of(k)), 0) + 1
-        gk = (low(group_of(k)), low(name_of(k)))
-        by_group[gk] = by_group.get(gk, 0) + 1
-    out: dict[K, str] = {}
-    for k in keys:
-        if by_name[low(name_of(k))] == 1:
-            out[k] = name_of(k)
-        elif by_group[(low(group_of(k)), low(name_of(k)))] == 1:
-            out[k] = f"{group_of(k)}/{name_of(k)}"
-        else:
-            out[k] = f"{sub_of(k)}/{group_of(k)}/{name_of(k)}"
-    return out
+def short_refs(keys: Sequence[K], name_of: Callable[[K], str], group_of: Callable[[K], str], sub_of: Callable[[K], str],
+               type_of: Callable[[K], str] | None = None) -> dict[K, str]:
+    """The shortest reference naming each key alone: "name", "group/name" or
+    "subscription/group/name", each tried first as it is and then, for resources (`type_of`), with
+    the name qualified by the type ("vm:name"), which tells apart resources of one name."""
+
+    def forms(k: K) -> list[tuple[tuple[str, ...], str]]:
+        name, group, sub = name_of(k), group_of(k), sub_of(k)
+        kind = type_of(k) if type_of is not None else None
+        out: list[tuple[tuple[str, ...], str]] = []
+        for level, prefix in enumerate(("", f"{group}/", f"{sub}/{group}/")):
+            scope = (low(sub), low(group))[2 - level:]
+            out.append((("plain", str(level), *scope, low(name)), f"{prefix}{name}"))
+            if kind is not None:
+                out.append((("typed", str(level), *scope, low(kind), low(name)), f"{prefix}{kind}:{name}"))
+        return out
+
+    counts: dict[tuple[str, ...], int] = {}
+    every = {k: forms(k) for k in keys}
+    for found in every.values():
+        for form, _ in found:
+            counts[form] = counts.get(form, 0) + 1
+    return {k: next((text for form, text in found if counts[form] == 1), found[-1][1]) for k, found in every.items()}
 
 
 def ids_by_name(state: State, identities: dict[ObjKey, Identity], resources: dict[ResKey, Resource]) -> dict[str, Any]:
@@ -181,7 +187,7 @@ def ids_by_name(state: State, identities: dict[ObjKey, Identity], resources: dic
     }
     with_system = [k for k, r in resources.items() if r.system_principal_id is not None]
     rrefs = short_refs(with_system, lambda k: resources[k].name, lambda k: resources[k].resource_group,
-                       lambda k: sub_names.get(resources[k].subscription_id, ""))
+                       lambda k: sub_names.get(resources[k].subscription_id, ""), lambda k: resources[k].type)
     out_r = {}
     for k in with_system:
         r = resources[k]

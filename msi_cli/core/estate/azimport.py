@@ -11,6 +11,7 @@ resources, names msi's rules refuse.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from msi_cli.core import arm, roles
@@ -249,6 +250,10 @@ class Converter:
                 out["user_assigned"] = [ident_ref[u] for u in spec["user_assigned"]]
             resources[key] = out
         res_ref = {key: f"{s['subscription']}/{s['resource_group']}/{s['name']}" for key, s in resources.items()}
+        shared = Counter(r.lower() for r in res_ref.values())
+        for key, s in resources.items():  # a VM and a web app may share a name in a group: the type tells them apart
+            if shared[res_ref[key].lower()] > 1 and "/" not in s["type"]:
+                res_ref[key] = f"{s['subscription']}/{s['resource_group']}/{s['type']}:{s['name']}"
         doc: Doc = {"format": "msi-estate"}
         doc["tenants"] = [{"name": name, "id": tid} for tid, name in sorted(tenant_names.items())]
         doc["subscriptions"] = [

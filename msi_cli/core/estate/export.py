@@ -56,7 +56,8 @@ def export(state: State) -> Doc:
     resources = sorted(state.resources.values(), key=lambda r: _res_key(r, subs))
     system = [r for r in resources if r.system_principal_id is not None]
     skeys = [_res_key(r, subs) for r in system]
-    srefs = short_refs(skeys, lambda k: k[3], lambda k: k[1], lambda k: k[0])
+    stypes = {k: r.type for r, k in zip(system, skeys)}
+    srefs = short_refs(skeys, lambda k: k[3], lambda k: k[1], lambda k: k[0], stypes.__getitem__)
     owner: dict[str, tuple[str, str]] = {}
     for r, k in zip(system, skeys):
         owner[r.system_principal_id or ""] = ("resource", srefs[k])

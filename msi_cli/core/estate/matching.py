@@ -1,5 +1,6 @@
 """How an estate's names match a state's: tenants and subscriptions by display name (or id), and
-references ("name", "group/name", "subscription/group/name") to what the file declares.
+references ("name", "group/name", "subscription/group/name", a resource's name optionally
+qualified by its type: "vm:name") to what the file declares.
 
 `Matcher` is the base of `plan.Planner`: it holds the estate, the state, the plan being built and
 the name indexes both sides share.
@@ -7,10 +8,10 @@ the name indexes both sides share.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from msi_cli.core import lookup
+from msi_cli.core import arm, lookup
 from msi_cli.core.estate.changes import Plan, low
 from msi_cli.core.estate.schema import Estate, Path_
 from msi_cli.core.model import State
@@ -83,11 +84,20 @@ class Matcher:
 
     # ---- references -------------------------------------------------------------------------------------
 
-    def _resolve(self, ref: str, pool: dict[Any, Any], near: tuple[str, str] | None, path: Path_, what: str) -> Any:
+    def _resolve(self, ref: str, pool: dict[Any, Any], near: tuple[str, str] | None, path: Path_, what: str,
+                 type_of: Callable[[Any], str] | None = None) -> Any:
         """A key of `pool` (keys end with the lower-case name, start with subscription and group)
-        from "name", "group/name" or "subscription/group/name"."""
+        from "name", "group/name" or "subscription/group/name". In a pool of resources (`type_of`
+        gives each key's type) the name may carry its type, "vm:name", to tell apart resources of
+        one name (Azure lets a VM and a web app share a name in a group)."""
         parts = ref.rsplit("/", 2)
-        name = low(parts[-1])
+        kind, _, name = parts[-1].rpartition(":")
+        name = low(name)
+        if kind and type_of is None:
+            raise self.e.fail(path, f"{what} '{ref}': a type qualifier ('{kind}:') names a resource; write the identity as "
+                                    "name, group/name or subscription/group/name")
+        if kind and (low(kind) not in arm.RESOURCE_TYPES or "/" in kind):
+            raise self.e.fail(path, f"{what} '{ref}': unknown resource type '{kind}' (use one of: {', '.join(arm.RESOURCE_TYPES)})")
         group = low(parts[-2]) if len(parts) > 1 else None
         sub = self.sub_key(parts[0], path) if len(parts) > 2 else None
         index = self._by_name.get(id(pool))
@@ -96,13 +106,17 @@ class Matcher:
             for k in pool:
                 index.setdefault(k[-1], []).append(k)
             self._by_name[id(pool)] = index
-        found = [k for k in index.get(name, ()) if (group is None or k[1] == group) and (sub is None or k[0] == sub)]
+        found = [k for k in index.get(name, ()) if (group is None or k[1] == group) and (sub is None or k[0] == sub)
+                 and (not kind or type_of is None or low(type_of(k)) == low(kind))]
         if len(found) > 1 and near is not None:
             closer = [k for k in found if k[:2] == near]
             found = closer or found
         if not found:
             raise self.e.fail(path, f"{what} '{ref}' is not declared in the file")
         if len(found) > 1:
+            if type_of is not None:
+                options = ", ".join(sorted(f"{self.display(*k[:2])}/{type_of(k)}:{k[-1]}" for k in found))
+                raise self.e.fail(path, f"{what} '{ref}' matches {len(found)}: {options}; write one of these")
             options = ", ".join("/".join(k[:2]) + "/" + k[-1] for k in found)
             raise self.e.fail(path, f"{what} '{ref}' matches {len(found)}: {options}; write it as subscription/group/name")
         return found[0]

@@ -8,7 +8,7 @@ made of lower-case names. Nothing here changes the state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from msi_cli.core import arm, lookup, moves, roledefs, roles
 from msi_cli.core.estate.changes import (
@@ -305,6 +305,9 @@ class Planner(Matcher):
         existing = self._state_assignments()
         seen: set[AssignKey] = set()
         system = {k: s for k, s in resources.items() if s.system_assigned}
+        shared: dict[tuple[tuple[str, ...], str], int] = {}  # resources of one name in a group: the plan names their type
+        for k in system:
+            shared[(k[:2], k[-1])] = shared.get((k[:2], k[-1]), 0) + 1
         for spec in self.e.role_assignments:
             try:
                 definition = roles.role(spec.role)
@@ -317,7 +320,8 @@ class Planner(Matcher):
                 principal: PrincipalKey = ("identity", self._resolve(spec.identity, idents, None, spec.path + ("identity",), "user-assigned identity"))
             else:
                 assert spec.resource is not None
-                principal = ("resource", self._resolve(spec.resource, system, None, spec.path + ("resource",), "resource with a system-assigned identity"))
+                principal = ("resource", self._resolve(spec.resource, system, None, spec.path + ("resource",), "resource with a system-assigned identity",
+                                                       lambda k: system[k].type))
             key: AssignKey = (principal, definition.id, scope)
             if key in seen:
                 raise self.e.fail(spec.path, "this role assignment is declared twice")
@@ -325,6 +329,9 @@ class Planner(Matcher):
             if existing.pop(key, None) is None:
                 self.plan.assignments.append((spec, key))
                 who = self.display(*principal[1][:2], principal[1][-1])
+                rkey = cast(ResKey, principal[1])
+                if principal[0] == "resource" and shared[(rkey[:2], rkey[-1])] > 1:
+                    who = self.display(*rkey[:2], f"{system[rkey].type}:{rkey[-1]}")
                 self.plan.changes.append(Change(CREATE, "role assignment", f"{definition.name} for {who}", f"at {spec.scope}"))
         self.leftover_assignments = list(existing.values())
 
