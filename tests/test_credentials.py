@@ -44,8 +44,8 @@ def fail(cli, *args: str, code: int = 1) -> str:
     return fails(cli(*args), code)
 
 
-def key_credentials(cli, principal_id: str) -> list[dict]:
-    return cli.json("show", principal_id)["keyCredentials"]
+def key_credentials(cli, principal_id: str, *options: str) -> list[dict]:
+    return cli.json(*options, "show", principal_id)["keyCredentials"]
 
 
 # ---- certificates ----------------------------------------------------------------------------------
@@ -110,6 +110,21 @@ def test_certificate_rolls_after_45_days_and_expires_after_90(cli, isolated_stat
     now = when(cli.json("clock", "show")["now"])
     assert all(when(c["startDateTime"]) <= now < when(c["endDateTime"]) for c in creds)
     assert cli("token", "vm1", "--audience", "https://management.azure.com").exit_code == 0
+
+
+def test_one_long_jump_of_the_clock_leaves_the_certificates_steps_would(cli, tmp_path):
+    """Certificates last 90 days and roll every 45, so two always overlap (azure-behaviour.md):
+    200 days in one move leave the same two (issued on days 135 and 180) as 40-day steps do."""
+    def starts(state: str, steps: list[str]) -> list[int]:
+        cli.ok("--state", state, "--create", "create-resource", "vm1", "--type", "vm", "--system-assigned")
+        pid = cli.json("--state", state, "show", "vm1")["identity"]["principalId"]
+        created = when(key_credentials(cli, pid, "--state", state)[0]["startDateTime"])
+        for step in steps:
+            cli.ok("--state", state, "clock", "advance", step)
+        return sorted((when(c["startDateTime"]) - created) // DAY for c in key_credentials(cli, pid, "--state", state))
+
+    assert starts(str(tmp_path / "jump" / "s.toml"), ["200d"]) == [135, 180]
+    assert starts(str(tmp_path / "steps" / "s.toml"), ["40d"] * 5) == [135, 180]
 
 
 def test_identity_left_alone_for_a_year_still_gets_tokens(cli):

@@ -74,6 +74,9 @@ def roll_due(ctx: Ctx) -> int:
         elif latest.start <= due_before:
             start = epoch(latest.start)
             periods = (ctx.now - start) // CERT_ROLL_AFTER
+            if periods >= 2:  # the roll before the last is still in force (90 days), as steps of the clock would leave it
+                issue_certificate(ctx, sp, start + (periods - 1) * CERT_ROLL_AFTER)
+                rolled += 1
             issue_certificate(ctx, sp, start + periods * CERT_ROLL_AFTER)
             rolled += 1
         sp.key_credentials[:] = [c for c in sp.key_credentials if c.end > now_iso]
