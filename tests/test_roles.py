@@ -478,3 +478,15 @@ def test_a_role_msi_does_not_know_in_a_hand_edited_state_grants_nothing(cli, wor
     assert denied.exit_code == 1 and len(denied.stderr.splitlines()) == 1, denied.stderr
     assert f"role {unknown} (not a built-in role msi knows)" in denied.stderr
     assert allowed(cli, "vm1", "st1", "Reader")["grantedBy"]  # the known role still decides
+
+
+def test_an_ambiguous_principal_is_told_apart_the_way_grant_and_revoke_can(cli):
+    """grant, revoke and list --principal have no -g: their hint is the full id, which works."""
+    cli.ok("create-resource", "web1", "--type", "webapp", "--system-assigned")
+    web2 = cli.json("create-resource", "web1", "--type", "webapp", "-g", "rg2", "--system-assigned")["id"]
+    cli.ok("create-resource", "kv1", "--type", "keyvault")
+    for args in (("grant", "web1", "--role", "Reader", "--scope", "kv1"), ("revoke", "web1", "--role", "Reader", "--scope", "kv1"),
+                 ("list", "role-assignments", "--principal", "web1")):
+        refused = cli(*args)
+        assert refused.exit_code == 2 and "give the full id" in refused.stderr and "-g " not in refused.stderr, refused.stderr
+    assert cli.json("grant", web2, "--role", "Reader", "--scope", "kv1")["scope"].endswith("/kv1")

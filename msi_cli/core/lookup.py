@@ -242,10 +242,11 @@ def principal(state: State, ref: str) -> ServicePrincipal:
 
 
 def target(
-    state: State, ref: str, resource_group: str | None = None, subscription: str | None = None
+    state: State, ref: str, resource_group: str | None = None, subscription: str | None = None, by_option: bool = True
 ) -> Resource | Identity:
     """A resource or a user-assigned identity, by full id, or by name within the group and
-    subscription (name or id) if given."""
+    subscription (name or id) if given. `by_option`: the command has -g/--subscription for it (an
+    ambiguous name's hint names them); else the hint is the full id."""
     subscription_id = _subscription_id(state, subscription)
     if arm.looks_like_id(ref):
         key = ref.lower().rstrip("/")
@@ -264,7 +265,7 @@ def target(
                    [*(r.id for r in _resources_named(state, ref, None, None)), *(i.resource_id for i in _identities_named(state, ref, None, None))])
     what = "resource" if all(isinstance(m, Resource) for m in matches) else "resource or identity"
     names = lambda: [*(r.name for r in state.resources.values()), *(i.name for i in user_identities(state))]  # noqa: E731
-    return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id, names)
+    return _one(matches, what, ref, lambda o: o.id if isinstance(o, Resource) else o.resource_id, names, by_option)
 
 
 SCOPE_FORMS = (

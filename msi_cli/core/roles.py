@@ -77,7 +77,7 @@ def resolve_principal(state: State, ref: str) -> str:
             if sp.app_id == low:
                 return sp.id
         return low
-    found = lookup.target(state, ref)
+    found = lookup.target(state, ref, by_option=False)  # grant, revoke and --principal take no -g
     if isinstance(found, Identity):
         return found.principal_id
     if found.system_principal_id is None:
