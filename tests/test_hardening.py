@@ -261,6 +261,14 @@ def test_no_control_character_reaches_the_terminal_raw(msi_proc, seeded):
     assert "\x1b" not in line and "\\x1b[31m" in line
 
 
+@pytest.mark.parametrize("query", [r'{"\u001b]0;PWNED\u0007x": name}', r'[{"\u001b[31mred": name}]', r'[{"[red]x\u009b": name}]'])
+def test_keys_a_query_writes_are_escaped_in_tables(msi_proc, seeded, query):
+    out = msi_proc("show", "vm1", "--query", query)
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\x9b" not in out.stdout and "\x07" not in out.stdout, out.stdout
+    assert "\\x1b" in out.stdout or "\\x9b" in out.stdout
+
+
 def test_plans_rehearsals_and_import_reports_escape_what_they_quote(msi_proc, tmp_path):
     """A federated credential's issuer and subject (any text Entra accepts), an az file's resource
     id and its file name reach the reports written for people: escaped, as every table escapes."""

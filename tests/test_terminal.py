@@ -254,3 +254,11 @@ def test_demo_at_80_columns_wraps_between_words(cli, monkeypatch):
     for line in out.splitlines():
         # a line runs over only to keep an unbreakable word (a full resource id) whole
         assert len(line) <= 80 or len(max(line.split(), key=len)) > 70, line
+
+
+def test_keys_a_query_writes_are_escaped_and_never_markup_in_the_terminal(estate):
+    for query in (r'[{"\u001b[31mred": name, "[bold]b": name}]', r'{"\u001b]0;x\u0007k": name}'):
+        out = in_terminal(estate, 160, "show", "vm1", "--query", query).stdout
+        assert "\x1b]0" not in out and "\x07" not in out and "\\x1b" in out, out
+    out = in_terminal(estate, 160, "show", "vm1", "--query", r'[{"[bold]b": name}]').stdout
+    assert "[bold]b" in out

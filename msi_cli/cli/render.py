@@ -180,7 +180,7 @@ def _columns_of(data: list[Any]) -> Columns:
     for item in data:
         if isinstance(item, dict):
             keys.extend(k for k, v in item.items() if k not in keys and not isinstance(v, (dict, list)))
-    return [(k, k) for k in keys]
+    return [(safe(k), k) for k in keys]  # a header is a key of the data (a --query may write any): escaped
 
 
 def _plain_table(data: list[Any], columns: Columns) -> str:
@@ -195,7 +195,7 @@ def _plain_table(data: list[Any], columns: Columns) -> str:
 
 
 def _object_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(key, _cell(value).replace("\n", ", ")) for key, value in flatten(data)]
+    return [(safe(key), _cell(value).replace("\n", ", ")) for key, value in flatten(data)]
 
 
 def plain(data: Any, columns: Columns | None) -> str:

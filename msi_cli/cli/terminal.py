@@ -31,7 +31,7 @@ def console(width: int | None = None) -> Console:
 def _table(cols: Sequence[Col], rows: list[list[str]], title: str | None) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold")
     for col in cols:
-        table.add_column(col.header, no_wrap=not col.wrap, overflow="fold" if col.wrap else "ignore")
+        table.add_column(Text(col.header), no_wrap=not col.wrap, overflow="fold" if col.wrap else "ignore")  # a key, never markup
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     return table
