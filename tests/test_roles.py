@@ -490,3 +490,13 @@ def test_an_ambiguous_principal_is_told_apart_the_way_grant_and_revoke_can(cli):
         refused = cli(*args)
         assert refused.exit_code == 2 and "give the full id" in refused.stderr and "-g " not in refused.stderr, refused.stderr
     assert cli.json("grant", web2, "--role", "Reader", "--scope", "kv1")["scope"].endswith("/kv1")
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (("list", "identities", "--type", "vm"), "--type"), (("list", "principals", "--type", "vm"), "--type"),
+    (("list", "tenants", "--tenant", "Default Directory"), "--tenant"), (("list", "resources", "--principal", "x"), "--principal"),
+    (("list", "identities", "--scope", "x"), "--scope"), (("list", "resources", "--deleted"), "--deleted"),
+])
+def test_a_list_filter_the_kind_does_not_take_is_refused_not_ignored(cli, args, option):
+    refused = cli(*args)
+    assert refused.exit_code == 2 and refused.stderr.startswith(f"error: {option} goes with"), refused.stderr

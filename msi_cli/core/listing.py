@@ -9,6 +9,18 @@ from msi_cli.core.model import State
 from msi_cli.errors import InvalidArgument, NotFound
 
 
+# The kinds each filter applies to: any other kind refuses it rather than ignore it silently. Not
+# -g and --subscription: scripts set them for every command (MSI_RESOURCE_GROUP, MSI_SUBSCRIPTION),
+# and a kind without groups or subscriptions (tenants, principals) just has nothing to filter.
+FILTERS: dict[str, tuple[str, ...]] = {
+    "--tenant": ("resources", "identities", "principals", "subscriptions", "groups", "role-assignments"),
+    "--type": ("resources",),
+    "--principal": ("role-assignments",),
+    "--scope": ("role-assignments",),
+    "--deleted": ("principals",),
+}
+
+
 def collect(
     state: State,
     kind: str,
@@ -20,6 +32,11 @@ def collect(
     scope: str | None = None,
     deleted: bool = False,
 ) -> list[dict[str, Any]]:
+    given = {"--tenant": tenant, "--type": type_key, "--principal": principal, "--scope": scope, "--deleted": deleted or None}
+    for option, value in given.items():
+        if value is not None and kind not in FILTERS[option]:
+            kinds = " or ".join(f"'list {k}'" for k in FILTERS[option])
+            raise InvalidArgument(f"{option} goes with {kinds}", hint=f"'list {kind}' would ignore it")
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     tenant_id = lookup.tenant(state, tenant).id if tenant else None
     rg = resource_group.lower() if resource_group is not None else None
@@ -33,8 +50,6 @@ def collect(
         names = [g.name for g in state.resource_groups.values()]
         raise NotFound(f"resource group '{resource_group}' not found", hint=lookup.did_you_mean(resource_group, names))
     if deleted:
-        if kind != "principals":
-            raise InvalidArgument("--deleted goes with 'list principals'")
         return [
             shapes.deleted_principal(d) for d in state.deleted_principals.values() if tenant_id is None or d.tenant_id == tenant_id
         ]
