@@ -56,13 +56,39 @@ def plain_help(command: Any, ctx: Any) -> str:
     each example stays on one line, ready to copy."""
     formatter = ctx.formatter_class(width=WIDTH, max_width=WIDTH)
     command.format_usage(ctx, formatter)
-    command.format_help_text(ctx, formatter)
+    if command.help and _has_examples(command.help):
+        _format_examples_kept(command.help, formatter)
+    else:
+        command.format_help_text(ctx, formatter)
     command.format_options(ctx, formatter)
     lines = [line.rstrip() for line in formatter.getvalue().rstrip().splitlines()]
     if command.epilog:
         lines.append("")
         lines += [f"  {line}".rstrip() for line in inspect.cleandoc(command.epilog).splitlines()]
     return "\n".join(lines) + "\n"
+
+
+def _is_example(paragraph: str) -> bool:
+    return any(line.startswith(("# ", "msi ")) for line in paragraph.splitlines())
+
+
+def _has_examples(text: str) -> bool:
+    return any(_is_example(p) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def _format_examples_kept(text: str, formatter: Any) -> None:
+    """The help text as click writes it, but a paragraph of example commands (a `# comment` or
+    `msi ...` line) keeps its lines, as `--help` shows them: re-wrapped, a comment swallows the
+    command after it."""
+    formatter.write_paragraph()
+    with formatter.indentation():
+        for n, paragraph in enumerate(inspect.cleandoc(text).split("\n\n")):
+            if n:
+                formatter.write_paragraph()
+            if _is_example(paragraph):
+                formatter.write("".join(f"{' ' * formatter.current_indent}{line}\n" for line in paragraph.splitlines()))
+            else:
+                formatter.write_text(paragraph)
 
 
 def reference() -> str:

@@ -109,3 +109,11 @@ def test_help_renders_the_same_twice(cli):
     first = cli.ok("create-resource", "--help").stdout
     assert cli.ok("create-resource", "--help").stdout == first
     assert "\x1b[" not in first  # NO_COLOR from the test harness
+
+
+def test_the_references_examples_keep_their_lines_as_help_shows_them():
+    """A re-wrapped example paragraph put each command on its comment's line: pasted, the
+    comment swallowed the command."""
+    reference = gen_docs.reference()
+    assert "\n  # a web app with its own (system-assigned) identity\n  msi create-resource web1 --type webapp --system-assigned\n" in reference
+    assert "identity msi create-resource" not in reference
