@@ -530,3 +530,8 @@ def test_a_query_that_fails_after_the_change_was_saved_reports_success(msi_proc,
     assert msi_proc("show", "id2").returncode == 0
     # the same query on a read is a usage error
     one_error(msi_proc("show", "id2", "--query", "sort_by(@, &name)"), 2, "--query")
+
+
+def test_an_empty_state_path_is_a_usage_error(msi_proc, seeded):
+    for args in (("--state", "", "list", "tenants"), ("--state=", "list", "tenants")):
+        one_error(msi_proc(*args), 2, "--state: the path is empty")

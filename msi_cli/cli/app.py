@@ -53,6 +53,10 @@ def _check_state_choice(args: list[str]) -> None:
         elif arg in ("-h", "--help"):
             return
         i += 1
+    if given == "":
+        from msi_cli.errors import InvalidArgument
+
+        raise InvalidArgument("--state: the path is empty", hint="name the state file, or leave --state out for the default")
     if given is None or create or i >= len(args) or "--help" in args or "-h" in args:
         return
     path = Path(given).expanduser()
