@@ -224,3 +224,17 @@ def test_a_rehearsal_starts_from_the_state_the_real_move_maintains_first(cli, is
     assert [i["works"] for i in rehearsal["result"]["identities"]] == [True]
     real = cli.json("migrate", "vmq", "--subscription", "other")
     assert real == rehearsal["result"]
+
+
+def test_an_identity_used_only_outside_the_moved_subscription_is_reported_broken(cli) -> None:
+    cli.ok("create-tenant", "T2")
+    cli.ok("create-subscription", "subB")
+    uid = cli.json("create-identity", "uidb", "--subscription", "subB")["id"]
+    vm = cli.json("create-resource", "vm1", "--type", "vm", "--user-assigned", uid)["id"]
+    rehearsal = cli.json("move-subscription", "subB", "--tenant", "T2", "--what-if")
+    assert [(b["name"], b["usedBy"]) for b in rehearsal["brokenIdentities"]] == [("uidb", [vm])]
+    real = cli.json("move-subscription", "subB", "--tenant", "T2", "--yes")
+    assert real == rehearsal["result"] and [b["resource"] for b in real["brokenIdentities"]] == [vm]
+    assert cli("token", "vm1", "--audience", VAULT).exit_code == 1
+    _run_fixes(cli, rehearsal["fixCommands"])
+    assert cli.json("token", "vm1", "--audience", VAULT)["access_token"]
