@@ -109,23 +109,12 @@ def _identity(state: State, tenant: Tenant, client_id: str) -> Identity:
         why = f"no identity has client id '{client_id}'"
     elif sp.tenant_id != tenant.id:
         why = f"the service principal of identity {identity.principal_id} is in tenant {sp.tenant_id}, not '{tenant.name}'"
-    elif identity.kind == USER and lookup.tenant_of(state, _subscription_of(identity)).id != tenant.id:
-        why = (f"the subscription of '{identity.name}' was transferred to tenant "
-               f"{lookup.tenant_of(state, _subscription_of(identity)).id}; its principal stayed in '{tenant.name}'")
+    else:
+        why = tokens.transferred(state, identity)
     if why is not None:
-        raise Refused(400, "unauthorized_client", 700016,
-                      f"Application with identifier '{client_id}' was not found in the directory '{tenant.id}'. This can happen if "
-                      "the application has not been installed by the administrator of the tenant or consented to by any user in "
-                      "the tenant. You may have sent your authentication request to the wrong tenant.", reason=why)
+        raise Refused(400, "unauthorized_client", 700016, tokens.not_in_directory(client_id, tenant.id), reason=why)
     assert identity is not None  # else `why` is set and Refused raised above
     return identity
-
-
-def _subscription_of(identity: Identity) -> str:
-    from msi_cli.core import arm
-
-    parsed = arm.parse_id(identity.resource_id)
-    return parsed.subscription_id if parsed else ""
 
 
 def _decode(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -65,6 +65,28 @@ def require_endpoint(resource: Resource) -> None:
                        hint="use a vm, vmss, containerapp, webapp or functionapp")
 
 
+def not_in_directory(client_id: str, tenant_id: str) -> str:
+    """Entra's AADSTS700016 description: no application of this client id in the tenant."""
+    return (f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'. This can happen if the "
+            "application has not been installed by the administrator of the tenant or consented to by any user in the "
+            "tenant. You may have sent your authentication request to the wrong tenant.")
+
+
+def transferred(state: State, identity: Identity) -> str | None:
+    """Why a user-assigned identity gets no token after its subscription moved to another tenant
+    (its service principal stayed in the old one: azure-behaviour.md, it must be deleted,
+    re-created and re-attached), for every way in: IMDS, App Service and Entra's exchange; None
+    when its subscription's tenant still holds its principal."""
+    if identity.kind == SYSTEM:
+        return None
+    home = lookup.tenant_of(state, arm.parts(identity.resource_id).subscription)
+    sp = state.principals.get(identity.principal_id)
+    if sp is None or home.id == sp.tenant_id:
+        return None
+    return (f"the subscription of '{identity.name}' was transferred to tenant {home.id}; its service principal stayed in "
+            f"{sp.tenant_id}: a user-assigned identity must be deleted, re-created and re-attached after its subscription moves")
+
+
 def select(state: State, resource: Resource, selector: Selector) -> Identity:
     """Azure's selection rules: a selector must match one of the resource's identities. Without
     one, IMDS hosts take the system-assigned identity if enabled, else the only user-assigned one;
@@ -156,26 +178,14 @@ def check_chain(ctx: Ctx, resource: Resource, identity: Identity, audience: str)
     sp = state.principals.get(identity.principal_id)
     if sp is None or sp.tenant_id != tenant.id:
         raise TokenError(
-            "unauthorized_client",
-            f"AADSTS700016: Application with identifier '{identity.client_id}' was not found in the directory "
-            f"'{tenant.id}'. This can happen if the application has not been installed by the administrator of the "
-            "tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+            "unauthorized_client", f"AADSTS700016: {not_in_directory(identity.client_id, tenant.id)}",
             reason=f"tenant '{tenant.name}' ({tenant.id}), which signs tokens for '{resource.name}', does not hold the "
             f"service principal of identity {identity.principal_id}"
             + (f" (it lives in tenant {sp.tenant_id})" if sp is not None else ""),
         )
-    if identity.kind != SYSTEM:
-        home = lookup.tenant_of(state, arm.parts(identity.resource_id).subscription)
-        if home.id != sp.tenant_id:  # as Entra's exchange refuses it (exchange._identity): one rule for every way in
-            raise TokenError(
-                "unauthorized_client",
-                f"AADSTS700016: Application with identifier '{identity.client_id}' was not found in the directory "
-                f"'{tenant.id}'. This can happen if the application has not been installed by the administrator of the "
-                "tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                reason=f"the subscription of '{identity.name}' was transferred to tenant {home.id}; its service principal "
-                f"stayed in {sp.tenant_id}: a user-assigned identity must be deleted, re-created and re-attached after its "
-                "subscription moves",
-            )
+    stranded = transferred(state, identity)
+    if stranded is not None:
+        raise TokenError("unauthorized_client", f"AADSTS700016: {not_in_directory(identity.client_id, tenant.id)}", reason=stranded)
     cert = credentials.current_certificate(sp, ctx.now)
     if cert is None:
         raise TokenError(
