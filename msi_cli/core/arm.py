@@ -149,10 +149,16 @@ def validate_location(name: str) -> None:
         raise InvalidName(f"invalid location '{printable(name)}': use a region name such as eastus or westeurope")
 
 
-def location(given: str) -> str:
+def location_name(given: str) -> str:
     """A location as ARM keeps it: case and spaces do not matter ("West Europe", "WestEurope" and
-    "westeurope" are one region, written "westeurope"; Azure/azure-sdk-for-net#1223)."""
-    name = given.replace(" ", "").lower()
+    "westeurope" are one region, written "westeurope"; Azure/azure-sdk-for-net#1223). Not checked:
+    see `location`."""
+    return given.replace(" ", "").lower()
+
+
+def location(given: str) -> str:
+    """`location_name`, refused (InvalidName) unless it is shaped like a region's name."""
+    name = location_name(given)
     if not rx(_LOCATION_RULE).fullmatch(name):
         raise InvalidName(f"invalid location '{printable(given)}': use a region name such as eastus or westeurope")
     return name

@@ -52,7 +52,7 @@ def create_or_update(ctx: Ctx, subscription_ref: str, name: str, location: str) 
     sub = lookup.subscription(ctx.state, subscription_ref)
     existing = find(ctx.state, sub.id, name)
     if existing is not None:
-        if existing.location != location.replace(" ", "").lower():
+        if existing.location != arm.location_name(location):
             raise Conflict(
                 f"Invalid resource group location '{location}'. The Resource group already exists in location "
                 f"'{existing.location}'."

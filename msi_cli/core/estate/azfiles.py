@@ -64,4 +64,4 @@ def kind_of(items: list[Any]) -> str:
 
 def arm_location(value: object) -> str:
     """ARM's location name: `az webapp list` prints display names ("East US")."""
-    return str(value or "eastus").replace(" ", "").lower()
+    return arm.location_name(str(value or "eastus"))

@@ -7,7 +7,6 @@ from msi_cli.core.model import Identity, Resource
 from msi_cli.errors import InvalidName, MsiError
 from msi_cli.server.arm import errors, shapes
 from msi_cli.server.arm.call import Call, Reply
-from msi_cli.server.arm.subscriptions import normalize_location
 
 UAI = arm.IDENTITY_ARM_TYPE
 READ, WRITE, DELETE = f"{UAI}/read", f"{UAI}/write", f"{UAI}/delete"
@@ -70,7 +69,7 @@ def _put(call: Call, sub_id: str, rid: str) -> Reply:
     location = body.get("location")
     if not isinstance(location, str) or not location.strip():
         raise errors.ArmError(400, "LocationRequired", "The location property is required for this definition.")
-    location = normalize_location(location)
+    location = arm.location_name(location)
     group = groups.find(call.state, sub_id, group_name)
     if group is None:
         raise errors.group_not_found(group_name)

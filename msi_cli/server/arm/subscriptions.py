@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msi_cli.core import authz, groups, lifecycle
+from msi_cli.core import arm, authz, groups, lifecycle
 from msi_cli.errors import Conflict, MsiError
 from msi_cli.server.arm import errors, shapes
 from msi_cli.server.arm.call import Call, Reply
@@ -57,7 +57,7 @@ def group(call: Call) -> Reply:
         if not isinstance(location, str) or not location.strip():
             raise errors.ArmError(400, "LocationRequired", "The location property is required for this definition.")
         try:
-            created_group, created = groups.create_or_update(call.changing(), sub.id, name, normalize_location(location))
+            created_group, created = groups.create_or_update(call.changing(), sub.id, name, arm.location_name(location))
         except Conflict as exc:
             raise errors.ArmError(409, "InvalidResourceGroupLocation", exc.message) from None
         except MsiError as exc:
@@ -82,6 +82,3 @@ def group(call: Call) -> Reply:
     raise errors.method_not_allowed(call.method)
 
 
-def normalize_location(location: str) -> str:
-    """Azure accepts a region's display name ('East US') for its name ('eastus')."""
-    return location.replace(" ", "").lower()
