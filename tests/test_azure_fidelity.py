@@ -156,7 +156,7 @@ def test_container_apps_use_the_app_service_rules(msi_proc, served):
     uai = js(msi_proc("create-identity", "uai1", "-o", "json"))
     ca = js(msi_proc("create-resource", "ca1", "--type", "containerapp", "--user-assigned", "uai1", "-o", "json"))
     env = js(msi_proc("env", "ca1", "-o", "json"))
-    trust = {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"}  # for the HTTPS endpoints
+    trust = {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE"}  # for the HTTPS endpoints
     assert [k for k in env if k not in trust] == ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]
     assert env["IDENTITY_ENDPOINT"].endswith("/msi/token")
     # no selector means the system-assigned identity, and ca1 has none
@@ -281,6 +281,7 @@ def test_env_unsets_client_id_unless_asked(msi_proc, served):
     ok(msi_proc("create-resource", "vm1", "--type", "vm", "--system-assigned", "-o", "none"))
     lines = ok(msi_proc("env", "vm1", "--shell", "bash")).splitlines()
     assert "unset AZURE_CLIENT_ID" in lines and "unset AZURE_TENANT_ID" in lines
+    assert "unset ACTIONS_ID_TOKEN_REQUEST_URL" in lines  # what an earlier `msi env --github` set does not linger
     asked = ok(msi_proc("env", "vm1", "--shell", "bash", "--client-id", "abc")).splitlines()
     assert "export AZURE_CLIENT_ID=abc" in asked and "unset AZURE_CLIENT_ID" not in asked
     shell = subprocess.run(["bash", "-c", "\n".join(lines) + '\nprintf %s "${AZURE_CLIENT_ID-unset}"'], capture_output=True,

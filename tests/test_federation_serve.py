@@ -404,6 +404,6 @@ def test_env_says_what_a_user_assigned_identity_and_a_stray_subject_need(tmp_pat
         stray = served.msi("env", "vm1", "--subject", "x", check=False)
     finally:
         served.stop()
-    assert identity.returncode == 3 and identity.stderr.count("\n") == 1
+    assert identity.returncode == 2 and identity.stderr.count("\n") == 1  # it exists: a wrong use, not "not found"
     assert "'wid' is a user-assigned identity" in identity.stderr and "--workload" in identity.stderr
     assert stray.returncode == 2 and stray.stderr.startswith("error: --subject is for a workload") and "--workload" in stray.stderr

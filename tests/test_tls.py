@@ -149,7 +149,7 @@ class Served:
         self.state = folder / "state" / "state.toml"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "IDENTITY_", "MSI_", "IMDS_"))}
         self.env.update(MSI_STATE=str(self.state), NO_COLOR="1")
-        for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"):
+        for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE"):
             self.env.pop(name, None)
         self.log_path = folder / "serve.log"
         self.proc: subprocess.Popen | None = None
@@ -315,8 +315,13 @@ def test_msi_env_carries_the_trust_variables(served):
     variables = served.json("env", "vm1")
     bundle, system_bundle = served.tls_dir / "ca-bundle.pem", served.tls_dir / "system-bundle.pem"
     assert variables["REQUESTS_CA_BUNDLE"] == str(bundle) and variables["SSL_CERT_FILE"] == str(system_bundle)
-    assert variables["NODE_EXTRA_CA_CERTS"] == str(served.ca)
-    assert set(served.json("env", "web1")) >= {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"}
+    assert variables["NODE_EXTRA_CA_CERTS"] == str(served.ca) and variables["CURL_CA_BUNDLE"] == str(system_bundle)
+    assert set(served.json("env", "web1")) >= {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE"}
+    if shutil.which("curl"):  # a CI job fetches its GitHub OIDC token with curl: it trusts msi's CA by the variable alone
+        clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
+        fetched = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", served.https_url + "/common/discovery/v2.0/keys"],
+                                 env={**clean, "CURL_CA_BUNDLE": variables["CURL_CA_BUNDLE"]}, capture_output=True, text=True, timeout=TIMEOUT)
+        assert fetched.stdout == "200", fetched.stderr
     lines = served.msi("env", "vm1", "--shell", "bash").stdout
     assert f"export REQUESTS_CA_BUNDLE={bundle}\n" in lines and f"export NODE_EXTRA_CA_CERTS={served.ca}\n" in lines
     ca_pem = served.ca.read_text()
@@ -363,7 +368,7 @@ def test_node_with_node_extra_ca_certs_verifies_the_server(served):
         }).on("error", e => { console.error(e.message); process.exit(1); });
     """, f"{served.https_url}/{served.tenant}/v2.0/.well-known/openid-configuration", command=["node", "-e"])
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"status": 200, "jwks": f"{served.https_url}/{served.tenant}/discovery/v2.0/keys"}
+    assert json.loads(proc.stdout) == {"status": 200, "jwks": served.https_url + "/common/discovery/v2.0/keys"}
 
 
 def test_msal_confidential_client_gets_past_discovery(served):

@@ -38,7 +38,9 @@ HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMB
                   "MSI_ENDPOINT", "MSI_SECRET", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "MSAL_MANAGED_IDENTITY_ENDPOINT",
                   "AZURE_FEDERATED_TOKEN_FILE", "AZURE_KUBERNETES_TOKEN_PROXY", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
                   "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-                  "AZURE_USERNAME", "AZURE_PASSWORD", "AZURE_TOKEN_CREDENTIALS")
+                  "AZURE_USERNAME", "AZURE_PASSWORD", "AZURE_TOKEN_CREDENTIALS",
+                  # and a GitHub job's token request (`msi env --github`), which a later env for a pod or host must not leave
+                  "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 
 
 @app.command(
@@ -275,7 +277,7 @@ def env(
 def _host_variables(sf: "StateFile", record: "RunRecord", resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
     """The variables of the resource's managed identity host (IMDS or App Service)."""
     from msi_cli.core import lookup, tokens
-    from msi_cli.errors import MsiError, NotFound
+    from msi_cli.errors import InvalidArgument, MsiError, NotFound
     from msi_cli.server import routes
 
     state = sf.read()
@@ -286,9 +288,9 @@ def _host_variables(sf: "StateFile", record: "RunRecord", resource: str, resourc
             lookup.user_identity(state, resource, resource_group, subscription)
         except MsiError:
             raise exc from None
-        raise NotFound(f"'{resource}' is a user-assigned identity, not a resource with a token endpoint",
-                       hint="a workload gets its tokens with --workload, --github or --kubernetes; "
-                            "a resource's host, with the resource it is attached to") from None
+        raise InvalidArgument(f"'{resource}' is a user-assigned identity, not a resource with a token endpoint",
+                              hint="a workload gets its tokens with --workload, --github or --kubernetes; "
+                                   "a resource's host, with the resource it is attached to") from None
     host = res.rtype.host
     if host == routes.APPSERVICE:
         endpoint, secret = routes.token_endpoint(record.url, res), record.identity_header(res.id)

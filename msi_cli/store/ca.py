@@ -171,7 +171,8 @@ def trust_variables(private: Path) -> dict[str, str]:
     the roots it trusts by default: requests (sync azure-identity, msal, az) reads
     REQUESTS_CA_BUNDLE in place of certifi's roots; OpenSSL's default contexts (aiohttp, async
     azure-identity, urllib) read SSL_CERT_FILE in place of the system's roots file; node *adds*
-    NODE_EXTRA_CA_CERTS to its roots, so it gets the CA alone."""
+    NODE_EXTRA_CA_CERTS to its roots, so it gets the CA alone; curl (a CI job's request for its
+    GitHub OIDC token) reads CURL_CA_BUNDLE in place of the system's roots file."""
     p = paths(private)
     return {"REQUESTS_CA_BUNDLE": str(p.bundle), "SSL_CERT_FILE": str(p.system_bundle),
-            "NODE_EXTRA_CA_CERTS": str(p.cert)}
+            "NODE_EXTRA_CA_CERTS": str(p.cert), "CURL_CA_BUNDLE": str(p.system_bundle)}
