@@ -17,8 +17,8 @@ CONTOSO_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 def test_import_recreates_the_estate_with_its_real_ids(cli, isolated_state: Path) -> None:
     result = cli.json("import", "az", str(AZ))
     kinds = sorted(f["kind"] for f in result["import"]["files"])
-    assert kinds == ["az account list", "az group list", "az identity list", "az resource list", "az resource list",
-                     "az resource list", "az role assignment list"]
+    assert kinds == ["az account list", "az group list", "az identity list", "az resource list", "az role assignment list",
+                     "az vm list", "az webapp list"]
     subs = {s["name"]: s for s in cli.json("list", "subscriptions")}
     assert subs["Contoso Production"]["id"] == CONTOSO_SUB
     assert subs["Contoso Production"]["tenantId"] == CONTOSO_TENANT

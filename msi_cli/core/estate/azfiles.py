@@ -57,7 +57,11 @@ def kind_of(items: list[Any]) -> str:
         return "az role assignment list"
     if all(str(d.get("type", "")).lower() == IDENTITY_TYPE and "clientId" in d for d in dicts):
         return "az identity list"
-    if "id" in first and "type" in first:
+    if "id" in first and "type" in first:  # read alike; named for the report by what only each prints
+        if all("vmId" in d or "hardwareProfile" in d for d in dicts):
+            return "az vm list"
+        if all("defaultHostName" in d or "serverFarmId" in d for d in dicts):
+            return "az webapp list"
         return "az resource list"
     return "unknown"
 

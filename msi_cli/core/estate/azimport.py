@@ -60,7 +60,8 @@ class Converter:
             if not isinstance(item, dict):
                 self.skip(f"{name}: {str(item)[:60]}", "not an object")
                 continue
-            getattr(self, "_" + kind.removeprefix("az ").replace(" ", "_"))(item)
+            read_as = "az resource list" if kind in ("az vm list", "az webapp list") else kind  # the same ARM shape
+            getattr(self, "_" + read_as.removeprefix("az ").replace(" ", "_"))(item)
 
     # ---- by kind ----------------------------------------------------------------------------------------
 
