@@ -81,6 +81,7 @@ def check_output(output: str, expected: tuple[str, ...]) -> list[tuple[str, str]
         assert commands, name
         for line in commands:
             assert shlex.split(line[2:])[0] == "msi"
+            assert "'$(" not in line  # a command substitution shown single-quoted would not run as shown
     # narration wraps between words only: every GUID it prints is whole on one line
     words = set(output.split())
     for guid in re.findall(GUID, " ".join(output.split())):

@@ -20,7 +20,7 @@ ABRIDGE_AT = 14  # output lines shown per step; more are abridged visibly
 def command_lines(args: list[str], width: int, program: str = "msi") -> list[str]:
     """`$ msi ARGS` as copyable shell lines no wider than `width`: broken between arguments with
     a `\\` continuation, never inside one (a long argument stays whole on its own line)."""
-    words = [shlex.quote(a) for a in args]
+    words = [f'"{a}"' if a.startswith("$(") and a.endswith(")") and '"' not in a else shlex.quote(a) for a in args]  # "$(...)" stays a substitution
     lines, line = [], f"$ {program}"
     for word in words:
         if len(line) + 1 + len(word) + 2 > width and line not in (f"$ {program}", "    "):
