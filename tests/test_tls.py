@@ -368,7 +368,7 @@ def test_node_with_node_extra_ca_certs_verifies_the_server(served):
         }).on("error", e => { console.error(e.message); process.exit(1); });
     """, f"{served.https_url}/{served.tenant}/v2.0/.well-known/openid-configuration", command=["node", "-e"])
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"status": 200, "jwks": served.https_url + "/common/discovery/v2.0/keys"}
+    assert json.loads(proc.stdout) == {"status": 200, "jwks": f"{served.https_url}/{served.tenant}/discovery/v2.0/keys"}
 
 
 def test_msal_confidential_client_gets_past_discovery(served):
