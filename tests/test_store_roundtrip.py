@@ -71,3 +71,20 @@ def test_rows_round_trip_to_the_same_state(cli, isolated_state):
     sample(cli)
     state = StateFile(isolated_state).read()
     assert codec.from_rows(codec.header(state), codec.rows(state)) == state
+
+
+def test_a_flag_is_written_only_when_true_and_reads_back_as_it_was_meant() -> None:
+    """`location_guessed` is true or absent in the file; a falsy value in memory (the type allows
+    only True and None, but nothing stops a caller at run time) is left out, not written as false,
+    which the reader refuses."""
+    from msi_cli.core.model import Identity
+    from msi_cli.store import records
+
+    rid = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x-id"
+    for flag, back in ((True, True), (None, None), (False, None)):
+        made = Identity("00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b",
+                        "00000000-0000-4000-8000-00000000000c", "UserAssigned", "x-id", rid, "eastus", "2026-01-01T00:00:00Z",
+                        flag)  # type: ignore[arg-type]  # False, on purpose
+        rec = records.to_record(made)
+        assert ("location_guessed" in rec) is (back is True)
+        assert records.check_record("identities", rec, 0).location_guessed is back

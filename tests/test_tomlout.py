@@ -58,6 +58,8 @@ def value(hint: typing.Any) -> st.SearchStrategy[typing.Any]:
     if hint is bool:
         return st.booleans()
     args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return st.sampled_from(args)
     if typing.get_origin(hint) is list:
         element = args[0]
         return st.lists(objects(element) if is_record(element) else TEXT, max_size=4)

@@ -4,6 +4,8 @@ Times are ISO 8601 strings in UTC (`2026-11-27T01:25:52Z`): they sort as they co
 in the state file, and survive a TOML round trip unchanged.
 """
 
+from typing import Literal
+
 from msi_cli.core import arm
 from msi_cli.core.datatype import field, record
 
@@ -105,8 +107,9 @@ class Identity:
     created: str
     # True when `msi import az` made a user-assigned identity knowing it only from a resource's
     # identity block (ARM's block says nothing of the identity's region): its region is that
-    # resource's, a guess that the identity's own entry (az identity list) corrects.
-    location_guessed: bool | None = None
+    # resource's, a guess that the identity's own entry (az identity list) settles. Only True or
+    # None: the state file holds the flag only when it is set (TOML has no null).
+    location_guessed: Literal[True] | None = None
 
 
 @record

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from msi_cli.core import arm
 from msi_cli.core.datatype import fields, is_record
@@ -70,8 +70,8 @@ def _resource_type(r: Reader, key: str) -> str:
     return value
 
 
-def _flag(r: Reader, key: str) -> bool | None:
-    """A flag written only when it is set: absent, or true."""
+def _flag(r: Reader, key: str) -> Literal[True] | None:
+    """A flag written only when it is set: absent, or true (`to_record` leaves out anything else)."""
     if key not in r.rec:
         return None
     if r.rec[key] is not True:
@@ -191,7 +191,7 @@ AFTER: dict[type, Callable[[Reader, Any], None]] = {
 class Plan:
     """One model class's fields: (name, record key, element class of a nested list or None)."""
 
-    __slots__ = ("cls", "fields", "lists", "reads")
+    __slots__ = ("cls", "fields", "flags", "lists", "reads")
 
     def __init__(self, cls: type) -> None:
         hints = _hints(cls)
@@ -200,6 +200,7 @@ class Plan:
         self.cls = cls
         self.fields: list[tuple[str, str, type | None]] = []
         self.lists: list[tuple[int, type | None]] = []  # list fields: (index, nested class or None)
+        self.flags = frozenset(name for name in fields(cls) if checks.get(name) is _flag)  # written only when true
         reads: list[tuple[str, str, Read]] = []
         for name in fields(cls):
             key = renamed.get(name, name)
@@ -244,12 +245,14 @@ def plan(cls: type) -> Plan:
 
 
 def to_record(obj: Any) -> Doc:
-    """The record of a model object (nested objects as tables; None left out)."""
+    """The record of a model object (nested objects as tables; None, and a flag that is not true,
+    left out)."""
     rec: Doc = {}
     cls: type = obj.__class__
-    for name, key, nested in plan(cls).fields:
+    p = plan(cls)
+    for name, key, nested in p.fields:
         value = getattr(obj, name)
-        if value is None:
+        if value is None or (value is not True and name in p.flags):  # a flag is read back only as true or absent
             continue
         if isinstance(value, list):
             value = [to_record(v) for v in value] if nested is not None else list(value)
