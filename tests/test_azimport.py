@@ -218,13 +218,13 @@ def test_a_subscription_renamed_in_azure_is_renamed_on_import(cli, tmp_path: Pat
     assert cli.json("import", "az", str(account))["changes"] == []
 
 
-def _worker_files(folder: Path, vm_file: str, identity_file: str) -> tuple[Path, Path]:
+def _worker_files(folder: Path, vm_file: str, identity_file: str, vm_location: str = "eastus") -> tuple[Path, Path]:
     from msi_cli.cli.demo_estate import SUB
 
     folder.mkdir(parents=True, exist_ok=True)
     uai = f"/subscriptions/{SUB}/resourcegroups/idrg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/worker-id"
     ids = {"clientId": "6e1d3a1c-8f6b-4b57-a3f1-0c1d2e3f4a5b", "principalId": "6a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}
-    vm = {"id": f"/subscriptions/{SUB}/resourceGroups/VM-RG/providers/Microsoft.Compute/virtualMachines/worker", "location": "eastus",
+    vm = {"id": f"/subscriptions/{SUB}/resourceGroups/VM-RG/providers/Microsoft.Compute/virtualMachines/worker", "location": vm_location,
           "name": "worker", "type": "Microsoft.Compute/virtualMachines",
           "identity": {"type": "UserAssigned", "principalId": None, "tenantId": None, "userAssignedIdentities": {
               uai.replace("/resourcegroups/", "/resourceGroups/"): ids}}}
@@ -258,6 +258,29 @@ def test_an_identity_is_where_its_own_entry_says_whatever_the_file_order(cli, tm
     cli.ok("import", "az", str(vm_file), "-o", "none")
     assert cli.json("show", "worker-id")["location"] == "westeurope"
     assert any(u.lower().endswith("/worker-id") for u in cli.json("show", "worker")["identity"]["userAssignedIdentities"])
+
+
+def test_an_own_entry_that_confirms_a_guessed_region_settles_it(cli, tmp_path: Path, isolated_state: Path) -> None:
+    """The VM's block guessed westeurope and the identity's own entry says westeurope too: the
+    guess is settled all the same (a `~` that clears the mark), so the region is fixed from then on,
+    as any identity's is."""
+    from msi_cli.cli.demo_estate import SUB
+
+    vm_file, id_file = _worker_files(tmp_path / "az", "vms.json", "ids.json", vm_location="westeurope")
+    cli.ok("import", "az", str(vm_file), "-o", "none")
+    assert "location_guessed = true" in isolated_state.read_text()
+    settled = cli.json("import", "az", str(id_file))["changes"]
+    assert [(c["action"], c["kind"]) for c in settled] == [("update", "identity")]
+    assert "westeurope" in settled[0]["detail"] and "guess" in settled[0]["detail"]
+    assert "location_guessed" not in isolated_state.read_text()
+    assert cli.json("show", "worker-id")["location"] == "westeurope"
+    assert cli.json("import", "az", str(vm_file.parent))["changes"] == []  # importing again changes nothing
+    moved = tmp_path / "estate.toml"  # a hand-written file can no longer move it: "A region cannot change"
+    moved.write_text(f'[[identities]]\nname = "worker-id"\nsubscription = "{SUB}"\nresource_group = "idrg"\nlocation = "eastus"\n')
+    before = isolated_state.read_bytes()
+    fails(cli("apply", str(moved), "--what-if"), 1, "estate.toml, line 5", "cannot move to another region")
+    fails(cli("apply", str(moved)), 1, "estate.toml, line 5", "cannot move to another region")
+    assert isolated_state.read_bytes() == before
 
 
 def test_a_vm_and_a_web_app_of_one_name_keep_their_own_role_assignments(cli, tmp_path: Path) -> None:

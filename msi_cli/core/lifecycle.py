@@ -116,8 +116,9 @@ def create_identity(
 
 
 def locate_guessed_identity(ctx: Ctx, identity: Identity, location: str) -> None:
-    """Put a user-assigned identity whose region was a guess where it really is. An identity never
-    moves region (Azure refuses it); this corrects what msi guessed, and only that."""
+    """Put a user-assigned identity whose region was a guess where it really is (the same region
+    included: the guess is settled), once. An identity never moves region (Azure refuses it); this
+    corrects what msi guessed, and only that."""
     if not identity.location_guessed:
         raise Conflict(f"identity '{identity.name}' is in {identity.location}; a user-assigned identity cannot move to another region")
     arm.validate_location(location)

@@ -139,12 +139,15 @@ class Planner(Matcher):
             if existing is None:
                 self._keep_ids(spec.principal_id, spec.client_id)
                 self.plan.changes.append(Change(CREATE, "identity", name, f"in {spec.location}"))
-            elif existing.location != spec.location and spec.location_guessed:
-                pass  # a guess (msi import az) never refuses where the identity is
-            elif existing.location != spec.location and existing.location_guessed:
+            elif spec.location_guessed:
+                pass  # a guess (msi import az) never refuses or moves where the identity is
+            elif existing.location_guessed:
+                # an entry that gives the region (the identity's own az entry, or any file) settles the
+                # guess: moved once if it differs, the mark cleared either way; the region is fixed after
                 self.plan.relocate[key] = spec.location
-                self.plan.changes.append(Change(UPDATE, "identity", name, f"location {existing.location} -> {spec.location} "
-                                                "(an import guessed its region from a resource that uses it)"))
+                moved = (f"location {existing.location} -> {spec.location}" if existing.location != spec.location
+                         else f"location {spec.location} confirmed")
+                self.plan.changes.append(Change(UPDATE, "identity", name, f"{moved} (an import guessed its region from a resource that uses it)"))
             elif existing.location != spec.location:
                 raise Conflict(f"{self.e.where(spec.path + ('location',))}: identity '{spec.name}' is in {existing.location}; "
                                "a user-assigned identity cannot move to another region; nothing was changed")
