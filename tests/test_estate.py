@@ -481,3 +481,21 @@ def test_resources_of_one_name_and_different_types_are_told_apart_by_their_type(
     fails(cli("--state", fresh, "apply", str(path)), 2, "unknown resource type 'mainframe'")
     path = _write(tmp_path, text.replace('resource = "vm:app1"', 'resource = "default/default/VM:app1"'), "full.toml")
     assert cli.json("--state", fresh, "apply", str(path))["changes"] == []
+
+
+def test_a_name_matched_in_another_letter_case_is_not_a_rename(cli, tmp_path: Path, isolated_state: Path) -> None:
+    """Tenants and subscriptions match their display name in any case; only one matched by its id
+    is renamed (README: the same id is the same object, renamed if its display name differs)."""
+    cli.ok("list", "tenants", "-o", "none")  # a fresh state: Default Directory, default
+    by_name = _write(tmp_path, '[[tenants]]\nname = "DEFAULT DIRECTORY"\n\n[[subscriptions]]\nname = "DEFAULT"\ntenant = "default directory"\n')
+    assert cli.json("apply", str(by_name), "--what-if")["changes"] == []
+    assert cli.json("apply", str(by_name))["changes"] == []
+    assert [t["displayName"] for t in cli.json("list", "tenants")] == ["Default Directory"]
+    assert [s["name"] for s in cli.json("list", "subscriptions")] == ["default"]
+    tenant, sub = cli.json("list", "tenants")[0]["tenantId"], cli.json("list", "subscriptions")[0]["id"]
+    by_id = _write(tmp_path, f'[[tenants]]\nname = "DEFAULT DIRECTORY"\nid = "{tenant}"\n\n'
+                             f'[[subscriptions]]\nname = "DEFAULT"\nid = "{sub}"\n', "by-id.toml")
+    renamed = cli.json("apply", str(by_id))["changes"]
+    assert {(c["kind"], c["detail"].split(" (")[0]) for c in renamed} == {
+        ("tenant", "rename to DEFAULT DIRECTORY"), ("subscription", "rename to DEFAULT")}
+    assert [t["displayName"] for t in cli.json("list", "tenants")] == ["DEFAULT DIRECTORY"]
