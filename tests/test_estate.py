@@ -499,3 +499,18 @@ def test_a_name_matched_in_another_letter_case_is_not_a_rename(cli, tmp_path: Pa
     assert {(c["kind"], c["detail"].split(" (")[0]) for c in renamed} == {
         ("tenant", "rename to DEFAULT DIRECTORY"), ("subscription", "rename to DEFAULT")}
     assert [t["displayName"] for t in cli.json("list", "tenants")] == ["DEFAULT DIRECTORY"]
+
+
+def test_a_subscription_without_a_tenant_keeps_its_own_and_a_new_one_takes_the_default(cli, tmp_path: Path) -> None:
+    """`tenant` left out: an existing subscription stays where it is (even one that holds nothing,
+    which a `tenant` key would move); only a new one is made in the default subscription's tenant."""
+    cli.ok("create-tenant", "T2", "-o", "none")
+    cli.ok("create-subscription", "s2", "--tenant", "T2", "-o", "none")
+    path = _write(tmp_path, '[[subscriptions]]\nname = "s2"\n\n[[subscriptions]]\nname = "s3"\n')
+    planned = cli.json("apply", str(path), "--what-if")["changes"]
+    assert planned == [{"action": "create", "kind": "subscription", "name": "s3", "detail": "in tenant Default Directory"}]
+    assert cli.json("apply", str(path))["changes"] == planned
+    tenants = {t["tenantId"]: t["displayName"] for t in cli.json("list", "tenants")}
+    assert {s["name"]: tenants[s["tenantId"]] for s in cli.json("list", "subscriptions")} == {
+        "default": "Default Directory", "s2": "T2", "s3": "Default Directory"}
+    assert cli.json("apply", str(path))["changes"] == []

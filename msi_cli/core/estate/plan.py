@@ -83,9 +83,9 @@ class Planner(Matcher):
             if spec.tenant:
                 tenant = self.tenant_name(spec.tenant, spec.path)
                 tenant_id = self.tenant_ids[low(tenant)] if low(tenant) in self.tenant_ids else lookup.tenant(self.state, tenant).id
-            else:
-                tenant_id = default_tenant.id
-                tenant = self.plan.rename_tenants.get(tenant_id, default_tenant.name)
+            else:  # an existing subscription stays in its tenant; a new one is made in the default one's
+                tenant_id = default_tenant.id if existing is None else existing.tenant_id
+                tenant = self.plan.rename_tenants.get(tenant_id, self.state.tenants[tenant_id].name)
             self.sub_tenant[low(spec.name)] = tenant
             if existing is None:
                 keep = spec.id if spec.id and spec.id not in self.state.subscriptions else None
