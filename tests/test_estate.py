@@ -514,3 +514,31 @@ def test_a_subscription_without_a_tenant_keeps_its_own_and_a_new_one_takes_the_d
     assert {s["name"]: tenants[s["tenantId"]] for s in cli.json("list", "subscriptions")} == {
         "default": "Default Directory", "s2": "T2", "s3": "Default Directory"}
     assert cli.json("apply", str(path))["changes"] == []
+
+
+@pytest.mark.parametrize("what_if", [True, False])
+def test_a_tenant_the_file_renames_is_named_by_its_new_name_or_id(cli, tmp_path: Path, isolated_state: Path, what_if: bool) -> None:
+    """The old name of a tenant the file renames would name nothing once applied (and the same file
+    would then be refused): it is refused at its line before anything runs, by the what-if as by
+    the apply; the new name and the id both work."""
+    cli.ok("create-tenant", "Old", "-o", "none")
+    tid = next(t["tenantId"] for t in cli.json("list", "tenants") if t["displayName"] == "Old")
+    head = f'[[tenants]]\nname = "New"\nid = "{tid}"\n\n[[subscriptions]]\nname = "s9"\n'
+    before = isolated_state.read_bytes()
+    old = _write(tmp_path, head + 'tenant = "Old"\n')
+    fails(cli("apply", str(old), *(["--what-if"] if what_if else [])), 2, "estate.toml, line 7", "tenant 'Old'", "'New'", tid)
+    assert isolated_state.read_bytes() == before
+    for n, ref in enumerate(("New", tid)):
+        path = _write(tmp_path, head + f'tenant = "{ref}"\n', f"ok{n}.toml")
+        assert cli.json("apply", str(path), "--what-if")["summary"] == {"create": 1, "update": 1, "delete": 0}
+    cli.ok("apply", str(tmp_path / "ok0.toml"), "-o", "none")
+    tenants = {t["tenantId"]: t["displayName"] for t in cli.json("list", "tenants")}
+    assert tenants[tid] == "New"
+    assert {s["name"]: tenants[s["tenantId"]] for s in cli.json("list", "subscriptions")}["s9"] == "New"
+    assert cli.json("apply", str(tmp_path / "ok1.toml"))["changes"] == []
+
+
+def test_a_subscription_the_file_renames_is_not_named_by_its_old_name(cli, tmp_path: Path) -> None:
+    sub = cli.json("list", "subscriptions")[0]["id"]
+    path = _write(tmp_path, f'[[subscriptions]]\nname = "prod"\nid = "{sub}"\n\n[[identities]]\nname = "id1"\nsubscription = "default"\n')
+    fails(cli("apply", str(path), "--what-if"), 2, "estate.toml, line 7", "subscription 'default' is renamed 'prod'", sub)

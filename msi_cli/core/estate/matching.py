@@ -60,9 +60,13 @@ class Matcher:
         if hit is not None:
             return hit
         try:
-            return lookup.tenant(self.state, ref).name
+            held = lookup.tenant(self.state, ref)
         except Exception as exc:
             raise self.e.fail(path, f"unknown tenant '{ref}' (declare it under [[tenants]])") from exc
+        renamed = self.plan.rename_tenants.get(held.id)
+        if renamed is not None:  # its old name names nothing once the file is applied (and applying it again would fail)
+            raise self.e.fail(path, f"tenant '{ref}' is renamed '{renamed}' by this file (id {held.id}): name it '{renamed}' or by its id")
+        return held.name
 
     def sub_key(self, ref: str | None, path: Path_) -> str:
         if ref is None:
@@ -75,6 +79,10 @@ class Matcher:
             return self.sub_name_of[ref_id]
         if low(ref) in self.subs_by_name:
             return low(ref)
+        for sub_id, renamed in self.plan.rename_subscriptions.items():
+            if low(self.state.subscriptions[sub_id].name) == low(ref):
+                raise self.e.fail(path, f"subscription '{ref}' is renamed '{renamed}' by this file (id {sub_id}): "
+                                        f"name it '{renamed}' or by its id")
         raise self.e.fail(path, f"unknown subscription '{ref}' (declare it under [[subscriptions]])")
 
     def display(self, *parts: str) -> str:

@@ -81,7 +81,7 @@ class Planner(Matcher):
         matched = self.match(self.e.subscriptions, self.state.subscriptions, "subscription")
         for spec, existing in zip(self.e.subscriptions, matched):
             if spec.tenant:
-                tenant = self.tenant_name(spec.tenant, spec.path)
+                tenant = self.tenant_name(spec.tenant, spec.path + ("tenant",))
                 tenant_id = self.tenant_ids[low(tenant)] if low(tenant) in self.tenant_ids else lookup.tenant(self.state, tenant).id
             else:  # an existing subscription stays in its tenant; a new one is made in the default one's
                 tenant_id = default_tenant.id if existing is None else existing.tenant_id
