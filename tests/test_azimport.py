@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 from conftest import REPO, fails
@@ -260,6 +261,11 @@ def test_an_identity_is_where_its_own_entry_says_whatever_the_file_order(cli, tm
     assert any(u.lower().endswith("/worker-id") for u in cli.json("show", "worker")["identity"]["userAssignedIdentities"])
 
 
+def _guessed(state: Path, collection: str) -> set[str]:
+    """The names of the state file's records of `collection` whose location is marked as a guess."""
+    return {rec["name"] for rec in tomllib.loads(state.read_text()).get(collection, []) if rec.get("location_guessed")}
+
+
 def test_an_own_entry_that_confirms_a_guessed_region_settles_it(cli, tmp_path: Path, isolated_state: Path) -> None:
     """The VM's block guessed westeurope and the identity's own entry says westeurope too: the
     guess is settled all the same (a `~` that clears the mark), so the region is fixed from then on,
@@ -268,11 +274,11 @@ def test_an_own_entry_that_confirms_a_guessed_region_settles_it(cli, tmp_path: P
 
     vm_file, id_file = _worker_files(tmp_path / "az", "vms.json", "ids.json", vm_location="westeurope")
     cli.ok("import", "az", str(vm_file), "-o", "none")
-    assert "location_guessed = true" in isolated_state.read_text()
+    assert _guessed(isolated_state, "identities") == {"worker-id"}
     settled = cli.json("import", "az", str(id_file))["changes"]
     assert [(c["action"], c["kind"]) for c in settled] == [("update", "identity")]
     assert "westeurope" in settled[0]["detail"] and "guess" in settled[0]["detail"]
-    assert "location_guessed" not in isolated_state.read_text()
+    assert _guessed(isolated_state, "identities") == set()
     assert cli.json("show", "worker-id")["location"] == "westeurope"
     assert cli.json("import", "az", str(vm_file.parent))["changes"] == []  # importing again changes nothing
     moved = tmp_path / "estate.toml"  # a hand-written file can no longer move it: "A region cannot change"
@@ -306,3 +312,38 @@ def test_a_vm_and_a_web_app_of_one_name_keep_their_own_role_assignments(cli, tmp
     held = {a["principalId"]: a["roleDefinitionName"] for a in cli.json("list", "role-assignments")}
     assert held == {webapp["identity"]["principalId"]: "Key Vault Secrets User", vm["identity"]["principalId"]: "Reader"}
     assert cli.json("import", "az", *files)["changes"] == []
+
+
+def test_a_group_made_where_its_first_member_is_takes_the_region_of_its_own_entry_later(cli, tmp_path: Path, monkeypatch) -> None:
+    """idrg holds worker-id (westeurope); only the VM's block (eastus) names it at first, so the
+    group is made in eastus, a guess that its own az group list entry settles, once: the files
+    imported one at a time agree with the files imported together."""
+    from msi_cli.cli.demo_estate import SUB
+
+    vm_file, id_file = _worker_files(tmp_path / "az", "vms.json", "ids.json")
+    group_file = tmp_path / "az" / "groups.json"
+    group_file.write_text(json.dumps([{"id": f"/subscriptions/{SUB}/resourceGroups/idrg", "location": "westeurope", "name": "idrg",
+                                       "properties": {"provisioningState": "Succeeded"}, "tags": None,
+                                       "type": "Microsoft.Resources/resourceGroups"}]))
+
+    def group() -> dict:
+        return next(g for g in cli.json("list", "groups") if g["name"] == "idrg")
+
+    monkeypatch.setenv("MSI_STATE", str(tmp_path / "together.toml"))
+    cli.ok("import", "az", str(group_file.parent), "-o", "none")
+    assert group()["location"] == "westeurope"
+    state = tmp_path / "sequential.toml"
+    monkeypatch.setenv("MSI_STATE", str(state))
+    cli.ok("import", "az", str(vm_file), "-o", "none")
+    assert group()["location"] == "eastus" and _guessed(state, "resource_groups") == {"idrg", "VM-RG"}
+    cli.ok("import", "az", str(id_file), "-o", "none")
+    changes = cli.json("import", "az", str(group_file))["changes"]
+    assert [(c["action"], c["kind"], c["detail"].split(" (")[0]) for c in changes] == [
+        ("update", "resource group", "location eastus -> westeurope")]
+    assert group()["location"] == "westeurope" and _guessed(state, "resource_groups") == {"VM-RG"}  # no entry of its own yet
+    assert cli.json("import", "az", str(group_file.parent))["changes"] == []
+    # settled: its region is fixed from now on, and Azure's refusal reads as one sentence
+    moved = tmp_path / "estate.toml"
+    moved.write_text(f'[[resource_groups]]\nname = "idrg"\nsubscription = "{SUB}"\nlocation = "eastus"\n')
+    line = fails(cli("apply", str(moved)), 1, "estate.toml, line 4", "Invalid resource group location 'eastus'")
+    assert line.endswith("already exists in location 'westeurope'; nothing was changed")

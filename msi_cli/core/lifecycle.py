@@ -310,6 +310,25 @@ def delete(ctx: Ctx, target: Resource | Identity) -> dict[str, Any]:
     return {"deleted": target.resource_id, "deletedPrincipals": [target.principal_id], "stillReferencedBy": referenced}
 
 
+def guess_group_location(group: ResourceGroup) -> None:
+    """Mark a group just made where its first member is (`msi import az` had no entry of its own)."""
+    group.location_guessed = True
+
+
+def locate_guessed_group(ctx: Ctx, group: ResourceGroup, location: str) -> ResourceGroup:
+    """Put a group whose region was a guess where its own entry says (the same region included:
+    the guess is settled), once. Only the group's metadata moves: its members keep their regions,
+    as in Azure, where they need not match. The group is replaced, not changed, so a rehearsal's
+    copy of the state never changes the state's own object."""
+    if not group.location_guessed:
+        raise Conflict(f"Invalid resource group location '{location}'. The Resource group already exists in location '{group.location}'")
+    arm.validate_location(location)
+    settled = ResourceGroup(group.name, group.subscription_id, location, group.created)
+    ctx.state.resource_groups[group.id.lower()] = settled
+    ctx.log("Locate resource group", group.id, f"{location} (was guessed: {group.location})")
+    return settled
+
+
 def delete_group(ctx: Ctx, group: ResourceGroup) -> dict[str, Any]:
     """Delete a group and everything in it (resources first, with their system-assigned identities,
     then user-assigned identities), each through the lifecycle's own delete."""

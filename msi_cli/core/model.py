@@ -60,6 +60,9 @@ class ResourceGroup:
     subscription_id: str
     location: str
     created: str
+    # True when `msi import az` made the group where its first member is (no `az group list` entry
+    # said where the group is): a guess that the group's own entry settles. True or None only.
+    location_guessed: Literal[True] | None = None
 
     @property
     def id(self) -> str:

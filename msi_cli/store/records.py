@@ -107,7 +107,7 @@ CHECKS: dict[type, dict[str, Read]] = {
     SigningKey: {"kid": _matching(KID), "created": TIME, "signs_until": TIME, "published_until": TIME},
     Tenant: {"id": GUID, "name": _text("tenant", 256), "created": TIME},
     Subscription: {"id": GUID, "name": _text("subscription", 64), "tenant_id": GUID, "created": TIME},
-    ResourceGroup: {"subscription_id": GUID, "created": TIME},
+    ResourceGroup: {"subscription_id": GUID, "created": TIME, "location_guessed": _flag},
     UserAssignment: {"resource_id": _arm_id_string, "principal_id": GUID, "client_id": GUID},
     Resource: {
         "type": _resource_type,

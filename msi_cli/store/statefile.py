@@ -52,7 +52,7 @@ def digest_of(data: bytes) -> str:
 
 
 # The cache is trusted only when written by this very version of msi-cli.
-CACHE_FORMAT = f"8/{SCHEMA_VERSION}/{__version__}"
+CACHE_FORMAT = f"9/{SCHEMA_VERSION}/{__version__}"
 STAMP_SETTLED_NS = 100_000_000
 COARSE_SETTLED_NS = 2_000_000_000
 _now_ns = time.time_ns  # the real clock (file times are real), read through this name so tests can move it

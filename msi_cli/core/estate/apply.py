@@ -75,8 +75,12 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
     for resource in plan.delete_resources:
         lifecycle.delete(ctx, resource)
 
-    for sub_key, name, location, _ in plan.groups.values():
-        groups.ensure(ctx, sub_ids[sub_key], name, location)
+    for gkey, (sub_key, name, location, _) in plan.groups.items():
+        group = groups.ensure(ctx, sub_ids[sub_key], name, location)
+        if gkey in plan.guessed_groups:
+            lifecycle.guess_group_location(group)
+        elif gkey in plan.relocate_groups:
+            lifecycle.locate_guessed_group(ctx, group, plan.relocate_groups[gkey])
 
     identities: dict[ObjKey, Identity] = {}
     for ikey, (ispec, existing) in plan.identities.items():

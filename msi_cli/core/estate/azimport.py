@@ -94,8 +94,9 @@ class Converter:
 
     def _group(self, sub: str, name: str, location: str) -> None:
         """A group from its own entry (az group list). A group only its members name is not declared:
-        the plan makes it where its first member is, and a group made so never refuses the region of
-        a member imported later (its region is a guess)."""
+        the plan makes it where its first member is and marks its region as a guess (the estate's
+        `groups_guessed`), which never refuses a member imported later and which the group's own
+        entry, imported later, settles."""
         self.groups[(sub, name.lower())] = {"name": name, "subscription": sub, "location": location}
 
     def _identity_list(self, i: Doc) -> None:
@@ -349,6 +350,7 @@ def estate(files: list[tuple[str, str]], state: State | None = None) -> tuple[Es
     out = parse(json.dumps(c.document(), indent=1), "the estate made from the az files", "json")
     for key, spec in zip(c.identities, out.identities):
         spec.location_guessed = key in c.guessed
+    out.groups_guessed = True
     return out, c.report
 
 

@@ -60,6 +60,8 @@ class Plan:
     groups: dict[GroupKey, tuple[str, str, str, bool]] = field(default_factory=dict)  # sub, name, location, declared
     identities: dict[ObjKey, tuple[IdentitySpec, Identity | None]] = field(default_factory=dict)
     relocate: dict[ObjKey, str] = field(default_factory=dict)  # identities whose guessed location is corrected
+    guessed_groups: set[GroupKey] = field(default_factory=set)  # groups made where their first member is (msi import az)
+    relocate_groups: dict[GroupKey, str] = field(default_factory=dict)  # groups whose guessed location is settled
     credentials: list[tuple[ObjKey, CredentialSpec]] = field(default_factory=list)  # to create or update
     resources: dict[ResKey, ResourceWork] = field(default_factory=dict)
     assignments: list[tuple[AssignmentSpec, AssignKey]] = field(default_factory=list)  # to create

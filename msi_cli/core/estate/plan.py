@@ -243,9 +243,16 @@ class Planner(Matcher):
             old = existing.get(key)
             if old is None:
                 self.plan.changes.append(Change(CREATE, "resource group", self.display(key[0], name), f"in {location}"))
+                if not was_declared and self.e.groups_guessed:
+                    self.plan.guessed_groups.add(key)
+            elif was_declared and old.location_guessed:  # its own entry settles the guess: moved once, or confirmed
+                self.plan.relocate_groups[key] = location
+                moved = f"location {old.location} -> {location}" if old.location != location else f"location {location} confirmed"
+                self.plan.changes.append(Change(UPDATE, "resource group", self.display(key[0], name),
+                                                f"{moved} (an import made it where its first member is)"))
             elif was_declared and old.location != location:
                 raise Conflict(f"{self.e.where(declared[key].path + ('location',))}: Invalid resource group location '{location}'. "
-                               f"The Resource group already exists in location '{old.location}'.; nothing was changed")
+                               f"The Resource group already exists in location '{old.location}'; nothing was changed")
 
     def _resource_identities(self, idents: dict[ObjKey, IdentitySpec], resources: dict[ResKey, ResourceSpec]) -> None:
         for key, work in self.plan.resources.items():

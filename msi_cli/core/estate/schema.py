@@ -118,6 +118,9 @@ class Estate:
     resources: list[ResourceSpec] = field(default_factory=list)
     role_assignments: list[AssignmentSpec] = field(default_factory=list)
     objects: dict[Path_, int] = field(default_factory=dict)  # JSON: where each object starts (its '{'), by path
+    # Not in the file: `msi import az` sets it, as a group it does not declare (one without an `az
+    # group list` entry) is made where its first member is, a guess its own entry settles later.
+    groups_guessed: bool = False
 
     def where(self, path: Path_) -> str:
         line = locate(self, path)
