@@ -139,8 +139,8 @@ class Planner(Matcher):
             if existing is None:
                 self._keep_ids(spec.principal_id, spec.client_id)
                 self.plan.changes.append(Change(CREATE, "identity", name, f"in {spec.location}"))
-            elif spec.location_guessed:
-                pass  # a guess (msi import az) never refuses or moves where the identity is
+            elif spec.location_guessed or not spec.located:
+                pass  # a guess (msi import az), or no location in the file: where the identity is stays as it is
             elif existing.location_guessed:
                 # an entry that gives the region (the identity's own az entry, or any file) settles the
                 # guess: moved once if it differs, the mark cleared either way; the region is fixed after
@@ -232,7 +232,7 @@ class Planner(Matcher):
             if key in declared:
                 raise self.e.fail(g.path, f"resource group '{g.name}' is declared twice")
             declared[key] = g
-            self.plan.groups[key] = (key[0], g.name, g.location, True)
+            self.plan.groups[key] = (key[0], g.name, g.location, g.located)  # declared with its region: it is checked
         for ik, ispec in idents.items():
             self.plan.groups.setdefault(ik[:2], (ik[0], ispec.resource_group, ispec.location, False))
         for rk, rspec in resources.items():

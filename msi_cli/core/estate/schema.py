@@ -54,6 +54,7 @@ class GroupSpec:
     subscription: str | None
     location: str
     path: Path_
+    located: bool = True  # the file gives `location` (else the default, for a new group only)
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class IdentitySpec:
     # identity the state holds elsewhere, and an identity made from one takes the region an entry
     # of its own gives later.
     location_guessed: bool = False
+    located: bool = True  # the file gives `location` (else the default, for a new identity only)
 
 
 @dataclass(slots=True)
@@ -278,7 +280,7 @@ def _read(estate: Estate, doc: Doc) -> None:
     for e in _section(estate, doc, "resource_groups", GROUP_KEYS):
         name = e.string("name")
         e.rule("name", arm.validate_resource_group, name)
-        estate.resource_groups.append(GroupSpec(name, e.optional("subscription"), _location(e), e.path))
+        estate.resource_groups.append(GroupSpec(name, e.optional("subscription"), _location(e), e.path, "location" in e.rec))
     for e in _section(estate, doc, "identities", IDENTITY_KEYS):
         name = e.string("name")
         e.rule("name", arm.validate_identity_name, name)
@@ -292,7 +294,7 @@ def _read(estate: Estate, doc: Doc) -> None:
             creds.append(spec)
         _pair(e)
         estate.identities.append(IdentitySpec(name, e.optional("subscription"), group, _location(e), e.guid("principal_id"),
-                                              e.guid("client_id"), creds, e.path))
+                                              e.guid("client_id"), creds, e.path, located="location" in e.rec))
     for e in _section(estate, doc, "resources", RESOURCE_KEYS):
         name, type_key = e.string("name"), e.string("type")
         if type_key not in arm.RESOURCE_TYPES:
