@@ -347,3 +347,26 @@ def test_a_group_made_where_its_first_member_is_takes_the_region_of_its_own_entr
     moved.write_text(f'[[resource_groups]]\nname = "idrg"\nsubscription = "{SUB}"\nlocation = "eastus"\n')
     line = fails(cli("apply", str(moved)), 1, "estate.toml, line 4", "Invalid resource group location 'eastus'")
     assert line.endswith("already exists in location 'westeurope'; nothing was changed")
+
+
+def test_an_export_keeps_the_guesses_so_reapplying_it_settles_nothing(cli, tmp_path: Path, isolated_state: Path) -> None:
+    """export writes `location_guessed = true` where the state holds a guess: applying the export
+    again changes nothing (a region it merely repeats is not settled), an empty state gets the
+    marks too, and the identity's own az entry still corrects the guess afterwards."""
+    vm_file, id_file = _worker_files(tmp_path / "az", "vms.json", "ids.json")
+    cli.ok("import", "az", str(vm_file), "-o", "none")
+    guessed = (_guessed(isolated_state, "identities"), _guessed(isolated_state, "resource_groups"))
+    assert guessed[0] == {"worker-id"} and guessed[1]
+    text = cli.ok("export").stdout
+    assert "location_guessed = true" in text
+    exported = tmp_path / "export.toml"
+    exported.write_text(text)
+    assert cli.json("apply", str(exported), "--what-if")["changes"] == []
+    assert cli.json("apply", str(exported))["changes"] == []
+    assert (_guessed(isolated_state, "identities"), _guessed(isolated_state, "resource_groups")) == guessed
+    other = tmp_path / "other" / "state.toml"
+    cli.ok("--state", str(other), "--create", "apply", str(exported), "--yes")
+    assert (_guessed(other, "identities"), _guessed(other, "resource_groups")) == guessed
+    assert cli.ok("--state", str(other), "export").stdout == text
+    cli.ok("import", "az", str(id_file), "-o", "none")
+    assert cli.json("show", "worker-id")["location"] == "westeurope" and not _guessed(isolated_state, "identities")

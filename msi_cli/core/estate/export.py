@@ -32,7 +32,8 @@ def export(state: State) -> Doc:
         for s in sorted(state.subscriptions.values(), key=lambda s: _low(s.name))
     ]
     doc["resource_groups"] = [
-        {"name": g.name, "subscription": subs[g.subscription_id], "location": g.location}
+        {"name": g.name, "subscription": subs[g.subscription_id], "location": g.location,
+         **({"location_guessed": True} if g.location_guessed else {})}
         for g in sorted(state.resource_groups.values(), key=lambda g: (_low(subs[g.subscription_id]), _low(g.name)))
     ]
     users = sorted((i for i in state.identities.values() if i.kind == USER), key=lambda i: _ident_key(i, subs))
@@ -45,7 +46,8 @@ def export(state: State) -> Doc:
     identities = []
     for i in users:
         p = arm.parts(i.resource_id)
-        rec: Doc = {"name": i.name, "subscription": subs[p.subscription], "resource_group": p.resource_group, "location": i.location}
+        rec: Doc = {"name": i.name, "subscription": subs[p.subscription], "resource_group": p.resource_group, "location": i.location,
+                    **({"location_guessed": True} if i.location_guessed else {})}
         held = sorted(creds.get(i.principal_id, []), key=lambda c: _low(c.name))
         if held:
             rec["federated_credentials"] = [

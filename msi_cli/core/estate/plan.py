@@ -232,7 +232,8 @@ class Planner(Matcher):
             if key in declared:
                 raise self.e.fail(g.path, f"resource group '{g.name}' is declared twice")
             declared[key] = g
-            self.plan.groups[key] = (key[0], g.name, g.location, g.located)  # declared with its region: it is checked
+            # declared with its region: checked (a guess, as export writes one, is neither checked nor settling)
+            self.plan.groups[key] = (key[0], g.name, g.location, g.located and not g.location_guessed)
         for ik, ispec in idents.items():
             self.plan.groups.setdefault(ik[:2], (ik[0], ispec.resource_group, ispec.location, False))
         for rk, rspec in resources.items():
@@ -243,7 +244,7 @@ class Planner(Matcher):
             old = existing.get(key)
             if old is None:
                 self.plan.changes.append(Change(CREATE, "resource group", self.display(key[0], name), f"in {location}"))
-                if not was_declared and self.e.groups_guessed:
+                if (not was_declared and self.e.groups_guessed) or (key in declared and declared[key].location_guessed):
                     self.plan.guessed_groups.add(key)
             elif was_declared and old.location_guessed:  # its own entry settles the guess: moved once, or confirmed
                 self.plan.relocate_groups[key] = location

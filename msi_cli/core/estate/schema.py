@@ -55,6 +55,7 @@ class GroupSpec:
     location: str
     path: Path_
     located: bool = True  # the file gives `location` (else the default, for a new group only)
+    location_guessed: bool = False  # `location_guessed = true`: msi import az's guess (see IdentitySpec), as export writes it
 
 
 @dataclass(slots=True)
@@ -76,10 +77,10 @@ class IdentitySpec:
     client_id: str | None
     credentials: list[CredentialSpec]
     path: Path_
-    # Not a key of the file: `msi import az` sets it when all it knows of the region is a guess (the
-    # region of a resource whose identity block names the identity). A guess never refuses an
-    # identity the state holds elsewhere, and an identity made from one takes the region an entry
-    # of its own gives later.
+    # `location_guessed = true` (export writes it for an identity the state marks so), or set by
+    # `msi import az` when all it knows of the region is a guess (the region of a resource whose
+    # identity block names the identity). A guess never refuses or settles an identity the state
+    # holds elsewhere, and an identity made from one takes the region an entry of its own gives later.
     location_guessed: bool = False
     located: bool = True  # the file gives `location` (else the default, for a new identity only)
 
@@ -236,8 +237,9 @@ class _Entry:
 
 TENANT_KEYS = ("name", "id")
 SUBSCRIPTION_KEYS = ("name", "tenant", "id")
-GROUP_KEYS = ("name", "subscription", "location")
-IDENTITY_KEYS = ("name", "subscription", "resource_group", "location", "principal_id", "client_id", "federated_credentials")
+GROUP_KEYS = ("name", "subscription", "location", "location_guessed")
+IDENTITY_KEYS = ("name", "subscription", "resource_group", "location", "location_guessed", "principal_id", "client_id",
+                 "federated_credentials")
 CREDENTIAL_KEYS = ("name", "issuer", "subject", "audiences")
 RESOURCE_KEYS = ("name", "type", "subscription", "resource_group", "location", "system_assigned", "user_assigned",
                  "principal_id", "client_id")
@@ -251,6 +253,13 @@ def _section(estate: Estate, doc: Doc, name: str, allowed: tuple[str, ...]) -> l
     if not isinstance(value, list):
         raise estate.fail((name,), f"'{name}' must be a list of tables ([[{name}]])")
     return [_Entry(estate, v, (name, n), allowed) for n, v in enumerate(value)]
+
+
+def _guessed(e: _Entry) -> bool:
+    """`location_guessed`: true, or absent (as the state file keeps the mark)."""
+    if "location_guessed" in e.rec and e.rec["location_guessed"] is not True:
+        raise e.fail("location_guessed", "'location_guessed' must be true when present")
+    return "location_guessed" in e.rec
 
 
 def _location(e: _Entry) -> str:
@@ -280,7 +289,8 @@ def _read(estate: Estate, doc: Doc) -> None:
     for e in _section(estate, doc, "resource_groups", GROUP_KEYS):
         name = e.string("name")
         e.rule("name", arm.validate_resource_group, name)
-        estate.resource_groups.append(GroupSpec(name, e.optional("subscription"), _location(e), e.path, "location" in e.rec))
+        estate.resource_groups.append(GroupSpec(name, e.optional("subscription"), _location(e), e.path, "location" in e.rec,
+                                                _guessed(e)))
     for e in _section(estate, doc, "identities", IDENTITY_KEYS):
         name = e.string("name")
         e.rule("name", arm.validate_identity_name, name)
@@ -294,7 +304,8 @@ def _read(estate: Estate, doc: Doc) -> None:
             creds.append(spec)
         _pair(e)
         estate.identities.append(IdentitySpec(name, e.optional("subscription"), group, _location(e), e.guid("principal_id"),
-                                              e.guid("client_id"), creds, e.path, located="location" in e.rec))
+                                              e.guid("client_id"), creds, e.path, located="location" in e.rec,
+                                              location_guessed=_guessed(e)))
     for e in _section(estate, doc, "resources", RESOURCE_KEYS):
         name, type_key = e.string("name"), e.string("type")
         if type_key not in arm.RESOURCE_TYPES:
