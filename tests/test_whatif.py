@@ -238,3 +238,21 @@ def test_an_identity_used_only_outside_the_moved_subscription_is_reported_broken
     assert cli("token", "vm1", "--audience", VAULT).exit_code == 1
     _run_fixes(cli, rehearsal["fixCommands"])
     assert cli.json("token", "vm1", "--audience", VAULT)["access_token"]
+
+
+def test_a_move_reports_only_what_it_breaks_of_the_resources_outside_it(cli) -> None:
+    """vm r2 holds an identity of subA and one of subC; subC moved away earlier (its identity is
+    already broken). Moving subA reports r2's subA identity only, and warns naming r2."""
+    cli.ok("create-tenant", "T2")
+    cli.ok("create-tenant", "T3")
+    uid_a = cli.json("create-identity", "uida", "--subscription", cli.json("create-subscription", "subA")["id"])["id"]
+    uid_c = cli.json("create-identity", "uidc", "--subscription", cli.json("create-subscription", "subC")["id"])["id"]
+    r2 = cli.json("create-resource", "r2", "--type", "vm", "--user-assigned", uid_a, "--user-assigned", uid_c)["id"]
+    cli.ok("move-subscription", "subC", "--tenant", "T2", "--yes")
+    rehearsal = cli.json("move-subscription", "subA", "--tenant", "T3", "--what-if")
+    assert [b["name"] for b in rehearsal["brokenIdentities"]] == ["uida"]
+    real = cli("move-subscription", "subA", "--tenant", "T3", "--yes", "-o", "json")
+    assert json.loads(real.stdout) == rehearsal["result"]
+    assert [b["principalId"] for b in rehearsal["result"]["brokenIdentities"]] == [cli.json("show", "uida")["principalId"]]
+    [warning] = [line for line in real.stderr.splitlines() if line.startswith("warning:")]
+    assert f"used by {r2}" in warning

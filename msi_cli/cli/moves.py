@@ -14,10 +14,13 @@ from msi_cli.cli.whatif import report_text
 WhatIfOpt = Annotated[bool, typer.Option("--what-if", help="Rehearse: print what the move would break and the fix commands; change nothing.")]
 
 
-def _warn_broken(identities: list[dict[str, Any]], where: str) -> None:
+def _warn_broken(identities: list[dict[str, Any]], where: str | None = None) -> None:
+    """One warning per identity that no longer gets tokens, naming the resource that uses it (each
+    entry's own, as move-subscription lists them; else `where`, the moved resource)."""
     for entry in identities:
         if not entry["works"]:
-            note(f"warning: {entry['kind']} identity {entry['principalId']} of {where} no longer gets tokens: {entry['reason']}")
+            user = entry.get("resource", where)
+            note(f"warning: {entry['kind']} identity {entry['principalId']} used by {user} no longer gets tokens: {entry['reason']}")
 
 
 @command(app, "migrate", formats={Output.table: report_text},
@@ -73,5 +76,5 @@ def move_subscription(
     confirm_or_refuse(f"Move subscription '{sub.name}' to tenant '{moves.destination(state, sub, tenant).name}' (deletes its role assignments)?", yes)
     with sf.transaction() as ctx:
         result = moves.move_subscription(ctx, sub.id, tenant)
-    _warn_broken(result["brokenIdentities"], f"subscription {result['subscriptionId']}")
+    _warn_broken(result["brokenIdentities"])
     return result

@@ -137,13 +137,16 @@ def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict[
     for aid in deleted:
         del state.role_assignments[aid]
     ctx.log("Move subscription", sub.name, f"tenant {old.name} -> {tenant.name}; {len(deleted)} role assignment(s) deleted")
-    moved = {i.resource_id.lower() for i in lookup.user_identities(state) if arm.parts(i.resource_id).subscription_id == sub.id}
+    moved = {i.resource_id.lower(): i.principal_id for i in lookup.user_identities(state)
+             if arm.parts(i.resource_id).subscription_id == sub.id}
     broken = []
     for resource in state.resources.values():
-        # its own resources, and those elsewhere that hold one of its user-assigned identities
-        if resource.subscription_id == sub.id or any(u.resource_id.lower() in moved for u in resource.user_assigned):
+        # its own resources, and those elsewhere that hold one of its user-assigned identities (for
+        # those, only that identity: what else they hold was not touched by this move)
+        inside = resource.subscription_id == sub.id
+        if inside or any(u.resource_id.lower() in moved for u in resource.user_assigned):
             for entry in identity_health(ctx, resource):
-                if not entry["works"]:
+                if not entry["works"] and (inside or entry["principalId"] in moved.values()):
                     broken.append({"resource": resource.id, **entry})
     stranded = [
         i.resource_id for i in lookup.user_identities(state)
