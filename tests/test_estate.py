@@ -545,10 +545,12 @@ def test_a_subscription_the_file_renames_is_not_named_by_its_old_name(cli, tmp_p
 
 
 def test_an_entry_without_a_location_leaves_the_region_where_it_is(cli, tmp_path: Path) -> None:
-    """`location` defaults to eastus for what the file creates; an identity or group the state
-    already holds elsewhere keeps its region (nothing to refuse, nothing to move or settle)."""
+    """`location` defaults to eastus for what the file creates; an identity, group or resource the
+    state already holds elsewhere keeps its region (nothing to refuse, nothing to move or settle)."""
     cli.ok("create-identity", "wid", "-g", "rg-we", "--location", "westeurope")
-    estate = _write(tmp_path, '[[resource_groups]]\nname = "rg-we"\n\n[[identities]]\nname = "wid"\nresource_group = "rg-we"\n')
+    cli.ok("create-resource", "vm1", "--type", "vm", "-g", "rg-we", "--location", "westeurope")
+    estate = _write(tmp_path, '[[resource_groups]]\nname = "rg-we"\n\n[[identities]]\nname = "wid"\nresource_group = "rg-we"\n'
+                              '\n[[resources]]\nname = "vm1"\ntype = "vm"\nresource_group = "rg-we"\n')
     assert cli.json("apply", str(estate), "--what-if")["changes"] == []
     assert cli.json("apply", str(estate))["changes"] == []
     assert cli.json("show", "wid")["location"] == "westeurope"

@@ -500,3 +500,10 @@ def test_an_ambiguous_principal_is_told_apart_the_way_grant_and_revoke_can(cli):
 def test_a_list_filter_the_kind_does_not_take_is_refused_not_ignored(cli, args, option):
     refused = cli(*args)
     assert refused.exit_code == 2 and refused.stderr.startswith(f"error: {option} goes with"), refused.stderr
+
+
+def test_list_of_a_kind_without_groups_leaves_msi_resource_group_unused(cli, monkeypatch):
+    monkeypatch.setenv("MSI_RESOURCE_GROUP", "nowhere")
+    for kind in ("tenants", "subscriptions", "principals"):
+        assert cli("list", kind).exit_code == 0, kind
+    assert cli("list", "resources").exit_code == 3  # a kind in groups: the group must exist

@@ -39,6 +39,8 @@ def collect(
             raise InvalidArgument(f"{option} goes with {kinds}", hint=f"'list {kind}' would ignore it")
     sub_id = lookup.subscription(state, subscription).id if subscription else None
     tenant_id = lookup.tenant(state, tenant).id if tenant else None
+    if kind in ("tenants", "subscriptions", "principals"):
+        resource_group = None  # nothing of these lies in a group: a -g scripts set for every command is left unused
     rg = resource_group.lower() if resource_group is not None else None
     if resource_group is not None and not any(g.name.lower() == rg and sub_id in (None, g.subscription_id) for g in state.resource_groups.values()):
         # as az's list commands answer for a group that does not exist (ResourceGroupNotFound), not an empty list

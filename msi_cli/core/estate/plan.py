@@ -220,7 +220,7 @@ class Planner(Matcher):
             if existing.type != spec.type:
                 raise Conflict(f"{self.e.where(spec.path + ('type',))}: '{spec.name}' exists as a {existing.type}, the file says "
                                f"{spec.type}; nothing was changed", hint="delete it first (or apply with --prune after removing it from the file)")
-            if existing.location != spec.location:
+            if spec.located and existing.location != spec.location:  # left out: it stays where it is
                 raise Conflict(f"{self.e.where(spec.path + ('location',))}: '{spec.name}' is in {existing.location}; a resource "
                                "cannot change region; nothing was changed")
         return out

@@ -97,6 +97,7 @@ class ResourceSpec:
     principal_id: str | None  # of the system-assigned identity, when it is created
     client_id: str | None
     path: Path_
+    located: bool = True  # the file gives `location` (else the default, for a new resource only)
 
 
 @dataclass(slots=True)
@@ -322,7 +323,7 @@ def _read(estate: Estate, doc: Doc) -> None:
         if e.rec.get("principal_id") and not system:
             raise e.fail("principal_id", "'principal_id' is the system-assigned identity's: set system_assigned = true")
         estate.resources.append(ResourceSpec(name, type_key, e.optional("subscription"), group, _location(e), system, users,
-                                             e.guid("principal_id"), e.guid("client_id"), e.path))
+                                             e.guid("principal_id"), e.guid("client_id"), e.path, "location" in e.rec))
     for e in _section(estate, doc, "role_assignments", ASSIGNMENT_KEYS):
         identity, resource = e.optional("identity"), e.optional("resource")
         if (identity is None) == (resource is None):
