@@ -595,3 +595,14 @@ def test_a_resource_without_a_token_endpoint_gets_no_token(cli, isolated_state):
     refused = cli("token", "st5", "--audience", "https://vault.azure.net")
     assert refused.exit_code == 1 and "'st5' is a storage account, which has no managed identity token endpoint" in refused.stderr
     assert isolated_state.read_bytes() == before
+
+
+def test_a_user_assigned_identity_named_as_a_host_is_a_wrong_use_everywhere(cli):
+    """token and check-access answer as msi env does: the identity exists (not 'not found', exit 3),
+    but it is not a resource with a token endpoint (exit 2)."""
+    cli.ok("create-identity", "uid1")
+    for args in (("token", "uid1", "--audience", "https://vault.azure.net"),
+                 ("check-access", "uid1", "--scope", "uid1", "--role", "Reader")):
+        refused = cli(*args)
+        assert refused.exit_code == 2 and "'uid1' is a user-assigned identity, not a resource" in refused.stderr, refused.stderr
+    assert cli("token", "nothing-here", "--audience", "https://vault.azure.net").exit_code == 3

@@ -65,7 +65,7 @@ def check_access(
     from msi_cli.store.keyring import FileKeyRing
 
     state = sf.read()
-    res = lookup.resource(state, resource, resource_group, subscription)
+    res = lookup.host(state, resource, resource_group, subscription)
     ctx = Ctx(state, real_now() + state.clock_offset, FileKeyRing(sf.keys_dir))
     result = access.check_access(ctx, res, scope, role, selector(client_id, object_id, msi_res_id))
     return Result(result, error=None if result["allowed"] else MsiError(f"access denied: {result['reason']}"))

@@ -277,20 +277,9 @@ def env(
 def _host_variables(sf: "StateFile", record: "RunRecord", resource: str, resource_group: Optional[str], subscription: Optional[str]) -> dict[str, str]:
     """The variables of the resource's managed identity host (IMDS or App Service)."""
     from msi_cli.core import lookup, tokens
-    from msi_cli.errors import InvalidArgument, MsiError, NotFound
     from msi_cli.server import routes
 
-    state = sf.read()
-    try:
-        res = lookup.resource(state, resource, resource_group, subscription)
-    except NotFound as exc:
-        try:
-            lookup.user_identity(state, resource, resource_group, subscription)
-        except MsiError:
-            raise exc from None
-        raise InvalidArgument(f"'{resource}' is a user-assigned identity, not a resource with a token endpoint",
-                              hint="a workload gets its tokens with --workload, --github or --kubernetes; "
-                                   "a resource's host, with the resource it is attached to") from None
+    res = lookup.host(sf.read(), resource, resource_group, subscription)
     host = res.rtype.host
     if host == routes.APPSERVICE:
         endpoint, secret = routes.token_endpoint(record.url, res), record.identity_header(res.id)

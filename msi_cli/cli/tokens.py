@@ -81,7 +81,7 @@ def token(
     if ids is not None:
         resource_group = subscription = None
     state = sf.read()
-    res = lookup.resource(state, ref, resource_group, subscription)
+    res = lookup.host(state, ref, resource_group, subscription)
     tokens.require_endpoint(res)
     try:
         return tokenservice.acquire(sf, res, audience, selector(client_id, object_id, msi_res_id), state)

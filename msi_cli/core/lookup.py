@@ -7,7 +7,7 @@ from typing import Protocol, TypeVar
 
 from msi_cli.core import arm
 from msi_cli.core.model import USER, Identity, Resource, ServicePrincipal, State, Subscription, Tenant, UserAssignment
-from msi_cli.errors import Ambiguous, NotFound
+from msi_cli.errors import Ambiguous, InvalidArgument, MsiError, NotFound
 
 T = TypeVar("T")
 
@@ -210,6 +210,22 @@ def resource(state: State, ref: str, resource_group: str | None = None, subscrip
     if not matches:
         _elsewhere("resource", ref, resource_group, subscription_id, [r.id for r in _resources_named(state, ref, None, None)])
     return _one(matches, "resource", ref, lambda r: r.id, lambda: [r.name for r in state.resources.values()])
+
+
+def host(state: State, ref: str, resource_group: str | None = None, subscription: str | None = None) -> Resource:
+    """A resource whose host hands out tokens (token, check-access, env), as `resource` finds it;
+    a user-assigned identity named instead is a wrong use (exit 2), said as such: it is not on a
+    host of its own, but attached to resources (or used by a workload)."""
+    try:
+        return resource(state, ref, resource_group, subscription)
+    except NotFound as missing:
+        try:
+            identity = user_identity(state, ref, resource_group, _subscription_id(state, subscription))
+        except MsiError:
+            raise missing from None
+        raise InvalidArgument(f"'{identity.name}' is a user-assigned identity, not a resource with a token endpoint",
+                              hint="name a resource it is attached to (and --client-id to select it), or for a workload: "
+                                   "msi env --workload, --github or --kubernetes") from None
 
 
 def user_identity(
