@@ -227,8 +227,9 @@ def env(
     App Service sets them too, MSI_ENDPOINT and MSI_SECRET. Container apps: IDENTITY_ENDPOINT and
     IDENTITY_HEADER. VMs and scale sets: AZURE_POD_IDENTITY_AUTHORITY_HOST, the IMDS address that
     both azure-identity and msal honour. Plus, for the HTTPS endpoints, trust in msi's local CA:
-    REQUESTS_CA_BUNDLE (certifi's roots plus the CA), SSL_CERT_FILE (the system's roots file plus
-    the CA) and NODE_EXTRA_CA_CERTS (the CA). The shell lines also unset every other variable that
+    REQUESTS_CA_BUNDLE (certifi's roots plus the CA), SSL_CERT_FILE and CURL_CA_BUNDLE (the
+    system's roots file plus the CA) and NODE_EXTRA_CA_CERTS (the CA). The shell lines also unset
+    every other variable that
     would make a client choose another source (AZURE_TENANT_ID, AZURE_CLIENT_ID unless --client-id
     is given, AZURE_FEDERATED_TOKEN_FILE, IDENTITY_SERVER_THUMBPRINT, IMDS_ENDPOINT, ...). Default
     output is shell lines for eval; `-o json` prints a flat object of the variables it sets.

@@ -61,7 +61,7 @@ def kind_of(items: list[Any]) -> str:
         if all("vmId" in d or "hardwareProfile" in d for d in dicts):
             return "az vm list"
         if all("defaultHostName" in d or "serverFarmId" in d for d in dicts):
-            return "az webapp list"
+            return "az functionapp list" if all("functionapp" in str(d.get("kind", "")) for d in dicts) else "az webapp list"
         return "az resource list"
     return "unknown"
 

@@ -60,7 +60,7 @@ class Converter:
             if not isinstance(item, dict):
                 self.skip(f"{name}: {str(item)[:60]}", "not an object")
                 continue
-            read_as = "az resource list" if kind in ("az vm list", "az webapp list") else kind  # the same ARM shape
+            read_as = "az resource list" if kind in ("az vm list", "az webapp list", "az functionapp list") else kind  # one ARM shape
             getattr(self, "_" + read_as.removeprefix("az ").replace(" ", "_"))(item)
 
     # ---- by kind ----------------------------------------------------------------------------------------
