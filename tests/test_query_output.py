@@ -178,6 +178,16 @@ def test_query_type_error_on_the_data_is_a_usage_error(world):
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("query", ["abs(access_token)", "sort_by(@, &access_token)", "join(`,`, access_token)",
+                                   "avg([access_token])", "map(&foo, access_token)", "access_token > `1`"])
+def test_a_query_that_fails_on_a_token_never_shows_the_token(world, query):
+    result = world("token", "web1", "--audience", "https://vault.azure.net", "-o", "json")
+    token = json.loads(result.stdout)["access_token"]
+    failed = world("token", "web1", "--audience", "https://vault.azure.net", "--query", query, "-o", "tsv")
+    assert token[:20] not in failed.stderr and token[-20:] not in failed.stderr, failed.stderr
+    assert failed.stderr.startswith(("error: --query", "warning: the change was saved, but --query")), failed.stderr
+
+
 def test_apply_query_as_az():
     assert apply_query({"a": [{"b": 1}, {"b": 2}]}, "a[].b") == [1, 2]
     assert apply_query([{"n": "x", "t": True}], "[?t].n") == ["x"]

@@ -121,13 +121,19 @@ def _apply(data: Any, expression: str) -> Any:
         raise InvalidArgument(f"invalid --query: {exc.message}") from None
     try:
         result = compiled.search(data, jmespath.Options(dict_cls=OrderedDict))
-    except exceptions.JMESPathError as exc:
-        # a type error that depends on the data, e.g. abs() of a string
+    except exceptions.JMESPathTypeError as exc:
+        # a type error that depends on the data, e.g. abs() of a string: said without the value,
+        # which jmespath quotes whole (an access token, for `msi token --query 'abs(access_token)'`)
+        expected = ", ".join(str(t) for t in exc.expected_types)
+        raise InvalidArgument(f"--query failed on this result: {exc.function_name}() takes {expected}, "
+                              f"got {exc.actual_type}") from None
+    except exceptions.JMESPathError as exc:  # arity and unknown functions: the expression's own words
         raise InvalidArgument(f"--query failed on this result: {' '.join(str(exc).split())}") from None
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         # where jmespath checks no types itself: `a > b` of a string and a number, merge() of a
-        # non-object, ceil() of infinity, a result nested past Python's recursion limit
-        raise InvalidArgument(f"--query cannot be applied to this result ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+        # non-object, ceil() of infinity, a result nested past Python's recursion limit; its text
+        # may quote a value of the result, so only its kind is said
+        raise InvalidArgument(f"--query cannot be applied to this result ({type(exc).__name__})") from None
     problem = _unprintable(result)
     if problem:
         raise InvalidArgument(f"--query produced {problem}, which cannot be printed as JSON or text")
