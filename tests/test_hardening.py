@@ -535,3 +535,14 @@ def test_a_query_that_fails_after_the_change_was_saved_reports_success(msi_proc,
 def test_an_empty_state_path_is_a_usage_error(msi_proc, seeded):
     for args in (("--state", "", "list", "tenants"), ("--state=", "list", "tenants")):
         one_error(msi_proc(*args), 2, "--state: the path is empty")
+
+
+@pytest.mark.parametrize("cache", ['{"x": {}}', '{"x": {"expires_on": "\\u00b2"}}', '{"x": {"expires_on": "1"}, "y": 5}',
+                                   '{"x": {"expires_on": "99999999999", "not_before": "\\u0661", "expires_in": "1"}}'])
+def test_a_damaged_token_cache_entry_is_dropped_not_an_internal_error(msi_proc, seeded, cache):
+    tokens = seeded.parent / (seeded.name + ".d") / "tokens.json"
+    tokens.write_text(cache)
+    tokens.chmod(0o600)
+    for _ in range(2):  # a fresh token, then the cache hit
+        out = msi_proc("token", "vm1", "--audience", "https://vault.azure.net", "-o", "none")
+        assert out.returncode == 0, out.stderr

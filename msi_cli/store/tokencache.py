@@ -32,9 +32,14 @@ def _entry(entries: dict[str, Any], key: str) -> Entry | None:
     entry = entries.get(key)
     if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
         return None
-    if not all(entry.get(k, "0").isdigit() and len(entry.get(k, "0")) <= 12 for k in ("expires_on", "not_before", "expires_in")):
+    if not all(_whole(entry.get(k)) for k in ("expires_on", "not_before", "expires_in")):
         return None
     return entry
+
+
+def _whole(value: object) -> bool:
+    """A time as msi writes it: ASCII digits, at most 12 (str.isdigit also takes '²' and '١')."""
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12
 
 
 class Snapshot:
@@ -74,10 +79,9 @@ class TokenCache:
         """Store a response (call with the state lock held); expired entries are dropped."""
         if not self.under_lock:
             self._entries = None  # re-read under the lock
-        entries = {
-            k: v for k, v in self._load().items()
-            if isinstance(v, dict) and str(v.get("expires_on", "0")).isdigit() and int(v["expires_on"]) > now
-        }
+        loaded = self._load()
+        kept = (k for k in loaded if isinstance(k, str))
+        entries: dict[str, Any] = {k: e for k in kept if (e := _entry(loaded, k)) is not None and int(e["expires_on"]) > now}
         entries[key] = response
         self._entries = entries
         files.write_atomic(self.path, json.dumps(entries).encode("utf-8"), durable=False)  # lost: re-minted
