@@ -546,3 +546,19 @@ def test_a_damaged_token_cache_entry_is_dropped_not_an_internal_error(msi_proc, 
     for _ in range(2):  # a fresh token, then the cache hit
         out = msi_proc("token", "vm1", "--audience", "https://vault.azure.net", "-o", "none")
         assert out.returncode == 0, out.stderr
+
+
+def test_a_symlinked_state_is_the_file_it_names(msi_proc, tmp_path):
+    """A write through a symlink changes the file it names (and its keys go beside it), instead of
+    replacing the link with a new file and leaving the real state behind."""
+    real, links = tmp_path / "real", tmp_path / "links"
+    real.mkdir(mode=0o700)
+    links.mkdir(mode=0o700)
+    assert msi_proc("--state", str(real / "state.toml"), "--create", "create-identity", "ida", "-o", "none").returncode == 0
+    (links / "state.toml").symlink_to(real / "state.toml")
+    assert msi_proc("--state", str(links / "state.toml"), "create-identity", "idb", "-o", "none").returncode == 0
+    assert (links / "state.toml").is_symlink() and not (links / "state.toml.d").exists()
+    names = msi_proc("--state", str(real / "state.toml"), "list", "identities", "--query", "[].name", "-o", "tsv").stdout.split()
+    assert names == ["ida", "idb"]
+    exported = msi_proc("--state", str(real / "state.toml"), "state", "export", str(tmp_path / "copy.json"))
+    assert exported.returncode == 0, exported.stderr  # every key the state names is beside it

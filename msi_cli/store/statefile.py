@@ -61,6 +61,8 @@ VOUCH_MIN_BYTES = 1 << 20
 
 class StateFile:
     def __init__(self, path: Path) -> None:
+        if os.path.islink(path):  # the state is the file it names: written there, its private folder beside it
+            path = Path(os.path.realpath(path))
         self.path = path
         self.private = path.parent / (path.name + ".d")
         self.cache_path = self.private / "cache"  # the parsed state, as rows
