@@ -194,6 +194,15 @@ def _check_export_path(sf: StateFile, dest: Path) -> None:
         st = None
     if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise StateError(f"cannot write {dest}: it is not a regular file; nothing was exported")
+    if st is not None and stat.S_ISLNK(st.st_mode):  # a link is replaced; one that names no plain file is no place for keys
+        try:
+            named = os.stat(dest)
+        except OSError:
+            named = None  # dangling: replaced by the export
+        special = os.readlink(dest).startswith(("/dev/", "/proc/")) or dest.parent.resolve() in (Path("/dev"), Path("/proc"))
+        if special or (named is not None and not stat.S_ISREG(named.st_mode)):
+            raise StateError(f"cannot write {dest}: it is a link to a device, pipe or terminal (the keys would go there, or "
+                             "replace the link); nothing was exported", hint="export to a file of its own, e.g. fixture.json")
     target, private = dest.resolve(), sf.private.resolve()
     if target == sf.path.resolve() or target == private or private in target.parents:
         raise StateError(f"cannot write {dest}: it is the state itself or one of its private files; nothing was exported",
