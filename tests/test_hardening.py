@@ -562,3 +562,15 @@ def test_a_symlinked_state_is_the_file_it_names(msi_proc, tmp_path):
     assert names == ["ida", "idb"]
     exported = msi_proc("--state", str(real / "state.toml"), "state", "export", str(tmp_path / "copy.json"))
     assert exported.returncode == 0, exported.stderr  # every key the state names is beside it
+
+
+@pytest.mark.parametrize(("args", "code"), [(("apply", "{src}"), 2), (("apply", "{src}", "--what-if"), 2),
+                                            (("import", "az", "{src}"), 2), (("state", "import", "{src}"), 1)])
+def test_a_fifo_or_a_device_given_as_a_file_is_refused_at_once(msi_proc, seeded, tmp_path, args, code):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    raw = seeded.read_bytes()
+    for src in (str(fifo), "/dev/zero"):
+        line = one_error(msi_proc(*(a.format(src=src) for a in args), timeout=20), code, src)
+        assert "not a regular file" in line
+    assert seeded.read_bytes() == raw

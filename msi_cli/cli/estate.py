@@ -13,25 +13,24 @@ from msi_cli.cli.command import Result, command
 from msi_cli.cli.confirm import confirm_or_refuse, will_ask
 from msi_cli.cli.options import YesOpt
 from msi_cli.cli.render import Output, text_lines, warn
-from msi_cli.errors import InvalidArgument, NotFound
+from msi_cli.errors import InvalidArgument
 
 WhatIfOpt = Annotated[bool, typer.Option("--what-if", help="Print the plan only; change nothing (as az deployment ... what-if).")]
 PruneOpt = Annotated[bool, typer.Option("--prune", help="Also delete what the state holds and the file does not (asks first; --yes in scripts).")]
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, what: str = "an estate file") -> str:
+    """The text of a file the user names ('-': stdin): a regular file, never a FIFO or device that
+    would block or never end, of at most 256 MiB (store.files.read_input)."""
     if str(path) == "-":
         return sys.stdin.read()
+    from msi_cli.store import files
+
+    raw = files.read_input(path, what)
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFound(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidArgument(f"{path}: is a directory, not an estate file") from None
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidArgument(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise InvalidArgument(f"{path}: {exc.strerror or exc}") from None
 
 
 def plan_text(data: dict[str, Any], **options: Any) -> str:
@@ -193,7 +192,7 @@ def import_az(
     files = azfiles.collect(paths)
     docs = []
     for path in files:
-        docs.append((str(path), read_text(path)))
+        docs.append((str(path), read_text(path, "a JSON file az printed")))
     estate, report = azimport.estate(docs, sf.read())
     result = run_plan(sf, estate, what_if, False, True, {"import": report})  # never destructive: no --prune
     if not what_if:

@@ -74,6 +74,41 @@ def _open_private(path: Path, flags: int, what: str) -> tuple[int, os.stat_resul
     return fd, st
 
 
+def size_text(limit: int) -> str:
+    """A byte limit as a message says it: 64 KiB, 256 MiB."""
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+
+
+def read_input(path: Path, what: str, limit: int = MAX_PRIVATE_BYTES) -> bytes:
+    """A file the user names for msi to read (an estate, az JSON, a state export): NotFound when
+    missing; InvalidArgument for a folder, a FIFO or a device (opened without waiting, never read)
+    or a file over `limit` bytes (no byte beyond it is read)."""
+    from msi_cli.errors import InvalidArgument, NotFound
+
+    try:
+        fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidArgument(f"{path}: is a directory, not {what}") from None
+    except OSError as exc:
+        raise InvalidArgument(f"{path}: {_why(exc)}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InvalidArgument(f"{path}: is a directory, not {what}")
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidArgument(f"{path}: not a regular file (a FIFO, device or socket), not {what}")
+        if st.st_size > limit:
+            raise InvalidArgument(f"{path}: larger than {size_text(limit)}; msi will not read it")
+        try:
+            return _read_fd(fd, path, limit, what, st.st_size)
+        except StateError as exc:
+            raise InvalidArgument(exc.message) from None
+    finally:
+        os.close(fd)
+
+
 def _read_fd(fd: int, path: Path, limit: int, what: str, size: int = 0) -> bytes:
     """At most `limit` bytes; `size`, the file's size when known, is read in one piece."""
     chunks: list[bytes] = []
@@ -90,7 +125,7 @@ def _read_fd(fd: int, path: Path, limit: int, what: str, size: int = 0) -> bytes
         chunks.append(chunk)
         total += len(chunk)
         if total > limit:
-            raise StateError(f"{what} {path} is larger than {limit // (1024 * 1024)} MiB; msi will not read it")
+            raise StateError(f"{what} {path} is larger than {size_text(limit)}; msi will not read it")
 
 
 def check_private_dir(path: Path) -> bool:
@@ -334,7 +369,7 @@ def read_bytes_stat(path: Path, limit: int = MAX_STATE_BYTES) -> tuple[bytes | N
         if not stat.S_ISREG(st.st_mode):
             raise StateError(f"state path {path} is not a regular file (a device, FIFO or socket)")
         if st.st_size > limit:
-            raise StateError(f"state file {path} is larger than {limit // (1024 * 1024)} MiB; msi will not read it")
+            raise StateError(f"state file {path} is larger than {size_text(limit)}; msi will not read it")
         data = _read_fd(fd, path, limit, "state file", st.st_size)
         after = os.fstat(fd)
         same = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)

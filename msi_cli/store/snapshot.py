@@ -23,7 +23,7 @@ from typing import Any
 
 from msi_cli import __version__
 from msi_cli.core.model import State
-from msi_cli.errors import NotFound, StateError
+from msi_cli.errors import MsiError, NotFound, StateError
 from msi_cli.store import codec, files
 from msi_cli.store.statefile import StateFile, _key_names
 
@@ -123,21 +123,18 @@ def _summary(state: State, path: Path, keys: int) -> dict[str, Any]:
 
 def _read_export(src: Path) -> tuple[bytes, dict[str, bytes], bytes]:
     try:
-        with open(src, "rb") as fh:
-            raw = fh.read(MAX_EXPORT_BYTES + 1)
-    except FileNotFoundError:
+        raw = files.read_input(src, "a state export", MAX_EXPORT_BYTES)  # a regular file: never a FIFO that blocks
+    except NotFound:
         raise NotFound(f"{src}: no such file; nothing was changed") from None  # exit 3, as msi apply's
-    except OSError as exc:
-        raise StateError(f"cannot read {src}: {exc.strerror or exc}; nothing was changed") from None
-    if len(raw) > MAX_EXPORT_BYTES:
-        raise StateError(f"{src} is larger than {MAX_EXPORT_BYTES // (1024 * 1024)} MiB; nothing was changed")
+    except MsiError as exc:
+        raise StateError(f"cannot read {exc.message}; nothing was changed") from None
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise StateError(f"{src} is not a file written by 'msi state export' (not JSON); nothing was changed") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateError(f"{src} is not a file written by 'msi state export'; nothing was changed")
-    if doc.get("version") != VERSION:
+    if type(doc.get("version")) is not int or doc.get("version") != VERSION:  # not True, not 1.0
         raise StateError(f"{src} is export format version {doc.get('version')!r}, which this msi cannot read; nothing was changed")
     text, keys, log = doc.get("state"), doc.get("keys"), doc.get("activityLog", "")
     if not isinstance(text, str) or not isinstance(keys, dict) or not isinstance(log, str):
