@@ -215,3 +215,17 @@ def test_export_refuses_a_link_to_a_device_pipe_or_terminal(cli, tmp_path):
     refused = cli("state", "export", str(link))  # (/dev/stdout itself is refused the same way; not tried here)
     assert refused.exit_code == 1 and "is a link to a device, pipe or terminal" in refused.stderr, refused.stderr
     assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
+
+
+def test_reset_after_the_file_was_deleted_by_hand_removes_what_was_left(cli, isolated_state):
+    cli.ok("create-identity", "id1")
+    private = isolated_state.parent / (isolated_state.name + ".d")
+    assert any((private / "keys").iterdir()) and (private / "activity.jsonl").exists()
+    isolated_state.unlink()
+    result = cli("state", "reset", "--yes")
+    assert result.exit_code == 0 and "left beside" in result.stderr, result.stderr
+    assert not any((private / "keys").iterdir()) and not (private / "activity.jsonl").exists()
+    cli.ok("list", "tenants")
+    assert cli.json("log") == []  # the fresh state does not inherit the old log
+    cli.ok("state", "reset", "--yes")
+    assert "nothing to reset" in cli("state", "reset", "--yes").stderr

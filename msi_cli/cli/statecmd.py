@@ -41,16 +41,18 @@ def reset(yes: YesOpt = False, sf: Any = None) -> dict[str, Any]:
     """Start over: delete the state file, its private keys, activity log and caches. The next
     command makes a fresh state (one tenant, one subscription). The local CA and a running
     server's record are kept."""
-    from msi_cli.store.snapshot import reset_state
+    from msi_cli.store.snapshot import leftovers, reset_state
 
     existed = sf.path.exists()
-    if existed:
-        confirm_or_refuse(f"Delete the state {sf.path} with its keys and activity log?", yes)
+    left = not existed and leftovers(sf)  # the file deleted by hand: its keys, log and caches are not the next state's
+    if existed or left:
+        what = f"the state {sf.path} with its keys and activity log" if existed else f"the keys, activity log and caches left beside {sf.path}"
+        confirm_or_refuse(f"Delete {what}?", yes)
         reset_state(sf)
-        note(f"msi: deleted the state {sf.path}; the next command starts a fresh one")
+        note(f"msi: deleted {what}; the next command starts a fresh state")
     else:
         note(f"msi: there is no state at {sf.path}; nothing to reset")
-    return {"path": str(sf.path), "deleted": existed}
+    return {"path": str(sf.path), "deleted": existed or left}
 
 
 @command(

@@ -93,7 +93,7 @@ def reset_state(sf: StateFile) -> None:
     """Remove the state file, its keys, log and caches (a fresh state is made on next use). The
     lock, the local CA and a running server's record stay."""
     files.check_state_path(sf.path)
-    if not sf.path.exists():
+    if not sf.path.exists() and not leftovers(sf):
         return
     files.private_dir(sf.private, tighten=True)
     with files.exclusive_lock(sf.lock_path):
@@ -104,6 +104,12 @@ def reset_state(sf: StateFile) -> None:
         _remove_keys_except(sf, set())
         with contextlib.suppress(FileNotFoundError):
             os.unlink(sf.log_path)
+
+
+def leftovers(sf: StateFile) -> bool:
+    """Whether a state's keys, log or caches are still beside it (its file deleted by hand)."""
+    keys = sf.keys_dir.is_dir() and any(sf.keys_dir.iterdir())
+    return keys or any(p.exists() for p in (sf.log_path, sf.tokens_path, *_derived(sf)))
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
