@@ -172,3 +172,12 @@ def test_resource_group_from_the_environment(cli, monkeypatch):
     assert cli.json("create-resource", "vm1", "--type", "vm")["resourceGroup"] == "team-a"
     assert cli.json("create-resource", "vm2", "--type", "vm", "-g", "team-b")["resourceGroup"] == "team-b"  # the option wins
     assert [r["name"] for r in cli.json("list", "resources")] == ["vm1"]
+
+
+def test_durations_take_ascii_digits_only():
+    from msi_cli.core import timefmt
+    from msi_cli.errors import InvalidArgument
+
+    assert timefmt.parse_duration("1h30m") == 5400
+    with pytest.raises(InvalidArgument):
+        timefmt.parse_duration("\u0661\u0662m")  # Arabic-Indic digits, which \d and int() take

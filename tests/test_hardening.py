@@ -574,3 +574,11 @@ def test_a_fifo_or_a_device_given_as_a_file_is_refused_at_once(msi_proc, seeded,
         line = one_error(msi_proc(*(a.format(src=src) for a in args), timeout=20), code, src)
         assert "not a regular file" in line
     assert seeded.read_bytes() == raw
+
+
+def test_a_duplicated_record_is_named_in_the_singular(msi_proc, seeded):
+    text = seeded.read_text()
+    start = text.index("[[identities]]")
+    end = text.find("\n[[", start + 1)
+    seeded.write_text(text + "\n" + text[start:end if end > 0 else len(text)])
+    one_error(msi_proc("list", "identities"), 1, "duplicate identity '")

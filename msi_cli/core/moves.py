@@ -122,7 +122,8 @@ def holdings(state: State, subscription_id: str) -> list[str]:
         "user-assigned identity": sum(arm.parts(i.resource_id).subscription_id == subscription_id for i in lookup.user_identities(state)),
         "role assignment": sum(arm.covers(scope, a.scope) for a in state.role_assignments.values()),
     }
-    return [f"{n} {what}{'s' if n > 1 else ''}" for what, n in counts.items() if n]
+    return [f"{n} {what if n == 1 else what.replace('identity', 'identities') if what.endswith('identity') else what + 's'}"
+            for what, n in counts.items() if n]
 
 
 def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict[str, Any]:

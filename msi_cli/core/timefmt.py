@@ -13,7 +13,7 @@ from datetime import datetime, UTC
 from msi_cli.errors import InvalidArgument
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = r"(\d+)([smhdw])"  # compiled when first used
+_DURATION = r"([0-9]+)([smhdw])"  # ASCII digits only (\d takes '١٢'); compiled when first used
 DAY = 86400
 # Simulated time stays between these: outside, dates do not fit the formats (certificates, ISO 8601
 # with four-digit years); the upper bound is a year short of 9000 so certificates and keys made then fit.

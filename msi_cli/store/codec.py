@@ -43,6 +43,11 @@ COLLECTIONS = tuple(collections())
 UPGRADES: dict[int, Callable[[Doc], Doc]] = {1: upgrades.user_identities_with_ids, 2: upgrades.add_resource_groups}
 
 
+
+# A collection's one record, where dropping its last letter does not give it.
+_ONE = {"identities": "identity", "federated_credentials": "federated credential", "deleted_principals": "deleted principal"}
+
+
 def upgrade(doc: Doc, upgrades: dict[int, Callable[[Doc], Doc]] | None = None) -> Doc:
     chain = UPGRADES if upgrades is None else upgrades
     version = doc.get("schema")
@@ -106,7 +111,7 @@ def load(doc: Doc) -> State:
             obj = read_record(cls, r)
             key = state_key(obj)
             if key in target:
-                raise InvalidDocument(r.path, f"duplicate {coll[:-1].replace('_', ' ')} '{key}'")
+                raise InvalidDocument(r.path, f"duplicate {_ONE.get(coll, coll[:-1]).replace('_', ' ')} '{key}'")
             target[key] = obj
     check_links(state)
     return state
