@@ -582,3 +582,21 @@ def test_a_duplicated_record_is_named_in_the_singular(msi_proc, seeded):
     end = text.find("\n[[", start + 1)
     seeded.write_text(text + "\n" + text[start:end if end > 0 else len(text)])
     one_error(msi_proc("list", "identities"), 1, "duplicate identity '")
+
+
+@pytest.mark.parametrize(("after", "line"), [('name = "Default Directory"', 'note = "keep me"'),
+                                             ('location = "eastus"', "location_guessed = 1")])
+def test_an_unknown_or_misplaced_key_in_the_state_is_refused_not_dropped(msi_proc, seeded, after, line):
+    """A key no field reads would be lost, unsaid, by the next save of any command: refused at its line."""
+    text = seeded.read_text()
+    seeded.write_text(text.replace(after, f"{after}\n{line}", 1))
+    raw = seeded.read_bytes()
+    line_out = one_error(msi_proc("clock", "advance", "1m"), 1, str(seeded))
+    assert "unknown key" in line_out or "location_guessed" in line_out, line_out
+    assert seeded.read_bytes() == raw
+
+
+def test_a_guessed_location_on_a_system_assigned_identity_is_refused(msi_proc, seeded):
+    text = seeded.read_text()
+    seeded.write_text(text.replace('kind = "SystemAssigned"', 'location_guessed = true\nkind = "SystemAssigned"', 1))
+    one_error(msi_proc("list", "resources"), 1, "'location_guessed' is for user-assigned identities only")

@@ -193,7 +193,7 @@ def test_duplicate_records_are_refused(cli, isolated_state):
         if block and line.startswith("["):
             break
         block.append(line)
-    text = text + "\n" + "\n".join(block).replace('system_principal_id = "', 'x_ignored = "')
+    text = text + "\n" + "\n".join(line for line in block if not line.startswith('system_principal_id = "'))
     isolated_state.write_text(text)
     before = isolated_state.read_bytes()
     refused(cli("list", "resources"), isolated_state, header_line(text, "resources", 2), "duplicate")

@@ -153,6 +153,8 @@ def _identity(r: Reader, i: Identity) -> None:
         if parsed.arm_type is None or parsed.arm_type.lower() != arm.IDENTITY_ARM_TYPE.lower() or parsed.name != i.name:
             raise r.fail("resource_id", f"'resource_id' does not name identity '{i.name}'")
         r.follows("name", arm.validate_identity_name, i.name)
+    elif i.location_guessed:  # a system-assigned identity is where its resource is: nothing to guess
+        raise r.fail("location_guessed", "'location_guessed' is for user-assigned identities only")
 
 
 def _role_assignment(r: Reader, a: RoleAssignment) -> None:
@@ -264,11 +266,21 @@ def read_record(cls: type, r: Reader) -> Any:
     """The model object a record describes, each value checked (see the module's docstring)."""
     p = plan(cls)
     values = {name: read(r, key) for name, key, read in p.reads}
+    known = _keys(cls)
+    for key in r.rec:
+        if key not in known:  # a key no field reads would be dropped, unsaid, by the next save
+            raise r.fail(key, f"unknown key '{key}' in a {cls.__name__} record")
     obj = cls(**values)
     after = AFTER.get(cls)
     if after is not None:
         after(r, obj)
     return obj
+
+
+@functools.cache
+def _keys(cls: type) -> frozenset[str]:
+    """The keys a record of `cls` may hold: those its fields are read from."""
+    return frozenset(key for _, key, _ in plan(cls).reads)
 
 
 def state_key(obj: Record) -> str:
