@@ -85,28 +85,45 @@ def read_input(path: Path, what: str, limit: int = MAX_PRIVATE_BYTES) -> bytes:
     or a file over `limit` bytes (no byte beyond it is read)."""
     from msi_cli.errors import InvalidArgument, NotFound
 
+    words = {"folder": f"is a directory, not {what}", "special": f"not a regular file (a FIFO, device or socket), not {what}",
+             "large": f"larger than {size_text(limit)}; msi will not read it"}
+    opened = _open_regular(path, limit, lambda why: InvalidArgument(f"{path}: {words.get(why, why)}"))
+    if opened is None:
+        raise NotFound(f"{path}: no such file")
+    fd, st = opened
+    try:
+        return _read_fd(fd, path, limit, what, st.st_size)
+    except StateError as exc:
+        raise InvalidArgument(exc.message) from None
+    finally:
+        os.close(fd)
+
+
+def _open_regular(path: Path, limit: int, refused: Callable[[str], Exception]) -> tuple[int, os.stat_result] | None:
+    """The open descriptor and stat of the regular file at `path` (None when it is missing),
+    opened without waiting on a FIFO. `refused(why)` makes the caller's error for a folder
+    ('folder'), anything else that is not a regular file ('special'), a file over `limit` bytes
+    ('large'), or what the system said."""
     try:
         fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
     except FileNotFoundError:
-        raise NotFound(f"{path}: no such file") from None
+        return None
     except IsADirectoryError:
-        raise InvalidArgument(f"{path}: is a directory, not {what}") from None
+        raise refused("folder") from None
     except OSError as exc:
-        raise InvalidArgument(f"{path}: {_why(exc)}") from None
+        raise refused(_why(exc)) from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise InvalidArgument(f"{path}: is a directory, not {what}")
+            raise refused("folder")
         if not stat.S_ISREG(st.st_mode):
-            raise InvalidArgument(f"{path}: not a regular file (a FIFO, device or socket), not {what}")
+            raise refused("special")
         if st.st_size > limit:
-            raise InvalidArgument(f"{path}: larger than {size_text(limit)}; msi will not read it")
-        try:
-            return _read_fd(fd, path, limit, what, st.st_size)
-        except StateError as exc:
-            raise InvalidArgument(exc.message) from None
-    finally:
+            raise refused("large")
+    except BaseException:
         os.close(fd)
+        raise
+    return fd, st
 
 
 def _read_fd(fd: int, path: Path, limit: int, what: str, size: int = 0) -> bytes:
@@ -354,22 +371,14 @@ def read_bytes(path: Path, limit: int = MAX_STATE_BYTES) -> bytes | None:
 
 def read_bytes_stat(path: Path, limit: int = MAX_STATE_BYTES) -> tuple[bytes | None, os.stat_result | None]:
     """`read_bytes`, with the file's stat as it was when read (unchanged during the read)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
-    except FileNotFoundError:
+    words = {"folder": f"state path {path} is a folder, not a file",
+             "special": f"state path {path} is not a regular file (a device, FIFO or socket)",
+             "large": f"state file {path} is larger than {size_text(limit)}; msi will not read it"}
+    opened = _open_regular(path, limit, lambda why: StateError(words.get(why, f"cannot read {path}: {why}")))
+    if opened is None:
         return None, None
-    except IsADirectoryError:
-        raise StateError(f"state path {path} is a folder, not a file") from None
-    except OSError as exc:
-        raise StateError(f"cannot read {path}: {_why(exc)}") from None
+    fd, st = opened
     try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise StateError(f"state path {path} is a folder, not a file")
-        if not stat.S_ISREG(st.st_mode):
-            raise StateError(f"state path {path} is not a regular file (a device, FIFO or socket)")
-        if st.st_size > limit:
-            raise StateError(f"state file {path} is larger than {size_text(limit)}; msi will not read it")
         data = _read_fd(fd, path, limit, "state file", st.st_size)
         after = os.fstat(fd)
         same = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
