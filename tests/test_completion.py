@@ -290,3 +290,9 @@ def test_a_tab_on_the_command_name_offers_what_the_whole_tree_does(shell):
         light = [(i.value, i.help, i.type) for i in shell_completer(root_for_completion(), shell).get_completions(words, incomplete)]
         assert light == full and full
     assert len(click_command().commands) > 20  # the registrations are whole again afterwards
+
+
+def test_a_completion_request_without_the_shells_words_completes_nothing(msi_proc):
+    for mode in ("complete_bash", "complete_zsh"):
+        out = msi_proc(env={"_MSI_COMPLETE": mode})
+        assert out.returncode == 0 and out.stdout == "" and out.stderr == "", out.stderr

@@ -229,3 +229,11 @@ def test_reset_after_the_file_was_deleted_by_hand_removes_what_was_left(cli, iso
     assert cli.json("log") == []  # the fresh state does not inherit the old log
     cli.ok("state", "reset", "--yes")
     assert "nothing to reset" in cli("state", "reset", "--yes").stderr
+
+
+def test_export_to_dash_is_refused_not_a_file_named_dash(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli.ok("list", "tenants")
+    refused = cli("state", "export", "-")
+    assert refused.exit_code == 2 and "not standard output" in refused.stderr
+    assert not (tmp_path / "-").exists()

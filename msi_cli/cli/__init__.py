@@ -166,7 +166,18 @@ def root_for_completion() -> Any:
     return root
 
 
+def _completing_without_a_shell() -> bool:
+    """A completion request (`_MSI_COMPLETE=complete_*`) without the words the shell scripts pass:
+    nothing to complete (Typer would fail on the missing variable)."""
+    mode = os.environ.get("_MSI_COMPLETE", "")
+    if not mode.startswith("complete_"):
+        return False
+    return ("COMP_WORDS" if mode == "complete_bash" else "_TYPER_COMPLETE_ARGS") not in os.environ
+
+
 def main() -> None:
+    if _completing_without_a_shell():
+        return  # no candidates, as for a word nothing completes
     before = completed_words()
     name = command_name(before if before is not None else sys.argv[1:])
     if name in COMMAND_MODULES:  # build only that command: for a run, and for a TAB in its arguments

@@ -70,6 +70,11 @@ def export(
     keep it as you would a secret (a CI secret or a private artifact)."""
     from msi_cli.store.snapshot import export_state
 
+    if str(file) == "-":  # not stdout: a copy with private keys goes to a file of its own, owner-only
+        from msi_cli.errors import InvalidArgument
+
+        raise InvalidArgument("state export writes a file, not standard output: the copy holds private keys",
+                              hint="name a file, e.g. msi state export fixture.json (written 0600)")
     return export_state(sf, file)
 
 
