@@ -193,7 +193,7 @@ AFTER: dict[type, Callable[[Reader, Any], None]] = {
 class Plan:
     """One model class's fields: (name, record key, element class of a nested list or None)."""
 
-    __slots__ = ("cls", "fields", "flags", "lists", "reads")
+    __slots__ = ("cls", "fields", "flags", "keys", "lists", "reads")
 
     def __init__(self, cls: type) -> None:
         hints = _hints(cls)
@@ -217,6 +217,7 @@ class Plan:
             else:
                 reads.append((name, key, read))
         self.reads = reads
+        self.keys = frozenset(key for _, key, _ in reads)  # all a record may hold: a key no field reads is refused
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -266,21 +267,14 @@ def read_record(cls: type, r: Reader) -> Any:
     """The model object a record describes, each value checked (see the module's docstring)."""
     p = plan(cls)
     values = {name: read(r, key) for name, key, read in p.reads}
-    known = _keys(cls)
     for key in r.rec:
-        if key not in known:  # a key no field reads would be dropped, unsaid, by the next save
+        if key not in p.keys:  # a key no field reads would be dropped, unsaid, by the next save
             raise r.fail(key, f"unknown key '{key}' in a {cls.__name__} record")
     obj = cls(**values)
     after = AFTER.get(cls)
     if after is not None:
         after(r, obj)
     return obj
-
-
-@functools.cache
-def _keys(cls: type) -> frozenset[str]:
-    """The keys a record of `cls` may hold: those its fields are read from."""
-    return frozenset(key for _, key, _ in plan(cls).reads)
 
 
 def state_key(obj: Record) -> str:
