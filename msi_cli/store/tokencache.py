@@ -79,9 +79,8 @@ class TokenCache:
         """Store a response (call with the state lock held); expired entries are dropped."""
         if not self.under_lock:
             self._entries = None  # re-read under the lock
-        loaded = self._load()
-        kept = (k for k in loaded if isinstance(k, str))
-        entries: dict[str, Any] = {k: e for k in kept if (e := _entry(loaded, k)) is not None and int(e["expires_on"]) > now}
+        loaded = self._load()  # a JSON object: its keys are strings
+        entries: dict[str, Any] = {k: e for k in loaded if (e := _entry(loaded, k)) is not None and int(e["expires_on"]) > now}
         entries[key] = response
         self._entries = entries
         files.write_atomic(self.path, json.dumps(entries).encode("utf-8"), durable=False)  # lost: re-minted
