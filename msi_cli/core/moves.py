@@ -117,13 +117,13 @@ def holdings(state: State, subscription_id: str) -> list[str]:
     nothing for one just created, whose move changes only its tenant."""
     scope = arm.subscription_scope(subscription_id)
     counts = {
-        "resource group": sum(g.subscription_id == subscription_id for g in state.resource_groups.values()),
-        "resource": sum(r.subscription_id == subscription_id for r in state.resources.values()),
-        "user-assigned identity": sum(arm.parts(i.resource_id).subscription_id == subscription_id for i in lookup.user_identities(state)),
-        "role assignment": sum(arm.covers(scope, a.scope) for a in state.role_assignments.values()),
+        ("resource group", "resource groups"): sum(g.subscription_id == subscription_id for g in state.resource_groups.values()),
+        ("resource", "resources"): sum(r.subscription_id == subscription_id for r in state.resources.values()),
+        ("user-assigned identity", "user-assigned identities"):
+            sum(arm.parts(i.resource_id).subscription_id == subscription_id for i in lookup.user_identities(state)),
+        ("role assignment", "role assignments"): sum(arm.covers(scope, a.scope) for a in state.role_assignments.values()),
     }
-    return [f"{n} {what if n == 1 else what.replace('identity', 'identities') if what.endswith('identity') else what + 's'}"
-            for what, n in counts.items() if n]
+    return [f"{n} {one if n == 1 else many}" for (one, many), n in counts.items() if n]
 
 
 def move_subscription(ctx: Ctx, subscription_ref: str, tenant_ref: str) -> dict[str, Any]:
