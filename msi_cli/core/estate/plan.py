@@ -66,7 +66,7 @@ class Planner(Matcher):
                 self.tenant_ids[low(spec.name)] = None
             else:
                 self.tenant_ids[low(spec.name)] = existing.id
-                if spec.id == existing.id and existing.name != spec.name:  # matched by name: the same name, in any case
+                if spec.id == existing.id and existing.name != spec.name:  # matched by its id: renamed (by name: kept, in any case)
                     self.plan.rename_tenants[existing.id] = spec.name
                     self.plan.changes.append(Change(UPDATE, "tenant", existing.name, f"rename to {spec.name} (id {existing.id})"))
 
@@ -96,7 +96,7 @@ class Planner(Matcher):
                 continue
             if existing.tenant_id != tenant_id:
                 self._move(spec, existing, tenant)
-            if spec.id == existing.id and existing.name != spec.name:  # matched by name: the same name, in any case
+            if spec.id == existing.id and existing.name != spec.name:  # matched by its id: renamed (by name: kept, in any case)
                 self.plan.rename_subscriptions[existing.id] = spec.name
                 self.plan.changes.append(Change(UPDATE, "subscription", existing.name, f"rename to {spec.name} (id {existing.id})"))
         # from here on, the state's subscriptions are known by the names they will have
