@@ -42,8 +42,6 @@ COLLECTIONS = tuple(collections())
 # The steps live in store/upgrades.py. A step's number is the version it upgrades from.
 UPGRADES: dict[int, Callable[[Doc], Doc]] = {1: upgrades.user_identities_with_ids, 2: upgrades.add_resource_groups}
 
-
-
 # A collection's one record, where dropping its last letter does not give it.
 _ONE = {"identities": "identity", "federated_credentials": "federated credential", "deleted_principals": "deleted principal"}
 

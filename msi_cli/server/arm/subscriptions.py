@@ -80,5 +80,3 @@ def group(call: Call) -> Reply:
         lifecycle.delete_group(call.changing(), found)
         return Reply(200)
     raise errors.method_not_allowed(call.method)
-
-
