@@ -100,6 +100,26 @@ def check_header(doc: Doc) -> State:
     return State(schema=doc["schema"], clock_offset=offset, default_subscription_id=top.guid("default_subscription"))
 
 
+def decode(raw: bytes) -> tuple[str, Doc]:
+    """The text and the TOML document of a state file's bytes; InvalidDocument (at no path: the
+    message says where, if tomllib did) when they are not one. The one reader of state bytes as
+    TOML, for the state file and a state export alike."""
+    import tomllib
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidDocument((), f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidDocument((), f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise InvalidDocument((), "arrays or tables nested too deeply for a state file") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise InvalidDocument((), "an integer of more digits than a state file holds") from None
+
+
 def load(doc: Doc) -> State:
     """Build and validate a State from an up-to-date document."""
     state = check_header(doc)

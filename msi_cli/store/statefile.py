@@ -161,24 +161,12 @@ class StateFile:
 
     def _parse(self, raw: bytes) -> State:
         """The state the TOML in `raw` describes, validated; StateError naming the line if not."""
-        import tomllib
-
-        try:
-            text = raw.decode("utf-8")
-            doc = tomllib.loads(text)
-        except UnicodeDecodeError as exc:
-            raise StateError(f"{self.path}: not UTF-8 text (byte {exc.start}); the file was left unchanged") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise StateError(f"{self.path}: not valid TOML: {exc}; the file was left unchanged") from None
-        except RecursionError:  # tomllib parses nested arrays and tables recursively
-            raise StateError(f"{self.path}: arrays or tables nested too deeply for a state file; the file was left unchanged") from None
-        except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
-            raise StateError(f"{self.path}: an integer of more digits than a state file holds; the file was left unchanged") from None
         from msi_cli.store import codec
 
+        text = ""
         try:
-            doc = codec.upgrade(doc)
-            return codec.load(doc)
+            text, doc = codec.decode(raw)
+            return codec.load(codec.upgrade(doc))
         except codec.InvalidDocument as exc:
             line = codec.locate(text, exc.path)
             where = f"{self.path}, line {line}" if line else str(self.path)
