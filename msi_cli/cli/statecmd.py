@@ -74,7 +74,7 @@ def export(
         from msi_cli.errors import InvalidArgument
 
         raise InvalidArgument("state export writes a file, not standard output: the copy holds private keys",
-                              hint="name a file, e.g. msi state export fixture.json (written 0600)")
+                              hint="name a file, e.g. msi state export fixture.json; it is written 0600")
     return export_state(sf, file)
 
 

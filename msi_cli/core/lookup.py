@@ -224,7 +224,7 @@ def host(state: State, ref: str, resource_group: str | None = None, subscription
         except MsiError:
             raise missing from None
         raise InvalidArgument(f"'{identity.name}' is a user-assigned identity, not a resource with a token endpoint",
-                              hint="name a resource it is attached to (and --client-id to select it), or for a workload: "
+                              hint="name a resource it is attached to, with --client-id to select it; for a workload: "
                                    "msi env --workload, --github or --kubernetes") from None
 
 
