@@ -638,3 +638,27 @@ def test_matching_sees_the_objects_handed_out_as_they_are_now(seeded):
         assert lazy.matching("name", name) == [o for o in full.values() if o.name == name], name
         assert lazy.matching("location", "eastus") == [o for o in full.values() if o.location == "eastus"]
     assert lazy.built() is not None
+
+
+@pytest.mark.parametrize("change", [None, "a field", "deleted and put back", "one added", "one deleted"])
+def test_a_whole_collection_knows_whether_anything_changed(seeded, change):
+    resources = seeded.read().resources
+    assert isinstance(resources, LazyCollection)
+    key = next(iter(resources))  # iterating builds it whole
+    assert resources.built() is None and resources.unchanged()
+    if change == "a field":
+        resources[key].location = "westeurope"
+    elif change == "deleted and put back":  # the same object, now last
+        resources[key] = resources.pop(key)
+    elif change == "one added":
+        resources["/new"] = resources[key]
+    elif change == "one deleted":
+        del resources[key]
+    assert resources.unchanged() is (change is None)
+
+
+def test_a_collection_rebuilt_from_the_file_is_not_called_unchanged(seeded):
+    resources = seeded.read().resources
+    assert isinstance(resources, LazyCollection)
+    resources._replace()  # as after a damaged row: the objects are the file's, the cached rows untrusted
+    assert list(resources) and not resources.unchanged()

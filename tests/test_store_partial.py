@@ -91,3 +91,39 @@ def test_a_damaged_collection_in_the_cache_falls_back_to_the_file(sf):
         lifecycle.create_identity(ctx, "after", "rg1", None, None)
     state = codec.load(codec.upgrade(__import__("tomllib").loads(sf.path.read_text())))
     assert len(state.principals) == len(expected.principals) + 1
+
+
+def test_a_transaction_that_changes_nothing_leaves_the_file_unwritten(sf, monkeypatch):
+    with sf.transaction():
+        pass
+    before, st = sf.path.read_bytes(), sf.path.stat()
+    monkeypatch.setattr(StateFile, "_encode", lambda *a: pytest.fail("encoded a state in which nothing changed"))
+    with sf.transaction() as ctx:
+        vm3 = next(r for r in ctx.state.resources.values() if r.name == "vm3")
+        assert ctx.state.principals[vm3.user_assigned[0].principal_id].app_id  # objects handed out, read only
+        state = ctx.state
+    after = sf.path.stat()
+    assert sf.path.read_bytes() == before and (after.st_ino, after.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    monkeypatch.undo()
+    assert sf._encode(state, before, {})[0] == before  # what a save would have written
+
+
+@pytest.mark.parametrize("change", ["a field of a record read", "the clock", "a record added", "the state replaced"])
+def test_a_transaction_that_changes_anything_saves_it(sf, change):
+    with sf.transaction():
+        pass
+    before = sf.path.read_bytes()
+    with sf.transaction() as ctx:
+        vm3 = next(r for r in ctx.state.resources.values() if r.name == "vm3")
+        if change == "a field of a record read":
+            vm3.location = "westeurope"
+        elif change == "the clock":
+            ctx.state.clock_offset += 60
+        elif change == "a record added":
+            lifecycle.create_identity(ctx, "another", "rg1", None, None)
+        else:
+            ctx.state = codec.load(codec.upgrade(__import__("tomllib").loads(before.decode())))
+            next(r for r in ctx.state.resources.values() if r.name == "vm3").location = "westeurope"
+    written = sf.path.read_bytes()
+    assert written != before
+    assert written == sf._encode(codec.load(codec.upgrade(__import__("tomllib").loads(written.decode()))), b"", {})[0]

@@ -27,7 +27,7 @@ _SCANS = 8  # lookups by key answered by scanning the keys, before they are inde
 
 
 class LazyCollection(WholeDict):
-    __slots__ = ("_table", "_build", "_row", "_fields", "_lists", "_damaged", "_index", "_scans", "_whole", "_new", "_pos", "_gone")
+    __slots__ = ("_table", "_build", "_row", "_fields", "_lists", "_damaged", "_index", "_scans", "_whole", "_new", "_pos", "_gone", "_replaced")
 
     def __init__(self, table: Chunked, build: Callable[[Row], Any], row: Callable[[Any], Row],
                  fields: tuple[str, ...], damaged: Callable[[], dict[str, Any]], lists: frozenset[str] = frozenset()) -> None:
@@ -44,6 +44,7 @@ class LazyCollection(WholeDict):
         self._new: dict[str, None] = {}  # keys added since the collection was read, in order
         self._pos: dict[str, int] = {}  # where each object built from a row stands
         self._gone: dict[str, int] = {}  # keys of rows deleted since the collection was read, and where their rows are
+        self._replaced = False  # the rows proved damaged: the objects are the file's
 
     def _replace(self) -> None:
         """The cache's rows proved damaged: from now on, the objects parsed from the file (but
@@ -56,6 +57,7 @@ class LazyCollection(WholeDict):
         self._new = {}
         self._gone = {}
         self._whole = True
+        self._replaced = True
         self._index = None
 
     # ---- one object ------------------------------------------------------------------------------
@@ -229,11 +231,15 @@ class LazyCollection(WholeDict):
         return n - sum(1 for g in self._gone.values() if g < n)
 
     def unchanged(self) -> bool:
-        """Whether no object was changed since it was built from its row (reading only the rows
-        of the objects handed out); False once the collection is whole."""
-        if self._whole or self._new or self._gone:
+        """Whether no object was changed, added or deleted since the collection was read from its
+        rows (reading only the rows of the objects handed out, unless it is whole)."""
+        if self._replaced or self._new or self._gone:
             return False
         try:
+            if self._whole:
+                table, row = self._table.rows(), self._row
+                return list(dict.keys(self)) == [key for key, _ in table] and all(
+                    row(dict.__getitem__(self, key)) == old for key, old in table)
             for key, obj in dict.items(self):
                 n = self._where(key)
                 if n is None or self._table.row(n)[1] != self._row(obj):

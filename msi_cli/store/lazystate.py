@@ -27,12 +27,13 @@ _FIELDS = fields(State)
 
 
 class LazyState(State):
-    __slots__ = ("_blobs", "_pending", "_tables", "_fallback", "_roll_summary")
+    __slots__ = ("_blobs", "_pending", "_tables", "_fallback", "_roll_summary", "_head")
     _blobs: dict[str, bytes | Part | Split]  # each collection's rows, as the cache holds them (chunks.split)
     _pending: set[str]  # the collections not built yet
     _tables: dict[str, Chunked]  # collections built from the cache: the rows they came from
     _fallback: Callable[[], State]  # the state parsed from the file itself, should a blob be unreadable
     _roll_summary: tuple[str, str] | None  # credentials.roll_summary of the cached principals
+    _head: tuple[Any, ...]  # the header's values as read
 
     @classmethod
     def from_cache(cls, head: dict[str, Any], blobs: Mapping[str, bytes | Part | Split], fallback: Callable[[], State],
@@ -42,6 +43,7 @@ class LazyState(State):
         state.schema = head["schema"]
         state.clock_offset = head.get("clock_offset", 0)
         state.default_subscription_id = head["default_subscription"]
+        state._head = (state.schema, state.clock_offset, state.default_subscription_id)
         for coll in records.collections():
             if not isinstance(blobs[coll], (bytes, Part, Split)):
                 raise TypeError(coll)
@@ -74,6 +76,18 @@ class LazyState(State):
             return None
         oldest, earliest = roll_summary(built.values())
         return min(oldest, self._roll_summary[0]), min(earliest, self._roll_summary[1])
+
+    def untouched(self) -> bool:
+        """Whether nothing changed since the state was read: the header's values are as read, and
+        each collection is unused or was used only to read objects, none of them changed."""
+        if (self.schema, self.clock_offset, self.default_subscription_id) != self._head:
+            return False
+        for coll in records.collections():
+            if coll not in self._pending:
+                objects = getattr(self, coll)
+                if not (isinstance(objects, LazyCollection) and objects.unchanged()):
+                    return False
+        return True
 
     def is_pending(self, coll: str) -> bool:
         """Whether the collection was never used (so it is exactly as the cache has it)."""

@@ -79,14 +79,14 @@ class StateFile:
         """The state in `raw`, where its collections' records sit in `raw`, and its digest (given
         when a stamp vouches for it): from the cache when it matches, else parsed from the TOML
         (and cached)."""
-        from msi_cli.store import chunks, codec, encode  # a cache that misses: the file is parsed
-
         digest = digest or digest_of(raw)
         files.check_private_dir(self.private)
         cached = self._read_blob(self.cache_path, digest)
         found = self._from_cache(cached, lambda: self._parse(raw)) if cached is not None else None
         if found is not None:
             return found[0], found[1], digest
+        from msi_cli.store import chunks, codec, encode  # a cache that misses: the file is parsed
+
         parsed = self._parse(raw)
         head = codec.header(parsed)
         from msi_cli.core.credentials import roll_summary
@@ -261,23 +261,24 @@ class StateFile:
             try:
                 maintenance.maintain(ctx)
                 yield ctx
-                data, head, colls = self._encode(ctx.state, raw or b"", spans)
-                if data != raw:
-                    digest_later = _digest_beside(data)  # on the other core while the file is written
-                    keys.flush()  # the key files it names are durable before the state is
-                    files.write_atomic(self.path, data)
-                    mark_saved()
-                    if raw is None:
-                        notice(f"created a new state at {self.path} (one tenant, one subscription)")
-                    digest = digest_later()
-                    written = (data, digest)
-                    summary = ctx.state.roll_summary_now() if isinstance(ctx.state, LazyState) else None
-                    if summary is None:
-                        summary = credentials.roll_summary(ctx.state.principals.values())
-                    self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "colls": colls,
-                                                       "roll_summary": summary})
-                    with contextlib.suppress(OSError):
-                        os.unlink(self.private / "cache-text")  # the record texts of msi-cli before 0.2: now read from the file
+                if ctx.state is not state or not _as_read(state, raw, spans):  # else a save would give back the file as it is
+                    data, head, colls = self._encode(ctx.state, raw or b"", spans)
+                    if data != raw:
+                        digest_later = _digest_beside(data)  # on the other core while the file is written
+                        keys.flush()  # the key files it names are durable before the state is
+                        files.write_atomic(self.path, data)
+                        mark_saved()
+                        if raw is None:
+                            notice(f"created a new state at {self.path} (one tenant, one subscription)")
+                        digest = digest_later()
+                        written = (data, digest)
+                        summary = ctx.state.roll_summary_now() if isinstance(ctx.state, LazyState) else None
+                        if summary is None:
+                            summary = credentials.roll_summary(ctx.state.principals.values())
+                        self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "colls": colls,
+                                                           "roll_summary": summary})
+                        with contextlib.suppress(OSError):
+                            os.unlink(self.private / "cache-text")  # the record texts of msi-cli before 0.2: now read from the file
             except BaseException:
                 keys.discard_new()
                 raise
@@ -305,6 +306,14 @@ class StateFile:
 
         return activitylog.entries(self.log_path, last)
 
+
+
+def _as_read(state: State, raw: bytes | None, spans: Spans) -> bool:
+    """Whether a save of `state` would give back `raw` byte for byte, without encoding it: a
+    state read from the cache of a file this store wrote (so every collection's place in it is
+    known, and the header is as it writes one), in which nothing changed."""
+    return (raw is not None and isinstance(state, LazyState) and len(spans) == len(records.collections())
+            and all(start is not None and end is not None for start, end in spans.values()) and state.untouched())
 
 
 def _digest_beside(data: bytes) -> Callable[[], str]:
