@@ -14,6 +14,7 @@ Azure's rules, as the functions below apply them:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from msi_cli.core import arm, credentials, groups, lookup, shapes
@@ -173,19 +174,21 @@ def create_resource(
     return resource
 
 
-def _resolve_user_identities(ctx: Ctx, refs: list[str]) -> list[Identity]:
+def _resolve_user_identities(ctx: Ctx, refs: Sequence[str | Identity]) -> list[Identity]:
     found: list[Identity] = []
     for ref in refs:
-        identity = lookup.user_identity(ctx.state, ref)
+        identity = ref if isinstance(ref, Identity) else lookup.user_identity(ctx.state, ref)
         if identity not in found:
             found.append(identity)
     return found
 
 
 def assign(
-    ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: list[str], system_ids: tuple[str, str] | None = None
+    ctx: Ctx, resource: Resource, system_assigned: bool, user_refs: Sequence[str | Identity],
+    system_ids: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Enable the system-assigned identity and/or attach user-assigned ones (idempotent).
+    """Enable the system-assigned identity and/or attach user-assigned ones (idempotent), named
+    as a user names them or given as found (an estate's apply, which found each one already).
     `system_ids`: the (principalId, clientId) a new system-assigned identity keeps (`msi import az`)."""
     if not resource.rtype.supports_identity:
         raise MsiError(f"resource type {resource.rtype.arm_type} does not support managed identities")

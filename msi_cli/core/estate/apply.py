@@ -112,8 +112,8 @@ def apply(ctx: Ctx, plan: Plan) -> dict[str, Any]:
             elif work.disable_system or work.detach:
                 lifecycle.unassign(ctx, r, work.disable_system, work.detach)
             if work.enable_system or work.attach:
-                refs = [identities[k].resource_id for k in work.attach]
-                lifecycle.assign(ctx, r, work.enable_system, refs, _kept(plan, spec.principal_id, spec.client_id))
+                attach = [identities[k] for k in work.attach]
+                lifecycle.assign(ctx, r, work.enable_system, attach, _kept(plan, spec.principal_id, spec.client_id))
                 if work.enable_system:
                     _note(plan, spec.principal_id, r.system_principal_id)
         resources[key] = r
