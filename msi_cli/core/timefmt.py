@@ -6,6 +6,7 @@ The clock is real time plus an offset kept in the state, so simulated time flows
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import datetime, UTC
@@ -25,6 +26,7 @@ def real_now() -> int:
     return int(time.time())
 
 
+@functools.lru_cache(maxsize=256)  # a bulk change stamps tens of thousands of records and log entries with a few instants
 def iso(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
