@@ -127,3 +127,18 @@ def test_a_transaction_that_changes_anything_saves_it(sf, change):
     written = sf.path.read_bytes()
     assert written != before
     assert written == sf._encode(codec.load(codec.upgrade(__import__("tomllib").loads(written.decode()))), b"", {})[0]
+
+
+def test_after_a_hand_edit_that_needs_no_rewrite_the_cache_learns_where_records_sit(sf, monkeypatch):
+    with sf.transaction():
+        pass
+    head, _, rest = sf.path.read_text().partition("[[resources]]")
+    sf.path.write_text(head + "[[resources]]" + rest.replace('location = "eastus"', 'location = "westus"', 1))  # as msi writes it
+    edited = sf.path.read_bytes()
+    with sf.transaction():  # parses the edited file: nothing to rewrite
+        pass
+    assert sf.path.read_bytes() == edited
+    monkeypatch.setattr(StateFile, "_encode", lambda *a: pytest.fail("encoded again a state in which nothing changed"))
+    with sf.transaction() as ctx:
+        assert "westus" in {r.location for r in ctx.state.resources.values()}
+    assert sf.path.read_bytes() == edited

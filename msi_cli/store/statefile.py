@@ -239,7 +239,7 @@ class StateFile:
     def transaction(self, clock: Callable[[], int] = real_now) -> Iterator[Ctx]:
         """Lock, load (or start fresh), hand out a context, then validate and save if it changed.
         `clock`: real epoch seconds (the server passes its injected clock)."""
-        from msi_cli.core import credentials, directory, maintenance
+        from msi_cli.core import directory, maintenance
         from msi_cli.core.context import Ctx
         from msi_cli.store.keyring import FileKeyRing
 
@@ -272,13 +272,11 @@ class StateFile:
                             notice(f"created a new state at {self.path} (one tenant, one subscription)")
                         digest = digest_later()
                         written = (data, digest)
-                        summary = ctx.state.roll_summary_now() if isinstance(ctx.state, LazyState) else None
-                        if summary is None:
-                            summary = credentials.roll_summary(ctx.state.principals.values())
-                        self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "colls": colls,
-                                                           "roll_summary": summary})
+                        self._cache_saved(ctx.state, digest, head, colls)
                         with contextlib.suppress(OSError):
                             os.unlink(self.private / "cache-text")  # the record texts of msi-cli before 0.2: now read from the file
+                    elif any(start is None for start, _ in spans.values()):  # a file parsed as it was (edited by hand)
+                        self._cache_saved(ctx.state, digest, head, colls)  # and is: the cache learns where its records sit
             except BaseException:
                 keys.discard_new()
                 raise
@@ -287,6 +285,17 @@ class StateFile:
                 self._append_log(ctx.events)
             if written is not None:
                 self._vouch(*written)
+
+    def _cache_saved(self, state: State, digest: str, head: codec.Doc, colls: dict[str, Coll]) -> None:
+        """Cache the state a save wrote (or found written) as the file with `digest`: its header,
+        and each collection's place in the file with its rows."""
+        from msi_cli.core import credentials
+
+        summary = state.roll_summary_now() if isinstance(state, LazyState) else None
+        if summary is None:
+            summary = credentials.roll_summary(state.principals.values())
+        self._write_blob(self.cache_path, {"format": CACHE_FORMAT, "digest": digest, "header": head, "colls": colls,
+                                           "roll_summary": summary})
 
     def _remove_leftovers(self) -> None:
         """Temporary files of a writer that was killed mid-write (we hold the lock)."""
