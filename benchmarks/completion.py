@@ -8,6 +8,7 @@ Usage: python benchmarks/completion.py [--sizes 100,1000] [--rounds 15]
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -21,9 +22,10 @@ TARGET_MS = 150.0
 
 
 def bash_case(line: str) -> dict[str, str]:
-    """The variables bash's script sets for `line` (the last word being completed)."""
-    words = line.split(" ")
-    return {"_MSI_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
+    """The variables bash's script sets for `line` (the cursor at its end): the line, and the text
+    bash replaces (after the last blank, `=` or `:`)."""
+    word = re.split(r"[ =:]", line)[-1]
+    return {"_MSI_COMPLETE": "complete_bash", "_MSI_COMP_LINE": line, "_MSI_COMP_WORD": word}
 
 
 CASES = {

@@ -238,10 +238,11 @@ def _bin_with_msi(tmp_path: Path) -> Path:
 DRIVE_BASH = r"""
 spec=$(complete -p msi) || { echo "NO COMPLETION FOR msi"; exit 1; }
 func=${spec##*-F }; func=${func%% *}
-ask() {
+ask() {  # as bash calls the function: the word being completed is passed without an opening quote
     COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
     COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}; COMPREPLY=()
-    "$func" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+    local word=${COMP_WORDS[COMP_CWORD]}
+    "$func" "${COMP_WORDS[0]}" "${word#[\'\"]}" "${COMP_WORDS[COMP_CWORD-1]}"
     printf '%s\n' "${COMPREPLY[@]}"; echo "@@"
 }
 ask msi show ''
@@ -276,6 +277,28 @@ def test_bash_completion_installed_as_the_readme_says(world, isolated_state, tmp
     assert answers[3] == [r"Contoso\ Ltd"]  # escaped, so it stays one argument
     assert answers[4] == ["Contoso Ltd"]  # inside quotes, bash needs no escaping
     assert answers[5] == ["resources"]
+
+
+def test_bash_protocol_the_line_up_to_the_cursor_and_the_text_bash_replaces(world, msi_proc):
+    """The script passes the line and the function's `$2` (bash's word: after the last `=` or `:`,
+    or after an open quote); msi answers with what bash must insert there, quoted."""
+    def ask(line, word):
+        proc = msi_proc(env={"_MSI_COMPLETE": "complete_bash", "_MSI_COMP_LINE": line, "_MSI_COMP_WORD": word})
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        return proc.stdout.splitlines()
+
+    assert ask("msi token vm1 --audience=https://management.az", "//management.az") == ["//management.azure.com"]
+    assert ask("msi create-subscription x --tenant=Con", "Con") == ["Contoso\\ Ltd"]
+    assert ask("msi create-subscription x --tenant 'Con", "Con") == ["Contoso Ltd"]
+    assert ask("msi delete --resource-group=rg1 ", "") == ["vm1", "shared-id"]
+
+
+def test_a_bash_script_installed_by_an_earlier_msi_still_completes(world, msi_proc):
+    """That script passes COMP_WORDS (split at `=` and `:`) and quotes the values itself."""
+    proc = msi_proc(env={"_MSI_COMPLETE": "complete_bash", "COMP_WORDS": "msi\ncreate-subscription\nx\n--tenant\nCon",
+                         "COMP_CWORD": "4"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["Contoso Ltd"]
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

@@ -97,7 +97,7 @@ def test_a_tab_builds_only_the_command_being_completed(world, msi_proc):
     code = ("import sys; from msi_cli.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "sys.stderr.write(' '.join(sorted(m for m in sys.modules if m.startswith('msi_cli.cli.'))))")
-    env = dict(os.environ, _MSI_COMPLETE="complete_bash", COMP_WORDS="msi show w", COMP_CWORD="2")
+    env = dict(os.environ, _MSI_COMPLETE="complete_bash", _MSI_COMP_LINE="msi show w", _MSI_COMP_WORD="w")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["web1"]
     loaded = proc.stderr.split()

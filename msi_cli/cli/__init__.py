@@ -119,7 +119,11 @@ def completed_words() -> list[str] | None:
         return None
     import shlex
 
-    if "COMP_WORDS" in os.environ:  # bash
+    if "_MSI_COMP_LINE" in os.environ:  # bash: the line up to the cursor
+        from msi_cli.cli import shellwords
+
+        return shellwords.split(os.environ["_MSI_COMP_LINE"]).args
+    if "COMP_WORDS" in os.environ:  # bash, the script of an earlier msi
         try:
             words = shlex.split(os.environ["COMP_WORDS"])
             return words[1 : int(os.environ.get("COMP_CWORD", "0"))]
@@ -172,7 +176,9 @@ def _completing_without_a_shell() -> bool:
     mode = os.environ.get("_MSI_COMPLETE", "")
     if not mode.startswith("complete_"):
         return False
-    return ("COMP_WORDS" if mode == "complete_bash" else "_TYPER_COMPLETE_ARGS") not in os.environ
+    if mode == "complete_bash":
+        return "_MSI_COMP_LINE" not in os.environ and "COMP_WORDS" not in os.environ
+    return "_TYPER_COMPLETE_ARGS" not in os.environ
 
 
 def main() -> None:

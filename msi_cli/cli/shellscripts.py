@@ -6,30 +6,27 @@ at plain start-up); the values themselves come from `msi_cli.cli.complete`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-# Typer's own scripts for zsh and fish; for bash and PowerShell, Typer's scripts with two changes:
-# a value with spaces (a role such as "Key Vault Secrets User", a tenant such as "Default
-# Directory") is inserted quoted, so it stays one argument, and the PowerShell script does not
-# rebind the Tab key for the whole session. All of them call back into `msi` through the same
-# _MSI_COMPLETE protocol; `_MSI_COMPLETE=source_<shell> msi` prints the same scripts.
+from msi_cli.cli import shellwords
+
+# Typer's own scripts for zsh and fish; for PowerShell, Typer's script with two changes: a value
+# with spaces (a role such as "Key Vault Secrets User", a tenant such as "Default Directory") is
+# inserted quoted, so it stays one argument, and the script does not rebind the Tab key for the
+# whole session. Bash's is msi's own: it passes the line up to the cursor (BASH_LINE), not
+# COMP_WORDS (which bash splits at `=` and `:`), and the text bash will replace (BASH_WORD, the
+# function's `$2`); msi answers with what bash must insert, quoted (see shellwords). All of them
+# call back into `msi` through the same _MSI_COMPLETE protocol; `_MSI_COMPLETE=source_<shell> msi`
+# prints the same scripts.
+BASH_LINE = "_MSI_COMP_LINE"
+BASH_WORD = "_MSI_COMP_WORD"
 
 BASH_SCRIPT = r"""
 %(complete_func)s() {
-    local IFS=$'\n'
-    local cur="${COMP_WORDS[COMP_CWORD]}"
-    local value quoted
-    local -a values
-    values=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
-                    COMP_CWORD=$COMP_CWORD \
-                    %(autocomplete_var)s=complete_bash "$1" 2>/dev/null ) )
-    COMPREPLY=()
-    for value in "${values[@]}"; do
-        case "$cur" in
-            \'* | \"*) COMPREPLY+=( "$value" ) ;;
-            *) printf -v quoted '%%q' "$value"; COMPREPLY+=( "$quoted" ) ;;
-        esac
-    done
+    mapfile -t COMPREPLY < <(env _MSI_COMP_LINE="${COMP_LINE:0:COMP_POINT}" _MSI_COMP_WORD="$2" \
+                                 %(autocomplete_var)s=complete_bash "$1" 2>/dev/null)
+    [[ -n "${COMPREPLY[*]}" ]] || COMPREPLY=()  # msi printed an empty line: none, so bash offers files
     return 0
 }
 
@@ -89,6 +86,14 @@ def register_shells() -> None:
         def source(self) -> str:  # without Typer's check of the local bash version
             return self.source_template % self.source_vars()
 
+        def complete(self) -> str:
+            line = os.environ.get(BASH_LINE)
+            if line is None:  # a script from before BASH_LINE (COMP_WORDS): it quotes the values itself
+                return str(super().complete())
+            words = shellwords.split(line)
+            values = [item.value for item in self.get_completions(words.args, words.current.value)]
+            return "\n".join(shellwords.replacements(words.current, os.environ.get(BASH_WORD, ""), values))
+
     class PowerShellComplete(typer_shells.PowerShellComplete):
         source_template = POWERSHELL_SCRIPT
 
@@ -144,7 +149,9 @@ def completion_script(command: Any, shell: str, prog_name: str = "msi") -> str:
 
 
 __all__ = [
+    "BASH_LINE",
     "BASH_SCRIPT",
+    "BASH_WORD",
     "POWERSHELL_SCRIPT",
     "SHELLS",
     "ZSH_SCRIPT",
