@@ -173,3 +173,34 @@ BASH_CASES = [
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_tab_completes_option_values_and_names_that_need_quoting(world, isolated_state, tmp_path):
     _check("bash", BASH_CASES, world, isolated_state, tmp_path)
+
+
+# zsh keeps `--opt=value` one word, but must be told to match the candidates after the `=`; it
+# quotes what it inserts itself (an open quote in the middle of a word becomes backslashes).
+ZSH_CASES = [
+    ("msi --state={other} show el", "msi --state={other} show elsewhere1 ", "elsewhere1"),
+    ("msi token vm1 --audience=https://management.az", "msi token vm1 --audience=https://management.azure.com ",
+     "--audience=https://management.azure.com"),
+    ("msi token vm1 --audience https://management.az", "msi token vm1 --audience https://management.azure.com ",
+     "https://management.azure.com"),
+    ("msi list resources -g=r", "msi list resources -g=rg1 ", "-g=rg1"),
+    ("msi list resources --resource-group=te", "msi list resources --resource-group=team\\(a\\) ", "--resource-group=team(a)"),
+    ("msi show --resource-group=rg1 s", "msi show --resource-group=rg1 shared-id ", "shared-id"),
+    ("msi create-subscription x --tenant=Ops:", "msi create-subscription x --tenant=Ops:East ", "--tenant=Ops:East"),
+    ("msi create-subscription x --tenant b", "msi create-subscription x --tenant back\\\\slash ", "back\\slash"),
+    ("msi create-subscription x --tenant 'b", "msi create-subscription x --tenant 'back\\slash' ", "back\\slash"),
+    ('msi create-subscription x --tenant "b', 'msi create-subscription x --tenant "back\\\\slash" ', "back\\slash"),
+    ("msi create-subscription x --tenant=b", "msi create-subscription x --tenant=back\\\\slash ", "--tenant=back\\slash"),
+    ("msi create-subscription x --tenant do", "msi create-subscription x --tenant dollar\\$sign ", "dollar$sign"),
+    ("msi create-subscription x --tenant it", "msi create-subscription x --tenant it\\'s ", "it's"),
+    ("msi create-subscription x --tenant sa", 'msi create-subscription x --tenant say\\ \\"hi\\" ', 'say "hi"'),
+    ("msi create-subscription x --tenant se", "msi create-subscription x --tenant semi\\;colon ", "semi;colon"),
+    ("msi create-subscription x --tenant Ops", "msi create-subscription x --tenant Ops:East ", "Ops:East"),
+    ("msi create-subscription x --tenant Contoso\\ ", "msi create-subscription x --tenant Contoso\\ Ltd ", "Contoso Ltd"),
+    ('msi create-subscription x --tenant "Contoso ', 'msi create-subscription x --tenant "Contoso Ltd" ', "Contoso Ltd"),
+]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_tab_completes_option_values_and_names_that_need_quoting(world, isolated_state, tmp_path):
+    _check("zsh", ZSH_CASES, world, isolated_state, tmp_path)

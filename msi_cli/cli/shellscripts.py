@@ -11,14 +11,15 @@ from typing import Any
 
 from msi_cli.cli import shellwords
 
-# Typer's own scripts for zsh and fish; for PowerShell, Typer's script with two changes: a value
-# with spaces (a role such as "Key Vault Secrets User", a tenant such as "Default Directory") is
-# inserted quoted, so it stays one argument, and the script does not rebind the Tab key for the
-# whole session. Bash's is msi's own: it passes the line up to the cursor (BASH_LINE), not
-# COMP_WORDS (which bash splits at `=` and `:`), and the text bash will replace (BASH_WORD, the
-# function's `$2`); msi answers with what bash must insert, quoted (see shellwords). All of them
-# call back into `msi` through the same _MSI_COMPLETE protocol; `_MSI_COMPLETE=source_<shell> msi`
-# prints the same scripts.
+# Typer's scripts for fish; for zsh, Typer's script, with the candidates escaped for both readings
+# zsh gives them (see _zsh_item); for PowerShell, Typer's script with two changes: a value with
+# spaces (a role such as "Key Vault Secrets User", a tenant such as "Default Directory") is inserted
+# quoted, so it stays one argument, and the script does not rebind the Tab key for the whole
+# session. Bash's is msi's own: it passes the line up to the cursor (BASH_LINE), not COMP_WORDS
+# (which bash splits at `=` and `:`), and the text bash will replace (BASH_WORD, the function's
+# `$2`); msi answers with what bash must insert, quoted (see shellwords). All of them call back
+# into `msi` through the same _MSI_COMPLETE protocol; `_MSI_COMPLETE=source_<shell> msi` prints
+# the same scripts.
 BASH_LINE = "_MSI_COMP_LINE"
 BASH_WORD = "_MSI_COMP_WORD"
 
@@ -103,15 +104,24 @@ def register_shells() -> None:
         def format_completion(self, item: Any) -> str:
             return _zsh_item(item.value, item.help)
 
+        def get_completion_args(self) -> tuple[list[str], str]:
+            # the words up to the cursor, joined by blanks: the last is the one being completed,
+            # also when it ends in a quoted blank (`Default\ `), which Typer's split takes for a
+            # finished word
+            words = shellwords.split(os.environ.get("_TYPER_COMPLETE_ARGS", ""))
+            return words.args, words.current.value
+
         def complete(self) -> str:
             # One line, single-quoted for eval: an apostrophe in a description ("the resource's
-            # host") is written '\'' so it survives (Typer's '' would drop it).
+            # host") is written '\'' so it survives (Typer's '' would drop it). In `--opt=value`,
+            # zsh is told to complete (and match) only the part after the `=`.
             args, incomplete = self.get_completion_args()
             items = [self.format_completion(item) for item in self.get_completions(args, incomplete)]
+            after_equals = "compset -P 1 '*='; " if shellwords.option_value_start(incomplete) else ""
             if not items:
-                return "_files"
+                return after_equals + "_files"
             spec = "*: :((" + " ".join(items) + "))"
-            return "_arguments " + "'" + spec.replace("'", "'\\''") + "'"
+            return after_equals + "_arguments " + "'" + spec.replace("'", "'\\''") + "'"
 
     add_completion_class(BashComplete, "bash")
     add_completion_class(ZshComplete, "zsh")
@@ -120,10 +130,14 @@ def register_shells() -> None:
 
 
 def _zsh_item(value: str, help_text: str | None) -> str:
-    """One `"value":"description"` item of zsh's _arguments list (double quotes, `:` escaped)."""
+    """One `"value":"description"` item of zsh's _arguments list. Two readings take it apart:
+    _arguments evals the list (inside double quotes, `\\`, `"`, `$` and a backquote are escaped),
+    then _describe splits each item at a `:` and drops the backslash before any character (so a
+    backslash of the name is written twice, a `:` of it as `\\:`, before the double-quote escaping)."""
 
     def escape(text: str) -> str:
-        return text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`").replace(":", r"\\:")
+        described = text.replace("\\", "\\\\").replace(":", "\\:")
+        return described.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
 
     if help_text:
         return f'"{escape(value)}":"{escape(" ".join(help_text.split()))}"'
