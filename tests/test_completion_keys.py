@@ -141,7 +141,7 @@ BASH_CASES = [
     ("msi --state={other} show el", "msi --state={other} show elsewhere1 ", "elsewhere1"),
     ("msi token vm1 --audience=https://management.az", "msi token vm1 --audience=https://management.azure.com ",
      "--audience=https://management.azure.com"),
-    ("msi list resources -g=r", "msi list resources -g=rg1 ", "-g=rg1"),
+    ("msi list resources -g=r", "msi list resources -g=r", "-g=r"),  # msi reads `-g=rg1` as "=rg1": nothing offered
     ("msi list resources --resource-group=te", "msi list resources --resource-group=team\\(a\\) ", "--resource-group=team(a)"),
     ("msi show --resource-group=rg1 s", "msi show --resource-group=rg1 shared-id ", "shared-id"),
     ("msi show s", "msi show s", "s"),  # without the group: shared-id and spare-id
@@ -183,7 +183,7 @@ ZSH_CASES = [
      "--audience=https://management.azure.com"),
     ("msi token vm1 --audience https://management.az", "msi token vm1 --audience https://management.azure.com ",
      "https://management.azure.com"),
-    ("msi list resources -g=r", "msi list resources -g=rg1 ", "-g=rg1"),
+    ("msi list resources -g=r", "msi list resources -g=r", "-g=r"),  # msi reads `-g=rg1` as "=rg1": nothing offered
     ("msi list resources --resource-group=te", "msi list resources --resource-group=team\\(a\\) ", "--resource-group=team(a)"),
     ("msi show --resource-group=rg1 s", "msi show --resource-group=rg1 shared-id ", "shared-id"),
     ("msi create-subscription x --tenant=Ops:", "msi create-subscription x --tenant=Ops:East ", "--tenant=Ops:East"),

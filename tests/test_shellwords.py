@@ -37,7 +37,7 @@ def test_the_current_word_may_be_empty_or_cut_short():
 
 def test_option_value_start_splits_as_click_does():
     assert option_value_start("--audience=https://ma") == len("--audience=")
-    assert option_value_start("-g=rg") == 3
+    assert option_value_start("-g=rg") == 0  # msi reads it as the value "=rg": nothing is offered after it
     assert option_value_start("=") == 1
     assert option_value_start("web1") == 0
     assert option_value_start("a=b") == 0  # not an option: the whole word is the value
@@ -60,7 +60,7 @@ def test_a_quoted_candidate_reads_back_as_itself(text, open_quote):
         ("--audience=", "", ["https://vault.azure.net"], ["https://vault.azure.net"]),
         ("https://ma", "//ma", ["https://management.azure.com"], ["//management.azure.com"]),
         ("--tenant=Ops:", "", ["Ops:East", "Opsx"], ["East"]),  # one the kept part rules out is left out
-        ("-g=r", "r", ["rg1"], ["rg1"]),
+        ("-g=r", "r", ["rg1"], []),  # msi would read `-g=rg1` as the group "=rg1"
         ("https\\://ma", "https\\://ma", ["https://management.azure.com"], ["https://management.azure.com"]),
         # inside the quote the user opened, quoted for it
         ("'Con", "Con", ["Contoso Ltd"], ["Contoso Ltd"]),

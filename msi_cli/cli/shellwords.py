@@ -143,10 +143,12 @@ def quote(text: str, open_quote: str = "", word_start: bool = True) -> str:
 
 def option_value_start(word: str) -> int:
     """Where, in the value of the word being completed, the part click completes starts: after the
-    `=` of `--opt=value` (or of `-o=value`, or a lone `=`), as click's completion splits it; else 0."""
+    `=` of `--opt=value` (or a lone `=`), as click's completion splits it; else 0. Not after the
+    `=` of a short option: msi reads `-g=rg1` as the value `=rg1` (click's parser takes the rest of
+    the word), so no value is offered there that would give a line msi refuses."""
     if word == "=":
         return 1
-    if word.startswith("-") and "=" in word:
+    if word.startswith("--") and "=" in word:
         return word.index("=") + 1
     return 0
 
