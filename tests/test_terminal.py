@@ -106,6 +106,18 @@ def test_narrow_tables_drop_columns_not_values(estate):
     assert "web1" in assignments and "(orphaned)" in assignments  # principal names, orphan marker
 
 
+def test_narrow_resource_table_keeps_the_group_and_wide_keeps_its_header(estate):
+    """At 80 columns the resource group stays (under the short header `Group` where the full one
+    would not leave room); at 160 every column is there under its full header, as before."""
+    for width in (80, 160):
+        out = in_terminal(estate, width, "list", "resources").stdout
+        rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["vm1"], ["kv1"], ["st1"])]
+        assert len(rows) == 3 and all(row[2] == "workers" for row in rows), (width, out)
+        assert all(len(line) <= width for line in out.splitlines()), (width, out)
+    wide = in_terminal(estate, 160, "list", "resources").stdout.splitlines()[0].split("  ")
+    assert [h.strip() for h in wide if h.strip()] == ["Name", "Type", "Resource group", "Location", "Identity", "Principal id", "User-assigned"]
+
+
 def test_a_resource_with_two_user_assigned_identities_lists_both_names(estate):
     estate.ok("create-identity", "second-id", "-g", "workers")
     estate.ok("assign", "ss1", "--user-assigned", "second-id")
@@ -187,6 +199,28 @@ def test_pty_run_keeps_every_id_whole(msi_proc, isolated_state, tmp_path):
             assert vm_id in text.splitlines()[0], text
         if args[0] == "list":
             assert all(len(line) <= 80 for line in text.splitlines()), text
+
+
+@pytest.mark.e2e
+def test_pty_list_resources_tells_same_named_resources_apart(msi_proc, isolated_state):
+    """Two VMs named vm1, in rg1 and rg2: the installed msi in a pseudo-terminal shows each one's
+    resource group at 80 columns as at 160, every line fits, and the ids it shows are whole."""
+    for args in (("create-identity", "shared-id", "-g", "rg1"),
+                 ("create-resource", "vm1", "--type", "vm", "-g", "rg1", "--system-assigned", "--user-assigned", "shared-id"),
+                 ("create-resource", "vm1", "--type", "vm", "-g", "rg2", "--system-assigned", "--user-assigned", "shared-id")):
+        assert msi_proc(*args, "-o", "none").returncode == 0
+    principals = {r["resourceGroup"]: r["identity"]["principalId"] for r in json.loads(msi_proc("list", "resources", "-o", "json").stdout)}
+    for width in (80, 160):
+        text = run_in_pty([*msi_command(), "list", "resources"], {"MSI_STATE": str(isolated_state)}, width)
+        lines = text.splitlines()
+        assert all(len(line) <= width for line in lines), (width, text)
+        rows = [line.split() for line in lines if line.startswith("vm1 ")]
+        assert sorted(row[2] for row in rows) == ["rg1", "rg2"], (width, text)  # Name, Type, then the group
+        assert_whole(text, set(principals.values()))
+        for group, principal in principals.items():  # this one fits at 80 too: on its own row, whole
+            assert [row for row in rows if row[2] == group and principal in row], (width, group, text)
+        if width == 160:
+            assert "Resource group" in lines[0] and "Identity" in lines[0] and "Location" in lines[0], text
 
 
 def msi_command() -> list[str]:

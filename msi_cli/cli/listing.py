@@ -46,13 +46,16 @@ def short_identity(item: dict[str, Any]) -> str:
 if TYPE_CHECKING:
     from msi_cli.core.model import State
 
+# Narrowed, a table keeps the resource group ahead of ids: two resources of one name in two
+# groups are told apart by it (`Group` where `Resource group` would not fit). The Identity column
+# is dropped before the principal id, which (with the user-assigned names) says the same.
 RESOURCE_COLUMNS: Columns = [
     Col("Name", "name"),
     Col("Type", "type", tty=short_type),
-    Col("Resource group", "resourceGroup", rank=4),
+    Col("Resource group", "resourceGroup", rank=2, short="Group"),
     Col("Location", "location", rank=5),
-    Col("Identity", "identity.type", rank=3, tty=short_identity),
-    Col("Principal id", "identity.principalId", rank=2),
+    Col("Identity", "identity.type", rank=4, tty=short_identity),
+    Col("Principal id", "identity.principalId", rank=3),
 ]
 USER_CELL = "_userAssigned"  # a table-only column, never in the JSON
 
@@ -71,7 +74,7 @@ COLUMNS: dict[ListKind, Columns] = {
     ListKind.resources: [*RESOURCE_COLUMNS, Col("User-assigned", USER_CELL, rank=1)],
     ListKind.identities: [
         Col("Name", "name"),
-        Col("Resource group", "resourceGroup", rank=3),
+        Col("Resource group", "resourceGroup", rank=3, short="Group"),
         Col("Location", "location", rank=4),
         Col("Principal id", "principalId", rank=2),
         Col("Client id", "clientId", rank=1),

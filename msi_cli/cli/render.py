@@ -38,13 +38,15 @@ class Col:
     """A table column. `rank` 0 is always shown; at narrow widths the highest rank goes first.
     `wrap` lets prose wrap between words (values never wrap). `tty` is what a terminal shows for
     an item instead of the value at `path` (a short type name, a marker); piped output keeps the
-    value at `path`."""
+    value at `path`. `short` is a shorter header a terminal shows where the full one, wider than
+    the column's values, would cost a column its place (`Group` for `Resource group`)."""
 
     header: str
     path: str
     rank: int = 0
     wrap: bool = False
     tty: Callable[[dict[str, Any]], Any] | None = None
+    short: str | None = None
 
 
 def as_col(column: Any) -> Col:

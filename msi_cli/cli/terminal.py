@@ -49,9 +49,9 @@ def _needs(col: Col, cells: list[str]) -> int:
     return max(cell_len(line) for text in texts for line in (text.splitlines() or [""]))
 
 
-def fit(out: Console, cols: list[Col], cells: list[list[str]], title: str | None = None) -> tuple[Table, int]:
-    """The table of the columns that fit `out`'s width (dropping the highest rank first), and the
-    width it needs."""
+def _choose(out: Console, cols: list[Col], cells: list[list[str]]) -> tuple[list[int], int]:
+    """The columns that fit `out`'s width, by rank (rank 0 always; then, lowest rank first, each
+    next one that still fits), and the width they need."""
     needs = [_needs(col, [row[n] for row in cells]) for n, col in enumerate(cols)]
 
     def width(chosen: list[int]) -> int:
@@ -61,7 +61,27 @@ def fit(out: Console, cols: list[Col], cells: list[list[str]], title: str | None
     for i in sorted((i for i, col in enumerate(cols) if col.rank > 0), key=lambda i: (cols[i].rank, i)):
         if width(sorted([*keep, i])) <= out.width:  # the next most useful column, if it fits
             keep = sorted([*keep, i])
-    need = width(keep)
+    return keep, width(keep)
+
+
+def _shortened(col: Col) -> Col:
+    if col.short is None:
+        return col
+    return Col(col.short, col.path, rank=col.rank, wrap=col.wrap, tty=col.tty)
+
+
+def fit(out: Console, cols: list[Col], cells: list[list[str]], title: str | None = None) -> tuple[Table, int]:
+    """The table of the columns that fit `out`'s width (dropping the highest rank first), and the
+    width it needs. Where short headers (Col.short) keep other columns than the full ones, they
+    keep more useful ones (a column narrows, never widens, so the first column that differs is one
+    only the short headers make room for), or where even the essential columns are too wide, the
+    table is drawn with them. Otherwise the headers are the full ones, as at a wide terminal."""
+    keep, need = _choose(out, cols, cells)
+    if any(col.short for col in cols):
+        short = [_shortened(col) for col in cols]
+        keep_short, need_short = _choose(out, short, cells)
+        if keep_short != keep or need > out.width:
+            cols, keep, need = short, keep_short, need_short
     return _table([cols[i] for i in keep], [[row[i] for i in keep] for row in cells], title), need
 
 
