@@ -223,6 +223,44 @@ def test_pty_list_resources_tells_same_named_resources_apart(msi_proc, isolated_
             assert "Resource group" in lines[0] and "Identity" in lines[0] and "Location" in lines[0], text
 
 
+@pytest.mark.e2e
+def test_pty_unassign_says_what_was_removed_from_which_resource_and_what_remains(msi_proc, isolated_state):
+    """The installed msi in a pseudo-terminal: `unassign` prints a row per identity the resource
+    held, removed or kept, with the resource and its group, at 80 columns as at 160 (ids where they
+    fit, whole); a resource left with none says so. A pipe and -o json keep az's shape."""
+    for args in (("create-identity", "shared-id", "-g", "rg1"), ("create-identity", "other-id", "-g", "rg1"),
+                 ("create-resource", "vm1", "--type", "vm", "-g", "rg1", "--system-assigned",
+                  "--user-assigned", "shared-id", "--user-assigned", "other-id"),
+                 ("create-resource", "web1", "--type", "webapp", "-g", "rg2", "--system-assigned")):
+        assert msi_proc(*args, "-o", "none").returncode == 0
+    env = {"MSI_STATE": str(isolated_state)}
+    ids = {i["name"]: i for i in json.loads(msi_proc("list", "identities", "-o", "json").stdout)}
+    vm1 = json.loads(msi_proc("show", "vm1", "-o", "json").stdout)["identity"]["principalId"]
+    for width in (80, 160):
+        text = run_in_pty([*msi_command(), "unassign", "vm1", "--user-assigned", "shared-id"], env, width)
+        lines = text.splitlines()
+        assert all(len(line) <= width for line in lines), (width, text)
+        assert lines[0].split()[:2] == ["Resource", "Resource"] and "Identity" in lines[0] and "Status" in lines[0], text
+        rows = [line.split()[:4] for line in lines if line.startswith("vm1 ")]
+        assert rows[0] == ["vm1", "rg1", "shared-id", "removed"], text  # what was removed comes first
+        assert sorted(rows[1:]) == [["vm1", "rg1", "other-id", "kept"], ["vm1", "rg1", "system-assigned", "kept"]], text
+        assert_whole(text, {vm1, *(i["principalId"] for i in ids.values()), *(i["clientId"] for i in ids.values())})
+        if width == 160:  # room for the ids: the removed identity's, and those that remain
+            assert ids["shared-id"]["principalId"] in lines[2] and ids["shared-id"]["clientId"] in lines[2], text
+            assert any(vm1 in line for line in lines[3:]), text
+        assert msi_proc("assign", "vm1", "--user-assigned", "shared-id", "-o", "none").returncode == 0
+    web1 = json.loads(msi_proc("show", "web1", "-o", "json").stdout)["identity"]["principalId"]
+    text = run_in_pty([*msi_command(), "unassign", "web1", "--system-assigned"], env, 160)
+    rows = [line.split() for line in text.splitlines() if line.startswith("web1 ")]
+    assert rows[0][:4] == ["web1", "rg2", "system-assigned", "removed"] and rows[0][4] == web1, text
+    assert rows[1] == ["web1", "rg2", "(no", "identity", "left)"], text
+    piped = msi_proc("unassign", "vm1", "--user-assigned", "other-id")  # a pipe's table: az's shape, as before
+    assert piped.returncode == 0 and piped.stdout.startswith("systemAssignedIdentity  " + vm1), piped.stdout
+    assert json.loads(msi_proc("unassign", "vm1", "--system-assigned", "-o", "json").stdout) == {
+        "systemAssignedIdentity": "", "userAssignedIdentities": {ids["shared-id"]["id"]: {
+            "principalId": ids["shared-id"]["principalId"], "clientId": ids["shared-id"]["clientId"]}}}
+
+
 def msi_command() -> list[str]:
     exe = Path(sys.executable).with_name("msi")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "msi_cli"]

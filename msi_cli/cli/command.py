@@ -17,7 +17,8 @@ formatter gets the command's own options as keyword arguments (`env` needs `--sh
 
 A command may return a `Result` instead of bare data: its `table` (a function, called only for a
 table without --query) gives what a table shows (its rows, or what a declared table format gets:
-`env`'s shell lines also print az's commands), and its `error` is raised once the data is
+`env`'s shell lines also print az's commands), under its own `columns` if it names them (else the
+command's), and its `error` is raised once the data is
 printed (`verify -o json` prints the verdict, then exits 1 for an invalid token). A table (for
 people) prints only the error line, which states the reason: the reason is printed once.
 """
@@ -50,6 +51,7 @@ CAPTURED: ContextVar[list[Any] | None] = ContextVar("CAPTURED", default=None)
 class Result:
     data: Any
     table: Callable[[], Any] | None = None  # what a table shows instead of `data`
+    columns: Columns | None = None  # the columns of what `table` gives, instead of the command's
     error: MsiError | None = None  # raised after `data` is printed
 
 
@@ -91,13 +93,14 @@ def command(
                 # the reason, so the verdict is not printed besides it (the reason is said once);
                 # json, yaml and tsv still carry the whole verdict for scripts
                 raise done.error
+            chosen = columns(options) if callable(columns) else columns
             if done.table is not None and output is Output.table and not query:
                 data = done.table()
+                chosen = done.columns if done.columns is not None else chosen
             formatter = special.get(output)
             if formatter is not None and not query:
                 sys.stdout.write(formatter(data, **options))
             else:
-                chosen = columns(options) if callable(columns) else columns
                 emit(data, output, columns=chosen, query=query)
             if done.error is not None:
                 raise done.error

@@ -28,10 +28,10 @@ from msi_cli.cli.options import (
     complete_types,
     targets,
 )
-from msi_cli.cli.render import warn
+from msi_cli.cli.render import Col, Columns, for_people, warn
 
 if TYPE_CHECKING:
-    from msi_cli.core.model import State
+    from msi_cli.core.model import Resource, State
 
 ResourceArg = Annotated[
     Optional[str], typer.Argument(metavar="[NAME]", help="Resource name or id.", autocompletion=complete_resources, show_default=False)
@@ -103,11 +103,9 @@ def create_identity(
 
 
 def with_client_id(state: "State", data: dict[str, Any]) -> dict[str, Any]:
-    """What a table shows after assign/unassign: az's shape, plus the system-assigned identity's
+    """What a table shows after assign: az's shape, plus the system-assigned identity's
     clientId (its service principal's appId) beside its principalId, as a user needs both. A pipe
     gets az's shape as it is."""
-    from msi_cli.cli.render import for_people
-
     if not for_people():
         return data
     principal = data.get("systemAssignedIdentity") or data.get("principalId")
@@ -121,6 +119,49 @@ def with_client_id(state: "State", data: dict[str, Any]) -> dict[str, Any]:
         if name == key:
             shown["systemAssignedClientId" if key == "systemAssignedIdentity" else "clientId"] = sp.app_id
     return shown
+
+
+# What `unassign` shows a person at a terminal: each identity the resource held, removed or kept
+# (az's shape after the change says only what is left, and not on which resource). Narrowed, the
+# resource group stays ahead of the ids (`unassign --ids` may name two resources of one name).
+UNASSIGN_COLUMNS: Columns = [
+    Col("Resource", "resource"),
+    Col("Resource group", "resourceGroup", rank=1, short="Group"),
+    Col("Identity", "identity"),
+    Col("Status", "status"),
+    Col("Principal id", "principalId", rank=2),
+    Col("Client id", "clientId", rank=3),
+]
+
+
+NONE_LEFT = "(no identity left)"
+
+
+def _held(state: "State", resource: "Resource") -> dict[str, dict[str, Any]]:
+    """The identities `resource` holds, as rows of UNASSIGN_COLUMNS, by a key that stays the same
+    through a change: `[system]` for the system-assigned one, a user-assigned entry's id (lower
+    case). A deleted identity's entry (dangling) is marked as `list resources` marks it."""
+    from msi_cli.core import lookup
+
+    where = {"resource": resource.name, "resourceGroup": resource.resource_group}
+    rows: dict[str, dict[str, Any]] = {}
+    if resource.system_principal_id is not None:
+        identity = state.identities[resource.system_principal_id]
+        rows["[system]"] = {**where, "identity": "system-assigned", "principalId": identity.principal_id, "clientId": identity.client_id}
+    for entry in resource.user_assigned:
+        name = entry.resource_id.rsplit("/", 1)[-1] + ("" if lookup.live_identity(state, entry) else " (deleted: dangling)")
+        rows[entry.resource_id.lower()] = {**where, "identity": name, "principalId": entry.principal_id, "clientId": entry.client_id}
+    return rows
+
+
+def _changes(resource: "Resource", before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of one resource: what was removed, then what it keeps (a row that says so when it
+    keeps none)."""
+    removed = [{**row, "status": "removed"} for key, row in before.items() if key not in after]
+    kept = [{**row, "status": "kept"} for row in after.values()]
+    if not kept:
+        kept = [{"resource": resource.name, "resourceGroup": resource.resource_group, "identity": NONE_LEFT}]
+    return removed + kept
 
 
 def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
@@ -142,13 +183,20 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
         if ids is not None:
             resource_group = subscription = None
         results: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []  # unassign's table
         with sf.transaction() as ctx:
             for ref in refs:
                 res = lookup.resource(ctx.state, ref, resource_group, subscription)
+                before = _held(ctx.state, res) if change == "unassign" else {}
                 results.append(getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or []))
+                if change == "unassign":
+                    rows.extend(_changes(res, before, _held(ctx.state, res)))
         warn(ctx.warnings)
+        data: Any = results[0] if len(results) == 1 else results
+        if change == "unassign":
+            # a pipe's table stays az's shape, as json does; a person sees what was removed from where
+            return Result(data, table=lambda: rows, columns=UNASSIGN_COLUMNS) if for_people() else Result(data)
         if len(results) == 1:
-            data = results[0]
             return Result(data, table=lambda: with_client_id(ctx.state, data))
         return results
 
