@@ -67,7 +67,9 @@ def test_shell_completion_section_comes_just_before_the_reference():
 
 
 def _examples(command) -> list[str]:
-    return [m.strip() for m in re.findall(r"Example:\s*(.+)", command.epilog or "")]
+    """Each example of a command's epilog on one line: a long one is continued with ` \\`."""
+    joined = re.sub(r"\\\n\s*", "", command.epilog or "")
+    return [m.strip() for m in re.findall(r"Example:\s*(.+)", joined)]
 
 
 @pytest.mark.parametrize("path", [p for p, _ in leaf_commands()])

@@ -3,6 +3,7 @@ split across lines; tables keep the columns that fit; help and the demo wrap bet
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pty
@@ -180,6 +181,56 @@ def test_help_has_no_python_types_and_no_broken_words(cli, monkeypatch):
         broken = words(narrow) - words(wide)
         assert not broken, (path, broken)  # every word at 80 columns is a word at 250: none broken
         assert "Example" in narrow, path
+
+
+def help_commands() -> dict[str, object]:
+    sys.path.insert(0, str(REPO / "scripts"))
+    import gen_docs
+
+    return {path: command for path, command, _ in gen_docs.walk()}
+
+
+def expected_examples(command) -> list[str]:
+    """A command's epilog lines as written (indentation kept as typer keeps it), blank lines dropped."""
+    return [line.rstrip() for line in inspect.cleandoc(command.epilog or "").splitlines() if line.strip()]
+
+
+def printed_examples(help_text: str) -> list[str]:
+    """The lines `--help` prints after its last box (the epilog), without rich's one-column pad."""
+    lines = help_text.splitlines()
+    last_box = max(n for n, line in enumerate(lines) if line.lstrip().startswith("╰"))
+    return [line.rstrip()[1:] for line in lines[last_box + 1:] if line.strip()]
+
+
+def assert_examples_whole(path: str, command, help_text: str, width: int) -> None:
+    """Every example line of `path --help` is printed as written: none folded by rich in the middle
+    of a command; one too long for 80 columns is broken by a trailing ` \\` (a shell continuation,
+    its next line indented), so what is copied still runs."""
+    expected = expected_examples(command)
+    assert printed_examples(help_text) == expected, (path, width, help_text)
+    for before, line in zip(expected, expected[1:]):
+        if before.endswith(" \\"):
+            assert line.startswith("    "), (path, line)
+    assert all(len(line) + 2 <= 80 for line in expected), (path, expected)  # one column of pad each side
+
+
+def test_help_examples_are_never_folded(cli, monkeypatch):
+    for path, command in help_commands().items():
+        if not command.epilog:
+            continue
+        for width in (80, 160):
+            monkeypatch.setenv("COLUMNS", str(width))
+            assert_examples_whole(path, command, cli.ok(*path.split()[1:], "--help").stdout, width)
+
+
+@pytest.mark.e2e
+def test_pty_help_examples_are_whole_at_80_and_160(isolated_state):
+    """The installed msi's --help in a pseudo-terminal, for commands with the longest examples."""
+    commands = help_commands()
+    for path in ("msi list", "msi token", "msi verify", "msi federation add", "msi oidc-token", "msi import az"):
+        for width in (80, 160):
+            text = run_in_pty([*msi_command(), *path.split()[1:], "--help"], {"MSI_STATE": str(isolated_state)}, width)
+            assert_examples_whole(path, commands[path], text, width)
 
 
 @pytest.mark.e2e

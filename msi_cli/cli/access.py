@@ -26,7 +26,8 @@ ScopeOpt = Annotated[
     app,
     "grant",
     epilog="Example: msi grant web1 --role \"Key Vault Secrets User\" --scope kv1\n\n"
-    "Example: msi grant shared-id --role Reader --scope /subscriptions/SUB/resourceGroups/rg1",
+    "Example: msi grant shared-id --role Reader \\\n"
+    "             --scope /subscriptions/SUB/resourceGroups/rg1",
 )
 def grant(principal: PrincipalArg, role: RoleOpt, scope: ScopeOpt, *, sf: StateArg) -> dict[str, Any]:
     """Create a role assignment for an identity's service principal at a scope."""

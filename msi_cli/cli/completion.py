@@ -71,7 +71,7 @@ def _install(shell: CompletionShell, script_text: str) -> None:
 @app.command(
     "completion",
     epilog="Example: msi completion bash > ~/.local/share/msi-cli/msi.bash\n\n"
-    "Example: msi completion zsh --install   (writes the script, and a line that loads it to ~/.zshrc)",
+    "Example: msi completion zsh --install   (and loads it from ~/.zshrc)",
 )
 def completion(
     ctx: typer.Context,

@@ -173,8 +173,10 @@ app.add_typer(import_app, name="import")
 
 
 @command(import_app, "az", formats={Output.table: plan_text},
-         epilog="Example: az account list -o json > account.json; az resource list -o json > resources.json; "
-                "az role assignment list --all -o json > roles.json; msi import az . --what-if")
+         epilog="Example: az account list -o json > account.json && \\\n"
+                "             az resource list -o json > resources.json && \\\n"
+                "             az role assignment list --all -o json > roles.json\n\n"
+                "Example: msi import az . --what-if   (the files above, in this folder)")
 def import_az(
     paths: Annotated[list[Path], typer.Argument(help="JSON files, or folders of them, as az printed them (any names).", show_default=False)],
     what_if: WhatIfOpt = False,

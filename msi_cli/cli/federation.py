@@ -99,10 +99,12 @@ def https_url(sf: "StateFile") -> str | None:
 @command(
     federation_app,
     "add",
-    epilog="Example: msi federation add ci-id --name main --issuer https://token.actions.githubusercontent.com "
-    "--subject repo:octo-org/app:ref:refs/heads/main\n\n"
-    "Example: msi federation add ci-id --name k8s --issuer \"$(msi issuer show aks --query issuer -o tsv)\" "
-    "--subject system:serviceaccount:default:app",
+    epilog="Example: msi federation add ci-id --name main \\\n"
+    "             --issuer https://token.actions.githubusercontent.com \\\n"
+    "             --subject repo:octo-org/app:ref:refs/heads/main\n\n"
+    "Example: msi federation add ci-id --name k8s \\\n"
+    "             --issuer \"$(msi issuer show aks --query issuer -o tsv)\" \\\n"
+    "             --subject system:serviceaccount:default:app",
 )
 def add(
     identity: IdentityArg,
@@ -213,8 +215,10 @@ def _bare_token(data: dict[str, Any], **options: Any) -> str:
 
 @command(
     app, "oidc-token", formats={Output.table: _bare_token, Output.tsv: _bare_token},
-    epilog="Example: msi oidc-token gh --subject repo:octo-org/app:ref:refs/heads/main --audience api://AzureADTokenExchange\n\n"
-    "Example: msi oidc-token aks --subject system:serviceaccount:default:app --lifetime 2h\n\n"
+    epilog="Example: msi oidc-token gh --subject repo:octo-org/app:ref:refs/heads/main \\\n"
+    "             --audience api://AzureADTokenExchange\n\n"
+    "Example: msi oidc-token aks --subject system:serviceaccount:default:app \\\n"
+    "             --lifetime 2h\n\n"
     "Example: msi oidc-token ci --subject job-42 --claim team=payments -o json",
 )
 def oidc_token(

@@ -99,7 +99,7 @@ DELETED_COLUMNS: Columns = [
 @command(
     app,
     "show",
-    epilog="Example: msi show web1 -o json\n\nExample: msi show 00000000-0000-0000-0000-000000000000   (a principal, tenant or subscription id)",
+    epilog="Example: msi show web1 -o json\n\nExample: msi show 00000000-0000-0000-0000-000000000000   (a principal, by id)",
 )
 def show(
     target: Annotated[
@@ -132,7 +132,8 @@ def show(
     "list",
     columns=lambda options: DELETED_COLUMNS if options["deleted"] else COLUMNS[options["kind"]],
     epilog="Example: msi list resources --type vm -o table\n\n"
-    "Example: msi list resources --query \"[?identity.type=='SystemAssigned'].name\" -o tsv",
+    "Example: msi list resources -o tsv \\\n"
+    "             --query \"[?identity.type=='SystemAssigned'].name\"",
 )
 def list_(
     kind: Annotated[ListKind, typer.Argument(help="What to list.", case_sensitive=False)],

@@ -46,7 +46,8 @@ HOST_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMB
 @app.command(
     "serve",
     epilog="Example: msi serve --port 8080 --https-port 8443\n\n"
-    "Example: msi serve --fault vm1:410:count=2 --fault web1:throttle --fault '*:latency=200ms'",
+    "Example: msi serve --fault vm1:410:count=2 --fault web1:throttle \\\n"
+    "             --fault '*:latency=200ms'",
 )
 def serve(
     ctx: typer.Context,

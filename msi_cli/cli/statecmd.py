@@ -15,7 +15,7 @@ from msi_cli.cli.render import Output, note
 state_app = typer.Typer(
     help="The state file: where it is, start over, copy it whole (keys included) to another machine or CI job.",
     no_args_is_help=True,
-    epilog="Example: msi state export fixture.toml   (then, in another job: msi state import fixture.toml)",
+    epilog="Example: msi state export fixture.toml   (in one job)\n\nExample: msi state import fixture.toml   (in another)",
 )
 app.add_typer(state_app, name="state")
 
@@ -57,7 +57,7 @@ def reset(yes: YesOpt = False, sf: Any = None) -> dict[str, Any]:
 
 @command(
     state_app, "export", columns=SUMMARY_COLUMNS,
-    epilog="Example: msi state export fixture.json   (then, in another job: msi state import fixture.json)",
+    epilog="Example: msi state export fixture.json\n\nExample: msi state import fixture.json   (then, in another job)",
 )
 def export(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write the copy (replaced if it exists; written 0600).")],

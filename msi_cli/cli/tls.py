@@ -55,7 +55,8 @@ def show(*, sf: StateArg) -> dict[str, Any]:
     tls_app,
     "cert",
     epilog="Example: msi tls cert --host localhost --host 127.0.0.1 --out ./certs\n\n"
-    "Example: azurite --oauth basic --cert ./certs/cert.pem --key ./certs/key.pem --skipApiVersionCheck",
+    "Example: azurite --oauth basic --cert ./certs/cert.pem \\\n"
+    "             --key ./certs/key.pem --skipApiVersionCheck",
 )
 def cert(
     host: Annotated[list[str], typer.Option("--host", help="A DNS name or IP address the certificate is for (repeatable), e.g. localhost, 127.0.0.1.")],

@@ -52,7 +52,8 @@ def selector(client_id: str | None, object_id: str | None, msi_res_id: str | Non
     "token",
     formats={Output.tsv: lambda response, **options: response["access_token"] + "\n"},  # the bare token
     epilog="Example: msi token vm1 --audience https://vault.azure.net -o tsv\n\n"
-    "Example: msi token vm1 --audience https://management.azure.com/ --client-id 00000000-0000-0000-0000-000000000000 -o json",
+    "Example: msi token vm1 --audience https://management.azure.com/ -o json \\\n"
+    "             --client-id 00000000-0000-0000-0000-000000000000",
 )
 def token(
     audience: AudienceOpt,
@@ -95,7 +96,9 @@ def token(
 @command(
     app,
     "verify",
-    epilog="Example: msi verify \"$(msi token vm1 --audience https://vault.azure.net -o tsv)\" --audience https://vault.azure.net",
+    epilog="Example: msi verify --audience https://vault.azure.net \\\n"
+    "             \"$(msi token vm1 --audience https://vault.azure.net -o tsv)\"\n\n"
+    "Example: msi verify - < token.jwt   (the token from stdin)",
 )
 def verify(
     token: Annotated[str, typer.Argument(help="The access token (a JWT); '-' reads it from stdin.")],
