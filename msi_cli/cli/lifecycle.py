@@ -183,19 +183,20 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
         if ids is not None:
             resource_group = subscription = None
         results: list[dict[str, Any]] = []
-        rows: list[dict[str, Any]] = []  # unassign's table
+        # unassign's table for a person: what was removed from where (a pipe's table stays az's
+        # shape, as json does)
+        rows: list[dict[str, Any]] | None = [] if change == "unassign" and for_people() else None
         with sf.transaction() as ctx:
             for ref in refs:
                 res = lookup.resource(ctx.state, ref, resource_group, subscription)
-                before = _held(ctx.state, res) if change == "unassign" else {}
+                before = _held(ctx.state, res) if rows is not None else {}
                 results.append(getattr(lifecycle, change)(ctx, res, system_assigned, user_assigned or []))
-                if change == "unassign":
+                if rows is not None:
                     rows.extend(_changes(res, before, _held(ctx.state, res)))
         warn(ctx.warnings)
         data: Any = results[0] if len(results) == 1 else results
         if change == "unassign":
-            # a pipe's table stays az's shape, as json does; a person sees what was removed from where
-            return Result(data, table=lambda: rows, columns=UNASSIGN_COLUMNS) if for_people() else Result(data)
+            return Result(data) if rows is None else Result(data, table=lambda: rows, columns=UNASSIGN_COLUMNS)
         if len(results) == 1:
             return Result(data, table=lambda: with_client_id(ctx.state, data))
         return results
