@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
+
 
 class MsiError(Exception):
     """A domain error: the operation is not allowed, or the simulated platform refuses."""
@@ -123,3 +127,18 @@ NOTICES: list[str] = []
 def notice(message: str) -> None:
     if len(NOTICES) < 20 and message not in NOTICES:
         NOTICES.append(message)
+
+
+@contextlib.contextmanager
+def deep_input() -> Iterator[None]:
+    """Around a parser that recurses (tomllib, json, jmespath) on input that may be nested past the
+    recursion limit, whose RecursionError the caller turns into one error line: no garbage
+    collection runs meanwhile. One set off by an allocation near the limit runs finalizers there,
+    which fail too and print 'Exception ignored in ...' with their tracebacks beside that line."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

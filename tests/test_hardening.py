@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -600,3 +601,42 @@ def test_a_guessed_location_on_a_system_assigned_identity_is_refused(msi_proc, s
     text = seeded.read_text()
     seeded.write_text(text.replace('kind = "SystemAssigned"', 'location_guessed = true\nkind = "SystemAssigned"', 1))
     one_error(msi_proc("list", "resources"), 1, "'location_guessed' is for user-assigned identities only")
+
+
+DEEP_INPUT_PARSERS = {
+    "the state file": "from msi_cli.store import codec; codec.decode(b'zz = ' + b'[' * N + b']' * N)",
+    "an estate in TOML": "from msi_cli.core.estate import schema; schema.parse('zz = ' + '[' * N + ']' * N, 'e.toml')",
+    "an estate in JSON": "from msi_cli.core.estate import schema; schema.parse('{\"zz\": ' + '[' * N + ']' * N + '}', 'e.json', 'json')",
+    "a --query": "from msi_cli.cli import query; query.apply_query({}, '[' * N + ']' * N)",
+    "a state export": ("import pathlib; from msi_cli.store import snapshot; p = pathlib.Path('x.json'); "
+                       "p.write_bytes(b'[' * N + b']' * N); snapshot._read_export(p)"),
+    "the token cache": ("import pathlib, os; from msi_cli.store import tokencache; p = pathlib.Path('t.json'); "
+                        "p.write_bytes(b'[' * N + b']' * N); os.chmod(p, 0o600); tokencache.read_entries(p)"),
+}
+
+
+@pytest.mark.parametrize("what", DEEP_INPUT_PARSERS)
+def test_input_nested_past_the_recursion_limit_prints_no_finalizer_traceback(what, tmp_path):
+    """A garbage collection set off near the recursion limit runs finalizers that fail there and
+    print 'Exception ignored in ...' beside the one error line: the parsers run without one."""
+    script = textwrap.dedent("""
+        import sys
+        class Finalized:
+            def __del__(self):
+                def down(n):
+                    return 0 if n == 0 else down(n - 1)
+                down(20)
+        def garbage(count):  # cycles with finalizers: only the collector frees them
+            for _ in range(count):
+                a = Finalized(); a.me = [a]
+        N = 20000
+        for count in range(0, 1400, 7):  # where in the parse the collector runs depends on the count
+            garbage(count)
+            try:
+                PARSE
+            except Exception:  # the refusal itself is the callers' (tested elsewhere)
+                pass
+    """).replace("PARSE", DEEP_INPUT_PARSERS[what])
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Exception ignored" not in done.stderr, done.stderr[-2000:]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring
 from typing import Any
+from msi_cli.errors import deep_input
 
 
 class _Unusual(Exception):
@@ -22,7 +23,8 @@ def dumps(data: Any) -> str:
     """`json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)`."""
     out: list[str] = []
     try:
-        _value(data, out, "\n")
+        with deep_input():
+            _value(data, out, "\n")
     except (_Unusual, RecursionError):
         return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     return "".join(out)

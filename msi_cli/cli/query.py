@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from msi_cli.errors import InvalidArgument
+from msi_cli.errors import InvalidArgument, deep_input
 
 
 def _marked(expression: str, position: int) -> str:
@@ -76,7 +76,8 @@ def compile_query(expression: str) -> Any:
     try:
         if any(0xD800 <= ord(c) <= 0xDFFF for c in expression):
             raise ValueError("the expression is not valid UTF-8 text")
-        compiled = jmespath.compile(expression)
+        with deep_input():
+            compiled = jmespath.compile(expression)
     except exceptions.ParseError as exc:
         problem = _parse_error(exc, expression)
     except RecursionError:  # jmespath's parser is recursive
@@ -120,7 +121,8 @@ def _apply(data: Any, expression: str) -> Any:
     except typer.BadParameter as exc:
         raise InvalidArgument(f"invalid --query: {exc.message}") from None
     try:
-        result = compiled.search(data, jmespath.Options(dict_cls=OrderedDict))
+        with deep_input():
+            result = compiled.search(data, jmespath.Options(dict_cls=OrderedDict))
     except exceptions.JMESPathTypeError as exc:
         # a type error that depends on the data, e.g. abs() of a string: said without the value,
         # which jmespath quotes whole (an access token, for `msi token --query 'abs(access_token)'`)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from msi_cli.errors import StateError
+from msi_cli.errors import StateError, deep_input
 from msi_cli.store import files
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ def _parse(raw: bytes) -> tuple[list[tuple[int, dict[str, str]]], list[tuple[int
         if not line.strip():
             continue
         try:
-            entry = json.loads(line)
+            with deep_input():
+                entry = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
             entry = None
         if isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in FIELDS):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from msi_cli.core.model import SCHEMA_VERSION, State
+from msi_cli.errors import deep_input
 from msi_cli.store import upgrades
 from msi_cli.store.links import check_links
 from msi_cli.store.records import Record, check_record, collections, read_record, state_key, to_record
@@ -111,7 +112,8 @@ def decode(raw: bytes) -> tuple[str, Doc]:
     except UnicodeDecodeError as exc:
         raise InvalidDocument((), f"not UTF-8 text (byte {exc.start})") from None
     try:
-        return text, tomllib.loads(text)
+        with deep_input():
+            return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidDocument((), f"not valid TOML: {exc}") from None
     except RecursionError:  # tomllib parses nested arrays and tables recursively

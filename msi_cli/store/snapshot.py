@@ -23,7 +23,7 @@ from typing import Any
 
 from msi_cli import __version__
 from msi_cli.core.model import State
-from msi_cli.errors import MsiError, NotFound, StateError
+from msi_cli.errors import MsiError, NotFound, StateError, deep_input
 from msi_cli.store import codec, files
 from msi_cli.store.statefile import StateFile, _key_names
 
@@ -135,7 +135,8 @@ def _read_export(src: Path) -> tuple[bytes, dict[str, bytes], bytes]:
     except MsiError as exc:
         raise StateError(f"cannot read {exc.message}; nothing was changed") from None
     try:
-        doc = json.loads(raw)
+        with deep_input():
+            doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise StateError(f"{src} is not a file written by 'msi state export' (not JSON); nothing was changed") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from msi_cli.store import files
+from msi_cli.errors import deep_input
 
 
 # A cached token response: every value a string (msi writes them so; `_entry` checks it on reading).
@@ -20,7 +21,8 @@ def read_entries(path: Path) -> dict[str, Any]:
     permission). The one reader of the file: `TokenCache` and the server's `Snapshot` use it."""
     raw = files.read_private(path, "token cache", cache=True)  # refused when another user planted it
     try:
-        data = json.loads(raw) if raw else {}
+        with deep_input():
+            data = json.loads(raw) if raw else {}
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
         data = {}
     return data if isinstance(data, dict) else {}

@@ -18,7 +18,7 @@ from msi_cli.core import arm, roles
 from msi_cli.core.estate.azfiles import IDENTITY_TYPE, TYPE_KEYS, arm_location, kind_of
 from msi_cli.core.estate.schema import Estate, parse
 from msi_cli.core.model import State
-from msi_cli.errors import InvalidArgument, MsiError
+from msi_cli.errors import InvalidArgument, MsiError, deep_input
 
 Doc = dict[str, Any]
 
@@ -43,7 +43,8 @@ class Converter:
 
     def read(self, name: str, text: str) -> None:
         try:
-            data = json.loads(text)
+            with deep_input():
+                data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidArgument(f"{name}, line {exc.lineno}: not valid JSON: {exc.msg}; nothing was changed") from None
         except RecursionError:  # as `msi apply` says of the same file

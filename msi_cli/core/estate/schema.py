@@ -13,7 +13,7 @@ from typing import Any
 
 from msi_cli.core import arm, federation
 from msi_cli.core.estate import lines
-from msi_cli.errors import InvalidArgument, MsiError
+from msi_cli.errors import InvalidArgument, MsiError, deep_input
 
 Doc = dict[str, Any]
 Path_ = lines.Path_  # where a value sits: ("resources", 3, "type")
@@ -154,7 +154,8 @@ def _toml(text: str, source: str) -> Doc:
     import tomllib
 
     try:
-        return tomllib.loads(text)
+        with deep_input():
+            return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EstateError(source, f"not valid TOML: {exc}") from None
     except RecursionError:
@@ -168,7 +169,8 @@ def _toml(text: str, source: str) -> Doc:
 
 def _json(text: str, source: str, found: dict[Path_, int]) -> Doc:
     try:
-        doc, end = lines.decode_json(text, found)
+        with deep_input():
+            doc, end = lines.decode_json(text, found)
     except json.JSONDecodeError as exc:
         raise EstateError(f"{source}, line {exc.lineno}", f"not valid JSON: {exc.msg}") from None
     except lines.Refused as exc:
