@@ -89,16 +89,16 @@ def _parse(raw: bytes) -> tuple[list[tuple[int, dict[str, str]]], list[tuple[int
 
     found: list[tuple[int, dict[str, str]]] = []
     bad: list[tuple[int, str]] = []
-    for n, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            with deep_input():
+    with deep_input():  # once for the whole log: a `msi log` reads tens of thousands of lines
+        for n, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
                 entry = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            entry = None
-        if isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in FIELDS):
-            found.append((n, {k: entry[k] for k in FIELDS}))
-        else:
-            bad.append((n, line))
+            except (json.JSONDecodeError, RecursionError):
+                entry = None
+            if isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in FIELDS):
+                found.append((n, {k: entry[k] for k in FIELDS}))
+            else:
+                bad.append((n, line))
     return found, bad
