@@ -43,7 +43,7 @@ class LazyState(State):
         state.schema = head["schema"]
         state.clock_offset = head.get("clock_offset", 0)
         state.default_subscription_id = head["default_subscription"]
-        state._head = (state.schema, state.clock_offset, state.default_subscription_id)
+        state._head = state._header()
         for coll in records.collections():
             if not isinstance(blobs[coll], (bytes, Part, Split)):
                 raise TypeError(coll)
@@ -77,10 +77,14 @@ class LazyState(State):
         oldest, earliest = roll_summary(built.values())
         return min(oldest, self._roll_summary[0]), min(earliest, self._roll_summary[1])
 
+    def _header(self) -> tuple[Any, ...]:
+        """The values the file's header holds (`from_cache` reads them)."""
+        return self.schema, self.clock_offset, self.default_subscription_id
+
     def untouched(self) -> bool:
         """Whether nothing changed since the state was read: the header's values are as read, and
         each collection is unused or was used only to read objects, none of them changed."""
-        if (self.schema, self.clock_offset, self.default_subscription_id) != self._head:
+        if self._header() != self._head:
             return False
         for coll in records.collections():
             if coll not in self._pending:

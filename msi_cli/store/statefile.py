@@ -261,7 +261,7 @@ class StateFile:
             try:
                 maintenance.maintain(ctx)
                 yield ctx
-                if ctx.state is not state or not _as_read(state, raw, spans):  # else a save would give back the file as it is
+                if ctx.state is not state or not _as_read(state, spans):  # else a save would give back the file as it is
                     data, head, colls = self._encode(ctx.state, raw or b"", spans)
                     if data != raw:
                         digest_later = _digest_beside(data)  # on the other core while the file is written
@@ -317,11 +317,11 @@ class StateFile:
 
 
 
-def _as_read(state: State, raw: bytes | None, spans: Spans) -> bool:
-    """Whether a save of `state` would give back `raw` byte for byte, without encoding it: a
-    state read from the cache of a file this store wrote (so every collection's place in it is
-    known, and the header is as it writes one), in which nothing changed."""
-    return (raw is not None and isinstance(state, LazyState) and len(spans) == len(records.collections())
+def _as_read(state: State, spans: Spans) -> bool:
+    """Whether a save of `state` would give back the file it was read from byte for byte, without
+    encoding it: a state read from the cache of a file this store wrote (so every collection's
+    place in it is known, and the header is as it writes one), in which nothing changed."""
+    return (isinstance(state, LazyState) and len(spans) == len(records.collections())
             and all(start is not None and end is not None for start, end in spans.values()) and state.untouched())
 
 
