@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from msi_cli.cli.render import Col, as_col, get, safe, terminal_width
+from msi_cli.core.datatype import fields
 
 
 def console(width: int | None = None) -> Console:
@@ -67,7 +68,7 @@ def _choose(out: Console, cols: list[Col], cells: list[list[str]]) -> tuple[list
 def _shortened(col: Col) -> Col:
     if col.short is None:
         return col
-    return Col(col.short, col.path, rank=col.rank, wrap=col.wrap, tty=col.tty)
+    return Col(**{**{name: getattr(col, name) for name in fields(Col)}, "header": col.short})
 
 
 def fit(out: Console, cols: list[Col], cells: list[list[str]], title: str | None = None) -> tuple[Table, int]:
