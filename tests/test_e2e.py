@@ -164,3 +164,26 @@ def test_output_closed_early_is_not_a_traceback(msi_proc, isolated_state):
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("entry", ["console script", "python -m"])
+def test_output_to_files_is_whole_and_the_exit_status_kept(isolated_state, tmp_path, entry):
+    """msi leaves without the interpreter's teardown: what it wrote to a file (fully buffered,
+    unlike a terminal) must still all be there, and the exit status be the command's."""
+    sf = StateFile(isolated_state)
+    with sf.transaction() as ctx:
+        for n in range(300):
+            lifecycle.create_resource(ctx, f"vm{n}", "vm", None, None, None)
+    program = msi_executable() if entry == "console script" else [sys.executable, "-m", "msi_cli"]
+    out, err = tmp_path / "out", tmp_path / "err"
+
+    def run(*args: str) -> int:
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            return subprocess.run([*program, *args], stdout=stdout, stderr=stderr, env=dict(os.environ), timeout=60).returncode
+
+    assert run("list", "resources", "-o", "json") == 0
+    assert len(json.loads(out.read_text())) == 300  # some 100 KB: many buffers' worth
+    assert err.read_text() == ""
+    assert run("show", "nosuch") == 3
+    assert out.read_text() == "" and err.read_text().startswith("error: ") and err.read_text().count("\n") == 1
+    assert run("--version") == 0 and out.read_text().strip()
