@@ -232,6 +232,25 @@ def test_a_swapped_identity_certificate_is_refused(msi_proc, seeded):
     one_error(msi_proc("token", "vm1", "--audience", "https://storage.azure.com"), 1, "key file", "thumbprint is not")
 
 
+@pytest.mark.parametrize("command", [
+    ("token", "vm1", "--audience", "https://storage.azure.com"),
+    ("check-access", "vm1", "--role", "Reader", "--scope", "vm1"),
+])
+def test_an_identity_certificate_with_another_private_key_is_refused(msi_proc, seeded, command):
+    """The certificate stays (its thumbprint is the file's name) but the private key is another
+    P-256 key: MSRP's client assertion would not verify with the listed certificate. The key ring
+    refuses the file before anything is signed with it."""
+    from msi_cli.store import quickcert
+
+    other_key = _split(quickcert.new_ec_certificate("attacker", 0, 4_000_000_000)[0])[0]
+    for thumb in re.findall(r'thumbprint = "([0-9A-F]{40})"', seeded.read_text()):
+        path = private(seeded) / "keys" / f"{thumb}.pem"
+        path.write_bytes(other_key + _split(path.read_bytes())[1])
+    before = seeded.read_bytes()
+    one_error(msi_proc(*command), 1, "key file", "its private key does not match its certificate")
+    assert seeded.read_bytes() == before
+
+
 def test_a_cache_hit_token_does_not_import_cryptography(seeded):
     code = (
         "import sys; from msi_cli.cli import main; sys.argv = ['msi', 'token', 'vm1', '--audience', "
