@@ -17,6 +17,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -933,3 +934,25 @@ def test_two_servers_started_at_once_on_one_state_cannot_both_serve(world, isola
     assert len(served) == 1 and served[0].startswith("http://127.0.0.1:")
     again = asyncio.run(both())  # the lock went with the server that stopped
     assert sum(isinstance(r, str) for r in again) == 1
+
+
+def test_the_server_collects_cycles_though_a_command_does_not(isolated_state):
+    """`msi` runs a command without the cycle collector (a fraction of a second, few cycles);
+    `msi serve` runs for hours and turns it back on before it starts serving."""
+    probe = (
+        "import gc, sys\n"
+        "import msi_cli.server.service as service\n"
+        "class Stub:\n"
+        "    workers, tls_setup, https_url = [], None, ''\n"
+        "    def __init__(self, *args, **kwargs): pass\n"
+        "    def run(self, ready):\n"
+        "        print('serving with the collector', gc.isenabled())\n"
+        "service.Server = Stub\n"
+        "sys.argv = ['msi', *sys.argv[1:]]\n"
+        "from msi_cli.cli import run\n"
+        "run()\n"
+    )
+    env = {**os.environ, "MSI_STATE": str(isolated_state)}
+    served = subprocess.run([sys.executable, "-c", probe, "serve"], capture_output=True, text=True, env=env, timeout=60)
+    assert served.returncode == 0, served.stderr
+    assert served.stdout == "serving with the collector True\n"

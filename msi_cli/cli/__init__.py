@@ -7,6 +7,7 @@ module of the command being run (all of them for `--help`, completion, or an unk
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -202,7 +203,13 @@ def run() -> None:
     """The `msi` program: `main()`, then leave without the interpreter's teardown, as mypy's
     `hard_exit` does. Freeing every module and the parsed state object by object costs 10-25 ms
     of a 100 ms command; the kernel takes the memory back at once. Every file msi writes is
-    closed (and synced) by then, so only the standard streams are left to flush."""
+    closed (and synced) by then, so only the standard streams are left to flush.
+
+    Nor does it look for reference cycles while it runs (2-5 ms of a command at 1,000 resources,
+    9% of an apply of 10,000, whose peak memory is 3% higher without the collector): a command
+    lasts a fraction of a second and makes few cycles. `msi serve`, which runs for hours, turns
+    the collector back on."""
+    gc.disable()
     code: str | int | None = 0
     try:
         main()

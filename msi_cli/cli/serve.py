@@ -76,9 +76,12 @@ def serve(
     first need; see `msi tls show`). Prints the HTTP base
     URL, then the HTTPS one, on stdout, records both in the state's private folder for `msi env`,
     reads the state live (CLI changes apply to the next request) and stops cleanly on Ctrl-C."""
+    import gc
+
     from msi_cli.server import faults as fault_specs
     from msi_cli.server.service import Server
 
+    gc.enable()  # `msi` runs a command without the cycle collector (cli.run); a server runs for hours
     parsed = [fault_specs.parse(spec) for spec in fault or []]
     sf = state_file(ctx)
     if any(spec.target != "*" for spec in parsed):
