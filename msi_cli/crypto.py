@@ -12,7 +12,7 @@ from msi_cli import hashing
 if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
     from cryptography.hazmat.primitives.hashes import SHA256
 
     from msi_cli import purekeys
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     CertKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     # A key to sign with: read in plain Python (purekeys) or loaded by `cryptography`.
     SigningKeyTypes = purekeys.RSAKey | purekeys.ECKey | PrivateKeyTypes
-    VerifyingKeyTypes = purekeys.ECPublic | PublicKeyTypes
 
 
 def b64url(data: bytes) -> str:
@@ -193,38 +192,17 @@ def private_key(pem: bytes) -> SigningKeyTypes:
     return load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
 
 
-def public_key(spki: bytes) -> VerifyingKeyTypes:
-    """The public key of a SubjectPublicKeyInfo, for `jws_verify_es256`: a P-256 point read in
-    plain Python, anything else loaded by `cryptography`."""
-    from msi_cli import purekeys
-
-    point = purekeys.ec_public(spki)
-    if point is not None:
-        return point
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
-
-    return load_der_public_key(spki)
-
-
 _LIBRARY_KEYS: dict[Any, Any] = {}  # purekeys key -> the same key loaded by `cryptography`
 
 
-def _library_key(key: purekeys.RSAKey | purekeys.ECKey | purekeys.ECPublic) -> Any:
+def _library_key(key: purekeys.RSAKey) -> Any:
     """A key read in plain Python, as a `cryptography` key (once this process has switched)."""
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    from msi_cli import purekeys
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     loaded = _LIBRARY_KEYS.get(key)
     if loaded is None:
-        if isinstance(key, purekeys.RSAKey):
-            public = rsa.RSAPublicNumbers(key.e, key.n)
-            loaded = rsa.RSAPrivateNumbers(key.p, key.q, key.d, key.dp, key.dq, key.qinv, public).private_key(unsafe_skip_rsa_key_validation=True)
-        elif isinstance(key, purekeys.ECKey):
-            point = ec.EllipticCurvePublicNumbers(key.public.x, key.public.y, ec.SECP256R1())
-            loaded = ec.EllipticCurvePrivateNumbers(key.d, point).private_key()
-        else:
-            loaded = ec.EllipticCurvePublicNumbers(key.x, key.y, ec.SECP256R1()).public_key()
+        public = rsa.RSAPublicNumbers(key.e, key.n)
+        loaded = rsa.RSAPrivateNumbers(key.p, key.q, key.d, key.dp, key.dq, key.qinv, public).private_key(unsafe_skip_rsa_key_validation=True)
         if len(_LIBRARY_KEYS) >= 64:
             _LIBRARY_KEYS.clear()
         _LIBRARY_KEYS[key] = loaded
@@ -273,7 +251,7 @@ def b64url_decode(text: str) -> bytes:
 
 
 def jws_sign(header: dict[str, Any], claims: dict[str, Any], private_key: SigningKeyTypes) -> str:
-    """A compact JWS: RS256 with an RSA key, ES256 with a P-256 key (`header` carries `alg`)."""
+    """A compact JWS signed RS256 with an RSA key (`header` carries `alg`, which must say so)."""
     import json
 
     from msi_cli import purekeys
@@ -283,62 +261,16 @@ def jws_sign(header: dict[str, Any], claims: dict[str, Any], private_key: Signin
         + "."
         + b64url(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
     ).encode("ascii")
-    alg = header.get("alg")
-    if isinstance(private_key, purekeys.RSAKey | purekeys.ECKey) and not _plain():
+    if header.get("alg") != "RS256" or isinstance(private_key, purekeys.ECKey):
+        raise ValueError(f"cannot sign {header.get('alg')!r} with a {type(private_key).__name__}")
+    if isinstance(private_key, purekeys.RSAKey) and _plain():
+        return signing_input.decode("ascii") + "." + b64url(purekeys.rs256(private_key, signing_input))
+    if isinstance(private_key, purekeys.RSAKey):
         private_key = _library_key(private_key)
-    if isinstance(private_key, purekeys.RSAKey | purekeys.ECKey):
-        if alg == "RS256" and isinstance(private_key, purekeys.RSAKey):
-            signature = purekeys.rs256(private_key, signing_input)
-        elif alg == "ES256" and isinstance(private_key, purekeys.ECKey):
-            signature = purekeys.es256(private_key, signing_input)
-        else:
-            raise ValueError(f"cannot sign {alg!r} with a {type(private_key).__name__}")
-        return signing_input.decode("ascii") + "." + b64url(signature)
 
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-    if alg == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
-        r, s = utils.decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    elif alg == "RS256" and isinstance(private_key, rsa.RSAPrivateKey):
-        signature = private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        raise ValueError(f"cannot sign {alg!r} with a {type(private_key).__name__}")
-    return signing_input.decode("ascii") + "." + b64url(signature)
-
-
-def jws_verify_es256(token: str, public_key: VerifyingKeyTypes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(header, claims) of an ES256 compact JWS whose signature `public_key` verifies; raises
-    ValueError when it is malformed, the key is not an EC key, or the signature does not verify.
-    A P-256 point from `public_key` is verified in plain Python."""
-    import json
-
-    from msi_cli import purekeys
-
-    try:
-        head, body, sig = token.split(".")
-        header, claims, raw = json.loads(b64url_decode(head)), json.loads(b64url_decode(body)), b64url_decode(sig)
-    except ValueError:
-        raise ValueError("malformed JWS") from None
-    if header.get("alg") != "ES256" or len(raw) != 64:
-        raise ValueError("not an ES256 JWS")
-    if isinstance(public_key, purekeys.ECPublic) and not _plain():
-        public_key = _library_key(public_key)
-    if isinstance(public_key, purekeys.ECPublic):
-        if not purekeys.es256_verify(public_key, f"{head}.{body}".encode("ascii"), raw):
-            raise ValueError("bad signature")
-        return header, claims
-
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, utils
-
-    der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
-    if not isinstance(public_key, ec.EllipticCurvePublicKey):
-        raise ValueError("the key is not an EC key")
-    try:
-        public_key.verify(der, f"{head}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise ValueError("bad signature") from None
-    return header, claims
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise ValueError(f"cannot sign 'RS256' with a {type(private_key).__name__}")
+    return signing_input.decode("ascii") + "." + b64url(private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256()))

@@ -1,6 +1,6 @@
-"""P-256 scalar multiplication for the plain-Python ES256 of purekeys.py: a fixed-base comb for
-k*G (k*Q is quickcert.multiply_window; the curve's arithmetic is quickcert's). Not constant-time: these
-are a simulator's keys, on the user's own machine."""
+"""P-256 scalar multiplication for purekeys.py, which proves that a key file's private key d is
+its certificate's by computing d*G: a fixed-base comb (the curve's arithmetic is quickcert's).
+Not constant-time: these are a simulator's keys, on the user's own machine."""
 
 from __future__ import annotations
 

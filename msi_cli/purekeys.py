@@ -1,8 +1,8 @@
 """The key files msi writes, checked and used to sign in plain Python: no `cryptography` import.
 
-A fresh token checks two key files (the identity's certificate, the tenant's signing key), signs
-and verifies the identity's ES256 client assertion and signs the RS256 token. With `cryptography`
-that costs its import (tens of ms, more than the work); here it is integer arithmetic on the few
+A fresh token checks two key files (the identity's certificate, the tenant's signing key) and
+signs the RS256 token. With `cryptography` that costs its import (tens of ms, more than the
+work); here it is integer arithmetic on the few
 shapes msi writes: a PKCS#8 private key (RSA, or P-256 as `quickcert` and `cryptography` write
 it) followed by its self-signed certificate, each a PEM block with 64-character lines.
 
@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from msi_cli import hashing
 from msi_cli.p256 import affine as _affine, base_multiply as _base_multiply
-from msi_cli.store.quickcert import N, P, _add, multiply_window, _tlv as _enc  # _tlv: DER's tag, length, value
+from msi_cli.store.quickcert import N, P, _tlv as _enc  # _tlv: DER's tag, length, value
 
 _RSA_ALG = bytes.fromhex("300d06092a864886f70d0101010500")  # rsaEncryption, NULL parameters
 _EC_ALG = bytes.fromhex("301306072a8648ce3d020106082a8648ce3d030107")  # id-ecPublicKey, prime256v1
@@ -246,29 +246,3 @@ def rs256(key: RSAKey, message: bytes) -> bytes:
     if pow(s, key.e, key.n) != m:  # only if p or q is not prime; OpenSSL then uses d, as here
         s = pow(m, key.d, key.n)
     return s.to_bytes(size, "big")
-
-
-def es256(key: ECKey, message: bytes) -> bytes:
-    """ECDSA P-256 with SHA-256, a fresh random nonce, as JWS encodes it: r || s, 32 bytes each."""
-    e = int.from_bytes(hashing.sha256(message).digest(), "big")
-    while True:
-        k = hashing.randbelow(N - 1) + 1
-        point = _affine(_base_multiply(k))
-        r = point[0] % N if point else 0
-        s = pow(k, -1, N) * (e + r * key.d) % N
-        if r and s:
-            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-def es256_verify(public: ECPublic, message: bytes, signature: bytes) -> bool:
-    """Whether `signature` (r || s) is ECDSA P-256 / SHA-256 of `message` by the key `public`,
-    a point of the curve (as `ec_public` returns it)."""
-    if len(signature) != 64:
-        return False
-    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    if not (0 < r < N and 0 < s < N):
-        return False
-    e = int.from_bytes(hashing.sha256(message).digest(), "big")
-    w = pow(s, -1, N)
-    point = _affine(_add(_base_multiply(e * w % N), multiply_window(r * w % N, public)))
-    return point is not None and point[0] % N == r
