@@ -47,54 +47,15 @@ def _double(pt: Jacobian | None) -> Jacobian | None:
     return x3, y3, z3
 
 
-def _add(p1: Jacobian | None, p2: Jacobian | None) -> Jacobian | None:
-    if p1 is None:
-        return p2
-    if p2 is None:
-        return p1
-    x1, y1, z1 = p1
-    x2, y2, z2 = p2
-    z1z1 = z1 * z1 % P
-    z2z2 = z2 * z2 % P
-    u1 = x1 * z2z2 % P
-    u2 = x2 * z1z1 % P
-    s1 = y1 * z2 * z2z2 % P
-    s2 = y2 * z1 * z1z1 % P
-    h = (u2 - u1) % P
-    r = 2 * (s2 - s1) % P
-    if h == 0:
-        return _double(p1) if r == 0 else None
-    i = 4 * h * h % P
-    j = h * i % P
-    v = u1 * i % P
-    x3 = (r * r - j - 2 * v) % P
-    y3 = (r * (v - x3) - 2 * s1 * j) % P
-    z3 = ((z1 + z2) * (z1 + z2) - z1z1 - z2z2) * h % P
-    return x3, y3, z3
-
-
-def multiply_window(k: int, point: tuple[int, int]) -> Jacobian | None:
-    """k * point (Jacobian coordinates; None: the point at infinity), with a 4-bit window."""
-    table: list[Jacobian | None] = [None, (point[0], point[1], 1)]
-    for _ in range(14):
-        table.append(_add(table[-1], table[1]))
-    acc: Jacobian | None = None
-    for shift in range(252, -1, -4):
-        for _ in range(4):
-            acc = _double(acc)
-        acc = _add(acc, table[(k >> shift) & 15])
-    return acc
-
-
 def multiply_base(k: int) -> tuple[int, int]:
-    """k * G in affine coordinates (1 <= k < N)."""
-    acc = multiply_window(k, G)
-    if acc is None:  # pragma: no cover - k is in [1, N)
+    """k * G in affine coordinates (1 <= k < N), by p256's comb (64 doublings, where a 4-bit
+    window takes 256: a certificate's key and signature each cost one)."""
+    from msi_cli.p256 import affine, base_multiply  # p256 is built on this module's arithmetic
+
+    point = affine(base_multiply(k))
+    if point is None:  # pragma: no cover - k is in [1, N)
         raise ValueError("the point at infinity")
-    x, y, z = acc
-    zinv = pow(z, -1, P)
-    zinv2 = zinv * zinv % P
-    return x * zinv2 % P, y * zinv2 * zinv % P
+    return point
 
 
 def _sign(d: int, message: bytes) -> tuple[int, int]:
