@@ -1,6 +1,7 @@
-"""P-256 scalar multiplication for purekeys.py, which proves that a key file's private key d is
-its certificate's by computing d*G: a fixed-base comb (the curve's arithmetic is quickcert's).
-Not constant-time: these are a simulator's keys, on the user's own machine."""
+"""P-256's k*G by a fixed-base comb: for quickcert (a new key's point, a certificate's signature)
+and purekeys (which proves that a key file's private key d is its certificate's: d*G is its
+point). The curve's arithmetic is quickcert's. Not constant-time: these are a simulator's keys,
+on the user's own machine."""
 
 from __future__ import annotations
 
