@@ -136,12 +136,18 @@ def test_a_resource_with_two_user_assigned_identities_lists_both_names(estate):
     assert "second-id" in lines[first + 1]  # one name a line in the terminal's table
 
 
-def test_assign_shows_principal_and_client_id(estate):
-    for resource, key in (("vm1", "systemAssignedClientId"), ("web1", "clientId")):
-        shown = estate.json("show", resource)
-        out = in_terminal(estate, 80, "assign", resource).stdout
-        app_id = estate.json("show", shown["identity"]["principalId"])["appId"]
-        assert f"{key}" in out and app_id in out and shown["identity"]["principalId"] in out
+def test_assign_shows_each_identity_with_its_status_and_ids(estate):
+    """At a terminal, `assign` prints a row per identity the resource holds, `added` or `kept`,
+    with its principal id and client id where they fit, whole; piped it keeps az's shape."""
+    for resource in ("vm1", "web1"):
+        principal = estate.json("show", resource)["identity"]["principalId"]
+        app_id = estate.json("show", principal)["appId"]
+        wide = in_terminal(estate, 160, "assign", resource).stdout
+        row = next(line.split() for line in wide.splitlines() if "system-assigned" in line.split())
+        assert row[row.index("system-assigned") + 1:] == ["kept", principal, app_id], wide
+        narrow = in_terminal(estate, 80, "assign", resource).stdout
+        assert all(len(line) <= 80 for line in narrow.splitlines()), narrow
+        assert_whole(narrow, {principal, app_id})
         assert app_id not in estate.ok("assign", resource).stdout  # piped: az's shape, unchanged
 
 
@@ -315,6 +321,42 @@ def test_pty_unassign_says_what_was_removed_from_which_resource_and_what_remains
     assert json.loads(msi_proc("unassign", "vm1", "--system-assigned", "-o", "json").stdout) == {
         "systemAssignedIdentity": "", "userAssignedIdentities": {ids["shared-id"]["id"]: {
             "principalId": ids["shared-id"]["principalId"], "clientId": ids["shared-id"]["clientId"]}}}
+
+
+@pytest.mark.e2e
+def test_pty_assign_says_what_was_added_and_shows_the_ids(msi_proc, isolated_state):
+    """The installed msi in a pseudo-terminal: `assign` prints a row per identity the resource
+    holds, what was added first, with the principal id at 80 columns and the client id too at 160;
+    rows of several resources name theirs. A pipe and -o json keep az's shape."""
+    for args in (("create-identity", "shared-id", "-g", "rg1"), ("create-identity", "other-id", "-g", "rg1"),
+                 ("create-resource", "vm1", "--type", "vm", "-g", "rg1", "--system-assigned", "--user-assigned", "shared-id"),
+                 ("create-resource", "vm2", "--type", "vm", "-g", "rg2")):
+        assert msi_proc(*args, "-o", "none").returncode == 0
+    env = {"MSI_STATE": str(isolated_state)}
+    ids = {i["name"]: i for i in json.loads(msi_proc("list", "identities", "-o", "json").stdout)}
+    vm1 = json.loads(msi_proc("show", "vm1", "-o", "json").stdout)["identity"]["principalId"]
+    for width in (80, 160):
+        text = run_in_pty([*msi_command(), "assign", "vm1", "--user-assigned", "other-id"], env, width)
+        lines = text.splitlines()
+        assert all(len(line) <= width for line in lines), (width, text)
+        assert lines[0].split()[:4] == ["Resource", "Identity", "Status", "Principal"] or width == 160, text
+        rows = [line.split() for line in lines if line.startswith("vm1 ")]
+        status = [(row[-3 if width == 160 else -2], row[-2 if width == 160 else -1]) for row in rows]
+        assert status[0] == ("added", ids["other-id"]["principalId"]), text  # what was added comes first
+        assert sorted(status[1:]) == sorted([("kept", vm1), ("kept", ids["shared-id"]["principalId"])]), text
+        if width == 160:  # room for the client ids, and the group
+            assert rows[0][-1] == ids["other-id"]["clientId"] and rows[0][1] == "rg1", text
+        assert_whole(text, {vm1, *(i["principalId"] for i in ids.values()), *(i["clientId"] for i in ids.values())})
+        assert msi_proc("unassign", "vm1", "--user-assigned", "other-id", "-o", "none").returncode == 0
+    both = [json.loads(msi_proc("show", name, "-o", "json").stdout)["id"] for name in ("vm1", "vm2")]
+    text = run_in_pty([*msi_command(), "assign", "--ids", *both], env, 80)
+    rows = [line.split()[:3] for line in text.splitlines() if line.startswith(("vm1 ", "vm2 "))]
+    assert sorted(rows) == [["vm1", "shared-id", "kept"], ["vm1", "system-assigned", "kept"],
+                            ["vm2", "system-assigned", "added"]], text
+    piped = msi_proc("assign", "vm1", "--user-assigned", "other-id")  # a pipe's table: az's shape, as before
+    assert piped.returncode == 0 and piped.stdout.startswith("systemAssignedIdentity  " + vm1), piped.stdout
+    assert set(json.loads(msi_proc("assign", "vm1", "-o", "json").stdout)["userAssignedIdentities"]) == {
+        ids["shared-id"]["id"], ids["other-id"]["id"]}
 
 
 def msi_command() -> list[str]:

@@ -102,28 +102,12 @@ def create_identity(
     return shapes.user_identity(identity)
 
 
-def with_client_id(state: "State", data: dict[str, Any]) -> dict[str, Any]:
-    """What a table shows after assign: az's shape, plus the system-assigned identity's
-    clientId (its service principal's appId) beside its principalId, as a user needs both. A pipe
-    gets az's shape as it is."""
-    if not for_people():
-        return data
-    principal = data.get("systemAssignedIdentity") or data.get("principalId")
-    sp = state.principals.get(principal) if principal else None
-    if sp is None:
-        return data
-    key = "systemAssignedIdentity" if "systemAssignedIdentity" in data else "principalId"
-    shown: dict[str, Any] = {}
-    for name, value in data.items():
-        shown[name] = value
-        if name == key:
-            shown["systemAssignedClientId" if key == "systemAssignedIdentity" else "clientId"] = sp.app_id
-    return shown
-
-
-# What `unassign` shows a person at a terminal: each identity the resource held, removed or kept
-# (az's shape after the change says only what is left, and not on which resource). Narrowed, the
-# resource group stays ahead of the ids (`unassign --ids` may name two resources of one name).
+# What `assign` and `unassign` show a person at a terminal: a row per identity the resource holds
+# or lost, `added`, `removed` or `kept` (az's shape after the change says only what is left, with
+# user-assigned identities by their full ids, and not on which resource). unassign keeps the
+# resource group ahead of the ids when narrowed (`--ids` may name two resources of one name);
+# assign keeps the identities' principal id and client id ahead of it (what a role assignment and
+# an SDK's client_id need next), and of the resource itself when it names only one.
 UNASSIGN_COLUMNS: Columns = [
     Col("Resource", "resource"),
     Col("Resource group", "resourceGroup", rank=1, short="Group"),
@@ -131,6 +115,14 @@ UNASSIGN_COLUMNS: Columns = [
     Col("Status", "status"),
     Col("Principal id", "principalId", rank=2),
     Col("Client id", "clientId", rank=3),
+]
+ASSIGN_COLUMNS: Columns = [
+    Col("Resource", "resource", rank=3),
+    Col("Resource group", "resourceGroup", rank=4, short="Group"),
+    Col("Identity", "identity"),
+    Col("Status", "status"),
+    Col("Principal id", "principalId", rank=1),
+    Col("Client id", "clientId", rank=2),
 ]
 
 
@@ -155,13 +147,14 @@ def _held(state: "State", resource: "Resource") -> dict[str, dict[str, Any]]:
 
 
 def _changes(resource: "Resource", before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows of one resource: what was removed, then what it keeps (a row that says so when it
-    keeps none)."""
+    """The rows of one resource: what was added or removed, then what it keeps (a row that says
+    so when it is left with none)."""
+    added = [{**row, "status": "added"} for key, row in after.items() if key not in before]
     removed = [{**row, "status": "removed"} for key, row in before.items() if key not in after]
-    kept = [{**row, "status": "kept"} for row in after.values()]
-    if not kept:
+    kept = [{**row, "status": "kept"} for key, row in after.items() if key in before]
+    if not after:
         kept = [{"resource": resource.name, "resourceGroup": resource.resource_group, "identity": NONE_LEFT}]
-    return removed + kept
+    return added + removed + kept
 
 
 def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
@@ -176,16 +169,16 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
         resource_group: FindGroupOpt = None,
         subscription: FindSubscriptionOpt = None,
         *, sf: StateArg,
-    ) -> Result | list[dict[str, Any]]:
+    ) -> Result:
         from msi_cli.core import lifecycle, lookup
 
         refs = targets(resource, name, ids)
         if ids is not None:
             resource_group = subscription = None
         results: list[dict[str, Any]] = []
-        # unassign's table for a person: what was removed from where (a pipe's table stays az's
+        # the table for a person: what was added or removed where (a pipe's table stays az's
         # shape, as json does)
-        rows: list[dict[str, Any]] | None = [] if change == "unassign" and for_people() else None
+        rows: list[dict[str, Any]] | None = [] if for_people() else None
         with sf.transaction() as ctx:
             for ref in refs:
                 res = lookup.resource(ctx.state, ref, resource_group, subscription)
@@ -195,11 +188,12 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
                     rows.extend(_changes(res, before, _held(ctx.state, res)))
         warn(ctx.warnings)
         data: Any = results[0] if len(results) == 1 else results
-        if change == "unassign":
-            return Result(data) if rows is None else Result(data, table=lambda: rows, columns=UNASSIGN_COLUMNS)
-        if len(results) == 1:
-            return Result(data, table=lambda: with_client_id(ctx.state, data))
-        return results
+        if rows is None:
+            return Result(data)
+        columns = UNASSIGN_COLUMNS if change == "unassign" else ASSIGN_COLUMNS
+        if len(refs) > 1:  # rows of several resources: each says whose it is
+            columns = [Col(col.header, col.path, short=col.short) if col.path == "resource" else col for col in columns]
+        return Result(data, table=lambda: rows, columns=columns)
 
     run.__name__ = run.__qualname__ = change
     run.__doc__ = doc
