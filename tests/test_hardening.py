@@ -659,3 +659,37 @@ def test_input_nested_past_the_recursion_limit_prints_no_finalizer_traceback(wha
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Exception ignored" not in done.stderr, done.stderr[-2000:]
+
+
+def _with_streams(state: Path, args: tuple[str, ...], redirect: str) -> subprocess.CompletedProcess:
+    """The installed msi with its standard streams as a shell leaves them: `redirect` is the
+    shell's (`>/dev/full`, `>&-`, `2>&-`); what is left open is captured."""
+    import shlex
+
+    line = " ".join(shlex.quote(word) for word in [*msi_executable(), *args]) + " " + redirect
+    return subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MSI_STATE": str(state)})
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("args", [("list", "resources"), ("list", "resources", "-o", "json"), ("show", "vm1", "-o", "tsv"),
+                                  ("--version",), ("show", "--help"), ("completion", "bash"), ("demo", "--list")])
+def test_output_to_a_full_disk_is_one_error_line_not_a_bug_report(seeded, args):
+    proc = _with_streams(seeded, args, ">/dev/full")
+    line = one_error(proc, 1, "cannot write the output: No space left on device")
+    assert "internal error" not in line and "report" not in line
+
+
+@pytest.mark.e2e
+def test_closed_standard_streams(seeded):
+    """`>&-`: a command that prints says it could not; one that prints nothing succeeds; a change
+    is made all the same, as the error says. `2>&-`: the exit code still tells what happened."""
+    one_error(_with_streams(seeded, ("show", "vm1"), ">&-"), 1, "cannot write the output: standard output is closed")
+    quiet = _with_streams(seeded, ("show", "vm1", "-o", "none"), ">&-")
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    made = _with_streams(seeded, ("create-identity", "made-blind", "-o", "json"), ">&-")
+    one_error(made, 1, "the command itself completed")
+    assert "made-blind" in seeded.read_text()
+    unseen = _with_streams(seeded, ("show", "nosuch"), "2>&-")
+    assert (unseen.returncode, unseen.stdout) == (3, "")

@@ -1,6 +1,8 @@
 """The Typer application and its single error boundary."""
 
 
+import errno
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -67,6 +69,42 @@ def _check_state_choice(args: list[str]) -> None:
             f"--state {given}: no such file, and its folder {path.parent} does not exist either",
             hint="check the path, or pass --create (before the command) to start a new state there",
         )
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Standard output when the shell closed it (`msi show vm1 >&-`; Python then has None): a
+    command that prints fails as a write to a closed descriptor does, one that prints nothing
+    succeeds."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _open_standard_streams() -> None:
+    """Streams the shell closed: stdout fails when written (above); stderr's text is discarded,
+    since its reader chose not to have it, and the exit code still says what happened."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedOutput()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # for the rest of the process
+
+
+# What writing to standard output fails with when it is a full disk (or quota, or file size
+# limit), a device that failed, or a descriptor the shell closed.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF})
+
+
+def _output_lost(exc: OSError) -> bool:
+    """Whether `exc` is standard output refusing what the command printed, not a bug of msi's:
+    the store reports its own files' errors by name (StateError), so an OSError with no file name
+    and one of those reasons comes from writing the output."""
+    return exc.filename is None and exc.errno in _OUTPUT_ERRNOS
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> None:
@@ -161,6 +199,7 @@ class MsiGroup(TyperGroup):
     def _run(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None,
              standalone_mode: bool, windows_expand_args: bool, **extra: Any) -> Any:
         start_command()
+        _open_standard_streams()
         if args is None:
             args = sys.argv[1:]
         args = _help_to_option(list(args))
@@ -181,6 +220,8 @@ class MsiGroup(TyperGroup):
             sys.stderr.close()
             sys.exit(1)
         except Exception as exc:
+            if isinstance(exc, OSError) and _output_lost(exc):
+                _fail(f"cannot write the output: {exc.strerror or exc}", 1, "the command itself completed; only what it printed was lost")
             if isinstance(exc, OSError) and exc.filename is not None:
                 # the system refused a file operation that the store does not guard itself
                 _fail(f"{exc.filename}: {exc.strerror or exc}", 1)
