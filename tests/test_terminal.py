@@ -285,19 +285,25 @@ def test_pty_list_resources_tells_same_named_resources_apart(msi_proc, isolated_
             assert "Resource group" in lines[0] and "Identity" in lines[0] and "Location" in lines[0], text
 
 
+def _made(msi_proc, state: Path, *resources: tuple[str, ...]) -> tuple[dict[str, str], dict[str, dict], str]:
+    """User-assigned identities shared-id and other-id in rg1, then `resources`, made by the
+    installed msi: the environment to run it in, the identities by name, and vm1's principal id."""
+    for args in (("create-identity", "shared-id", "-g", "rg1"), ("create-identity", "other-id", "-g", "rg1"), *resources):
+        assert msi_proc(*args, "-o", "none").returncode == 0
+    ids = {i["name"]: i for i in json.loads(msi_proc("list", "identities", "-o", "json").stdout)}
+    vm1 = json.loads(msi_proc("show", "vm1", "-o", "json").stdout)["identity"]["principalId"]
+    return {"MSI_STATE": str(state)}, ids, vm1
+
+
 @pytest.mark.e2e
 def test_pty_unassign_says_what_was_removed_from_which_resource_and_what_remains(msi_proc, isolated_state):
     """The installed msi in a pseudo-terminal: `unassign` prints a row per identity the resource
     held, removed or kept, with the resource and its group, at 80 columns as at 160 (ids where they
     fit, whole); a resource left with none says so. A pipe and -o json keep az's shape."""
-    for args in (("create-identity", "shared-id", "-g", "rg1"), ("create-identity", "other-id", "-g", "rg1"),
-                 ("create-resource", "vm1", "--type", "vm", "-g", "rg1", "--system-assigned",
-                  "--user-assigned", "shared-id", "--user-assigned", "other-id"),
-                 ("create-resource", "web1", "--type", "webapp", "-g", "rg2", "--system-assigned")):
-        assert msi_proc(*args, "-o", "none").returncode == 0
-    env = {"MSI_STATE": str(isolated_state)}
-    ids = {i["name"]: i for i in json.loads(msi_proc("list", "identities", "-o", "json").stdout)}
-    vm1 = json.loads(msi_proc("show", "vm1", "-o", "json").stdout)["identity"]["principalId"]
+    env, ids, vm1 = _made(msi_proc, isolated_state,
+                          ("create-resource", "vm1", "--type", "vm", "-g", "rg1", "--system-assigned",
+                           "--user-assigned", "shared-id", "--user-assigned", "other-id"),
+                          ("create-resource", "web1", "--type", "webapp", "-g", "rg2", "--system-assigned"))
     for width in (80, 160):
         text = run_in_pty([*msi_command(), "unassign", "vm1", "--user-assigned", "shared-id"], env, width)
         lines = text.splitlines()
@@ -328,13 +334,9 @@ def test_pty_assign_says_what_was_added_and_shows_the_ids(msi_proc, isolated_sta
     """The installed msi in a pseudo-terminal: `assign` prints a row per identity the resource
     holds, what was added first, with the principal id at 80 columns and the client id too at 160;
     rows of several resources name theirs. A pipe and -o json keep az's shape."""
-    for args in (("create-identity", "shared-id", "-g", "rg1"), ("create-identity", "other-id", "-g", "rg1"),
-                 ("create-resource", "vm1", "--type", "vm", "-g", "rg1", "--system-assigned", "--user-assigned", "shared-id"),
-                 ("create-resource", "vm2", "--type", "vm", "-g", "rg2")):
-        assert msi_proc(*args, "-o", "none").returncode == 0
-    env = {"MSI_STATE": str(isolated_state)}
-    ids = {i["name"]: i for i in json.loads(msi_proc("list", "identities", "-o", "json").stdout)}
-    vm1 = json.loads(msi_proc("show", "vm1", "-o", "json").stdout)["identity"]["principalId"]
+    env, ids, vm1 = _made(msi_proc, isolated_state,
+                          ("create-resource", "vm1", "--type", "vm", "-g", "rg1", "--system-assigned", "--user-assigned", "shared-id"),
+                          ("create-resource", "vm2", "--type", "vm", "-g", "rg2"))
     for width in (80, 160):
         text = run_in_pty([*msi_command(), "assign", "vm1", "--user-assigned", "other-id"], env, width)
         lines = text.splitlines()
