@@ -49,6 +49,14 @@ class StateError(MsiError):
     """The state file cannot be read or written safely; nothing was changed."""
 
 
+class OutputLost(MsiError):
+    """Standard output refused what the command printed (a full disk, a descriptor the shell
+    closed): not a bug, and whatever the command changed before then is kept."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"cannot write the output: {why}", hint="whatever the command changed before then is kept")
+
+
 class TokenError(MsiError):
     """The simulated platform refuses to issue a token.
 

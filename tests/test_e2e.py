@@ -177,9 +177,11 @@ def test_output_to_files_is_whole_and_the_exit_status_kept(isolated_state, tmp_p
     program = msi_executable() if entry == "console script" else [sys.executable, "-m", "msi_cli"]
     out, err = tmp_path / "out", tmp_path / "err"
 
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}  # a file is block-buffered
+
     def run(*args: str) -> int:
         with out.open("wb") as stdout, err.open("wb") as stderr:
-            return subprocess.run([*program, *args], stdout=stdout, stderr=stderr, env=dict(os.environ), timeout=60).returncode
+            return subprocess.run([*program, *args], stdout=stdout, stderr=stderr, env=env, timeout=60).returncode
 
     assert run("list", "resources", "-o", "json") == 0
     assert len(json.loads(out.read_text())) == 300  # some 100 KB: many buffers' worth

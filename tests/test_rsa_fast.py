@@ -1,5 +1,5 @@
 """Key files checked and used in plain Python (msi_cli/purekeys.py), against `cryptography` and
-PyJWT as oracles: RS256 signatures byte for byte, ES256 both ways, the key-file check accepting
+PyJWT as oracles: RS256 signatures byte for byte, P-256 keys read as cryptography reads them, the key-file check accepting
 what msi writes and nothing `cryptography` would refuse, and a fresh `msi token` that never
 imports `cryptography`."""
 

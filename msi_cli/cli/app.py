@@ -1,7 +1,6 @@
 """The Typer application and its single error boundary."""
 
 
-import errno
 import io
 import os
 import sys
@@ -13,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from msi_cli import __version__
-from msi_cli.errors import NOTICES, WARNINGS, MsiError, printable, start_command
+from msi_cli.errors import NOTICES, WARNINGS, MsiError, OutputLost, printable, start_command
 
 
 def _one_line(text: str) -> str:
@@ -80,7 +79,7 @@ class _ClosedOutput(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "standard output is closed")
+        raise OutputLost("standard output is closed")
 
     def isatty(self) -> bool:
         return False
@@ -95,16 +94,47 @@ def _open_standard_streams() -> None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # for the rest of the process
 
 
-# What writing to standard output fails with when it is a full disk (or quota, or file size
-# limit), a device that failed, or a descriptor the shell closed.
-_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF})
+class _GuardedDescriptor(io.RawIOBase):
+    """Standard output's descriptor, whose write errors are OutputLost: a full disk or a file size
+    limit then reads as what it is wherever the output was written from (a table, JSON, help), and
+    an OSError from anything else is never taken for one. A reader that left (EPIPE) stays a
+    BrokenPipeError, which ends msi quietly."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Any) -> int:
+        try:
+            return os.write(self._fd, data)
+        except (BrokenPipeError, BlockingIOError):
+            raise
+        except OSError as exc:
+            raise OutputLost(exc.strerror or str(exc)) from None
 
 
-def _output_lost(exc: OSError) -> bool:
-    """Whether `exc` is standard output refusing what the command printed, not a bug of msi's:
-    the store reports its own files' errors by name (StateError), so an OSError with no file name
-    and one of those reasons comes from writing the output."""
-    return exc.filename is None and exc.errno in _OUTPUT_ERRNOS
+def guard_output() -> None:
+    """Write standard output through _GuardedDescriptor (the program's own, not a test's capture,
+    which has no descriptor): the same encoding and buffering, one more call per buffer written."""
+    out = sys.stdout
+    if out is None:
+        return  # closed: _open_standard_streams
+    try:
+        fd = out.fileno()
+        out.flush()
+    except (OSError, ValueError, AttributeError):
+        return
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_GuardedDescriptor(fd)), encoding=out.encoding, errors=out.errors,
+                                  line_buffering=bool(out.line_buffering), write_through=bool(getattr(out, "write_through", False)))
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> None:
@@ -112,8 +142,11 @@ def _fail(message: str, code: int, hint: str | None = None) -> None:
     line = _one_line(message)
     if hint:
         line += f" ({_one_line(hint)})"
-    sys.stderr.write(f"error: {line}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"error: {line}\n")
+        sys.stderr.flush()
+    except OSError:  # standard error refused it too: the exit code still says what happened
+        pass
     sys.exit(code)
 
 
@@ -212,6 +245,8 @@ class MsiGroup(TyperGroup):
                 _check_state_choice(list(args))
             rv = super().main(args=args, prog_name=prog_name or "msi", complete_var=complete_var,
                               standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
+            if standalone_mode:
+                sys.stdout.flush()  # what a file or pipe still buffers: refused here, it is said here
         except MsiError as exc:
             _fail(exc.message, exc.exit_code, exc.hint)
         except (KeyboardInterrupt, typer.Abort):
@@ -220,15 +255,17 @@ class MsiGroup(TyperGroup):
             sys.stderr.close()
             sys.exit(1)
         except Exception as exc:
-            if isinstance(exc, OSError) and _output_lost(exc):
-                _fail(f"cannot write the output: {exc.strerror or exc}", 1, "the command itself completed; only what it printed was lost")
             if isinstance(exc, OSError) and exc.filename is not None:
                 # the system refused a file operation that the store does not guard itself
                 _fail(f"{exc.filename}: {exc.strerror or exc}", 1)
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `msi` or `msi clock`: help, not an error
                 text = exc.format_message()  # type: ignore[attr-defined]  # click's NoArgsIsHelpError, matched by name above
-                if text.strip():
-                    sys.stdout.write(text + "\n")
+                try:
+                    if text.strip():
+                        sys.stdout.write(text + "\n")
+                        sys.stdout.flush()
+                except OutputLost as lost:
+                    _fail(lost.message, lost.exit_code, lost.hint)
                 sys.exit(0)
             if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's usage errors
                 ctx = getattr(exc, "ctx", None)

@@ -6,8 +6,9 @@ The chain of trust, each link from the model:
    enabled on (its `xms_mirid`); user-assigned ones are listed on the resource;
 2. the tenant that signs (the resource's subscription's directory) must hold the identity's
    service principal;
-3. MSRP signs a client assertion with the identity's current certificate; the tenant checks it
-   against the certificates listed on the service principal, at the simulated time;
+3. MSRP would sign a client assertion with the identity's current certificate, for the tenant
+   to check against the certificates listed on the service principal: the certificate must be
+   valid at the simulated time, and its key file prove itself (see _check_client_credential);
 4. the audience must be a resource the tenant knows.
 """
 
