@@ -696,3 +696,21 @@ def test_closed_standard_streams(seeded):
     assert "made-blind" in seeded.read_text()
     unseen = _with_streams(seeded, ("show", "nosuch"), "2>&-")
     assert (unseen.returncode, unseen.stdout) == (3, "")
+
+
+@pytest.mark.e2e
+def test_standard_input_closed_or_unreadable_is_a_usage_error(seeded):
+    """'-' reads standard input: closed by the shell (`<&-`) or opened for writing only (`0>FILE`),
+    that is one usage error, not a bug report."""
+    one_error(_with_streams(seeded, ("apply", "-", "--what-if"), "<&-"), 2, "'-' means standard input, which is closed")
+    one_error(_with_streams(seeded, ("verify", "-"), "<&-"), 2, "which is closed")
+    one_error(_with_streams(seeded, ("verify", "-"), f"0>{seeded.parent / 'written'}"), 2, "cannot be read: Bad file descriptor")
+
+
+@pytest.mark.e2e
+def test_a_demo_whose_sample_files_cannot_be_written_says_why(seeded):
+    """The estate demo writes az's JSON into its temporary folder: past a file size limit (as on
+    a full disk) that is one error line naming the file."""
+    limited = subprocess.run(["sh", "-c", "ulimit -f 1; exec \"$@\" >/dev/null", "sh", *msi_executable(), "demo", "estate"],
+                             capture_output=True, text=True, timeout=120, env={**os.environ, "MSI_STATE": str(seeded)})
+    one_error(limited, 1, "cannot write the demo's sample file", "File too large")

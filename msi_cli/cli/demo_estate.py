@@ -71,7 +71,12 @@ def estate(n: Any) -> None:
     folder = Path(n.state).parent / "az"
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in SAMPLE.items():
-        (folder / name).write_text(json.dumps(data, indent=2))
+        try:
+            (folder / name).write_text(json.dumps(data, indent=2))
+        except OSError as exc:  # a full or limited temporary folder: its reason, not a bug report
+            from msi_cli.errors import StateError
+
+            raise StateError(f"cannot write the demo's sample file {folder / name}: {exc.strerror or exc}") from None
     n.say("What `az account list`, `az identity list`, `az resource list`, `az webapp list` and "
           "`az role assignment list --all` printed for a small shop, saved as JSON files:")
     created = n.run("import", "az", str(folder), "--query", "summary.create", shown=f"import az {folder}")

@@ -23,7 +23,9 @@ def read_text(path: Path, what: str = "an estate file") -> str:
     """The text of a file the user names ('-': stdin): a regular file, never a FIFO or device that
     would block or never end, of at most 256 MiB (store.files.read_input)."""
     if str(path) == "-":
-        return sys.stdin.read()
+        from msi_cli.cli.options import standard_input
+
+        return standard_input()
     from msi_cli.store import files
 
     raw = files.read_input(path, what)

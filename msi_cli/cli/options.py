@@ -172,6 +172,21 @@ def targets(
     return split
 
 
+def standard_input() -> str:
+    """All of standard input, for an argument given as '-': one usage error when the shell closed
+    it (`0<&-`) or it cannot be read (opened for writing only), never a traceback."""
+    import sys
+
+    from msi_cli.errors import InvalidArgument
+
+    if sys.stdin is None:
+        raise InvalidArgument("'-' means standard input, which is closed")
+    try:
+        return sys.stdin.read()
+    except OSError as exc:
+        raise InvalidArgument(f"'-' means standard input, which cannot be read: {exc.strerror or exc}") from None
+
+
 def spread_ids(args: list[str]) -> list[str]:
     """az's `--ids A B C` (space-delimited) as click reads repeated options: `--ids A --ids B
     --ids C`. Only words that start with '/' (a full id) are taken after `--ids`."""

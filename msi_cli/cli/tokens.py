@@ -1,7 +1,6 @@
 """Commands for credentials and tokens: token, verify, jwks."""
 
 
-import sys
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -113,7 +112,9 @@ def verify(
     from msi_cli.store.keyring import FileKeyRing
 
     if token == "-":
-        token = sys.stdin.read()
+        from msi_cli.cli.options import standard_input
+
+        token = standard_input()
     token = token.strip()
     if not token.isascii():  # a JWT is base64url parts joined by dots; anything else is not one
         from msi_cli.errors import InvalidArgument
