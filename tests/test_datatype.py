@@ -10,7 +10,7 @@ import inspect
 import pytest
 
 from msi_cli.core import model
-from msi_cli.core.datatype import Record, field, fields, is_record, record
+from msi_cli.core.datatype import Record, field, fields, is_record, record, replace
 
 MODEL = [c for c in vars(model).values() if isinstance(c, type) and is_record(c)]
 
@@ -115,3 +115,26 @@ def test_field_factories_make_a_new_default_each_time():
     one, two = Box(), Box()
     one.items.append("x")
     assert two.items == [] and Box(["y"]).items == ["y"]
+
+
+@pytest.mark.parametrize("cls", MODEL, ids=lambda c: c.__name__)
+def test_replace_matches_dataclasses_replace(cls):
+    oracle = _oracle(cls)
+    args, other = _values(cls, "a"), _values(cls, "b")
+    first = fields(cls)[0]
+    mine = replace(cls(*args), **{first: other[0]})
+    assert type(mine) is cls and repr(mine) == repr(dataclasses.replace(oracle(*args), **{first: other[0]}))
+    assert replace(cls(*args)) == cls(*args)  # every field copied
+    with pytest.raises(TypeError):
+        replace(cls(*args), no_such_field=1)
+
+
+def test_replace_makes_a_new_frozen_record():
+    @record(frozen=True)
+    class Point:
+        x: int
+        y: int = 0
+
+    p = Point(1, 2)
+    moved = replace(p, y=5)
+    assert (moved, p) == (Point(1, 5), Point(1, 2)) and hash(moved) == hash(Point(1, 5))

@@ -171,6 +171,7 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
         *, sf: StateArg,
     ) -> Result:
         from msi_cli.core import lifecycle, lookup
+        from msi_cli.core.datatype import replace
 
         refs = targets(resource, name, ids)
         if ids is not None:
@@ -192,7 +193,7 @@ def _identity_command(name: str, change: str, epilog: str, doc: str) -> None:
             return Result(data)
         columns = UNASSIGN_COLUMNS if change == "unassign" else ASSIGN_COLUMNS
         if len(refs) > 1:  # rows of several resources: each says whose it is
-            columns = [Col(col.header, col.path, short=col.short) if col.path == "resource" else col for col in columns]
+            columns = [replace(col, rank=0) if col.path == "resource" else col for col in columns]
         return Result(data, table=lambda: rows, columns=columns)
 
     run.__name__ = run.__qualname__ = change

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from msi_cli.cli.render import Col, as_col, get, safe, terminal_width
-from msi_cli.core.datatype import fields
+from msi_cli.core.datatype import replace
 
 
 def console(width: int | None = None) -> Console:
@@ -66,9 +66,7 @@ def _choose(out: Console, cols: list[Col], cells: list[list[str]]) -> tuple[list
 
 
 def _shortened(col: Col) -> Col:
-    if col.short is None:
-        return col
-    return Col(**{**{name: getattr(col, name) for name in fields(Col)}, "header": col.short})
+    return col if col.short is None else replace(col, header=col.short)
 
 
 def fit(out: Console, cols: list[Col], cells: list[list[str]], title: str | None = None) -> tuple[Table, int]:

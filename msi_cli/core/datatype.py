@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform, overload
 
-__all__ = ["Record", "field", "fields", "is_record", "record"]
+__all__ = ["Record", "field", "fields", "is_record", "record", "replace"]
 
 T = TypeVar("T")
 
@@ -151,6 +151,17 @@ def fields(cls: type) -> tuple[str, ...]:
     """A record class's field names, in order."""
     names: tuple[str, ...] = cls.__fields__  # type: ignore[attr-defined]
     return names
+
+
+def replace(obj: T, **changes: Any) -> T:
+    """A new record of `obj`'s class with `changes` and every other field as `obj` has it, as
+    `dataclasses.replace` makes one (a field added later is copied too)."""
+    cls = type(obj)
+    unknown = set(changes) - set(fields(cls))
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
+    made: T = cls(**{name: changes.get(name, getattr(obj, name)) for name in fields(cls)})
+    return made
 
 
 def is_record(cls: object) -> bool:
