@@ -210,10 +210,10 @@ def run() -> None:
     9% of an apply of 10,000, whose peak memory is 3% higher without the collector): a command
     lasts a fraction of a second and makes few cycles. `msi serve`, which runs for hours, turns
     the collector back on."""
-    from msi_cli.cli.app import guard_output
+    from msi_cli.cli.app import standard_streams
 
     gc.disable()
-    guard_output()
+    standard_streams()
     code: str | int | None = 0
     try:
         main()

@@ -85,15 +85,6 @@ class _ClosedOutput(io.TextIOBase):
         return False
 
 
-def _open_standard_streams() -> None:
-    """Streams the shell closed: stdout fails when written (above); stderr's text is discarded,
-    since its reader chose not to have it, and the exit code still says what happened."""
-    if sys.stdout is None:
-        sys.stdout = _ClosedOutput()
-    if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # for the rest of the process
-
-
 class _GuardedDescriptor(io.RawIOBase):
     """Standard output's descriptor, whose write errors are OutputLost: a full disk or a file size
     limit then reads as what it is wherever the output was written from (a table, JSON, help), and
@@ -122,12 +113,18 @@ class _GuardedDescriptor(io.RawIOBase):
             raise OutputLost(exc.strerror or str(exc)) from None
 
 
-def guard_output() -> None:
-    """Write standard output through _GuardedDescriptor (the program's own, not a test's capture,
-    which has no descriptor): the same encoding and buffering, one more call per buffer written."""
+def standard_streams() -> None:
+    """The program's standard streams, set once as `msi` starts (cli.run). Stdout is written
+    through _GuardedDescriptor (same encoding and buffering, one more call per buffer written);
+    closed by the shell (Python then has None), it fails when written (_ClosedOutput). A closed
+    stderr's text is discarded, since its reader chose not to have it: the exit code still says
+    what happened. A test's captured stdout, which has no descriptor, is left as it is."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # for the rest of the process
     out = sys.stdout
     if out is None:
-        return  # closed: _open_standard_streams
+        sys.stdout = _ClosedOutput()
+        return
     try:
         fd = out.fileno()
         out.flush()
@@ -232,7 +229,6 @@ class MsiGroup(TyperGroup):
     def _run(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None,
              standalone_mode: bool, windows_expand_args: bool, **extra: Any) -> Any:
         start_command()
-        _open_standard_streams()
         if args is None:
             args = sys.argv[1:]
         args = _help_to_option(list(args))
